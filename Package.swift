@@ -1,0 +1,124 @@
+// swift-tools-version:6.2
+import PackageDescription
+
+/// One set of compiler settings for every target, so the whole package is held to the
+/// same Swift 6 strictness.
+let swiftSettings: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "lockvault",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "lockvault", targets: ["lockvault"]),
+        .library(name: "LockvaultCore", targets: ["LockvaultCore"]),
+        .library(name: "PostgresClient", targets: ["PostgresClient"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.6.0"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "5.0.1"),
+    ],
+    targets: [
+        // C libraries, through pkg-config; apt names the Debian packages that provide them.
+        .systemLibrary(
+            name: "CLibPQ",
+            pkgConfig: "libpq",
+            providers: [.apt(["libpq-dev"])]
+        ),
+        .systemLibrary(
+            name: "CSystemd",
+            pkgConfig: "libsystemd",
+            providers: [.apt(["libsystemd-dev"])]
+        ),
+
+        // Thin adapters over the C libraries.
+        .target(
+            name: "PostgresClient",
+            dependencies: ["CLibPQ"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
+            name: "SystemdSupport",
+            dependencies: [
+                "CSystemd",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
+        // The domain: pure values and functions, no I/O.
+        .target(
+            name: "LockvaultCore",
+            swiftSettings: swiftSettings
+        ),
+
+        // I/O that applies the domain to a real cluster and vault: snapshot, vault writes,
+        // migrations, resolve actions.
+        .target(
+            name: "LockvaultEngine",
+            dependencies: [
+                "LockvaultCore",
+                "PostgresClient",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
+        // The long-running service: config, schedule, lifecycle, systemd integration.
+        .target(
+            name: "LockvaultDaemon",
+            dependencies: [
+                "LockvaultEngine",
+                "SystemdSupport",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
+        .executableTarget(
+            name: "lockvault",
+            dependencies: [
+                "LockvaultDaemon",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
+        // Unit tests: no server needed.
+        .testTarget(
+            name: "LockvaultCoreTests",
+            dependencies: ["LockvaultCore"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "PostgresClientTests",
+            dependencies: ["PostgresClient"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "SystemdSupportTests",
+            dependencies: ["SystemdSupport"],
+            swiftSettings: swiftSettings
+        ),
+
+        // Live-database tests: need the private cluster started by scripts/pg-cluster.sh.
+        .testTarget(
+            name: "LiveDatabaseTests",
+            dependencies: [
+                "LockvaultCore",
+                "LockvaultEngine",
+                "LockvaultDaemon",
+                "PostgresClient",
+            ],
+            swiftSettings: swiftSettings
+        ),
+    ]
+)

@@ -1,0 +1,4 @@
+#ifndef LOCKVAULT_CLIBPQ_SHIM_H
+#define LOCKVAULT_CLIBPQ_SHIM_H
+#include <libpq-fe.h>
+#endif

@@ -1,0 +1,1 @@
+// LockvaultCore: see the module's other files.

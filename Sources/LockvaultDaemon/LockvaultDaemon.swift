@@ -1,0 +1,1 @@
+// LockvaultDaemon: see the module's other files.

@@ -1,0 +1,1 @@
+// LockvaultEngine: see the module's other files.

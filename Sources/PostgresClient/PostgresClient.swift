@@ -1,0 +1,1 @@
+// PostgresClient: see the module's other files.
