@@ -64,10 +64,10 @@ case $cmd in
                 --encoding=UTF8 --locale=C.UTF-8 >"$PGDATA_DIR/initdb.log" 2>&1 \
                 || { cat "$PGDATA_DIR/initdb.log" >&2; exit 1; }
             as_pg mkdir -p "$SOCKET_DIR"
-            # Roles named pw_* must give a password over the socket: lets tests prove a
+            # Members of password_login must give a password over the socket: lets tests prove a
             # password never leaks into an error. Everyone else is trusted (throwaway cluster).
             as_pg sh -c "cat > '$DATA/pg_hba.conf'" <<HBA
-local all /^pw_ scram-sha-256
+local all +password_login scram-sha-256
 local all all trust
 HBA
             as_pg sh -c "cat >> '$DATA/postgresql.conf'" <<CONF

@@ -1,1 +1,0 @@
-// PostgresClient: see the module's other files.

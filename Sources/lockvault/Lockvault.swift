@@ -1,0 +1,18 @@
+import ArgumentParser
+
+/// The `lockvault` command line: the daemon and the verbs a DBA runs by hand.
+@main
+struct Lockvault: AsyncParsableCommand {
+    static let version = "0.1.0"
+
+    static let configuration = CommandConfiguration(
+        commandName: "lockvault",
+        abstract: "Watch a PostgreSQL cluster's locks, record them as a Data Vault history, and say who blocks whom.",
+        discussion: """
+            Connection strings are libpq's: a conninfo (`host=… dbname=…`), a URI, or `service=name`; PG* \
+            environment variables, ~/.pgpass and service files work as in psql.
+            """,
+        version: version,
+        subcommands: [PingCommand.self]
+    )
+}
