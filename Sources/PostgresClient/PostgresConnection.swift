@@ -12,14 +12,21 @@ import Foundation
 public final class PostgresConnection {
     private var handle: OpaquePointer?
     private let conninfo: String
+    private let database: String?
     public let settings: SessionSettings
     private let secrets: [String]
 
     /// The conninfo with its password masked: what to show in logs.
     public let redactedConninfo: String
 
-    public init(conninfo: String, settings: SessionSettings = .init()) throws(PostgresError) {
+    /// - Parameters:
+    ///   - conninfo: a libpq conninfo string or URI ("" = libpq defaults and environment).
+    ///   - database: connect to this database instead of the one the conninfo names (everything
+    ///     else — host, user, password, TLS — stays the same). Lets lockvault reach the other
+    ///     databases of a monitored cluster with one configured DSN.
+    public init(conninfo: String, database: String? = nil, settings: SessionSettings = .init()) throws(PostgresError) {
         self.conninfo = conninfo
+        self.database = database
         self.settings = settings
         self.secrets = Conninfo.secrets(in: conninfo, environment: ProcessInfo.processInfo.environment)
         self.redactedConninfo = Conninfo.redacted(conninfo)
@@ -37,8 +44,13 @@ public final class PostgresConnection {
         // Order matters: libpq lets later keywords override earlier ones. connect_timeout comes
         // before the caller's conninfo (theirs wins); application_name after it (ours wins, so
         // lockvault can always recognise its own sessions).
-        let keywords = ["connect_timeout", "dbname", "application_name"]
-        let values = ["\(settings.connectTimeoutSeconds)", conninfo, settings.applicationName]
+        // Only the first dbname is expanded as a conninfo; a second one is a plain database name.
+        var keywords = ["connect_timeout", "dbname", "application_name"]
+        var values = ["\(settings.connectTimeoutSeconds)", conninfo, settings.applicationName]
+        if let database {
+            keywords.append("dbname")
+            values.append(database)
+        }
         let conn = withCStrings(keywords) { kw in
             withCStrings(values) { vals in PQconnectdbParams(kw, vals, 1) }
         }

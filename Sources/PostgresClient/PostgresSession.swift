@@ -15,8 +15,11 @@ public actor PostgresSession {
     public nonisolated let redactedConninfo: String
     private var connection: PostgresConnection?
 
-    public init(conninfo: String, settings: SessionSettings = .init(), name: String = "lockvault-pg") {
+    public nonisolated let database: String?
+
+    public init(conninfo: String, database: String? = nil, settings: SessionSettings = .init(), name: String = "lockvault-pg") {
         self.conninfo = conninfo
+        self.database = database
         self.settings = settings
         self.redactedConninfo = Conninfo.redacted(conninfo)
         self.executor = ThreadExecutor(name: name)
@@ -57,7 +60,7 @@ public actor PostgresSession {
 
     private func connected() throws(PostgresError) -> PostgresConnection {
         if let connection, !connection.isClosed { return connection }
-        let conn = try PostgresConnection(conninfo: conninfo, settings: settings)
+        let conn = try PostgresConnection(conninfo: conninfo, database: database, settings: settings)
         connection = conn
         return conn
     }
