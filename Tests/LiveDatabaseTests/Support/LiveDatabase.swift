@@ -26,7 +26,7 @@ enum LiveDatabase {
     static func connect(
         database: String = "postgres",
         user: String? = nil,
-        applicationName: String = "lockvault-test",
+        applicationName: String = "lv-test",
         settings: SessionSettings? = nil
     ) throws -> PostgresConnection {
         var s = settings ?? SessionSettings(applicationName: applicationName, statementTimeoutMs: 30_000, lockTimeoutMs: 0, idleInTransactionSessionTimeoutMs: 0)
@@ -92,7 +92,7 @@ final class BackgroundSession: Sendable {
     let session: PostgresSession
     let pid: Int32
 
-    init(database: String = "postgres", applicationName: String = "lockvault-test-bg", user: String? = nil) async throws {
+    init(database: String = "postgres", applicationName: String = "lv-test-bg", user: String? = nil) async throws {
         session = PostgresSession(
             conninfo: try LiveDatabase.conninfo(database: database, user: user),
             settings: SessionSettings(applicationName: applicationName, statementTimeoutMs: 0, lockTimeoutMs: 0, idleInTransactionSessionTimeoutMs: 0)
