@@ -104,6 +104,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "LockvaultDaemonTests",
+            dependencies: ["LockvaultDaemon"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "SystemdSupportTests",
             dependencies: ["SystemdSupport"],
             swiftSettings: swiftSettings
