@@ -1,0 +1,72 @@
+/// The one statement a sampling cycle sends to the monitored cluster.
+///
+/// Why one statement: `pg_stat_activity`, `pg_locks` and `pg_blocking_pids()` are each read at
+/// a slightly different instant; one round trip keeps them as close together as the server
+/// allows and costs one network hop.
+///
+/// Why it is shaped like this (see docs and /shared/notes on cost): reading `pg_locks` and
+/// calling `pg_blocking_pids()` take the lock manager's partition locks, so
+/// - `pg_blocking_pids()` runs only for backends whose `wait_event_type = 'Lock'`;
+/// - `pg_locks` is read only when someone waits, when some client transaction is older than the
+///   hold threshold (`$2`), or when the caller asks for a lock-table usage reading (`$3`); in a
+///   quiet cycle the function scan is never executed (a gated one-time filter);
+/// - of `pg_locks`, only rows that matter come back: waiting locks, locks of blockers, locks of
+///   prepared transactions (pid NULL) and locks of long transactions.
+/// Relation names are resolved here only where the OID belongs to this database (or is a shared
+/// catalog); other databases' OIDs are resolved by ``RelationNameResolver`` on a connection to
+/// that database, because this database's catalog would name the wrong table.
+///
+/// Parameters: `$1` query text length, `$2` hold threshold in seconds, `$3` force reading
+/// pg_locks (lock-table usage).
+public enum SnapshotQuery {
+    public static let sql = """
+        WITH act AS MATERIALIZED (
+            SELECT a.pid, a.backend_start, a.backend_type, a.datname, a.usename, a.application_name,
+                   host(a.client_addr) AS client_addr, a.state, a.xact_start, a.query_start, a.state_change,
+                   a.wait_event_type, a.wait_event, left(a.query, $1::int) AS query, a.leader_pid,
+                   coalesce((SELECT r.rolsuper FROM pg_roles r WHERE r.oid = a.usesysid), false) AS is_superuser,
+                   CASE WHEN a.wait_event_type = 'Lock' THEN pg_blocking_pids(a.pid) END AS blocked_by
+            FROM pg_stat_activity a
+        ),
+        need AS (
+            SELECT EXISTS (SELECT 1 FROM act WHERE wait_event_type = 'Lock') AS someone_waits,
+                   EXISTS (SELECT 1 FROM act WHERE xact_start < now() - make_interval(secs => $2::float8)) AS long_xacts
+        ),
+        lk AS MATERIALIZED (
+            SELECT l.locktype, l.database, l.relation, l.page, l.tuple, l.virtualxid, l.transactionid::text AS transactionid,
+                   l.classid, l.objid, l.objsubid, l.virtualtransaction, l.pid, l.mode, l.granted, l.fastpath, l.waitstart
+            FROM pg_locks l, need
+            WHERE need.someone_waits OR need.long_xacts OR $3::bool
+        )
+        SELECT
+            now() AS captured_at,
+            current_database() AS current_database,
+            (SELECT system_identifier::text FROM pg_control_system()) AS system_identifier,
+            current_setting('server_version_num')::int AS server_version_num,
+            (SELECT json_agg(act) FROM act) AS backends,
+            (SELECT json_agg(x) FROM (
+                SELECT lk.*, d.datname AS database_name,
+                       CASE WHEN c.oid IS NOT NULL THEN quote_ident(n.nspname) || '.' || quote_ident(c.relname) END AS relation_name
+                FROM lk
+                LEFT JOIN pg_database d ON d.oid = lk.database
+                LEFT JOIN pg_class c ON c.oid = lk.relation
+                     AND (lk.database = 0 OR lk.database = (SELECT oid FROM pg_database WHERE datname = current_database()))
+                LEFT JOIN pg_namespace n ON n.oid = c.relnamespace
+                WHERE NOT lk.granted
+                   OR lk.pid IS NULL
+                   OR lk.pid IN (SELECT unnest(blocked_by) FROM act WHERE blocked_by IS NOT NULL)
+                   OR lk.pid IN (SELECT pid FROM act WHERE xact_start < now() - make_interval(secs => $2::float8))
+            ) x) AS locks,
+            (SELECT count(*) FROM lk) > 0 OR (SELECT someone_waits OR long_xacts OR $3::bool FROM need) AS read_locks,
+            (SELECT count(*) FILTER (WHERE NOT fastpath) FROM lk) AS locks_in_use,
+            (SELECT json_agg(p) FROM (SELECT gid, transaction::text AS transaction, owner, database, prepared FROM pg_prepared_xacts) p) AS prepared,
+            (SELECT json_object_agg(datname, deadlocks) FROM pg_stat_database WHERE datname IS NOT NULL) AS deadlocks
+        """
+
+    /// Capacity of the shared lock table: `max_locks_per_transaction × (max_connections +
+    /// max_prepared_transactions)`. Settings that need a restart, so read once per connection.
+    public static let lockTableCapacitySQL = """
+        SELECT current_setting('max_locks_per_transaction')::bigint
+               * (current_setting('max_connections')::bigint + current_setting('max_prepared_transactions')::bigint) AS capacity
+        """
+}
