@@ -1,0 +1,179 @@
+public import Foundation
+
+/// A session's identity. pids are reused by the operating system, so a pid alone can name a
+/// different session a minute later; `(pid, backend_start)` cannot.
+public struct SessionID: Sendable, Hashable, Codable {
+    public var pid: Int32
+    public var backendStart: Date
+
+    public init(pid: Int32, backendStart: Date) {
+        self.pid = pid
+        self.backendStart = backendStart
+    }
+}
+
+/// `pg_stat_activity.state`.
+public enum BackendState: Sendable, Hashable, Codable, CustomStringConvertible {
+    case active, idle, idleInTransaction, idleInTransactionAborted, fastpathFunctionCall, disabled
+    case unknown(String)
+
+    public init(_ text: String) {
+        switch text {
+        case "active": self = .active
+        case "idle": self = .idle
+        case "idle in transaction": self = .idleInTransaction
+        case "idle in transaction (aborted)": self = .idleInTransactionAborted
+        case "fastpath function call": self = .fastpathFunctionCall
+        case "disabled": self = .disabled
+        default: self = .unknown(text)
+        }
+    }
+
+    /// PostgreSQL's own text for the state.
+    public var description: String {
+        switch self {
+        case .active: "active"
+        case .idle: "idle"
+        case .idleInTransaction: "idle in transaction"
+        case .idleInTransactionAborted: "idle in transaction (aborted)"
+        case .fastpathFunctionCall: "fastpath function call"
+        case .disabled: "disabled"
+        case .unknown(let text): text
+        }
+    }
+
+    /// Holding locks while doing nothing: the worst kind of blocker, since nothing will
+    /// release the locks until the client (or a timeout) acts.
+    public var isIdleInTransaction: Bool { self == .idleInTransaction || self == .idleInTransactionAborted }
+
+    public init(from decoder: any Decoder) throws { self.init(try decoder.singleValueContainer().decode(String.self)) }
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode(description)
+    }
+}
+
+/// One row of `pg_stat_activity`, with what `pg_blocking_pids()` said about it.
+public struct BackendActivity: Sendable, Hashable, Codable {
+    public var pid: Int32
+    public var backendStart: Date?
+    public var backendType: String
+    public var database: String?
+    public var user: String?
+    public var applicationName: String
+    public var clientAddress: String?
+    public var state: BackendState
+    public var transactionStart: Date?
+    public var queryStart: Date?
+    public var stateChange: Date?
+    public var waitEventType: String?
+    public var waitEvent: String?
+    public var query: String?
+    /// For a parallel worker, its leader's pid.
+    public var leaderPid: Int32?
+    public var isSuperuser: Bool
+    /// `pg_blocking_pids(pid)`, filled only for backends waiting on a lock. 0 stands for a
+    /// prepared transaction (it has no backend).
+    public var blockedBy: [Int32]
+
+    public init(
+        pid: Int32, backendStart: Date? = nil, backendType: String = "client backend", database: String? = nil,
+        user: String? = nil, applicationName: String = "", clientAddress: String? = nil, state: BackendState = .active,
+        transactionStart: Date? = nil, queryStart: Date? = nil, stateChange: Date? = nil, waitEventType: String? = nil,
+        waitEvent: String? = nil, query: String? = nil, leaderPid: Int32? = nil, isSuperuser: Bool = false, blockedBy: [Int32] = []
+    ) {
+        self.pid = pid
+        self.backendStart = backendStart
+        self.backendType = backendType
+        self.database = database
+        self.user = user
+        self.applicationName = applicationName
+        self.clientAddress = clientAddress
+        self.state = state
+        self.transactionStart = transactionStart
+        self.queryStart = queryStart
+        self.stateChange = stateChange
+        self.waitEventType = waitEventType
+        self.waitEvent = waitEvent
+        self.query = query
+        self.leaderPid = leaderPid
+        self.isSuperuser = isSuperuser
+        self.blockedBy = blockedBy
+    }
+
+    public var sessionID: SessionID? { backendStart.map { SessionID(pid: pid, backendStart: $0) } }
+    public var isWaitingOnLock: Bool { waitEventType == "Lock" }
+    public var isClientBackend: Bool { backendType == "client backend" }
+    /// The session this backend works for: the leader for a parallel worker, itself otherwise.
+    public var sessionPid: Int32 { leaderPid.flatMap { $0 != pid && $0 != 0 ? $0 : nil } ?? pid }
+}
+
+/// A prepared transaction (`pg_prepared_xacts`): it holds locks with no session behind it, and
+/// only `COMMIT PREPARED` / `ROLLBACK PREPARED` can release them.
+public struct PreparedTransaction: Sendable, Hashable, Codable {
+    public var gid: String
+    public var transactionID: String
+    public var owner: String
+    public var database: String
+    public var prepared: Date
+
+    public init(gid: String, transactionID: String, owner: String, database: String, prepared: Date) {
+        self.gid = gid
+        self.transactionID = transactionID
+        self.owner = owner
+        self.database = database
+        self.prepared = prepared
+    }
+}
+
+/// How full the shared lock table is. Running out raises "out of shared memory"; fast-path
+/// locks don't count.
+public struct LockTableUsage: Sendable, Hashable, Codable {
+    public var locksInUse: Int
+    /// `max_locks_per_transaction × (max_connections + max_prepared_transactions)`.
+    public var capacity: Int
+
+    public init(locksInUse: Int, capacity: Int) {
+        self.locksInUse = locksInUse
+        self.capacity = capacity
+    }
+
+    public var utilisation: Double { capacity > 0 ? Double(locksInUse) / Double(capacity) : 0 }
+}
+
+/// Everything one sampling cycle saw.
+public struct LockSnapshot: Sendable, Hashable, Codable {
+    public var capturedAt: Date
+    /// `pg_control_system().system_identifier`: tells clusters apart in a shared vault.
+    public var systemIdentifier: String
+    public var serverVersionNum: Int
+    public var backends: [BackendActivity]
+    /// Only the locks that matter: waiting, blocking, held by prepared transactions, or held
+    /// by long transactions.
+    public var locks: [LockRecord]
+    public var preparedTransactions: [PreparedTransaction]
+    /// nil in cycles that didn't read pg_locks.
+    public var lockTable: LockTableUsage?
+    /// `pg_stat_database.deadlocks` by database name.
+    public var deadlockCounts: [String: Int64]
+    /// lockvault's own sessions: never blockers to act on.
+    public var monitorPids: Set<Int32>
+
+    public init(
+        capturedAt: Date, systemIdentifier: String = "0", serverVersionNum: Int = 150000, backends: [BackendActivity] = [],
+        locks: [LockRecord] = [], preparedTransactions: [PreparedTransaction] = [], lockTable: LockTableUsage? = nil,
+        deadlockCounts: [String: Int64] = [:], monitorPids: Set<Int32> = []
+    ) {
+        self.capturedAt = capturedAt
+        self.systemIdentifier = systemIdentifier
+        self.serverVersionNum = serverVersionNum
+        self.backends = backends
+        self.locks = locks
+        self.preparedTransactions = preparedTransactions
+        self.lockTable = lockTable
+        self.deadlockCounts = deadlockCounts
+        self.monitorPids = monitorPids
+    }
+
+    public func backend(_ pid: Int32) -> BackendActivity? { backends.first { $0.pid == pid } }
+}

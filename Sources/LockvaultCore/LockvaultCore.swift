@@ -1,1 +1,0 @@
-// LockvaultCore: see the module's other files.
