@@ -38,6 +38,7 @@ public struct SessionSettings: Sendable, Equatable {
             ("DateStyle", "ISO, YMD"),
             ("IntervalStyle", "iso_8601"),
             ("extra_float_digits", "3"),
+            ("client_min_messages", "warning"),
         ]
     }
 }

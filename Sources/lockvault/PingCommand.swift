@@ -30,7 +30,7 @@ struct PingCommand: ParsableCommand {
             print("settings:   application_name=\(try row.decode("app", as: String.self)) statement_timeout=\(try row.decode("st", as: String.self)) lock_timeout=\(try row.decode("lt", as: String.self)) idle_in_transaction_session_timeout=\(try row.decode("it", as: String.self))")
         } catch {
             printError("lockvault ping: \(error)")
-            throw ExitCode(69)  // EX_UNAVAILABLE
+            throw ExitCode(LockvaultExit.unavailable)
         }
     }
 }

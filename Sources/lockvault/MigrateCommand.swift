@@ -1,0 +1,69 @@
+import ArgumentParser
+import Foundation
+import LockvaultEngine
+import PostgresClient
+
+/// `lockvault migrate`: brings the vault schema up to date.
+struct MigrateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "migrate",
+        abstract: "Apply pending vault migrations (schema lock_monitoring), each in its own transaction.",
+        discussion: """
+            Safe to run again (nothing to do is success) and concurrently (runs serialise on an advisory lock). \
+            Refuses when an applied migration's file changed since it was applied.
+            Exit codes: 0 up to date / applied; 1 a migration failed (rolled back); 65 an applied migration was \
+            changed or is unknown to this lockvault; 69 cannot connect.
+            """
+    )
+
+    @Option(name: .long, help: "Vault conninfo or URI; default: libpq environment (PGHOST, PGDATABASE, …).")
+    var dsn: String = ""
+
+    @Flag(name: .long, help: "List pending migrations without applying them.")
+    var dryRun = false
+
+    func run() throws {
+        let conn: PostgresConnection
+        do {
+            conn = try PostgresConnection(conninfo: dsn, settings: SessionSettings(statementTimeoutMs: 0, lockTimeoutMs: 10_000))
+        } catch {
+            printError("lockvault migrate: \(error)")
+            throw ExitCode(LockvaultExit.unavailable)
+        }
+        defer { conn.close() }
+        let migrator = Migrator()
+        do {
+            if dryRun {
+                let pending = try migrator.pending(on: conn)
+                print(pending.isEmpty ? "up to date (\(migrator.migrations.count) migrations applied)" : "pending:")
+                for m in pending { print("  \(m.name)") }
+                return
+            }
+            let applied = try migrator.apply(on: conn)
+            if applied.isEmpty {
+                print("up to date (\(migrator.migrations.count) migrations applied)")
+            } else {
+                for name in applied { print("applied \(name)") }
+            }
+        } catch let error as MigrationError {
+            printError("lockvault migrate: \(error)")
+            throw ExitCode(error.code == .migrationFailed ? LockvaultExit.failure : LockvaultExit.dataError)
+        } catch {
+            printError("lockvault migrate: \(error)")
+            throw ExitCode(LockvaultExit.failure)
+        }
+    }
+}
+
+/// Exit codes shared by every command (sysexits.h where one fits), documented in the README.
+enum LockvaultExit {
+    static let ok: Int32 = 0
+    static let failure: Int32 = 1
+    /// `resolve`: there are blockers it would end (dry run) or did end.
+    static let wouldAct: Int32 = 2
+    static let usage: Int32 = 64
+    static let dataError: Int32 = 65
+    static let unavailable: Int32 = 69
+    static let software: Int32 = 70
+    static let config: Int32 = 78
+}
