@@ -86,7 +86,11 @@ let package = Package(
         .executableTarget(
             name: "lockvault",
             dependencies: [
+                "LockvaultCore",
+                "LockvaultEngine",
                 "LockvaultDaemon",
+                "PostgresClient",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings

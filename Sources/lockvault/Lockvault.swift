@@ -13,6 +13,6 @@ struct Lockvault: AsyncParsableCommand {
             environment variables, ~/.pgpass and service files work as in psql.
             """,
         version: version,
-        subcommands: [PingCommand.self, MigrateCommand.self]
+        subcommands: [SampleCommand.self, BlockingCommand.self, MigrateCommand.self, PingCommand.self]
     )
 }

@@ -33,8 +33,8 @@ public enum SnapshotQuery {
                    EXISTS (SELECT 1 FROM act WHERE xact_start < now() - make_interval(secs => $2::float8)) AS long_xacts
         ),
         lk AS MATERIALIZED (
-            SELECT l.locktype, l.database, l.relation, l.page, l.tuple, l.virtualxid, l.transactionid::text AS transactionid,
-                   l.classid, l.objid, l.objsubid, l.virtualtransaction, l.pid, l.mode, l.granted, l.fastpath, l.waitstart
+            SELECT l.locktype, l.database::int8 AS database, l.relation::int8 AS relation, l.page, l.tuple, l.virtualxid, l.transactionid::text AS transactionid,
+                   l.classid::int8 AS classid, l.objid::int8 AS objid, l.objsubid, l.virtualtransaction, l.pid, l.mode, l.granted, l.fastpath, l.waitstart
             FROM pg_locks l, need
             WHERE need.someone_waits OR need.long_xacts OR $3::bool
         )

@@ -1,0 +1,131 @@
+public import Foundation
+public import LockvaultCore
+
+/// One deadlock as lockvault records it, however many sources saw it.
+public struct DeadlockEvent: Sendable, Hashable {
+    public enum Source: String, Sendable, Hashable, Comparable {
+        case counter, graph, server_log
+        public static func < (a: Source, b: Source) -> Bool { a.rawValue < b.rawValue }
+    }
+
+    /// Stable within cluster and database: the vault's business key.
+    public let eventKey: String
+    public var database: String
+    public var detectedAt: Date
+    public var sources: Set<Source>
+    public var participants: [DeadlockParticipant]
+    public var victimPid: Int32?
+    public var details: String?
+    /// Matched to a `pg_stat_database.deadlocks` increment.
+    var counted: Bool
+
+    public var pids: Set<Int32> { Set(participants.map(\.pid)) }
+}
+
+/// Merges what three sources say about deadlocks into one event per deadlock.
+///
+/// - `pg_stat_database.deadlocks` never misses one but says nothing about it (and is flushed by
+///   the server up to a second late);
+/// - a cycle in the wait-for graph is seen only if a sample lands inside `deadlock_timeout`;
+/// - the server log's "deadlock detected" report names participants and queries, when the log
+///   is configured and readable.
+/// A log report or live cycle matching a recent event (same database, overlapping pids, within
+/// `window`) enriches it; each counter increment is matched to one not-yet-counted event of its
+/// database, oldest first, and only unmatched increments become counter-only events. So no
+/// deadlock is recorded twice, and none is lost.
+public struct DeadlockTracker: Sendable {
+    public var window: TimeInterval
+    private var lastCounts: [String: Int64]?
+    private var recent: [DeadlockEvent] = []
+
+    public init(window: TimeInterval = 60) {
+        self.window = window
+    }
+
+    /// Feeds one cycle; returns the events that are new or changed (to write).
+    public mutating func observe(counts: [String: Int64], cycles: [(database: String, pids: [Int32])], reports: [DeadlockReport], at now: Date) -> [DeadlockEvent] {
+        recent.removeAll { now.timeIntervalSince($0.detectedAt) > window * 2 }
+        var changed: Set<String> = []
+
+        for report in reports {
+            let db = report.database ?? ""
+            let when = report.detectedAt ?? now
+            if let i = match(database: db, pids: report.pids, near: when) {
+                recent[i].sources.insert(.server_log)
+                recent[i].participants = report.participants
+                recent[i].victimPid = report.victimPid
+                recent[i].details = Self.details(report)
+                if report.detectedAt != nil { recent[i].detectedAt = when }
+                changed.insert(recent[i].eventKey)
+            } else {
+                let pids = report.participants.map(\.pid).sorted().map(String.init).joined(separator: ",")
+                let event = DeadlockEvent(eventKey: "log:\(VaultHash.timestamp(when)):\(pids)", database: db, detectedAt: when, sources: [.server_log],
+                                          participants: report.participants, victimPid: report.victimPid, details: Self.details(report), counted: false)
+                recent.append(event)
+                changed.insert(event.eventKey)
+            }
+        }
+
+        for cycle in cycles {
+            let pids = Set(cycle.pids)
+            if let i = match(database: cycle.database, pids: pids, near: now) {
+                if !recent[i].sources.contains(.graph) {
+                    recent[i].sources.insert(.graph)
+                    if recent[i].participants.isEmpty {
+                        recent[i].participants = cycle.pids.sorted().map { DeadlockParticipant(pid: $0, waitsFor: "", blockedBy: nil, query: nil) }
+                    }
+                    changed.insert(recent[i].eventKey)
+                }
+            } else {
+                let event = DeadlockEvent(eventKey: "graph:\(VaultHash.timestamp(now)):\(cycle.pids.sorted().map(String.init).joined(separator: ","))",
+                                          database: cycle.database, detectedAt: now, sources: [.graph],
+                                          participants: cycle.pids.sorted().map { DeadlockParticipant(pid: $0, waitsFor: "", blockedBy: nil, query: nil) },
+                                          victimPid: nil, details: nil, counted: false)
+                recent.append(event)
+                changed.insert(event.eventKey)
+            }
+        }
+
+        if let last = lastCounts {
+            for (db, count) in counts.sorted(by: { $0.key < $1.key }) {
+                guard let before = last[db], count > before else { continue }   // new database or stats reset: new baseline
+                var remaining = count - before
+                for i in recent.indices where remaining > 0 && recent[i].database == db && !recent[i].counted {
+                    recent[i].counted = true
+                    recent[i].sources.insert(.counter)
+                    changed.insert(recent[i].eventKey)
+                    remaining -= 1
+                }
+                var n = count - remaining
+                while remaining > 0 {
+                    n += 1
+                    let event = DeadlockEvent(eventKey: "counter:\(VaultHash.timestamp(now)):\(n)", database: db, detectedAt: now, sources: [.counter],
+                                              participants: [], victimPid: nil, details: nil, counted: true)
+                    recent.append(event)
+                    changed.insert(event.eventKey)
+                    remaining -= 1
+                }
+            }
+        }
+        lastCounts = counts
+        return recent.filter { changed.contains($0.eventKey) }
+    }
+
+    /// A recent event in `database` that is the same deadlock: overlapping pids, or one with no
+    /// pids yet (counter-only) close in time.
+    private func match(database: String, pids: Set<Int32>, near when: Date) -> Int? {
+        let candidates = recent.indices.filter { i in
+            recent[i].database == database && abs(recent[i].detectedAt.timeIntervalSince(when)) <= window
+        }
+        if let i = candidates.first(where: { !recent[$0].pids.isDisjoint(with: pids) }) { return i }
+        return candidates.first { recent[$0].pids.isEmpty }
+    }
+
+    static func details(_ report: DeadlockReport) -> String {
+        var lines = report.participants.map { p in
+            "Process \(p.pid) waits for \(p.waitsFor)\(p.blockedBy.map { "; blocked by process \($0)" } ?? "")."
+        }
+        lines += report.participants.compactMap { p in p.query.map { "Process \(p.pid): \($0)" } }
+        return lines.joined(separator: "\n")
+    }
+}

@@ -1,0 +1,261 @@
+import Foundation
+public import Logging
+public import LockvaultCore
+public import PostgresClient
+
+/// What one cycle found and did.
+public struct CycleOutcome: Sendable {
+    public var snapshot: LockSnapshot?
+    public var assessments: [BlockerAssessment]
+    public var forest: [BlockingTree]
+    public var deadlocks: [DeadlockEvent]
+    public var cycleMilliseconds: Double
+    /// Cycles waiting for the vault (0 when everything is written).
+    public var pendingWrites: Int
+    /// The target could not be sampled (the cycle saw nothing).
+    public var targetError: String?
+    /// The vault could not be written (the record is buffered).
+    public var vaultError: String?
+
+    public var succeeded: Bool { targetError == nil && vaultError == nil }
+    public var criticalCount: Int { assessments.filter { $0.severity == .critical }.count }
+
+    /// `ok: 2 blockers (1 CRITICAL), 0 deadlocks, cycle 3.1 ms`
+    public var statusLine: String {
+        if let targetError { return "degraded: cannot sample target (\(targetError))" }
+        let base = "\(assessments.count) blocker\(assessments.count == 1 ? "" : "s") (\(criticalCount) CRITICAL), \(deadlocks.count) deadlock\(deadlocks.count == 1 ? "" : "s"), cycle \(String(format: "%.1f", cycleMilliseconds)) ms"
+        if let vaultError { return "degraded: \(base); vault unavailable, \(pendingWrites) cycles buffered (\(vaultError))" }
+        return "ok: \(base)"
+    }
+}
+
+/// One sampling cycle at a time: snapshot the target, assess, write the vault.
+///
+/// An actor on a thread of its own: every libpq call of the cycle blocks that thread, never
+/// Swift's cooperative pool. It owns its connections, reconnects after failures (with capped,
+/// jittered backoff), records the unobserved period as a gap once the target is back, and
+/// buffers cycle records while the vault is unreachable, writing them in order when it returns.
+public actor Monitor {
+    private let executor = ThreadExecutor(name: "lockvault-monitor")
+    public nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
+
+    public private(set) var configuration: MonitorConfiguration
+    private let logger: Logger
+    private var target: PostgresConnection?
+    private var vault: PostgresConnection?
+    private var reader: SnapshotReader
+    private var deadlocks = DeadlockTracker()
+    private var serverLog: ServerLogTailer?
+    private var pending: [String] = []
+    private var lastObserved: Date?
+    private var unobservedSince: (Date, String)?
+    private var nextTargetAttempt = ContinuousClock.now
+    private var nextVaultAttempt = ContinuousClock.now
+    private var targetBackoff = BackoffState()
+    private var vaultBackoff = BackoffState()
+    private let recordSource: String
+    private var droppedCycles = 0
+
+    public init(configuration: MonitorConfiguration, logger: Logger) {
+        self.configuration = configuration
+        self.logger = logger
+        self.reader = SnapshotReader(options: configuration.snapshot, conninfo: configuration.targetDSN, settings: configuration.session)
+        self.serverLog = configuration.serverLogPath.map { ServerLogTailer(path: $0, format: configuration.serverLogFormat) }
+        let host = ProcessInfo.processInfo.hostName
+        self.recordSource = "lockvault@\(host)" + (configuration.clusterName.isEmpty ? "" : "/\(configuration.clusterName)")
+    }
+
+    /// Applies a new configuration from the next cycle on. Connections are reopened only when
+    /// the DSNs or session settings changed.
+    public func reconfigure(_ new: MonitorConfiguration) {
+        if new.targetDSN != configuration.targetDSN || new.session != configuration.session {
+            target?.close(); target = nil
+            reader.close()
+            reader = SnapshotReader(options: new.snapshot, conninfo: new.targetDSN, settings: new.session)
+        }
+        if new.vaultDSN != configuration.vaultDSN || new.session != configuration.session { vault?.close(); vault = nil }
+        if new.serverLogPath != configuration.serverLogPath || new.serverLogFormat != configuration.serverLogFormat {
+            serverLog = new.serverLogPath.map { ServerLogTailer(path: $0, format: new.serverLogFormat) }
+        }
+        reader.options = new.snapshot
+        configuration = new
+    }
+
+    /// The pids of lockvault's own connections (never blockers to act on).
+    public func ownPids() -> Set<Int32> {
+        Set([target, vault].compactMap { $0?.backendPID }.filter { $0 != 0 })
+    }
+
+    /// Runs one cycle: never throws; problems are in the outcome (and the log).
+    public func runCycle(write: Bool = true) -> CycleOutcome {
+        let started = ContinuousClock.now
+        var outcome = CycleOutcome(snapshot: nil, assessments: [], forest: [], deadlocks: [], cycleMilliseconds: 0, pendingWrites: pending.count)
+
+        // 1. Sample the target.
+        let snapshot: LockSnapshot
+        do {
+            let conn = try targetConnection()
+            snapshot = try reader.read(conn, monitorPids: ownPids())
+        } catch {
+            let message = Self.describe(error)
+            if target != nil { logger.warning("lost the monitored cluster", metadata: ["error": "\(message)"]) }
+            target?.close(); target = nil
+            if unobservedSince == nil { unobservedSince = (lastObserved ?? Date(), "target unavailable: \(message)") }
+            outcome.targetError = message
+            outcome.cycleMilliseconds = Self.ms(since: started)
+            return outcome
+        }
+        targetBackoff.reset()
+
+        // 2. Understand it.
+        let graph = WaitGraph(snapshot)
+        let assessments = BlockerAssessment.assess(snapshot, policy: configuration.severity, graph: graph)
+        let cycles = graph.cycles.map { members -> (database: String, pids: [Int32]) in
+            let pids = members.compactMap(\.pid)
+            return (pids.compactMap { snapshot.backend($0)?.database }.first ?? "", pids)
+        }
+        let reports = serverLog?.poll() ?? []
+        let events = deadlocks.observe(counts: snapshot.deadlockCounts, cycles: cycles, reports: reports, at: snapshot.capturedAt)
+        outcome.snapshot = snapshot
+        outcome.assessments = assessments
+        outcome.forest = graph.forest
+        outcome.deadlocks = events
+        for event in events {
+            logger.warning("deadlock", metadata: [
+                "database": "\(event.database)", "deadlock.pids": "\(event.pids.sorted())", "deadlock.sources": "\(event.sources.sorted().map(\.rawValue))",
+            ])
+        }
+
+        // 3. Record it.
+        var gap: (Date, Date, String)?
+        if let (since, reason) = unobservedSince {
+            gap = (since, snapshot.capturedAt, reason)
+            unobservedSince = nil
+        }
+        lastObserved = snapshot.capturedAt
+        outcome.cycleMilliseconds = Self.ms(since: started)
+        if write {
+            let record = CycleRecord(snapshot: snapshot, assessments: assessments, graph: graph, deadlocks: events, decisions: [],
+                                     clusterName: configuration.clusterName, recordSource: recordSource,
+                                     cycleMilliseconds: outcome.cycleMilliseconds, heartbeatSeconds: configuration.heartbeatSeconds,
+                                     gap: gap.map { (start: $0.0, end: $0.1, reason: $0.2) })
+            do {
+                enqueue(try record.encoded())
+            } catch {
+                logger.error("could not encode the cycle record", metadata: ["error": "\(error)"])
+            }
+            if let error = flush() { outcome.vaultError = error }
+        }
+        outcome.pendingWrites = pending.count
+        outcome.cycleMilliseconds = Self.ms(since: started)
+        return outcome
+    }
+
+    /// Writes an extra record (e.g. resolve decisions) through the same ordered buffer.
+    func enqueue(_ json: String) {
+        pending.append(json)
+        if pending.count > configuration.maxBufferedCycles {
+            let drop = pending.count - configuration.maxBufferedCycles
+            pending.removeFirst(drop)
+            droppedCycles += drop
+            logger.error("vault buffer full: dropped the oldest cycle records", metadata: ["dropped": "\(drop)"])
+        }
+    }
+
+    /// Writes buffered records in order; stops at the first failure. Returns the error text.
+    private func flush() -> String? {
+        guard !pending.isEmpty else { return nil }
+        do {
+            let conn = try vaultConnection()
+            while let next = pending.first {
+                _ = try conn.transaction { tx in try tx.query("SELECT lock_monitoring.record_cycle($1::jsonb)", [next]) }
+                pending.removeFirst()
+            }
+            vaultBackoff.reset()
+            return nil
+        } catch {
+            let message = Self.describe(error)
+            if let pgError = error as? PostgresError, pgError.requiresReconnect { vault?.close(); vault = nil }
+            logger.warning("vault write failed; cycle records buffered", metadata: ["error": "\(message)", "buffered": "\(pending.count)"])
+            return message
+        }
+    }
+
+    private func targetConnection() throws -> PostgresConnection {
+        if let target, !target.isClosed { return target }
+        guard ContinuousClock.now >= nextTargetAttempt else {
+            throw PostgresError(code: .connectionFailed, message: "waiting \(targetBackoff.ceilingText) before reconnecting")
+        }
+        do {
+            let conn = try PostgresConnection(conninfo: configuration.targetDSN, settings: configuration.session)
+            target = conn
+            logger.info("connected to the monitored cluster", metadata: ["dsn": "\(conn.redactedConninfo)", "pid": "\(conn.backendPID)"])
+            return conn
+        } catch {
+            nextTargetAttempt = ContinuousClock.now + targetBackoff.next()
+            throw error
+        }
+    }
+
+    private func vaultConnection() throws -> PostgresConnection {
+        if let vault, !vault.isClosed { return vault }
+        if configuration.vaultDSN == nil, let target, !target.isClosed {
+            // Same server: a second session, so a slow write never delays sampling's statement.
+        }
+        guard ContinuousClock.now >= nextVaultAttempt else {
+            throw PostgresError(code: .connectionFailed, message: "waiting \(vaultBackoff.ceilingText) before reconnecting to the vault")
+        }
+        do {
+            let conn = try PostgresConnection(conninfo: configuration.vaultDSN ?? configuration.targetDSN, settings: configuration.session)
+            vault = conn
+            return conn
+        } catch {
+            nextVaultAttempt = ContinuousClock.now + vaultBackoff.next()
+            throw error
+        }
+    }
+
+    /// Runs `body` on the vault connection (scheduled analysis/cleanup, status): same thread as
+    /// the cycles, so it never overlaps a cycle's transaction.
+    public func withVault<T: Sendable>(_ body: (PostgresConnection) throws -> T) throws -> T {
+        try body(vaultConnection())
+    }
+
+    /// Runs `body` on the target connection (resolve actions).
+    public func withTarget<T: Sendable>(_ body: (PostgresConnection) throws -> T) throws -> T {
+        try body(targetConnection())
+    }
+
+    public func close() {
+        target?.close(); target = nil
+        vault?.close(); vault = nil
+        reader.close()
+    }
+
+    static func ms(since start: ContinuousClock.Instant) -> Double {
+        let d = ContinuousClock.now - start
+        return Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15
+    }
+
+    static func describe(_ error: any Error) -> String {
+        if let e = error as? PostgresError { return e.description }
+        return "\(error)"
+    }
+}
+
+/// Capped exponential backoff with full jitter (engine-side twin of the daemon's schedule
+/// helper, kept here so the engine has no daemon dependency).
+struct BackoffState {
+    var attempt = 0
+    let base: Double = 0.25
+    let cap: Double = 15
+
+    mutating func next() -> Duration {
+        let ceiling = min(cap, base * pow(2, Double(min(attempt, 20))))
+        attempt += 1
+        return .milliseconds(Int64(Double.random(in: 0...ceiling) * 1000))
+    }
+
+    mutating func reset() { attempt = 0 }
+    var ceilingText: String { String(format: "up to %.1f s", min(cap, base * pow(2, Double(min(attempt, 20))))) }
+}

@@ -1,0 +1,40 @@
+public import LockvaultCore
+public import PostgresClient
+
+/// Everything a ``Monitor`` needs to know; the daemon builds it from the config file.
+public struct MonitorConfiguration: Sendable {
+    /// The monitored cluster ("" = libpq environment).
+    public var targetDSN: String
+    /// Where history is written; nil = the target itself.
+    public var vaultDSN: String?
+    /// Label in record_source; default: derived from host name and database.
+    public var clusterName: String
+    public var snapshot: SnapshotOptions
+    public var severity: SeverityPolicy
+    public var session: SessionSettings
+    /// Server log to read "deadlock detected" details from (nil = don't).
+    public var serverLogPath: String?
+    public var serverLogFormat: ServerLogFormat
+    /// A cycle-summary row is written at least this often, even when nothing changed.
+    public var heartbeatSeconds: Double
+    /// Cycle records kept in memory while the vault is unreachable; beyond it the oldest are
+    /// dropped and a gap is recorded.
+    public var maxBufferedCycles: Int
+
+    public init(
+        targetDSN: String = "", vaultDSN: String? = nil, clusterName: String = "", snapshot: SnapshotOptions = .init(),
+        severity: SeverityPolicy = .init(), session: SessionSettings = .init(), serverLogPath: String? = nil,
+        serverLogFormat: ServerLogFormat = .stderr, heartbeatSeconds: Double = 60, maxBufferedCycles: Int = 3600
+    ) {
+        self.targetDSN = targetDSN
+        self.vaultDSN = vaultDSN
+        self.clusterName = clusterName
+        self.snapshot = snapshot
+        self.severity = severity
+        self.session = session
+        self.serverLogPath = serverLogPath
+        self.serverLogFormat = serverLogFormat
+        self.heartbeatSeconds = heartbeatSeconds
+        self.maxBufferedCycles = maxBufferedCycles
+    }
+}

@@ -1,0 +1,130 @@
+import Foundation
+public import LockvaultCore
+public import PostgresClient
+
+/// Options that shape what a snapshot captures.
+public struct SnapshotOptions: Sendable, Equatable {
+    /// Longest query text kept per backend (characters).
+    public var queryTextLength: Int
+    /// Granted locks of transactions older than this are captured even when they block nobody.
+    public var lockHoldThresholdSeconds: Double
+    /// How often to read pg_locks even in a quiet cycle, to measure lock-table utilisation.
+    public var lockTableCheckIntervalSeconds: Double
+
+    public init(queryTextLength: Int = 1024, lockHoldThresholdSeconds: Double = 5, lockTableCheckIntervalSeconds: Double = 60) {
+        self.queryTextLength = queryTextLength
+        self.lockHoldThresholdSeconds = lockHoldThresholdSeconds
+        self.lockTableCheckIntervalSeconds = lockTableCheckIntervalSeconds
+    }
+}
+
+/// Reads one ``LockSnapshot`` from the monitored cluster per call.
+///
+/// Not Sendable: it caches per-connection facts (lock-table capacity, relation names in other
+/// databases) and is owned by the sampling loop.
+public final class SnapshotReader {
+    public var options: SnapshotOptions
+    private var capacity: (pid: Int32, value: Int)?
+    private var lastLockTableReading: Date?
+    private let relationNames: RelationNameResolver
+
+    /// - Parameters:
+    ///   - conninfo: the monitored cluster's conninfo; used (with another database name) to
+    ///     resolve relation OIDs that belong to other databases.
+    ///   - settings: session settings for those extra connections.
+    public init(options: SnapshotOptions = .init(), conninfo: String, settings: SessionSettings) {
+        self.options = options
+        self.relationNames = RelationNameResolver(conninfo: conninfo, settings: settings)
+    }
+
+    public func read(_ conn: PostgresConnection, monitorPids: Set<Int32> = []) throws -> LockSnapshot {
+        let now = Date()
+        let forceLocks = lastLockTableReading.map { now.timeIntervalSince($0) >= options.lockTableCheckIntervalSeconds } ?? true
+        let rows = try conn.query(SnapshotQuery.sql, [options.queryTextLength, options.lockHoldThresholdSeconds, forceLocks])
+        let row = rows[0]
+
+        let backendRows = try SnapshotJSON.decode([BackendRow].self, from: row.decode("backends", as: String?.self)) ?? []
+        var lockRows = try SnapshotJSON.decode([LockRow].self, from: row.decode("locks", as: String?.self)) ?? []
+        let preparedRows = try SnapshotJSON.decode([PreparedRow].self, from: row.decode("prepared", as: String?.self)) ?? []
+        let deadlocks = try SnapshotJSON.decode([String: Int64].self, from: row.decode("deadlocks", as: String?.self)) ?? [:]
+        let readLocks = try row.decode("read_locks", as: Bool.self)
+
+        // Names of relations in other databases: only this database's catalog was consulted.
+        let currentDatabase = try row.decode("current_database", as: String.self)
+        relationNames.resolve(&lockRows, currentDatabase: currentDatabase)
+
+        var lockTable: LockTableUsage?
+        if readLocks {
+            if capacity?.pid != conn.backendPID {
+                capacity = (conn.backendPID, try conn.query(SnapshotQuery.lockTableCapacitySQL)[0].decode("capacity", as: Int.self))
+            }
+            lockTable = LockTableUsage(locksInUse: try row.decode("locks_in_use", as: Int.self), capacity: capacity!.value)
+            lastLockTableReading = now
+        }
+
+        return LockSnapshot(
+            capturedAt: try row.decode("captured_at", as: Date.self),
+            systemIdentifier: try row.decode("system_identifier", as: String?.self) ?? "unknown",
+            serverVersionNum: try row.decode("server_version_num", as: Int.self),
+            backends: backendRows.map(Self.backend),
+            locks: lockRows.map(Self.lock),
+            preparedTransactions: preparedRows.compactMap(Self.prepared),
+            lockTable: lockTable,
+            deadlockCounts: deadlocks,
+            monitorPids: monitorPids.union([conn.backendPID])
+        )
+    }
+
+    /// Closes the extra per-database connections.
+    public func close() { relationNames.closeAll() }
+
+    static func backend(_ r: BackendRow) -> BackendActivity {
+        BackendActivity(
+            pid: r.pid,
+            backendStart: SnapshotJSON.date(r.backend_start),
+            backendType: r.backend_type ?? "",
+            database: r.datname,
+            user: r.usename,
+            applicationName: r.application_name ?? "",
+            clientAddress: r.client_addr,
+            state: BackendState(r.state ?? ""),
+            transactionStart: SnapshotJSON.date(r.xact_start),
+            queryStart: SnapshotJSON.date(r.query_start),
+            stateChange: SnapshotJSON.date(r.state_change),
+            waitEventType: r.wait_event_type,
+            waitEvent: r.wait_event,
+            query: r.query,
+            leaderPid: r.leader_pid,
+            isSuperuser: r.is_superuser ?? false,
+            blockedBy: r.blocked_by ?? []
+        )
+    }
+
+    static func lock(_ r: LockRow) -> LockRecord {
+        LockRecord(
+            pid: r.pid,
+            lockType: LockType(r.locktype),
+            mode: LockMode(r.mode),
+            granted: r.granted,
+            fastpath: r.fastpath,
+            waitStart: SnapshotJSON.date(r.waitstart),
+            databaseOID: r.database,
+            databaseName: r.database_name,
+            relationOID: r.relation,
+            relationName: r.relation_name,
+            page: r.page,
+            tuple: r.tuple,
+            virtualXID: r.virtualxid,
+            transactionID: r.transactionid,
+            classID: r.classid,
+            objID: r.objid,
+            objSubID: r.objsubid,
+            virtualTransaction: r.virtualtransaction
+        )
+    }
+
+    static func prepared(_ r: PreparedRow) -> PreparedTransaction? {
+        guard let prepared = SnapshotJSON.date(r.prepared) else { return nil }
+        return PreparedTransaction(gid: r.gid, transactionID: r.transaction, owner: r.owner, database: r.database, prepared: prepared)
+    }
+}

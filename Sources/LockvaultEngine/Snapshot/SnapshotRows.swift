@@ -1,0 +1,65 @@
+import Foundation
+import PostgresClient
+
+/// The JSON shapes `SnapshotQuery` returns; decoded here, mapped to LockvaultCore values by
+/// `SnapshotReader`. Keys are the SQL column names.
+struct BackendRow: Decodable {
+    var pid: Int32
+    var backend_start: String?
+    var backend_type: String?
+    var datname: String?
+    var usename: String?
+    var application_name: String?
+    var client_addr: String?
+    var state: String?
+    var xact_start: String?
+    var query_start: String?
+    var state_change: String?
+    var wait_event_type: String?
+    var wait_event: String?
+    var query: String?
+    var leader_pid: Int32?
+    var is_superuser: Bool?
+    var blocked_by: [Int32]?
+}
+
+struct LockRow: Decodable {
+    var locktype: String
+    var database: UInt32?
+    var relation: UInt32?
+    var page: Int32?
+    var tuple: Int16?
+    var virtualxid: String?
+    var transactionid: String?
+    var classid: UInt32?
+    var objid: UInt32?
+    var objsubid: Int16?
+    var virtualtransaction: String?
+    var pid: Int32?
+    var mode: String
+    var granted: Bool
+    var fastpath: Bool
+    var waitstart: String?
+    var database_name: String?
+    var relation_name: String?
+}
+
+struct PreparedRow: Decodable {
+    var gid: String
+    var transaction: String
+    var owner: String
+    var database: String
+    var prepared: String
+}
+
+enum SnapshotJSON {
+    static func decode<T: Decodable>(_ type: T.Type, from text: String?) throws -> T? {
+        guard let text else { return nil }
+        return try JSONDecoder().decode(T.self, from: Data(text.utf8))
+    }
+
+    /// `to_json(timestamptz)` text, e.g. `2026-11-23T03:21:08.803157+00:00`.
+    static func date(_ text: String?) -> Date? {
+        text.flatMap(PostgresTimestamp.parse)
+    }
+}

@@ -1,0 +1,128 @@
+import ArgumentParser
+import Foundation
+import LockvaultCore
+import LockvaultEngine
+import Logging
+import PostgresClient
+
+/// Connection options shared by the commands that read a cluster.
+struct ConnectionOptions: ParsableArguments {
+    @Option(name: .long, help: "Monitored cluster: libpq conninfo or URI; default: libpq environment (PGHOST, …).")
+    var dsn: String = ""
+
+    @Option(name: .long, help: "Vault: libpq conninfo or URI; default: the monitored cluster.")
+    var vaultDSN: String?
+
+    @Option(name: .long, help: "Longest query text kept per session.")
+    var queryTextLength: Int = 1024
+
+    func monitorConfiguration() -> MonitorConfiguration {
+        MonitorConfiguration(targetDSN: dsn, vaultDSN: vaultDSN, snapshot: SnapshotOptions(queryTextLength: queryTextLength))
+    }
+}
+
+/// `lockvault sample --once`: one cycle, like the seed's run_lock_monitoring().
+struct SampleCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sample",
+        abstract: "Run sampling cycles and record them in the vault; print a summary per cycle.",
+        discussion: "Exit codes: 0 sampled and recorded; 69 the cluster or vault is unreachable."
+    )
+
+    @OptionGroup var connection: ConnectionOptions
+
+    @Flag(name: .long, help: "Run one cycle and exit.")
+    var once = false
+
+    @Option(name: .long, help: "Cycles to run (ignored with --once).")
+    var cycles: Int = 1
+
+    @Option(name: .long, help: "Seconds between cycles.")
+    var interval: Double = 1
+
+    @Flag(name: .long, help: "Print JSON (one object per cycle).")
+    var json = false
+
+    @Flag(name: .long, help: "Don't write to the vault (just look).")
+    var noWrite = false
+
+    func run() async throws {
+        let monitor = Monitor(configuration: connection.monitorConfiguration(), logger: Logger(label: "lockvault.sample") { _ in SwiftLogNoOpLogHandler() })
+        let total = once ? 1 : max(1, cycles)
+        var failed = false
+        for i in 0..<total {
+            if i > 0 { try await Task.sleep(for: .milliseconds(Int(interval * 1000))) }
+            let outcome = await monitor.runCycle(write: !noWrite)
+            print(json ? Self.json(outcome) : Self.text(outcome))
+            failed = failed || !outcome.succeeded
+        }
+        await monitor.close()
+        if failed { throw ExitCode(LockvaultExit.unavailable) }
+    }
+
+    static func text(_ o: CycleOutcome) -> String {
+        let locks = o.snapshot?.locks.count ?? 0
+        return "\(o.succeeded ? "ok" : "degraded"): locks_captured=\(locks) blocking_sessions=\(o.assessments.count) deadlocks_detected=\(o.deadlocks.count) critical_issues=\(o.criticalCount) cycle_ms=\(String(format: "%.1f", o.cycleMilliseconds))"
+            + (o.targetError.map { " target_error=\($0)" } ?? "") + (o.vaultError.map { " vault_error=\($0)" } ?? "")
+    }
+
+    static func json(_ o: CycleOutcome) -> String {
+        let object: [String: Any] = [
+            "ok": o.succeeded, "locks_captured": o.snapshot?.locks.count ?? 0, "blocking_sessions": o.assessments.count,
+            "deadlocks_detected": o.deadlocks.count, "critical_issues": o.criticalCount, "cycle_ms": o.cycleMilliseconds,
+            "target_error": o.targetError ?? NSNull(), "vault_error": o.vaultError ?? NSNull(),
+        ]
+        return String(decoding: (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data(), as: UTF8.self)
+    }
+}
+
+/// `lockvault blocking`: the live blocking forest, read-only.
+struct BlockingCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "blocking",
+        abstract: "Show who blocks whom right now, as a tree (read-only; nothing is written).",
+        discussion: "Exit codes: 0 shown; 69 the cluster is unreachable."
+    )
+
+    @OptionGroup var connection: ConnectionOptions
+
+    @Flag(name: .long, help: "Print JSON: blockers with their assessment and the forest.")
+    var json = false
+
+    @Flag(name: .long, help: "Refresh every --interval seconds until interrupted.")
+    var watch = false
+
+    @Option(name: .long, help: "Seconds between refreshes with --watch.")
+    var interval: Double = 2
+
+    func run() async throws {
+        let monitor = Monitor(configuration: connection.monitorConfiguration(), logger: Logger(label: "lockvault.blocking") { _ in SwiftLogNoOpLogHandler() })
+        defer { Task { await monitor.close() } }
+        repeat {
+            let outcome = await monitor.runCycle(write: false)
+            guard let snapshot = outcome.snapshot else {
+                printError("lockvault blocking: \(outcome.targetError ?? "cannot sample")")
+                throw ExitCode(LockvaultExit.unavailable)
+            }
+            if json {
+                let report = BlockingReport(capturedAt: snapshot.capturedAt, blockers: outcome.assessments, forest: outcome.forest)
+                let encoder = JSONEncoder()
+                encoder.outputFormatting = [.sortedKeys]
+                encoder.dateEncodingStrategy = .iso8601
+                print(String(decoding: try encoder.encode(report), as: UTF8.self))
+            } else {
+                if watch { print("\u{1B}[2J\u{1B}[H", terminator: "") }
+                print("lockvault blocking — \(snapshot.backends.count) backends, \(snapshot.backends.filter(\.isWaitingOnLock).count) waiting for locks")
+                print(BlockingForestRenderer().render(snapshot, forest: outcome.forest, assessments: outcome.assessments))
+            }
+            if watch { try await Task.sleep(for: .milliseconds(Int(interval * 1000))) }
+        } while watch
+    }
+}
+
+/// `lockvault blocking --json`.
+struct BlockingReport: Encodable {
+    var capturedAt: Date
+    var blockers: [BlockerAssessment]
+    var forest: [BlockingTree]
+}
