@@ -1,0 +1,141 @@
+import Foundation
+import LockvaultCore
+import LockvaultEngine
+import PostgresClient
+import Testing
+
+extension LiveDatabaseSuite {
+    @Suite struct VaultMigrationLiveTests {
+        @Test func migratesAnEmptyDatabaseThenIsANoOp() async throws {
+            try await LiveDatabase.withTemporaryDatabase { db in
+                let conn = try LiveDatabase.connect(database: db)
+                defer { conn.close() }
+                let migrator = Migrator()
+                #expect(try migrator.pending(on: conn).count == migrator.migrations.count)
+                let applied = try migrator.apply(on: conn)
+                #expect(applied == migrator.migrations.map(\.name))
+                #expect(try migrator.apply(on: conn).isEmpty)
+                #expect(try migrator.pending(on: conn).isEmpty)
+                let rows = try conn.query("SELECT count(*) AS n FROM lock_monitoring.schema_migrations")[0].decode("n", as: Int.self)
+                #expect(rows == migrator.migrations.count)
+            }
+        }
+
+        @Test func everyExpectedObjectExists() async throws {
+            try await LiveDatabase.withTemporaryDatabase { db in
+                let conn = try LiveDatabase.connect(database: db)
+                defer { conn.close() }
+                try Migrator().apply(on: conn)
+                let tables = Set(try conn.query("SELECT tablename FROM pg_tables WHERE schemaname = 'lock_monitoring'").map { try $0.decode("tablename", as: String.self) })
+                for seed in ["lock_activity_h", "lock_activity_s", "blocking_session_h", "blocking_session_s", "lock_blocking_l", "deadlock_event_h",
+                             "deadlock_event_s", "deadlock_involvement_l", "lock_wait_analysis_h", "lock_wait_analysis_s"] {
+                    #expect(tables.contains(seed), "missing table \(seed)")
+                }
+                let views = Set(try conn.query("SELECT viewname FROM pg_views WHERE schemaname = 'lock_monitoring'").map { try $0.decode("viewname", as: String.self) })
+                #expect(views == ["lock_activity_dashboard", "blocking_sessions_dashboard", "lock_wait_analysis_dashboard", "deadlock_events_dashboard"])
+                let functions = Set(try conn.query("SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'lock_monitoring'").map { try $0.decode("proname", as: String.self) })
+                #expect(functions.isSuperset(of: ["analyze_lock_waits", "cleanup_old_data", "hash_key", "bk_timestamp", "record_cycle"]))
+                let indexes = try conn.query("SELECT count(*) AS n FROM pg_indexes WHERE schemaname = 'lock_monitoring' AND indexname NOT LIKE '%_pkey' AND indexname NOT LIKE '%_key'")[0].decode("n", as: Int.self)
+                #expect(indexes >= 12)
+                // Every table, view and their columns a DBA reads are commented.
+                let uncommented = try conn.query("""
+                    SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                    WHERE n.nspname = 'lock_monitoring' AND c.relkind IN ('r', 'v') AND obj_description(c.oid, 'pg_class') IS NULL
+                    """).map { try $0.decode("relname", as: String.self) }
+                #expect(uncommented.isEmpty, "no COMMENT ON: \(uncommented)")
+                let roles = Set(try conn.query("SELECT rolname FROM pg_roles WHERE rolname LIKE 'lock\\_%'").map { try $0.decode("rolname", as: String.self) })
+                #expect(roles.isSuperset(of: ["lock_monitoring_role", "lock_admin_role", "lock_writer_role"]))
+            }
+        }
+
+        @Test func aTamperedMigrationIsRefusedByName() async throws {
+            try await LiveDatabase.withTemporaryDatabase { db in
+                let conn = try LiveDatabase.connect(database: db)
+                defer { conn.close() }
+                try Migrator().apply(on: conn)
+                var tampered = Migration.embedded
+                tampered[1] = Migration(name: tampered[1].name, sql: tampered[1].sql + "\n-- edited after the fact\n")
+                let error = try #require(throws: MigrationError.self) { try Migrator(migrations: tampered).apply(on: conn) }
+                #expect(error.code == .checksumMismatch)
+                #expect(error.migration == tampered[1].name)
+                #expect(error.description.contains("changed after it was applied"))
+            }
+        }
+
+        @Test func migrationsSucceedAsANonSuperuserOwner() async throws {
+            let admin = try LiveDatabase.connect()
+            defer { admin.close() }
+            // Roles are cluster-wide: the vault's roles may exist already (from other tests); a
+            // fresh owner needs CREATEROLE only when they don't.
+            try admin.execute("DROP DATABASE IF EXISTS lv_nonsuper WITH (FORCE)")
+            try admin.execute("DROP ROLE IF EXISTS lv_owner")
+            try admin.execute("CREATE ROLE lv_owner LOGIN NOSUPERUSER CREATEROLE")
+            try admin.execute("CREATE DATABASE lv_nonsuper OWNER lv_owner")
+            defer {
+                _ = try? admin.execute("DROP DATABASE IF EXISTS lv_nonsuper WITH (FORCE)")
+                _ = try? admin.execute("DROP ROLE IF EXISTS lv_owner")
+            }
+            let owner = try LiveDatabase.connect(database: "lv_nonsuper", user: "lv_owner")
+            defer { owner.close() }
+            #expect(try owner.query("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")[0].decode("rolsuper", as: Bool.self) == false)
+            let applied = try Migrator().apply(on: owner)
+            #expect(applied.count == Migration.embedded.count)
+            #expect(try owner.query("SELECT count(*) AS n FROM lock_monitoring.blocking_sessions_dashboard")[0].decode("n", as: Int.self) == 0)
+            owner.close()
+            // DROP OWNED so the role can go.
+            let cleanup = try LiveDatabase.connect(database: "lv_nonsuper")
+            _ = try? cleanup.execute("DROP OWNED BY lv_owner")
+            cleanup.close()
+        }
+
+        @Test func concurrentMigrateRunsApplyEachMigrationOnce() async throws {
+            try await LiveDatabase.withTemporaryDatabase { db in
+                let conninfo = try LiveDatabase.conninfo(database: db)
+                let results = try await withThrowingTaskGroup(of: [String].self) { group in
+                    for i in 0..<4 {
+                        group.addTask {
+                            let session = PostgresSession(conninfo: conninfo, settings: SessionSettings(applicationName: "lv-migrate-\(i)", statementTimeoutMs: 0, lockTimeoutMs: 0))
+                            defer { Task { await session.close() } }
+                            return try await session.withConnection { try Migrator().apply(on: $0) }
+                        }
+                    }
+                    return try await group.reduce(into: [[String]]()) { $0.append($1) }
+                }
+                #expect(results.flatMap { $0 }.sorted() == Migration.embedded.map(\.name).sorted(), "each migration applied by exactly one run")
+            }
+        }
+
+        @Test func embeddedMigrationsMatchTheSQLFiles() throws {
+            let sqlDir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("sql")
+            let files = try FileManager.default.contentsOfDirectory(atPath: sqlDir.path).filter { $0.hasSuffix(".sql") }.sorted()
+            #expect(files == Migration.embedded.map(\.name), "run scripts/embed-sql.sh after changing sql/")
+            for migration in Migration.embedded {
+                let text = try String(contentsOf: sqlDir.appendingPathComponent(migration.name), encoding: .utf8)
+                #expect(text.hasSuffix("\n") ? String(text.dropLast()) == migration.sql : text == migration.sql,
+                        "\(migration.name) differs from its embedded copy: run scripts/embed-sql.sh")
+            }
+        }
+
+        @Test func swiftAndSQLHashesAreIdentical() async throws {
+            try await LiveDatabase.withTemporaryDatabase { db in
+                let conn = try LiveDatabase.connect(database: db)
+                defer { conn.close() }
+                try Migrator().apply(on: conn)
+                let cases: [[String?]] = [
+                    ["7711202675782683387", "session", "4711", "2026-11-23T03:11:48.123456Z"],
+                    [nil], [""], ["\\N"], [nil, nil], ["", nil, ""],
+                    ["a;b", "c\\d", ";", "\\", "\\;"], ["héllo", "👩‍💻", "e\u{301}", "日本語"], ["Orders", "orders"],
+                    [String(repeating: "x", count: 10_000)],
+                ]
+                for parts in cases {
+                    let placeholders = parts.indices.map { "$\($0 + 1)::text" }.joined(separator: ", ")
+                    let sql = try conn.query("SELECT lock_monitoring.hash_key(\(placeholders)) AS h", parts)[0].decode("h", as: [UInt8].self)
+                    #expect(sql == VaultHash.hashKey(parts), "\(parts)")
+                }
+                let when = Date(timeIntervalSince1970: 1_795_403_508.123456)
+                let text = try conn.query("SELECT lock_monitoring.bk_timestamp($1) AS t", [when])[0].decode("t", as: String.self)
+                #expect(text == VaultHash.timestamp(when))
+            }
+        }
+    }
+}
