@@ -30,8 +30,11 @@ public struct BlockingForestRenderer: Sendable {
     private func render(_ node: BlockingTree, snapshot: LockSnapshot, assessments: [Participant: BlockerAssessment],
                         prefix: String, childPrefix: String, into lines: inout [String]) {
         lines.append(prefix + describe(node.participant, snapshot: snapshot, assessment: assessments[node.participant]))
-        for (i, child) in node.waiters.enumerated() {
-            let last = i == node.waiters.count - 1
+        // A waiter that waits for several blockers is drawn once, under the first; the text tree
+        // leaves out the repeats (queues would repeat each waiter for everyone ahead of it).
+        let shown = node.waiters.filter { !$0.expandedElsewhere }
+        for (i, child) in shown.enumerated() {
+            let last = i == shown.count - 1
             render(child, snapshot: snapshot, assessments: assessments,
                    prefix: childPrefix + (last ? "└─ " : "├─ "), childPrefix: childPrefix + (last ? "   " : "│  "), into: &lines)
         }

@@ -156,15 +156,22 @@ public struct WaitGraph: Sendable, Equatable {
         return result.sorted { $0.first! < $1.first! }
     }
 
-    /// Trees for display: each root blocker with its waiters, recursively. A participant
-    /// reachable from two roots appears under each; a cycle is cut where it closes.
+    /// Trees for display: each root blocker with its waiters, recursively. Each participant is
+    /// expanded once (the first place it is reached, roots in order); where it is reached again
+    /// it appears as a leaf marked `expandedElsewhere`. That keeps the forest linear in size:
+    /// a queue of n waiters on one row has ~n²/2 edges (each waits for everyone ahead of it),
+    /// and listing every path would explode.
     public var forest: [BlockingTree] {
-        rootBlockers.map { tree($0, path: []) }
+        var expanded: Set<Participant> = []
+        return rootBlockers.map { tree($0, expanded: &expanded) }
     }
 
-    private func tree(_ node: Participant, path: Set<Participant>) -> BlockingTree {
-        let path = path.union([node])
-        let children = directlyBlocked(by: node).sorted().filter { !path.contains($0) }.map { tree($0, path: path) }
+    private func tree(_ node: Participant, expanded: inout Set<Participant>) -> BlockingTree {
+        guard expanded.insert(node).inserted else { return BlockingTree(participant: node, waiters: [], expandedElsewhere: true) }
+        var children: [BlockingTree] = []
+        for child in directlyBlocked(by: node).sorted() {
+            children.append(tree(child, expanded: &expanded))
+        }
         return BlockingTree(participant: node, waiters: children)
     }
 }
@@ -173,10 +180,13 @@ public struct WaitGraph: Sendable, Equatable {
 public struct BlockingTree: Sendable, Hashable, Codable {
     public var participant: Participant
     public var waiters: [BlockingTree]
+    /// Shown in full elsewhere in the forest (it waits for more than one blocker).
+    public var expandedElsewhere: Bool
 
-    public init(participant: Participant, waiters: [BlockingTree]) {
+    public init(participant: Participant, waiters: [BlockingTree], expandedElsewhere: Bool = false) {
         self.participant = participant
         self.waiters = waiters
+        self.expandedElsewhere = expandedElsewhere
     }
 }
 

@@ -62,6 +62,9 @@ enum Fixture {
         #expect(g.blockers(of: .session(4)) == [.session(2), .session(3)])
         #expect(g.forest.count == 1)
         #expect(g.forest[0].waiters.map(\.participant) == [.session(2), .session(3)])
+        // 4 is expanded under 2 and shown as a reference under 3.
+        #expect(g.forest[0].waiters[0].waiters == [BlockingTree(participant: .session(4), waiters: [])])
+        #expect(g.forest[0].waiters[1].waiters == [BlockingTree(participant: .session(4), waiters: [], expandedElsewhere: true)])
     }
 
     @Test func twoAndThreeCyclesAreDeadlocks() {
@@ -114,6 +117,21 @@ enum Fixture {
         #expect(a[0].heldMode == .accessExclusive)
         #expect(a[0].recommendedAction.contains("ROLLBACK PREPARED 'batch-42'"))
         #expect(!a[0].autoKillEligible)
+    }
+
+    @Test func aLongQueueStaysLinear() {
+        // Each of 300 waiters waits for the holder and everyone ahead of it (≈45k edges).
+        var waiters: [(BackendActivity, LockRecord)] = []
+        for i in 1...300 {
+            let ahead: [Int32] = (1..<i).map { Int32($0 + 1) }
+            waiters.append(Fixture.waits(Int32(i + 1), on: [Int32(1)] + ahead, since: Double(i)))
+        }
+        let g = WaitGraph(Fixture.snapshot(sessions: [Fixture.session(1)], waiters: waiters))
+        func count(_ t: BlockingTree) -> Int { 1 + t.waiters.map(count).reduce(0, +) }
+        let nodes = g.forest.map(count).reduce(0, +)
+        #expect(nodes <= 301 + 300 * 300)
+        let blocked = g.transitivelyBlocked(by: Participant.session(1))
+        #expect(blocked.count == 300)
     }
 
     @Test func emptySnapshot() {

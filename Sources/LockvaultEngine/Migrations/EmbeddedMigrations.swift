@@ -597,7 +597,8 @@ BEGIN
     IF p ? 'summary' THEN
         DECLARE
             v_sum jsonb := p->'summary';
-            v_diff bytea := hash_key(v_sum->>'backends', v_sum->>'waiting_sessions', v_sum->>'blockers', v_sum->>'critical_blockers',
+            -- Not the backend count: it moves with every connection and would defeat change-only writes.
+            v_diff bytea := hash_key(v_sum->>'waiting_sessions', v_sum->>'blockers', v_sum->>'critical_blockers',
                                      v_sum->>'locks_captured', v_sum->>'lock_table_capacity', v_sum->>'server_version_num');
             v_cur record;
         BEGIN
