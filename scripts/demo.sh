@@ -1,16 +1,88 @@
 #!/usr/bin/env bash
-# The newcomer's first command: builds lockvault, starts a private throwaway PostgreSQL
-# (.pgdata/, unix socket only), and shows lockvault working against it.
+# The newcomer's first command. Builds lockvault, starts a private throwaway PostgreSQL 15
+# (.pgdata/, unix socket only), migrates a demo vault, provokes real contention — a blocking
+# chain, an idle-in-transaction blocker, an advisory-lock queue and a deadlock — samples it, and
+# prints the blocking tree and the dashboards. Run it again any time; stop the cluster with
+# scripts/pg-cluster.sh stop.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-echo "==> building lockvault"
+step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+
+step "building lockvault"
 swift build --product lockvault 2>&1 | tail -1
 bin=$(swift build --show-bin-path)/lockvault
 
-echo "==> starting a private PostgreSQL cluster (scripts/pg-cluster.sh; stop it with: scripts/pg-cluster.sh stop)"
+step "starting a private PostgreSQL cluster (scripts/pg-cluster.sh)"
 scripts/pg-cluster.sh start
 eval "$(scripts/pg-cluster.sh env)"
+export PGDATABASE=lockvault_demo
+psql -XqAt -d postgres -c "DROP DATABASE IF EXISTS lockvault_demo WITH (FORCE)" -c "CREATE DATABASE lockvault_demo"
 
-echo "==> lockvault ping"
-"$bin" ping
+step "lockvault migrate — the vault schema lock_monitoring"
+"$bin" migrate --dsn "dbname=lockvault_demo" | tail -3
+
+psql -Xq <<'SQL'
+CREATE TABLE accounts (id int PRIMARY KEY, balance int);
+INSERT INTO accounts SELECT g, 100 FROM generate_series(1, 10) g;
+CREATE TABLE orders (id int PRIMARY KEY, total int);
+CREATE TABLE shipments (id int PRIMARY KEY);
+CREATE TABLE dl (id int PRIMARY KEY, v int);
+INSERT INTO dl VALUES (1, 0), (2, 0);
+SQL
+
+pids=()
+cleanup() {
+    psql -XqAt -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE 'demo-%'" >/dev/null 2>&1 || true
+    for p in "${pids[@]}"; do pkill -P "$p" 2>/dev/null || true; kill "$p" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+# A session that runs its first statements, then sits idle in its transaction until killed.
+hold() { local app=$1 sql=$2; { (echo "$sql"; exec sleep 60) 2>/dev/null | PGAPPNAME=$app psql -Xq >/dev/null 2>&1; } & pids+=($!); }
+# A session whose statement waits.
+wait_on() { local app=$1 sql=$2; PGAPPNAME=$app psql -Xq -c "$sql" >/dev/null 2>&1 & pids+=($!); }
+waiters() { psql -XAt -c "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND application_name LIKE 'demo-%'"; }
+until_waiters() { for _ in $(seq 1 100); do [[ $(waiters) -ge $1 ]] && return 0; sleep 0.1; done; echo "demo: expected $1 waiting sessions" >&2; return 1; }
+
+step "provoking contention with real sessions"
+echo "  • idle in transaction: demo-billing updates account 1 and goes quiet; demo-web waits for the row"
+hold demo-billing "BEGIN; UPDATE accounts SET balance = balance - 1 WHERE id = 1;"
+sleep 0.3
+wait_on demo-web "UPDATE accounts SET balance = balance + 1 WHERE id = 1"
+until_waiters 1
+echo "  • blocking chain: demo-migration holds orders; demo-report holds shipments and waits for orders; demo-shipper waits for shipments"
+hold demo-migration "BEGIN; LOCK TABLE orders IN ACCESS EXCLUSIVE MODE;"
+sleep 0.3
+hold demo-report "BEGIN; LOCK TABLE shipments IN ACCESS EXCLUSIVE MODE; SELECT count(*) FROM orders;"
+until_waiters 2
+wait_on demo-shipper "SELECT count(*) FROM shipments"
+until_waiters 3
+echo "  • advisory-lock queue: demo-worker-1 holds pg_advisory_lock(hashtext('invoice:42')); two more workers queue"
+hold demo-worker-1 "SELECT pg_advisory_lock(hashtext('invoice:42'));"
+sleep 0.3
+wait_on demo-worker-2 "SELECT pg_advisory_lock(hashtext('invoice:42'))"
+wait_on demo-worker-3 "SELECT pg_advisory_lock(hashtext('invoice:42'))"
+until_waiters 5
+echo "  • deadlock: demo-dl-a and demo-dl-b update two rows in opposite order"
+PGAPPNAME=demo-dl-a psql -Xq -c "BEGIN; UPDATE dl SET v = 1 WHERE id = 1; SELECT pg_sleep(0.5); UPDATE dl SET v = 1 WHERE id = 2; COMMIT;" >/dev/null 2>&1 & pids+=($!)
+PGAPPNAME=demo-dl-b psql -Xq -c "BEGIN; UPDATE dl SET v = 2 WHERE id = 2; SELECT pg_sleep(0.5); UPDATE dl SET v = 2 WHERE id = 1; COMMIT;" >/dev/null 2>&1 & pids+=($!)
+
+step "lockvault sample — 4 cycles, 1 s apart, recording into the vault (server log read for deadlock details)"
+"$bin" sample --cycles 4 --interval 1 --server-log "$LOCKVAULT_TEST_SERVER_LOG"
+
+step "lockvault blocking — the live blocking tree"
+"$bin" blocking
+
+step "lock_monitoring.blocking_sessions_dashboard"
+psql -X -P pager=off -c "SELECT session_pid AS pid, blocking_severity AS severity, blocked_sessions_count AS blocked,
+    blocking_duration_seconds AS secs, session_state AS state, application_name AS app, held_lock_mode AS mode, lock_target,
+    left(recommended_action, 70) AS recommended_action FROM lock_monitoring.blocking_sessions_dashboard"
+
+step "lock_monitoring.lock_activity_dashboard (waiting locks)"
+psql -X -P pager=off -c "SELECT session_pid AS pid, lock_mode, lock_target, lock_duration_seconds AS secs, blocking_pid, application_name AS app, advisory_key
+    FROM lock_monitoring.lock_activity_dashboard WHERE NOT granted"
+
+step "lock_monitoring.deadlock_events_dashboard"
+psql -X -P pager=off -c "SELECT detected_at, database_name, participant_pids, victim_pid, sources FROM lock_monitoring.deadlock_events_dashboard"
+
+step "done — explore with: psql -h $PGHOST -p $PGPORT -U postgres lockvault_demo"

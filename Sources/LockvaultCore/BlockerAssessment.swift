@@ -109,11 +109,13 @@ extension Participant {
     }
 }
 
-/// One line a DBA can act on, e.g. "idle in transaction 312 s holding AccessExclusiveLock on
+/// One line a DBA can act on, e.g. "idle in transaction, holding AccessExclusiveLock on
 /// relation public.orders, blocking 14 — commit it or terminate pid 4711".
+///
+/// No durations in the text: the vault stores it as of the row's load_date and keeps it while
+/// nothing else changes, and a frozen "3 s" would mislead; the dashboards show the live time.
 enum RecommendedAction {
     static func text(for a: BlockerAssessment) -> String {
-        let seconds = Int(a.blockingDurationSeconds.rounded(.down))
         let holding = a.heldMode.map { " holding \($0)" } ?? ""
         let on = a.contendedTarget.map { " on \($0)" } ?? ""
         let blocking = "blocking \(a.blockedCount)"
@@ -126,15 +128,15 @@ enum RecommendedAction {
             return "deadlock in progress (\(blocking)); PostgreSQL's detector ends it after deadlock_timeout — if it persists, terminate pid \(pid)"
         }
         if !a.isRoot {
-            return "\(session.state) \(seconds) s\(holding)\(on), \(blocking), itself waiting — resolve the blocker ahead of pid \(pid) first"
+            return "\(session.state), itself waiting,\(holding)\(on), \(blocking) — resolve the blocker ahead of pid \(pid) first"
         }
         switch session.state {
         case .idleInTransaction, .idleInTransactionAborted:
-            return "idle in transaction \(seconds) s\(holding)\(on), \(blocking) — commit it or terminate pid \(pid); consider idle_in_transaction_session_timeout"
+            return "idle in transaction\(holding.isEmpty ? "" : ",")\(holding)\(on), \(blocking) — commit it or terminate pid \(pid); consider idle_in_transaction_session_timeout"
         case .active:
-            return "active \(seconds) s\(holding)\(on), \(blocking) — cancel its query (pg_cancel_backend(\(pid))), terminate if it persists; consider lock_timeout for DDL"
+            return "active\(holding.isEmpty ? "" : ",")\(holding)\(on), \(blocking) — cancel its query (pg_cancel_backend(\(pid))), terminate if it persists; consider lock_timeout for DDL"
         default:
-            return "\(session.state) \(seconds) s\(holding)\(on), \(blocking) — investigate pid \(pid)"
+            return "\(session.state)\(holding.isEmpty ? "" : ",")\(holding)\(on), \(blocking) — investigate pid \(pid)"
         }
     }
 }

@@ -16,8 +16,18 @@ struct ConnectionOptions: ParsableArguments {
     @Option(name: .long, help: "Longest query text kept per session.")
     var queryTextLength: Int = 1024
 
-    func monitorConfiguration() -> MonitorConfiguration {
-        MonitorConfiguration(targetDSN: dsn, vaultDSN: vaultDSN, snapshot: SnapshotOptions(queryTextLength: queryTextLength))
+    @Option(name: .long, help: "Server log to read deadlock details from (needs read access).")
+    var serverLog: String?
+
+    @Option(name: .long, help: "Format of --server-log: stderr, csvlog or jsonlog.")
+    var serverLogFormat: String = "stderr"
+
+    func monitorConfiguration() throws -> MonitorConfiguration {
+        guard let format = ServerLogFormat(rawValue: serverLogFormat) else {
+            throw ValidationError("--server-log-format must be stderr, csvlog or jsonlog, not '\(serverLogFormat)'")
+        }
+        return MonitorConfiguration(targetDSN: dsn, vaultDSN: vaultDSN, snapshot: SnapshotOptions(queryTextLength: queryTextLength),
+                                    serverLogPath: serverLog, serverLogFormat: format)
     }
 }
 
@@ -47,7 +57,7 @@ struct SampleCommand: AsyncParsableCommand {
     var noWrite = false
 
     func run() async throws {
-        let monitor = Monitor(configuration: connection.monitorConfiguration(), logger: Logger(label: "lockvault.sample") { _ in SwiftLogNoOpLogHandler() })
+        let monitor = Monitor(configuration: try connection.monitorConfiguration(), logger: Logger(label: "lockvault.sample") { _ in SwiftLogNoOpLogHandler() })
         let total = once ? 1 : max(1, cycles)
         var failed = false
         for i in 0..<total {
@@ -96,7 +106,7 @@ struct BlockingCommand: AsyncParsableCommand {
     var interval: Double = 2
 
     func run() async throws {
-        let monitor = Monitor(configuration: connection.monitorConfiguration(), logger: Logger(label: "lockvault.blocking") { _ in SwiftLogNoOpLogHandler() })
+        let monitor = Monitor(configuration: try connection.monitorConfiguration(), logger: Logger(label: "lockvault.blocking") { _ in SwiftLogNoOpLogHandler() })
         defer { Task { await monitor.close() } }
         repeat {
             let outcome = await monitor.runCycle(write: false)

@@ -44,7 +44,7 @@ import Testing
         #expect(a.isRoot)
         #expect(a.heldMode == .accessExclusive)
         #expect(a.autoKillEligible)
-        #expect(a.recommendedAction == "idle in transaction 312 s holding AccessExclusiveLock on relation public.orders, blocking 2 — commit it or terminate pid 4711; consider idle_in_transaction_session_timeout")
+        #expect(a.recommendedAction == "idle in transaction, holding AccessExclusiveLock on relation public.orders, blocking 2 — commit it or terminate pid 4711; consider idle_in_transaction_session_timeout")
     }
 
     @Test func superusersMonitorSessionsAndYoungBlockersAreNotEligible() {
