@@ -139,3 +139,23 @@ extension LiveDatabaseSuite {
         }
     }
 }
+
+extension LiveDatabaseSuite.VaultMigrationLiveTests {
+    /// The dashboards read current rows through the partial indexes (seq scans disabled so the
+    /// planner shows what it can use; tables in a test are too small to prefer indexes).
+    @Test func dashboardsCanUseTheCurrentRowIndexes() async throws {
+        try await LiveDatabase.withTemporaryDatabase { db in
+            let conn = try LiveDatabase.connect(database: db)
+            defer { conn.close() }
+            try Migrator().apply(on: conn)
+            try conn.execute("SET enable_seqscan = off")
+            for (view, index) in [("blocking_sessions_dashboard", "blocking_session_s_current"),
+                                  ("lock_activity_dashboard", "lock_activity_s_current"),
+                                  ("deadlock_events_dashboard", "deadlock_event_s_current_detected"),
+                                  ("lock_wait_analysis_dashboard", "lock_wait_analysis_s_current")] {
+                let plan = try conn.query("EXPLAIN SELECT * FROM lock_monitoring.\(view)").map { try $0.decode(0, as: String.self) }.joined(separator: "\n")
+                #expect(plan.contains(index), "\(view) does not use \(index):\n\(plan)")
+            }
+        }
+    }
+}

@@ -1,3 +1,5 @@
+import Foundation
+
 /// The one statement a sampling cycle sends to the monitored cluster.
 ///
 /// Why one statement: `pg_stat_activity`, `pg_locks` and `pg_blocking_pids()` are each read at
@@ -62,6 +64,12 @@ public enum SnapshotQuery {
             (SELECT json_agg(p) FROM (SELECT gid, transaction::text AS transaction, owner, database, prepared FROM pg_prepared_xacts) p) AS prepared,
             (SELECT json_object_agg(datname, deadlocks) FROM pg_stat_database WHERE datname IS NOT NULL) AS deadlocks
         """
+
+    /// The statement for a server version: `pg_locks.waitstart` exists from PostgreSQL 14; on 13
+    /// it reads as NULL (waits are then timed from the waiter's state_change).
+    public static func sql(serverVersion: Int) -> String {
+        serverVersion >= 140000 ? sql : sql.replacingOccurrences(of: "l.fastpath, l.waitstart", with: "l.fastpath, NULL::timestamptz AS waitstart")
+    }
 
     /// Capacity of the shared lock table: `max_locks_per_transaction × (max_connections +
     /// max_prepared_transactions)`. Settings that need a restart, so read once per connection.

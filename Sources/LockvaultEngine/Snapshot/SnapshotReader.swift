@@ -40,7 +40,7 @@ public final class SnapshotReader {
     public func read(_ conn: PostgresConnection, monitorPids: Set<Int32> = []) throws -> LockSnapshot {
         let now = Date()
         let forceLocks = lastLockTableReading.map { now.timeIntervalSince($0) >= options.lockTableCheckIntervalSeconds } ?? true
-        let rows = try conn.query(SnapshotQuery.sql, [options.queryTextLength, options.lockHoldThresholdSeconds, forceLocks])
+        let rows = try conn.query(SnapshotQuery.sql(serverVersion: conn.serverVersion), [options.queryTextLength, options.lockHoldThresholdSeconds, forceLocks])
         let row = rows[0]
 
         let backendRows = try SnapshotJSON.decode([BackendRow].self, from: row.decode("backends", as: String?.self)) ?? []
