@@ -1,0 +1,95 @@
+import Foundation
+
+/// Every key the config file may contain: its path, type, range and where it goes.
+///
+/// One table drives parsing, validation, environment overrides and error messages, so a key
+/// can't be accepted in one place and unknown in another.
+// Key paths are immutable values; the table is built once and only read.
+struct ConfigField: @unchecked Sendable {
+    enum Kind {
+        case string(WritableKeyPath<LockvaultConfig, String>)
+        case optionalString(WritableKeyPath<LockvaultConfig, String?>)
+        case double(WritableKeyPath<LockvaultConfig, Double>, ClosedRange<Double>)
+        case int(WritableKeyPath<LockvaultConfig, Int>, ClosedRange<Int>)
+        case bool(WritableKeyPath<LockvaultConfig, Bool>)
+        case choice(WritableKeyPath<LockvaultConfig, String>, [String])
+        case patterns(WritableKeyPath<LockvaultConfig, [String]>)
+    }
+
+    let path: String
+    let kind: Kind
+
+    /// `sampling.interval_seconds` → `LOCKVAULT_SAMPLING_INTERVAL_SECONDS`.
+    var environmentName: String { "LOCKVAULT_" + path.replacingOccurrences(of: ".", with: "_").uppercased() }
+}
+
+enum ConfigSchema {
+    static let fields: [ConfigField] = [
+        .init(path: "cluster_name", kind: .string(\.clusterName)),
+        .init(path: "target.dsn", kind: .string(\.targetDSN)),
+        .init(path: "vault.dsn", kind: .optionalString(\.vaultDSN)),
+        .init(path: "sampling.interval_seconds", kind: .double(\.intervalSeconds, 0.1...3600)),
+        .init(path: "sampling.query_text_length", kind: .int(\.queryTextLength, 0...1_048_576)),
+        .init(path: "sampling.lock_hold_threshold_seconds", kind: .double(\.lockHoldThresholdSeconds, 0...86400)),
+        .init(path: "sampling.statement_timeout_ms", kind: .int(\.statementTimeoutMs, 100...600_000)),
+        .init(path: "sampling.lock_timeout_ms", kind: .int(\.lockTimeoutMs, 10...600_000)),
+        .init(path: "sampling.server_log.path", kind: .optionalString(\.serverLogPath)),
+        .init(path: "sampling.server_log.format", kind: .choice(\.serverLogFormat, ["stderr", "csvlog", "jsonlog"])),
+        .init(path: "severity.medium_after_seconds", kind: .double(\.severity.mediumAfterSeconds, 0...604_800)),
+        .init(path: "severity.high_after_seconds", kind: .double(\.severity.highAfterSeconds, 0...604_800)),
+        .init(path: "severity.critical_after_seconds", kind: .double(\.severity.criticalAfterSeconds, 0...604_800)),
+        .init(path: "severity.high_blocked_sessions", kind: .int(\.severity.highBlockedSessions, 1...100_000)),
+        .init(path: "severity.critical_blocked_sessions", kind: .int(\.severity.criticalBlockedSessions, 1...100_000)),
+        .init(path: "severity.idle_in_transaction_factor", kind: .double(\.severity.idleInTransactionFactor, 0.001...1)),
+        .init(path: "severity.exclusive_lock_escalates", kind: .bool(\.severity.exclusiveLockEscalates)),
+        .init(path: "resolve.enabled", kind: .bool(\.resolve.enabled)),
+        .init(path: "resolve.dry_run", kind: .bool(\.resolve.dryRun)),
+        .init(path: "resolve.min_severity", kind: .choice(\.resolve.minSeverity, ["LOW", "MEDIUM", "HIGH", "CRITICAL"])),
+        .init(path: "resolve.kill_threshold_seconds", kind: .double(\.resolve.killThresholdSeconds, 1...86400)),
+        .init(path: "resolve.cancel_grace_seconds", kind: .double(\.resolve.cancelGraceSeconds, 0...3600)),
+        .init(path: "resolve.terminate_timeout_ms", kind: .int(\.resolve.terminateTimeoutMs, 100...60_000)),
+        .init(path: "resolve.max_terminations_per_minute", kind: .int(\.resolve.maxTerminationsPerMinute, 0...1000)),
+        .init(path: "resolve.max_actions_per_cycle", kind: .int(\.resolve.maxActionsPerCycle, 0...100)),
+        .init(path: "resolve.allow_superuser", kind: .bool(\.resolve.allowSuperuser)),
+        .init(path: "resolve.exclude.roles", kind: .patterns(\.resolve.excludeRoles)),
+        .init(path: "resolve.exclude.applications", kind: .patterns(\.resolve.excludeApplications)),
+        .init(path: "resolve.exclude.databases", kind: .patterns(\.resolve.excludeDatabases)),
+        .init(path: "resolve.exclude.client_addresses", kind: .patterns(\.resolve.excludeClientAddresses)),
+        .init(path: "schedule.analyze_interval_seconds", kind: .double(\.analyzeIntervalSeconds, 0...604_800)),
+        .init(path: "schedule.cleanup_interval_seconds", kind: .double(\.cleanupIntervalSeconds, 0...604_800)),
+        .init(path: "schedule.retention_days", kind: .int(\.retentionDays, 1...3650)),
+        .init(path: "logging.level", kind: .choice(\.logLevel, ["trace", "debug", "info", "notice", "warning", "error", "critical"])),
+        .init(path: "logging.destination", kind: .choice(\.logDestination, ["auto", "journal", "json"])),
+    ]
+
+    static let byPath = Dictionary(uniqueKeysWithValues: fields.map { ($0.path, $0) })
+
+    /// Section paths ("sampling", "sampling.server_log", "resolve.exclude", …).
+    static let sections: Set<String> = {
+        var s: Set<String> = []
+        for f in fields {
+            var parts = f.path.split(separator: ".").dropLast()
+            while !parts.isEmpty {
+                s.insert(parts.joined(separator: "."))
+                parts = parts.dropLast()
+            }
+        }
+        return s
+    }()
+
+    /// Keys allowed directly under `section` ("" = top level).
+    static func children(of section: String) -> [String] {
+        let prefix = section.isEmpty ? "" : section + "."
+        var names: Set<String> = []
+        for path in fields.map(\.path) + Array(sections) where path.hasPrefix(prefix) {
+            let rest = path.dropFirst(prefix.count)
+            if let first = rest.split(separator: ".").first { names.insert(String(first)) }
+        }
+        return names.sorted()
+    }
+
+    /// `LOCKVAULT_*` variables that are not config keys (scripts, tests).
+    static let nonConfigEnvironment: Set<String> = [
+        "LOCKVAULT_CONFIG", "LOCKVAULT_PGDATA", "LOCKVAULT_PGPORT", "LOCKVAULT_PGBIN", "LOCKVAULT_SWIFT_FLAGS",
+    ]
+}

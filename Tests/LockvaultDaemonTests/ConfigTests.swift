@@ -1,0 +1,150 @@
+import Foundation
+import Testing
+@testable import LockvaultDaemon
+
+@Suite struct ConfigTests {
+    static let etcFile = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("etc/lockvault.yaml").path
+
+    @Test func theDocumentedFileLoadsAndEqualsTheDefaults() throws {
+        let config = try ConfigLoader.load(path: Self.etcFile, environment: [:])
+        #expect(config == LockvaultConfig())
+        #expect(config.resolve.enabled == false && config.resolve.dryRun == true)
+    }
+
+    @Test func theDocumentedFileMentionsEveryKey() throws {
+        let text = try String(contentsOfFile: Self.etcFile, encoding: .utf8)
+        for field in ConfigSchema.fields {
+            let leaf = String(field.path.split(separator: ".").last!)
+            #expect(text.contains("\(leaf):"), "etc/lockvault.yaml does not document \(field.path)")
+        }
+    }
+
+    @Test func emptyFileMeansDefaults() throws {
+        #expect(try ConfigLoader.parse("") == LockvaultConfig())
+        #expect(try ConfigLoader.parse("# only a comment\n") == LockvaultConfig())
+    }
+
+    @Test func valuesAreRead() throws {
+        let c = try ConfigLoader.parse("""
+            cluster_name: prod-eu
+            target: { dsn: "service=prod" }
+            vault:
+              dsn: "host=vault dbname=history"
+            sampling:
+              interval_seconds: 2
+              server_log: { path: /var/log/postgresql/pg.csv, format: csvlog }
+            severity: { critical_after_seconds: 120 }
+            resolve:
+              enabled: true
+              exclude: { roles: [replicator, "/^etl_/"] }
+            """)
+        #expect(c.clusterName == "prod-eu")
+        #expect(c.targetDSN == "service=prod")
+        #expect(c.vaultDSN == "host=vault dbname=history")
+        #expect(c.intervalSeconds == 2)
+        #expect(c.serverLogFormat == "csvlog")
+        #expect(c.severity.criticalAfterSeconds == 120)
+        #expect(c.resolve.enabled && c.resolve.dryRun)
+        #expect(c.resolve.excludeRoles == ["replicator", "/^etl_/"])
+    }
+
+    @Test func environmentOverridesTheFile() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("lv-config-\(UUID())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let path = dir.appendingPathComponent("c.yaml").path
+        try "sampling:\n  interval_seconds: 2\n".write(toFile: path, atomically: true, encoding: .utf8)
+        let c = try ConfigLoader.load(path: path, environment: [
+            "LOCKVAULT_SAMPLING_INTERVAL_SECONDS": "5", "LOCKVAULT_RESOLVE_ENABLED": "true", "LOCKVAULT_TARGET_DSN": "service=x",
+            "LOCKVAULT_TEST_SERVER_LOG": "/ignored", "LOCKVAULT_PGPORT": "1", "PATH": "/bin",
+        ])
+        #expect(c.intervalSeconds == 5)
+        #expect(c.resolve.enabled)
+        #expect(c.targetDSN == "service=x")
+        let error = try #require(throws: ConfigError.self) {
+            try ConfigLoader.load(path: path, environment: ["LOCKVAULT_SAMPLING_INTERVAL": "5"])
+        }
+        #expect(error.code == .unknownEnvironment)
+        #expect(error.description.contains("LOCKVAULT_SAMPLING_INTERVAL_SECONDS"))
+        let range = try #require(throws: ConfigError.self) {
+            try ConfigLoader.load(path: path, environment: ["LOCKVAULT_SAMPLING_INTERVAL_SECONDS": "0"])
+        }
+        #expect(range.code == .outOfRange && range.source == "LOCKVAULT_SAMPLING_INTERVAL_SECONDS")
+    }
+
+    struct Bad: Sendable, CustomTestStringConvertible {
+        let yaml: String
+        let code: ConfigError.Code
+        let key: String
+        let line: Int?
+        var testDescription: String { "\(code) \(key)" }
+    }
+
+    static let bad: [Bad] = [
+        Bad(yaml: "sampling:\n  interval_secs: 1\n", code: .unknownKey, key: "sampling.interval_secs", line: 2),
+        Bad(yaml: "samplng:\n  interval_seconds: 1\n", code: .unknownKey, key: "samplng", line: 1),
+        Bad(yaml: "sampling:\n  interval_seconds: fast\n", code: .wrongType, key: "sampling.interval_seconds", line: 2),
+        Bad(yaml: "sampling:\n  interval_seconds: 0\n", code: .outOfRange, key: "sampling.interval_seconds", line: 2),
+        Bad(yaml: "sampling:\n  interval_seconds: 99999\n", code: .outOfRange, key: "sampling.interval_seconds", line: 2),
+        Bad(yaml: "sampling:\n  query_text_length: 1.5\n", code: .wrongType, key: "sampling.query_text_length", line: 2),
+        Bad(yaml: "sampling:\n  query_text_length: -1\n", code: .outOfRange, key: "sampling.query_text_length", line: 2),
+        Bad(yaml: "sampling:\n  statement_timeout_ms: [1, 2]\n", code: .wrongType, key: "sampling.statement_timeout_ms", line: 2),
+        Bad(yaml: "sampling:\n  lock_timeout_ms: 5\n", code: .outOfRange, key: "sampling.lock_timeout_ms", line: 2),
+        Bad(yaml: "sampling:\n  server_log:\n    format: syslog\n", code: .invalidChoice, key: "sampling.server_log.format", line: 3),
+        Bad(yaml: "sampling: 5\n", code: .wrongType, key: "sampling", line: 1),
+        Bad(yaml: "target:\n  dsn: {host: x}\n", code: .wrongType, key: "target.dsn", line: 2),
+        Bad(yaml: "severity:\n  idle_in_transaction_factor: 2\n", code: .outOfRange, key: "severity.idle_in_transaction_factor", line: 2),
+        Bad(yaml: "severity:\n  exclusive_lock_escalates: maybe\n", code: .wrongType, key: "severity.exclusive_lock_escalates", line: 2),
+        Bad(yaml: "severity:\n  high_after_seconds: 5\n", code: .inconsistent, key: "severity", line: nil),
+        Bad(yaml: "severity:\n  high_blocked_sessions: 30\n", code: .inconsistent, key: "severity", line: nil),
+        Bad(yaml: "resolve:\n  enabled: yes please\n", code: .wrongType, key: "resolve.enabled", line: 2),
+        Bad(yaml: "resolve:\n  min_severity: critical\n", code: .invalidChoice, key: "resolve.min_severity", line: 2),
+        Bad(yaml: "resolve:\n  kill_threshold_seconds: 0\n", code: .outOfRange, key: "resolve.kill_threshold_seconds", line: 2),
+        Bad(yaml: "resolve:\n  exclude:\n    roles: etl\n", code: .wrongType, key: "resolve.exclude.roles", line: 3),
+        Bad(yaml: "resolve:\n  exclude:\n    applications: [\"/[unclosed/\"]\n", code: .invalidPattern, key: "resolve.exclude.applications", line: 3),
+        Bad(yaml: "resolve:\n  exclude:\n    databases: [\"\"]\n", code: .wrongType, key: "resolve.exclude.databases", line: 3),
+        Bad(yaml: "resolve:\n  enabled: true\n  dry_run: false\n  max_terminations_per_minute: 0\n", code: .inconsistent, key: "resolve.max_terminations_per_minute", line: nil),
+        Bad(yaml: "resolve:\n  exclude:\n    users: [a]\n", code: .unknownKey, key: "resolve.exclude.users", line: 3),
+        Bad(yaml: "schedule:\n  retention_days: 0\n", code: .outOfRange, key: "schedule.retention_days", line: 2),
+        Bad(yaml: "logging:\n  level: verbose\n", code: .invalidChoice, key: "logging.level", line: 2),
+        Bad(yaml: "logging:\n  destination: syslog\n", code: .invalidChoice, key: "logging.destination", line: 2),
+        Bad(yaml: "logging:\n  level: info\n  level: debug\n", code: .duplicateKey, key: "logging.level", line: 3),
+        Bad(yaml: "- a\n- b\n", code: .notAMapping, key: "", line: 1),
+        Bad(yaml: "sampling:\n  interval_seconds: [1\n", code: .syntax, key: "", line: nil),
+        Bad(yaml: "sampling:\n\tinterval_seconds: 1\n", code: .syntax, key: "", line: nil),
+    ]
+
+    @Test(arguments: bad)
+    func badConfigsAreRejectedWithKeyAndLine(_ bad: Bad) throws {
+        let error = try #require(throws: ConfigError.self) {
+            var c = try ConfigLoader.parse(bad.yaml, source: "test.yaml")
+            try ConfigLoader.checkConsistency(c, source: "test.yaml")
+            c.clusterName = ""
+        }
+        #expect(error.code == bad.code, "\(error)")
+        #expect(error.keyPath == bad.key, "\(error)")
+        if let line = bad.line { #expect(error.line == line, "\(error)") }
+        if !bad.key.isEmpty { #expect(error.description.contains(bad.key)) }
+    }
+
+    @Test func aDSNValueIsNeverEchoed() throws {
+        let error = try #require(throws: ConfigError.self) {
+            try ConfigLoader.parse("target:\n  dsn: [\"password=hunter2\"]\n")
+        }
+        #expect(!error.description.contains("hunter2"))
+    }
+
+    @Test func unknownKeysSuggestTheClosestName() throws {
+        let error = try #require(throws: ConfigError.self) { try ConfigLoader.parse("resolve:\n  dryrun: true\n") }
+        #expect(error.description.contains("did you mean 'dry_run'"))
+    }
+
+    @Test func exclusionPatterns() {
+        #expect(ExclusionPattern(text: "etl").matches("etl"))
+        #expect(!ExclusionPattern(text: "etl").matches("etl_nightly"))
+        #expect(ExclusionPattern(text: "/^etl_/").matches("etl_nightly"))
+        #expect(!ExclusionPattern(text: "/^etl_/").matches("my_etl_"))
+        #expect(!ExclusionPattern(text: "x").matches(nil))
+    }
+}
