@@ -1,1 +1,0 @@
-// SystemdSupport: see the module's other files.
