@@ -20,4 +20,5 @@ trap cleanup EXIT
 eval "$(scripts/pg-cluster.sh env)"
 psql -XAtqc "SELECT 'live database: ' || version()"
 swift build --build-tests
+export LOCKVAULT_TEST_BINARY="$(swift build --show-bin-path)/lockvault"
 swift test --skip-build "$@"

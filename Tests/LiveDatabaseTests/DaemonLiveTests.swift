@@ -1,0 +1,166 @@
+import Foundation
+import LockvaultEngine
+import PostgresClient
+import SystemdSupport
+import Testing
+
+extension LiveDatabaseSuite {
+    /// `lockvault run` as systemd sees it: the real binary, a real notification socket.
+    @Suite struct DaemonLiveTests {
+        /// Collects notifications until `predicate` holds for one, or the deadline passes.
+        static func expect(_ listener: NotifySocketListener, _ what: String, within timeout: Duration = .seconds(20),
+                           into log: inout [String], _ predicate: (String) -> Bool) throws -> String {
+            let clock = ContinuousClock()
+            let deadline = clock.now + timeout
+            while clock.now < deadline {
+                guard let message = listener.receive(timeout: .milliseconds(200)) else { continue }
+                log.append(message)
+                if predicate(message) { return message }
+            }
+            throw TimedOut(what: "\(what) (received: \(log.suffix(8)))")
+        }
+
+        /// Everything received during `window`.
+        static func drain(_ listener: NotifySocketListener, for window: Duration) -> [String] {
+            let clock = ContinuousClock()
+            let end = clock.now + window
+            var messages: [String] = []
+            while clock.now < end {
+                if let m = listener.receive(timeout: .milliseconds(50)) { messages.append(m) }
+            }
+            return messages
+        }
+
+        static func config(database: String, interval: Double = 0.2, extra: String = "") -> String {
+            """
+            target: { dsn: "dbname=\(database)" }
+            sampling:
+              interval_seconds: \(interval)
+              lock_timeout_ms: 600000
+              statement_timeout_ms: 600000
+            \(extra)
+            """
+        }
+
+        @Test func lifecycleUnderANotifySocket() async throws {
+            try await LiveDatabase.withTemporaryDatabase { db in
+                let admin = try LiveDatabase.connect(database: db)
+                defer { admin.close() }
+                try Migrator().apply(on: admin)
+                let configPath = try DaemonProcess.writeConfig(Self.config(database: db))
+                defer { unlink(configPath) }
+                let listener = try NotifySocketListener()
+                let daemon = try DaemonProcess(arguments: ["run", "--config", configPath],
+                                               environment: ["NOTIFY_SOCKET": listener.path, "WATCHDOG_USEC": "800000"])
+                var log: [String] = []
+                _ = try Self.expect(listener, "READY=1", into: &log) { $0 == "READY=1" }
+                let statusBeforeReady = log.contains { $0.hasPrefix("STATUS=ok: ") }
+                #expect(statusBeforeReady, "a STATUS line precedes READY: \(log)")
+
+                // The watchdog is pinged while cycles complete (every ~400 ms here).
+                let healthy = Self.drain(listener, for: .seconds(2))
+                let pings = healthy.filter { $0 == "WATCHDOG=1" }.count
+                let okStatus = healthy.contains { $0.hasPrefix("STATUS=ok: 0 blockers") }
+                #expect(pings >= 3, "\(healthy)")
+                #expect(okStatus)
+
+                // SIGHUP with a new, valid config: RELOADING (with MONOTONIC_USEC), then READY.
+                try Self.config(database: db, interval: 0.3).write(toFile: configPath, atomically: true, encoding: .utf8)
+                daemon.signal(SIGHUP)
+                let reloading = try Self.expect(listener, "RELOADING=1", into: &log) { $0.hasPrefix("RELOADING=1") }
+                #expect(reloading.contains("MONOTONIC_USEC="))
+                _ = try Self.expect(listener, "READY=1 after reload", into: &log) { $0 == "READY=1" }
+
+                // SIGHUP with a broken config: rejected, the daemon keeps sampling.
+                try "sampling:\n  interval_seconds: -1\n".write(toFile: configPath, atomically: true, encoding: .utf8)
+                daemon.signal(SIGHUP)
+                _ = try Self.expect(listener, "RELOADING=1 (bad config)", into: &log) { $0.hasPrefix("RELOADING=1") }
+                _ = try Self.expect(listener, "READY=1 (bad config kept the old one)", into: &log) { $0 == "READY=1" }
+                _ = try Self.expect(listener, "sampling continues", into: &log) { $0.hasPrefix("STATUS=ok:") }
+                #expect(daemon.process.isRunning)
+                #expect(daemon.output.contains("configuration reload rejected"))
+
+                // A hung cycle: the vault write waits on a lock we hold. No more WATCHDOG pings.
+                try admin.execute("BEGIN")
+                try admin.execute("LOCK TABLE lock_monitoring.monitor_cycle_s IN ACCESS EXCLUSIVE MODE")
+                try await waitUntil("the daemon's vault write is stuck") {
+                    try LiveDatabase.connect(database: db).query(
+                        "SELECT 1 FROM pg_stat_activity WHERE application_name = 'lockvault' AND wait_event_type = 'Lock'").count > 0
+                }
+                let stuck = Self.drain(listener, for: .seconds(2))
+                let stuckPings = stuck.filter { $0 == "WATCHDOG=1" }.count
+                #expect(stuckPings <= 1, "pings continued while the cycle hung: \(stuck)")
+                try admin.execute("ROLLBACK")
+                _ = try Self.expect(listener, "WATCHDOG=1 once cycles complete again", into: &log) { $0 == "WATCHDOG=1" }
+
+                // SIGTERM: STOPPING, then a clean exit.
+                daemon.signal(SIGTERM)
+                _ = try Self.expect(listener, "STOPPING=1", into: &log) { $0 == "STOPPING=1" }
+                #expect(try await daemon.waitForExit() == 0, "\(daemon.output.suffix(2000))")
+            }
+        }
+
+        @Test func badConfigsExitWith78AndNameTheKey() async throws {
+            let cases = [
+                ("sampling:\n  interval_seconds: 0\n", "sampling.interval_seconds"),
+                ("resolve:\n  dryrun: true\n", "resolve.dryrun"),
+                ("severity:\n  high_after_seconds: 1\n", "severity"),
+                ("logging:\n  level: loud\n", "logging.level"),
+            ]
+            for (yaml, key) in cases {
+                let path = try DaemonProcess.writeConfig(yaml)
+                defer { unlink(path) }
+                for verb in ["run", "check-config"] {
+                    let p = try DaemonProcess(arguments: [verb, "--config", path])
+                    #expect(try await p.waitForExit() == 78, "\(verb) \(yaml)")
+                    #expect(p.output.contains(key), "\(verb): \(p.output)")
+                }
+            }
+            let missing = try DaemonProcess(arguments: ["run", "--config", "/nonexistent/lockvault.yaml"])
+            #expect(try await missing.waitForExit() == 78)
+            #expect(missing.output.contains("no such file"))
+        }
+
+        /// The server ends lockvault's sessions under it (as a restart or a DBA would): the daemon
+        /// keeps running, reports degraded, reconnects, and records the unobserved gap.
+        /// (Restarting the whole test cluster from inside the test process is not done here:
+        /// see the issue note.)
+        @Test func survivesLosingItsSessionsAndRecordsTheGap() async throws {
+            try await LiveDatabase.withTemporaryDatabase { db in
+                do {
+                    let admin = try LiveDatabase.connect(database: db)
+                    try Migrator().apply(on: admin)
+                    admin.close()
+                }
+                let configPath = try DaemonProcess.writeConfig(Self.config(database: db))
+                defer { unlink(configPath) }
+                let listener = try NotifySocketListener()
+                let daemon = try DaemonProcess(arguments: ["run", "--config", configPath], environment: ["NOTIFY_SOCKET": listener.path])
+                var log: [String] = []
+                _ = try Self.expect(listener, "READY=1", into: &log) { $0 == "READY=1" }
+
+                // Refuse new connections to the database for a moment, then end lockvault's sessions.
+                let admin = try LiveDatabase.connect()
+                defer { admin.close() }
+                try admin.execute("ALTER DATABASE \(db) ALLOW_CONNECTIONS false")
+                _ = try admin.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'lockvault' AND datname = $1", [db])
+                _ = try Self.expect(listener, "degraded while the database refuses connections", within: .seconds(30), into: &log) { $0.hasPrefix("STATUS=degraded") }
+                try admin.execute("ALTER DATABASE \(db) ALLOW_CONNECTIONS true")
+                _ = try Self.expect(listener, "ok again", within: .seconds(60), into: &log) { $0.hasPrefix("STATUS=ok:") }
+                #expect(daemon.process.isRunning)
+
+                try await waitUntil("the gap is recorded", timeout: .seconds(20)) {
+                    let conn = try LiveDatabase.connect(database: db)
+                    defer { conn.close() }
+                    return try conn.query("SELECT count(*) AS n FROM lock_monitoring.monitor_gap_s WHERE gap_end > gap_start")[0].decode("n", as: Int.self) == 1
+                }
+                let conn = try LiveDatabase.connect(database: db)
+                let reason = try conn.query("SELECT reason FROM lock_monitoring.monitor_gap_s")[0].decode("reason", as: String.self)
+                conn.close()
+                #expect(reason.contains("target unavailable"))
+                daemon.signal(SIGTERM)
+                #expect(try await daemon.waitForExit() == 0)
+            }
+        }
+    }
+}
