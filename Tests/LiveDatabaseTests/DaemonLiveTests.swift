@@ -100,6 +100,20 @@ extension LiveDatabaseSuite {
             }
         }
 
+        @Test func statusTellsAliveFromStale() async throws {
+            try await EngineScenario.run { s in
+                let empty = try DaemonProcess(arguments: ["status", "--dsn", "dbname=\(s.database)"])
+                #expect(try await empty.waitForExit() == 1, "nothing recorded yet")
+                try await s.cycle()
+                let alive = try DaemonProcess(arguments: ["status", "--dsn", "dbname=\(s.database)"])
+                #expect(try await alive.waitForExit() == 0, "\(alive.output)")
+                #expect(alive.output.contains("alive") && alive.output.contains("cluster test"))
+                let stale = try DaemonProcess(arguments: ["status", "--dsn", "dbname=\(s.database)", "--stale-after", "0"])
+                #expect(try await stale.waitForExit() == 1)
+                #expect(stale.output.contains("STALE"))
+            }
+        }
+
         @Test func badConfigsExitWith78AndNameTheKey() async throws {
             let cases = [
                 ("sampling:\n  interval_seconds: 0\n", "sampling.interval_seconds"),
