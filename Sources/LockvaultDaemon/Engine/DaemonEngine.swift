@@ -1,6 +1,6 @@
 import Foundation
 public import Logging
-import LockvaultCore
+public import LockvaultCore
 public import LockvaultEngine
 import PostgresClient
 import SystemdSupport
@@ -24,7 +24,27 @@ extension LockvaultConfig {
             snapshot: SnapshotOptions(queryTextLength: queryTextLength, lockHoldThresholdSeconds: lockHoldThresholdSeconds),
             severity: severity,
             session: SessionSettings(applicationName: "lockvault", statementTimeoutMs: statementTimeoutMs, lockTimeoutMs: lockTimeoutMs),
-            serverLogPath: serverLogPath, serverLogFormat: ServerLogFormat(rawValue: serverLogFormat) ?? .stderr)
+            serverLogPath: serverLogPath, serverLogFormat: ServerLogFormat(rawValue: serverLogFormat) ?? .stderr,
+            resolve: resolvePolicy, terminateTimeoutMs: resolve.terminateTimeoutMs,
+            decidedBy: "daemon@\(ProcessInfo.processInfo.hostName)")
+    }
+
+    /// The `resolve:` section as the core's policy.
+    public var resolvePolicy: ResolvePolicy {
+        var p = ResolvePolicy()
+        p.enabled = resolve.enabled
+        p.dryRun = resolve.dryRun
+        p.minSeverity = BlockerSeverity(rawValue: resolve.minSeverity) ?? .critical
+        p.killThresholdSeconds = resolve.killThresholdSeconds
+        p.cancelGraceSeconds = resolve.cancelGraceSeconds
+        p.maxTerminationsPerMinute = resolve.maxTerminationsPerMinute
+        p.maxActionsPerCycle = resolve.maxActionsPerCycle
+        p.allowSuperuser = resolve.allowSuperuser
+        p.excludeRoles = resolve.excludeRoles
+        p.excludeApplications = resolve.excludeApplications
+        p.excludeDatabases = resolve.excludeDatabases
+        p.excludeClientAddresses = resolve.excludeClientAddresses
+        return p
     }
 
     public var interval: Duration { .milliseconds(Int64((intervalSeconds * 1000).rounded())) }

@@ -9,6 +9,8 @@ public struct CycleOutcome: Sendable {
     public var assessments: [BlockerAssessment]
     public var forest: [BlockingTree]
     public var deadlocks: [DeadlockEvent]
+    /// The resolver's decisions this cycle, with what happened when acted on.
+    public var decisions: [ExecutedDecision] = []
     public var cycleMilliseconds: Double
     /// Cycles waiting for the vault (0 when everything is written).
     public var pendingWrites: Int
@@ -55,6 +57,7 @@ public actor Monitor {
     private var vaultBackoff = BackoffState()
     private let recordSource: String
     private var droppedCycles = 0
+    private var resolverMemory = ResolverMemory()
 
     public init(configuration: MonitorConfiguration, logger: Logger) {
         self.configuration = configuration
@@ -126,7 +129,14 @@ public actor Monitor {
             ])
         }
 
-        // 3. Record it.
+        // 3. Resolve, if configured (dry-run decisions are recorded too).
+        var decisionRecords: [ResolveDecisionRecord] = []
+        if configuration.resolve.enabled {
+            outcome.decisions = resolve(assessments, snapshot: snapshot)
+            decisionRecords = outcome.decisions.map { $0.record(decidedBy: configuration.decidedBy, at: snapshot.capturedAt) }
+        }
+
+        // 4. Record it.
         var gap: (Date, Date, String)?
         if let (since, reason) = unobservedSince {
             gap = (since, snapshot.capturedAt, reason)
@@ -135,7 +145,7 @@ public actor Monitor {
         lastObserved = snapshot.capturedAt
         outcome.cycleMilliseconds = Self.ms(since: started)
         if write {
-            let record = CycleRecord(snapshot: snapshot, assessments: assessments, graph: graph, deadlocks: events, decisions: [],
+            let record = CycleRecord(snapshot: snapshot, assessments: assessments, graph: graph, deadlocks: events, decisions: decisionRecords,
                                      clusterName: configuration.clusterName, recordSource: recordSource,
                                      cycleMilliseconds: outcome.cycleMilliseconds, heartbeatSeconds: configuration.heartbeatSeconds,
                                      gap: gap.map { (start: $0.0, end: $0.1, reason: $0.2) })
@@ -149,6 +159,38 @@ public actor Monitor {
         outcome.pendingWrites = pending.count
         outcome.cycleMilliseconds = Self.ms(since: started)
         return outcome
+    }
+
+    /// Decides and, unless a dry run, acts — on the target connection, re-checking identity in
+    /// the statement that signals. Every decision is logged as one structured event.
+    private func resolve(_ assessments: [BlockerAssessment], snapshot: LockSnapshot) -> [ExecutedDecision] {
+        let policy = configuration.resolve
+        let decisions = policy.decide(assessments, monitorPids: snapshot.monitorPids.union(ownPids()), memory: resolverMemory, now: snapshot.capturedAt)
+        var executed: [ExecutedDecision] = []
+        for d in decisions {
+            var result = ExecutedDecision(decision: d, outcome: nil)
+            if d.verdict == .act, !d.dryRun, let action = d.action, let s = d.assessment.session, let start = s.backendStart, let conn = target {
+                let outcome = SessionSignaller.signal(action == .cancel ? .cancel : .terminate, pid: s.pid, backendStart: start,
+                                                      terminateTimeout: .milliseconds(configuration.terminateTimeoutMs),
+                                                      allowSuperuser: policy.allowSuperuser, monitorApplicationName: configuration.session.applicationName,
+                                                      monitorPids: snapshot.monitorPids.union(ownPids()), on: conn)
+                result.outcome = outcome
+                if outcome == .done || outcome == .timedOut {
+                    if action == .terminate { resolverMemory.recordTermination(at: snapshot.capturedAt) } else {
+                        resolverMemory.recordCancel(SessionID(pid: s.pid, backendStart: start), at: snapshot.capturedAt)
+                    }
+                }
+            }
+            let a = d.assessment
+            logger.log(level: d.verdict == .act && !d.dryRun ? .critical : .notice, "resolve decision", metadata: [
+                "decision": "\(result.decisionName)", "reason": "\(d.reason)", "outcome": "\(result.outcomeText ?? "")",
+                "dry_run": "\(d.dryRun)", "severity": "\(a.severity)", "blocker.pid": "\(a.pid.map(String.init) ?? "")",
+                "blocked_count": "\(a.blockedCount)", "database": "\(a.session?.database ?? "")", "user": "\(a.session?.user ?? "")",
+                "application": "\(a.session?.applicationName ?? "")",
+            ])
+            executed.append(result)
+        }
+        return executed
     }
 
     /// Writes an extra record (e.g. resolve decisions) through the same ordered buffer.
@@ -258,4 +300,45 @@ struct BackoffState {
 
     mutating func reset() { attempt = 0 }
     var ceilingText: String { String(format: "up to %.1f s", min(cap, base * pow(2, Double(min(attempt, 20))))) }
+}
+
+/// A resolver decision and, when it was acted on, what the server did.
+public struct ExecutedDecision: Sendable {
+    public var decision: ResolveDecision
+    public var outcome: SignalOutcome?
+
+    /// cancelled / terminated / failed once acted on; the decision's own name otherwise.
+    public var decisionName: String {
+        guard let outcome, let action = decision.action else { return decision.decision }
+        switch outcome {
+        case .done: return action == .cancel ? "cancelled" : "terminated"
+        case .timedOut: return "terminate_timed_out"
+        case .identityChanged, .noLongerBlocking, .protected: return "skipped"
+        case .refused: return "failed"
+        }
+    }
+
+    public var outcomeText: String? {
+        guard let outcome else { return nil }
+        switch outcome {
+        case .done: return "done"
+        case .timedOut: return "sent, but the session had not exited within the timeout"
+        case .identityChanged: return "identity changed: no session with that (pid, backend_start) any more"
+        case .noLongerBlocking: return "no longer blocking"
+        case .protected: return "protected session (lockvault, superuser or not a client backend)"
+        case .refused(let message): return "refused: \(message)"
+        }
+    }
+
+    func record(decidedBy: String, at: Date) -> ResolveDecisionRecord {
+        let a = decision.assessment
+        var gid: String?
+        if case .prepared(let g) = a.participant { gid = g }
+        return ResolveDecisionRecord(
+            pid: a.pid, backendStart: a.session?.backendStart, preparedGid: gid,
+            database: a.session?.database ?? a.preparedTransaction?.database, decidedAt: at, decision: decisionName,
+            reason: outcomeText.map { "\(decision.reason) — \($0)" } ?? decision.reason, dryRun: decision.dryRun,
+            action: decision.action?.rawValue, outcome: outcomeText, severity: a.severity.rawValue, blockedCount: a.blockedCount,
+            blockingSeconds: a.blockingDurationSeconds, decidedBy: decidedBy)
+    }
 }

@@ -20,12 +20,22 @@ public struct MonitorConfiguration: Sendable {
     /// Cycle records kept in memory while the vault is unreachable; beyond it the oldest are
     /// dropped and a gap is recorded.
     public var maxBufferedCycles: Int
+    /// The auto-resolver (off unless `resolve.enabled`).
+    public var resolve: ResolvePolicy
+    /// How long `pg_terminate_backend` waits to confirm a session ended.
+    public var terminateTimeoutMs: Int
+    /// Who decided, for the audit ("daemon@host" or "cli@host").
+    public var decidedBy: String
 
     public init(
         targetDSN: String = "", vaultDSN: String? = nil, clusterName: String = "", snapshot: SnapshotOptions = .init(),
         severity: SeverityPolicy = .init(), session: SessionSettings = .init(), serverLogPath: String? = nil,
-        serverLogFormat: ServerLogFormat = .stderr, heartbeatSeconds: Double = 60, maxBufferedCycles: Int = 3600
+        serverLogFormat: ServerLogFormat = .stderr, heartbeatSeconds: Double = 60, maxBufferedCycles: Int = 3600,
+        resolve: ResolvePolicy = ResolvePolicy(), terminateTimeoutMs: Int = 5000, decidedBy: String = "daemon"
     ) {
+        self.resolve = resolve
+        self.terminateTimeoutMs = terminateTimeoutMs
+        self.decidedBy = decidedBy
         self.targetDSN = targetDSN
         self.vaultDSN = vaultDSN
         self.clusterName = clusterName

@@ -1,0 +1,105 @@
+import ArgumentParser
+import Foundation
+import LockvaultCore
+import LockvaultEngine
+import Logging
+
+/// `lockvault resolve`: what the auto-resolver would do (default) or does (`--execute`).
+struct ResolveCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "resolve",
+        abstract: "Show which blockers the auto-resolver would end and why; --execute to act.",
+        discussion: """
+            A dry run unless --execute is given. Every decision is recorded in the vault (resolve_decision_s) and \
+            shown on blocking_sessions_dashboard. The seed's auto_resolve_blocking(NULL, 300, true) is \
+            `lockvault resolve --threshold 300`.
+            Exit codes: 0 nothing to do; 2 would act (dry run) or acted; 1 error; 69 cannot connect.
+            """
+    )
+
+    @OptionGroup var connection: ConnectionOptions
+
+    @Flag(name: .long, help: "Really cancel/terminate (default: dry run).")
+    var execute = false
+
+    @Flag(name: .long, help: "Print JSON.")
+    var json = false
+
+    @Option(name: .long, help: "Minimum severity to consider: LOW, MEDIUM, HIGH or CRITICAL.")
+    var minSeverity: String = "CRITICAL"
+
+    @Option(name: .long, help: "Minimum blocking time in seconds (kill_threshold_seconds).")
+    var threshold: Double = 300
+
+    @Option(name: .long, help: "Exclude sessions of this role (repeatable; exact or /regex/).")
+    var excludeRole: [String] = []
+
+    @Option(name: .long, help: "Exclude sessions with this application_name (repeatable; exact or /regex/).")
+    var excludeApplication: [String] = []
+
+    @Flag(name: .long, help: "Allow acting on superuser sessions.")
+    var allowSuperuser = false
+
+    @Option(name: .long, help: "At most this many actions.")
+    var max: Int = 1
+
+    func run() async throws {
+        guard let severity = BlockerSeverity(rawValue: minSeverity.uppercased()) else {
+            throw ValidationError("--min-severity must be LOW, MEDIUM, HIGH or CRITICAL, not '\(minSeverity)'")
+        }
+        var config = try connection.monitorConfiguration()
+        var policy = ResolvePolicy()
+        policy.enabled = true
+        policy.dryRun = !execute
+        policy.minSeverity = severity
+        policy.killThresholdSeconds = threshold
+        policy.allowSuperuser = allowSuperuser
+        policy.excludeRoles = excludeRole
+        policy.excludeApplications = excludeApplication
+        policy.maxActionsPerCycle = max
+        policy.maxTerminationsPerMinute = Swift.max(max, 1)
+        config.resolve = policy
+        config.severity.killThresholdSeconds = threshold
+        config.decidedBy = "cli@\(ProcessInfo.processInfo.hostName)"
+        let monitor = Monitor(configuration: config, logger: Logger(label: "lockvault.resolve") { _ in SwiftLogNoOpLogHandler() })
+        let outcome = await monitor.runCycle()
+        await monitor.close()
+        if let error = outcome.targetError {
+            printError("lockvault resolve: \(error)")
+            throw ExitCode(LockvaultExit.unavailable)
+        }
+        if let error = outcome.vaultError { printError("lockvault resolve: decisions not recorded in the vault: \(error)") }
+        if json {
+            let rows: [[String: Any]] = outcome.decisions.map { d in
+                let a = d.decision.assessment
+                return ["pid": a.pid.map { Int($0) } ?? NSNull(), "prepared_gid": a.preparedTransaction?.gid ?? NSNull(),
+                        "user": a.session?.user ?? NSNull(), "application": a.session?.applicationName ?? NSNull(),
+                        "database": a.session?.database ?? NSNull(), "state": a.session?.state.description ?? "prepared",
+                        "severity": a.severity.rawValue, "blocked": a.blockedCount, "blocked_seconds": Int(a.blockingDurationSeconds),
+                        "decision": d.decisionName, "reason": d.decision.reason, "outcome": d.outcomeText ?? NSNull(), "dry_run": d.decision.dryRun]
+            }
+            print(String(decoding: try JSONSerialization.data(withJSONObject: rows, options: [.sortedKeys]), as: UTF8.self))
+        } else {
+            print(Self.table(outcome.decisions, dryRun: !execute))
+        }
+        if outcome.decisions.contains(where: { $0.decision.verdict == .act }) { throw ExitCode(LockvaultExit.wouldAct) }
+    }
+
+    static func table(_ decisions: [ExecutedDecision], dryRun: Bool) -> String {
+        guard !decisions.isEmpty else { return "nothing to resolve: no blocker at or above the minimum severity" }
+        let header = ["pid", "user", "app", "database", "state", "severity", "blocked", "for", "decision", "reason"]
+        let rows = decisions.map { d -> [String] in
+            let a = d.decision.assessment
+            let clean = { (s: String?, w: Int) in BlockingForestRenderer.clean(s ?? "-", w) }
+            return [a.pid.map(String.init) ?? "prepared", clean(a.session?.user ?? a.preparedTransaction?.owner, 16), clean(a.session?.applicationName, 16),
+                    clean(a.session?.database ?? a.preparedTransaction?.database, 16), a.session?.state.description ?? "prepared",
+                    a.severity.rawValue, String(a.blockedCount), "\(Int(a.blockingDurationSeconds)) s", d.decisionName,
+                    clean(d.decision.reason + (d.outcomeText.map { " — \($0)" } ?? ""), 100)]
+        }
+        let widths = header.indices.map { i in ([header[i]] + rows.map { $0[i] }).map(\.count).max()! }
+        func line(_ cells: [String]) -> String {
+            cells.enumerated().map { i, c in i == cells.count - 1 ? c : c.padding(toLength: widths[i], withPad: " ", startingAt: 0) }.joined(separator: "  ")
+        }
+        return ([dryRun ? "dry run: nothing was signalled (use --execute to act)" : "executed", line(header)] + rows.map(line)).joined(separator: "\n")
+    }
+}
