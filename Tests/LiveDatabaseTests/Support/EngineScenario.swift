@@ -13,19 +13,21 @@ final class EngineScenario: @unchecked Sendable {
     let monitor: Monitor
     private(set) var sessions: [BackgroundSession] = []
 
-    init(database: String, severity: SeverityPolicy = SeverityPolicy(), serverLog: String? = nil) throws {
+    init(database: String, severity: SeverityPolicy = SeverityPolicy(), serverLog: String? = nil, resolve: ResolvePolicy = ResolvePolicy(),
+         monitorUser: String? = nil) throws {
         self.database = database
         admin = try LiveDatabase.connect(database: database, applicationName: "lv-test-admin")
         try Migrator().apply(on: admin)
         let config = MonitorConfiguration(
-            targetDSN: try LiveDatabase.conninfo(database: database), clusterName: "test", severity: severity,
-            session: SessionSettings(applicationName: "lockvault"), serverLogPath: serverLog, heartbeatSeconds: 3600)
+            targetDSN: try LiveDatabase.conninfo(database: database, user: monitorUser), clusterName: "test", severity: severity,
+            session: SessionSettings(applicationName: "lockvault"), serverLogPath: serverLog, heartbeatSeconds: 3600,
+            resolve: resolve, terminateTimeoutMs: 5000, decidedBy: "test")
         monitor = Monitor(configuration: config, logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() })
     }
 
     /// A new session on the scenario's database (or another one).
-    func session(_ app: String = "lv-test", database: String? = nil) async throws -> BackgroundSession {
-        let s = try await BackgroundSession(database: database ?? self.database, applicationName: app)
+    func session(_ app: String = "lv-test", database: String? = nil, user: String? = nil) async throws -> BackgroundSession {
+        let s = try await BackgroundSession(database: database ?? self.database, applicationName: app, user: user)
         sessions.append(s)
         return s
     }
@@ -68,9 +70,10 @@ final class EngineScenario: @unchecked Sendable {
     }
 
     /// Runs `body` on a fresh scenario and always cleans up.
-    static func run(severity: SeverityPolicy = SeverityPolicy(), serverLog: String? = nil, _ body: (EngineScenario) async throws -> Void) async throws {
+    static func run(severity: SeverityPolicy = SeverityPolicy(), serverLog: String? = nil, resolve: ResolvePolicy = ResolvePolicy(),
+                    monitorUser: String? = nil, _ body: (EngineScenario) async throws -> Void) async throws {
         try await LiveDatabase.withTemporaryDatabase { db in
-            let scenario = try EngineScenario(database: db, severity: severity, serverLog: serverLog)
+            let scenario = try EngineScenario(database: db, severity: severity, serverLog: serverLog, resolve: resolve, monitorUser: monitorUser)
             do {
                 try await body(scenario)
                 await scenario.close()
