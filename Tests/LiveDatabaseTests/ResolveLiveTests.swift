@@ -182,6 +182,26 @@ extension LiveDatabaseSuite {
             }
         }
 
+        @Test func asTheLeastPrivilegedRoleAStaleIdentityIsRefusedAndItsOwnSessionsAreProtected() async throws {
+            try Self.ensureRoles()
+            try await EngineScenario.run(severity: Self.fast, monitorUser: "lv_monitor") { s in
+                try Self.prepare(s)
+                let holder = try await s.session("lv-holder", user: "lv_app"), victim = try await s.session("lv-victim", user: "lv_app")
+                try await holder.run("BEGIN", "LOCK TABLE t IN ACCESS EXCLUSIVE MODE")
+                let waiting = victim.start("SELECT * FROM t")
+                try await s.waitForWaiters(1)
+                let monitor = try LiveDatabase.connect(database: s.database, user: "lv_monitor")
+                defer { monitor.close() }
+                #expect(try monitor.query("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")[0].decode("rolsuper", as: Bool.self) == false)
+                let start = try s.rows("SELECT backend_start FROM pg_stat_activity WHERE pid = $1", [holder.pid])[0].decode("backend_start", as: Date.self)
+                #expect(SessionSignaller.signal(.terminate, pid: holder.pid, backendStart: start.addingTimeInterval(-1), on: monitor) == .identityChanged)
+                #expect(SessionSignaller.signal(.terminate, pid: holder.pid, backendStart: start, monitorPids: [holder.pid], on: monitor) == .protected)
+                #expect(try Self.alive(s, holder.pid))
+                #expect(SessionSignaller.signal(.terminate, pid: holder.pid, backendStart: start, on: monitor) == .done)
+                if case .failure(let e) = await waiting.value { Issue.record("the victim should proceed: \(e)") }
+            }
+        }
+
         @Test func aPreparedTransactionGetsARecommendationOnly() async throws {
             try Self.ensureRoles()
             try await EngineScenario.run(severity: Self.fast, resolve: Self.policy(dryRun: false), monitorUser: "lv_monitor") { s in
