@@ -100,6 +100,56 @@ extension LiveDatabaseSuite {
             }
         }
 
+        /// Runs a command to completion with posix_spawn + waitpid (no Foundation.Process).
+        static func spawnAndWait(_ path: String, _ args: [String]) -> Int32 {
+            var pid: pid_t = 0
+            let argv = ([path] + args).map { strdup($0) } + [nil]
+            defer { argv.forEach { free($0) } }
+            var attr = posix_spawnattr_t()
+            posix_spawnattr_init(&attr)
+            var none = sigset_t()
+            sigemptyset(&none)
+            posix_spawnattr_setsigmask(&attr, &none)
+            posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK))
+            defer { posix_spawnattr_destroy(&attr) }
+            guard posix_spawn(&pid, path, nil, &attr, argv, environ) == 0 else { return -1 }
+            var status: Int32 = 0
+            while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+            return (status >> 8) & 0xff
+        }
+
+        @Test func survivesARealServerRestart() async throws {
+            try await LiveDatabase.withTemporaryDatabase { db in
+                do {
+                    let admin = try LiveDatabase.connect(database: db)
+                    try Migrator().apply(on: admin)
+                    admin.close()
+                }
+                let configPath = try DaemonProcess.writeConfig(Self.config(database: db))
+                defer { unlink(configPath) }
+                let listener = try NotifySocketListener()
+                let daemon = try DaemonProcess(arguments: ["run", "--config", configPath], environment: ["NOTIFY_SOCKET": listener.path])
+                var log: [String] = []
+                _ = try Self.expect(listener, "READY=1", into: &log) { $0 == "READY=1" }
+                let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+                let script = root.appendingPathComponent("scripts/pg-cluster.sh").path
+                let restarted = await Task.detached { Self.spawnAndWait(script, ["restart"]) }.value
+                #expect(restarted == 0)
+                _ = try Self.expect(listener, "degraded or recovered after the restart", within: .seconds(30), into: &log) {
+                    $0.hasPrefix("STATUS=degraded")
+                }
+                _ = try Self.expect(listener, "ok again", within: .seconds(60), into: &log) { $0.hasPrefix("STATUS=ok:") }
+                #expect(daemon.process.isRunning)
+                try await waitUntil("the gap is recorded", timeout: .seconds(20)) {
+                    let conn = try LiveDatabase.connect(database: db)
+                    defer { conn.close() }
+                    return try conn.query("SELECT count(*) AS n FROM lock_monitoring.monitor_gap_s WHERE gap_end > gap_start")[0].decode("n", as: Int.self) >= 1
+                }
+                daemon.signal(SIGTERM)
+                #expect(try await daemon.waitForExit() == 0)
+            }
+        }
+
         @Test func statusTellsAliveFromStale() async throws {
             try await EngineScenario.run { s in
                 let empty = try DaemonProcess(arguments: ["status", "--dsn", "dbname=\(s.database)"])

@@ -37,20 +37,25 @@ enum LiveDatabase {
     /// Creates a fresh database, runs `body`, and drops it (terminating leftover sessions).
     static func withTemporaryDatabase<T>(_ body: (String) async throws -> T) async throws -> T {
         let name = "lv_test_\(UInt32.random(in: 0...UInt32.max))"
-        let admin = try connect()
-        defer { admin.close() }
-        try admin.execute("CREATE DATABASE \(name)")
+        do {
+            let admin = try connect()
+            defer { admin.close() }
+            try admin.execute("CREATE DATABASE \(name)")
+        }
         do {
             let value = try await body(name)
-            try drop(name, admin: admin)
+            try drop(name)
             return value
         } catch {
-            try? drop(name, admin: admin)
+            try? drop(name)
             throw error
         }
     }
 
-    private static func drop(_ name: String, admin: PostgresConnection) throws {
+    /// On a fresh connection: the body may have restarted the server.
+    private static func drop(_ name: String) throws {
+        let admin = try connect()
+        defer { admin.close() }
         try admin.execute("DROP DATABASE IF EXISTS \(name) WITH (FORCE)")
     }
 
