@@ -96,6 +96,14 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // Benchmarks (bench/run.sh): not part of the tests.
+        .executableTarget(
+            name: "lockvault-bench",
+            dependencies: ["PostgresClient", "LockvaultEngine"],
+            path: "bench/Sources/lockvault-bench",
+            swiftSettings: swiftSettings
+        ),
+
         // Unit tests: no server needed.
         .testTarget(
             name: "LockvaultCoreTests",

@@ -74,7 +74,7 @@ HBA
 listen_addresses = ''
 port = $PORT
 unix_socket_directories = '$SOCKET_DIR'
-max_connections = 300
+max_connections = ${LOCKVAULT_PG_MAX_CONNECTIONS:-300}
 max_prepared_transactions = 20
 log_lock_waits = on
 deadlock_timeout = 1s

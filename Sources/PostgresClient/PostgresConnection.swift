@@ -15,6 +15,7 @@ public final class PostgresConnection {
     private let database: String?
     public let settings: SessionSettings
     private let secrets: [String]
+    private var preparedNames: Set<String> = []
 
     /// The conninfo with its password masked: what to show in logs.
     public let redactedConninfo: String
@@ -63,6 +64,7 @@ public final class PostgresConnection {
             throw PostgresError(code: .connectionFailed, message: "could not connect (\(redactedConninfo)): \(message)")
         }
         handle = conn
+        preparedNames.removeAll()
         do {
             try applySettings()
         } catch {
@@ -87,6 +89,25 @@ public final class PostgresConnection {
         }
         let result = withOptionalCStrings(texts) { values in
             PQexecParams(conn, sql, Int32(texts.count), nil, values, nil, nil, 0)
+        }
+        return try consume(result, conn: conn)
+    }
+
+    /// Runs a statement through a named prepared statement on this connection, preparing it on
+    /// first use (and again after a reconnect). For statements run every cycle: planning a
+    /// large query can cost more than running it, and a prepared statement is planned once.
+    public func queryPrepared(_ name: String, _ sql: String, _ params: [(any PostgresEncodable)?] = []) throws(PostgresError) -> PostgresResult {
+        let conn = try liveHandle()
+        if !preparedNames.contains(name) {
+            _ = try consume(PQprepare(conn, name, sql, Int32(params.count), nil), conn: conn)
+            preparedNames.insert(name)
+        }
+        let texts: [String?] = params.map { $0?.postgresText ?? nil }
+        if texts.contains(where: { $0?.utf8.contains(0) ?? false }) {
+            throw PostgresError(code: .invalidArgument, message: "a parameter contains a NUL byte, which PostgreSQL text cannot hold")
+        }
+        let result = withOptionalCStrings(texts) { values in
+            PQexecPrepared(conn, name, Int32(texts.count), values, nil, nil, 0)
         }
         return try consume(result, conn: conn)
     }

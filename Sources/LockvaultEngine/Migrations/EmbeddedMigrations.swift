@@ -597,9 +597,10 @@ BEGIN
     IF p ? 'summary' THEN
         DECLARE
             v_sum jsonb := p->'summary';
-            -- Not the backend count: it moves with every connection and would defeat change-only writes.
+            -- Not the backend count (it moves with every connection) nor the lock-table reading
+            -- (taken once a minute): either would defeat change-only writes.
             v_diff bytea := hash_key(v_sum->>'waiting_sessions', v_sum->>'blockers', v_sum->>'critical_blockers',
-                                     v_sum->>'locks_captured', v_sum->>'lock_table_capacity', v_sum->>'server_version_num');
+                                     v_sum->>'locks_captured', v_sum->>'server_version_num');
             v_cur record;
         BEGIN
             SELECT load_date, hash_diff, last_cycle_at INTO v_cur FROM monitor_cycle_s

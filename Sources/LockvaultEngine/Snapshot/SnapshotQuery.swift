@@ -9,11 +9,13 @@ import Foundation
 /// Why it is shaped like this (see docs and /shared/notes on cost): reading `pg_locks` and
 /// calling `pg_blocking_pids()` take the lock manager's partition locks, so
 /// - `pg_blocking_pids()` runs only for backends whose `wait_event_type = 'Lock'`;
-/// - `pg_locks` is read only when someone waits, when some client transaction is older than the
-///   hold threshold (`$2`), or when the caller asks for a lock-table usage reading (`$3`); in a
-///   quiet cycle the function scan is never executed (a gated one-time filter);
-/// - of `pg_locks`, only rows that matter come back: waiting locks, locks of blockers, locks of
-///   prepared transactions (pid NULL) and locks of long transactions.
+/// - `pg_locks` is read only when someone waits or some transaction is older than the hold
+///   threshold (`$2`); in a quiet cycle the function scan is never executed (a gated one-time
+///   filter); the lock-table usage count reads it a second time only when asked (`$3`, once a
+///   minute by default);
+/// - of `pg_locks`, only rows that matter are kept, filtered during the scan: waiting locks,
+///   locks of blockers, locks of prepared transactions (pid NULL) and locks of transactions
+///   older than the hold threshold (the costly part on busy clusters: see docs/benchmarks.md).
 /// Relation names are resolved here only where the OID belongs to this database (or is a shared
 /// catalog); other databases' OIDs are resolved by ``RelationNameResolver`` on a connection to
 /// that database, because this database's catalog would name the wrong table.
@@ -38,7 +40,14 @@ public enum SnapshotQuery {
             SELECT l.locktype, l.database::int8 AS database, l.relation::int8 AS relation, l.page, l.tuple, l.virtualxid, l.transactionid::text AS transactionid,
                    l.classid::int8 AS classid, l.objid::int8 AS objid, l.objsubid, l.virtualtransaction, l.pid, l.mode, l.granted, l.fastpath, l.waitstart
             FROM pg_locks l, need
-            WHERE need.someone_waits OR need.long_xacts OR $3::bool
+            WHERE (need.someone_waits OR need.long_xacts)
+              AND (NOT l.granted
+                   OR l.pid IS NULL
+                   OR l.pid IN (SELECT unnest(blocked_by) FROM act WHERE blocked_by IS NOT NULL)
+                   OR l.pid IN (SELECT pid FROM act WHERE xact_start < now() - make_interval(secs => $2::float8)))
+        ),
+        usage AS (
+            SELECT count(*) FILTER (WHERE NOT fastpath) AS n FROM pg_locks WHERE $3::bool
         )
         SELECT
             now() AS captured_at,
@@ -54,13 +63,8 @@ public enum SnapshotQuery {
                 LEFT JOIN pg_class c ON c.oid = lk.relation
                      AND (lk.database = 0 OR lk.database = (SELECT oid FROM pg_database WHERE datname = current_database()))
                 LEFT JOIN pg_namespace n ON n.oid = c.relnamespace
-                WHERE NOT lk.granted
-                   OR lk.pid IS NULL
-                   OR lk.pid IN (SELECT unnest(blocked_by) FROM act WHERE blocked_by IS NOT NULL)
-                   OR lk.pid IN (SELECT pid FROM act WHERE xact_start < now() - make_interval(secs => $2::float8))
             ) x) AS locks,
-            (SELECT count(*) FROM lk) > 0 OR (SELECT someone_waits OR long_xacts OR $3::bool FROM need) AS read_locks,
-            (SELECT count(*) FILTER (WHERE NOT fastpath) FROM lk) AS locks_in_use,
+            (SELECT n FROM usage) AS locks_in_use,
             (SELECT json_agg(p) FROM (SELECT gid, transaction::text AS transaction, owner, database, prepared FROM pg_prepared_xacts) p) AS prepared,
             (SELECT json_object_agg(datname, deadlocks) FROM pg_stat_database WHERE datname IS NOT NULL) AS deadlocks
         """

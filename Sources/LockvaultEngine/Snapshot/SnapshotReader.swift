@@ -40,25 +40,25 @@ public final class SnapshotReader {
     public func read(_ conn: PostgresConnection, monitorPids: Set<Int32> = []) throws -> LockSnapshot {
         let now = Date()
         let forceLocks = lastLockTableReading.map { now.timeIntervalSince($0) >= options.lockTableCheckIntervalSeconds } ?? true
-        let rows = try conn.query(SnapshotQuery.sql(serverVersion: conn.serverVersion), [options.queryTextLength, options.lockHoldThresholdSeconds, forceLocks])
+        let rows = try conn.queryPrepared("lockvault_snapshot", SnapshotQuery.sql(serverVersion: conn.serverVersion), [options.queryTextLength, options.lockHoldThresholdSeconds, forceLocks])
         let row = rows[0]
 
         let backendRows = try SnapshotJSON.decode([BackendRow].self, from: row.decode("backends", as: String?.self)) ?? []
         var lockRows = try SnapshotJSON.decode([LockRow].self, from: row.decode("locks", as: String?.self)) ?? []
         let preparedRows = try SnapshotJSON.decode([PreparedRow].self, from: row.decode("prepared", as: String?.self)) ?? []
         let deadlocks = try SnapshotJSON.decode([String: Int64].self, from: row.decode("deadlocks", as: String?.self)) ?? [:]
-        let readLocks = try row.decode("read_locks", as: Bool.self)
+        let locksInUse = try row.decode("locks_in_use", as: Int?.self)
 
         // Names of relations in other databases: only this database's catalog was consulted.
         let currentDatabase = try row.decode("current_database", as: String.self)
         relationNames.resolve(&lockRows, currentDatabase: currentDatabase)
 
         var lockTable: LockTableUsage?
-        if readLocks {
+        if let locksInUse {
             if capacity?.pid != conn.backendPID {
                 capacity = (conn.backendPID, try conn.query(SnapshotQuery.lockTableCapacitySQL)[0].decode("capacity", as: Int.self))
             }
-            lockTable = LockTableUsage(locksInUse: try row.decode("locks_in_use", as: Int.self), capacity: capacity!.value)
+            lockTable = LockTableUsage(locksInUse: locksInUse, capacity: capacity!.value)
             lastLockTableReading = now
         }
 
