@@ -53,8 +53,8 @@ public actor Monitor {
     private var unobservedSince: (Date, String)?
     private var nextTargetAttempt = ContinuousClock.now
     private var nextVaultAttempt = ContinuousClock.now
-    private var targetBackoff = BackoffState()
-    private var vaultBackoff = BackoffState()
+    private var targetBackoff = Backoff()
+    private var vaultBackoff = Backoff()
     private let recordSource: String
     private var droppedCycles = 0
     private var resolverMemory = ResolverMemory()
@@ -226,7 +226,7 @@ public actor Monitor {
     private func targetConnection() throws -> PostgresConnection {
         if let target, !target.isClosed { return target }
         guard ContinuousClock.now >= nextTargetAttempt else {
-            throw PostgresError(code: .connectionFailed, message: "waiting \(targetBackoff.ceilingText) before reconnecting")
+            throw PostgresError(code: .connectionFailed, message: "waiting up to \(targetBackoff.currentCeiling) before reconnecting")
         }
         do {
             let conn = try PostgresConnection(conninfo: configuration.targetDSN, settings: configuration.session)
@@ -234,7 +234,7 @@ public actor Monitor {
             logger.info("connected to the monitored cluster", metadata: ["dsn": "\(conn.redactedConninfo)", "pid": "\(conn.backendPID)"])
             return conn
         } catch {
-            nextTargetAttempt = ContinuousClock.now + targetBackoff.next()
+            nextTargetAttempt = ContinuousClock.now + targetBackoff.nextDelay()
             throw error
         }
     }
@@ -245,14 +245,14 @@ public actor Monitor {
             // Same server: a second session, so a slow write never delays sampling's statement.
         }
         guard ContinuousClock.now >= nextVaultAttempt else {
-            throw PostgresError(code: .connectionFailed, message: "waiting \(vaultBackoff.ceilingText) before reconnecting to the vault")
+            throw PostgresError(code: .connectionFailed, message: "waiting up to \(vaultBackoff.currentCeiling) before reconnecting to the vault")
         }
         do {
             let conn = try PostgresConnection(conninfo: configuration.vaultDSN ?? configuration.targetDSN, settings: configuration.session)
             vault = conn
             return conn
         } catch {
-            nextVaultAttempt = ContinuousClock.now + vaultBackoff.next()
+            nextVaultAttempt = ContinuousClock.now + vaultBackoff.nextDelay()
             throw error
         }
     }
@@ -283,23 +283,6 @@ public actor Monitor {
         if let e = error as? PostgresError { return e.description }
         return "\(error)"
     }
-}
-
-/// Capped exponential backoff with full jitter (engine-side twin of the daemon's schedule
-/// helper, kept here so the engine has no daemon dependency).
-struct BackoffState {
-    var attempt = 0
-    let base: Double = 0.25
-    let cap: Double = 15
-
-    mutating func next() -> Duration {
-        let ceiling = min(cap, base * pow(2, Double(min(attempt, 20))))
-        attempt += 1
-        return .milliseconds(Int64(Double.random(in: 0...ceiling) * 1000))
-    }
-
-    mutating func reset() { attempt = 0 }
-    var ceilingText: String { String(format: "up to %.1f s", min(cap, base * pow(2, Double(min(attempt, 20))))) }
 }
 
 /// A resolver decision and, when it was acted on, what the server did.
