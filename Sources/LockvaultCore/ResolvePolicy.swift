@@ -23,11 +23,17 @@ public struct ResolvePolicy: Sendable, Hashable, Codable {
     /// `/like this/` (unanchored: write `^…$` to anchor).
     public static func matches(_ pattern: String, _ value: String?) -> Bool {
         guard let value else { return false }
-        if pattern.count >= 2, pattern.hasPrefix("/"), pattern.hasSuffix("/") {
-            guard let regex = try? NSRegularExpression(pattern: String(pattern.dropFirst().dropLast())) else { return false }
+        if let body = regexBody(pattern) {
+            guard let regex = try? NSRegularExpression(pattern: body) else { return false }
             return regex.firstMatch(in: value, range: NSRange(value.startIndex..., in: value)) != nil
         }
         return pattern == value
+    }
+
+    /// The regular expression of a `/…/` entry; nil for an exact name. (Config validation uses
+    /// it to reject a bad regex up front.)
+    public static func regexBody(_ pattern: String) -> String? {
+        pattern.count >= 2 && pattern.hasPrefix("/") && pattern.hasSuffix("/") ? String(pattern.dropFirst().dropLast()) : nil
     }
 }
 

@@ -17,6 +17,14 @@ import Testing
         return p
     }
 
+    @Test func exclusionPatterns() {
+        #expect(ResolvePolicy.matches("etl", "etl"))
+        #expect(!ResolvePolicy.matches("etl", "etl_nightly"))
+        #expect(ResolvePolicy.matches("/^etl_/", "etl_nightly"))
+        #expect(!ResolvePolicy.matches("/^etl_/", "my_etl_"))
+        #expect(!ResolvePolicy.matches("x", nil))
+    }
+
     @Test func safeDefaults() {
         let p = ResolvePolicy()
         #expect(!p.enabled && p.dryRun && p.minSeverity == .critical && p.killThresholdSeconds == 300 && !p.allowSuperuser)

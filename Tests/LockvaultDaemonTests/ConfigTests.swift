@@ -139,14 +139,6 @@ import Testing
         let error = try #require(throws: ConfigError.self) { try ConfigLoader.parse("resolve:\n  dryrun: true\n") }
         #expect(error.description.contains("did you mean 'dry_run'"))
     }
-
-    @Test func exclusionPatterns() {
-        #expect(ExclusionPattern(text: "etl").matches("etl"))
-        #expect(!ExclusionPattern(text: "etl").matches("etl_nightly"))
-        #expect(ExclusionPattern(text: "/^etl_/").matches("etl_nightly"))
-        #expect(!ExclusionPattern(text: "/^etl_/").matches("my_etl_"))
-        #expect(!ExclusionPattern(text: "x").matches(nil))
-    }
 }
 
 /// The same bad configs through the real binary: `check-config` and `run` exit 78 and name the key.

@@ -146,7 +146,7 @@ public enum ConfigLoader {
                     throw ConfigError(code: .wrongType, source: source, keyPath: field.path, line: item.mark?.line, column: item.mark?.column,
                                       message: "each entry must be a non-empty name or /regex/, got \(describe(item))")
                 }
-                if let pattern = ExclusionPattern.regexBody(s) {
+                if let pattern = ResolvePolicy.regexBody(s) {
                     do { _ = try NSRegularExpression(pattern: pattern) } catch {
                         throw ConfigError(code: .invalidPattern, source: source, keyPath: field.path, line: item.mark?.line, column: item.mark?.column,
                                           message: "invalid regular expression /\(pattern)/")
@@ -243,23 +243,5 @@ public enum ConfigLoader {
         }
         let best = candidates.map { ($0, distance(Array(name.lowercased()), Array($0.lowercased()))) }.min { $0.1 < $1.1 }
         return best.flatMap { $0.1 <= 3 ? $0.0 : nil }
-    }
-}
-
-/// An exclusion entry: an exact name, or `/regex/`.
-public struct ExclusionPattern: Sendable, Equatable {
-    public let text: String
-
-    static func regexBody(_ s: String) -> String? {
-        s.count >= 2 && s.hasPrefix("/") && s.hasSuffix("/") ? String(s.dropFirst().dropLast()) : nil
-    }
-
-    public func matches(_ value: String?) -> Bool {
-        guard let value else { return false }
-        if let body = Self.regexBody(text) {
-            guard let regex = try? NSRegularExpression(pattern: body) else { return false }
-            return regex.firstMatch(in: value, range: NSRange(value.startIndex..., in: value)) != nil
-        }
-        return value == text
     }
 }

@@ -241,9 +241,6 @@ public actor Monitor {
 
     private func vaultConnection() throws -> PostgresConnection {
         if let vault, !vault.isClosed { return vault }
-        if configuration.vaultDSN == nil, let target, !target.isClosed {
-            // Same server: a second session, so a slow write never delays sampling's statement.
-        }
         guard ContinuousClock.now >= nextVaultAttempt else {
             throw PostgresError(code: .connectionFailed, message: "waiting up to \(vaultBackoff.currentCeiling) before reconnecting to the vault")
         }
