@@ -1,0 +1,126 @@
+public import Foundation
+
+/// One alert: a state change a person must hear about, once.
+///
+/// Sinks get it as JSON (``Alert/json()``) on stdin or in a webhook body. The field names are
+/// snake_case and stable: scripts and chat integrations parse them.
+public struct Alert: Sendable, Hashable, Codable {
+    public enum Kind: String, Sendable, Hashable, Codable, CaseIterable {
+        /// A blocker first reached the alert severity.
+        case raised
+        /// An alerted blocker reached a higher severity.
+        case escalated
+        /// An alerted blocker is gone (or below the alert severity) for `clear_after_seconds`.
+        case cleared
+        /// PostgreSQL ended a deadlock.
+        case deadlock
+    }
+
+    /// Stable for one incident: the same id for its raise, escalations and clear, so a pager
+    /// can deduplicate and auto-resolve on it (PagerDuty's `dedup_key`, Opsgenie's alias).
+    public var alertID: String
+    public var kind: Kind
+    public var severity: BlockerSeverity
+    public var previousSeverity: BlockerSeverity?
+    /// When lockvault saw the change (the snapshot's time).
+    public var at: Date
+    public var cluster: String
+    /// One line for a pager or chat message.
+    public var summary: String
+    public var blocker: AlertBlocker?
+    public var blockedCount: Int
+    /// The sessions it holds up (at most ``AlertPolicy/maxListedSessions``).
+    public var blockedSessions: [AlertBlockedSession]
+    public var blockingSeconds: Double?
+    public var relation: String?
+    public var lockMode: String?
+    public var recommendedAction: String?
+    public var deadlock: AlertDeadlock?
+
+    enum CodingKeys: String, CodingKey {
+        case alertID = "alert_id", kind, severity, previousSeverity = "previous_severity", at, cluster, summary, blocker
+        case blockedCount = "blocked_count", blockedSessions = "blocked_sessions", blockingSeconds = "blocking_seconds"
+        case relation, lockMode = "lock_mode", recommendedAction = "recommended_action", deadlock
+    }
+
+    /// One line of JSON (no newlines inside; timestamps ISO 8601 UTC with fractional seconds).
+    public func json() -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        encoder.dateEncodingStrategy = .custom { date, encoder in
+            var c = encoder.singleValueContainer()
+            try c.encode(VaultHash.timestamp(date))
+        }
+        // Encoding plain values cannot fail; an empty object is better than a crash.
+        guard let data = try? encoder.encode(self) else { return "{}" }
+        return String(decoding: data, as: UTF8.self)
+    }
+}
+
+/// The blocking session (or prepared transaction) an alert is about.
+public struct AlertBlocker: Sendable, Hashable, Codable {
+    public var pid: Int32?
+    public var backendStart: Date?
+    public var preparedGid: String?
+    public var user: String?
+    public var database: String?
+    public var applicationName: String?
+    public var clientAddress: String?
+    public var state: String?
+    public var transactionSeconds: Double?
+    /// Truncated to the policy's `queryTextLength`.
+    public var query: String?
+
+    enum CodingKeys: String, CodingKey {
+        case pid, backendStart = "backend_start", preparedGid = "prepared_gid", user, database, applicationName = "application_name"
+        case clientAddress = "client_address", state, transactionSeconds = "transaction_seconds", query
+    }
+}
+
+public struct AlertBlockedSession: Sendable, Hashable, Codable {
+    public var pid: Int32
+    public var user: String?
+    public var applicationName: String?
+    public var waitingSeconds: Double?
+    public var query: String?
+
+    enum CodingKeys: String, CodingKey {
+        case pid, user, applicationName = "application_name", waitingSeconds = "waiting_seconds", query
+    }
+}
+
+public struct AlertDeadlock: Sendable, Hashable, Codable {
+    public var database: String
+    public var pids: [Int32]
+    public var victimPid: Int32?
+    /// The server log's report, truncated; nil when the log isn't configured.
+    public var details: String?
+    /// Which sources saw it: `counter`, `graph`, `server_log`.
+    public var sources: [String]
+
+    enum CodingKeys: String, CodingKey {
+        case database, pids, victimPid = "victim_pid", details, sources
+    }
+}
+
+/// A deadlock as the alert tracker needs it (the engine's `DeadlockEvent`, without I/O types).
+public struct DeadlockNotice: Sendable, Hashable {
+    /// Stable per deadlock: alerting twice on the same key never happens.
+    public var eventKey: String
+    public var database: String
+    public var detectedAt: Date
+    public var pids: [Int32]
+    public var victimPid: Int32?
+    public var details: String?
+    public var sources: [String]
+
+    public init(eventKey: String, database: String, detectedAt: Date, pids: [Int32], victimPid: Int32?, details: String?, sources: [String]) {
+        self.eventKey = eventKey
+        self.database = database
+        self.detectedAt = detectedAt
+        self.pids = pids
+        self.victimPid = victimPid
+        self.details = details
+        self.sources = sources
+    }
+}
