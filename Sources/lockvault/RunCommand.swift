@@ -11,7 +11,8 @@ struct RunCommand: AsyncParsableCommand {
         commandName: "run",
         abstract: "Run the monitoring daemon (systemd Type=notify; SIGHUP reloads the config, SIGTERM stops).",
         discussion: """
-            Exit codes: 0 stopped cleanly; 65 the vault is not migrated (run lockvault migrate); 78 invalid configuration.
+            Exit codes: 0 stopped cleanly; 65 the vault is not migrated (run lockvault migrate); 69 the metrics \
+            address cannot be bound; 78 invalid configuration.
             """
     )
 
@@ -41,9 +42,24 @@ struct RunCommand: AsyncParsableCommand {
             printError("lockvault run: \(error.message)")
             throw ExitCode(error.exitCode)
         }
+        var metricsServer: MetricsHTTPServer?
+        if let listen = settings.metricsListen, let address = ListenAddress(listen) {
+            let metrics = engine.metrics
+            let server = MetricsHTTPServer(address: address) { metrics.exposition() }
+            do {
+                let port = try server.start()
+                logger.info("metrics endpoint listening", metadata: ["listen": "\(address.host):\(port)", "path": "/metrics"])
+            } catch {
+                logger.critical("cannot start", metadata: ["error": "\(error)"])
+                printError("lockvault run: \(error)")
+                throw ExitCode(LockvaultExit.unavailable)
+            }
+            metricsServer = server
+        }
+        defer { metricsServer?.stop() }
         let service = SamplingService(engine: engine, interval: settings.interval, notifier: notifier, logger: logger)
         let group = ServiceGroup(configuration: ServiceGroupConfiguration(
-            services: [.init(service: service)],
+            services: [.init(service: service), .init(service: engine.alertDispatcher)],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
         try await group.run()

@@ -110,10 +110,57 @@ import Testing
         Bad(yaml: "logging:\n  level: verbose\n", code: .invalidChoice, key: "logging.level", line: 2),
         Bad(yaml: "logging:\n  destination: syslog\n", code: .invalidChoice, key: "logging.destination", line: 2),
         Bad(yaml: "logging:\n  level: info\n  level: debug\n", code: .duplicateKey, key: "logging.level", line: 3),
+        Bad(yaml: "alerts:\n  min_severity: urgent\n", code: .invalidChoice, key: "alerts.min_severity", line: 2),
+        Bad(yaml: "alerts:\n  sinks: {name: x}\n", code: .wrongType, key: "alerts.sinks", line: 2),
+        Bad(yaml: "alerts:\n  sinks:\n    - type: command\n      command: [/bin/true]\n", code: .wrongType, key: "alerts.sinks[0].name", line: 3),
+        Bad(yaml: "alerts:\n  sinks:\n    - name: a\n      type: email\n", code: .invalidChoice, key: "alerts.sinks[0].type", line: 4),
+        Bad(yaml: "alerts:\n  sinks:\n    - name: a\n      type: command\n      command: [page-oncall]\n", code: .wrongType, key: "alerts.sinks[0].command", line: 5),
+        Bad(yaml: "alerts:\n  sinks:\n    - name: a\n      type: command\n", code: .wrongType, key: "alerts.sinks[0].command", line: 3),
+        Bad(yaml: "alerts:\n  sinks:\n    - name: a\n      type: webhook\n      url: ftp://x/y\n", code: .wrongType, key: "alerts.sinks[0].url", line: 5),
+        Bad(yaml: "alerts:\n  sinks:\n    - name: a\n      type: webhook\n      url: http://x/\n      retries: 99\n", code: .outOfRange, key: "alerts.sinks[0].retries", line: 6),
+        Bad(yaml: "alerts:\n  sinks:\n    - name: a\n      type: webhook\n      url: http://x/\n      timeout: 5\n", code: .unknownKey, key: "alerts.sinks[0].timeout", line: 6),
+        Bad(yaml: "alerts:\n  sinks:\n    - {name: a, type: webhook, url: \"http://x/\"}\n    - {name: a, type: webhook, url: \"http://y/\"}\n", code: .duplicateKey, key: "alerts.sinks[1].name", line: 4),
+        Bad(yaml: "alerts:\n  sinks:\n    - name: a b\n      type: webhook\n      url: http://x/\n", code: .wrongType, key: "alerts.sinks[0].name", line: 3),
+        Bad(yaml: "metrics:\n  listen: 9187\n", code: .wrongType, key: "metrics.listen", line: 2),
+        Bad(yaml: "metrics:\n  listen: \"localhost:http\"\n", code: .wrongType, key: "metrics.listen", line: 2),
         Bad(yaml: "- a\n- b\n", code: .notAMapping, key: "", line: 1),
         Bad(yaml: "sampling:\n  interval_seconds: [1\n", code: .syntax, key: "", line: nil),
         Bad(yaml: "sampling:\n\tinterval_seconds: 1\n", code: .syntax, key: "", line: nil),
     ]
+
+    @Test func alertSinksAndMetricsAreRead() throws {
+        let c = try ConfigLoader.parse("""
+            alerts:
+              min_severity: HIGH
+              clear_after_seconds: 0
+              sinks:
+                - name: oncall
+                  type: command
+                  command: ["/usr/local/bin/page", "--team", "dba"]
+                  timeout_ms: 2000
+                - name: chat
+                  type: webhook
+                  url: https://hooks.example.com/x
+                  headers: {Authorization: "Bearer s3cret"}
+                  retries: 0
+                  queue_capacity: 5
+            metrics:
+              listen: "[::1]:9187"
+            """)
+        #expect(c.alerts.policy.minSeverity == .high && c.alerts.policy.clearAfterSeconds == 0)
+        #expect(c.alerts.sinks.map(\.name) == ["oncall", "chat"])
+        #expect(c.alerts.sinks[0].kind == .command && c.alerts.sinks[0].command == ["/usr/local/bin/page", "--team", "dba"] && c.alerts.sinks[0].timeoutMs == 2000)
+        #expect(c.alerts.sinks[1].kind == .webhook && c.alerts.sinks[1].headers["Authorization"] == "Bearer s3cret")
+        #expect(c.alerts.sinks[1].retries == 0 && c.alerts.sinks[1].queueCapacity == 5)
+        #expect(c.metricsListen == "[::1]:9187")
+        #expect(ListenAddress("[::1]:9187") == ListenAddress("[::1]:9187") && ListenAddress("[::1]:9187")?.host == "::1")
+        #expect(ListenAddress("127.0.0.1:0")?.port == 0)
+        let env = try #require(throws: ConfigError.self) {
+            var config = LockvaultConfig()
+            try ConfigLoader.applyEnvironment(["LOCKVAULT_ALERTS_SINKS": "[]"], to: &config)
+        }
+        #expect(env.description.contains("only be set in the config file"))
+    }
 
     @Test(arguments: bad)
     func badConfigsAreRejectedWithKeyAndLine(_ bad: Bad) throws {

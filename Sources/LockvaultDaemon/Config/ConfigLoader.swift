@@ -155,7 +155,101 @@ public enum ConfigLoader {
                 values.append(s)
             }
             config[keyPath: kp] = values
+        case .sinks(let kp):
+            if node.null != nil { config[keyPath: kp] = []; return }
+            guard case .sequence(let seq) = node else { throw fail(.wrongType, "must be a list of sinks (each with name and type), got \(describe(node))") }
+            var sinks: [AlertSinkSettings] = []
+            for (index, item) in seq.enumerated() {
+                let sink = try parseSink(item, path: "\(field.path)[\(index)]", source: source)
+                if sinks.contains(where: { $0.name == sink.name }) {
+                    throw ConfigError(code: .duplicateKey, source: source, keyPath: "\(field.path)[\(index)].name", line: item.mark?.line, column: item.mark?.column,
+                                      message: "sink name '\(sink.name)' is used twice (names label metrics and audit rows)")
+                }
+                sinks.append(sink)
+            }
+            config[keyPath: kp] = sinks
+        case .listenAddress(let kp):
+            if node.null != nil { config[keyPath: kp] = nil; return }
+            guard let s = node.scalar?.string else { throw fail(.wrongType, "must be host:port or null, got \(describe(node))") }
+            guard ListenAddress(s) != nil else {
+                throw fail(.wrongType, "must be host:port with a port 1–65535 (e.g. 127.0.0.1:9187 or [::1]:9187), got '\(s)'")
+            }
+            config[keyPath: kp] = s
         }
+    }
+
+    /// One `alerts.sinks` entry: `{name, type: command, command: [argv…]}` or
+    /// `{name, type: webhook, url, headers}`, plus `timeout_ms`, `retries`, `queue_capacity`.
+    private static func parseSink(_ node: Node, path: String, source: String) throws(ConfigError) -> AlertSinkSettings {
+        func fail(_ code: ConfigError.Code, _ key: String, _ n: Node, _ message: String) -> ConfigError {
+            ConfigError(code: code, source: source, keyPath: key.isEmpty ? path : "\(path).\(key)", line: n.mark?.line, column: n.mark?.column, message: message)
+        }
+        guard case .mapping(let m) = node else { throw fail(.wrongType, "", node, "each sink must be a mapping with name and type, got \(describe(node))") }
+        let known = ["name", "type", "command", "url", "headers", "timeout_ms", "retries", "queue_capacity"]
+        var values: [String: Node] = [:]
+        for (k, v) in m {
+            guard let key = k.scalar?.string else { throw fail(.wrongType, "", k, "keys must be plain names") }
+            guard known.contains(key) else {
+                let hint = closest(key, in: known).map { " — did you mean '\($0)'?" } ?? ""
+                throw fail(.unknownKey, key, k, "unknown key\(hint) (known here: \(known.joined(separator: ", ")))")
+            }
+            guard values.updateValue(v, forKey: key) == nil else { throw fail(.duplicateKey, key, k, "appears twice") }
+        }
+        guard let nameNode = values["name"], let name = nameNode.scalar?.string, !name.isEmpty else {
+            throw fail(.wrongType, "name", values["name"] ?? node, "is required: a short name for logs, metrics and the audit trail")
+        }
+        guard name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") }), name.count <= 64 else {
+            throw fail(.wrongType, "name", nameNode, "must be letters, digits, '_' or '-' (at most 64), got '\(name)'")
+        }
+        guard let typeNode = values["type"], let typeName = typeNode.scalar?.string else {
+            throw fail(.wrongType, "type", values["type"] ?? node, "is required: command or webhook")
+        }
+        guard let kind = AlertSinkSettings.Kind(rawValue: typeName) else {
+            throw fail(.invalidChoice, "type", typeNode, "must be one of command, webhook, got '\(typeName)'")
+        }
+        var sink = AlertSinkSettings(name: name, kind: kind)
+        func int(_ key: String, _ range: ClosedRange<Int>) throws(ConfigError) -> Int? {
+            guard let n = values[key] else { return nil }
+            guard n.scalar != nil, n.bool == nil, let v = n.int else { throw fail(.wrongType, key, n, "must be a whole number, got \(describe(n))") }
+            guard range.contains(v) else { throw fail(.outOfRange, key, n, "must be between \(range.lowerBound) and \(range.upperBound), got \(v)") }
+            return v
+        }
+        sink.timeoutMs = try int("timeout_ms", 100...300_000) ?? sink.timeoutMs
+        sink.retries = try int("retries", 0...20) ?? sink.retries
+        sink.queueCapacity = try int("queue_capacity", 1...100_000) ?? sink.queueCapacity
+        switch kind {
+        case .command:
+            guard let c = values["command"], case .sequence(let argv) = c, !argv.isEmpty else {
+                throw fail(.wrongType, "command", values["command"] ?? node, "a command sink needs command: a list [program, args…] (no shell; the alert JSON arrives on stdin)")
+            }
+            for item in argv {
+                guard let arg = item.scalar?.string else { throw fail(.wrongType, "command", item, "each argument must be a string, got \(describe(item))") }
+                sink.command.append(arg)
+            }
+            guard sink.command[0].hasPrefix("/") else {
+                throw fail(.wrongType, "command", c, "the program must be an absolute path (the daemon has no PATH to search), got '\(sink.command[0])'")
+            }
+            if let u = values["url"] { throw fail(.inconsistent, "url", u, "is for webhook sinks; this sink's type is command") }
+        case .webhook:
+            guard let u = values["url"], let text = u.scalar?.string else {
+                throw fail(.wrongType, "url", values["url"] ?? node, "a webhook sink needs url: http(s)://…")
+            }
+            guard let url = URL(string: text), let scheme = url.scheme?.lowercased(), scheme == "http" || scheme == "https", url.host != nil else {
+                throw fail(.wrongType, "url", u, "must be an http:// or https:// URL")
+            }
+            sink.url = text
+            if let h = values["headers"], h.null == nil {
+                guard case .mapping(let headers) = h else { throw fail(.wrongType, "headers", h, "must be a mapping of header names to values") }
+                for (k, v) in headers {
+                    guard let key = k.scalar?.string, !key.isEmpty, let value = v.scalar?.string else {
+                        throw fail(.wrongType, "headers", k, "each header must be name: value (strings)")
+                    }
+                    sink.headers[key] = value
+                }
+            }
+            if let c = values["command"] { throw fail(.inconsistent, "command", c, "is for command sinks; this sink's type is webhook") }
+        }
+        return sink
     }
 
     /// `LOCKVAULT_SECTION_KEY=value` overrides, validated like the file.
@@ -167,9 +261,12 @@ public enum ConfigLoader {
                 let hint = closest(name, in: Array(byName.keys)).map { " — did you mean \($0)?" } ?? ""
                 throw ConfigError(code: .unknownEnvironment, source: name, keyPath: "", message: "not a lockvault setting\(hint)")
             }
+            if case .sinks = field.kind {
+                throw ConfigError(code: .unknownEnvironment, source: name, keyPath: field.path, message: "alert sinks can only be set in the config file")
+            }
             let node: Node
             switch field.kind {
-            case .string, .optionalString, .choice:
+            case .string, .optionalString, .choice, .listenAddress:
                 node = Node(value)
             default:
                 do {

@@ -14,6 +14,8 @@ struct ConfigField: @unchecked Sendable {
         case bool(WritableKeyPath<LockvaultConfig, Bool>)
         case choice(WritableKeyPath<LockvaultConfig, String>, [String])
         case patterns(WritableKeyPath<LockvaultConfig, [String]>)
+        case sinks(WritableKeyPath<LockvaultConfig, [AlertSinkSettings]>)
+        case listenAddress(WritableKeyPath<LockvaultConfig, String?>)
     }
 
     let path: String
@@ -60,6 +62,12 @@ enum ConfigSchema {
         .init(path: "schedule.retention_days", kind: .int(\.retentionDays, 1...3650)),
         .init(path: "logging.level", kind: .choice(\.logLevel, ["trace", "debug", "info", "notice", "warning", "error", "critical"])),
         .init(path: "logging.destination", kind: .choice(\.logDestination, ["auto", "journal", "json"])),
+        .init(path: "alerts.min_severity", kind: .choice(\.alerts.minSeverity, ["LOW", "MEDIUM", "HIGH", "CRITICAL"])),
+        .init(path: "alerts.clear_after_seconds", kind: .double(\.alerts.clearAfterSeconds, 0...86400)),
+        .init(path: "alerts.flap_window_seconds", kind: .double(\.alerts.flapWindowSeconds, 0...86400)),
+        .init(path: "alerts.query_text_length", kind: .int(\.alerts.queryTextLength, 0...1_048_576)),
+        .init(path: "alerts.sinks", kind: .sinks(\.alerts.sinks)),
+        .init(path: "metrics.listen", kind: .listenAddress(\.metricsListen)),
     ]
 
     static let byPath = Dictionary(uniqueKeysWithValues: fields.map { ($0.path, $0) })

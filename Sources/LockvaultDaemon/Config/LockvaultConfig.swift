@@ -27,7 +27,60 @@ public struct LockvaultConfig: Sendable, Equatable {
     public var logLevel = "info"
     public var logDestination = "auto"
 
+    public var alerts = AlertSettings()
+
+    /// `metrics.listen`: `host:port` for the Prometheus endpoint; nil (the default) = off.
+    public var metricsListen: String? = nil
+
     public init() {}
+}
+
+/// The `alerts:` section.
+public struct AlertSettings: Sendable, Equatable {
+    public var minSeverity = "CRITICAL"
+    public var clearAfterSeconds = 10.0
+    public var flapWindowSeconds = 600.0
+    public var queryTextLength = 1000
+    public var sinks: [AlertSinkSettings] = []
+
+    public init() {}
+
+    /// The core's alert policy.
+    public var policy: AlertPolicy {
+        var p = AlertPolicy()
+        p.minSeverity = BlockerSeverity(rawValue: minSeverity) ?? .critical
+        p.clearAfterSeconds = clearAfterSeconds
+        p.flapWindowSeconds = flapWindowSeconds
+        p.queryTextLength = queryTextLength
+        return p
+    }
+}
+
+/// One entry of `alerts.sinks`: where alerts go.
+public struct AlertSinkSettings: Sendable, Equatable {
+    public enum Kind: String, Sendable, Equatable, CaseIterable {
+        /// Runs `command` (argv, no shell) with the alert's JSON on stdin.
+        case command
+        /// POSTs the alert's JSON to `url`.
+        case webhook
+    }
+
+    public var name: String
+    public var kind: Kind
+    public var command: [String] = []
+    public var url: String? = nil
+    /// Extra HTTP headers (e.g. an Authorization token); never logged.
+    public var headers: [String: String] = [:]
+    public var timeoutMs = 5000
+    /// Further attempts after a failed one, with exponential backoff.
+    public var retries = 3
+    /// Alerts waiting for this sink; when full the oldest is dropped (and counted).
+    public var queueCapacity = 100
+
+    public init(name: String, kind: Kind) {
+        self.name = name
+        self.kind = kind
+    }
 }
 
 /// The `resolve:` section (used by the auto-resolver).

@@ -4,6 +4,7 @@ public import LockvaultCore
 public import LockvaultEngine
 import PostgresClient
 import SystemdSupport
+import Synchronization
 
 extension SystemdNotifier: LifecycleNotifier {}
 
@@ -62,12 +63,32 @@ public actor DaemonEngine: SamplingEngine {
     private var lastAnalyze = Date()
     private var lastCleanup = Date()
     private var wasDegraded = false
+    private var alerts: AlertTracker
+    private var unwrittenAlerts: [(Alert, systemIdentifier: String)] = []
+    private let deliveries: AlertDeliveryInbox
+    private let recordSource: String
+    /// Prometheus metrics, fed every cycle (served only when `metrics.listen` is set).
+    public nonisolated let metrics: LockvaultMetrics
+    /// Delivers alerts to `alerts.sinks`; a service of the daemon's ServiceGroup.
+    public nonisolated let alertDispatcher: AlertDispatcher
 
-    public init(config: LockvaultConfig, configPath: String, logger: Logger) {
+    public init(config: LockvaultConfig, configPath: String, logger: Logger, alertRetryBase: Duration = .seconds(1)) {
         self.config = config
         self.configPath = configPath
         self.logger = logger
         self.monitor = Monitor(configuration: config.monitorConfiguration, logger: logger)
+        self.alerts = AlertTracker(policy: config.alerts.policy, cluster: config.clusterName)
+        self.recordSource = "lockvault@\(ProcessInfo.processInfo.hostName)" + (config.clusterName.isEmpty ? "" : "/\(config.clusterName)")
+        let metrics = LockvaultMetrics()
+        let inbox = AlertDeliveryInbox()
+        self.metrics = metrics
+        self.deliveries = inbox
+        for sink in config.alerts.sinks { metrics.declareSink(sink.name) }
+        self.alertDispatcher = AlertDispatcher(sinks: config.alerts.sinks, logger: logger, retryBase: alertRetryBase) { delivery in
+            metrics.alertDelivery(sink: delivery.sink, outcome: delivery.outcome.rawValue)
+            inbox.append(AlertDeliveryRecord(alert: delivery.alert, sink: delivery.sink, outcome: delivery.outcome.rawValue,
+                                             attempts: delivery.attempts, error: delivery.error, finishedAt: delivery.finishedAt))
+        }
     }
 
     /// Before READY: the vault must be migrated to this lockvault's schema. Waits (with
@@ -95,7 +116,10 @@ public actor DaemonEngine: SamplingEngine {
 
     public func runCycle() async -> CycleReport {
         let outcome = await monitor.runCycle()
+        metrics.record(outcome)
         report(outcome)
+        raiseAlerts(outcome)
+        await writeAlertAudit()
         await scheduledWork()
         return CycleReport(succeeded: outcome.succeeded, statusLine: outcome.statusLine)
     }
@@ -122,6 +146,49 @@ public actor DaemonEngine: SamplingEngine {
         }
         critical = nowCritical
         logger.debug("cycle", metadata: ["cycle_ms": "\(String(format: "%.1f", outcome.cycleMilliseconds))", "blockers": "\(outcome.assessments.count)"])
+    }
+
+    /// Alerts for what changed this cycle: logged as one event each (journal fields
+    /// LOCKVAULT_ALERT_*), counted, queued for the sinks (never awaited) and for the vault.
+    private func raiseAlerts(_ outcome: CycleOutcome) {
+        guard let snapshot = outcome.snapshot else { return }   // blind cycles change nothing
+        let notices = outcome.deadlocks.map {
+            DeadlockNotice(eventKey: $0.eventKey, database: $0.database, detectedAt: $0.detectedAt, pids: Array($0.pids),
+                           victimPid: $0.victimPid, details: $0.details, sources: $0.sources.map(\.rawValue))
+        }
+        let suppressedBefore = alerts.suppressedCount
+        let raised = alerts.observe(snapshot, assessments: outcome.assessments, deadlocks: notices)
+        metrics.alertsSuppressed(alerts.suppressedCount - suppressedBefore)
+        if alerts.suppressedCount > suppressedBefore {
+            logger.notice("alerts suppressed for a flapping blocker", metadata: ["suppressed": "\(alerts.suppressedCount - suppressedBefore)"])
+        }
+        for alert in raised {
+            logger.log(level: alert.kind == .cleared ? .notice : .critical, "alert", metadata: [
+                "alert.id": "\(alert.alertID)", "alert.kind": "\(alert.kind.rawValue)", "severity": "\(alert.severity)",
+                "summary": "\(alert.summary)", "blocker.pid": "\(alert.blocker?.pid.map(String.init) ?? "")",
+                "blocked_count": "\(alert.blockedCount)", "sinks": "\(alertDispatcher.sinkNames.joined(separator: ","))",
+            ])
+            metrics.alertEmitted(alert.kind)
+            alertDispatcher.submit(alert)
+            unwrittenAlerts.append((alert, snapshot.systemIdentifier))
+        }
+    }
+
+    /// Writes alerts and delivery outcomes to the vault; on failure keeps them (bounded) for
+    /// the next cycle.
+    private func writeAlertAudit() async {
+        let done = deliveries.take()
+        guard !unwrittenAlerts.isEmpty || !done.isEmpty else { return }
+        let alerts = unwrittenAlerts
+        let source = recordSource
+        do {
+            try await monitor.withVault { try AlertAudit.write(alerts: alerts, deliveries: done, recordSource: source, on: $0) }
+            unwrittenAlerts.removeFirst(alerts.count)
+        } catch {
+            deliveries.putBack(done)
+            if unwrittenAlerts.count > 10_000 { unwrittenAlerts.removeFirst(unwrittenAlerts.count - 10_000) }
+            logger.warning("could not record alerts in the vault; will retry", metadata: ["error": "\(error)", "alerts": "\(unwrittenAlerts.count)"])
+        }
     }
 
     private func scheduledWork() async {
@@ -155,11 +222,29 @@ public actor DaemonEngine: SamplingEngine {
     public func reload() async throws -> Duration {
         let new = try ConfigLoader.load(path: configPath)
         await monitor.reconfigure(new.monitorConfiguration)
+        alerts.policy = new.alerts.policy
+        if new.alerts.sinks != config.alerts.sinks || new.metricsListen != config.metricsListen {
+            logger.warning("alerts.sinks and metrics.listen take effect at the next restart; the running ones stay")
+        }
         config = new
         return new.interval
     }
 
     public func shutdown() async {
         await monitor.close()
+    }
+}
+
+/// Delivery outcomes handed over from the sinks' tasks to the cycle that writes the vault.
+final class AlertDeliveryInbox: Sendable {
+    private let records = Mutex<[AlertDeliveryRecord]>([])
+
+    func append(_ r: AlertDeliveryRecord) { records.withLock { $0.append(r) } }
+    func take() -> [AlertDeliveryRecord] { records.withLock { r in defer { r = [] }; return r } }
+    func putBack(_ r: [AlertDeliveryRecord]) {
+        records.withLock { current in
+            current = r + current
+            if current.count > 10_000 { current.removeFirst(current.count - 10_000) }
+        }
     }
 }
