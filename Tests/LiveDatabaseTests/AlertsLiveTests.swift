@@ -147,6 +147,12 @@ extension LiveDatabaseSuite {
                 #expect(after.value("lockvault_alert_deliveries_total", ["sink": "file", "outcome": "delivered"]) == 4)
                 #expect(after.value("lockvault_alert_deliveries_total", ["sink": "hook", "outcome": "delivered"]) == 4)
                 #expect((after.value("lockvault_deadlocks_total") ?? 0) >= 1)
+                // Every series the Grafana dashboard queries exists (resolve decisions need the resolver on).
+                let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+                let dashboard = try String(contentsOf: root.appendingPathComponent("docs/grafana-dashboard.json"), encoding: .utf8)
+                let queried = Set(dashboard.matches(of: /lockvault_[a-z_]+/).map { String($0.output) }).subtracting(["lockvault_resolve_decisions_total"])
+                let exposed = Set(after.samples.map(\.name))
+                #expect(queried.subtracting(exposed).isEmpty, "the dashboard queries series lockvault doesn't expose: \(queried.subtracting(exposed).sorted())")
                 let times = Self.cycleTimes(daemon.output)
                 let gaps = zip(times.dropFirst(), times).map { $0.timeIntervalSince($1) }
                 #expect(times.count >= 10, "enough cycles for the gap check to mean something")
@@ -156,9 +162,9 @@ extension LiveDatabaseSuite {
                 try await waitUntil("deliveries recorded in the vault", timeout: .seconds(20)) {
                     try admin.query("SELECT count(*) AS n FROM lock_monitoring.alert_delivery_s WHERE sink IN ('file', 'hook', 'broken')")[0].decode("n", as: Int.self) == 12
                 }
-                let dashboard = try admin.query("SELECT kind, deliveries FROM lock_monitoring.alerts_dashboard ORDER BY event_at")
-                #expect(try dashboard.map { try $0.decode("kind", as: String.self) } == ["raised", "escalated", "cleared", "deadlock"])
-                let first = try dashboard[0].decode("deliveries", as: String.self)
+                let audit = try admin.query("SELECT kind, deliveries FROM lock_monitoring.alerts_dashboard ORDER BY event_at")
+                #expect(try audit.map { try $0.decode("kind", as: String.self) } == ["raised", "escalated", "cleared", "deadlock"])
+                let first = try audit[0].decode("deliveries", as: String.self)
                 #expect(first.contains("broken: failed after 2 attempts") && first.contains("file: delivered") && first.contains("hook: delivered"), "\(first)")
                 #expect(daemon.output.contains("\"msg\":\"alert delivery failed\""))
 
