@@ -1,5 +1,8 @@
 import Foundation
+import LockvaultCore
+import LockvaultDaemon
 import LockvaultEngine
+import Logging
 import PostgresClient
 import SystemdSupport
 import Testing
@@ -171,6 +174,56 @@ extension LiveDatabaseSuite {
                 daemon.signal(SIGTERM)
                 #expect(try await daemon.waitForExit(timeout: .seconds(20)) == 0, "\(daemon.output.suffix(1500))")
                 for s in [blocker, waiter, a, b] { await s.close() }
+            }
+        }
+
+        /// The default: CRITICAL only. One CRITICAL blocker, many cycles: exactly one alert at each
+        /// sink. (In-process DaemonEngine: the same code `lockvault run` drives.)
+        @Test func aCriticalBlockerAlertsExactlyOncePerSink() async throws {
+            try await LiveDatabase.withTemporaryDatabase { db in
+                let admin = try LiveDatabase.connect(database: db)
+                defer { admin.close() }
+                try Migrator().apply(on: admin)
+                try admin.executeScript("CREATE TABLE orders (id int)")
+                let hook = try WebhookReceiver(.ok)
+                defer { hook.stop() }
+                let alertFile = FileManager.default.temporaryDirectory.appendingPathComponent("lv-alerts-\(UUID().uuidString.prefix(8)).jsonl").path
+                defer { unlink(alertFile) }
+                var config = LockvaultConfig()
+                config.targetDSN = "dbname=\(db)"
+                config.severity = SeverityPolicy(mediumAfterSeconds: 0.2, highAfterSeconds: 0.4, criticalAfterSeconds: 1, idleInTransactionFactor: 1, exclusiveLockEscalates: false)
+                var file = AlertSinkSettings(name: "file", kind: .command)
+                file.command = ["/bin/sh", "-c", "cat >> '\(alertFile)'"]
+                var webhook = AlertSinkSettings(name: "hook", kind: .webhook)
+                webhook.url = hook.url
+                config.alerts.sinks = [file, webhook]
+                #expect(config.alerts.policy.minSeverity == .critical)
+                let engine = DaemonEngine(config: config, configPath: "/nonexistent", logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() })
+                let delivering = Task { try await engine.alertDispatcher.run() }
+                defer { delivering.cancel() }
+
+                let blocker = try await BackgroundSession(database: db, applicationName: "lv-crit-blocker")
+                let waiter = try await BackgroundSession(database: db, applicationName: "lv-crit-waiter")
+                try await blocker.run("BEGIN", "LOCK TABLE orders IN ROW EXCLUSIVE MODE")
+                try await waiter.run("BEGIN")
+                let waiting = waiter.start("LOCK TABLE orders IN SHARE MODE")
+                try await waitUntil("the CRITICAL alert reaches both sinks", timeout: .seconds(20), every: .milliseconds(100)) {
+                    let report = await engine.runCycle()
+                    #expect(report.succeeded, "\(report.statusLine)")
+                    return Self.lines(alertFile).count >= 1 && hook.bodies.count >= 1
+                }
+                for _ in 0..<10 { _ = await engine.runCycle() }
+                #expect(Self.kinds(Self.lines(alertFile)) == ["raised"])
+                #expect(Self.kinds(hook.bodies) == ["raised"])
+                let alert = try #require(Self.lines(alertFile).first.flatMap { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] })
+                #expect(alert["severity"] as? String == "CRITICAL")
+                #expect((alert["blocker"] as? [String: Any])?["pid"] as? Int == Int(blocker.pid))
+
+                try await blocker.run("ROLLBACK")
+                _ = await waiting.value
+                try await waiter.run("ROLLBACK")
+                await blocker.close(); await waiter.close()
+                await engine.shutdown()
             }
         }
 

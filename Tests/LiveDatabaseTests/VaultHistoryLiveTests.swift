@@ -121,11 +121,23 @@ extension LiveDatabaseSuite {
                 try Self.record(conn, Self.cycle(at: Self.ago(1 * day, from: now),
                     blockers: [Self.blocker(pid: 3, start: oldStart, severity: "LOW", blocked: [4], since: Self.ago(45 * day, from: now))]))
 
+                // Alerts: one incident 45 days old (goes, with its delivery), one from yesterday (stays).
+                try conn.executeScript("""
+                    INSERT INTO lock_monitoring.alert_h (alert_hk, alert_id, cluster_hk, load_date, record_source)
+                    SELECT lock_monitoring.hash_key(id), id, cluster_hk, now() - make_interval(days => d), 'test'
+                    FROM lock_monitoring.monitored_cluster_h, (VALUES ('old', 45), ('new', 1)) v(id, d);
+                    INSERT INTO lock_monitoring.alert_event_s (alert_hk, event_at, kind, load_date, record_source, severity, summary, payload)
+                    SELECT alert_hk, load_date, 'raised', load_date, 'test', 'CRITICAL', 'x', '{}' FROM lock_monitoring.alert_h;
+                    INSERT INTO lock_monitoring.alert_delivery_s (alert_hk, event_at, kind, sink, load_date, record_source, outcome, attempts, finished_at)
+                    SELECT alert_hk, event_at, kind, 'mail', load_date, 'test', 'delivered', 1, event_at FROM lock_monitoring.alert_event_s;
+                    """)
                 let removed = Dictionary(uniqueKeysWithValues: try conn.query("SELECT table_name, rows_deleted FROM lock_monitoring.cleanup_old_data(30)").map {
                     (try $0.decode("table_name", as: String.self), try $0.decode("rows_deleted", as: Int64.self))
                 })
                 #expect(removed["blocking_session_s"] == 1, "only blocker 1's closed row")
                 #expect(removed["blocking_session_h"] == 1, "and its hub, now unreferenced")
+                #expect(removed["alert_event_s"] == 1 && removed["alert_delivery_s"] == 1 && removed["alert_h"] == 1, "\(removed)")
+                #expect(try conn.query("SELECT alert_id FROM lock_monitoring.alert_h").map { try $0.decode("alert_id", as: String.self) } == ["new"])
                 let left = try conn.query("""
                     SELECT h.session_pid, s.load_end_date IS NULL AS current FROM lock_monitoring.blocking_session_s s
                     JOIN lock_monitoring.blocking_session_h h USING (blocking_session_hk) ORDER BY 1

@@ -1024,6 +1024,35 @@ COMMENT ON COLUMN lock_monitoring.alerts_dashboard.deliveries IS 'Per sink: deli
 GRANT SELECT ON lock_monitoring.alert_h, lock_monitoring.alert_event_s, lock_monitoring.alert_delivery_s, lock_monitoring.alerts_dashboard
     TO lock_monitoring_role, lock_writer_role;
 GRANT INSERT, DELETE ON lock_monitoring.alert_h, lock_monitoring.alert_event_s, lock_monitoring.alert_delivery_s TO lock_writer_role;
+
+-- Retention covers the alert trail too: the history part of cleanup_old_data keeps its body
+-- (renamed), and cleanup_old_data adds alerts older than the cutoff. Alert events are never
+-- superseded, so they go by age; an incident's hub once none of its events remain.
+ALTER FUNCTION lock_monitoring.cleanup_old_data(integer) RENAME TO cleanup_old_history;
+COMMENT ON FUNCTION lock_monitoring.cleanup_old_history(integer) IS
+    'The history part of cleanup_old_data (everything but the alert trail); call cleanup_old_data instead.';
+
+CREATE OR REPLACE FUNCTION lock_monitoring.cleanup_old_data(retention_days integer DEFAULT 30)
+RETURNS TABLE (table_name text, rows_deleted bigint)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, lock_monitoring
+AS $fn$
+DECLARE
+    v_cutoff timestamptz;
+    v_n bigint;
+BEGIN
+    RETURN QUERY SELECT * FROM cleanup_old_history(retention_days);   -- validates retention_days
+    v_cutoff := now() - make_interval(days => retention_days);
+    DELETE FROM alert_delivery_s WHERE event_at < v_cutoff;   GET DIAGNOSTICS v_n = ROW_COUNT; table_name := 'alert_delivery_s'; rows_deleted := v_n; RETURN NEXT;
+    DELETE FROM alert_event_s WHERE event_at < v_cutoff;      GET DIAGNOSTICS v_n = ROW_COUNT; table_name := 'alert_event_s'; rows_deleted := v_n; RETURN NEXT;
+    DELETE FROM alert_h h WHERE h.load_date < v_cutoff
+        AND NOT EXISTS (SELECT 1 FROM alert_event_s e WHERE e.alert_hk = h.alert_hk);
+    GET DIAGNOSTICS v_n = ROW_COUNT; table_name := 'alert_h'; rows_deleted := v_n; RETURN NEXT;
+END
+$fn$;
+COMMENT ON FUNCTION lock_monitoring.cleanup_old_data(integer) IS
+    'Deletes closed history and alerts older than retention_days (never current rows; hubs/links only when unreferenced). Returns rows deleted per table.';
+GRANT EXECUTE ON FUNCTION lock_monitoring.cleanup_old_data(integer) TO lock_writer_role;
 """####),
     ]
 }
