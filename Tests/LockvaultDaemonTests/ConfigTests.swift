@@ -121,7 +121,8 @@ import Testing
         Bad(yaml: "alerts:\n  sinks:\n    - name: a\n      type: webhook\n      url: http://x/\n      timeout: 5\n", code: .unknownKey, key: "alerts.sinks[0].timeout", line: 6),
         Bad(yaml: "alerts:\n  sinks:\n    - {name: a, type: webhook, url: \"http://x/\"}\n    - {name: a, type: webhook, url: \"http://y/\"}\n", code: .duplicateKey, key: "alerts.sinks[1].name", line: 4),
         Bad(yaml: "alerts:\n  sinks:\n    - name: a b\n      type: webhook\n      url: http://x/\n", code: .wrongType, key: "alerts.sinks[0].name", line: 3),
-        Bad(yaml: "metrics:\n  listen: 9187\n", code: .wrongType, key: "metrics.listen", line: 2),
+        Bad(yaml: "metrics:\n  listen: 99999\n", code: .wrongType, key: "metrics.listen", line: 2),
+        Bad(yaml: "metrics:\n  listen: \"127.0.0.1:0\"\n", code: .wrongType, key: "metrics.listen", line: 2),
         Bad(yaml: "metrics:\n  listen: \"localhost:http\"\n", code: .wrongType, key: "metrics.listen", line: 2),
         Bad(yaml: "- a\n- b\n", code: .notAMapping, key: "", line: 1),
         Bad(yaml: "sampling:\n  interval_seconds: [1\n", code: .syntax, key: "", line: nil),
@@ -155,6 +156,7 @@ import Testing
         #expect(c.metricsListen == "[::1]:9187")
         #expect(ListenAddress("[::1]:9187") == ListenAddress("[::1]:9187") && ListenAddress("[::1]:9187")?.host == "::1")
         #expect(ListenAddress("127.0.0.1:0")?.port == 0)
+        #expect(ListenAddress("9187") == ListenAddress("127.0.0.1:9187"), "a bare port is loopback")
         let env = try #require(throws: ConfigError.self) {
             var config = LockvaultConfig()
             try ConfigLoader.applyEnvironment(["LOCKVAULT_ALERTS_SINKS": "[]"], to: &config)

@@ -170,9 +170,9 @@ public enum ConfigLoader {
             config[keyPath: kp] = sinks
         case .listenAddress(let kp):
             if node.null != nil { config[keyPath: kp] = nil; return }
-            guard let s = node.scalar?.string else { throw fail(.wrongType, "must be host:port or null, got \(describe(node))") }
-            guard ListenAddress(s) != nil else {
-                throw fail(.wrongType, "must be host:port with a port 1–65535 (e.g. 127.0.0.1:9187 or [::1]:9187), got '\(s)'")
+            guard let s = node.scalar?.string else { throw fail(.wrongType, "must be host:port, a port, or null, got \(describe(node))") }
+            guard let address = ListenAddress(s), address.port != 0 else {
+                throw fail(.wrongType, "must be host:port or a port (1–65535; a bare port listens on 127.0.0.1), e.g. 9187, 127.0.0.1:9187 or [::1]:9187, got '\(s)'")
             }
             config[keyPath: kp] = s
         }

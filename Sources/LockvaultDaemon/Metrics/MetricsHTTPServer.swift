@@ -4,7 +4,8 @@ import Synchronization
 import Glibc
 #endif
 
-/// `host:port` for a listening socket: `127.0.0.1:9187`, `[::1]:9187`, `localhost:9187`.
+/// `host:port` for a listening socket: `127.0.0.1:9187`, `[::1]:9187`, `localhost:9187`; a bare
+/// port (`9187`) means loopback (`127.0.0.1`): exposing the endpoint further must be explicit.
 public struct ListenAddress: Sendable, Equatable, CustomStringConvertible {
     public var host: String
     public var port: UInt16
@@ -12,7 +13,10 @@ public struct ListenAddress: Sendable, Equatable, CustomStringConvertible {
     /// Port 0 is accepted (the kernel picks one; tests use it).
     public init?(_ text: String) {
         let host: Substring, port: Substring
-        if text.hasPrefix("[") {
+        if !text.isEmpty, text.allSatisfy(\.isNumber) {
+            host = "127.0.0.1"
+            port = Substring(text)
+        } else if text.hasPrefix("[") {
             guard let close = text.firstIndex(of: "]"), text[text.index(after: close)...].hasPrefix(":") else { return nil }
             host = text[text.index(after: text.startIndex)..<close]
             port = text[text.index(close, offsetBy: 2)...]
