@@ -6,10 +6,10 @@ import Testing
 extension LiveDatabaseSuite {
     /// 200 client sessions fighting over five rows (pgbench), the real daemon at 1 Hz watching.
     ///
-    /// `LOCKVAULT_LOAD_SECONDS` sets the length: 20 s by default (CI), 300 for the full
-    /// five-minute run (`LOCKVAULT_LOAD_SECONDS=300 scripts/test.sh --filter LoadLiveTests`).
+    /// `LOCKVAULT_TEST_LOAD_SECONDS` sets the length: 20 s by default (CI), 300 for the full
+    /// five-minute run (`LOCKVAULT_TEST_LOAD_SECONDS=300 scripts/test.sh --filter LoadLiveTests`).
     @Suite struct LoadLiveTests {
-        static var seconds: Int { Int(ProcessInfo.processInfo.environment["LOCKVAULT_LOAD_SECONDS"] ?? "") ?? 20 }
+        static var seconds: Int { Int(ProcessInfo.processInfo.environment["LOCKVAULT_TEST_LOAD_SECONDS"] ?? "") ?? 20 }
 
         static func rssKiB(_ pid: Int32) -> Int? {
             guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
