@@ -8,13 +8,22 @@ public import Logging
 /// whatever application names or queries contain. Each line is written with one `write(2)`.
 public struct JSONLogHandler: LogHandler {
     public var metadata: Logger.Metadata = [:]
-    public var logLevel: Logger.Level
+    /// Read through a shared ``LogLevelSetting`` so a reload can change every logger's level.
+    public var logLevel: Logger.Level {
+        get { level.value }
+        set { level = LogLevelSetting(newValue) }
+    }
+    private var level: LogLevelSetting
     public let label: String
     private let fd: Int32
 
     public init(label: String, level: Logger.Level = .info, fileDescriptor: Int32 = 1) {
+        self.init(label: label, level: LogLevelSetting(level), fileDescriptor: fileDescriptor)
+    }
+
+    public init(label: String, level: LogLevelSetting, fileDescriptor: Int32 = 1) {
         self.label = label
-        self.logLevel = level
+        self.level = level
         self.fd = fileDescriptor
     }
 

@@ -1,5 +1,6 @@
 internal import CSystemd
 import Foundation
+import Synchronization
 public import Logging
 
 /// Native journald entries through `sd_journal_sendv`: PRIORITY, MESSAGE, SYSLOG_IDENTIFIER and
@@ -8,13 +9,22 @@ public import Logging
 /// Values travel as length-delimited iovecs: newlines and any bytes are safe.
 public struct JournalLogHandler: LogHandler {
     public var metadata: Logger.Metadata = [:]
-    public var logLevel: Logger.Level
+    /// Read through a shared ``LogLevelSetting`` so a reload can change every logger's level.
+    public var logLevel: Logger.Level {
+        get { level.value }
+        set { level = LogLevelSetting(newValue) }
+    }
+    private var level: LogLevelSetting
     public let label: String
     public let identifier: String
 
     public init(label: String, level: Logger.Level = .info, identifier: String = "lockvault") {
+        self.init(label: label, level: LogLevelSetting(level), identifier: identifier)
+    }
+
+    public init(label: String, level: LogLevelSetting, identifier: String = "lockvault") {
         self.label = label
-        self.logLevel = level
+        self.level = level
         self.identifier = identifier
     }
 
@@ -98,14 +108,32 @@ public enum LogDestination: String, Sendable {
 }
 
 public enum LoggingSetup {
-    /// Bootstraps swift-log once for the process.
+    /// The level every handler made by ``bootstrap(destination:level:)`` reads.
+    public static let level = LogLevelSetting(.info)
+
+    /// Bootstraps swift-log once for the process. The destination is fixed from then on; the
+    /// level can change (``level``), e.g. on a configuration reload.
     public static func bootstrap(destination: LogDestination, level: Logger.Level) {
         let resolved = destination.resolved()
+        self.level.value = level
         LoggingSystem.bootstrap { label in
             switch resolved {
-            case .journal: return JournalLogHandler(label: label, level: level)
-            default: return JSONLogHandler(label: label, level: level)
+            case .journal: return JournalLogHandler(label: label, level: Self.level)
+            default: return JSONLogHandler(label: label, level: Self.level)
             }
         }
+    }
+}
+
+/// A log level shared by handlers: swift-log bootstraps once per process, so this is how a
+/// reload changes the level of loggers that already exist.
+public final class LogLevelSetting: Sendable {
+    private let storage: Mutex<Logger.Level>
+
+    public init(_ level: Logger.Level) { storage = Mutex(level) }
+
+    public var value: Logger.Level {
+        get { storage.withLock { $0 } }
+        set { storage.withLock { $0 = newValue } }
     }
 }

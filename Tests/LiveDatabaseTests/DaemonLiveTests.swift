@@ -65,11 +65,14 @@ extension LiveDatabaseSuite {
                 #expect(okStatus)
 
                 // SIGHUP with a new, valid config: RELOADING (with MONOTONIC_USEC), then READY.
-                try Self.config(database: db, interval: 0.3).write(toFile: configPath, atomically: true, encoding: .utf8)
+                // (It also raises the log level: loggers that exist already follow it.)
+                #expect(!daemon.output.contains("\"msg\":\"cycle\""), "debug events before the reload")
+                try Self.config(database: db, interval: 0.3, extra: "logging: { level: debug }").write(toFile: configPath, atomically: true, encoding: .utf8)
                 daemon.signal(SIGHUP)
                 let reloading = try Self.expect(listener, "RELOADING=1", into: &log) { $0.hasPrefix("RELOADING=1") }
                 #expect(reloading.contains("MONOTONIC_USEC="))
                 _ = try Self.expect(listener, "READY=1 after reload", into: &log) { $0 == "READY=1" }
+                try await waitUntil("debug events after the reload") { daemon.output.contains("\"msg\":\"cycle\"") }
 
                 // SIGHUP with a broken config: rejected, the daemon keeps sampling.
                 try "sampling:\n  interval_seconds: -1\n".write(toFile: configPath, atomically: true, encoding: .utf8)

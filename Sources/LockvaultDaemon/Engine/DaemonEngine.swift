@@ -223,6 +223,13 @@ public actor DaemonEngine: SamplingEngine {
         let new = try ConfigLoader.load(path: configPath)
         await monitor.reconfigure(new.monitorConfiguration)
         alerts.policy = new.alerts.policy
+        if let level = Logger.Level(rawValue: new.logLevel), level != LoggingSetup.level.value {
+            logger.notice("log level changed", metadata: ["from": "\(LoggingSetup.level.value)", "to": "\(level)"])
+            LoggingSetup.level.value = level
+        }
+        if new.logDestination != config.logDestination {
+            logger.warning("logging.destination takes effect at the next restart")
+        }
         if new.alerts.sinks != config.alerts.sinks || new.metricsListen != config.metricsListen {
             logger.warning("alerts.sinks and metrics.listen take effect at the next restart; the running ones stay")
         }
