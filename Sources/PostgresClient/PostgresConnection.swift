@@ -62,7 +62,9 @@ public final class PostgresConnection {
             throw PostgresError(code: .connectionFailed, message: "libpq could not allocate a connection")
         }
         guard PQstatus(conn) == CONNECTION_OK else {
-            let message = cleaned(String(cString: PQerrorMessage(conn)))
+            // One line: libpq adds indented hints on lines of their own.
+            let message = cleaned(String(cString: PQerrorMessage(conn))).split(whereSeparator: \.isNewline)
+                .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }.joined(separator: " ")
             let needsPassword = PQconnectionNeedsPassword(conn) == 1
             PQfinish(conn)
             throw PostgresError(code: .connectionFailed, sqlState: Self.authenticationState(message, needsPassword: needsPassword),

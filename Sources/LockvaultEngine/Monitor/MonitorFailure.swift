@@ -79,6 +79,9 @@ public struct MonitorFailure: Error, Sendable, Equatable, CustomStringConvertibl
         if side == .vault, ["3F000", SQLState.undefinedTable, "42883"].contains(state) {
             return MonitorFailure(kind: .vaultNotMigrated, message: "the vault is not migrated (\(pg.message)); run `lockvault migrate`")
         }
+        if pg.code == .connectionFailed {
+            return MonitorFailure(kind: .unavailable, message: "cannot reach \(side.rawValue): \(pg.message)")
+        }
         if pg.requiresReconnect || [SQLState.lockNotAvailable, SQLState.queryCanceled, SQLState.invalidCatalogName].contains(state) || state.hasPrefix("53") {
             return MonitorFailure(kind: .unavailable, message: "\(side.rawValue) is unavailable: \(pg.description)")
         }
