@@ -39,7 +39,7 @@ extension LockvaultConfig {
             severity: severity,
             session: SessionSettings(applicationName: "lockvault", statementTimeoutMs: statementTimeoutMs, lockTimeoutMs: lockTimeoutMs),
             serverLogPath: serverLogPath, serverLogFormat: ServerLogFormat(rawValue: serverLogFormat) ?? .stderr,
-            resolve: resolvePolicy, terminateTimeoutMs: resolve.terminateTimeoutMs,
+            maxBufferedCycles: maxBufferedCycles, resolve: resolvePolicy, terminateTimeoutMs: resolve.terminateTimeoutMs,
             decidedBy: "daemon@\(ProcessInfo.processInfo.hostName)")
     }
 
