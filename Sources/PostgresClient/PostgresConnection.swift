@@ -40,7 +40,10 @@ public final class PostgresConnection {
 
     private func open() throws(PostgresError) {
         guard !conninfo.utf8.contains(0) else {
-            throw PostgresError(code: .invalidArgument, message: "conninfo contains a NUL byte")
+            throw PostgresError(code: .invalidConninfo, message: "invalid connection string: it contains a NUL byte")
+        }
+        if let syntax = Conninfo.syntaxError(conninfo) {
+            throw PostgresError(code: .invalidConninfo, message: "invalid connection string: \(syntax)")
         }
         // Order matters: libpq lets later keywords override earlier ones. connect_timeout comes
         // before the caller's conninfo (theirs wins); application_name after it (ours wins, so
@@ -59,9 +62,13 @@ public final class PostgresConnection {
             throw PostgresError(code: .connectionFailed, message: "libpq could not allocate a connection")
         }
         guard PQstatus(conn) == CONNECTION_OK else {
-            let message = cleaned(String(cString: PQerrorMessage(conn)))
+            // One line: libpq adds indented hints on lines of their own.
+            let message = cleaned(String(cString: PQerrorMessage(conn))).split(whereSeparator: \.isNewline)
+                .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }.joined(separator: " ")
+            let needsPassword = PQconnectionNeedsPassword(conn) == 1
             PQfinish(conn)
-            throw PostgresError(code: .connectionFailed, message: "could not connect (\(redactedConninfo)): \(message)")
+            throw PostgresError(code: .connectionFailed, sqlState: Self.authenticationState(message, needsPassword: needsPassword),
+                                message: "could not connect (\(redactedConninfo)): \(message)")
         }
         handle = conn
         preparedNames.removeAll()
@@ -245,6 +252,24 @@ public final class PostgresConnection {
 
     private func lostOrFailed(_ conn: OpaquePointer, message: String) -> PostgresError {
         PostgresError(code: PQstatus(conn) == CONNECTION_OK ? .queryFailed : .connectionLost, message: message)
+    }
+
+    /// libpq reports a failed connection as text only; the server's SQLSTATE is lost. Class 28
+    /// (invalid authorization) is recovered from the message, so callers can tell "wrong
+    /// password" from "server down".
+    static func authenticationState(_ message: String, needsPassword: Bool) -> String? {
+        if message.contains("password authentication failed") || message.contains("no password supplied")
+            || message.contains("no password was provided") || needsPassword { return "28P01" }
+        if message.contains("authentication failed") || message.contains("no pg_hba.conf entry")
+            || (message.contains("role \"") && message.contains("does not exist"))
+            || message.contains("is not permitted to log in") { return "28000" }
+        return nil
+    }
+
+    /// The role this connection authenticated as (libpq's `PQuser`), "" when closed.
+    public var user: String {
+        guard let handle, let p = PQuser(handle) else { return "" }
+        return String(cString: p)
     }
 
     /// libpq messages end in newlines and might, in odd cases, echo connection parameters.

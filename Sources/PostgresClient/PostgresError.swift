@@ -7,7 +7,7 @@ public struct PostgresError: Error, CustomStringConvertible, Sendable {
     /// What went wrong, coarsely. Extensible: switch with a `default`.
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         private enum Base: String, Sendable {
-            case connectionFailed, connectionLost, queryFailed, decodingFailed, invalidArgument, closed
+            case connectionFailed, connectionLost, queryFailed, decodingFailed, invalidArgument, closed, invalidConninfo
         }
         private let base: Base
         private init(_ base: Base) { self.base = base }
@@ -24,6 +24,8 @@ public struct PostgresError: Error, CustomStringConvertible, Sendable {
         public static let invalidArgument = Code(.invalidArgument)
         /// The connection was closed by the caller.
         public static let closed = Code(.closed)
+        /// libpq cannot parse the connection string (nothing was attempted).
+        public static let invalidConninfo = Code(.invalidConninfo)
 
         public var description: String { base.rawValue }
     }
@@ -52,6 +54,11 @@ public struct PostgresError: Error, CustomStringConvertible, Sendable {
         if let hint, !hint.isEmpty { text += " (hint: \(hint))" }
         return text
     }
+
+    /// The server refused the credentials: wrong password, no `pg_hba.conf` entry, no password
+    /// given where one is required (SQLSTATE class 28, inferred from libpq's message when the
+    /// connection never started).
+    public var isAuthenticationFailure: Bool { sqlState?.hasPrefix("28") ?? false }
 
     /// Errors after which the connection can't be used and must be re-established.
     public var requiresReconnect: Bool {

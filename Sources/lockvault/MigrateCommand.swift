@@ -12,7 +12,7 @@ struct MigrateCommand: ParsableCommand {
             Safe to run again (nothing to do is success) and concurrently (runs serialise on an advisory lock). \
             Refuses when an applied migration's file changed since it was applied.
             Exit codes: 0 up to date / applied; 1 a migration failed (rolled back); 65 an applied migration was \
-            changed or is unknown to this lockvault; 69 cannot connect.
+            changed or is unknown to this lockvault; 64 malformed DSN; 69 cannot connect; 77 authentication failed.
             """
     )
 
@@ -27,8 +27,7 @@ struct MigrateCommand: ParsableCommand {
         do {
             conn = try PostgresConnection(conninfo: dsn, settings: SessionSettings(statementTimeoutMs: 0, lockTimeoutMs: 10_000))
         } catch {
-            printError("lockvault migrate: \(error)")
-            throw ExitCode(LockvaultExit.unavailable)
+            throw MonitorFailure.classify(error, side: .vault).exit("migrate")
         }
         defer { conn.close() }
         let migrator = Migrator()
@@ -65,5 +64,9 @@ enum LockvaultExit {
     static let dataError: Int32 = 65
     static let unavailable: Int32 = 69
     static let software: Int32 = 70
+    /// PostgreSQL older than 13 (``MonitorFailure/Kind/unsupportedServer``).
+    static let unsupportedServer: Int32 = 76
+    /// Authentication failed, or a privilege is missing (pg_monitor, the vault roles).
+    static let noPermission: Int32 = 77
     static let config: Int32 = 78
 }

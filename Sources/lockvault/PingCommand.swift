@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import LockvaultEngine
 import PostgresClient
 
 /// Connects once and reports what lockvault sees: the quickest proof that DSN, credentials and
@@ -7,16 +8,20 @@ import PostgresClient
 struct PingCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ping",
-        abstract: "Connect to PostgreSQL with lockvault's session settings and print what the server reports."
+        abstract: "Connect to PostgreSQL with lockvault's session settings and print what the server reports.",
+        discussion: "Exit codes: 0 connected; 64 malformed DSN; 69 cannot connect; 77 authentication failed."
     )
 
     @Option(name: .long, help: "libpq conninfo or URI; default: libpq environment (PGHOST, PGPORT, …).")
     var dsn: String = ""
 
     func run() throws {
+        let conn: PostgresConnection
+        do { conn = try PostgresConnection(conninfo: dsn) } catch {
+            throw MonitorFailure.classify(error, side: .target).exit("ping")
+        }
+        defer { conn.close() }
         do {
-            let conn = try PostgresConnection(conninfo: dsn)
-            defer { conn.close() }
             let row = try conn.query("""
                 SELECT version() AS version, current_user AS usr, current_database() AS db,
                        current_setting('application_name') AS app, current_setting('statement_timeout') AS st,

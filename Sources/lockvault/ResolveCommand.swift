@@ -13,7 +13,11 @@ struct ResolveCommand: AsyncParsableCommand {
             A dry run unless --execute is given. Every decision is recorded in the vault (resolve_decision_s) and \
             shown on blocking_sessions_dashboard. The seed's auto_resolve_blocking(NULL, 300, true) is \
             `lockvault resolve --threshold 300`.
-            Exit codes: 0 nothing to do; 2 would act (dry run) or acted; 1 error; 69 cannot connect.
+            The vault must be reachable and migrated before anything is decided: an action that could not be \
+            audited is not taken.
+            Exit codes: 0 nothing to do; 2 would act (dry run) or acted; 1 error; 64 malformed DSN; 65 the vault is \
+            not migrated; 69 cannot connect; 76 PostgreSQL older than 13; 77 authentication failed or a privilege is \
+            missing.
             """
     )
 
@@ -62,12 +66,16 @@ struct ResolveCommand: AsyncParsableCommand {
         config.severity.killThresholdSeconds = threshold
         config.decidedBy = "cli@\(ProcessInfo.processInfo.hostName)"
         let monitor = Monitor(configuration: config, logger: Logger(label: "lockvault.resolve") { _ in SwiftLogNoOpLogHandler() })
+        do {
+            try await monitor.checkTarget()
+            try await monitor.checkVault()
+        } catch {
+            await monitor.close()
+            throw error.exit("resolve")
+        }
         let outcome = await monitor.runCycle()
         await monitor.close()
-        if let error = outcome.targetError {
-            printError("lockvault resolve: \(error)")
-            throw ExitCode(LockvaultExit.unavailable)
-        }
+        if let failure = outcome.targetFailure { throw failure.exit("resolve") }
         if let error = outcome.vaultError { printError("lockvault resolve: decisions not recorded in the vault: \(error)") }
         if json {
             let rows: [[String: Any]] = outcome.decisions.map { d in

@@ -11,8 +11,11 @@ struct RunCommand: AsyncParsableCommand {
         commandName: "run",
         abstract: "Run the monitoring daemon (systemd Type=notify; SIGHUP reloads the config, SIGTERM stops).",
         discussion: """
-            Exit codes: 0 stopped cleanly; 65 the vault is not migrated (run lockvault migrate); 69 the metrics \
-            address cannot be bound; 78 invalid configuration.
+            Before READY it waits (with backoff) for an unreachable vault; an unreachable monitored cluster is \
+            retried by the cycles (STATUS=degraded). Exit codes: 0 stopped cleanly; 65 the vault is not migrated \
+            (run lockvault migrate); 69 the metrics address cannot be bound; 76 PostgreSQL older than 13; \
+            77 authentication failed or a privilege is missing (pg_monitor, lock_writer_role); 78 invalid \
+            configuration (including a malformed DSN).
             """
     )
 
@@ -34,14 +37,6 @@ struct RunCommand: AsyncParsableCommand {
         logger.info("lockvault starting", metadata: ["version": "\(Lockvault.version)", "config": "\(config)",
                                                      "interval_s": "\(settings.intervalSeconds)", "under_systemd": "\(notifier.isUnderSystemd)"])
         let engine = DaemonEngine(config: settings, configPath: config, logger: logger)
-        notifier.status("checking the vault schema")
-        do {
-            try await engine.checkVault()
-        } catch let error as StartupError {
-            logger.critical("cannot start", metadata: ["error": "\(error.message)"])
-            printError("lockvault run: \(error.message)")
-            throw ExitCode(error.exitCode)
-        }
         var metricsServer: MetricsHTTPServer?
         if let listen = settings.metricsListen, let address = ListenAddress(listen) {
             let metrics = engine.metrics
@@ -62,7 +57,13 @@ struct RunCommand: AsyncParsableCommand {
             services: [.init(service: service), .init(service: engine.alertDispatcher)],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
-        try await group.run()
+        do {
+            try await group.run()
+        } catch let error as StartupError {
+            logger.critical("cannot start", metadata: ["error": "\(error.message)"])
+            printError("lockvault run: \(error.message)")
+            throw ExitCode(error.exitCode)
+        }
     }
 }
 

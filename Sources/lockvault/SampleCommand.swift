@@ -36,7 +36,11 @@ struct SampleCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sample",
         abstract: "Run sampling cycles and record them in the vault; print a summary per cycle.",
-        discussion: "Exit codes: 0 sampled and recorded; 69 the cluster or vault is unreachable."
+        discussion: """
+            Exit codes: 0 sampled and recorded; 64 malformed DSN; 65 the vault is not migrated; 69 the cluster or vault \
+            is unreachable (or a write waited longer than lock_timeout); 76 PostgreSQL older than 13; 77 authentication \
+            failed or a privilege is missing (pg_monitor on the cluster, lock_writer_role on the vault).
+            """
     )
 
     @OptionGroup var connection: ConnectionOptions
@@ -58,16 +62,23 @@ struct SampleCommand: AsyncParsableCommand {
 
     func run() async throws {
         let monitor = Monitor(configuration: try connection.monitorConfiguration(), logger: Logger(label: "lockvault.sample") { _ in SwiftLogNoOpLogHandler() })
+        do {
+            try await monitor.checkTarget()
+            if !noWrite { try await monitor.checkVault() }
+        } catch {
+            await monitor.close()
+            throw error.exit("sample")
+        }
         let total = once ? 1 : max(1, cycles)
-        var failed = false
+        var failure: MonitorFailure?
         for i in 0..<total {
             if i > 0 { try await Task.sleep(for: .milliseconds(Int(interval * 1000))) }
             let outcome = await monitor.runCycle(write: !noWrite)
             print(json ? Self.json(outcome) : Self.text(outcome))
-            failed = failed || !outcome.succeeded
+            failure = outcome.targetFailure ?? outcome.vaultFailure ?? failure
         }
         await monitor.close()
-        if failed { throw ExitCode(LockvaultExit.unavailable) }
+        if let failure { throw failure.exit("sample") }
     }
 
     static func text(_ o: CycleOutcome) -> String {
@@ -91,7 +102,7 @@ struct BlockingCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "blocking",
         abstract: "Show who blocks whom right now, as a tree (read-only; nothing is written).",
-        discussion: "Exit codes: 0 shown; 69 the cluster is unreachable."
+        discussion: "Exit codes: 0 shown; 64 malformed DSN; 69 the cluster is unreachable; 76 PostgreSQL older than 13; 77 authentication failed or no pg_monitor."
     )
 
     @OptionGroup var connection: ConnectionOptions
@@ -108,11 +119,11 @@ struct BlockingCommand: AsyncParsableCommand {
     func run() async throws {
         let monitor = Monitor(configuration: try connection.monitorConfiguration(), logger: Logger(label: "lockvault.blocking") { _ in SwiftLogNoOpLogHandler() })
         defer { Task { await monitor.close() } }
+        do { try await monitor.checkTarget() } catch { throw error.exit("blocking") }
         repeat {
             let outcome = await monitor.runCycle(write: false)
             guard let snapshot = outcome.snapshot else {
-                printError("lockvault blocking: \(outcome.targetError ?? "cannot sample")")
-                throw ExitCode(LockvaultExit.unavailable)
+                throw (outcome.targetFailure ?? MonitorFailure(kind: .unavailable, message: "cannot sample")).exit("blocking")
             }
             if json {
                 let report = BlockingReport(capturedAt: snapshot.capturedAt, blockers: outcome.assessments, forest: outcome.forest)

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import LockvaultEngine
 import PostgresClient
 
 /// `lockvault status`: what the vault says about the daemon(s) writing into it.
@@ -10,7 +11,9 @@ struct StatusCommand: ParsableCommand {
         discussion: """
             The daemon writes a cycle summary when it changes and a heartbeat at least every 60 s, so a daemon is \
             'alive' when its last record is younger than --stale-after seconds. \
-            Exit codes: 0 every cluster alive; 1 a cluster is stale or nothing was ever recorded; 69 cannot connect.
+            Exit codes: 0 every cluster alive; 1 a cluster is stale or nothing was ever recorded; 64 malformed DSN; \
+            65 the vault is not migrated; 69 cannot connect; 77 authentication failed or the role may not read the \
+            vault (GRANT lock_monitoring_role).
             """
     )
 
@@ -23,8 +26,7 @@ struct StatusCommand: ParsableCommand {
     func run() throws {
         let conn: PostgresConnection
         do { conn = try PostgresConnection(conninfo: dsn) } catch {
-            printError("lockvault status: \(error)")
-            throw ExitCode(LockvaultExit.unavailable)
+            throw MonitorFailure.classify(error, side: .vault).exit("status")
         }
         defer { conn.close() }
         let rows: PostgresResult
@@ -38,8 +40,15 @@ struct StatusCommand: ParsableCommand {
                 WHERE c.load_end_date IS NULL ORDER BY 2, 1
                 """)
         } catch {
-            printError("lockvault status: cannot read the vault (\(error.message)); is it migrated? run lockvault migrate")
-            throw ExitCode(LockvaultExit.failure)
+            let role = conn.user
+            switch error.sqlState {
+            case "3F000", SQLState.undefinedTable:
+                throw MonitorFailure(kind: .vaultNotMigrated, message: "the vault is not migrated (\(error.message)); run `lockvault migrate` first").exit("status")
+            case SQLState.insufficientPrivilege:
+                throw MonitorFailure(kind: .insufficientPrivilege, message: "role \(role) may not read the vault (\(error.message)) — GRANT lock_monitoring_role TO \(role)").exit("status")
+            default:
+                throw MonitorFailure.classify(error, side: .vault, role: role).exit("status")
+            }
         }
         guard !rows.isEmpty else {
             print("no cycles recorded in this vault yet")

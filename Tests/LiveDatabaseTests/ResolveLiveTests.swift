@@ -42,7 +42,7 @@ extension LiveDatabaseSuite {
                 CREATE TABLE t (id int); CREATE TABLE u (id int);
                 GRANT ALL ON t, u TO lv_app, lv_etl;
                 GRANT lock_writer_role TO lv_monitor;
-                GRANT CONNECT, CREATE ON DATABASE \(s.database) TO lv_monitor;
+                GRANT CONNECT ON DATABASE \(s.database) TO lv_monitor;
                 """)
         }
 

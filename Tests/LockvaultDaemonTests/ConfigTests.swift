@@ -20,6 +20,23 @@ import Testing
         }
     }
 
+    @Test func aMalformedDSNNamesTheKeyButNotThePassword() throws {
+        for (yaml, key) in [
+            ("target: { dsn: \"postgresql://lv:s3cr3t-pw@[::1/app\" }\n", "target.dsn"),
+            ("vault:\n  dsn: \"host=v password=s3cr3t-pw dbname\"\n", "vault.dsn"),
+        ] {
+            let error = try #require(throws: ConfigError.self) { try ConfigLoader.parse(yaml) }
+            #expect(error.keyPath == key)
+            #expect(error.description.contains("not a valid connection string"))
+            #expect(!error.description.contains("s3cr3t"), "\(error)")
+        }
+        let env = try #require(throws: ConfigError.self) {
+            var config = LockvaultConfig()
+            try ConfigLoader.applyEnvironment(["LOCKVAULT_TARGET_DSN": "postgresql://lv:s3cr3t-pw@[::1/app"], to: &config)
+        }
+        #expect(env.keyPath == "target.dsn" && !env.description.contains("s3cr3t"))
+    }
+
     @Test func emptyFileMeansDefaults() throws {
         #expect(try ConfigLoader.parse("") == LockvaultConfig())
         #expect(try ConfigLoader.parse("# only a comment\n") == LockvaultConfig())

@@ -90,6 +90,27 @@ import Testing
         #expect(redacted == "<unparseable conninfo>")
     }
 
+    /// libpq quotes a malformed URI whole in its parse error; the password must not survive.
+    @Test(arguments: [
+        "postgresql://alice:s3cr3t-pw@[::1/prod",
+        "postgresql://alice:s3cr3t%2Dpw@[/prod",
+        "postgres://alice:s3cr3t-pw@host:5432/prod?sslmode",
+        "host=x password=s3cr3t-pw bogus",
+        "host=x password = 's3cr3t-pw' nokey",
+        "host=x password='s3cr3t-pw",
+    ])
+    func syntaxErrorsNeverShowThePassword(_ conninfo: String) throws {
+        let message = try #require(Conninfo.syntaxError(conninfo))
+        #expect(!message.contains("s3cr3t"), "\(message)")
+        #expect(!message.isEmpty)
+    }
+
+    @Test func wellFormedConninfoHasNoSyntaxError() {
+        for ok in ["", "dbname=x", "postgresql:///x?host=/tmp", "service=prod", "host=a,b port=1,2"] {
+            #expect(Conninfo.syntaxError(ok) == nil, "\(ok)")
+        }
+    }
+
     @Test func scrubMasksEveryOccurrence() {
         #expect(Conninfo.scrub("a pw b pw", secrets: ["pw"]) == "a ******** b ********")
     }

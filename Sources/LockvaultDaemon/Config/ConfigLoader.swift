@@ -1,5 +1,6 @@
 public import Foundation
 import LockvaultCore
+import PostgresClient
 import Yams
 
 /// A configuration problem, with where it is: `lockvault.yaml:12:3: resolve.kill_threshold_seconds:
@@ -111,10 +112,13 @@ public enum ConfigLoader {
         switch field.kind {
         case .string(let kp):
             guard let s = node.scalar else { throw fail(.wrongType, "must be a string, got \(describe(node))") }
-            config[keyPath: kp] = node.null != nil && s.style == .plain ? "" : s.string
+            let value = node.null != nil && s.style == .plain ? "" : s.string
+            if isDSN, let problem = Conninfo.syntaxError(value) { throw fail(.syntax, "is not a valid connection string: \(problem)") }
+            config[keyPath: kp] = value
         case .optionalString(let kp):
             if node.null != nil { config[keyPath: kp] = nil; return }
             guard let s = node.scalar else { throw fail(.wrongType, "must be a string or null, got \(describe(node))") }
+            if isDSN, let problem = Conninfo.syntaxError(s.string) { throw fail(.syntax, "is not a valid connection string: \(problem)") }
             config[keyPath: kp] = s.string
         case .double(let kp, let range):
             guard node.scalar != nil, let v = node.float, node.bool == nil, v.isFinite else {

@@ -30,6 +30,7 @@ enum ConfigSchema {
         .init(path: "cluster_name", kind: .string(\.clusterName)),
         .init(path: "target.dsn", kind: .string(\.targetDSN)),
         .init(path: "vault.dsn", kind: .optionalString(\.vaultDSN)),
+        .init(path: "vault.max_buffered_cycles", kind: .int(\.maxBufferedCycles, 1...1_000_000)),
         .init(path: "sampling.interval_seconds", kind: .double(\.intervalSeconds, 0.1...3600)),
         .init(path: "sampling.query_text_length", kind: .int(\.queryTextLength, 0...1_048_576)),
         .init(path: "sampling.lock_hold_threshold_seconds", kind: .double(\.lockHoldThresholdSeconds, 0...86400)),

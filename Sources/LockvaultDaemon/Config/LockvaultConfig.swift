@@ -7,6 +7,7 @@ public struct LockvaultConfig: Sendable, Equatable {
     public var clusterName = ""
     public var targetDSN = ""
     public var vaultDSN: String? = nil
+    public var maxBufferedCycles = 3600
 
     public var intervalSeconds = 1.0
     public var queryTextLength = 1024

@@ -13,6 +13,20 @@ public struct StartupError: Error, CustomStringConvertible, Sendable {
     public var message: String
     public var exitCode: Int32
     public var description: String { message }
+
+    public init(message: String, exitCode: Int32) {
+        self.message = message
+        self.exitCode = exitCode
+    }
+
+    /// A malformed DSN comes from the configuration: exit 78 like any bad config.
+    init(_ failure: MonitorFailure) {
+        if failure.kind == .invalidConnectionString {
+            self.init(message: "invalid configuration: \(failure.message)", exitCode: 78)
+        } else {
+            self.init(message: failure.message, exitCode: failure.kind.exitCode)
+        }
+    }
 }
 
 extension LockvaultConfig {
@@ -26,7 +40,7 @@ extension LockvaultConfig {
             severity: severity,
             session: SessionSettings(applicationName: "lockvault", statementTimeoutMs: statementTimeoutMs, lockTimeoutMs: lockTimeoutMs),
             serverLogPath: serverLogPath, serverLogFormat: ServerLogFormat(rawValue: serverLogFormat) ?? .stderr,
-            resolve: resolvePolicy, terminateTimeoutMs: resolve.terminateTimeoutMs,
+            maxBufferedCycles: maxBufferedCycles, resolve: resolvePolicy, terminateTimeoutMs: resolve.terminateTimeoutMs,
             decidedBy: "daemon@\(ProcessInfo.processInfo.hostName)")
     }
 
@@ -91,26 +105,29 @@ public actor DaemonEngine: SamplingEngine {
         }
     }
 
-    /// Before READY: the vault must be migrated to this lockvault's schema. Waits (with
-    /// backoff) while the vault is unreachable; fails when migrations are pending or unknown.
-    public func checkVault() async throws {
+    /// Before READY: the vault must be reachable, migrated to this lockvault's schema and
+    /// writable, and the monitored cluster must be PostgreSQL 13+ seen through a pg_monitor
+    /// role. Waits (with backoff) while the vault is unreachable; an unreachable target is left
+    /// to the cycles (they retry and report degraded). Throws ``StartupError`` for what waiting
+    /// can't fix: bad DSN, wrong password, missing privilege, old server, unmigrated vault.
+    public func prepare() async throws {
         var attempt = 0
         while true {
             do {
-                let pending = try await monitor.withVault { try Migrator().pending(on: $0).map(\.name) }
-                guard pending.isEmpty else {
-                    throw StartupError(message: "the vault is not migrated (\(pending.count) pending: \(pending.joined(separator: ", "))); run `lockvault migrate` first", exitCode: 65)
-                }
-                return
-            } catch let error as MigrationError {
-                throw StartupError(message: "vault schema: \(error)", exitCode: 65)
-            } catch let error as StartupError {
-                throw error
+                try await monitor.checkVault()
+                break
             } catch {
+                guard error.isTransient else { throw StartupError(error) }
                 attempt += 1
-                logger.warning("vault not reachable yet; retrying", metadata: ["error": "\(error)", "attempt": "\(attempt)"])
+                logger.warning("vault not reachable yet; retrying", metadata: ["error": "\(error.message)", "attempt": "\(attempt)"])
                 try await Task.sleep(for: .milliseconds(min(15_000, 250 << min(attempt, 6))))
             }
+        }
+        do {
+            try await monitor.checkTarget()
+        } catch {
+            guard error.isTransient else { throw StartupError(error) }
+            logger.warning("monitored cluster not reachable yet; cycles will retry", metadata: ["error": "\(error.message)"])
         }
     }
 

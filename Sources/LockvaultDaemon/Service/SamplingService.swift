@@ -19,6 +19,9 @@ public struct CycleReport: Sendable, Equatable {
 
 /// What the service loop drives: one cycle at a time, and a config reload on SIGHUP.
 public protocol SamplingEngine: Sendable {
+    /// Before the first cycle: waits (while it may help) until the vault and the monitored
+    /// cluster can be used; throws when waiting cannot help (the daemon then exits).
+    func prepare() async throws
     /// Runs one cycle. Never throws: failures are reported (and recovered from) in the report.
     func runCycle() async -> CycleReport
     /// Re-reads the configuration. Returns the new cycle interval; throws — keeping the old
@@ -26,6 +29,10 @@ public protocol SamplingEngine: Sendable {
     func reload() async throws -> Duration
     /// Closes connections; called once when the service stops.
     func shutdown() async
+}
+
+extension SamplingEngine {
+    public func prepare() async throws {}
 }
 
 /// Tracks whether cycles are making progress, for the watchdog.
@@ -75,6 +82,17 @@ public final class SamplingService: Service {
     }
 
     public func run() async throws {
+        // Start-up checks under the graceful-shutdown handler: SIGTERM while waiting for a
+        // database stops cleanly; a failure that waiting can't fix ends the group with its error.
+        notifier.status("checking the vault and the monitored cluster")
+        do {
+            try await cancelWhenGracefulShutdown { try await self.engine.prepare() }
+        } catch is CancellationError {
+            notifier.stopping()
+            await engine.shutdown()
+            logger.info("lockvault stopped before it was ready")
+            return
+        }
         await withDiscardingTaskGroup { group in
             group.addTask { await self.handleReloads() }
             if let watchdog = notifier.watchdogInterval {

@@ -14,10 +14,18 @@ public struct CycleOutcome: Sendable {
     public var cycleMilliseconds: Double
     /// Cycles waiting for the vault (0 when everything is written).
     public var pendingWrites: Int
+    /// Cycle records dropped, oldest first, since the monitor started because the buffer was
+    /// full while the vault was unreachable (each drop is recorded as a gap).
+    public var droppedRecords: Int = 0
+    /// Why the target could not be sampled (the cycle saw nothing).
+    public var targetFailure: MonitorFailure?
+    /// Why the vault could not be written (the record is buffered).
+    public var vaultFailure: MonitorFailure?
+
     /// The target could not be sampled (the cycle saw nothing).
-    public var targetError: String?
+    public var targetError: String? { targetFailure?.message }
     /// The vault could not be written (the record is buffered).
-    public var vaultError: String?
+    public var vaultError: String? { vaultFailure?.message }
 
     public var succeeded: Bool { targetError == nil && vaultError == nil }
     public var criticalCount: Int { assessments.filter { $0.severity == .critical }.count }
@@ -48,7 +56,7 @@ public actor Monitor {
     private var reader: SnapshotReader
     private var deadlocks = DeadlockTracker()
     private var serverLog: ServerLogTailer?
-    private var pending: [String] = []
+    private var pending: [PendingRecord] = []
     private var lastObserved: Date?
     private var unobservedSince: (Date, String)?
     private var nextTargetAttempt = ContinuousClock.now
@@ -57,6 +65,7 @@ public actor Monitor {
     private var vaultBackoff = Backoff()
     private let recordSource: String
     private var droppedCycles = 0
+    private var lastVaultFailure: MonitorFailure?
     private var resolverMemory = ResolverMemory()
 
     public init(configuration: MonitorConfiguration, logger: Logger) {
@@ -92,7 +101,8 @@ public actor Monitor {
     /// Runs one cycle: never throws; problems are in the outcome (and the log).
     public func runCycle(write: Bool = true) -> CycleOutcome {
         let started = ContinuousClock.now
-        var outcome = CycleOutcome(snapshot: nil, assessments: [], forest: [], deadlocks: [], cycleMilliseconds: 0, pendingWrites: pending.count)
+        var outcome = CycleOutcome(snapshot: nil, assessments: [], forest: [], deadlocks: [], cycleMilliseconds: 0, pendingWrites: pending.count,
+                                   droppedRecords: droppedCycles)
 
         // 1. Sample the target.
         let snapshot: LockSnapshot
@@ -100,11 +110,14 @@ public actor Monitor {
             let conn = try targetConnection()
             snapshot = try reader.read(conn, monitorPids: ownPids())
         } catch {
-            let message = Self.describe(error)
-            if target != nil { logger.warning("lost the monitored cluster", metadata: ["error": "\(message)"]) }
-            target?.close(); target = nil
-            if unobservedSince == nil { unobservedSince = (lastObserved ?? Date(), "target unavailable: \(message)") }
-            outcome.targetError = message
+            let failure = MonitorFailure.classify(error, side: .target, role: target?.user)
+            if target != nil { logger.warning("lost the monitored cluster", metadata: ["error": "\(failure.message)"]) }
+            // A statement that failed on a healthy connection (statement_timeout, say) leaves it
+            // usable; anything else is reconnected next cycle.
+            let statementFailed = (error as? PostgresError).map { !$0.requiresReconnect } ?? false
+            if !(statementFailed && target?.isHealthy() == true) { target?.close(); target = nil }
+            if unobservedSince == nil { unobservedSince = (lastObserved ?? Date(), "target unavailable: \(failure.message)") }
+            outcome.targetFailure = failure
             outcome.cycleMilliseconds = Self.ms(since: started)
             return outcome
         }
@@ -150,13 +163,14 @@ public actor Monitor {
                                      cycleMilliseconds: outcome.cycleMilliseconds, heartbeatSeconds: configuration.heartbeatSeconds,
                                      gap: gap.map { (start: $0.0, end: $0.1, reason: $0.2) })
             do {
-                enqueue(try record.encoded())
+                enqueue(PendingRecord(capturedAt: snapshot.capturedAt, json: try record.encoded(), gap: gap.map { CycleGap(start: $0.0, end: $0.1, reason: $0.2) }))
             } catch {
                 logger.error("could not encode the cycle record", metadata: ["error": "\(error)"])
             }
-            if let error = flush() { outcome.vaultError = error }
+            outcome.vaultFailure = flush()
         }
         outcome.pendingWrites = pending.count
+        outcome.droppedRecords = droppedCycles
         outcome.cycleMilliseconds = Self.ms(since: started)
         return outcome
     }
@@ -193,33 +207,58 @@ public actor Monitor {
         return executed
     }
 
-    /// Writes an extra record (e.g. resolve decisions) through the same ordered buffer.
-    func enqueue(_ json: String) {
-        pending.append(json)
-        if pending.count > configuration.maxBufferedCycles {
-            let drop = pending.count - configuration.maxBufferedCycles
-            pending.removeFirst(drop)
-            droppedCycles += drop
-            logger.error("vault buffer full: dropped the oldest cycle records", metadata: ["dropped": "\(drop)"])
-        }
+    /// Adds a cycle record to the ordered buffer. Beyond ``MonitorConfiguration/maxBufferedCycles``
+    /// the oldest records are dropped, and the record that is then oldest carries a gap covering
+    /// them, so the vault says that nothing is known about that period rather than nothing.
+    func enqueue(_ record: PendingRecord) {
+        pending.append(record)
+        let limit = max(1, configuration.maxBufferedCycles)
+        guard pending.count > limit else { return }
+        let dropped = pending.prefix(pending.count - limit)
+        pending.removeFirst(dropped.count)
+        droppedCycles += dropped.count
+        var head = pending[0]
+        let start = ([dropped.first!.capturedAt] + dropped.compactMap { $0.gap?.start } + [head.gap?.start].compactMap { $0 }).min()!
+        let count = dropped.reduce(0) { $0 + 1 + $1.droppedBefore } + head.droppedBefore
+        let earlier = dropped.compactMap { $0.gap?.reason }.first { !$0.hasPrefix("vault unavailable") }
+            ?? head.gap.flatMap { $0.reason.hasPrefix("vault unavailable") ? nil : $0.reason }
+        let reason = "vault unavailable: \(count) cycle record\(count == 1 ? "" : "s") dropped (buffer limit \(limit))" + (earlier.map { "; \($0)" } ?? "")
+        head.gap = CycleGap(start: start, end: head.capturedAt, reason: reason)
+        head.droppedBefore = count
+        head.gapChanged = true
+        pending[0] = head
+        logger.error("vault buffer full: dropped the oldest cycle records; a gap is recorded for them", metadata: [
+            "dropped": "\(dropped.count)", "dropped_total": "\(droppedCycles)", "buffer_limit": "\(limit)",
+        ])
     }
 
-    /// Writes buffered records in order; stops at the first failure. Returns the error text.
-    private func flush() -> String? {
+    /// Writes buffered records in order, each in its own transaction, until the buffer is
+    /// empty or the flush budget is spent (the rest goes next cycle, so a long backlog never
+    /// stalls sampling). Stops at the first failure and waits a backoff before trying again, so
+    /// a vault that makes every write wait lock_timeout costs that wait once per backoff, not
+    /// every cycle. Returns why the vault could not be written.
+    private func flush() -> MonitorFailure? {
         guard !pending.isEmpty else { return nil }
+        if ContinuousClock.now < nextVaultAttempt, let last = lastVaultFailure { return last }
+        let deadline = ContinuousClock.now + .milliseconds(max(1, configuration.flushBudgetMs))
         do {
             let conn = try vaultConnection()
             while let next = pending.first {
-                _ = try conn.transaction { tx in try tx.query("SELECT lock_monitoring.record_cycle($1::jsonb)", [next]) }
+                _ = try conn.transaction { tx in try tx.query("SELECT lock_monitoring.record_cycle($1::jsonb)", [try next.document()]) }
                 pending.removeFirst()
+                if ContinuousClock.now >= deadline { break }
             }
             vaultBackoff.reset()
+            lastVaultFailure = nil
             return nil
         } catch {
-            let message = Self.describe(error)
+            let failure = MonitorFailure.classify(error, side: .vault, role: vault?.user)
             if let pgError = error as? PostgresError, pgError.requiresReconnect { vault?.close(); vault = nil }
-            logger.warning("vault write failed; cycle records buffered", metadata: ["error": "\(message)", "buffered": "\(pending.count)"])
-            return message
+            if error is MonitorFailure { vault?.close(); vault = nil }
+            nextVaultAttempt = ContinuousClock.now + vaultBackoff.nextDelay()
+            lastVaultFailure = failure
+            logger.warning("vault write failed; cycle records buffered", metadata: ["error": "\(failure.message)", "buffered": "\(pending.count)"])
+            return failure
         }
     }
 
@@ -230,6 +269,12 @@ public actor Monitor {
         }
         do {
             let conn = try PostgresConnection(conninfo: configuration.targetDSN, settings: configuration.session)
+            do {
+                try MonitorFailure.checkTarget(conn)
+            } catch {
+                conn.close()
+                throw error
+            }
             target = conn
             logger.info("connected to the monitored cluster", metadata: ["dsn": "\(conn.redactedConninfo)", "pid": "\(conn.backendPID)"])
             return conn
@@ -246,12 +291,30 @@ public actor Monitor {
         }
         do {
             let conn = try PostgresConnection(conninfo: configuration.vaultDSN ?? configuration.targetDSN, settings: configuration.session)
+            do {
+                try MonitorFailure.checkVault(conn)
+            } catch {
+                conn.close()
+                throw error
+            }
             vault = conn
             return conn
         } catch {
             nextVaultAttempt = ContinuousClock.now + vaultBackoff.nextDelay()
             throw error
         }
+    }
+
+    /// Connects to the monitored cluster now (if not connected) and checks version and
+    /// privileges; throws the classified failure. For start-up checks and the command line.
+    public func checkTarget() throws(MonitorFailure) {
+        do { _ = try targetConnection() } catch { throw MonitorFailure.classify(error, side: .target) }
+    }
+
+    /// Connects to the vault now (if not connected) and checks that it is migrated and
+    /// writable; throws the classified failure.
+    public func checkVault() throws(MonitorFailure) {
+        do { _ = try vaultConnection() } catch { throw MonitorFailure.classify(error, side: .vault) }
     }
 
     /// Runs `body` on the vault connection (scheduled analysis/cleanup, status): same thread as
@@ -279,6 +342,34 @@ public actor Monitor {
     static func describe(_ error: any Error) -> String {
         if let e = error as? PostgresError { return e.description }
         return "\(error)"
+    }
+}
+
+/// A nothing-observed period to record with a cycle.
+struct CycleGap: Sendable {
+    var start: Date
+    var end: Date
+    var reason: String
+}
+
+/// A cycle record waiting for the vault.
+struct PendingRecord: Sendable {
+    var capturedAt: Date
+    /// `record_cycle`'s document, as encoded when the cycle ran.
+    var json: String
+    /// The gap this record reports.
+    var gap: CycleGap?
+    /// Records dropped (buffer full) between the last written record and this one.
+    var droppedBefore = 0
+    /// `gap` grew after `json` was encoded (records before this one were dropped).
+    var gapChanged = false
+
+    /// The document to write: `json`, with the gap replaced when it grew.
+    func document() throws -> String {
+        guard gapChanged, let gap else { return json }
+        guard var object = try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any] else { return json }
+        object["gap"] = ["start": PostgresTimestamp.format(gap.start), "end": PostgresTimestamp.format(gap.end), "reason": gap.reason]
+        return String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self)
     }
 }
 

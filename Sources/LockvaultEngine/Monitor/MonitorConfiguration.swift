@@ -20,6 +20,9 @@ public struct MonitorConfiguration: Sendable {
     /// Cycle records kept in memory while the vault is unreachable; beyond it the oldest are
     /// dropped and a gap is recorded.
     public var maxBufferedCycles: Int
+    /// How long one cycle may spend writing buffered records after the vault returns; the rest
+    /// is written in the following cycles, so a long backlog never stalls sampling.
+    public var flushBudgetMs: Int
     /// The auto-resolver (off unless `resolve.enabled`).
     public var resolve: ResolvePolicy
     /// How long `pg_terminate_backend` waits to confirm a session ended.
@@ -31,8 +34,9 @@ public struct MonitorConfiguration: Sendable {
         targetDSN: String = "", vaultDSN: String? = nil, clusterName: String = "", snapshot: SnapshotOptions = .init(),
         severity: SeverityPolicy = .init(), session: SessionSettings = .init(), serverLogPath: String? = nil,
         serverLogFormat: ServerLogFormat = .stderr, heartbeatSeconds: Double = 60, maxBufferedCycles: Int = 3600,
-        resolve: ResolvePolicy = ResolvePolicy(), terminateTimeoutMs: Int = 5000, decidedBy: String = "daemon"
+        resolve: ResolvePolicy = ResolvePolicy(), terminateTimeoutMs: Int = 5000, decidedBy: String = "daemon", flushBudgetMs: Int = 500
     ) {
+        self.flushBudgetMs = flushBudgetMs
         self.resolve = resolve
         self.terminateTimeoutMs = terminateTimeoutMs
         self.decidedBy = decidedBy

@@ -7,22 +7,56 @@ import Testing
 
 /// A migrated temporary database with a Monitor pointed at it (target = vault), plus helpers
 /// to provoke contention with real sessions and read the dashboards.
+///
+/// The monitor connects as ``leastPrivilegedRole`` — a role holding only pg_monitor,
+/// pg_signal_backend and lock_writer_role, the grants docs/operations.md tells operators to
+/// give — so every engine scenario proves lockvault works without superuser.
 final class EngineScenario: @unchecked Sendable {
+    /// The role every scenario's monitor uses unless a test asks for another.
+    static let leastPrivilegedRole = "lv_monitor"
+    /// Exactly the roles it is a member of.
+    static let leastPrivilegedGrants: Set<String> = ["pg_monitor", "pg_signal_backend", "lock_writer_role"]
+
     let database: String
     let admin: PostgresConnection
     let monitor: Monitor
     private(set) var sessions: [BackgroundSession] = []
 
+    let configuration: MonitorConfiguration
+
     init(database: String, severity: SeverityPolicy = SeverityPolicy(), serverLog: String? = nil, resolve: ResolvePolicy = ResolvePolicy(),
-         monitorUser: String? = nil) throws {
+         monitorUser: String? = EngineScenario.leastPrivilegedRole, configure: (inout MonitorConfiguration) throws -> Void = { _ in }) throws {
         self.database = database
         admin = try LiveDatabase.connect(database: database, applicationName: "lv-test-admin")
         try Migrator().apply(on: admin)
-        let config = MonitorConfiguration(
+        if monitorUser == Self.leastPrivilegedRole { try Self.ensureLeastPrivilegedRole() }
+        var config = MonitorConfiguration(
             targetDSN: try LiveDatabase.conninfo(database: database, user: monitorUser), clusterName: "test", severity: severity,
             session: SessionSettings(applicationName: "lockvault"), serverLogPath: serverLog, heartbeatSeconds: 3600,
             resolve: resolve, terminateTimeoutMs: 5000, decidedBy: "test")
+        try configure(&config)
+        configuration = config
         monitor = Monitor(configuration: config, logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() })
+    }
+
+    /// Creates ``leastPrivilegedRole`` (LOGIN, nothing else) and grants it exactly
+    /// ``leastPrivilegedGrants``, revoking anything else it was given. lock_writer_role is
+    /// created by the first migration, so call this after migrating.
+    static func ensureLeastPrivilegedRole() throws {
+        let admin = try LiveDatabase.connect()
+        defer { admin.close() }
+        try admin.executeScript("""
+            DO $$ BEGIN
+              IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '\(leastPrivilegedRole)') THEN CREATE ROLE \(leastPrivilegedRole) LOGIN; END IF;
+            END $$;
+            ALTER ROLE \(leastPrivilegedRole) NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS LOGIN;
+            GRANT \(leastPrivilegedGrants.sorted().joined(separator: ", ")) TO \(leastPrivilegedRole);
+            """)
+        let extra = try admin.query("""
+            SELECT r.rolname FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid JOIN pg_roles u ON u.oid = m.member
+            WHERE u.rolname = $1
+            """, [leastPrivilegedRole]).map { try $0.decode("rolname", as: String.self) }.filter { !leastPrivilegedGrants.contains($0) }
+        for role in extra { try admin.execute("REVOKE \(role) FROM \(leastPrivilegedRole)") }
     }
 
     /// A new session on the scenario's database (or another one).
@@ -71,9 +105,11 @@ final class EngineScenario: @unchecked Sendable {
 
     /// Runs `body` on a fresh scenario and always cleans up.
     static func run(severity: SeverityPolicy = SeverityPolicy(), serverLog: String? = nil, resolve: ResolvePolicy = ResolvePolicy(),
-                    monitorUser: String? = nil, _ body: (EngineScenario) async throws -> Void) async throws {
+                    monitorUser: String? = EngineScenario.leastPrivilegedRole, configure: (inout MonitorConfiguration) throws -> Void = { _ in },
+                    _ body: (EngineScenario) async throws -> Void) async throws {
         try await LiveDatabase.withTemporaryDatabase { db in
-            let scenario = try EngineScenario(database: db, severity: severity, serverLog: serverLog, resolve: resolve, monitorUser: monitorUser)
+            let scenario = try EngineScenario(database: db, severity: severity, serverLog: serverLog, resolve: resolve, monitorUser: monitorUser,
+                                              configure: configure)
             do {
                 try await body(scenario)
                 await scenario.close()

@@ -1,0 +1,11 @@
+import ArgumentParser
+import LockvaultEngine
+
+extension MonitorFailure {
+    /// Prints the failure as the command's one message on standard error and returns the exit
+    /// code for its kind (see ``MonitorFailure/Kind/exitCode``).
+    func exit(_ verb: String) -> ExitCode {
+        printError("lockvault \(verb): \(message)")
+        return ExitCode(kind.exitCode)
+    }
+}
