@@ -14,8 +14,8 @@ struct DoctorCommand: ParsableCommand {
         discussion: """
             Connects as the daemon would: with --config, its target and vault DSNs, server log and resolve settings; \
             otherwise with --dsn / --vault-dsn (libpq defaults when omitted). Read-only.
-            Exit codes: 0 nothing failing (warnings allowed); 1 at least one check failed; 69 cannot connect to \
-            the monitored cluster; 78 invalid configuration.
+            Exit codes: 0 nothing failing (warnings allowed); 1 at least one check failed; 64 malformed DSN; \
+            69 cannot reach the monitored cluster; 77 authentication failed; 78 invalid configuration.
             """
     )
 
@@ -51,8 +51,8 @@ struct DoctorCommand: ParsableCommand {
         }
         let target: PostgresConnection
         do { target = try PostgresConnection(conninfo: targetDSN, settings: session) } catch {
-            printError("lockvault doctor: cannot connect to the monitored cluster: \(error)")
-            throw ExitCode(LockvaultExit.unavailable)
+            // Can't check anything without a connection: unreachable 69, bad DSN 64, auth 77.
+            throw MonitorFailure.classify(error, side: .target).exit("doctor")
         }
         defer { target.close() }
         let vaultConnection: Result<PostgresConnection, PostgresError>
