@@ -1,39 +1,53 @@
 #!/usr/bin/env bash
-# Runs the concurrency scenarios many times in a row and stops at the first failure: a flaky
-# test is a broken test, and one green run proves little about code that races real sessions.
+# Runs the concurrency scenarios again and again, to shake out flaky timing: real sessions that
+# block, deadlock, get terminated, and a monitor under faults. Stops at the first failure and
+# shows its output.
 #
-#   scripts/repeat-tests.sh            100 runs (the stress-test method's count)
+#   scripts/repeat-tests.sh            100 runs
 #   scripts/repeat-tests.sh 20         20 runs
-#   scripts/repeat-tests.sh 5 Deadlock 5 runs of the tests matching a filter
+#   scripts/repeat-tests.sh 5 --filter ResolveLiveTests    other tests (a `swift test --filter` regex)
 #
-# Uses the same private cluster as scripts/test.sh ($LOCKVAULT_PGDATA, $LOCKVAULT_PGPORT).
+# Uses the same private cluster as scripts/test.sh ($LOCKVAULT_PGDATA, $LOCKVAULT_PGPORT); starts it
+# if needed and stops it again at the end if this script started it. Builds once.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
 runs=${1:-100}
-filter=${2:-'SamplingLiveTests|DeadlockLiveTests|ResolveLiveTests|SessionSignallerLiveTests|AlertsLiveTests'}
+[[ $runs =~ ^[0-9]+$ && $runs -ge 1 ]] || { echo "usage: $0 [RUNS] [--filter REGEX]" >&2; exit 2; }
+shift || true
+filter='SamplingLiveTests|DeadlockLiveTests|ResolveLiveTests|SessionSignallerLiveTests|MonitorFaultLiveTests|LeastPrivilegeLiveTests|AlertsLiveTests'
+if [[ ${1:-} == --filter ]]; then
+    [[ -n ${2:-} ]] || { echo "usage: $0 [RUNS] [--filter REGEX]" >&2; exit 2; }
+    filter=$2
+fi
 
 started=0
-if ! scripts/pg-cluster.sh status >/dev/null 2>&1; then
+if ! scripts/pg-cluster.sh status 2>/dev/null; then
     scripts/pg-cluster.sh start
     started=1
 fi
-cleanup() { if [[ $started -eq 1 ]]; then scripts/pg-cluster.sh stop || true; fi; }
+log=$(mktemp "${TMPDIR:-/tmp}/lockvault-repeat.XXXXXX")
+cleanup() {
+    rm -f "$log"
+    if [[ $started -eq 1 ]]; then scripts/pg-cluster.sh stop || true; fi
+}
 trap cleanup EXIT
-eval "$(scripts/pg-cluster.sh env)"
 
-swift build --build-tests 2>&1 | tail -1
+eval "$(scripts/pg-cluster.sh env)"
+swift build --build-tests
 export LOCKVAULT_TEST_BINARY="$(swift build --show-bin-path)/lockvault"
-log=$(mktemp)
-begin=$SECONDS
+
+begin=$(date +%s)
 for ((i = 1; i <= runs; i++)); do
-    t0=$SECONDS
+    t0=$(date +%s)
     if ! swift test --skip-build --filter "$filter" >"$log" 2>&1; then
-        echo "run $i/$runs FAILED after $((SECONDS - t0)) s:"
-        grep -E "✘|error" "$log" | head -40
-        echo "(full log: $log)"
+        echo "run $i of $runs FAILED after $(( $(date +%s) - t0 )) s; its output:"
+        grep -E '✘|recorded an issue|Expectation failed|error:' "$log" | head -40 || true
+        echo "--- last lines"
+        tail -40 "$log"
         exit 1
     fi
-    echo "run $i/$runs ok ($(grep -oE 'Test run with [0-9]+ tests' "$log" | grep -oE '[0-9]+') tests, $((SECONDS - t0)) s)"
+    tests=$(grep -Eo 'Test run with [0-9]+ tests' "$log" | grep -Eo '[0-9]+' || echo "?")
+    echo "run $i of $runs: $tests tests passed in $(( $(date +%s) - t0 )) s"
 done
-rm -f "$log"
-echo "all $runs runs passed in $((SECONDS - begin)) s"
+echo "all $runs runs passed in $(( $(date +%s) - begin )) s"

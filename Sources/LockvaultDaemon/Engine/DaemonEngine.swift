@@ -255,6 +255,12 @@ public actor DaemonEngine: SamplingEngine {
     }
 
     public func shutdown() async {
+        let (pending, failure) = await monitor.writeBuffered()
+        if pending > 0 {
+            logger.error("stopping with cycle records the vault could not take; they are lost", metadata: [
+                "buffered": "\(pending)", "error": "\(failure?.message ?? "flush budget spent")",
+            ])
+        }
         await monitor.close()
     }
 }

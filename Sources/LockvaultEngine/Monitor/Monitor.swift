@@ -118,6 +118,9 @@ public actor Monitor {
             if !(statementFailed && target?.isHealthy() == true) { target?.close(); target = nil }
             if unobservedSince == nil { unobservedSince = (lastObserved ?? Date(), "target unavailable: \(failure.message)") }
             outcome.targetFailure = failure
+            // Records buffered earlier don't wait for the target: the vault may be elsewhere.
+            if write { outcome.vaultFailure = flush() }
+            outcome.pendingWrites = pending.count
             outcome.cycleMilliseconds = Self.ms(since: started)
             return outcome
         }
@@ -260,6 +263,14 @@ public actor Monitor {
             logger.warning("vault write failed; cycle records buffered", metadata: ["error": "\(failure.message)", "buffered": "\(pending.count)"])
             return failure
         }
+    }
+
+    /// Writes buffered cycle records without sampling (at shutdown, or to drain a backlog):
+    /// the same order, budget and backoff as a cycle's write. Returns what is still buffered
+    /// and why, if the vault could not be written.
+    public func writeBuffered() -> (pending: Int, failure: MonitorFailure?) {
+        let failure = flush()
+        return (pending.count, failure)
     }
 
     private func targetConnection() throws -> PostgresConnection {
