@@ -15,13 +15,22 @@ import Foundation
 ///   minute by default);
 /// - of `pg_locks`, only rows that matter are kept, filtered during the scan: waiting locks,
 ///   locks of blockers, locks of prepared transactions (pid NULL) and locks of transactions
-///   older than the hold threshold (the costly part on busy clusters: see docs/benchmarks.md).
+///   older than the hold threshold;
+/// - a long transaction's locks are read once, when it first is older than the threshold, and
+///   then only in refresh cycles (`$4` NULL; ``SnapshotReader`` refreshes with the lock-table
+///   reading, once a minute): `$4` lists the long transactions, as `[[pid, xact_start], …]`,
+///   whose locks the reader already holds, and the statement skips them. Returning every lock of
+///   every long transaction every second was 14× the cost of reading pg_locks on a busy cluster
+///   (docs/benchmarks.md); in a steady cycle pg_locks is now not read at all unless someone waits
+///   or a transaction newly crossed the threshold. `long_read` names the pids whose locks were
+///   read in full this time.
 /// Relation names are resolved here only where the OID belongs to this database (or is a shared
 /// catalog); other databases' OIDs are resolved by ``RelationNameResolver`` on a connection to
 /// that database, because this database's catalog would name the wrong table.
 ///
 /// Parameters: `$1` query text length, `$2` hold threshold in seconds, `$3` force reading
-/// pg_locks (lock-table usage).
+/// pg_locks (lock-table usage), `$4` long transactions whose locks are already known (jsonb, NULL =
+/// read them all).
 public enum SnapshotQuery {
     public static let sql = """
         WITH act AS MATERIALIZED (
@@ -32,9 +41,17 @@ public enum SnapshotQuery {
                    CASE WHEN a.wait_event_type = 'Lock' THEN pg_blocking_pids(a.pid) END AS blocked_by
             FROM pg_stat_activity a
         ),
+        known AS MATERIALIZED (
+            SELECT (k->>0)::int AS pid, (k->>1)::timestamptz AS xact_start FROM jsonb_array_elements(coalesce($4::jsonb, '[]')) k
+        ),
+        longx AS MATERIALIZED (
+            SELECT a.pid FROM act a
+            WHERE a.xact_start < now() - make_interval(secs => $2::float8)
+              AND NOT EXISTS (SELECT 1 FROM known k WHERE k.pid = a.pid AND k.xact_start = a.xact_start)
+        ),
         need AS (
             SELECT EXISTS (SELECT 1 FROM act WHERE wait_event_type = 'Lock') AS someone_waits,
-                   EXISTS (SELECT 1 FROM act WHERE xact_start < now() - make_interval(secs => $2::float8)) AS long_xacts
+                   EXISTS (SELECT 1 FROM longx) AS long_xacts
         ),
         lk AS MATERIALIZED (
             SELECT l.locktype, l.database::int8 AS database, l.relation::int8 AS relation, l.page, l.tuple, l.virtualxid, l.transactionid::text AS transactionid,
@@ -44,7 +61,7 @@ public enum SnapshotQuery {
               AND (NOT l.granted
                    OR l.pid IS NULL
                    OR l.pid IN (SELECT unnest(blocked_by) FROM act WHERE blocked_by IS NOT NULL)
-                   OR l.pid IN (SELECT pid FROM act WHERE xact_start < now() - make_interval(secs => $2::float8)))
+                   OR l.pid IN (SELECT pid FROM longx))
         ),
         usage AS (
             SELECT count(*) FILTER (WHERE NOT fastpath) AS n FROM pg_locks WHERE $3::bool
@@ -65,6 +82,7 @@ public enum SnapshotQuery {
                 LEFT JOIN pg_namespace n ON n.oid = c.relnamespace
             ) x) AS locks,
             (SELECT n FROM usage) AS locks_in_use,
+            (SELECT json_agg(pid) FROM longx) AS long_read,
             (SELECT json_agg(p) FROM (SELECT gid, transaction::text AS transaction, owner, database, prepared FROM pg_prepared_xacts) p) AS prepared,
             (SELECT json_object_agg(datname, deadlocks) FROM pg_stat_database WHERE datname IS NOT NULL) AS deadlocks
         """

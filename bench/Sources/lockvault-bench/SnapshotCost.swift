@@ -66,7 +66,7 @@ let pgActivityStyleSQL = """
 
 /// Runs every scale and returns the markdown table and verdict lines.
 func snapshotCost(smoke: Bool) async throws -> String {
-    let rounds = smoke ? 15 : 201
+    let rounds = smoke ? 15 : 151
     let db = "lv_bench"
     let tableCount = 1000
 
@@ -87,7 +87,7 @@ func snapshotCost(smoke: Bool) async throws -> String {
            Scale(backends: 200, locks: 5000, waiters: 100, quiet: false),
            Scale(backends: 500, locks: 20000, waiters: 10, quiet: false)]
 
-    var report = "| scale | query | median ms | p99 ms | × floor (median) | rows |\n|---|---|---:|---:|---:|---:|\n"
+    var report = "| scale | query | median ms | p99 ms | × floor (median) | rows / locks returned |\n|---|---|---:|---:|---:|---:|\n"
     var verdicts: [String] = []
     let monitor = try PostgresConnection(conninfo: "dbname=\(db)", settings: SessionSettings(applicationName: "lockvault", statementTimeoutMs: 0, lockTimeoutMs: 0))
 
@@ -124,38 +124,61 @@ func snapshotCost(smoke: Bool) async throws -> String {
         if !scale.quiet { try await Task.sleep(for: .milliseconds(5100)) }   // older than the 5 s hold threshold, like a real long transaction
 
         let lockvaultSQL = SnapshotQuery.sql(serverVersion: monitor.serverVersion)
+        // What SnapshotReader passes as $4 in a steady cycle: every long transaction, already read.
+        let known = try monitor.query("""
+            SELECT coalesce(json_agg(json_build_array(pid, xact_start)), '[]')::text AS k FROM pg_stat_activity
+            WHERE xact_start < now() - interval '5 seconds'
+            """)[0].decode("k", as: String.self)
         // lockvault runs its statement prepared (planned once per connection), so measure it so.
         let queries: [(String, String, [(any PostgresEncodable)?])] = [
             ("floor: count(*) FROM pg_locks", floorSQL, []),
-            ("lockvault snapshot", lockvaultSQL, [1024, 5.0, false]),
-            ("lockvault, hold threshold 1 day", lockvaultSQL, [1024, 86400.0, false]),
+            ("lockvault, steady cycle", lockvaultSQL, [1024, 5.0, false, known]),
+            ("lockvault, refresh cycle (1 a minute)", lockvaultSQL, [1024, 5.0, true, String?.none]),
+            ("lockvault before (every cycle a refresh)", lockvaultSQL, [1024, 5.0, false, String?.none]),
             ("wiki self-join", wikiSQL, []),
             ("pg_activity-style", pgActivityStyleSQL, []),
         ]
+        let prepared: Set<Int> = [1, 2, 3]
         var times = Array(repeating: [Double](), count: queries.count)
         var rows = Array(repeating: 0, count: queries.count)
+        var locksReturned = Array(repeating: 0, count: queries.count)
         let clock = ContinuousClock()
         for q in queries { _ = try monitor.query(q.1, q.2) }   // warm up
-        for _ in 0..<6 { _ = try monitor.queryPrepared("lockvault_snapshot", lockvaultSQL, [1024, 5.0, false]) }   // past the 5 custom plans
+        for _ in 0..<6 { _ = try monitor.queryPrepared("lockvault_snapshot", lockvaultSQL, queries[1].2) }   // past the 5 custom plans
         for _ in 0..<rounds {
             for i in queries.indices.shuffled() {
                 let start = clock.now
-                let result = (i == 1 || i == 2) ? try monitor.queryPrepared("lockvault_snapshot", queries[i].1, queries[i].2) : try monitor.query(queries[i].1, queries[i].2)
+                let result = prepared.contains(i) ? try monitor.queryPrepared("lockvault_snapshot", queries[i].1, queries[i].2) : try monitor.query(queries[i].1, queries[i].2)
                 times[i].append(ms(clock.now - start))
                 rows[i] = result.count
+                if prepared.contains(i) {
+                    locksReturned[i] = try result[0].decode("locks", as: String?.self).map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [Any] }??.count ?? 0
+                }
             }
         }
         let floorMedian = percentile(times[0], 0.5)
         for (i, q) in queries.enumerated() {
             let median = percentile(times[i], 0.5)
-            report += "| \(scale) | \(q.0) | \(String(format: "%.3f", median)) | \(String(format: "%.3f", percentile(times[i], 0.99))) | \(String(format: "%.2f", median / floorMedian)) | \(rows[i]) |\n"
+            let returned = prepared.contains(i) ? "\(locksReturned[i]) locks" : "\(rows[i])"
+            report += "| \(scale) | \(q.0) | \(String(format: "%.3f", median)) | \(String(format: "%.3f", percentile(times[i], 0.99))) | \(String(format: "%.2f", median / floorMedian)) | \(returned) |\n"
         }
-        let lv = percentile(times[1], 0.5), lvNoHold = percentile(times[2], 0.5), wiki = percentile(times[3], 0.5), pga = percentile(times[4], 0.5)
-        if scale.backends == 200 && scale.locks == 5000 {
-            verdicts.append("- \(scale): lockvault \(String(format: "%.2f", lv / floorMedian))× floor (target ≤ 1.5×: \(lv / floorMedian <= 1.5 ? "met" : "MISSED")); \(String(format: "%.1f", wiki / lv))× faster than the wiki self-join (target ≥ 5×: \(wiki / lv >= 5 ? "met" : "MISSED")); \(String(format: "%.1f", pga / lv))× faster than pg_activity-style. With the hold threshold out of the way (only waiting/blocking locks read): \(String(format: "%.2f", lvNoHold / floorMedian))× floor, \(String(format: "%.1f", wiki / lvNoHold))× faster than the wiki self-join.")
-        }
-        if scale.quiet {
-            verdicts.append("- \(scale): lockvault \(String(format: "%.2f", lv / floorMedian))× floor — pg_locks is not read at all when nobody waits and no transaction is older than the hold threshold.")
+        let steady = percentile(times[1], 0.5), refresh = percentile(times[2], 0.5), before = percentile(times[3], 0.5)
+        let wiki = percentile(times[4], 0.5), pga = percentile(times[5], 0.5)
+        // Per cycle at 1 Hz: 59 steady cycles and one refresh a minute.
+        let perCycle = (59 * steady + refresh) / 60
+        func x(_ v: Double) -> String { String(format: v < 10 ? "%.2f" : "%.1f", v) }
+        if !scale.quiet {
+            var line = "- \(scale): per cycle (59 steady + 1 refresh a minute) \(x(perCycle / floorMedian))× floor"
+            if scale.backends == 200 && scale.locks == 5000 {
+                line += " (target ≤ 1.5×: \(perCycle / floorMedian <= 1.5 ? "met" : "MISSED"))"
+                line += "; \(x(wiki / perCycle))× faster than the wiki self-join (target ≥ 5×: \(wiki / perCycle >= 5 ? "met" : "MISSED"))"
+            } else {
+                line += "; \(x(wiki / perCycle))× faster than the wiki self-join"
+            }
+            line += ", \(x(pga / perCycle))× faster than pg_activity-style. Before (every long transaction's locks every cycle): \(x(before / floorMedian))× floor, \(x(wiki / before))× faster than the wiki self-join."
+            verdicts.append(line)
+        } else {
+            verdicts.append("- \(scale): lockvault \(x(steady / floorMedian))× floor — pg_locks is not read at all when nobody waits and no transaction is older than the hold threshold; what it pays for is pg_stat_activity, pg_prepared_xacts and pg_stat_database.")
         }
         // Tear down.
         if let h = hotHolder { try h.execute("ROLLBACK"); h.close() }
