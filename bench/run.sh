@@ -274,11 +274,12 @@ out=docs/benchmarks.md
     echo
     echo "- **steady cycle** — 59 cycles in 60: long transactions whose locks were already read are skipped, so pg_locks is"
     echo "  read only when someone waits (or a transaction newly crossed the threshold);"
-    echo "- **refresh cycle** — once a minute, together with the lock-table usage count: every lock of every long"
-    echo "  transaction (here: all of them), so locks a long transaction took later are picked up;"
-    echo "- **before** — the statement as it ran before this change: every long transaction's locks every cycle."
+    echo "- **lock-table cycle** — once a minute: one pass over pg_locks for the lock-table usage and a fingerprint (count"
+    echo "  and a sum over targets and modes) per pid; long transactions whose fingerprint moved are read again (here:"
+    echo "  none moved — a transaction that did costs what it cost on its first read);"
+    echo "- **before** — the statement as it ran before this change: every lock of every long transaction every cycle."
     echo
-    echo "\"Per cycle\" below is (59 × steady + refresh) / 60."
+    echo "\"Per cycle\" below is (59 × steady + lock-table cycle) / 60."
     echo
     echo "$snapshot_md"
     echo
@@ -289,10 +290,12 @@ out=docs/benchmarks.md
     echo "  pg_locks scan and one pg_blocking_pids() per waiter, so it can't go below ~1× floor + the activity part:"
     echo "  the ≤ 1.5× target holds without waiters and is missed with them at 200 backends. The wiki self-join is cheap"
     echo "  when nobody waits (it returns nothing), which is why ≥ 5× faster than it is out of reach at 0 waiters."
-    echo "- The refresh cycle still costs what every cycle used to (the 20 000-lock row: ~17× floor) once a minute, so"
-    echo "  the p99 of cycle cost is unchanged; only the median and the mean dropped."
+    echo "- A transaction crossing the 5 s threshold still has all its locks read once (what \"before\" paid every cycle, for"
+    echo "  that transaction only), and so does one whose locks changed, at the next lock-table cycle."
     echo "- Locks a long transaction takes after it was first read appear in the vault up to a minute late (at once if"
-    echo "  they block someone); \`lock_since\` of a held lock is the transaction's start either way."
+    echo "  they block someone); \`lock_since\` of a held lock is the transaction's start either way. Found on the way: the"
+    echo "  lock-table usage query returned 0 instead of NULL in cycles that skip it, so after the first cycle lockvault"
+    echo "  never read the lock table again and recorded 0 in use; fixed with this change."
     echo "- Not measured here: the daemon still passes every captured lock to \`record_cycle()\` in the vault each cycle"
     echo "  (only changed ones are written), so thousands of long-held locks still cost vault CPU per cycle."
     echo
