@@ -66,7 +66,7 @@ let pgActivityStyleSQL = """
 
 /// Runs every scale and returns the markdown table and verdict lines.
 func snapshotCost(smoke: Bool) async throws -> String {
-    let rounds = smoke ? 15 : 151
+    let rounds = smoke ? 15 : 121
     let db = "lv_bench"
     let tableCount = 1000
 
