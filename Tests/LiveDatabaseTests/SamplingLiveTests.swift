@@ -192,6 +192,75 @@ extension LiveDatabaseSuite {
             }
         }
 
+        @Test func longTransactionLocksAreReadOnceThenCarriedUntilTheyChange() async throws {
+            try await EngineScenario.run { s in
+                try s.admin.executeScript("CREATE TABLE t1 (id int); CREATE TABLE t2 (id int); CREATE TABLE t3 (id int)")
+                let a = try await s.session("lv-long")
+                try await a.run("BEGIN", "LOCK TABLE t1 IN ACCESS SHARE MODE")
+                try await Task.sleep(for: .milliseconds(1200))
+                let conn = try LiveDatabase.connect(database: s.database, applicationName: "lockvault")
+                defer { conn.close() }
+                var lastSnapshot: LockSnapshot?
+                func held(_ reader: SnapshotReader) throws -> Set<String> {
+                    let snapshot = try reader.read(conn)
+                    lastSnapshot = snapshot
+                    return Set(snapshot.locks.filter { $0.pid == a.pid && $0.lockType == .relation }.compactMap(\.relationName))
+                }
+                let reader = SnapshotReader(options: SnapshotOptions(lockHoldThresholdSeconds: 1, lockTableCheckIntervalSeconds: 3600),
+                                            conninfo: try LiveDatabase.conninfo(database: s.database), settings: SessionSettings(applicationName: "lockvault"))
+                defer { reader.close() }
+                #expect(try held(reader) == ["public.t1"], "read when the transaction is first seen past the threshold")
+                #expect(lastSnapshot?.lockTable != nil, "the first cycle reads the lock table")
+                try await a.run("LOCK TABLE t2 IN ACCESS SHARE MODE")
+                #expect(try held(reader) == ["public.t1"], "carried, not re-read: a lock taken later waits for the lock-table reading")
+                #expect(lastSnapshot?.lockTable == nil, "no lock-table reading until the interval is up")
+                reader.options.lockTableCheckIntervalSeconds = 0
+                #expect(try held(reader) == ["public.t1", "public.t2"], "the lock-table reading sees the fingerprint move and re-reads")
+                #expect(lastSnapshot?.lockTable != nil)
+                #expect(try held(reader) == ["public.t1", "public.t2"], "unchanged: carried")
+                reader.options.lockTableCheckIntervalSeconds = 3600
+                #expect(try held(reader) == ["public.t1", "public.t2"])
+
+                // A new transaction on the same pid is a new long transaction: read afresh.
+                try await a.run("COMMIT", "BEGIN", "LOCK TABLE t3 IN ACCESS SHARE MODE")
+                #expect(try held(reader).isEmpty, "not long yet")
+                try await Task.sleep(for: .milliseconds(1200))
+                #expect(try held(reader) == ["public.t3"])
+
+                // Blocking someone: its locks are read in full that cycle, whatever is remembered.
+                try await a.run("LOCK TABLE t1 IN ACCESS SHARE MODE")
+                let b = try await s.session("lv-waiter")
+                try await b.run("BEGIN")
+                let bWaits = b.start("LOCK TABLE t3 IN ACCESS EXCLUSIVE MODE")
+                try await s.waitForWaiters(1)
+                #expect(try held(reader) == ["public.t1", "public.t3"])
+                try await a.run("ROLLBACK")
+                _ = await bWaits.value
+                try await b.run("ROLLBACK")
+                #expect(try held(reader).isEmpty, "ended transactions are forgotten")
+            }
+        }
+
+        @Test func aLongTransactionsLocksStayOneVaultRowAcrossCycles() async throws {
+            try await EngineScenario.run { s in
+                try s.admin.executeScript("CREATE TABLE t1 (id int)")
+                let a = try await s.session("lv-long")
+                try await a.run("BEGIN", "LOCK TABLE t1 IN ACCESS SHARE MODE")
+                try await Task.sleep(for: .milliseconds(5300))   // past the default 5 s hold threshold
+                for _ in 0..<4 { try await s.cycle() }
+                let rows = try s.rows("""
+                    SELECT s.load_end_date IS NULL AS current FROM lock_monitoring.lock_activity_s s
+                    WHERE s.session_pid = $1 AND s.relation_name = 'public.t1'
+                    """, [a.pid])
+                #expect(rows.count == 1, "one row for the held lock, not one per cycle")
+                #expect(try rows.first?.decode("current", as: Bool.self) == true)
+                try await a.run("ROLLBACK")
+                try await s.cycle()
+                #expect(try s.rows("SELECT 1 FROM lock_monitoring.lock_activity_s WHERE session_pid = $1 AND load_end_date IS NULL", [a.pid]).isEmpty)
+                try s.assertVaultConsistent()
+            }
+        }
+
         @Test func hundredSessionsContendingOnOneRowLeaveAConsistentVault() async throws {
             try await EngineScenario.run { s in
                 try s.admin.executeScript("CREATE TABLE counter (id int PRIMARY KEY, n int); INSERT INTO counter VALUES (1, 0)")

@@ -15,14 +15,29 @@ import Foundation
 ///   minute by default);
 /// - of `pg_locks`, only rows that matter are kept, filtered during the scan: waiting locks,
 ///   locks of blockers, locks of prepared transactions (pid NULL) and locks of transactions
-///   older than the hold threshold (the costly part on busy clusters: see docs/benchmarks.md).
+///   older than the hold threshold;
+/// - a long transaction's locks are read once, when it is first seen older than the threshold,
+///   and again only when they changed: `$4` lists the long transactions whose locks the reader
+///   already holds, as `[[pid, xact_start, fingerprint], …]`, and the statement skips them. In
+///   the once-a-minute lock-table reading (`$3`), the same single pass over pg_locks computes each
+///   pid's fingerprint (lock count and a sum over targets and modes), and a long transaction whose
+///   fingerprint moved is read again. Returning every lock of every long transaction every second
+///   was 14× the cost of reading pg_locks on a busy cluster (docs/benchmarks.md); now a steady
+///   cycle does not read pg_locks at all unless someone waits or a transaction newly crossed the
+///   threshold. `long_read` lists `[pid, fingerprint]` of the transactions read in full this time.
 /// Relation names are resolved here only where the OID belongs to this database (or is a shared
 /// catalog); other databases' OIDs are resolved by ``RelationNameResolver`` on a connection to
 /// that database, because this database's catalog would name the wrong table.
 ///
 /// Parameters: `$1` query text length, `$2` hold threshold in seconds, `$3` force reading
-/// pg_locks (lock-table usage).
+/// pg_locks (lock-table usage and fingerprints), `$4` long transactions whose locks are already
+/// known (jsonb; NULL or `[]` = read them all).
 public enum SnapshotQuery {
+    /// A pid's locks in one text: their count and a sum over type, mode and target. Computed the
+    /// same way over pg_locks (`scan`) and over the rows returned (`lk`), so equal text = same
+    /// locks, barring a swap that keeps count and sum.
+    public static let fingerprint = "count(*)::text || '/' || sum(hashtext(locktype || ':' || mode)::int8 + coalesce(relation, objid, 0) + coalesce(page, 0) + coalesce(tuple, 0))::text"
+
     public static let sql = """
         WITH act AS MATERIALIZED (
             SELECT a.pid, a.backend_start, a.backend_type, a.datname, a.usename, a.application_name,
@@ -32,9 +47,27 @@ public enum SnapshotQuery {
                    CASE WHEN a.wait_event_type = 'Lock' THEN pg_blocking_pids(a.pid) END AS blocked_by
             FROM pg_stat_activity a
         ),
+        known AS MATERIALIZED (
+            SELECT (k->>0)::int AS pid, (k->>1)::timestamptz AS xact_start, k->>2 AS fp FROM jsonb_array_elements(coalesce($4::jsonb, '[]')) k
+        ),
+        scan AS MATERIALIZED (
+            SELECT pid, count(*) FILTER (WHERE NOT fastpath) AS slow, \(fingerprint) AS fp
+            FROM (SELECT l.pid, l.locktype, l.mode, l.relation::int8 AS relation, l.objid::int8 AS objid, l.page, l.tuple, l.fastpath
+                  FROM pg_locks l WHERE $3::bool) s
+            GROUP BY pid
+        ),
+        valid AS MATERIALIZED (
+            SELECT k.pid, k.xact_start FROM known k LEFT JOIN scan s ON s.pid = k.pid
+            WHERE NOT $3::bool OR k.fp = s.fp
+        ),
+        longx AS MATERIALIZED (
+            SELECT a.pid FROM act a
+            WHERE a.xact_start < now() - make_interval(secs => $2::float8)
+              AND NOT EXISTS (SELECT 1 FROM valid v WHERE v.pid = a.pid AND v.xact_start = a.xact_start)
+        ),
         need AS (
             SELECT EXISTS (SELECT 1 FROM act WHERE wait_event_type = 'Lock') AS someone_waits,
-                   EXISTS (SELECT 1 FROM act WHERE xact_start < now() - make_interval(secs => $2::float8)) AS long_xacts
+                   EXISTS (SELECT 1 FROM longx) AS long_xacts
         ),
         lk AS MATERIALIZED (
             SELECT l.locktype, l.database::int8 AS database, l.relation::int8 AS relation, l.page, l.tuple, l.virtualxid, l.transactionid::text AS transactionid,
@@ -44,10 +77,7 @@ public enum SnapshotQuery {
               AND (NOT l.granted
                    OR l.pid IS NULL
                    OR l.pid IN (SELECT unnest(blocked_by) FROM act WHERE blocked_by IS NOT NULL)
-                   OR l.pid IN (SELECT pid FROM act WHERE xact_start < now() - make_interval(secs => $2::float8)))
-        ),
-        usage AS (
-            SELECT count(*) FILTER (WHERE NOT fastpath) AS n FROM pg_locks WHERE $3::bool
+                   OR l.pid IN (SELECT pid FROM longx))
         )
         SELECT
             now() AS captured_at,
@@ -64,7 +94,9 @@ public enum SnapshotQuery {
                      AND (lk.database = 0 OR lk.database = (SELECT oid FROM pg_database WHERE datname = current_database()))
                 LEFT JOIN pg_namespace n ON n.oid = c.relnamespace
             ) x) AS locks,
-            (SELECT n FROM usage) AS locks_in_use,
+            (SELECT CASE WHEN $3::bool THEN coalesce(sum(slow), 0) END FROM scan) AS locks_in_use,
+            (SELECT json_agg(json_build_array(x.pid, f.fp)) FROM longx x LEFT JOIN (
+                SELECT pid, \(fingerprint) AS fp FROM lk WHERE pid IN (SELECT pid FROM longx) GROUP BY pid) f ON f.pid = x.pid) AS long_read,
             (SELECT json_agg(p) FROM (SELECT gid, transaction::text AS transaction, owner, database, prepared FROM pg_prepared_xacts) p) AS prepared,
             (SELECT json_object_agg(datname, deadlocks) FROM pg_stat_database WHERE datname IS NOT NULL) AS deadlocks
         """

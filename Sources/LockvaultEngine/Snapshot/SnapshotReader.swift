@@ -27,6 +27,16 @@ public final class SnapshotReader {
     private var capacity: (pid: Int32, value: Int)?
     private var lastLockTableReading: Date?
     private let relationNames: RelationNameResolver
+    /// Granted locks of long transactions, read when each crossed the hold threshold (or when
+    /// its fingerprint last moved), by pid; valid while that pid's `xact_start` (the JSON text,
+    /// exact) is the same. Carried into cycles that don't re-read them (see ``SnapshotQuery``).
+    private var longTransactionLocks: [Int32: RememberedLocks] = [:]
+
+    struct RememberedLocks {
+        var xactStart: String
+        var fingerprint: String?
+        var locks: [LockRow]
+    }
 
     /// - Parameters:
     ///   - conninfo: the monitored cluster's conninfo; used (with another database name) to
@@ -40,11 +50,16 @@ public final class SnapshotReader {
     public func read(_ conn: PostgresConnection, monitorPids: Set<Int32> = []) throws -> LockSnapshot {
         let now = Date()
         let forceLocks = lastLockTableReading.map { now.timeIntervalSince($0) >= options.lockTableCheckIntervalSeconds } ?? true
-        let rows = try conn.queryPrepared("lockvault_snapshot", SnapshotQuery.sql(serverVersion: conn.serverVersion), [options.queryTextLength, options.lockHoldThresholdSeconds, forceLocks])
+        // Long transactions' locks are read when first seen, and again when the lock-table
+        // reading finds their fingerprint moved.
+        let known = Self.knownJSON(longTransactionLocks)
+        let rows = try conn.queryPrepared("lockvault_snapshot", SnapshotQuery.sql(serverVersion: conn.serverVersion),
+                                          [options.queryTextLength, options.lockHoldThresholdSeconds, forceLocks, known])
         let row = rows[0]
 
         let backendRows = try SnapshotJSON.decode([BackendRow].self, from: row.decode("backends", as: String?.self)) ?? []
         var lockRows = try SnapshotJSON.decode([LockRow].self, from: row.decode("locks", as: String?.self)) ?? []
+        let longRead = try SnapshotJSON.decode([LongReadRow].self, from: row.decode("long_read", as: String?.self)) ?? []
         let preparedRows = try SnapshotJSON.decode([PreparedRow].self, from: row.decode("prepared", as: String?.self)) ?? []
         let deadlocks = try SnapshotJSON.decode([String: Int64].self, from: row.decode("deadlocks", as: String?.self)) ?? [:]
         let locksInUse = try row.decode("locks_in_use", as: Int?.self)
@@ -52,6 +67,7 @@ public final class SnapshotReader {
         // Names of relations in other databases: only this database's catalog was consulted.
         let currentDatabase = try row.decode("current_database", as: String.self)
         relationNames.resolve(&lockRows, currentDatabase: currentDatabase)
+        mergeLongTransactionLocks(&lockRows, backends: backendRows, read: longRead)
 
         var lockTable: LockTableUsage?
         if let locksInUse {
@@ -73,6 +89,36 @@ public final class SnapshotReader {
             deadlockCounts: deadlocks,
             monitorPids: monitorPids.union([conn.backendPID])
         )
+    }
+
+    /// Adds the remembered locks of long transactions that this cycle didn't re-read, and
+    /// remembers those it did. A pid whose granted locks came back anyway (it blocks someone)
+    /// had all of them read: those replace what was remembered (its fingerprint stays, so a
+    /// change is still caught by the next lock-table reading).
+    private func mergeLongTransactionLocks(_ lockRows: inout [LockRow], backends: [BackendRow], read: [LongReadRow]) {
+        let xactStart = Dictionary(backends.compactMap { b in b.xact_start.map { (b.pid, $0) } }, uniquingKeysWith: { a, _ in a })
+        var granted: [Int32: [LockRow]] = [:]
+        for l in lockRows where l.granted { if let pid = l.pid { granted[pid, default: []].append(l) } }
+        var remembered: [Int32: RememberedLocks] = [:]
+        for r in read {
+            if let start = xactStart[r.pid] { remembered[r.pid] = RememberedLocks(xactStart: start, fingerprint: r.fingerprint, locks: granted[r.pid] ?? []) }
+        }
+        for (pid, entry) in longTransactionLocks where remembered[pid] == nil && xactStart[pid] == entry.xactStart {
+            if let fresh = granted[pid] {
+                remembered[pid] = RememberedLocks(xactStart: entry.xactStart, fingerprint: entry.fingerprint, locks: fresh)
+            } else {
+                remembered[pid] = entry
+                lockRows.append(contentsOf: entry.locks)
+            }
+        }
+        longTransactionLocks = remembered
+    }
+
+    /// `[[pid, xact_start, fingerprint], …]` of the long transactions whose locks are remembered.
+    static func knownJSON(_ known: [Int32: RememberedLocks]) -> String {
+        let entries: [[Any]] = known.map { [Int($0.key), $0.value.xactStart, $0.value.fingerprint ?? NSNull()] }
+        guard let data = try? JSONSerialization.data(withJSONObject: entries) else { return "[]" }   // re-read them all
+        return String(decoding: data, as: UTF8.self)
     }
 
     /// Closes the extra per-database connections.

@@ -44,6 +44,18 @@ struct LockRow: Decodable {
     var relation_name: String?
 }
 
+/// `[pid, fingerprint]` of a long transaction whose locks were read in full.
+struct LongReadRow: Decodable {
+    var pid: Int32
+    var fingerprint: String?
+
+    init(from decoder: any Decoder) throws {
+        var c = try decoder.unkeyedContainer()
+        pid = try c.decode(Int32.self)
+        fingerprint = try c.decodeIfPresent(String.self)
+    }
+}
+
 struct PreparedRow: Decodable {
     var gid: String
     var transaction: String
