@@ -304,6 +304,37 @@ extension LiveDatabaseSuite {
             }
         }
 
+        @Test func aRecordTheVaultRejectsIsSkippedAndRecordedAsAGap() async throws {
+            try await EngineScenario.run { s in
+                // A test-only trigger that refuses the summary of a cycle that saw two waiters,
+                // as a constraint or a bad value would: retrying can't help.
+                try s.admin.executeScript("""
+                    CREATE FUNCTION refuse_two() RETURNS trigger LANGUAGE plpgsql AS $$
+                    BEGIN IF NEW.waiting_sessions = 2 THEN RAISE EXCEPTION 'two waiters refused' USING ERRCODE = '22023'; END IF; RETURN NEW; END $$;
+                    CREATE TRIGGER refuse_two BEFORE INSERT ON lock_monitoring.monitor_cycle_s FOR EACH ROW EXECUTE FUNCTION refuse_two();
+                    """)
+                let c = try await Contention(s)
+                var captured: [(Date, Int)] = []
+                for n in 0...3 {
+                    if n > 0 { try await c.addWaiter() }
+                    let o = await s.monitor.runCycle()
+                    #expect(o.targetFailure == nil)
+                    #expect(o.vaultFailure == nil, "a rejected record does not make the vault unavailable: \(o.vaultError ?? "")")
+                    #expect(o.pendingWrites == 0, "nor does it hold back the records after it")
+                    captured.append((try #require(o.snapshot).capturedAt, n))
+                }
+                Self.expectHistory(try Self.cycleRows(s.admin), captured: captured.filter { $0.1 != 2 })
+                let gaps = try s.rows("SELECT gap_start, gap_end, reason FROM lock_monitoring.monitor_gap_s")
+                try #require(gaps.count == 1)
+                #expect(Self.same(try gaps[0].decode("gap_start", as: Date.self), captured[2].0))
+                #expect(Self.same(try gaps[0].decode("gap_end", as: Date.self), captured[3].0))
+                let reason = try gaps[0].decode("reason", as: String.self)
+                #expect(reason.contains("vault rejected 1 cycle record") && reason.contains("two waiters refused"), "\(reason)")
+                try s.assertVaultConsistent()
+                try await c.release()
+            }
+        }
+
         @Test func aStatementTimeoutMidWriteIsRetriedExactlyOnce() async throws {
             try await EngineScenario.run(configure: { $0.session.statementTimeoutMs = 300 }) { s in
                 // A test-only trigger that makes the vault write slower than statement_timeout
