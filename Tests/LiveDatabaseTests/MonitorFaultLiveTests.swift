@@ -335,6 +335,41 @@ extension LiveDatabaseSuite {
             }
         }
 
+        /// The snapshot itself runs into statement_timeout: a DBA holds pg_authid (behind the
+        /// pg_roles lookup of the snapshot) in ACCESS EXCLUSIVE, as `VACUUM FULL pg_authid` would.
+        @Test func aSnapshotHittingStatementTimeoutFailsOneCycleAndRecordsTheGap() async throws {
+            try await EngineScenario.run(configure: {
+                $0.session.statementTimeoutMs = 300
+                $0.session.lockTimeoutMs = 10_000
+            }) { s in
+                let c = try await Contention(s)
+                try await c.addWaiter()
+                let before = try await s.cycle()
+                let monitorPids = Set(try Self.lockvaultPids(s.admin, database: s.database))
+
+                // Only this connection may touch pg_authid (pg_stat_activity included) until ROLLBACK.
+                try s.admin.execute("BEGIN")
+                try s.admin.execute("LOCK TABLE pg_catalog.pg_authid IN ACCESS EXCLUSIVE MODE")
+                let stuck = await s.monitor.runCycle()
+                try s.admin.execute("ROLLBACK")
+                let failure = try #require(stuck.targetFailure)
+                #expect(failure.kind == .unavailable)
+                #expect(failure.message.contains("statement timeout"), "\(failure.message)")
+                #expect(stuck.snapshot == nil)
+
+                let after = try await s.cycle()
+                #expect(after.assessments.map(\.pid) == [c.holder.pid], "blocking is seen again")
+                #expect(Set(try Self.lockvaultPids(s.admin, database: s.database)) == monitorPids,
+                        "the timed-out statement left its connection usable: no reconnect")
+                let gap = try #require(try s.rows("SELECT gap_start, gap_end, reason FROM lock_monitoring.monitor_gap_s").first)
+                #expect(Self.same(try gap.decode("gap_start", as: Date.self), try #require(before.snapshot).capturedAt))
+                #expect(Self.same(try gap.decode("gap_end", as: Date.self), try #require(after.snapshot).capturedAt))
+                #expect(try gap.decode("reason", as: String.self).contains("statement timeout"))
+                try s.assertVaultConsistent()
+                try await c.release()
+            }
+        }
+
         @Test func aStatementTimeoutMidWriteIsRetriedExactlyOnce() async throws {
             try await EngineScenario.run(configure: { $0.session.statementTimeoutMs = 300 }) { s in
                 // A test-only trigger that makes the vault write slower than statement_timeout
