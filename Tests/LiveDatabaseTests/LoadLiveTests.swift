@@ -77,6 +77,7 @@ extension LiveDatabaseSuite {
                 let daemon = try ChildProcess(lockvault: ["run", "--config", config], environment: ["NOTIFY_SOCKET": listener.path])
                 var statuses: [String] = []
                 try await waitUntil("READY=1", timeout: .seconds(30), every: .milliseconds(1)) {
+                    guard daemon.isRunning else { throw ScenarioError(message: "lockvault run exited: \(daemon.stderr)\(daemon.stdout.suffix(2000))") }
                     guard let m = listener.receive(timeout: .milliseconds(100)) else { return false }
                     if m.hasPrefix("STATUS=") { statuses.append(m) }
                     return m == "READY=1"

@@ -92,5 +92,6 @@ enum ConfigSchema {
     /// `LOCKVAULT_*` variables that are not config keys (scripts, tests).
     static let nonConfigEnvironment: Set<String> = [
         "LOCKVAULT_CONFIG", "LOCKVAULT_PGDATA", "LOCKVAULT_PGPORT", "LOCKVAULT_PGBIN", "LOCKVAULT_SWIFT_FLAGS",
+        "LOCKVAULT_PG_MAX_CONNECTIONS", "LOCKVAULT_LOAD_SECONDS", "LOCKVAULT_LOAD_SESSIONS",
     ]
 }
