@@ -60,7 +60,7 @@ extension LiveDatabaseSuite {
                         - {name: file, type: command, command: ["/bin/sh", "-c", "cat >> '\(alertFile)'"]}
                         - {name: hook, type: webhook, url: "\(hook.url)"}
                         - {name: broken, type: webhook, url: "\(broken.url)", retries: 1, timeout_ms: 1000}
-                        - {name: stuck, type: webhook, url: "\(stuck.url)", retries: 1, timeout_ms: 4000}
+                        - {name: stuck, type: webhook, url: "\(stuck.url)", retries: 0, timeout_ms: 10000}
                     metrics: { listen: "127.0.0.1:\(metricsPort)" }
                     logging: { level: debug }
                     """)
@@ -98,8 +98,8 @@ extension LiveDatabaseSuite {
                 #expect((during.value("lockvault_longest_wait_seconds") ?? 0) >= 5)
                 #expect(during.value("lockvault_connection_up", ["connection": "target"]) == 1)
                 #expect(during.value("lockvault_connection_up", ["connection": "vault"]) == 1)
-                #expect((during.value("lockvault_cycles_total", ["outcome": "ok"]) ?? 0) >= 10)
-                #expect((during.value("lockvault_cycle_duration_seconds_count") ?? 0) >= 10)
+                #expect((during.value("lockvault_cycles_total", ["outcome": "ok"]) ?? 0) >= 5)
+                #expect(during.value("lockvault_cycle_duration_seconds_count") == during.value("lockvault_cycles_total", ["outcome": "ok"]))
                 #expect(during.value("lockvault_alerts_total", ["kind": "raised"]) == 1)
                 #expect(during.value("lockvault_alerts_total", ["kind": "escalated"]) == 1)
 
@@ -139,7 +139,9 @@ extension LiveDatabaseSuite {
                 let ids = Self.lines(alertFile).compactMap { (try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])?["alert_id"] as? String }
                 #expect(Set(ids.prefix(3)).count == 1, "raise, escalation and clear share the incident's id")
 
-                // Failing sinks: retried, counted, recorded — and cycles kept their 0.5 s rhythm throughout.
+                // Failing sinks: retried, counted, recorded — and cycles kept their rhythm throughout: the
+                // hanging sink holds each alert 10 s, so a cycle that waited for it would leave a gap of
+                // 10 s or more; a loaded machine can stretch a 0.5 s cycle to a few seconds, not that.
                 try await waitUntil("failures are counted", timeout: .seconds(30)) {
                     let m = try Self.scrape(metricsPort)
                     return (m.value("lockvault_alert_deliveries_total", ["sink": "broken", "outcome": "failed"]) ?? 0) >= 4
@@ -159,7 +161,7 @@ extension LiveDatabaseSuite {
                 let times = Self.cycleTimes(daemon.output)
                 let gaps = zip(times.dropFirst(), times).map { $0.timeIntervalSince($1) }
                 #expect(times.count >= 10, "enough cycles for the gap check to mean something")
-                #expect((gaps.max() ?? 0) < 2.5, "a cycle waited for a sink: largest gap \(gaps.max() ?? 0) s")
+                #expect((gaps.max() ?? 0) < 8, "a cycle waited for a sink: largest gap \(gaps.max() ?? 0) s")
 
                 // The audit trail.
                 try await waitUntil("deliveries recorded in the vault", timeout: .seconds(20)) {

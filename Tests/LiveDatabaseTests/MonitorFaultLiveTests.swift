@@ -304,6 +304,72 @@ extension LiveDatabaseSuite {
             }
         }
 
+        @Test func aRecordTheVaultRejectsIsSkippedAndRecordedAsAGap() async throws {
+            try await EngineScenario.run { s in
+                // A test-only trigger that refuses the summary of a cycle that saw two waiters,
+                // as a constraint or a bad value would: retrying can't help.
+                try s.admin.executeScript("""
+                    CREATE FUNCTION refuse_two() RETURNS trigger LANGUAGE plpgsql AS $$
+                    BEGIN IF NEW.waiting_sessions = 2 THEN RAISE EXCEPTION 'two waiters refused' USING ERRCODE = '22023'; END IF; RETURN NEW; END $$;
+                    CREATE TRIGGER refuse_two BEFORE INSERT ON lock_monitoring.monitor_cycle_s FOR EACH ROW EXECUTE FUNCTION refuse_two();
+                    """)
+                let c = try await Contention(s)
+                var captured: [(Date, Int)] = []
+                for n in 0...3 {
+                    if n > 0 { try await c.addWaiter() }
+                    let o = await s.monitor.runCycle()
+                    #expect(o.targetFailure == nil)
+                    #expect(o.vaultFailure == nil, "a rejected record does not make the vault unavailable: \(o.vaultError ?? "")")
+                    #expect(o.pendingWrites == 0, "nor does it hold back the records after it")
+                    captured.append((try #require(o.snapshot).capturedAt, n))
+                }
+                Self.expectHistory(try Self.cycleRows(s.admin), captured: captured.filter { $0.1 != 2 })
+                let gaps = try s.rows("SELECT gap_start, gap_end, reason FROM lock_monitoring.monitor_gap_s")
+                try #require(gaps.count == 1)
+                #expect(Self.same(try gaps[0].decode("gap_start", as: Date.self), captured[2].0))
+                #expect(Self.same(try gaps[0].decode("gap_end", as: Date.self), captured[3].0))
+                let reason = try gaps[0].decode("reason", as: String.self)
+                #expect(reason.contains("vault rejected 1 cycle record") && reason.contains("two waiters refused"), "\(reason)")
+                try s.assertVaultConsistent()
+                try await c.release()
+            }
+        }
+
+        /// The snapshot itself runs into statement_timeout: a DBA holds pg_authid (behind the
+        /// pg_roles lookup of the snapshot) in ACCESS EXCLUSIVE, as `VACUUM FULL pg_authid` would.
+        @Test func aSnapshotHittingStatementTimeoutFailsOneCycleAndRecordsTheGap() async throws {
+            try await EngineScenario.run(configure: {
+                $0.session.statementTimeoutMs = 300
+                $0.session.lockTimeoutMs = 10_000
+            }) { s in
+                let c = try await Contention(s)
+                try await c.addWaiter()
+                let before = try await s.cycle()
+                let monitorPids = Set(try Self.lockvaultPids(s.admin, database: s.database))
+
+                // Only this connection may touch pg_authid (pg_stat_activity included) until ROLLBACK.
+                try s.admin.execute("BEGIN")
+                try s.admin.execute("LOCK TABLE pg_catalog.pg_authid IN ACCESS EXCLUSIVE MODE")
+                let stuck = await s.monitor.runCycle()
+                try s.admin.execute("ROLLBACK")
+                let failure = try #require(stuck.targetFailure)
+                #expect(failure.kind == .unavailable)
+                #expect(failure.message.contains("statement timeout"), "\(failure.message)")
+                #expect(stuck.snapshot == nil)
+
+                let after = try await s.cycle()
+                #expect(after.assessments.map(\.pid) == [c.holder.pid], "blocking is seen again")
+                #expect(Set(try Self.lockvaultPids(s.admin, database: s.database)) == monitorPids,
+                        "the timed-out statement left its connection usable: no reconnect")
+                let gap = try #require(try s.rows("SELECT gap_start, gap_end, reason FROM lock_monitoring.monitor_gap_s").first)
+                #expect(Self.same(try gap.decode("gap_start", as: Date.self), try #require(before.snapshot).capturedAt))
+                #expect(Self.same(try gap.decode("gap_end", as: Date.self), try #require(after.snapshot).capturedAt))
+                #expect(try gap.decode("reason", as: String.self).contains("statement timeout"))
+                try s.assertVaultConsistent()
+                try await c.release()
+            }
+        }
+
         @Test func aStatementTimeoutMidWriteIsRetriedExactlyOnce() async throws {
             try await EngineScenario.run(configure: { $0.session.statementTimeoutMs = 300 }) { s in
                 // A test-only trigger that makes the vault write slower than statement_timeout

@@ -100,5 +100,6 @@ enum ConfigSchema {
     /// `LOCKVAULT_*` variables that are not config keys (scripts, tests).
     static let nonConfigEnvironment: Set<String> = [
         "LOCKVAULT_CONFIG", "LOCKVAULT_PGDATA", "LOCKVAULT_PGPORT", "LOCKVAULT_PGBIN", "LOCKVAULT_SWIFT_FLAGS",
+        "LOCKVAULT_PG_MAX_CONNECTIONS",
     ]
 }

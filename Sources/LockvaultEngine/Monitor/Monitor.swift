@@ -66,6 +66,9 @@ public actor Monitor {
     private let recordSource: String
     private var droppedCycles = 0
     private var lastVaultFailure: MonitorFailure?
+    /// Records lost while nothing was buffered behind them (a rejected last record): the next
+    /// record enqueued carries the gap.
+    private var strandedLoss: LostStretch?
     private var resolverMemory = ResolverMemory()
 
     public init(configuration: MonitorConfiguration, logger: Logger) {
@@ -215,24 +218,32 @@ public actor Monitor {
     /// them, so the vault says that nothing is known about that period rather than nothing.
     func enqueue(_ record: PendingRecord) {
         pending.append(record)
+        if pending.count == 1, let stranded = strandedLoss {
+            pending[0].lost = stranded
+            strandedLoss = nil
+        }
         let limit = max(1, configuration.maxBufferedCycles)
         guard pending.count > limit else { return }
-        let dropped = pending.prefix(pending.count - limit)
+        let dropped = Array(pending.prefix(pending.count - limit))
         pending.removeFirst(dropped.count)
         droppedCycles += dropped.count
-        var head = pending[0]
-        let start = ([dropped.first!.capturedAt] + dropped.compactMap { $0.gap?.start } + [head.gap?.start].compactMap { $0 }).min()!
-        let count = dropped.reduce(0) { $0 + 1 + $1.droppedBefore } + head.droppedBefore
-        let earlier = dropped.compactMap { $0.gap?.reason }.first { !$0.hasPrefix("vault unavailable") }
-            ?? head.gap.flatMap { $0.reason.hasPrefix("vault unavailable") ? nil : $0.reason }
-        let reason = "vault unavailable: \(count) cycle record\(count == 1 ? "" : "s") dropped (buffer limit \(limit))" + (earlier.map { "; \($0)" } ?? "")
-        head.gap = CycleGap(start: start, end: head.capturedAt, reason: reason)
-        head.droppedBefore = count
-        head.gapChanged = true
-        pending[0] = head
+        var stretch = LostStretch(dropped, start: dropped[0].capturedAt)
+        stretch.dropped += dropped.count
+        stretch.bufferLimit = max(stretch.bufferLimit, limit)
+        carry(stretch)
         logger.error("vault buffer full: dropped the oldest cycle records; a gap is recorded for them", metadata: [
             "dropped": "\(dropped.count)", "dropped_total": "\(droppedCycles)", "buffer_limit": "\(limit)",
         ])
+    }
+
+    /// The record now at the head of the buffer — or, if none, the next one enqueued — carries
+    /// the gap for records that will never be written.
+    private func carry(_ stretch: LostStretch) {
+        if pending.isEmpty {
+            strandedLoss = strandedLoss.map { $0.merged(stretch) } ?? stretch
+        } else {
+            pending[0].lost = pending[0].lost.map { $0.merged(stretch) } ?? stretch
+        }
     }
 
     /// Writes buffered records in order, each in its own transaction, until the buffer is
@@ -247,8 +258,22 @@ public actor Monitor {
         do {
             let conn = try vaultConnection()
             while let next = pending.first {
-                _ = try conn.transaction { tx in try tx.query("SELECT lock_monitoring.record_cycle($1::jsonb)", [try next.document()]) }
-                pending.removeFirst()
+                do {
+                    _ = try conn.transaction { tx in try tx.query("SELECT lock_monitoring.record_cycle($1::jsonb)", [try next.document()]) }
+                    pending.removeFirst()
+                } catch let error as PostgresError where Self.isRejection(error) && conn.isHealthy() {
+                    // The vault refuses this record itself (bad data, a constraint, a trigger):
+                    // retrying can't help, and it must not hold back every later record.
+                    pending.removeFirst()
+                    droppedCycles += 1
+                    logger.error("the vault rejected a cycle record; it is skipped and recorded as a gap", metadata: [
+                        "error": "\(error.description)", "captured_at": "\(PostgresTimestamp.format(next.capturedAt))",
+                    ])
+                    var stretch = LostStretch([next], start: next.capturedAt)
+                    stretch.rejected += 1
+                    stretch.rejection = stretch.rejection ?? error.message
+                    carry(stretch)
+                }
                 if ContinuousClock.now >= deadline { break }
             }
             vaultBackoff.reset()
@@ -345,6 +370,13 @@ public actor Monitor {
         reader.close()
     }
 
+    /// Errors about the record itself (data exception, integrity violation, raised by a
+    /// function or trigger), as opposed to the vault being unavailable or unwritable for us.
+    static func isRejection(_ error: PostgresError) -> Bool {
+        guard error.code == .queryFailed, let state = error.sqlState else { return false }
+        return state.hasPrefix("22") || state.hasPrefix("23") || state == "P0001"
+    }
+
     static func ms(since start: ContinuousClock.Instant) -> Double {
         let d = ContinuousClock.now - start
         return Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15
@@ -363,23 +395,64 @@ struct CycleGap: Sendable {
     var reason: String
 }
 
+/// Cycle records that will never reach the vault, to be reported as one gap by the record
+/// written after them.
+struct LostStretch: Sendable {
+    /// The earliest moment not observed: the first lost sample, or the start of an outage it
+    /// reported.
+    var start: Date
+    var dropped = 0
+    var bufferLimit = 0
+    var rejected = 0
+    var rejection: String?
+    /// A target outage one of the lost records reported.
+    var outage: String?
+
+    /// Covers `records` (and the losses they carried themselves).
+    init(_ records: [PendingRecord], start: Date) {
+        self.start = ([start] + records.compactMap { $0.gap?.start }).min()!
+        outage = records.compactMap { $0.gap?.reason }.first
+        for carried in records.compactMap(\.lost) { self = merged(carried) }
+    }
+
+    func merged(_ other: LostStretch) -> LostStretch {
+        var m = self
+        m.start = min(start, other.start)
+        m.dropped += other.dropped
+        m.bufferLimit = max(bufferLimit, other.bufferLimit)
+        m.rejected += other.rejected
+        m.rejection = rejection ?? other.rejection
+        m.outage = outage ?? other.outage
+        return m
+    }
+
+    /// `vault unavailable: 3 cycle records dropped (buffer limit 3); target unavailable: …`
+    var reason: String {
+        var parts: [String] = []
+        if dropped > 0 { parts.append("vault unavailable: \(dropped) cycle record\(dropped == 1 ? "" : "s") dropped (buffer limit \(bufferLimit))") }
+        if rejected > 0 { parts.append("vault rejected \(rejected) cycle record\(rejected == 1 ? "" : "s"): \(rejection ?? "")") }
+        if let outage { parts.append(outage) }
+        return parts.joined(separator: "; ")
+    }
+}
+
 /// A cycle record waiting for the vault.
 struct PendingRecord: Sendable {
     var capturedAt: Date
     /// `record_cycle`'s document, as encoded when the cycle ran.
     var json: String
-    /// The gap this record reports.
+    /// The gap this record reports itself (a target outage that ended with its sample).
     var gap: CycleGap?
-    /// Records dropped (buffer full) between the last written record and this one.
-    var droppedBefore = 0
-    /// `gap` grew after `json` was encoded (records before this one were dropped).
-    var gapChanged = false
+    /// Records before this one that will never be written; its gap grows to cover them.
+    var lost: LostStretch?
 
-    /// The document to write: `json`, with the gap replaced when it grew.
+    /// The document to write: `json`, with the gap widened over lost records.
     func document() throws -> String {
-        guard gapChanged, let gap else { return json }
+        guard let lost else { return json }
         guard var object = try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any] else { return json }
-        object["gap"] = ["start": PostgresTimestamp.format(gap.start), "end": PostgresTimestamp.format(gap.end), "reason": gap.reason]
+        let start = min(lost.start, gap?.start ?? lost.start)
+        let reason = [lost.reason, gap?.reason].compactMap { $0 }.filter { !$0.isEmpty && $0 != lost.outage }.joined(separator: "; ")
+        object["gap"] = ["start": PostgresTimestamp.format(start), "end": PostgresTimestamp.format(capturedAt), "reason": reason]
         return String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self)
     }
 }
