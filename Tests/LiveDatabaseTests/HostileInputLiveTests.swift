@@ -49,5 +49,40 @@ extension LiveDatabaseSuite {
                 _ = await waiting.value
             }
         }
+
+        /// A role name with quotes, a backslash, a newline, SQL and an emoji: kept verbatim in
+        /// the vault, and the alert about its session is still one line of valid JSON.
+        @Test func aHostileRoleNameIsStoredVerbatim() async throws {
+            let role = "ev'il\"; DROP ROLE x; --\\\n👩‍💻"
+            let admin = try LiveDatabase.connect()
+            defer { admin.close() }
+            let ident = "\"" + role.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+            _ = try? admin.execute("DROP ROLE IF EXISTS \(ident)")
+            try admin.execute("CREATE ROLE \(ident) LOGIN")
+            defer { _ = try? admin.execute("DROP ROLE IF EXISTS \(ident)") }
+            try await EngineScenario.run { s in
+                try s.admin.executeScript("CREATE TABLE t (id int); GRANT ALL ON t TO PUBLIC; GRANT CONNECT ON DATABASE \(s.database) TO PUBLIC")
+                let holder = try await s.session("lv-holder", user: role)
+                try await holder.run("BEGIN", "LOCK TABLE t IN ACCESS EXCLUSIVE MODE")
+                let victim = try await s.session("lv-victim")
+                let waiting = victim.start("SELECT * FROM t")
+                try await s.waitForWaiters(1)
+                let outcome = try await s.cycle()
+                let stored = try s.rows("SELECT user_name FROM lock_monitoring.blocking_sessions_dashboard")[0].decode("user_name", as: String.self)
+                #expect(stored == role)
+                var policy = AlertPolicy()
+                policy.minSeverity = .low
+                var tracker = AlertTracker(policy: policy, cluster: "c")
+                let snapshot = try #require(outcome.snapshot)
+                let alerts = tracker.observe(snapshot, assessments: outcome.assessments, deadlocks: [])
+                let alert = try #require(alerts.first)
+                let json = alert.json()
+                #expect(!json.contains("\n"))
+                let decoded = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
+                #expect((decoded["blocker"] as? [String: Any])?["user"] as? String == role)
+                try await holder.run("ROLLBACK")
+                _ = await waiting.value
+            }
+        }
     }
 }

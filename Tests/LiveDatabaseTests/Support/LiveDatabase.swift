@@ -17,9 +17,11 @@ enum LiveDatabase {
         guard ProcessInfo.processInfo.environment["PGHOST"] != nil else {
             throw LiveDatabaseUnavailable()
         }
+        // libpq conninfo quoting: single quotes, with ' and \ escaped by a backslash.
+        func quoted(_ v: String) -> String { "'" + v.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "'", with: "\\'") + "'" }
         var parts = ["dbname=\(database)"]
-        if let user { parts.append("user=\(user)") }
-        if let password { parts.append("password=\(password)") }
+        if let user { parts.append("user=\(quoted(user))") }
+        if let password { parts.append("password=\(quoted(password))") }
         return parts.joined(separator: " ")
     }
 
