@@ -229,10 +229,11 @@ fp_be_cpu=$(awk -v t="$(( fp_be1 - fp_be0 ))" -v c="$clk" -v s="$fp_secs" 'BEGIN
 rss_max=$(sort -n "$work/rss.log" | tail -1)
 cycle_ms=$(grep '"msg":"cycle"' "$work/daemon.log" | sed -n 's/.*"cycle_ms":"\([0-9.]*\)".*/\1/p' | sort -n | awk '{ v[NR] = $1 } END { printf "%.1f ms median, %.1f ms p99 over %d cycles", v[int((NR + 1) / 2)], v[int(NR * 0.99 + 0.5)], NR }')
 
-# Bytes a row takes on disk, per table (heap, indexes, TOAST, free space: total size / rows), from
+# Bytes a row takes on disk, per table (heap, indexes, TOAST, free space: total size less the
+# indexes' metapages, / rows), from
 # the vault as part 3 left it: a 60-second window adds a page or none, so its page delta says little;
 # rows added × these sizes is the estimate the verdicts use.
-row_bytes=$(join <(table_rows lv_vault | sort) <(q -d lv_vault -F ' ' -c "SELECT c.relname, pg_total_relation_size(c.oid) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'lock_monitoring' AND c.relkind = 'r'" | sort) \
+row_bytes=$(join <(table_rows lv_vault | sort) <(q -d lv_vault -F ' ' -c "SELECT c.relname, pg_total_relation_size(c.oid) - 8192 * (SELECT count(*) FROM pg_index i WHERE i.indrelid IN (c.oid, c.reltoastrelid)) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'lock_monitoring' AND c.relkind = 'r'" | sort) \
             | awk '$2 > 0 { printf "%s %.1f\n", $1, $3 / $2 }')
 storage_rows=
 declare -A w_est
@@ -356,7 +357,7 @@ out=docs/benchmarks.md
     echo
     echo "Vault bytes, measured: the change in the sum of \`pg_total_relation_size\` over the \`lock_monitoring\` tables (with"
     echo "indexes and TOAST) — page-granular, so a 60-second window shows 0, 8192 or 16384. Estimated: rows added to each"
-    echo "table × that table's bytes per row (its total size / its rows, at the end of part 3); the MB/day column and"
+    echo "table × that table's bytes per row (its total size less index metapages / its rows, at the end of part 3); MB/day and"
     echo "verdict extrapolate the estimate to a day. WAL: \`pg_current_wal_lsn()\` delta over the window — the whole"
     echo "cluster's WAL, so it also counts autovacuum and checkpoints; the workloads themselves write none (they take no"
     echo "transaction id). Cycles: the daemon's own count. Windows: a quiet cluster (nothing but the daemon); a steady"
