@@ -159,7 +159,8 @@ for workload in tpcb hot; do
     on=$(awk -v s="${tps_sum[$workload/on]}" -v n="${tps_n[$workload/on]}" 'BEGIN { printf "%.1f", s / n }')
     ratio=$(awk -v a="$on" -v b="$off" 'BEGIN { printf "%.2f", 100 * a / b }')
     spread=$(awk -v lo="${tps_min[$workload/off]}" -v hi="${tps_max[$workload/off]}" -v m="$off" 'BEGIN { printf "%.1f", 100 * (hi - lo) / m }')
-    verdict=$(awk -v r="$ratio" 'BEGIN { print (r >= 99.5 ? "met" : "MISSED") }')
+    # A verdict only when the off runs agree with each other better than the 0.5 % the target allows.
+    verdict=$(awk -v r="$ratio" -v n="$spread" 'BEGIN { print (n > 0.5 ? "not resolved (noise)" : (r >= 99.5 ? "met" : "MISSED")) }')
     cpu=$(awk -v s="${cpu_sum[$workload]}" -v n="$PGB_PAIRS" 'BEGIN { printf "%.2f", s / n }')
     workload_summary+="| $workload | $off | $on | $ratio % | ≥ 99.5 % | $verdict | $spread % | $cpu % |"$'\n'
     workload_notes+="- $workload: on/off $ratio % (target ≥ 99.5 %: $verdict), but the off runs alone differ by $spread %; the daemon and its server sessions used $cpu % of the machine's CPU while it ran."$'\n'
@@ -189,6 +190,8 @@ window_end() {   # name
 
 echo "==> 3/4/6. storage growth, detection latency and footprint (one daemon run)"
 q -d lv_work -c "CREATE TABLE steady_t (id int)" -c "CREATE TABLE lat_t (id int)"
+# Leave autovacuum nothing to do after the pgbench runs, so the windows' WAL is lockvault's.
+q -d lv_work -c "VACUUM ANALYZE"; q -d lv_vault -c "VACUUM ANALYZE"; q -c "CHECKPOINT"
 start_daemon
 sleep 3
 rss_max=0
@@ -320,8 +323,9 @@ out=docs/benchmarks.md
     echo "- What the steady cycle pays for when nothing waits is pg_stat_activity turned into JSON (~1 ms per 100"
     echo "  backends here) plus pg_prepared_xacts and pg_stat_database; pg_locks is not read. With waiters it adds one"
     echo "  pg_locks scan and one pg_blocking_pids() per waiter, so it can't go below ~1× floor + the activity part:"
-    echo "  the ≤ 1.5× target holds without waiters and is missed with them at 200 backends. The wiki self-join is cheap"
-    echo "  when nobody waits (it returns nothing), which is why ≥ 5× faster than it is out of reach at 0 waiters."
+    echo "  without waiters the 200-backend cycle sits near the ≤ 1.5× line (verdict above; it moves with the noise),"
+    echo "  with waiters it is over it. The wiki self-join is cheap when nobody waits (it returns nothing), so ≥ 5×"
+    echo "  faster than it is out of reach at 0 and 10 waiters; at 100 waiters its cost explodes and the target is met."
     echo "- A transaction crossing the 5 s threshold still has all its locks read once (what \"before\" paid every cycle, for"
     echo "  that transaction only), and so does one whose locks changed, at the next lock-table cycle."
     echo "- Locks a long transaction takes after it was first read appear in the vault up to a minute late (at once if"
@@ -349,9 +353,9 @@ out=docs/benchmarks.md
     echo
     echo -n "$workload_notes"
     echo
-    echo "On this shared 2-core machine the run-to-run spread is far larger than the 0.5 % the target allows, so the TPS"
-    echo "ratio can't confirm or refute it; the CPU the daemon and its sessions take (last column; the TPS a CPU-bound"
-    echo "workload can lose is at most about that share) is the steadier measure of its cost."
+    echo "When the off runs alone differ by more than the 0.5 % the target allows (\"not resolved\"), the TPS ratio can't"
+    echo "confirm or refute it on this shared 2-core machine; the CPU the daemon and its sessions take (last column; a"
+    echo "CPU-bound workload can lose at most about that share of its TPS) is the steadier measure of its cost."
     echo
     echo "## 3. Storage growth and WAL per cycle"
     echo
@@ -359,8 +363,8 @@ out=docs/benchmarks.md
     echo "indexes and TOAST) — page-granular, so a 60-second window shows 0, 8192 or 16384. Estimated: rows added to each"
     echo "table × that table's bytes per row (its total size less index metapages / its rows, at the end of part 3); MB/day and"
     echo "verdict extrapolate the estimate to a day. WAL: \`pg_current_wal_lsn()\` delta over the window — the whole"
-    echo "cluster's WAL, so it also counts autovacuum and checkpoints; the workloads themselves write none (they take no"
-    echo "transaction id). Cycles: the daemon's own count. Windows: a quiet cluster (nothing but the daemon); a steady"
+    echo "cluster's WAL, so it also counts autovacuum and checkpoints (the script vacuums and checkpoints before the first"
+    echo "window so that there is little left for them); the workloads themselves write none (they take no transaction id). Cycles: the daemon's own count. Windows: a quiet cluster (nothing but the daemon); a steady"
     echo "blocker (an active session holding EXCLUSIVE on a table, one waiter, measured from 12 s to $(( 12 + STEADY_S )) s after it"
     echo "began, when nothing about it changes); blockers coming and going (part 4's trials)."
     echo
