@@ -159,7 +159,8 @@ for workload in tpcb hot; do
     on=$(awk -v s="${tps_sum[$workload/on]}" -v n="${tps_n[$workload/on]}" 'BEGIN { printf "%.1f", s / n }')
     ratio=$(awk -v a="$on" -v b="$off" 'BEGIN { printf "%.2f", 100 * a / b }')
     spread=$(awk -v lo="${tps_min[$workload/off]}" -v hi="${tps_max[$workload/off]}" -v m="$off" 'BEGIN { printf "%.1f", 100 * (hi - lo) / m }')
-    verdict=$(awk -v r="$ratio" 'BEGIN { print (r >= 99.5 ? "met" : "MISSED") }')
+    # A verdict only when the off runs agree with each other better than the 0.5 % the target allows.
+    verdict=$(awk -v r="$ratio" -v n="$spread" -v p="$PGB_PAIRS" 'BEGIN { print (p < 2 ? "not resolved (one pair)" : n > 0.5 ? "not resolved (noise)" : (r >= 99.5 ? "met" : "MISSED")) }')
     cpu=$(awk -v s="${cpu_sum[$workload]}" -v n="$PGB_PAIRS" 'BEGIN { printf "%.2f", s / n }')
     workload_summary+="| $workload | $off | $on | $ratio % | ≥ 99.5 % | $verdict | $spread % | $cpu % |"$'\n'
     workload_notes+="- $workload: on/off $ratio % (target ≥ 99.5 %: $verdict), but the off runs alone differ by $spread %; the daemon and its server sessions used $cpu % of the machine's CPU while it ran."$'\n'
@@ -177,17 +178,20 @@ FROM pg_tables WHERE schemaname = 'lock_monitoring' AND tablename <> 'schema_mig
 \gexec
 SQL
 }
-declare -A w_bytes w_wal w_cycles w_secs
-window_begin() { wb_bytes=$(vault_bytes); wb_lsn=$(wal_lsn); wb_cycles=$(cycles); wb_t=$(date +%s.%N); }
+declare -A w_bytes w_wal w_cycles w_secs w_rows
+window_begin() { wb_rows=$(table_rows lv_vault); wb_bytes=$(vault_bytes); wb_lsn=$(wal_lsn); wb_cycles=$(cycles); wb_t=$(date +%s.%N); }
 window_end() {   # name
     sleep 1.2   # the last cycle's write is committed
     local t; t=$(date +%s.%N)
     w_bytes[$1]=$(( $(vault_bytes) - wb_bytes )); w_wal[$1]=$(wal_diff "$wb_lsn" "$(wal_lsn)")
     w_cycles[$1]=$(( $(cycles) - wb_cycles )); w_secs[$1]=$(awk -v a="$wb_t" -v b="$t" 'BEGIN { printf "%.1f", b - a }')
+    w_rows[$1]=$(join <(sort <<<"$wb_rows") <(table_rows lv_vault | sort) | awk '{ print $1, $3 - $2 }')
 }
 
 echo "==> 3/4/6. storage growth, detection latency and footprint (one daemon run)"
 q -d lv_work -c "CREATE TABLE steady_t (id int)" -c "CREATE TABLE lat_t (id int)"
+# Leave autovacuum nothing to do after the pgbench runs, so the windows' WAL is lockvault's.
+q -d lv_work -c "VACUUM ANALYZE"; q -d lv_vault -c "VACUUM ANALYZE"; q -c "CHECKPOINT"
 start_daemon
 sleep 3
 rss_max=0
@@ -228,12 +232,22 @@ fp_be_cpu=$(awk -v t="$(( fp_be1 - fp_be0 ))" -v c="$clk" -v s="$fp_secs" 'BEGIN
 rss_max=$(sort -n "$work/rss.log" | tail -1)
 cycle_ms=$(grep '"msg":"cycle"' "$work/daemon.log" | sed -n 's/.*"cycle_ms":"\([0-9.]*\)".*/\1/p' | sort -n | awk '{ v[NR] = $1 } END { printf "%.1f ms median, %.1f ms p99 over %d cycles", v[int((NR + 1) / 2)], v[int(NR * 0.99 + 0.5)], NR }')
 
+# Bytes a row takes on disk, per table (heap, indexes, TOAST, free space: total size less the
+# indexes' metapages, / rows), from
+# the vault as part 3 left it: a 60-second window adds a page or none, so its page delta says little;
+# rows added × these sizes is the estimate the verdicts use.
+row_bytes=$(join <(table_rows lv_vault | sort) <(q -d lv_vault -F ' ' -c "SELECT c.relname, pg_total_relation_size(c.oid) - 8192 * (SELECT count(*) FROM pg_index i WHERE i.indrelid IN (c.oid, c.reltoastrelid)) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'lock_monitoring' AND c.relkind = 'r'" | sort) \
+            | awk '$2 > 0 { printf "%s %.1f\n", $1, $3 / $2 }')
 storage_rows=
+declare -A w_est
 for w in quiet steady change; do
-    per_day=$(awk -v b="${w_bytes[$w]}" -v s="${w_secs[$w]}" 'BEGIN { printf "%.2f", b / s * 86400 / 1048576 }')
+    added=$(awk '{ n += $2 } END { print n + 0 }' <<<"${w_rows[$w]}")
+    w_est[$w]=$(join <(sort <<<"${w_rows[$w]}") <(sort <<<"$row_bytes") | awk '{ b += $2 * $3 } END { printf "%.0f", b }')
+    per_day=$(awk -v b="${w_est[$w]}" -v s="${w_secs[$w]}" 'BEGIN { printf "%.2f", b / s * 86400 / 1048576 }')
     per_cycle=$(awk -v b="${w_wal[$w]}" -v c="${w_cycles[$w]}" 'BEGIN { printf "%.0f", (c > 0 ? b / c : 0) }')
+    vs_ash=$(awk -v b="$per_cycle" 'BEGIN { printf "%.1f", 100 * b / (29 * 1024) }')
     verdict=$(awk -v d="$per_day" 'BEGIN { print (d < 20 ? "met" : "MISSED") }')
-    storage_rows+="| $w | ${w_secs[$w]} | ${w_cycles[$w]} | ${w_bytes[$w]} | $per_day | $verdict | ${w_wal[$w]} | $per_cycle |"$'\n'
+    storage_rows+="| $w | ${w_secs[$w]} | ${w_cycles[$w]} | $added | ${w_bytes[$w]} | ${w_est[$w]} | $per_day | $verdict | ${w_wal[$w]} | $per_cycle | $vs_ash % |"$'\n'
 done
 # A quiet day's growth is the once-a-minute heartbeat row (a window adds no page): estimate it.
 hb_row=$(q -d lv_vault -c "SELECT round(avg(pg_column_size(t.*)))::int FROM lock_monitoring.monitor_cycle_s t")
@@ -249,7 +263,7 @@ per_day_args=$(join <(sort <<<"$rows_before") <(sort <<<"$rows_after") | awk -v 
 # Buckets analyze_lock_waits() makes of that window (distinct waited-for targets; once an hour in the daemon).
 analysis_buckets=$(q -d lv_vault -c "SELECT greatest(1, count(*)) FROM lock_monitoring.analyze_lock_waits('$change_from', '$change_to')")
 episodes_per_day=$(awk -v n="$(( LAT_BLOCKING + LAT_DEADLOCKS ))" -v s="$change_secs" 'BEGIN { printf "%.0f", n / s * 86400 }')
-bytes_per_episode=$(awk -v b="${w_bytes[change]}" -v n="$(( LAT_BLOCKING + LAT_DEADLOCKS ))" 'BEGIN { printf "%.0f", b / n }')
+bytes_per_episode=$(awk -v b="${w_est[change]}" -v n="$(( LAT_BLOCKING + LAT_DEADLOCKS ))" 'BEGIN { printf "%.0f", b / n }')
 wal_per_episode=$(awk -v b="${w_wal[change]}" -v n="$(( LAT_BLOCKING + LAT_DEADLOCKS ))" 'BEGIN { printf "%.0f", b / n }')
 episodes_in_budget=$(awk -v b="$bytes_per_episode" 'BEGIN { printf "%.0f", (b > 0 ? 20 * 1048576 / b : 0) }')
 
@@ -309,8 +323,9 @@ out=docs/benchmarks.md
     echo "- What the steady cycle pays for when nothing waits is pg_stat_activity turned into JSON (~1 ms per 100"
     echo "  backends here) plus pg_prepared_xacts and pg_stat_database; pg_locks is not read. With waiters it adds one"
     echo "  pg_locks scan and one pg_blocking_pids() per waiter, so it can't go below ~1× floor + the activity part:"
-    echo "  the ≤ 1.5× target holds without waiters and is missed with them at 200 backends. The wiki self-join is cheap"
-    echo "  when nobody waits (it returns nothing), which is why ≥ 5× faster than it is out of reach at 0 waiters."
+    echo "  without waiters the 200-backend cycle sits near the ≤ 1.5× line (verdict above; it moves with the noise),"
+    echo "  with waiters it is over it. The wiki self-join is cheap when nobody waits (it returns nothing), so ≥ 5×"
+    echo "  faster than it is out of reach at 0 and 10 waiters; at 100 waiters its cost explodes and the target is met."
     echo "- A transaction crossing the 5 s threshold still has all its locks read once (what \"before\" paid every cycle, for"
     echo "  that transaction only), and so does one whose locks changed, at the next lock-table cycle."
     echo "- Locks a long transaction takes after it was first read appear in the vault up to a minute late (at once if"
@@ -338,25 +353,28 @@ out=docs/benchmarks.md
     echo
     echo -n "$workload_notes"
     echo
-    echo "On this shared 2-core machine the run-to-run spread is far larger than the 0.5 % the target allows, so the TPS"
-    echo "ratio can't confirm or refute it; the CPU the daemon and its sessions take (last column; the TPS a CPU-bound"
-    echo "workload can lose is at most about that share) is the steadier measure of its cost."
+    echo "When the off runs alone differ by more than the 0.5 % the target allows (\"not resolved\"), the TPS ratio can't"
+    echo "confirm or refute it on this shared 2-core machine; the CPU the daemon and its sessions take (last column; a"
+    echo "CPU-bound workload can lose at most about that share of its TPS) is the steadier measure of its cost."
     echo
     echo "## 3. Storage growth and WAL per cycle"
     echo
-    echo "Vault bytes: sum of \`pg_total_relation_size\` over the \`lock_monitoring\` tables (with indexes and TOAST), before"
-    echo "and after each window, extrapolated to a day. WAL: \`pg_current_wal_lsn()\` delta over the window — the whole"
-    echo "cluster's WAL, so it also counts autovacuum and checkpoints; the workloads themselves write none (they take no"
-    echo "transaction id). Cycles: the daemon's own count. Windows: a quiet cluster (nothing but the daemon); a steady"
+    echo "Vault bytes, measured: the change in the sum of \`pg_total_relation_size\` over the \`lock_monitoring\` tables (with"
+    echo "indexes and TOAST) — page-granular, so a 60-second window shows 0, 8192 or 16384. Estimated: rows added to each"
+    echo "table × that table's bytes per row (its total size less index metapages / its rows, at the end of part 3); MB/day and"
+    echo "verdict extrapolate the estimate to a day. WAL: \`pg_current_wal_lsn()\` delta over the window — the whole"
+    echo "cluster's WAL, so it also counts autovacuum and checkpoints (the script vacuums and checkpoints before the first"
+    echo "window so that there is little left for them); the workloads themselves write none (they take no transaction id). Cycles: the daemon's own count. Windows: a quiet cluster (nothing but the daemon); a steady"
     echo "blocker (an active session holding EXCLUSIVE on a table, one waiter, measured from 12 s to $(( 12 + STEADY_S )) s after it"
     echo "began, when nothing about it changes); blockers coming and going (part 4's trials)."
     echo
-    echo "| window | seconds | cycles | vault bytes added | MB/day at this rate | < 20 MB/day | WAL bytes | WAL bytes per cycle |"
-    echo "|---|---:|---:|---:|---:|---|---:|---:|"
+    echo "| window | seconds | cycles | vault rows added | vault bytes, measured | vault bytes, estimated | MB/day at this rate | < 20 MB/day | WAL bytes | WAL bytes per cycle | of pg_ash's 29 KiB per sample |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|"
     echo -n "$storage_rows"
     echo
-    echo "Quiet and steady windows add no page; what such a day writes is the heartbeat (one \`monitor_cycle_s\` row a"
-    echo "minute, ~$hb_row bytes + line pointer + primary-key entry): ~$hb_day MB/day, within the 20 MB/day target."
+    echo "When nothing changes, what lockvault writes is the heartbeat: one \`monitor_cycle_s\` row a minute (~$hb_row bytes"
+    echo "+ line pointer + primary-key entry, ~$hb_day MB/day), and the WAL per cycle is that row and its predecessor's"
+    echo "end date spread over 60 cycles, plus whatever autovacuum and checkpoints wrote in the window."
     echo
     echo "Coming and going: $(( LAT_BLOCKING + LAT_DEADLOCKS )) episodes (blocking situations and deadlocks) in $change_secs s, i.e. $episodes_per_day a day"
     echo "at this rate — far more than a healthy cluster. Per episode: $bytes_per_episode vault bytes, $wal_per_episode WAL bytes, so 20 MB/day"
@@ -366,7 +384,6 @@ out=docs/benchmarks.md
     echo "|---|---:|---:|"
     echo "$growth_rows"
     echo
-    echo "Reference: pg_ash writes ~29 KiB of WAL per sample."
     echo
     echo "## 4. Detection latency"
     echo

@@ -43,9 +43,9 @@ public enum SnapshotQuery {
             SELECT a.pid, a.backend_start, a.backend_type, a.datname, a.usename, a.application_name,
                    host(a.client_addr) AS client_addr, a.state, a.xact_start, a.query_start, a.state_change,
                    a.wait_event_type, a.wait_event, left(a.query, $1::int) AS query, a.leader_pid,
-                   coalesce((SELECT r.rolsuper FROM pg_roles r WHERE r.oid = a.usesysid), false) AS is_superuser,
+                   coalesce(r.rolsuper, false) AS is_superuser,
                    CASE WHEN a.wait_event_type = 'Lock' THEN pg_blocking_pids(a.pid) END AS blocked_by
-            FROM pg_stat_activity a
+            FROM pg_stat_activity a LEFT JOIN pg_roles r ON r.oid = a.usesysid
         ),
         known AS MATERIALIZED (
             SELECT (k->>0)::int AS pid, (k->>1)::timestamptz AS xact_start, k->>2 AS fp FROM jsonb_array_elements(coalesce($4::jsonb, '[]')) k
