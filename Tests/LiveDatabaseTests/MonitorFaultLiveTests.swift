@@ -1,6 +1,7 @@
 import Foundation
 import LockvaultCore
 import LockvaultEngine
+import Logging
 import PostgresClient
 import Testing
 
@@ -398,6 +399,29 @@ extension LiveDatabaseSuite {
                 Self.expectHistory(try Self.cycleRows(s.admin), captured: captured)
                 try s.assertVaultConsistent()
                 try await c.release()
+            }
+        }
+
+        /// lockvault stopped (or crashed) and started again later: the first cycle of the new
+        /// process records the time since the vault last heard of this cluster as a gap.
+        @Test func aStoppedDaemonsDowntimeIsRecordedAsAGapWhenItStartsAgain() async throws {
+            try await EngineScenario.run { s in
+                _ = try await s.cycle()
+                await s.monitor.close()
+                // As if that lockvault had stopped two hours ago (longer than a heartbeat: 1 h here).
+                try s.admin.execute("UPDATE lock_monitoring.monitor_cycle_s SET last_cycle_at = last_cycle_at - interval '2 hours'")
+                let stoppedAt = try s.admin.query("SELECT max(last_cycle_at) AS t FROM lock_monitoring.monitor_cycle_s")[0].decode("t", as: Date.self)
+                let restarted = Monitor(configuration: s.configuration, logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() })
+                let first = await restarted.runCycle()
+                #expect(first.targetFailure == nil && first.vaultFailure == nil)
+                _ = await restarted.runCycle()
+                await restarted.close()
+                let gaps = try s.admin.query("SELECT gap_start, gap_end, reason FROM lock_monitoring.monitor_gap_s")
+                #expect(gaps.count == 1, "one gap for the downtime, none for the cycles after it")
+                let gap = try #require(gaps.first)
+                #expect(Self.same(try gap.decode("gap_start", as: Date.self), stoppedAt))
+                #expect(Self.same(try gap.decode("gap_end", as: Date.self), try #require(first.snapshot).capturedAt))
+                #expect(try gap.decode("reason", as: String.self).hasPrefix("lockvault was not recording"))
             }
         }
     }

@@ -156,6 +156,12 @@ public actor Monitor {
         }
 
         // 4. Record it.
+        if write, lastObserved == nil, unobservedSince == nil, let last = lastRecordedCycle(systemIdentifier: snapshot.systemIdentifier),
+           snapshot.capturedAt.timeIntervalSince(last) > configuration.heartbeatSeconds + 5 {
+            // The first cycle of this process: the time since the vault last heard of this
+            // cluster (beyond a heartbeat) went unobserved — lockvault was stopped or crashed.
+            unobservedSince = (last, "lockvault was not recording (stopped, crashed or not yet started); the gap starts at the last recorded cycle, which may be up to \(Int(configuration.heartbeatSeconds)) s before it stopped")
+        }
         var gap: (Date, Date, String)?
         if let (since, reason) = unobservedSince {
             gap = (since, snapshot.capturedAt, reason)
@@ -351,6 +357,16 @@ public actor Monitor {
     /// writable; throws the classified failure.
     public func checkVault() throws(MonitorFailure) {
         do { _ = try vaultConnection() } catch { throw MonitorFailure.classify(error, side: .vault) }
+    }
+
+    /// When the vault last recorded a cycle of this cluster (any lockvault), or nil when it
+    /// never did or can't be asked now (then no gap is inferred: better none than a wrong one).
+    private func lastRecordedCycle(systemIdentifier: String) -> Date? {
+        guard let conn = try? vaultConnection() else { return nil }
+        return try? conn.query("""
+            SELECT max(c.last_cycle_at) AS last FROM lock_monitoring.monitor_cycle_s c
+            JOIN lock_monitoring.monitored_cluster_h h USING (cluster_hk) WHERE h.system_identifier = $1
+            """, [systemIdentifier])[0].decode("last", as: Date?.self)
     }
 
     /// Runs `body` on the vault connection (scheduled analysis/cleanup, status): same thread as
