@@ -1,23 +1,9 @@
-public import Foundation
+import Foundation
 public import LockvaultCore
+public import LockvaultEngine
 public import Logging
 public import ServiceLifecycle
 import Synchronization
-
-/// How one alert fared at one sink: what the journal, the metrics and the vault record.
-public struct AlertDelivery: Sendable {
-    public enum Outcome: String, Sendable {
-        case delivered, failed, dropped
-    }
-
-    public var sink: String
-    public var alert: Alert
-    public var outcome: Outcome
-    public var attempts: Int
-    /// The last attempt's error (nil when delivered).
-    public var error: String?
-    public var finishedAt: Date
-}
 
 /// Fans alerts out to the configured sinks without ever holding up a sampling cycle.
 ///
@@ -36,11 +22,11 @@ public final class AlertDispatcher: Service, Sendable {
 
     private let lanes: [Lane]
     private let logger: Logger
-    private let onDelivery: @Sendable (AlertDelivery) -> Void
+    private let onDelivery: @Sendable (AlertDeliveryRecord) -> Void
     /// Base of the retry backoff (tests shorten it).
     private let retryBase: Duration
 
-    public init(sinks: [AlertSinkSettings], logger: Logger, retryBase: Duration = .seconds(1), onDelivery: @escaping @Sendable (AlertDelivery) -> Void) {
+    public init(sinks: [AlertSinkSettings], logger: Logger, retryBase: Duration = .seconds(1), onDelivery: @escaping @Sendable (AlertDeliveryRecord) -> Void) {
         self.logger = logger
         self.onDelivery = onDelivery
         self.retryBase = retryBase
@@ -63,7 +49,7 @@ public final class AlertDispatcher: Service, Sendable {
                 logger.error("alert queue full: dropped the oldest alert", metadata: [
                     "sink": "\(lane.settings.name)", "alert.id": "\(old.alertID)", "alert.kind": "\(old.kind.rawValue)",
                 ])
-                onDelivery(AlertDelivery(sink: lane.settings.name, alert: old, outcome: .dropped, attempts: 0, error: "queue full", finishedAt: Date()))
+                onDelivery(AlertDeliveryRecord(alert: old, sink: lane.settings.name, outcome: .dropped, attempts: 0, error: "queue full", finishedAt: Date()))
             }
         }
     }
@@ -94,7 +80,7 @@ public final class AlertDispatcher: Service, Sendable {
             var backoff = Backoff(base: retryBase, cap: .seconds(60))
             var attempts = 0
             var lastError: String?
-            var outcome = AlertDelivery.Outcome.failed
+            var outcome = AlertDeliveryRecord.Outcome.failed
             while attempts <= lane.settings.retries {
                 attempts += 1
                 let result = await lane.sink.attempt(payload, timeout: timeout)
@@ -104,7 +90,7 @@ public final class AlertDispatcher: Service, Sendable {
                 guard attempts <= lane.settings.retries, !Task.isCancelled else { break }
                 do { try await Task.sleep(for: backoff.nextDelay()) } catch { break }
             }
-            let delivery = AlertDelivery(sink: lane.settings.name, alert: alert, outcome: outcome, attempts: attempts, error: lastError, finishedAt: Date())
+            let delivery = AlertDeliveryRecord(alert: alert, sink: lane.settings.name, outcome: outcome, attempts: attempts, error: lastError, finishedAt: Date())
             if outcome == .delivered {
                 logger.info("alert delivered", metadata: ["sink": "\(lane.settings.name)", "alert.id": "\(alert.alertID)", "alert.kind": "\(alert.kind.rawValue)", "attempts": "\(attempts)"])
             } else {

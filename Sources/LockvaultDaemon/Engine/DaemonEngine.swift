@@ -80,7 +80,6 @@ public actor DaemonEngine: SamplingEngine {
     private var alerts: AlertTracker
     private var unwrittenAlerts: [(Alert, systemIdentifier: String)] = []
     private let deliveries: AlertDeliveryInbox
-    private let recordSource: String
     /// Prometheus metrics, fed every cycle (served only when `metrics.listen` is set).
     public nonisolated let metrics: LockvaultMetrics
     /// Delivers alerts to `alerts.sinks`; a service of the daemon's ServiceGroup.
@@ -92,7 +91,6 @@ public actor DaemonEngine: SamplingEngine {
         self.logger = logger
         self.monitor = Monitor(configuration: config.monitorConfiguration, logger: logger)
         self.alerts = AlertTracker(policy: config.alerts.policy, cluster: config.clusterName)
-        self.recordSource = "lockvault@\(ProcessInfo.processInfo.hostName)" + (config.clusterName.isEmpty ? "" : "/\(config.clusterName)")
         let metrics = LockvaultMetrics()
         let inbox = AlertDeliveryInbox()
         self.metrics = metrics
@@ -100,8 +98,7 @@ public actor DaemonEngine: SamplingEngine {
         for sink in config.alerts.sinks { metrics.declareSink(sink.name) }
         self.alertDispatcher = AlertDispatcher(sinks: config.alerts.sinks, logger: logger, retryBase: alertRetryBase) { delivery in
             metrics.alertDelivery(sink: delivery.sink, outcome: delivery.outcome.rawValue)
-            inbox.append(AlertDeliveryRecord(alert: delivery.alert, sink: delivery.sink, outcome: delivery.outcome.rawValue,
-                                             attempts: delivery.attempts, error: delivery.error, finishedAt: delivery.finishedAt))
+            inbox.append(delivery)
         }
     }
 
@@ -111,16 +108,16 @@ public actor DaemonEngine: SamplingEngine {
     /// to the cycles (they retry and report degraded). Throws ``StartupError`` for what waiting
     /// can't fix: bad DSN, wrong password, missing privilege, old server, unmigrated vault.
     public func prepare() async throws {
-        var attempt = 0
+        var backoff = Backoff()   // 250 ms doubling to 15 s, jittered, like the cycles' reconnects
         while true {
             do {
                 try await monitor.checkVault()
                 break
             } catch {
                 guard error.isTransient else { throw StartupError(error) }
-                attempt += 1
-                logger.warning("vault not reachable yet; retrying", metadata: ["error": "\(error.message)", "attempt": "\(attempt)"])
-                try await Task.sleep(for: .milliseconds(min(15_000, 250 << min(attempt, 6))))
+                let delay = backoff.nextDelay()
+                logger.warning("vault not reachable yet; retrying", metadata: ["error": "\(error.message)", "attempt": "\(backoff.attempt)"])
+                try await Task.sleep(for: delay)
             }
         }
         do {
@@ -197,7 +194,7 @@ public actor DaemonEngine: SamplingEngine {
         let done = deliveries.take()
         guard !unwrittenAlerts.isEmpty || !done.isEmpty else { return }
         let alerts = unwrittenAlerts
-        let source = recordSource
+        let source = monitor.recordSource
         do {
             try await monitor.withVault { try AlertAudit.write(alerts: alerts, deliveries: done, recordSource: source, on: $0) }
             unwrittenAlerts.removeFirst(alerts.count)

@@ -120,7 +120,7 @@ public final class MetricsHTTPServer: Sendable {
             let n = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
             guard n > 0 else { break }
             request.append(contentsOf: chunk[0..<n])
-            if request.count >= 4, request.suffix(4) == [13, 10, 13, 10] || String(decoding: request, as: UTF8.self).contains("\r\n\r\n") { break }
+            if String(decoding: request, as: UTF8.self).contains("\r\n\r\n") { break }   // end of the headers
         }
         let line = String(decoding: request.prefix { $0 != 13 && $0 != 10 }, as: UTF8.self).split(separator: " ")
         let (status, type, body): (String, String, [UInt8])

@@ -63,7 +63,8 @@ public actor Monitor {
     private var nextVaultAttempt = ContinuousClock.now
     private var targetBackoff = Backoff()
     private var vaultBackoff = Backoff()
-    private let recordSource: String
+    /// `lockvault@host[/cluster]`: the record_source of everything this monitor writes.
+    public nonisolated let recordSource: String
     private var droppedCycles = 0
     private var lastVaultFailure: MonitorFailure?
     /// Records lost while nothing was buffered behind them (a rejected last record): the next

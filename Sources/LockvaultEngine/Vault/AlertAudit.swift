@@ -2,16 +2,22 @@ public import Foundation
 public import LockvaultCore
 public import PostgresClient
 
-/// One sink's outcome for one alert, as the vault keeps it.
+/// How one alert fared at one sink: what the journal, the metrics and the vault record.
 public struct AlertDeliveryRecord: Sendable, Hashable {
+    public enum Outcome: String, Sendable {
+        case delivered, failed, dropped
+    }
+
     public var alert: Alert
     public var sink: String
-    public var outcome: String
+    public var outcome: Outcome
+    /// Attempts made (0 when dropped).
     public var attempts: Int
+    /// The last attempt's error (nil when delivered).
     public var error: String?
     public var finishedAt: Date
 
-    public init(alert: Alert, sink: String, outcome: String, attempts: Int, error: String?, finishedAt: Date) {
+    public init(alert: Alert, sink: String, outcome: Outcome, attempts: Int, error: String?, finishedAt: Date) {
         self.alert = alert
         self.sink = sink
         self.outcome = outcome
@@ -44,7 +50,7 @@ public enum AlertAudit {
                 _ = try tx.query("""
                     INSERT INTO lock_monitoring.alert_delivery_s (alert_hk, event_at, kind, sink, load_date, record_source, outcome, attempts, error, finished_at)
                     VALUES (lock_monitoring.hash_key($1), $2, $3, $4, now(), $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING
-                    """, [d.alert.alertID, d.alert.at, d.alert.kind.rawValue, d.sink, recordSource, d.outcome, d.attempts, d.error, d.finishedAt])
+                    """, [d.alert.alertID, d.alert.at, d.alert.kind.rawValue, d.sink, recordSource, d.outcome.rawValue, d.attempts, d.error, d.finishedAt])
             }
         }
     }
