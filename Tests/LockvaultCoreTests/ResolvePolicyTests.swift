@@ -18,11 +18,27 @@ import Testing
     }
 
     @Test func exclusionPatterns() {
-        #expect(ResolvePolicy.matches("etl", "etl"))
-        #expect(!ResolvePolicy.matches("etl", "etl_nightly"))
-        #expect(ResolvePolicy.matches("/^etl_/", "etl_nightly"))
-        #expect(!ResolvePolicy.matches("/^etl_/", "my_etl_"))
-        #expect(!ResolvePolicy.matches("x", nil))
+        #expect(ExclusionPattern("etl").matches("etl"))
+        #expect(!ExclusionPattern("etl").matches("etl_nightly"))
+        #expect(ExclusionPattern("/^etl_/").matches("etl_nightly"))
+        #expect(!ExclusionPattern("/^etl_/").matches("my_etl_"))
+        #expect(!ExclusionPattern("x").matches(nil))
+        #expect(ExclusionPattern("/^etl_/").isRegex && !ExclusionPattern("/").isRegex, "a lone slash is a name")
+    }
+
+    @Test func aBadRegexIsRefusedWhenThePatternIsMadeNotWhenMatched() {
+        let bad = "/[unclosed/", name = "[unclosed"   // not literals: a literal is a pattern in code, trusted
+        #expect(throws: ExclusionPattern.InvalidPattern(expression: "[unclosed")) { try ExclusionPattern(bad) }
+        #expect((try? ExclusionPattern(name))?.matches("[unclosed") == true, "without slashes it is an exact name")
+    }
+
+    @Test func patternsSurviveEncodingAsTheirText() throws {
+        let policy = policy { $0.excludeRoles = ["/^etl_/", "replicator"] }
+        let data = try JSONEncoder().encode(policy)
+        #expect(String(decoding: data, as: UTF8.self).contains(#""excludeRoles":["\/^etl_\/","replicator"]"#))
+        let decoded = try JSONDecoder().decode(ResolvePolicy.self, from: data)
+        #expect(decoded == policy && decoded.excludeRoles[0].matches("etl_x"))
+        #expect(throws: DecodingError.self) { try JSONDecoder().decode([ExclusionPattern].self, from: Data(#"["/(/"]"#.utf8)) }
     }
 
     @Test func safeDefaults() {
@@ -44,7 +60,9 @@ import Testing
     }
 
     @Test func everyRefusalSaysWhy() {
-        #expect(policy().decide(Self.assessments(since: 5), monitorPids: [], memory: .init(), now: Fixture.now).isEmpty, "HIGH, not a candidate")
+        let high = policy().decide(Self.assessments(since: 5), monitorPids: [], memory: .init(), now: Fixture.now)
+        #expect(high.map(\.verdict) == [.ignore] && high.first?.isCandidate == false, "HIGH, not a candidate")
+        #expect(high.first?.eligibility == .ineligible(.belowMinSeverity(.critical)))
         #expect(policy { $0.minSeverity = .high }.decide(Self.assessments(since: 5), monitorPids: [], memory: .init(), now: Fixture.now).first?.reason.contains("below kill_threshold_seconds") == true)
         #expect(policy().decide(Self.assessments(superuser: true), monitorPids: [], memory: .init(), now: Fixture.now).first?.reason.contains("superuser") == true)
         #expect(policy().decide(Self.assessments(), monitorPids: [1], memory: .init(), now: Fixture.now).first?.reason == "lockvault's own session")

@@ -60,7 +60,7 @@ import Testing
         #expect(c.targetDSN == "service=prod")
         #expect(c.vaultDSN == "host=vault dbname=history")
         #expect(c.intervalSeconds == 2)
-        #expect(c.serverLogFormat == "csvlog")
+        #expect(c.serverLogFormat == .csvlog)
         #expect(c.severity.criticalAfterSeconds == 120)
         #expect(c.resolve.enabled && c.resolve.dryRun)
         #expect(c.resolve.excludeRoles == ["replicator", "/^etl_/"])

@@ -4,9 +4,10 @@ import PostgresClient
 /// Why lockvault could not sample the monitored cluster or write its vault, in words for the
 /// person who has to fix it, and whether waiting can fix it.
 ///
-/// Every command and the daemon turn a failure into one message and one exit code
-/// (``Kind/exitCode``, documented in README and docs/operations.md). Messages never contain a
-/// password: they are built from ``PostgresError`` descriptions and redacted conninfos.
+/// Every command and the daemon turn a failure into one message and one exit code (the exit
+/// code comes from the command line's one table, documented in README and docs/operations.md).
+/// Messages never contain a password: they are built from ``PostgresError`` descriptions and
+/// redacted conninfos.
 public struct MonitorFailure: Error, Sendable, Equatable, CustomStringConvertible {
     public enum Kind: String, Sendable, Equatable {
         /// The server can't be reached now (down, restarting, refusing connections, network,
@@ -24,18 +25,6 @@ public struct MonitorFailure: Error, Sendable, Equatable, CustomStringConvertibl
         case vaultNotMigrated
         /// Anything else (an unexpected server error).
         case failed
-
-        /// The exit code of the command line (sysexits.h where one fits).
-        public var exitCode: Int32 {
-            switch self {
-            case .unavailable: return 69        // EX_UNAVAILABLE
-            case .invalidConnectionString: return 64  // EX_USAGE
-            case .authenticationFailed, .insufficientPrivilege: return 77  // EX_NOPERM
-            case .unsupportedServer: return 76  // EX_PROTOCOL
-            case .vaultNotMigrated: return 65   // EX_DATAERR
-            case .failed: return 1
-            }
-        }
     }
 
     /// Which side failed.
