@@ -1,6 +1,6 @@
 /// The sessions lockvault never signals, whatever else the rule says.
 ///
-/// One list for both places that must agree: the kill rule (``ResolvePolicy/eligibility``)
+/// One list for both places that must agree: the kill rule (``ResolvePolicy/decide(_:scope:memory:now:)``)
 /// checks a snapshot's session with ``protects(_:scope:)``, and the statement that signals
 /// (`SessionSignaller`) re-checks the live session with ``sqlCondition(_:)`` in the same
 /// statement as `pg_cancel_backend`/`pg_terminate_backend`. Adding a case here adds it to both;

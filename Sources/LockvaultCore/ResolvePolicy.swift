@@ -134,11 +134,6 @@ extension ResolvePolicy {
         return decisions
     }
 
-    /// ``decide(_:scope:memory:now:)`` with lockvault's pids as the only own sessions.
-    public func decide(_ assessments: [BlockerAssessment], monitorPids: Set<Int32>, memory: ResolverMemory, now: Date) -> [ResolveDecision] {
-        decide(assessments, scope: SignalScope(ownPids: monitorPids), memory: memory, now: now)
-    }
-
     /// One blocker on its own, before the caps that depend on the others.
     private func rule(_ a: BlockerAssessment, scope: SignalScope, memory: ResolverMemory, now: Date) -> KillEligibility {
         guard enabled else { return .ineligible(.resolverOff) }

@@ -47,36 +47,36 @@ import Testing
     }
 
     @Test func idleInTransactionIsTerminatedActiveIsCancelledFirst() {
-        let idle = policy().decide(Self.assessments(), monitorPids: [], memory: .init(), now: Fixture.now)
+        let idle = policy().decide(Self.assessments(), scope: SignalScope(ownPids: []), memory: .init(), now: Fixture.now)
         #expect(idle.map(\.decision) == ["would_terminate"])
-        let active = policy { $0.dryRun = false }.decide(Self.assessments(state: .active, since: 400), monitorPids: [], memory: .init(), now: Fixture.now)
+        let active = policy { $0.dryRun = false }.decide(Self.assessments(state: .active, since: 400), scope: SignalScope(ownPids: []), memory: .init(), now: Fixture.now)
         #expect(active.map(\.decision) == ["cancel"])
         var memory = ResolverMemory()
         memory.recordCancel(SessionID(pid: 1, backendStart: Fixture.now.addingTimeInterval(-3600)), at: Fixture.now.addingTimeInterval(-10))
-        let waiting = policy { $0.dryRun = false }.decide(Self.assessments(state: .active), monitorPids: [], memory: memory, now: Fixture.now)
+        let waiting = policy { $0.dryRun = false }.decide(Self.assessments(state: .active), scope: SignalScope(ownPids: []), memory: memory, now: Fixture.now)
         #expect(waiting.first?.verdict == .skip && waiting.first?.reason.contains("cancel_grace_seconds") == true)
-        let later = policy { $0.dryRun = false }.decide(Self.assessments(state: .active), monitorPids: [], memory: memory, now: Fixture.now.addingTimeInterval(25))
+        let later = policy { $0.dryRun = false }.decide(Self.assessments(state: .active), scope: SignalScope(ownPids: []), memory: memory, now: Fixture.now.addingTimeInterval(25))
         #expect(later.map(\.decision) == ["terminate"])
     }
 
     @Test func everyRefusalSaysWhy() {
-        let high = policy().decide(Self.assessments(since: 5), monitorPids: [], memory: .init(), now: Fixture.now)
+        let high = policy().decide(Self.assessments(since: 5), scope: SignalScope(ownPids: []), memory: .init(), now: Fixture.now)
         #expect(high.map(\.verdict) == [.ignore] && high.first?.isCandidate == false, "HIGH, not a candidate")
         #expect(high.first?.eligibility == .ineligible(.belowMinSeverity(.critical)))
-        #expect(policy { $0.minSeverity = .high }.decide(Self.assessments(since: 5), monitorPids: [], memory: .init(), now: Fixture.now).first?.reason.contains("below kill_threshold_seconds") == true)
-        #expect(policy().decide(Self.assessments(superuser: true), monitorPids: [], memory: .init(), now: Fixture.now).first?.reason.contains("superuser") == true)
-        #expect(policy().decide(Self.assessments(), monitorPids: [1], memory: .init(), now: Fixture.now).first?.reason == "lockvault's own session")
-        #expect(policy { $0.excludeRoles = ["/^ap/"] }.decide(Self.assessments(), monitorPids: [], memory: .init(), now: Fixture.now).first?.reason.contains("excluded role") == true)
-        #expect(policy { $0.excludeApplications = ["web"] }.decide(Self.assessments(), monitorPids: [], memory: .init(), now: Fixture.now).first?.reason.contains("excluded application") == true)
-        #expect(policy { $0.excludeDatabases = ["shop"] }.decide(Self.assessments(), monitorPids: [], memory: .init(), now: Fixture.now).first?.reason.contains("excluded database") == true)
+        #expect(policy { $0.minSeverity = .high }.decide(Self.assessments(since: 5), scope: SignalScope(ownPids: []), memory: .init(), now: Fixture.now).first?.reason.contains("below kill_threshold_seconds") == true)
+        #expect(policy().decide(Self.assessments(superuser: true), scope: SignalScope(ownPids: []), memory: .init(), now: Fixture.now).first?.reason.contains("superuser") == true)
+        #expect(policy().decide(Self.assessments(), scope: SignalScope(ownPids: [1]), memory: .init(), now: Fixture.now).first?.reason == "lockvault's own session")
+        #expect(policy { $0.excludeRoles = ["/^ap/"] }.decide(Self.assessments(), scope: SignalScope(ownPids: []), memory: .init(), now: Fixture.now).first?.reason.contains("excluded role") == true)
+        #expect(policy { $0.excludeApplications = ["web"] }.decide(Self.assessments(), scope: SignalScope(ownPids: []), memory: .init(), now: Fixture.now).first?.reason.contains("excluded application") == true)
+        #expect(policy { $0.excludeDatabases = ["shop"] }.decide(Self.assessments(), scope: SignalScope(ownPids: []), memory: .init(), now: Fixture.now).first?.reason.contains("excluded database") == true)
     }
 
     @Test func theRateLimitCountsTheLastMinute() {
         var memory = ResolverMemory()
         memory.recordTermination(at: Fixture.now.addingTimeInterval(-30))
-        let limited = policy { $0.dryRun = false; $0.maxTerminationsPerMinute = 1 }.decide(Self.assessments(), monitorPids: [], memory: memory, now: Fixture.now)
+        let limited = policy { $0.dryRun = false; $0.maxTerminationsPerMinute = 1 }.decide(Self.assessments(), scope: SignalScope(ownPids: []), memory: memory, now: Fixture.now)
         #expect(limited.first?.reason.contains("rate limit") == true)
-        let later = policy { $0.dryRun = false; $0.maxTerminationsPerMinute = 1 }.decide(Self.assessments(), monitorPids: [], memory: memory, now: Fixture.now.addingTimeInterval(31))
+        let later = policy { $0.dryRun = false; $0.maxTerminationsPerMinute = 1 }.decide(Self.assessments(), scope: SignalScope(ownPids: []), memory: memory, now: Fixture.now.addingTimeInterval(31))
         #expect(later.map(\.decision) == ["terminate"])
     }
 }
