@@ -52,7 +52,7 @@ public enum KillGround: Sendable, Hashable, Codable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .cancelActive: "active blocker: cancel its query first"
-        case .terminateAfterCancel(let grace): "still blocking cancel_grace_seconds (\(Int(grace)) s) after pg_cancel_backend"
+        case .terminateAfterCancel(let grace): "still blocking cancel_grace_seconds (\(seconds(grace))) after pg_cancel_backend"
         case .terminateIdle(let state): "\(state) blocker holding locks"
         }
     }
@@ -99,12 +99,17 @@ public enum KillIneligibility: Sendable, Hashable, Codable, CustomStringConverti
         case .belowMinSeverity(let minimum): "below resolve.min_severity (\(minimum))"
         case .identityUnknown: "session identity unknown"
         case .notRoot: "waits for another blocker itself; ending it would not free its waiters"
-        case .belowKillThreshold(let threshold): "below kill_threshold_seconds (\(Int(threshold)) s)"
+        case .belowKillThreshold(let threshold): "below kill_threshold_seconds (\(seconds(threshold)))"
         case .protected(let protection): protection.description
         case .excluded(let kind, let pattern): "excluded \(kind.rawValue) (\(pattern))"
-        case .awaitingCancelGrace(let grace): "cancelled; terminated if it still blocks after cancel_grace_seconds (\(Int(grace)) s)"
+        case .awaitingCancelGrace(let grace): "cancelled; terminated if it still blocks after cancel_grace_seconds (\(seconds(grace)))"
         case .perCycleCap(let cap): "per-cycle cap (max_actions_per_cycle \(cap)) reached"
         case .rateLimited(let limit): "rate limit (max_terminations_per_minute \(limit)) reached"
         }
     }
+}
+
+/// `300 s`, `0.5 s`: a setting as written, not rounded to 0.
+private func seconds(_ value: Double) -> String {
+    value == value.rounded() && abs(value) < 1e15 ? "\(Int64(value)) s" : "\(value) s"
 }

@@ -50,6 +50,7 @@ import Testing
         #expect(Self.rule(Self.on { $0.minSeverity = .high; $0.killThresholdSeconds = 60 }, high)[1] == .eligible(.terminateIdle(.idleInTransaction)),
                 "HIGH is enough when resolve.min_severity says so: the old dashboard copy demanded CRITICAL")
         #expect(Self.rule(Self.on { $0.minSeverity = .low; $0.killThresholdSeconds = 1 }, Self.chain(since: 0.5))[1] == .ineligible(.belowKillThreshold(1)))
+        #expect(KillIneligibility.belowKillThreshold(0.5).description == "below kill_threshold_seconds (0.5 s)", "not rounded to 0")
     }
 
     @Test func theReasonStaysTheSameWhileTheSituationDoes() {
