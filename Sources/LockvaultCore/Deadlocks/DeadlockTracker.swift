@@ -60,6 +60,16 @@ public struct DeadlockTracker: Sendable {
         self.window = window
     }
 
+    /// Feeds one cycle's snapshot (its deadlock counters and the wait graph's cycles) and the
+    /// server log reports read since the last; returns the events that are new or changed.
+    public mutating func observe(_ snapshot: LockSnapshot, graph: WaitGraph, reports: [DeadlockReport]) -> [DeadlockEvent] {
+        let cycles = graph.cycles.map { members -> (database: String, pids: [Int32]) in
+            let pids = members.compactMap(\.pid)
+            return (pids.compactMap { snapshot.backend($0)?.database }.first ?? "", pids)
+        }
+        return observe(counts: snapshot.deadlockCounts, cycles: cycles, reports: reports, at: snapshot.capturedAt)
+    }
+
     /// Feeds one cycle; returns the events that are new or changed (to write).
     public mutating func observe(counts: [String: Int64], cycles: [(database: String, pids: [Int32])], reports: [DeadlockReport], at now: Date) -> [DeadlockEvent] {
         recent.removeAll { now.timeIntervalSince($0.detectedAt) > window * 2 }

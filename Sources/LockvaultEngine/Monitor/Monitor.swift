@@ -90,12 +90,7 @@ public actor Monitor {
         // 2. Understand it.
         let graph = WaitGraph(snapshot)
         let assessments = BlockerAssessment.assess(snapshot, policy: configuration.severity, graph: graph)
-        let cycles = graph.cycles.map { members -> (database: String, pids: [Int32]) in
-            let pids = members.compactMap(\.pid)
-            return (pids.compactMap { snapshot.backend($0)?.database }.first ?? "", pids)
-        }
-        let reports = serverLog?.poll() ?? []
-        let events = deadlocks.observe(counts: snapshot.deadlockCounts, cycles: cycles, reports: reports, at: snapshot.capturedAt)
+        let events = deadlocks.observe(snapshot, graph: graph, reports: serverLog?.poll() ?? [])
         outcome.snapshot = snapshot
         outcome.assessments = assessments
         outcome.forest = graph.forest
