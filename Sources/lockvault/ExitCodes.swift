@@ -1,3 +1,4 @@
+import LockvaultCore
 import LockvaultDaemon
 import LockvaultEngine
 
