@@ -15,6 +15,8 @@ struct CycleRecord {
         graph: WaitGraph,
         deadlocks: [DeadlockEvent],
         decisions: [ResolveDecisionRecord],
+        killRule: [ResolveDecision],
+        killThresholdSeconds: Double,
         clusterName: String,
         recordSource: String,
         cycleMilliseconds: Double,
@@ -98,7 +100,9 @@ struct CycleRecord {
         }
 
         var blockers: [[String: Any]] = []
+        let eligibility = Dictionary(killRule.map { ($0.assessment.participant, $0.eligibility) }, uniquingKeysWith: { a, _ in a })
         for a in assessments {
+            let killable = eligibility[a.participant] ?? .ineligible(.resolverOff)
             var entry: [String: Any]
             switch a.participant {
             case .session(let pid):
@@ -126,14 +130,16 @@ struct CycleRecord {
             entry["is_root"] = a.isRoot
             entry["in_cycle"] = a.inCycle
             entry["recommended_action"] = a.recommendedAction
-            entry["auto_kill_eligible"] = a.autoKillEligible
-            entry["kill_threshold_seconds"] = a.killThresholdSeconds
+            entry["auto_kill_eligible"] = killable.isEligible
+            entry["auto_kill_reason"] = killable.reason
+            entry["kill_threshold_seconds"] = killThresholdSeconds
             entry["xact_start"] = ts(s?.transactionStart)
             entry["query"] = s?.query ?? NSNull()
             entry["hash_diff"] = VaultHash.hex(VaultHash.hashKey([
                 a.severity.rawValue, a.transitivelyBlocked.map(String.init).joined(separator: ","), String(a.directlyBlocked.count),
                 s?.state.description, a.heldMode?.description, a.contendedTarget, a.isRoot ? "t" : "f", a.inCycle ? "t" : "f",
-                a.autoKillEligible ? "t" : "f", a.isSuperuser ? "t" : "f", a.blockingSince.map(VaultHash.timestamp), s?.user, s?.applicationName,
+                killable.isEligible ? "t" : "f", a.isSuperuser ? "t" : "f", a.blockingSince.map(VaultHash.timestamp), s?.user, s?.applicationName,
+                killable.reason,
             ]))
             blockers.append(entry)
         }
