@@ -43,6 +43,11 @@ extension LiveDatabaseSuite {
                     WHERE n.nspname = 'lock_monitoring' AND c.relkind IN ('r', 'v') AND obj_description(c.oid, 'pg_class') IS NULL
                     """).map { try $0.decode("relname", as: String.self) }
                 #expect(uncommented.isEmpty, "no COMMENT ON: \(uncommented)")
+                let uncommentedFunctions = try conn.query("""
+                    SELECT p.oid::regprocedure::text AS f FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+                    WHERE n.nspname = 'lock_monitoring' AND obj_description(p.oid, 'pg_proc') IS NULL
+                    """).map { try $0.decode("f", as: String.self) }
+                #expect(uncommentedFunctions.isEmpty, "no COMMENT ON: \(uncommentedFunctions)")
                 let roles = Set(try conn.query("SELECT rolname FROM pg_roles WHERE rolname LIKE 'lock\\_%'").map { try $0.decode("rolname", as: String.self) })
                 #expect(roles.isSuperset(of: ["lock_monitoring_role", "lock_admin_role", "lock_writer_role"]))
             }
@@ -107,12 +112,18 @@ extension LiveDatabaseSuite {
 
         @Test func embeddedMigrationsMatchTheSQLFiles() throws {
             let sqlDir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("sql")
-            let files = try FileManager.default.contentsOfDirectory(atPath: sqlDir.path).filter { $0.hasSuffix(".sql") }.sorted()
-            #expect(files == Migration.embedded.map(\.name), "run scripts/embed-sql.sh after changing sql/")
-            for migration in Migration.embedded {
-                let text = try String(contentsOf: sqlDir.appendingPathComponent(migration.name), encoding: .utf8)
-                #expect(text.hasSuffix("\n") ? String(text.dropLast()) == migration.sql : text == migration.sql,
-                        "\(migration.name) differs from its embedded copy: run scripts/embed-sql.sh")
+            func files(_ folder: String) throws -> [String] {
+                try FileManager.default.contentsOfDirectory(atPath: sqlDir.appendingPathComponent(folder).path).filter { $0.hasSuffix(".sql") }.sorted()
+                    .map { folder.isEmpty ? $0 : "\(folder)/\($0)" }
+            }
+            let steps = Migration.embedded
+            #expect(try files("") == steps.filter { $0.kind == .versioned }.map(\.name), "run scripts/embed-sql.sh after changing sql/")
+            #expect(steps.last?.kind == .repeatable, "the repeatable set runs last")
+            #expect(try files("functions") + files("views") == steps.last?.files.map(\.path), "run scripts/embed-sql.sh after changing sql/")
+            for file in steps.flatMap(\.files) {
+                let text = try String(contentsOf: sqlDir.appendingPathComponent(file.path), encoding: .utf8)
+                #expect(text.hasSuffix("\n") ? String(text.dropLast()) == file.sql : text == file.sql,
+                        "\(file.path) differs from its embedded copy: run scripts/embed-sql.sh")
             }
         }
 

@@ -175,11 +175,7 @@ public actor Monitor {
                                      clusterName: configuration.clusterName, recordSource: recordSource,
                                      cycleMilliseconds: outcome.cycleMilliseconds, heartbeatSeconds: configuration.heartbeatSeconds,
                                      gap: gap.map { (start: $0.0, end: $0.1, reason: $0.2) })
-            do {
-                enqueue(PendingRecord(capturedAt: snapshot.capturedAt, json: try record.encoded(), gap: gap.map { CycleGap(start: $0.0, end: $0.1, reason: $0.2) }))
-            } catch {
-                logger.error("could not encode the cycle record", metadata: ["error": "\(error)"])
-            }
+            enqueue(PendingRecord(capturedAt: snapshot.capturedAt, record: record, gap: gap.map { CycleGap(start: $0.0, end: $0.1, reason: $0.2) }))
             outcome.vaultFailure = flush()
         }
         outcome.pendingWrites = pending.count
@@ -456,21 +452,21 @@ struct LostStretch: Sendable {
 /// A cycle record waiting for the vault.
 struct PendingRecord: Sendable {
     var capturedAt: Date
-    /// `record_cycle`'s document, as encoded when the cycle ran.
-    var json: String
+    /// `record_cycle`'s document.
+    var record: CycleRecord
     /// The gap this record reports itself (a target outage that ended with its sample).
     var gap: CycleGap?
     /// Records before this one that will never be written; its gap grows to cover them.
     var lost: LostStretch?
 
-    /// The document to write: `json`, with the gap widened over lost records.
+    /// The document to write: `record`, with the gap widened over lost records.
     func document() throws -> String {
-        guard let lost else { return json }
-        guard var object = try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any] else { return json }
+        guard let lost else { return try record.encoded() }
         let start = min(lost.start, gap?.start ?? lost.start)
         let reason = [lost.reason, gap?.reason].compactMap { $0 }.filter { !$0.isEmpty && $0 != lost.outage }.joined(separator: "; ")
-        object["gap"] = ["start": PostgresTimestamp.format(start), "end": PostgresTimestamp.format(capturedAt), "reason": reason]
-        return String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self)
+        var widened = record
+        widened.gap = GapRow(start: start, end: capturedAt, reason: reason)
+        return try widened.encoded()
     }
 }
 
