@@ -170,3 +170,60 @@ extension LiveDatabaseSuite.VaultMigrationLiveTests {
         }
     }
 }
+
+extension LiveDatabaseSuite.VaultMigrationLiveTests {
+    /// A later change to a function is an edit of its one file: migrate sees the set changed,
+    /// re-applies it in one transaction, and is a no-op again afterwards.
+    @Test func aChangedFunctionFileIsReappliedAsASet() async throws {
+        try await LiveDatabase.withTemporaryDatabase { db in
+            let conn = try LiveDatabase.connect(database: db)
+            defer { conn.close() }
+            try Migrator().apply(on: conn)
+            let steps = Migration.embedded.filter { $0.kind == .versioned }
+            let set = try #require(Migration.embedded.last)
+            let edited = set.files.map { file in
+                file.path == "functions/record_lock_waits.sql"
+                    ? Migration.File(path: file.path, sql: file.sql.replacingOccurrences(of: "Returns links added.", with: "Returns links added (edited)."))
+                    : file
+            }
+            #expect(edited != set.files)
+            let migrator = Migrator(migrations: steps + [Migration(repeatable: edited)])
+            #expect(try migrator.pending(on: conn).map(\.name) == [Migration.repeatableName])
+            #expect(try migrator.apply(on: conn) == [Migration.repeatableName])
+            #expect(try migrator.apply(on: conn).isEmpty)
+            let comment = try conn.query("""
+                SELECT obj_description('lock_monitoring.record_lock_waits(text, text, timestamptz, jsonb)'::regprocedure, 'pg_proc') AS c
+                """)[0].decode("c", as: String.self)
+            #expect(comment.hasSuffix("(edited)."))
+            let recorded = try conn.query("SELECT checksum FROM lock_monitoring.schema_migrations WHERE name = $1", [Migration.repeatableName])[0]
+                .decode("checksum", as: String.self)
+            #expect(recorded == Migration(repeatable: edited).checksum)
+            // This binary's own set is now "pending" again: the vault runs another version.
+            #expect(try Migrator().pending(on: conn).map(\.name) == [Migration.repeatableName])
+        }
+    }
+
+    /// A broken file in the set fails by name and leaves the vault as it was (all or nothing).
+    @Test func aFailingRepeatableFileIsNamedAndRolledBack() async throws {
+        try await LiveDatabase.withTemporaryDatabase { db in
+            let conn = try LiveDatabase.connect(database: db)
+            defer { conn.close() }
+            try Migrator().apply(on: conn)
+            let steps = Migration.embedded.filter { $0.kind == .versioned }
+            let set = try #require(Migration.embedded.last)
+            let broken = set.files.map { file in
+                file.path == "views/alerts_dashboard.sql" ? Migration.File(path: file.path, sql: file.sql + "\nSELECT no_such_column FROM lock_monitoring.alert_h;") : file
+            }
+            // An edit earlier in the set that must not survive the failure.
+            let renamed = broken.map { file in
+                file.path == "functions/keys.sql" ? Migration.File(path: file.path, sql: file.sql + "\nCOMMENT ON FUNCTION lock_monitoring.cluster_hk(text) IS 'edited';") : file
+            }
+            let error = try #require(throws: MigrationError.self) { try Migrator(migrations: steps + [Migration(repeatable: renamed)]).apply(on: conn) }
+            #expect(error.code == .migrationFailed)
+            #expect(error.migration.contains("views/alerts_dashboard.sql"), "\(error)")
+            let comment = try conn.query("SELECT obj_description('lock_monitoring.cluster_hk(text)'::regprocedure, 'pg_proc') AS c")[0].decode("c", as: String.self)
+            #expect(comment != "edited")
+            #expect(try Migrator().pending(on: conn).isEmpty, "the vault still records this binary's set")
+        }
+    }
+}

@@ -196,6 +196,10 @@ extension LiveDatabaseSuite {
                     #expect(a.subtracting(b).sorted() == [], "only in the upgraded vault")
                     #expect(b.subtracting(a).sorted() == [], "only in the fresh vault")
                     #expect(a.count > 300)
+                    // The old lockvault refuses the migrated vault instead of writing into it.
+                    let refused = try #require(throws: MigrationError.self) { try Migrator(migrations: try Self.v1Migrations(), superseded: [:]).pending(on: upgraded) }
+                    #expect(refused.code == .unknownMigration)
+                    #expect(refused.migration == Migration.repeatableName)
                 }
             }
         }

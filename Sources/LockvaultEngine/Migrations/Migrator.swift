@@ -180,8 +180,9 @@ public struct Migrator: Sendable {
     /// pending.
     func verify(_ applied: [AppliedMigration]) throws -> [Migration] {
         let known = Dictionary(uniqueKeysWithValues: migrations.map { ($0.name, $0) })
-        for row in applied where row.name != Migration.repeatableName {
-            if superseded[row.name]?.contains(row.checksum) == true { continue }
+        for row in applied {
+            // The repeatable set's row records what was applied last; a changed set is pending, not an error.
+            if known[row.name]?.kind == .repeatable || superseded[row.name]?.contains(row.checksum) == true { continue }
             guard let migration = known[row.name] else {
                 throw MigrationError(code: .unknownMigration, migration: row.name,
                                      message: "applied to this vault but unknown to this lockvault (is the binary older than the vault?)")
