@@ -227,3 +227,23 @@ extension LiveDatabaseSuite.VaultMigrationLiveTests {
         }
     }
 }
+
+extension LiveDatabaseSuite.VaultMigrationLiveTests {
+    /// `lockvault migrate --dry-run` lists what `migrate` would do and changes nothing.
+    @Test func migrateDryRunListsTheNumberedFilesAndTheRepeatableSet() async throws {
+        try await LiveDatabase.withTemporaryDatabase { db in
+            let dsn = try LiveDatabase.conninfo(database: db)
+            let dry = try await ChildProcess.lockvault(["migrate", "--dsn", dsn, "--dry-run"])
+            #expect(dry.status == 0, "\(dry)")
+            #expect(dry.stdout.contains("pending:") && dry.stdout.contains("  001_schema_and_hashing.sql") && dry.stdout.contains("  012_alerts.sql"), "\(dry)")
+            #expect(dry.stdout.contains("  functions+views (re-create \(Migration.embedded.last?.files.count ?? 0) files"), "\(dry)")
+            let conn = try LiveDatabase.connect(database: db)
+            defer { conn.close() }
+            #expect(try conn.query("SELECT to_regnamespace('lock_monitoring') IS NULL AS none")[0].decode("none", as: Bool.self), "a dry run creates nothing")
+            let run = try await ChildProcess.lockvault(["migrate", "--dsn", dsn])
+            #expect(run.status == 0 && run.stdout.contains("applied 001_schema_and_hashing.sql") && run.stdout.contains("applied functions+views"), "\(run)")
+            let again = try await ChildProcess.lockvault(["migrate", "--dsn", dsn, "--dry-run"])
+            #expect(again.status == 0 && again.stdout.contains("up to date"), "\(again)")
+        }
+    }
+}

@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 import LockvaultCore
 import PostgresClient
 
@@ -120,84 +120,5 @@ struct CycleRecord: Encodable, Sendable {
             try c.encode(PostgresTimestamp.format(date))
         }
         return String(decoding: try encoder.encode(self), as: UTF8.self)
-    }
-}
-
-/// Every session and prepared transaction the cycle names, in first-named order, with the
-/// database its hub row's tenant comes from.
-struct NamedSessions {
-    private let backends: [Int32: BackendActivity]
-    private var order: [SessionKey] = []
-    private var database: [SessionKey: String?] = [:]
-
-    init(_ snapshot: LockSnapshot) {
-        backends = Dictionary(snapshot.backends.map { ($0.pid, $0) }, uniquingKeysWith: { a, _ in a })
-    }
-
-    func backend(_ pid: Int32) -> BackendActivity? { backends[pid] }
-
-    /// A session sampled this cycle (nil when it was not, or has no backend_start).
-    mutating func session(pid: Int32) -> SessionKey? {
-        guard let b = backends[pid], let start = b.backendStart else { return nil }
-        let key = SessionKey.session(pid: pid, start: start)
-        note(key, database: b.database)
-        return key
-    }
-
-    /// A prepared transaction; the latest database named for it wins.
-    mutating func prepared(_ gid: String, database: String?) -> SessionKey {
-        let key = SessionKey.prepared(gid: gid)
-        note(key, database: database)
-        return key
-    }
-
-    /// A session a decision is about (it may have ended since it was sampled).
-    mutating func decided(pid: Int32, start: Date, database: String?) -> SessionKey {
-        let key = SessionKey.session(pid: pid, start: start)
-        if self.database[key] == nil { note(key, database: database) }
-        return key
-    }
-
-    private mutating func note(_ key: SessionKey, database: String?) {
-        if self.database[key] == nil { order.append(key) }
-        self.database[key] = .some(database)
-    }
-
-    var rows: [SessionRow] { order.map { SessionRow(blocking_session: $0, database_name: database[$0] ?? nil) } }
-}
-
-/// A resolve decision to be written to the audit satellite.
-public struct ResolveDecisionRecord: Sendable, Hashable {
-    public var pid: Int32?
-    public var backendStart: Date?
-    public var preparedGid: String?
-    public var database: String?
-    public var decidedAt: Date
-    public var decision: String
-    public var reason: String
-    public var dryRun: Bool
-    public var action: String?
-    public var outcome: String?
-    public var severity: String
-    public var blockedCount: Int
-    public var blockingSeconds: Double
-    public var decidedBy: String
-
-    public init(pid: Int32?, backendStart: Date?, preparedGid: String?, database: String?, decidedAt: Date, decision: String, reason: String,
-                dryRun: Bool, action: String?, outcome: String?, severity: String, blockedCount: Int, blockingSeconds: Double, decidedBy: String) {
-        self.pid = pid
-        self.backendStart = backendStart
-        self.preparedGid = preparedGid
-        self.database = database
-        self.decidedAt = decidedAt
-        self.decision = decision
-        self.reason = reason
-        self.dryRun = dryRun
-        self.action = action
-        self.outcome = outcome
-        self.severity = severity
-        self.blockedCount = blockedCount
-        self.blockingSeconds = blockingSeconds
-        self.decidedBy = decidedBy
     }
 }
