@@ -121,11 +121,13 @@ extension LiveDatabaseSuite {
             try await preparer.run("BEGIN", "UPDATE p SET id = 1 WHERE id = 1", "PREPARE TRANSACTION '\(gid)'")
             let waiting2 = waiter2.start("UPDATE p SET id = 1 WHERE id = 1")
             try await s.waitForWaiters(2)
-            try await Task.sleep(for: .milliseconds(20))   // past the 0.002 s CRITICAL threshold: severities are final
-            var outcome = try await v1Cycle()
+            // Past the 0.002 s CRITICAL threshold, severities are final.
+            try await waitUntil("both blockers recorded as CRITICAL", timeout: .seconds(10), every: .milliseconds(20)) {
+                try await v1Cycle().assessments.filter { $0.severity == .critical }.count == 2
+            }
+            let outcome = try await v1Cycle()   // a steady cycle: nothing new but decisions
             #expect(outcome.assessments.count == 2)
             #expect(outcome.decisions.count == 2, "dry-run decisions for both blockers")
-            outcome = try await v1Cycle()   // a steady cycle: nothing new
             let deliveries = alertRows.map { AlertDeliveryRecord(alert: $0.0, sink: "mail", outcome: .delivered, attempts: 1, error: nil, finishedAt: Date()) }
             #expect(!alertRows.isEmpty, "CRITICAL blockers raised alerts")
             try AlertAudit.write(alerts: alertRows, deliveries: deliveries, recordSource: s.monitor.recordSource, on: admin)
