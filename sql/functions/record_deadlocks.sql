@@ -10,17 +10,17 @@ AS $fn$
 DECLARE
     v_n integer;
 BEGIN
-    INSERT INTO deadlock_event_h (deadlock_event_hk, tenant_hk, system_identifier, database_name, event_key, load_date, record_source)
-    SELECT DISTINCT ON (hk) hk, tenant_hk(k.database_name), p_sysid, k.database_name, k.event_key, p_at, p_src
-    FROM jsonb_array_elements(coalesce(p_rows, '[]')) AS e(j)
-    CROSS JOIN LATERAL jsonb_populate_record(NULL::deadlock_event_h, e.j->'deadlock_event') AS k
-    CROSS JOIN LATERAL deadlock_event_hk(p_sysid, e.j->'deadlock_event') AS hk
-    ON CONFLICT DO NOTHING;
-
     WITH d AS (
-        SELECT deadlock_event_hk(p_sysid, e.j->'deadlock_event') AS hk, s
+        SELECT deadlock_event_hk(p_sysid, e.j->'deadlock_event') AS hk, k, s
         FROM jsonb_array_elements(coalesce(p_rows, '[]')) AS e(j)
+        CROSS JOIN LATERAL jsonb_populate_record(NULL::deadlock_event_h, e.j->'deadlock_event') AS k
         CROSS JOIN LATERAL jsonb_populate_record(NULL::deadlock_event_s, e.j) AS s
+    ),
+    hub AS (
+        INSERT INTO deadlock_event_h (deadlock_event_hk, tenant_hk, system_identifier, database_name, event_key, load_date, record_source)
+        SELECT DISTINCT ON (hk) hk, tenant_hk((k).database_name), p_sysid, (k).database_name, (k).event_key, p_at, p_src
+        FROM d
+        ON CONFLICT DO NOTHING
     ),
     ended AS (
         UPDATE deadlock_event_s cur SET load_end_date = p_at

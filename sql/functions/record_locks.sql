@@ -12,7 +12,7 @@ DECLARE
     v_stats jsonb;
 BEGIN
     WITH l AS (
-        SELECT lock_hk(p_sysid, e.j->'lock_activity') AS hk, e.j->>'database_name' AS database_name, k, s
+        SELECT lock_hk(p_sysid, e.j->'lock_activity') AS hk, k, s
         FROM jsonb_array_elements(coalesce(p_rows, '[]')) AS e(j)
         CROSS JOIN LATERAL jsonb_populate_record(NULL::lock_activity_h, e.j->'lock_activity') AS k
         CROSS JOIN LATERAL jsonb_populate_record(NULL::lock_activity_s, e.j) AS s
@@ -20,7 +20,7 @@ BEGIN
     hub AS (
         INSERT INTO lock_activity_h (lock_activity_hk, tenant_hk, system_identifier, holder_kind, session_pid, session_start, prepared_gid,
                                      lock_type, database_oid, lock_target_key, lock_mode, load_date, record_source)
-        SELECT DISTINCT ON (hk) hk, tenant_hk(l.database_name), p_sysid, (k).holder_kind, (k).session_pid, (k).session_start, (k).prepared_gid,
+        SELECT DISTINCT ON (hk) hk, tenant_hk((s).database_name), p_sysid, (k).holder_kind, (k).session_pid, (k).session_start, (k).prepared_gid,
                (k).lock_type, (k).database_oid, (k).lock_target_key, (k).lock_mode, p_at, p_src
         FROM l
         ON CONFLICT DO NOTHING

@@ -65,7 +65,7 @@ public struct Migration: Sendable, Equatable {
 
     /// Every step this lockvault knows, in the order they run: the numbered migrations, then
     /// the repeatable set (both embedded by scripts/embed-sql.sh).
-    public static var embedded: [Migration] { embeddedVersioned + [Migration(repeatable: embeddedRepeatable)] }
+    public static let embedded: [Migration] = embeddedVersioned + [Migration(repeatable: embeddedRepeatable)]
 }
 
 /// A migration already applied to the vault.
