@@ -7,10 +7,15 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
+source scripts/lib/common.sh
+
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 
+step "checking prerequisites (installs what is missing: scripts/lib/common.sh)"
+lockvault_prerequisites build server || exit $?
+
 step "building lockvault"
-swift build --product lockvault 2>&1 | tail -1
+lockvault_build --product lockvault || exit $?
 bin=$(swift build --show-bin-path)/lockvault
 
 step "starting a private PostgreSQL cluster (scripts/pg-cluster.sh)"

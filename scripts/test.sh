@@ -8,6 +8,8 @@
 # started if needed and stopped again at the end if this script started it.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source scripts/lib/common.sh
+lockvault_prerequisites build server || exit $?
 
 started=0
 if ! scripts/pg-cluster.sh status 2>/dev/null; then
@@ -19,6 +21,6 @@ trap cleanup EXIT
 
 eval "$(scripts/pg-cluster.sh env)"
 psql -XAtqc "SELECT 'live database: ' || version()"
-swift build --build-tests
+lockvault_build --build-tests || exit $?
 export LOCKVAULT_TEST_BINARY="$(swift build --show-bin-path)/lockvault"
 swift test --skip-build "$@"

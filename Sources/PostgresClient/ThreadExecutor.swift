@@ -11,19 +11,40 @@ public final class ThreadExecutor: SerialExecutor, @unchecked Sendable {
     private let condition = NSCondition()
     private var jobs: [UnownedJob] = []
     private var stopped = false
+    /// A thread is serving the queue.
+    private var running = true
+    private let name: String
 
     public init(name: String) {
-        let thread = Thread { [self] in self.runLoop() }
-        thread.name = name
-        thread.start()
+        self.name = name
+        startThread()
     }
 
     public func enqueue(_ job: consuming ExecutorJob) {
         let unowned = UnownedJob(job)
         condition.lock()
         jobs.append(unowned)
+        if !running {
+            // A job after shutdown (a late call on a closed actor) still runs, on a thread
+            // that ends again once the queue is empty.
+            running = true
+            startThread()
+        }
         condition.signal()
         condition.unlock()
+    }
+
+    /// Whether a thread is alive for this executor (false some time after ``shutdown()``).
+    public var isRunning: Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        return running
+    }
+
+    private func startThread() {
+        let thread = Thread { [self] in self.runLoop() }
+        thread.name = name
+        thread.start()
     }
 
     public func asUnownedSerialExecutor() -> UnownedSerialExecutor {
@@ -43,6 +64,7 @@ public final class ThreadExecutor: SerialExecutor, @unchecked Sendable {
             condition.lock()
             while jobs.isEmpty && !stopped { condition.wait() }
             if jobs.isEmpty && stopped {
+                running = false
                 condition.unlock()
                 return
             }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import LockvaultCore
 import LockvaultEngine
 
 extension MonitorFailure {

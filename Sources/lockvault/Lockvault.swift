@@ -13,6 +13,6 @@ struct Lockvault: AsyncParsableCommand {
             environment variables, ~/.pgpass and service files work as in psql.
             """,
         version: version,
-        subcommands: [RunCommand.self, SampleCommand.self, BlockingCommand.self, ResolveCommand.self, MigrateCommand.self, CheckConfigCommand.self, StatusCommand.self, PingCommand.self, DoctorCommand.self]
+        subcommands: [RunCommand.self, SampleCommand.self, BlockingCommand.self, ResolveCommand.self, MigrateCommand.self, CheckConfigCommand.self, StatusCommand.self, PingCommand.self, DoctorCommand.self, ReloadCommand.self]
     )
 }

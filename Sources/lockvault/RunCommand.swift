@@ -23,6 +23,9 @@ struct RunCommand: AsyncParsableCommand {
     var config: String = "/etc/lockvault/lockvault.yaml"
 
     func run() async throws {
+        // A peer that goes away (an alert program that exits without reading its stdin, a
+        // webhook that closes early) must cost one delivery attempt, not the daemon.
+        signal(SIGPIPE, SIG_IGN)
         let settings: LockvaultConfig
         do {
             settings = try ConfigLoader.load(path: config)
@@ -37,12 +40,12 @@ struct RunCommand: AsyncParsableCommand {
         logger.info("lockvault starting", metadata: ["version": "\(Lockvault.version)", "config": "\(config)",
                                                      "interval_s": "\(settings.intervalSeconds)", "under_systemd": "\(notifier.isUnderSystemd)"])
         let engine = DaemonEngine(config: settings, configPath: config, logger: logger)
-        var metricsServer: MetricsHTTPServer?
+        var metricsServer: MetricsEndpoint?
         if let listen = settings.metricsListen, let address = ListenAddress(listen) {
             let metrics = engine.metrics
-            let server = MetricsHTTPServer(address: address) { metrics.exposition() }
+            let server = MetricsEndpoint(address: address) { metrics.exposition() }
             do {
-                let port = try server.start()
+                let port = try await server.start()
                 logger.info("metrics endpoint listening", metadata: ["listen": "\(address.host):\(port)", "path": "/metrics"])
             } catch {
                 logger.critical("cannot start", metadata: ["error": "\(error)"])

@@ -118,7 +118,16 @@ struct BlockingCommand: AsyncParsableCommand {
 
     func run() async throws {
         let monitor = Monitor(configuration: try connection.monitorConfiguration(), logger: Logger(label: "lockvault.blocking") { _ in SwiftLogNoOpLogHandler() })
-        defer { Task { await monitor.close() } }
+        do {
+            try await show(monitor)
+        } catch {
+            await monitor.close()
+            throw error
+        }
+        await monitor.close()
+    }
+
+    private func show(_ monitor: Monitor) async throws {
         do { try await monitor.checkTarget() } catch { throw error.exit("blocking") }
         repeat {
             let outcome = await monitor.runCycle(write: false)

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import LockvaultCore
 import LockvaultEngine
 import PostgresClient
 

@@ -46,7 +46,7 @@ extension LiveDatabaseSuite {
                 // A deadlock and a gap, so those families have rows too.
                 let deadlock = DeadlockEvent(eventKey: "k1", database: s.database, detectedAt: snapshot.capturedAt, sources: [.graph, .server_log],
                                              participants: [DeadlockParticipant(pid: holder.pid, waitsFor: "ShareLock on transaction 1", blockedBy: waiter.pid, query: "q")],
-                                             victimPid: holder.pid, details: "Process …", counted: false)
+                                             victimPid: holder.pid, details: "Process …")
                 let record = CycleRecord(
                     snapshot: snapshot, assessments: outcome.assessments, graph: WaitGraph(snapshot), deadlocks: [deadlock],
                     decisions: outcome.decisions.map { $0.record(decidedBy: "test", at: snapshot.capturedAt) }, clusterName: "test",

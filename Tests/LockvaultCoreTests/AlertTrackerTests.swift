@@ -87,8 +87,9 @@ import Testing
     @Test func deadlocksAlertOncePerEvent() {
         var tracker = AlertTracker(cluster: "prod")
         let (s, _) = Self.cycle(at: 0, wait: nil)
-        let d = DeadlockNotice(eventKey: "shop:1", database: "shop", detectedAt: s.capturedAt, pids: [20, 10], victimPid: 20,
-                               details: "Process 10 waits for ShareLock", sources: ["server_log", "counter"])
+        let d = DeadlockEvent(eventKey: "shop:1", database: "shop", detectedAt: s.capturedAt, sources: [.server_log, .counter],
+                              participants: [20, 10].map { DeadlockParticipant(pid: $0, waitsFor: "ShareLock", blockedBy: nil, query: nil) },
+                              victimPid: 20, details: "Process 10 waits for ShareLock")
         let first = tracker.observe(s, assessments: [], deadlocks: [d])
         #expect(first.map(\.kind) == [.deadlock])
         #expect(first.first?.deadlock?.pids == [10, 20])

@@ -102,25 +102,3 @@ public struct AlertDeadlock: Sendable, Hashable, Codable {
         case database, pids, victimPid = "victim_pid", details, sources
     }
 }
-
-/// A deadlock as the alert tracker needs it (the engine's `DeadlockEvent`, without I/O types).
-public struct DeadlockNotice: Sendable, Hashable {
-    /// Stable per deadlock: alerting twice on the same key never happens.
-    public var eventKey: String
-    public var database: String
-    public var detectedAt: Date
-    public var pids: [Int32]
-    public var victimPid: Int32?
-    public var details: String?
-    public var sources: [String]
-
-    public init(eventKey: String, database: String, detectedAt: Date, pids: [Int32], victimPid: Int32?, details: String?, sources: [String]) {
-        self.eventKey = eventKey
-        self.database = database
-        self.detectedAt = detectedAt
-        self.pids = pids
-        self.victimPid = victimPid
-        self.details = details
-        self.sources = sources
-    }
-}

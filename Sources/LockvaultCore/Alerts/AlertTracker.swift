@@ -59,7 +59,7 @@ public struct AlertTracker: Sendable {
 
     /// Feeds one sampled cycle; returns the alerts to send, raises and escalations first (worst
     /// first), then clears, then deadlocks.
-    public mutating func observe(_ snapshot: LockSnapshot, assessments: [BlockerAssessment], deadlocks: [DeadlockNotice]) -> [Alert] {
+    public mutating func observe(_ snapshot: LockSnapshot, assessments: [BlockerAssessment], deadlocks: [DeadlockEvent]) -> [Alert] {
         let now = snapshot.capturedAt
         var out: [Alert] = []
         var present: Set<Subject> = []
@@ -192,7 +192,7 @@ public struct AlertTracker: Sendable {
         return s
     }
 
-    func deadlockAlert(_ d: DeadlockNotice, snapshot: LockSnapshot) -> Alert {
+    func deadlockAlert(_ d: DeadlockEvent, snapshot: LockSnapshot) -> Alert {
         let id = VaultHash.hex(VaultHash.hashKey([snapshot.systemIdentifier, "deadlock", d.eventKey]))
         let pids = d.pids.sorted()
         let victim = d.victimPid.map { ", victim pid \($0)" } ?? ""
@@ -200,7 +200,7 @@ public struct AlertTracker: Sendable {
         let summary = "deadlock in database \(d.database)\(who)\(victim)" + (cluster.isEmpty ? "" : " [\(cluster)]")
         let detail = AlertDeadlock(database: d.database, pids: pids, victimPid: d.victimPid,
                                    details: d.details.map { $0.count > 4 * policy.queryTextLength ? String($0.prefix(4 * policy.queryTextLength)) + "…" : $0 },
-                                   sources: d.sources.sorted())
+                                   sources: d.sources.sorted().map(\.rawValue))
         return Alert(alertID: id, kind: .deadlock, severity: .critical, previousSeverity: nil, at: d.detectedAt, cluster: cluster, summary: summary,
                      blocker: nil, blockedCount: 0, blockedSessions: [], blockingSeconds: nil, relation: nil, lockMode: nil,
                      recommendedAction: "PostgreSQL already ended it by cancelling the victim; fix the lock order in the application (see details)",

@@ -1,10 +1,6 @@
+import AsyncHTTPClient
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
-#if canImport(Glibc)
-import Glibc
-#endif
+import NIOCore
 
 /// What one attempt to hand an alert to a sink came to.
 enum SinkAttempt: Sendable, Equatable {
@@ -24,110 +20,71 @@ protocol AlertSink: Sendable {
 
 /// Runs a program (argv, no shell) with the alert's JSON on stdin; exit 0 means delivered.
 ///
-/// The child gets a clean signal mask and default dispositions (the daemon ignores or traps
-/// SIGTERM/SIGHUP; a mail or pager script must not inherit that), its stdout and stderr go to
-/// the daemon's (so to the journal), and it is killed when it overruns its timeout.
+/// Spawned through swift-subprocess, which gives the child an empty signal mask and default
+/// dispositions (the daemon traps SIGTERM/SIGHUP and ignores SIGPIPE; a mail or pager script must
+/// not inherit that). Its stdout and stderr go to the daemon's (so to the journal), and it is
+/// killed when it overruns its timeout.
 struct CommandSink: AlertSink {
     let name: String
     let argv: [String]
 
     func attempt(_ payload: [UInt8], timeout: Duration) async -> SinkAttempt {
-        await withCheckedContinuation { continuation in
-            // posix_spawn and waitpid block: a plain thread, not the cooperative pool.
-            Thread.detachNewThread {
-                continuation.resume(returning: Self.run(argv, stdin: payload, timeout: timeout))
-            }
-        }
+        await ChildProgram(argv).run(stdin: payload, timeout: timeout).sinkAttempt
     }
+}
 
-    static func run(_ argv: [String], stdin payload: [UInt8], timeout: Duration) -> SinkAttempt {
-        var fds: [Int32] = [-1, -1]
-        guard pipe(&fds) == 0 else { return .retryable("pipe: \(String(cString: strerror(errno)))") }
-        for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_adddup2(&actions, fds[0], 0)
-        var attr = posix_spawnattr_t()
-        posix_spawnattr_init(&attr)
-        defer { posix_spawnattr_destroy(&attr) }
-        var none = sigset_t()
-        sigemptyset(&none)
-        posix_spawnattr_setsigmask(&attr, &none)
-        var defaults = sigset_t()
-        sigemptyset(&defaults)
-        for s in [SIGTERM, SIGINT, SIGHUP, SIGPIPE, SIGQUIT, SIGUSR1, SIGUSR2] { sigaddset(&defaults, s) }
-        posix_spawnattr_setsigdefault(&attr, &defaults)
-        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-        let cargs = argv.map { strdup($0) } + [nil]
-        defer { cargs.forEach { free($0) } }
-        var pid: pid_t = 0
-        let rc = posix_spawn(&pid, argv[0], &actions, &attr, cargs, environ)
-        close(fds[0])
-        guard rc == 0 else {
-            close(fds[1])
-            return .permanent("cannot run \(argv[0]): \(String(cString: strerror(rc)))")
+extension ChildProgram.Outcome {
+    /// A program that can't be started won't start on a retry; anything else might.
+    var sinkAttempt: SinkAttempt {
+        switch self {
+        case .exited(0): .delivered
+        case .exited(let code): .retryable("exited with status \(code)")
+        case .signalled(let signal): .retryable("killed by signal \(signal)")
+        case .timedOut(let after): .retryable("timed out after \(after), killed")
+        case .cannotStart(let why): .permanent(why)
         }
-        // The payload is small (a few KiB) but a child that never reads must not hang us:
-        // write without blocking, give up on what doesn't fit.
-        _ = fcntl(fds[1], F_SETFL, fcntl(fds[1], F_GETFL) | O_NONBLOCK)
-        var written = 0
-        let deadline = ContinuousClock.now + timeout
-        while written < payload.count, ContinuousClock.now < deadline {
-            let n = payload[written...].withUnsafeBytes { write(fds[1], $0.baseAddress, $0.count) }
-            if n > 0 { written += n; continue }
-            if n < 0 && errno != EAGAIN && errno != EINTR { break }
-            usleep(5_000)
-        }
-        close(fds[1])
-        var status: Int32 = 0
-        while true {
-            let r = waitpid(pid, &status, WNOHANG)
-            if r == pid { break }
-            if r < 0 && errno != EINTR { return .retryable("waitpid: \(String(cString: strerror(errno)))") }
-            if ContinuousClock.now >= deadline {
-                kill(pid, SIGKILL)
-                while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-                return .retryable("timed out after \(timeout), killed")
-            }
-            usleep(10_000)
-        }
-        let signalled = status & 0x7f
-        if signalled != 0 { return .retryable("killed by signal \(signalled)") }
-        let code = (status >> 8) & 0xff
-        return code == 0 ? .delivered : .retryable("exited with status \(code)")
     }
 }
 
 /// POSTs the alert's JSON to a URL; any 2xx means delivered.
+///
+/// Through async-http-client (swift-nio, TLS by swift-nio-ssl with the system's trust store), not
+/// FoundationNetworking: that one links libcurl, which a static release binary cannot carry.
 struct WebhookSink: AlertSink {
     let name: String
     let url: URL
     /// Never logged: they may carry tokens.
     let headers: [String: String]
+    var client: HTTPClient = .shared
 
     func attempt(_ payload: [UInt8], timeout: Duration) async -> SinkAttempt {
-        var request = URLRequest(url: url)
-        request.httpMethod = "POST"
-        request.timeoutInterval = Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18
-        request.setValue("application/json", forHTTPHeaderField: "Content-Type")
-        request.setValue("lockvault", forHTTPHeaderField: "User-Agent")
-        for (k, v) in headers { request.setValue(v, forHTTPHeaderField: k) }
-        request.httpBody = Data(payload)
-        let session = URLSession(configuration: .ephemeral)
-        defer { session.finishTasksAndInvalidate() }
+        var request = HTTPClientRequest(url: url.absoluteString)
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "application/json")
+        request.headers.add(name: "User-Agent", value: "lockvault")
+        for (k, v) in headers { request.headers.replaceOrAdd(name: k, value: v) }
+        request.body = .bytes(ByteBuffer(bytes: payload))
+        let nanoseconds = timeout.components.seconds * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000
         do {
-            let (_, response) = try await session.data(for: request)
-            guard let http = response as? HTTPURLResponse else { return .retryable("no HTTP response") }
-            switch http.statusCode {
+            let response = try await client.execute(request, timeout: .nanoseconds(nanoseconds))
+            // Read (and discard) a bounded body so the connection can be reused.
+            _ = try? await response.body.collect(upTo: 64 * 1024)
+            switch response.status.code {
             case 200..<300: return .delivered
-            case 408, 429, 500...: return .retryable("HTTP \(http.statusCode)")
-            default: return .permanent("HTTP \(http.statusCode)")
+            case 408, 429, 500...: return .retryable("HTTP \(response.status.code)")
+            default: return .permanent("HTTP \(response.status.code)")
             }
-        } catch let error as URLError {
-            return .retryable(error.code == .timedOut ? "timed out after \(timeout)" : "\(error.code.rawValue): \(error.localizedDescription)")
+        } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout || error == .connectTimeout {
+            return .retryable("timed out after \(timeout)")
         } catch {
-            return .retryable("\(error)")
+            // The error's text names the host and port at most, never the URL's path or query
+            // (which may carry a token).
+            return .retryable(Self.describe(error))
         }
+    }
+
+    static func describe(_ error: any Error) -> String {
+        if let error = error as? HTTPClientError { return "\(error)" }
+        return String(describing: type(of: error)) + ": " + "\(error)"
     }
 }

@@ -166,12 +166,8 @@ public actor DaemonEngine: SamplingEngine {
     /// LOCKVAULT_ALERT_*), counted, queued for the sinks (never awaited) and for the vault.
     private func raiseAlerts(_ outcome: CycleOutcome) {
         guard let snapshot = outcome.snapshot else { return }   // blind cycles change nothing
-        let notices = outcome.deadlocks.map {
-            DeadlockNotice(eventKey: $0.eventKey, database: $0.database, detectedAt: $0.detectedAt, pids: Array($0.pids),
-                           victimPid: $0.victimPid, details: $0.details, sources: $0.sources.map(\.rawValue))
-        }
         let suppressedBefore = alerts.suppressedCount
-        let raised = alerts.observe(snapshot, assessments: outcome.assessments, deadlocks: notices)
+        let raised = alerts.observe(snapshot, assessments: outcome.assessments, deadlocks: outcome.deadlocks)
         metrics.alertsSuppressed(alerts.suppressedCount - suppressedBefore)
         if alerts.suppressedCount > suppressedBefore {
             logger.notice("alerts suppressed for a flapping blocker", metadata: ["suppressed": "\(alerts.suppressedCount - suppressedBefore)"])

@@ -3,82 +3,43 @@ public import Logging
 public import LockvaultCore
 public import PostgresClient
 
-/// What one cycle found and did.
-public struct CycleOutcome: Sendable {
-    public var snapshot: LockSnapshot?
-    public var assessments: [BlockerAssessment]
-    public var forest: [BlockingTree]
-    public var deadlocks: [DeadlockEvent]
-    /// The resolver's decisions this cycle, with what happened when acted on.
-    public var decisions: [ExecutedDecision] = []
-    public var cycleMilliseconds: Double
-    /// Cycles waiting for the vault (0 when everything is written).
-    public var pendingWrites: Int
-    /// Cycle records dropped, oldest first, since the monitor started because the buffer was
-    /// full while the vault was unreachable (each drop is recorded as a gap).
-    public var droppedRecords: Int = 0
-    /// Why the target could not be sampled (the cycle saw nothing).
-    public var targetFailure: MonitorFailure?
-    /// Why the vault could not be written (the record is buffered).
-    public var vaultFailure: MonitorFailure?
-
-    /// The target could not be sampled (the cycle saw nothing).
-    public var targetError: String? { targetFailure?.message }
-    /// The vault could not be written (the record is buffered).
-    public var vaultError: String? { vaultFailure?.message }
-
-    public var succeeded: Bool { targetError == nil && vaultError == nil }
-    public var criticalCount: Int { assessments.filter { $0.severity == .critical }.count }
-
-    /// `ok: 2 blockers (1 CRITICAL), 0 deadlocks, cycle 3.1 ms`
-    public var statusLine: String {
-        if let targetError { return "degraded: cannot sample target (\(targetError))" }
-        let base = "\(assessments.count) blocker\(assessments.count == 1 ? "" : "s") (\(criticalCount) CRITICAL), \(deadlocks.count) deadlock\(deadlocks.count == 1 ? "" : "s"), cycle \(String(format: "%.1f", cycleMilliseconds)) ms"
-        if let vaultError { return "degraded: \(base); vault unavailable, \(pendingWrites) cycles buffered (\(vaultError))" }
-        return "ok: \(base)"
-    }
-}
-
 /// One sampling cycle at a time: snapshot the target, assess, write the vault.
 ///
-/// An actor on a thread of its own: every libpq call of the cycle blocks that thread, never
-/// Swift's cooperative pool. It owns its connections, reconnects after failures (with capped,
-/// jittered backoff), records the unobserved period as a gap once the target is back, and
-/// buffers cycle records while the vault is unreachable, writing them in order when it returns.
+/// The I/O shell over ``MonitorStateMachine`` (LockvaultCore): every decision about
+/// reconnecting, backing off, buffering, lost records and gaps is the state machine's; the
+/// Monitor makes the libpq calls it asks for and reports what happened. An actor on a thread
+/// of its own: every libpq call blocks that thread, never Swift's cooperative pool.
+/// ``close()`` ends the thread.
 public actor Monitor {
     private let executor = ThreadExecutor(name: "lockvault-monitor")
     public nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
 
     public private(set) var configuration: MonitorConfiguration
     private let logger: Logger
+    private let clock: MonitorClock
+    private var machine: MonitorStateMachine<CycleRecord>
     private var target: PostgresConnection?
     private var vault: PostgresConnection?
     private var reader: SnapshotReader
     private var deadlocks = DeadlockTracker()
     private var serverLog: ServerLogTailer?
-    private var pending: [PendingRecord] = []
-    private var lastObserved: Date?
-    private var unobservedSince: (Date, String)?
-    private var nextTargetAttempt = ContinuousClock.now
-    private var nextVaultAttempt = ContinuousClock.now
-    private var targetBackoff = Backoff()
-    private var vaultBackoff = Backoff()
+    private var resolverMemory = ResolverMemory()
     /// `lockvault@host[/cluster]`: the record_source of everything this monitor writes.
     public nonisolated let recordSource: String
-    private var droppedCycles = 0
-    private var lastVaultFailure: MonitorFailure?
-    /// Records lost while nothing was buffered behind them (a rejected last record): the next
-    /// record enqueued carries the gap.
-    private var strandedLoss: LostStretch?
-    private var resolverMemory = ResolverMemory()
 
-    public init(configuration: MonitorConfiguration, logger: Logger) {
+    public init(configuration: MonitorConfiguration, logger: Logger, clock: MonitorClock = .system) {
         self.configuration = configuration
         self.logger = logger
+        self.clock = clock
+        self.machine = MonitorStateMachine(limits: configuration.limits, random: clock.random)
         self.reader = SnapshotReader(options: configuration.snapshot, conninfo: configuration.targetDSN, settings: configuration.session)
         self.serverLog = configuration.serverLogPath.map { ServerLogTailer(path: $0, format: configuration.serverLogFormat) }
         let host = ProcessInfo.processInfo.hostName
         self.recordSource = "lockvault@\(host)" + (configuration.clusterName.isEmpty ? "" : "/\(configuration.clusterName)")
+    }
+
+    deinit {
+        executor.shutdown()
     }
 
     /// Applies a new configuration from the next cycle on. Connections are reopened only when
@@ -94,6 +55,7 @@ public actor Monitor {
             serverLog = new.serverLogPath.map { ServerLogTailer(path: $0, format: new.serverLogFormat) }
         }
         reader.options = new.snapshot
+        machine.limits = new.limits
         configuration = new
     }
 
@@ -104,41 +66,31 @@ public actor Monitor {
 
     /// Runs one cycle: never throws; problems are in the outcome (and the log).
     public func runCycle(write: Bool = true) -> CycleOutcome {
-        let started = ContinuousClock.now
-        var outcome = CycleOutcome(snapshot: nil, assessments: [], forest: [], deadlocks: [], cycleMilliseconds: 0, pendingWrites: pending.count,
-                                   droppedRecords: droppedCycles)
+        let started = clock.now()
+        var outcome = CycleOutcome(snapshot: nil, assessments: [], forest: [], deadlocks: [], cycleMilliseconds: 0,
+                                   pendingWrites: machine.buffer.count, droppedRecords: machine.buffer.lostTotal)
 
         // 1. Sample the target.
         let snapshot: LockSnapshot
         do {
-            let conn = try targetConnection()
-            snapshot = try reader.read(conn, monitorPids: ownPids())
+            snapshot = try reader.read(try targetConnection(), monitorPids: ownPids())
         } catch {
             let failure = MonitorFailure.classify(error, side: .target, role: target?.user)
             if target != nil { logger.warning("lost the monitored cluster", metadata: ["error": "\(failure.message)"]) }
-            // A statement that failed on a healthy connection (statement_timeout, say) leaves it
-            // usable; anything else is reconnected next cycle.
-            let statementFailed = (error as? PostgresError).map { !$0.requiresReconnect } ?? false
-            if !(statementFailed && target?.isHealthy() == true) { target?.close(); target = nil }
-            if unobservedSince == nil { unobservedSince = (lastObserved ?? Date(), "target unavailable: \(failure.message)") }
+            let facts = (error as? PostgresError).map(PostgresFailureFacts.init)
+            if machine.targetLost(failure, facts: facts, connectionHealthy: target?.isHealthy() == true, at: clock.date()) == .reconnect {
+                target?.close(); target = nil
+            }
             outcome.targetFailure = failure
             // Records buffered earlier don't wait for the target: the vault may be elsewhere.
             if write { outcome.vaultFailure = flush() }
-            outcome.pendingWrites = pending.count
-            outcome.cycleMilliseconds = Self.ms(since: started)
-            return outcome
+            return finished(outcome, started: started)
         }
-        targetBackoff.reset()
 
         // 2. Understand it.
         let graph = WaitGraph(snapshot)
         let assessments = BlockerAssessment.assess(snapshot, policy: configuration.severity, graph: graph)
-        let cycles = graph.cycles.map { members -> (database: String, pids: [Int32]) in
-            let pids = members.compactMap(\.pid)
-            return (pids.compactMap { snapshot.backend($0)?.database }.first ?? "", pids)
-        }
-        let reports = serverLog?.poll() ?? []
-        let events = deadlocks.observe(counts: snapshot.deadlockCounts, cycles: cycles, reports: reports, at: snapshot.capturedAt)
+        let events = deadlocks.observe(snapshot, graph: graph, reports: serverLog?.poll() ?? [])
         outcome.snapshot = snapshot
         outcome.assessments = assessments
         outcome.forest = graph.forest
@@ -156,31 +108,32 @@ public actor Monitor {
             decisionRecords = outcome.decisions.map { $0.record(decidedBy: configuration.decidedBy, at: snapshot.capturedAt) }
         }
 
-        // 4. Record it.
-        if write, lastObserved == nil, unobservedSince == nil, let last = lastRecordedCycle(systemIdentifier: snapshot.systemIdentifier),
-           snapshot.capturedAt.timeIntervalSince(last) > configuration.heartbeatSeconds + 5 {
-            // The first cycle of this process: the time since the vault last heard of this
-            // cluster (beyond a heartbeat) went unobserved — lockvault was stopped or crashed.
-            unobservedSince = (last, "lockvault was not recording (stopped, crashed or not yet started); the gap starts at the last recorded cycle, which may be up to \(Int(configuration.heartbeatSeconds)) s before it stopped")
-        }
-        var gap: (Date, Date, String)?
-        if let (since, reason) = unobservedSince {
-            gap = (since, snapshot.capturedAt, reason)
-            unobservedSince = nil
-        }
-        lastObserved = snapshot.capturedAt
-        outcome.cycleMilliseconds = Self.ms(since: started)
+        // 4. Record it, with the gap this sample ends (an outage, or this process's own start
+        //    after downtime: only then is the vault asked when it last heard of the cluster).
+        let lastRecorded = write && machine.wantsLastRecordedCycle ? lastRecordedCycle(systemIdentifier: snapshot.systemIdentifier) : nil
+        let gap = machine.cycleSampled(at: snapshot.capturedAt, lastRecordedCycle: lastRecorded)
+        outcome.cycleMilliseconds = milliseconds(since: started)
         if write {
             let record = CycleRecord(snapshot: snapshot, assessments: assessments, graph: graph, deadlocks: events, decisions: decisionRecords,
                                      clusterName: configuration.clusterName, recordSource: recordSource,
                                      cycleMilliseconds: outcome.cycleMilliseconds, heartbeatSeconds: configuration.heartbeatSeconds,
-                                     gap: gap.map { (start: $0.0, end: $0.1, reason: $0.2) })
-            enqueue(PendingRecord(capturedAt: snapshot.capturedAt, record: record, gap: gap.map { CycleGap(start: $0.0, end: $0.1, reason: $0.2) }))
+                                     gap: nil)
+            let dropped = machine.cycleRecorded(record, capturedAt: snapshot.capturedAt, gap: gap)
+            if dropped > 0 {
+                logger.error("vault buffer full: dropped the oldest cycle records; a gap is recorded for them", metadata: [
+                    "dropped": "\(dropped)", "dropped_total": "\(machine.buffer.lostTotal)", "buffer_limit": "\(max(1, configuration.maxBufferedCycles))",
+                ])
+            }
             outcome.vaultFailure = flush()
         }
-        outcome.pendingWrites = pending.count
-        outcome.droppedRecords = droppedCycles
-        outcome.cycleMilliseconds = Self.ms(since: started)
+        return finished(outcome, started: started)
+    }
+
+    private func finished(_ outcome: CycleOutcome, started: ContinuousClock.Instant) -> CycleOutcome {
+        var outcome = outcome
+        outcome.pendingWrites = machine.buffer.count
+        outcome.droppedRecords = machine.buffer.lostTotal
+        outcome.cycleMilliseconds = milliseconds(since: started)
         return outcome
     }
 
@@ -216,80 +169,45 @@ public actor Monitor {
         return executed
     }
 
-    /// Adds a cycle record to the ordered buffer. Beyond ``MonitorConfiguration/maxBufferedCycles``
-    /// the oldest records are dropped, and the record that is then oldest carries a gap covering
-    /// them, so the vault says that nothing is known about that period rather than nothing.
-    func enqueue(_ record: PendingRecord) {
-        pending.append(record)
-        if pending.count == 1, let stranded = strandedLoss {
-            pending[0].lost = stranded
-            strandedLoss = nil
-        }
-        let limit = max(1, configuration.maxBufferedCycles)
-        guard pending.count > limit else { return }
-        let dropped = Array(pending.prefix(pending.count - limit))
-        pending.removeFirst(dropped.count)
-        droppedCycles += dropped.count
-        var stretch = LostStretch(dropped, start: dropped[0].capturedAt)
-        stretch.dropped += dropped.count
-        stretch.bufferLimit = max(stretch.bufferLimit, limit)
-        carry(stretch)
-        logger.error("vault buffer full: dropped the oldest cycle records; a gap is recorded for them", metadata: [
-            "dropped": "\(dropped.count)", "dropped_total": "\(droppedCycles)", "buffer_limit": "\(limit)",
-        ])
-    }
-
-    /// The record now at the head of the buffer — or, if none, the next one enqueued — carries
-    /// the gap for records that will never be written.
-    private func carry(_ stretch: LostStretch) {
-        if pending.isEmpty {
-            strandedLoss = strandedLoss.map { $0.merged(stretch) } ?? stretch
-        } else {
-            pending[0].lost = pending[0].lost.map { $0.merged(stretch) } ?? stretch
-        }
-    }
-
-    /// Writes buffered records in order, each in its own transaction, until the buffer is
-    /// empty or the flush budget is spent (the rest goes next cycle, so a long backlog never
-    /// stalls sampling). Stops at the first failure and waits a backoff before trying again, so
-    /// a vault that makes every write wait lock_timeout costs that wait once per backoff, not
-    /// every cycle. Returns why the vault could not be written.
+    /// Does what the state machine asks until it has nothing more for this cycle: writes
+    /// buffered records in order, each in its own transaction, until the buffer is empty or the
+    /// flush budget is spent, and stops at the first failure. Returns why the vault could not
+    /// be written.
     private func flush() -> MonitorFailure? {
-        guard !pending.isEmpty else { return nil }
-        if ContinuousClock.now < nextVaultAttempt, let last = lastVaultFailure { return last }
-        let deadline = ContinuousClock.now + .milliseconds(max(1, configuration.flushBudgetMs))
-        do {
-            let conn = try vaultConnection()
-            while let next = pending.first {
+        var action = machine.flush(at: clock.now())
+        while true {
+            switch action {
+            case .done, .later:
+                return nil
+            case .backOff(_, let failure, let reconnect):
+                if reconnect { vault?.close(); vault = nil }
+                return failure
+            case .write(let record, let gap, let capturedAt):
                 do {
-                    _ = try conn.transaction { tx in try tx.query("SELECT lock_monitoring.record_cycle($1::jsonb)", [try next.document()]) }
-                    pending.removeFirst()
-                } catch let error as PostgresError where Self.isRejection(error) && conn.isHealthy() {
-                    // The vault refuses this record itself (bad data, a constraint, a trigger):
-                    // retrying can't help, and it must not hold back every later record.
-                    pending.removeFirst()
-                    droppedCycles += 1
-                    logger.error("the vault rejected a cycle record; it is skipped and recorded as a gap", metadata: [
-                        "error": "\(error.description)", "captured_at": "\(PostgresTimestamp.format(next.capturedAt))",
-                    ])
-                    var stretch = LostStretch([next], start: next.capturedAt)
-                    stretch.rejected += 1
-                    stretch.rejection = stretch.rejection ?? error.message
-                    carry(stretch)
+                    let conn = try vaultConnection()
+                    let document: String
+                    do {
+                        document = try record.document(carrying: gap)
+                    } catch {
+                        logger.error("could not encode the cycle record; it is skipped and recorded as a gap", metadata: ["error": "\(error)"])
+                        action = machine.writeRefused(reason: "could not encode the record: \(error)", at: clock.now())
+                        continue
+                    }
+                    do {
+                        _ = try conn.transaction { tx in try tx.query("SELECT lock_monitoring.record_cycle($1::jsonb)", [document]) }
+                        action = machine.writeSucceeded(at: clock.now())
+                    } catch let error as PostgresError where PostgresFailureFacts(error).refusesRecord && conn.isHealthy() {
+                        logger.error("the vault rejected a cycle record; it is skipped and recorded as a gap", metadata: [
+                            "error": "\(error.description)", "captured_at": "\(PostgresTimestamp.format(capturedAt))",
+                        ])
+                        action = machine.writeRefused(reason: error.message, at: clock.now())
+                    }
+                } catch {
+                    let failure = MonitorFailure.classify(error, side: .vault, role: vault?.user)
+                    action = machine.writeFailed(failure, facts: (error as? PostgresError).map(PostgresFailureFacts.init), at: clock.now())
+                    logger.warning("vault write failed; cycle records buffered", metadata: ["error": "\(failure.message)", "buffered": "\(machine.buffer.count)"])
                 }
-                if ContinuousClock.now >= deadline { break }
             }
-            vaultBackoff.reset()
-            lastVaultFailure = nil
-            return nil
-        } catch {
-            let failure = MonitorFailure.classify(error, side: .vault, role: vault?.user)
-            if let pgError = error as? PostgresError, pgError.requiresReconnect { vault?.close(); vault = nil }
-            if error is MonitorFailure { vault?.close(); vault = nil }
-            nextVaultAttempt = ContinuousClock.now + vaultBackoff.nextDelay()
-            lastVaultFailure = failure
-            logger.warning("vault write failed; cycle records buffered", metadata: ["error": "\(failure.message)", "buffered": "\(pending.count)"])
-            return failure
         }
     }
 
@@ -298,13 +216,13 @@ public actor Monitor {
     /// and why, if the vault could not be written.
     public func writeBuffered() -> (pending: Int, failure: MonitorFailure?) {
         let failure = flush()
-        return (pending.count, failure)
+        return (machine.buffer.count, failure)
     }
 
     private func targetConnection() throws -> PostgresConnection {
         if let target, !target.isClosed { return target }
-        guard ContinuousClock.now >= nextTargetAttempt else {
-            throw PostgresError(code: .connectionFailed, message: "waiting up to \(targetBackoff.currentCeiling) before reconnecting")
+        if case .wait(_, let ceiling) = machine.targetConnect(at: clock.now()) {
+            throw PostgresError(code: .connectionFailed, message: "waiting up to \(ceiling) before reconnecting")
         }
         do {
             let conn = try PostgresConnection(conninfo: configuration.targetDSN, settings: configuration.session)
@@ -318,15 +236,15 @@ public actor Monitor {
             logger.info("connected to the monitored cluster", metadata: ["dsn": "\(conn.redactedConninfo)", "pid": "\(conn.backendPID)"])
             return conn
         } catch {
-            nextTargetAttempt = ContinuousClock.now + targetBackoff.nextDelay()
+            machine.targetConnectFailed(at: clock.now())
             throw error
         }
     }
 
     private func vaultConnection() throws -> PostgresConnection {
         if let vault, !vault.isClosed { return vault }
-        guard ContinuousClock.now >= nextVaultAttempt else {
-            throw PostgresError(code: .connectionFailed, message: "waiting up to \(vaultBackoff.currentCeiling) before reconnecting to the vault")
+        if case .wait(_, let ceiling) = machine.vaultConnect(at: clock.now()) {
+            throw PostgresError(code: .connectionFailed, message: "waiting up to \(ceiling) before reconnecting to the vault")
         }
         do {
             let conn = try PostgresConnection(conninfo: configuration.vaultDSN ?? configuration.targetDSN, settings: configuration.session)
@@ -339,7 +257,7 @@ public actor Monitor {
             vault = conn
             return conn
         } catch {
-            nextVaultAttempt = ContinuousClock.now + vaultBackoff.nextDelay()
+            machine.vaultConnectFailed(MonitorFailure.classify(error, side: .vault), at: clock.now())
             throw error
         }
     }
@@ -377,136 +295,28 @@ public actor Monitor {
         try body(targetConnection())
     }
 
+    /// Closes the connections and ends the monitor's thread once this call returns. Buffered
+    /// records not yet written are lost (``writeBuffered()`` first). A call made after it still
+    /// runs, on a thread that ends again when it is done.
     public func close() {
         target?.close(); target = nil
         vault?.close(); vault = nil
         reader.close()
+        executor.shutdown()
     }
 
-    /// Errors about the record itself (data exception, integrity violation, raised by a
-    /// function or trigger), as opposed to the vault being unavailable or unwritable for us.
-    static func isRejection(_ error: PostgresError) -> Bool {
-        guard error.code == .queryFailed, let state = error.sqlState else { return false }
-        return state.hasPrefix("22") || state.hasPrefix("23") || state == "P0001"
-    }
+    /// Whether the monitor's thread is alive (it ends after ``close()``).
+    public nonisolated var threadIsRunning: Bool { executor.isRunning }
 
-    static func ms(since start: ContinuousClock.Instant) -> Double {
-        let d = ContinuousClock.now - start
+    private func milliseconds(since start: ContinuousClock.Instant) -> Double {
+        let d = clock.now() - start
         return Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15
     }
-
-    static func describe(_ error: any Error) -> String {
-        if let e = error as? PostgresError { return e.description }
-        return "\(error)"
-    }
 }
 
-/// A nothing-observed period to record with a cycle.
-struct CycleGap: Sendable {
-    var start: Date
-    var end: Date
-    var reason: String
-}
-
-/// Cycle records that will never reach the vault, to be reported as one gap by the record
-/// written after them.
-struct LostStretch: Sendable {
-    /// The earliest moment not observed: the first lost sample, or the start of an outage it
-    /// reported.
-    var start: Date
-    var dropped = 0
-    var bufferLimit = 0
-    var rejected = 0
-    var rejection: String?
-    /// A target outage one of the lost records reported.
-    var outage: String?
-
-    /// Covers `records` (and the losses they carried themselves).
-    init(_ records: [PendingRecord], start: Date) {
-        self.start = ([start] + records.compactMap { $0.gap?.start }).min()!
-        outage = records.compactMap { $0.gap?.reason }.first
-        for carried in records.compactMap(\.lost) { self = merged(carried) }
-    }
-
-    func merged(_ other: LostStretch) -> LostStretch {
-        var m = self
-        m.start = min(start, other.start)
-        m.dropped += other.dropped
-        m.bufferLimit = max(bufferLimit, other.bufferLimit)
-        m.rejected += other.rejected
-        m.rejection = rejection ?? other.rejection
-        m.outage = outage ?? other.outage
-        return m
-    }
-
-    /// `vault unavailable: 3 cycle records dropped (buffer limit 3); target unavailable: …`
-    var reason: String {
-        var parts: [String] = []
-        if dropped > 0 { parts.append("vault unavailable: \(dropped) cycle record\(dropped == 1 ? "" : "s") dropped (buffer limit \(bufferLimit))") }
-        if rejected > 0 { parts.append("vault rejected \(rejected) cycle record\(rejected == 1 ? "" : "s"): \(rejection ?? "")") }
-        if let outage { parts.append(outage) }
-        return parts.joined(separator: "; ")
-    }
-}
-
-/// A cycle record waiting for the vault.
-struct PendingRecord: Sendable {
-    var capturedAt: Date
-    /// `record_cycle`'s document.
-    var record: CycleRecord
-    /// The gap this record reports itself (a target outage that ended with its sample).
-    var gap: CycleGap?
-    /// Records before this one that will never be written; its gap grows to cover them.
-    var lost: LostStretch?
-
-    /// The document to write: `record`, with the gap widened over lost records.
-    func document() throws -> String {
-        guard let lost else { return try record.encoded() }
-        let start = min(lost.start, gap?.start ?? lost.start)
-        let reason = [lost.reason, gap?.reason].compactMap { $0 }.filter { !$0.isEmpty && $0 != lost.outage }.joined(separator: "; ")
-        var widened = record
-        widened.gap = GapRow(start: start, end: capturedAt, reason: reason)
-        return try widened.encoded()
-    }
-}
-
-/// A resolver decision and, when it was acted on, what the server did.
-public struct ExecutedDecision: Sendable {
-    public var decision: ResolveDecision
-    public var outcome: SignalOutcome?
-
-    /// cancelled / terminated / failed once acted on; the decision's own name otherwise.
-    public var decisionName: String {
-        guard let outcome, let action = decision.action else { return decision.decision }
-        switch outcome {
-        case .done: return action == .cancel ? "cancelled" : "terminated"
-        case .timedOut: return "terminate_timed_out"
-        case .identityChanged, .noLongerBlocking, .protected: return "skipped"
-        case .refused: return "failed"
-        }
-    }
-
-    public var outcomeText: String? {
-        guard let outcome else { return nil }
-        switch outcome {
-        case .done: return "done"
-        case .timedOut: return "sent, but the session had not exited within the timeout"
-        case .identityChanged: return "identity changed: no session with that (pid, backend_start) any more"
-        case .noLongerBlocking: return "no longer blocking"
-        case .protected: return "protected session (lockvault, superuser or not a client backend)"
-        case .refused(let message): return "refused: \(message)"
-        }
-    }
-
-    func record(decidedBy: String, at: Date) -> ResolveDecisionRecord {
-        let a = decision.assessment
-        var gid: String?
-        if case .prepared(let g) = a.participant { gid = g }
-        return ResolveDecisionRecord(
-            pid: a.pid, backendStart: a.session?.backendStart, preparedGid: gid,
-            database: a.session?.database ?? a.preparedTransaction?.database, decidedAt: at, decision: decisionName,
-            reason: outcomeText.map { "\(decision.reason) — \($0)" } ?? decision.reason, dryRun: decision.dryRun,
-            action: decision.action?.rawValue, outcome: outcomeText, severity: a.severity.rawValue, blockedCount: a.blockedCount,
-            blockingSeconds: a.blockingDurationSeconds, decidedBy: decidedBy)
+extension MonitorConfiguration {
+    /// The limits the Monitor's state machine works within.
+    var limits: MonitorLimits {
+        MonitorLimits(maxBufferedCycles: maxBufferedCycles, flushBudget: .milliseconds(max(1, flushBudgetMs)), heartbeatSeconds: heartbeatSeconds)
     }
 }

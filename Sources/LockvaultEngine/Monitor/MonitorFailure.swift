@@ -1,91 +1,42 @@
-import LockvaultCore
-import PostgresClient
+public import LockvaultCore
+public import PostgresClient
 
-/// Why lockvault could not sample the monitored cluster or write its vault, in words for the
-/// person who has to fix it, and whether waiting can fix it.
-///
-/// Every command and the daemon turn a failure into one message and one exit code
-/// (``Kind/exitCode``, documented in README and docs/operations.md). Messages never contain a
-/// password: they are built from ``PostgresError`` descriptions and redacted conninfos.
-public struct MonitorFailure: Error, Sendable, Equatable, CustomStringConvertible {
-    public enum Kind: String, Sendable, Equatable {
-        /// The server can't be reached now (down, restarting, refusing connections, network,
-        /// a lock_timeout or statement_timeout): retrying may help.
-        case unavailable
-        /// The connection string is malformed; nothing was attempted.
-        case invalidConnectionString
-        /// The server refused the credentials (wrong password, no pg_hba.conf entry, no such role).
-        case authenticationFailed
-        /// Connected, but the role lacks a privilege lockvault needs (pg_monitor, the vault roles).
-        case insufficientPrivilege
-        /// PostgreSQL older than 13.
-        case unsupportedServer
-        /// The vault has no, or an older/newer, `lock_monitoring` schema.
-        case vaultNotMigrated
-        /// Anything else (an unexpected server error).
-        case failed
-
-        /// The exit code of the command line (sysexits.h where one fits).
-        public var exitCode: Int32 {
-            switch self {
-            case .unavailable: return 69        // EX_UNAVAILABLE
-            case .invalidConnectionString: return 64  // EX_USAGE
-            case .authenticationFailed, .insufficientPrivilege: return 77  // EX_NOPERM
-            case .unsupportedServer: return 76  // EX_PROTOCOL
-            case .vaultNotMigrated: return 65   // EX_DATAERR
-            case .failed: return 1
-            }
+/// The adapter half of ``MonitorFailure`` (the type and its classifier are in LockvaultCore):
+/// the exit code of each kind, the facts extracted from a ``PostgresError``, and the checks a
+/// fresh connection must pass.
+extension MonitorFailure.Kind {
+    /// The exit code of the command line (sysexits.h where one fits).
+    public var exitCode: Int32 {
+        switch self {
+        case .unavailable: return 69        // EX_UNAVAILABLE
+        case .invalidConnectionString: return 64  // EX_USAGE
+        case .authenticationFailed, .insufficientPrivilege: return 77  // EX_NOPERM
+        case .unsupportedServer: return 76  // EX_PROTOCOL
+        case .vaultNotMigrated: return 65   // EX_DATAERR
+        case .failed: return 1
         }
     }
+}
 
-    /// Which side failed.
-    public enum Side: String, Sendable {
-        case target = "the monitored cluster"
-        case vault = "the vault"
+extension PostgresFailureFacts {
+    /// What `error` says about itself, for the core's decisions.
+    public init(_ error: PostgresError) {
+        let stage: Stage = error.code == .invalidConninfo ? .conninfo : error.code == .connectionFailed ? .connect : .statement
+        self.init(stage: stage, sqlState: error.sqlState, isAuthenticationFailure: error.isAuthenticationFailure,
+                  connectionLost: error.requiresReconnect, message: error.message, description: error.description)
     }
+}
 
-    public var kind: Kind
-    public var message: String
-    public var description: String { message }
-
-    public init(kind: Kind, message: String) {
-        self.kind = kind
-        self.message = message
-    }
-
-    /// Waiting and retrying can fix it; everything else needs a person.
-    public var isTransient: Bool { kind == .unavailable }
-
-    /// Classifies an error from talking to `side` (as `role`, when known).
+extension MonitorFailure {
+    /// Classifies an error from talking to `side` (as `role`, when known): the facts of a
+    /// ``PostgresError`` go to the core's classifier.
     public static func classify(_ error: any Error, side: Side, role: String? = nil) -> MonitorFailure {
         if let failure = error as? MonitorFailure { return failure }
         if let migration = error as? MigrationError {
             return MonitorFailure(kind: .vaultNotMigrated, message: "the vault schema does not match this lockvault: \(migration)")
         }
         guard let pg = error as? PostgresError else { return MonitorFailure(kind: .failed, message: "\(side.rawValue): \(error)") }
-        let who = role.map { "role \($0)" } ?? "the role"
-        let state = pg.sqlState ?? ""
-        if pg.code == .invalidConninfo {
-            return MonitorFailure(kind: .invalidConnectionString, message: "\(side.rawValue): \(pg.message)")
-        }
-        if pg.isAuthenticationFailure {
-            return MonitorFailure(kind: .authenticationFailed,
-                                  message: "authentication to \(side.rawValue) failed: \(pg.message) — check the user and password (DSN, PGPASSWORD, ~/.pgpass) and pg_hba.conf")
-        }
-        if state == SQLState.insufficientPrivilege {
-            let grant = side == .target ? "GRANT pg_monitor TO \(role ?? "<role>")" : "GRANT lock_writer_role TO \(role ?? "<role>")"
-            return MonitorFailure(kind: .insufficientPrivilege, message: "\(who) lacks a privilege on \(side.rawValue): \(pg.message) — \(grant)")
-        }
-        if side == .vault, ["3F000", SQLState.undefinedTable, "42883"].contains(state) {
-            return MonitorFailure(kind: .vaultNotMigrated, message: "the vault is not migrated (\(pg.message)); run `lockvault migrate`")
-        }
-        if pg.code == .connectionFailed {
-            return MonitorFailure(kind: .unavailable, message: "cannot reach \(side.rawValue): \(pg.message)")
-        }
-        if pg.requiresReconnect || [SQLState.lockNotAvailable, SQLState.queryCanceled, SQLState.invalidCatalogName].contains(state) || state.hasPrefix("53") {
-            return MonitorFailure(kind: .unavailable, message: "\(side.rawValue) is unavailable: \(pg.description)")
-        }
-        return MonitorFailure(kind: .failed, message: "\(side.rawValue): \(pg.description)")
+        return PostgresFailureFacts(pg).classify(side: side, role: role)
     }
 
     /// Checks a fresh connection to the monitored cluster: PostgreSQL 13 or newer, and a role

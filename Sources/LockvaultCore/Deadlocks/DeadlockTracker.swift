@@ -1,14 +1,14 @@
 public import Foundation
-public import LockvaultCore
 
-/// One deadlock as lockvault records it, however many sources saw it.
+/// One deadlock as lockvault records it, alerts on and reports, however many sources saw it.
 public struct DeadlockEvent: Sendable, Hashable {
     public enum Source: String, Sendable, Hashable, Comparable {
         case counter, graph, server_log
         public static func < (a: Source, b: Source) -> Bool { a.rawValue < b.rawValue }
     }
 
-    /// Stable within cluster and database: the vault's business key.
+    /// Stable within cluster and database: the vault's business key (alerting twice on the
+    /// same key never happens).
     public let eventKey: String
     public var database: String
     public var detectedAt: Date
@@ -20,6 +20,24 @@ public struct DeadlockEvent: Sendable, Hashable {
     var counted: Bool
 
     public var pids: Set<Int32> { Set(participants.map(\.pid)) }
+
+    public init(eventKey: String, database: String, detectedAt: Date, sources: Set<Source>, participants: [DeadlockParticipant],
+                victimPid: Int32? = nil, details: String? = nil) {
+        self.init(eventKey: eventKey, database: database, detectedAt: detectedAt, sources: sources, participants: participants,
+                  victimPid: victimPid, details: details, counted: sources.contains(.counter))
+    }
+
+    init(eventKey: String, database: String, detectedAt: Date, sources: Set<Source>, participants: [DeadlockParticipant],
+         victimPid: Int32?, details: String?, counted: Bool) {
+        self.eventKey = eventKey
+        self.database = database
+        self.detectedAt = detectedAt
+        self.sources = sources
+        self.participants = participants
+        self.victimPid = victimPid
+        self.details = details
+        self.counted = counted
+    }
 }
 
 /// Merges what three sources say about deadlocks into one event per deadlock.
@@ -40,6 +58,16 @@ public struct DeadlockTracker: Sendable {
 
     public init(window: TimeInterval = 60) {
         self.window = window
+    }
+
+    /// Feeds one cycle's snapshot (its deadlock counters and the wait graph's cycles) and the
+    /// server log reports read since the last; returns the events that are new or changed.
+    public mutating func observe(_ snapshot: LockSnapshot, graph: WaitGraph, reports: [DeadlockReport]) -> [DeadlockEvent] {
+        let cycles = graph.cycles.map { members -> (database: String, pids: [Int32]) in
+            let pids = members.compactMap(\.pid)
+            return (pids.compactMap { snapshot.backend($0)?.database }.first ?? "", pids)
+        }
+        return observe(counts: snapshot.deadlockCounts, cycles: cycles, reports: reports, at: snapshot.capturedAt)
     }
 
     /// Feeds one cycle; returns the events that are new or changed (to write).

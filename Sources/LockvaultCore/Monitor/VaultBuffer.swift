@@ -1,0 +1,148 @@
+public import Foundation
+
+/// A nothing-observed period, written with the cycle record that ends it.
+public struct CycleGap: Sendable, Hashable {
+    public var start: Date
+    public var end: Date
+    public var reason: String
+
+    public init(start: Date, end: Date, reason: String) {
+        self.start = start
+        self.end = end
+        self.reason = reason
+    }
+}
+
+/// Cycle records that will never reach the vault, to be reported as one gap by the record
+/// written after them.
+public struct LostStretch: Sendable, Hashable {
+    /// The earliest moment not observed: the first lost sample, or the start of an outage it
+    /// reported.
+    public var start: Date
+    public var dropped = 0
+    public var bufferLimit = 0
+    public var rejected = 0
+    public var rejection: String?
+    /// A target outage one of the lost records reported.
+    public var outage: String?
+
+    /// Covers `records` (and the losses they carried themselves).
+    init<Record>(_ records: [PendingRecord<Record>], start: Date) {
+        self.start = ([start] + records.compactMap { $0.gap?.start }).min()!
+        outage = records.compactMap { $0.gap?.reason }.first
+        for carried in records.compactMap(\.lost) { self = merged(carried) }
+    }
+
+    func merged(_ other: LostStretch) -> LostStretch {
+        var m = self
+        m.start = min(start, other.start)
+        m.dropped += other.dropped
+        m.bufferLimit = max(bufferLimit, other.bufferLimit)
+        m.rejected += other.rejected
+        m.rejection = rejection ?? other.rejection
+        m.outage = outage ?? other.outage
+        return m
+    }
+
+    /// `vault unavailable: 3 cycle records dropped (buffer limit 3); target unavailable: …`
+    public var reason: String {
+        var parts: [String] = []
+        if dropped > 0 { parts.append("vault unavailable: \(dropped) cycle record\(dropped == 1 ? "" : "s") dropped (buffer limit \(bufferLimit))") }
+        if rejected > 0 { parts.append("vault rejected \(rejected) cycle record\(rejected == 1 ? "" : "s"): \(rejection ?? "")") }
+        if let outage { parts.append(outage) }
+        return parts.joined(separator: "; ")
+    }
+}
+
+/// A cycle record waiting for the vault. The record itself is opaque here.
+public struct PendingRecord<Record> {
+    public var record: Record
+    public var capturedAt: Date
+    /// The gap this record reports itself (an outage that ended with its sample).
+    public var gap: CycleGap?
+    /// Records before this one that will never be written; its gap grows to cover them.
+    public var lost: LostStretch?
+
+    /// The gap to write with this record: its own, widened over the lost records before it.
+    public var gapToWrite: CycleGap? {
+        guard let lost else { return gap }
+        let start = min(lost.start, gap?.start ?? lost.start, capturedAt)
+        let reason = [lost.reason, gap?.reason].compactMap { $0 }.filter { !$0.isEmpty && $0 != lost.outage }.joined(separator: "; ")
+        return CycleGap(start: start, end: capturedAt, reason: reason)
+    }
+}
+
+extension PendingRecord: Sendable where Record: Sendable {}
+
+/// The ordered, bounded buffer of cycle records the vault has not taken yet.
+///
+/// Beyond ``limit`` the oldest records are dropped, and the record that is then oldest carries
+/// a gap covering them. A record the vault refuses is dropped the same way. When nothing is
+/// buffered behind a lost record, the next record appended carries the gap.
+public struct VaultBuffer<Record> {
+    public var limit: Int
+    public private(set) var records: [PendingRecord<Record>] = []
+    /// Cycle records dropped (buffer full or refused) since the buffer was made.
+    public private(set) var lostTotal = 0
+    /// Losses not yet carried by a buffered record.
+    public private(set) var stranded: LostStretch?
+
+    public init(limit: Int) {
+        self.limit = limit
+    }
+
+    public var count: Int { records.count }
+    public var isEmpty: Bool { records.isEmpty }
+    /// The next record to write, with the gap it must carry.
+    public var head: PendingRecord<Record>? { records.first }
+
+    /// Appends a record; returns how many of the oldest were dropped to stay within the limit.
+    @discardableResult
+    public mutating func append(_ record: Record, capturedAt: Date, gap: CycleGap?) -> Int {
+        records.append(PendingRecord(record: record, capturedAt: capturedAt, gap: gap, lost: nil))
+        if records.count == 1, let stranded {
+            records[0].lost = stranded
+            self.stranded = nil
+        }
+        let limit = max(1, self.limit)
+        guard records.count > limit else { return 0 }
+        let dropped = Array(records.prefix(records.count - limit))
+        records.removeFirst(dropped.count)
+        lostTotal += dropped.count
+        var stretch = LostStretch(dropped, start: dropped[0].capturedAt)
+        stretch.dropped += dropped.count
+        stretch.bufferLimit = max(stretch.bufferLimit, limit)
+        carry(stretch)
+        return dropped.count
+    }
+
+    /// The vault took the head record.
+    public mutating func headWritten() {
+        guard !records.isEmpty else { return }
+        records.removeFirst()
+    }
+
+    /// The vault refused the head record (`reason`): it is dropped and the next record carries
+    /// the gap.
+    public mutating func headRefused(reason: String) {
+        guard !records.isEmpty else { return }
+        let refused = records.removeFirst()
+        lostTotal += 1
+        var stretch = LostStretch([refused], start: refused.capturedAt)
+        stretch.rejected += 1
+        stretch.rejection = stretch.rejection ?? reason
+        carry(stretch)
+    }
+
+    /// The record now at the head — or, if none, the next one appended — carries the gap for
+    /// records that will never be written.
+    private mutating func carry(_ stretch: LostStretch) {
+        if records.isEmpty {
+            stranded = stranded.map { $0.merged(stretch) } ?? stretch
+        } else {
+            records[0].lost = records[0].lost.map { $0.merged(stretch) } ?? stretch
+        }
+    }
+}
+
+extension VaultBuffer: Sendable where Record: Sendable {}

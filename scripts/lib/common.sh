@@ -1,0 +1,110 @@
+# Shared by lockvault's scripts (source it): installs what a purpose needs, checks Swift, and
+# builds so that a failure shows its errors.
+#
+#   source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+#   lockvault_prerequisites build server     # install what is missing, then check Swift
+#   lockvault_build --product lockvault      # `swift build` quietly; its errors when it fails
+#
+# Purposes (Debian 12 package names):
+#   build    what `swift build` needs: the toolchain's own libraries, a C toolchain, git, libpq and
+#            libsystemd headers, pkg-config
+#   server   the PostgreSQL 15 server and client (the demo's and the tests' private cluster), procps
+#   package  dpkg-dev (dpkg-shlibdeps, dpkg-deb) and lintian, for scripts/package-deb.sh
+#   systemd  debootstrap and systemd-container, for scripts/test-systemd.sh
+#
+# Missing packages are installed with apt-get as root, or with `sudo -n` when that works without a
+# password; otherwise the scripts stop at once with the exact `apt-get install` line and exit 69.
+
+LOCKVAULT_SWIFT_MIN=6.2
+
+lockvault_packages_for() {
+    case $1 in
+        # The Swift toolchain's own needs on Debian 12 (what swift, swift-frontend and clang link
+        # against, and what linking a program takes), then lockvault's C libraries.
+        build) echo binutils gcc git libc6-dev libcurl4 libedit2 libgcc-12-dev libncurses6 libsqlite3-0 \
+                    libstdc++-12-dev libxml2 libz3-4 zlib1g-dev tzdata pkg-config libpq-dev libsystemd-dev ;;
+        server) echo postgresql postgresql-contrib procps ;;
+        package) echo dpkg-dev lintian ;;
+        systemd) echo debootstrap systemd-container ;;
+        *) echo "lockvault: unknown prerequisite purpose '$1'" >&2; return 2 ;;
+    esac
+}
+
+lockvault_missing_packages() {
+    local pkg
+    for pkg in "$@"; do
+        [[ $(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null) == "install ok installed" ]] || echo "$pkg"
+    done
+}
+
+lockvault_prerequisites() {
+    command -v dpkg-query >/dev/null 2>&1 || {
+        echo "lockvault: these scripts install their prerequisites with apt on Debian 12; on another system install the equivalents of: $(for p in "$@"; do lockvault_packages_for "$p"; done | tr '\n' ' ')" >&2
+        return 69; }
+    command -v swift >/dev/null 2>&1 || {
+        echo "lockvault: needs Swift $LOCKVAULT_SWIFT_MIN or newer on PATH (https://www.swift.org/install/linux/); no 'swift' found." >&2
+        return 69; }
+    local wanted=() purpose
+    for purpose in "$@"; do
+        read -r -a list <<<"$(lockvault_packages_for "$purpose")" || return 2
+        wanted+=("${list[@]}")
+    done
+    local missing
+    mapfile -t missing < <(lockvault_missing_packages "${wanted[@]}")
+    if ((${#missing[@]})); then
+        local apt=(apt-get) line="apt-get install -y --no-install-recommends ${missing[*]}"
+        if [[ $(id -u) -ne 0 ]]; then
+            if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+                apt=(sudo -n apt-get)
+            else
+                echo "lockvault: missing Debian packages: ${missing[*]}" >&2
+                echo "Install them as root, then run this again:" >&2
+                echo "  sudo apt-get update && sudo $line" >&2
+                return 69
+            fi
+        fi
+        echo "lockvault: installing ${missing[*]}" >&2
+        export DEBIAN_FRONTEND=noninteractive
+        local log
+        log=$(mktemp "${TMPDIR:-/tmp}/lockvault-apt.XXXXXX")
+        if ! { "${apt[@]}" update -qq && "${apt[@]}" install -y -qq --no-install-recommends "${missing[@]}"; } >"$log" 2>&1; then
+            cat "$log" >&2; rm -f "$log"
+            echo "lockvault: '$line' failed (above)." >&2
+            return 69
+        fi
+        rm -f "$log"
+    fi
+    lockvault_check_swift
+}
+
+lockvault_check_swift() {
+    local out version
+    if ! out=$(swift --version 2>&1); then
+        echo "lockvault: 'swift --version' fails: $(echo "$out" | head -1)" >&2
+        return 69
+    fi
+    version=$(sed -n 's/.*Swift version \([0-9][0-9]*\.[0-9][0-9]*\).*/\1/p' <<<"$out" | head -1)
+    if [[ -z $version ]] || ! printf '%s\n%s\n' "$LOCKVAULT_SWIFT_MIN" "$version" | sort -V -C; then
+        echo "lockvault: needs Swift $LOCKVAULT_SWIFT_MIN or newer; this is ${version:-an unknown version} ($(swift --version 2>&1 | head -1))." >&2
+        return 69
+    fi
+}
+
+# `swift build "$@"`, quiet when it works; when it fails, its errors (and the lines around them),
+# not just its last line.
+lockvault_build() {
+    local log rc=0
+    log=$(mktemp "${TMPDIR:-/tmp}/lockvault-build.XXXXXX")
+    swift build "$@" >"$log" 2>&1 || rc=$?
+    if ((rc)); then
+        if grep -qE '(error|fatal error):' "$log"; then
+            grep -vE '^\[[0-9]+/[0-9]+\] (Compiling|Emitting|Write|Wrapping|Copying|Planning|Linking)' "$log" \
+                | grep -E -A4 '(error|fatal error):' >&2
+        else
+            tail -40 "$log" >&2
+        fi
+        echo "lockvault: swift build $* failed (exit $rc); the whole log is $log" >&2
+        return "$rc"
+    fi
+    rm -f "$log"
+}
