@@ -49,7 +49,7 @@ struct MigrateCommand: ParsableCommand {
             }
         } catch let error as MigrationError {
             printError("lockvault migrate: \(error)")
-            throw ExitCode(error.code == .migrationFailed ? LockvaultExit.failure : LockvaultExit.dataError)
+            throw ExitCode(LockvaultExit.code(for: error))
         } catch {
             printError("lockvault migrate: \(error)")
             throw ExitCode(LockvaultExit.failure)
@@ -63,21 +63,4 @@ struct MigrateCommand: ParsableCommand {
         case .repeatable: return "\(m.name) (re-create \(m.files.count) files: sql/functions/*.sql, sql/views/*.sql)"
         }
     }
-}
-
-/// Exit codes shared by every command (sysexits.h where one fits), documented in the README.
-enum LockvaultExit {
-    static let ok: Int32 = 0
-    static let failure: Int32 = 1
-    /// `resolve`: there are blockers it would end (dry run) or did end.
-    static let wouldAct: Int32 = 2
-    static let usage: Int32 = 64
-    static let dataError: Int32 = 65
-    static let unavailable: Int32 = 69
-    static let software: Int32 = 70
-    /// PostgreSQL older than 13 (``MonitorFailure/Kind/unsupportedServer``).
-    static let unsupportedServer: Int32 = 76
-    /// Authentication failed, or a privilege is missing (pg_monitor, the vault roles).
-    static let noPermission: Int32 = 77
-    static let config: Int32 = 78
 }

@@ -28,7 +28,7 @@ extension LiveDatabaseSuite {
             resolve.enabled = true
             resolve.dryRun = true
             resolve.killThresholdSeconds = 0
-            let fast = SeverityPolicy(mediumAfterSeconds: 0, highAfterSeconds: 0.001, criticalAfterSeconds: 0.002, killThresholdSeconds: 0)
+            let fast = SeverityPolicy(mediumAfterSeconds: 0, highAfterSeconds: 0.001, criticalAfterSeconds: 0.002)
             try await EngineScenario.run(severity: fast, resolve: resolve) { s in
                 try s.admin.executeScript("CREATE TABLE t (id int); CREATE TABLE u (id int); GRANT ALL ON t, u TO PUBLIC")
                 let holder = try await s.session("lv-holder"), waiter = try await s.session("lv-waiter")
@@ -49,7 +49,8 @@ extension LiveDatabaseSuite {
                                              victimPid: holder.pid, details: "Process …")
                 let record = CycleRecord(
                     snapshot: snapshot, assessments: outcome.assessments, graph: WaitGraph(snapshot), deadlocks: [deadlock],
-                    decisions: outcome.decisions.map { $0.record(decidedBy: "test", at: snapshot.capturedAt) }, clusterName: "test",
+                    decisions: outcome.decisions.map { $0.record(decidedBy: "test", at: snapshot.capturedAt) },
+                    killRule: outcome.rulings, killThresholdSeconds: 0, clusterName: "test",
                     recordSource: "test", cycleMilliseconds: 1, heartbeatSeconds: 60,
                     gap: (start: snapshot.capturedAt.addingTimeInterval(-10), end: snapshot.capturedAt, reason: "test"))
                 let document = try #require(try JSONSerialization.jsonObject(with: Data(try record.encoded().utf8)) as? [String: Any])

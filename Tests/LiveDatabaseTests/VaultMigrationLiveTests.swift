@@ -110,6 +110,60 @@ extension LiveDatabaseSuite {
             }
         }
 
+        /// A vault built before the kill rule's reason was recorded (migrations up to 012, with
+        /// history in it) migrates forward: its rows stay, with no reason, and the next cycle
+        /// writes the rule's verdict with its reason; replaying that cycle changes nothing.
+        @Test func aVaultFromBeforeTheKillReasonMigratesForwardKeepingItsHistory() async throws {
+            try await LiveDatabase.withTemporaryDatabase { db in
+                let conn = try LiveDatabase.connect(database: db)
+                defer { conn.close() }
+                // Migrations 001-012 as released, and a blocker written by their record_cycle (its document's keys).
+                try LiveDatabaseSuite.VaultUpgradeLiveTests.buildV1Vault(conn)
+                let now = try conn.query("SELECT now() AS n")[0].decode("n", as: Date.self)
+                let start = VaultHistoryLiveTests.ago(3600, from: now), since = VaultHistoryLiveTests.ago(400, from: now)
+                let v1: [String: Any] = [
+                    "system_identifier": VaultHistoryLiveTests.sysid, "record_source": "test", "captured_at": VaultHistoryLiveTests.ago(20, from: now),
+                    "sessions": [["kind": "session", "pid": 10, "backend_start": start, "database_name": "shop"]],
+                    "blockers": [[
+                        "kind": "session", "pid": 10, "backend_start": start, "user_name": "app", "application_name": "web", "database_name": "shop",
+                        "backend_type": "client backend", "state": "idle in transaction", "is_superuser": false, "blocked_count": 1, "direct_count": 1,
+                        "blocked_pids": [11], "blocking_started": since, "severity": "CRITICAL", "held_mode": "AccessExclusiveLock",
+                        "target": "relation public.orders", "relation_name": "public.orders", "is_root": true, "in_cycle": false,
+                        "recommended_action": "commit it or terminate pid 10", "auto_kill_eligible": true, "kill_threshold_seconds": 300,
+                        "query": "UPDATE orders SET x = 1", "hash_diff": "0abc",
+                    ] as [String: Any]],
+                ]
+                try VaultHistoryLiveTests.record(conn, String(decoding: try JSONSerialization.data(withJSONObject: v1), as: UTF8.self))
+
+                #expect(try Migrator().apply(on: conn) == ["013_kill_eligibility_reason.sql", Migration.repeatableName])
+                let kept = try conn.query("SELECT auto_kill_eligible, auto_kill_reason FROM lock_monitoring.blocking_sessions_dashboard")
+                #expect(kept.count == 1)
+                #expect(try kept[0].decode("auto_kill_eligible", as: Bool.self) == true, "the old row keeps its old value")
+                #expect(try kept[0].decode("auto_kill_reason", as: String?.self) == nil)
+
+                // Today's writer: the resolver's verdict and its reason (part of the hash diff).
+                var blocker = VaultHistoryLiveTests.blocker(pid: 10, start: start, severity: "CRITICAL", blocked: [11], since: since)
+                blocker["auto_kill_eligible"] = false
+                blocker["auto_kill_reason"] = "excluded role (app)"
+                blocker["hash_diff"] = VaultHistoryLiveTests.hashDiff("0bad")
+                let next = try VaultHistoryLiveTests.cycle(at: VaultHistoryLiveTests.ago(10, from: now), blockers: [blocker])
+                try VaultHistoryLiveTests.record(conn, next)
+                try VaultHistoryLiveTests.record(conn, next)
+                let rows = try conn.query("""
+                    SELECT auto_kill_eligible, auto_kill_reason, load_end_date IS NULL AS current FROM lock_monitoring.blocking_session_s ORDER BY load_date
+                    """)
+                #expect(rows.count == 2, "the old row ended, one new row (the replay wrote nothing)")
+                #expect(try rows[0].decode("current", as: Bool.self) == false && rows[0].decode("auto_kill_reason", as: String?.self) == nil)
+                #expect(try rows[1].decode("auto_kill_eligible", as: Bool.self) == false)
+                #expect(try rows[1].decode("auto_kill_reason", as: String?.self) == "excluded role (app)")
+                let shown = try conn.query("SELECT auto_kill_reason FROM lock_monitoring.blocking_sessions_dashboard")
+                #expect(try shown.map { try $0.decode("auto_kill_reason", as: String?.self) } == ["excluded role (app)"])
+                // Read access survived the view being recreated.
+                let grant = try conn.query("SELECT has_table_privilege('lock_monitoring_role', 'lock_monitoring.blocking_sessions_dashboard', 'SELECT') AS ok")
+                #expect(try grant[0].decode("ok", as: Bool.self))
+            }
+        }
+
         @Test func embeddedMigrationsMatchTheSQLFiles() throws {
             let sqlDir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("sql")
             func files(_ folder: String) throws -> [String] {

@@ -14,31 +14,46 @@ extension LiveDatabaseSuite {
         static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("Fixtures/vault-v1")
 
+        /// Migration 013 as it was first merged (record_cycle split in two, the dashboard recreated
+        /// inside it), before it moved to this layout: vaults may have applied it.
+        static let killReasonFixtures = fixtures.deletingLastPathComponent().appendingPathComponent("vault-v1-kill-reason")
+
         /// The migrations as the binary of that time embedded them (text without the final newline).
-        static func v1Migrations() throws -> [Migration] {
-            let names = try FileManager.default.contentsOfDirectory(atPath: fixtures.path).filter { $0.hasSuffix(".sql") }.sorted()
-            #expect(names.count == 12)
-            return try names.map { name in
-                var text = try String(contentsOf: fixtures.appendingPathComponent(name), encoding: .utf8)
-                if text.hasSuffix("\n") { text.removeLast() }
-                return Migration(name: name, sql: text)
+        static func v1Migrations(withKillReason: Bool = false) throws -> [Migration] {
+            func load(_ dir: URL) throws -> [Migration] {
+                try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".sql") }.sorted().map { name in
+                    var text = try String(contentsOf: dir.appendingPathComponent(name), encoding: .utf8)
+                    if text.hasSuffix("\n") { text.removeLast() }
+                    return Migration(name: name, sql: text)
+                }
             }
+            let v1 = try load(fixtures)
+            #expect(v1.count == 12)
+            return withKillReason ? v1 + (try load(killReasonFixtures)) : v1
         }
 
         /// Applies the v1 migrations exactly as that lockvault did (it knew nothing else).
-        static func buildV1Vault(_ conn: PostgresConnection) throws {
-            let applied = try Migrator(migrations: try v1Migrations(), superseded: [:]).apply(on: conn)
-            #expect(applied.count == 12)
+        static func buildV1Vault(_ conn: PostgresConnection, withKillReason: Bool = false) throws {
+            let applied = try Migrator(migrations: try v1Migrations(withKillReason: withKillReason), superseded: [:]).apply(on: conn)
+            #expect(applied.count == (withKillReason ? 13 : 12))
         }
 
-        /// Every data table's rows, as text, per table (schema_migrations aside).
-        static func contents(_ conn: PostgresConnection) throws -> [String: [String]] {
-            let tables = try conn.query("""
-                SELECT tablename FROM pg_tables WHERE schemaname = 'lock_monitoring' AND tablename <> 'schema_migrations' ORDER BY 1
-                """).map { try $0.decode("tablename", as: String.self) }
+        /// Every data table's columns, in order (schema_migrations aside).
+        static func columns(_ conn: PostgresConnection) throws -> [String: [String]] {
+            try conn.query("""
+                SELECT table_name, array_agg(column_name::text ORDER BY ordinal_position) AS cols FROM information_schema.columns
+                WHERE table_schema = 'lock_monitoring' AND table_name <> 'schema_migrations'
+                  AND table_name IN (SELECT tablename FROM pg_tables WHERE schemaname = 'lock_monitoring')
+                GROUP BY table_name
+                """).reduce(into: [:]) { $0[try $1.decode("table_name", as: String.self)] = try $1.decode("cols", as: [String].self) }
+        }
+
+        /// Every data table's rows, as text, over the given columns (a column added later doesn't count).
+        static func contents(_ conn: PostgresConnection, columns: [String: [String]]) throws -> [String: [String]] {
             var out: [String: [String]] = [:]
-            for t in tables {
-                out[t] = try conn.query("SELECT t::text AS r FROM lock_monitoring.\(t) t ORDER BY 1").map { try $0.decode("r", as: String.self) }
+            for (table, cols) in columns {
+                let list = cols.map { "t.\($0)" }.joined(separator: ", ")
+                out[table] = try conn.query("SELECT ROW(\(list))::text AS r FROM lock_monitoring.\(table) t ORDER BY 1").map { try $0.decode("r", as: String.self) }
             }
             return out
         }
@@ -57,8 +72,7 @@ extension LiveDatabaseSuite {
                 resolve.enabled = true
                 resolve.dryRun = true
                 resolve.killThresholdSeconds = 0
-                let s = try EngineScenario(database: db, severity: SeverityPolicy(mediumAfterSeconds: 0, highAfterSeconds: 0.001, criticalAfterSeconds: 0.002,
-                                                                                 killThresholdSeconds: 0),
+                let s = try EngineScenario(database: db, severity: SeverityPolicy(mediumAfterSeconds: 0, highAfterSeconds: 0.001, criticalAfterSeconds: 0.002),
                                            serverLog: log, resolve: resolve, migrator: nil)
                 let gid = "lv-upgrade-\(db)"
                 do {
@@ -89,7 +103,9 @@ extension LiveDatabaseSuite {
                 let snapshot = try #require(outcome.snapshot)
                 let record = CycleRecordV1(
                     snapshot: snapshot, assessments: outcome.assessments, graph: WaitGraph(snapshot), deadlocks: outcome.deadlocks,
-                    decisions: outcome.decisions.map { $0.record(decidedBy: "test", at: snapshot.capturedAt) }, clusterName: "test",
+                    decisions: outcome.decisions.map { $0.record(decidedBy: "test", at: snapshot.capturedAt) },
+                    // The old writer's own copy of the rule: CRITICAL (the kill threshold is 0 here).
+                    autoKillEligible: { $0.severity == .critical && !$0.isSuperuser }, killThresholdSeconds: 0, clusterName: "test",
                     recordSource: s.monitor.recordSource, cycleMilliseconds: outcome.cycleMilliseconds, heartbeatSeconds: 3600, gap: nil)
                 _ = try admin.transaction { tx in try tx.query("SELECT lock_monitoring.record_cycle($1::jsonb)", [try record.encoded()]) }
                 alertRows += alerts.observe(snapshot, assessments: outcome.assessments, deadlocks: []).map { ($0, snapshot.systemIdentifier) }
@@ -136,7 +152,8 @@ extension LiveDatabaseSuite {
                           "deadlock_counter_s", "monitor_cycle_s", "alert_event_s", "alert_delivery_s"] {
                 #expect(try Self.count(admin, table) > 0, "the old writer wrote \(table)")
             }
-            let before = try Self.contents(admin)
+            let columnsBefore = try Self.columns(admin)
+            let before = try Self.contents(admin, columns: columnsBefore)
             let dashboards = [
                 "SELECT session_pid, prepared_gid, blocking_severity, blocked_sessions_count, last_decision FROM lock_monitoring.blocking_sessions_dashboard",
                 "SELECT session_pid, granted, lock_mode, lock_target, prepared_gid FROM lock_monitoring.lock_activity_dashboard",
@@ -150,21 +167,34 @@ extension LiveDatabaseSuite {
             #expect(shownBefore.allSatisfy { !$0.isEmpty }, "every dashboard shows the old rows: \(shownBefore)")
 
             // The new lockvault: its checks refuse the vault until migrated, then migrate adds the functions and views.
-            #expect(try Migrator().pending(on: admin).map(\.name) == [Migration.repeatableName], "the old numbered migrations count as applied")
-            #expect(try Migrator().apply(on: admin) == [Migration.repeatableName])
+            let later = Migration.embedded.filter { $0.kind == .versioned && $0.name >= "013" }.map(\.name)
+            #expect(try Migrator().pending(on: admin).map(\.name) == later + [Migration.repeatableName], "the old numbered migrations count as applied")
+            #expect(try Migrator().apply(on: admin) == later + [Migration.repeatableName])
             #expect(try Migrator().pending(on: admin).isEmpty)
 
-            #expect(try Self.contents(admin) == before, "no row lost or changed by migrating")
+            #expect(try Self.contents(admin, columns: columnsBefore) == before, "no row lost or changed by migrating")
+            #expect(try Self.count(admin, "blocking_session_s WHERE auto_kill_reason IS NOT NULL") == 0, "old rows have no reason")
             #expect(try dashboards.map(read) == shownBefore, "the dashboards read the old rows as before")
 
             // New cycles continue the same history: same hubs, same hash diffs, so a steady situation writes nothing new …
-            let steady = ["blocking_session_h", "blocking_session_s", "lock_activity_h", "lock_activity_s", "lock_blocking_l", "deadlock_event_h",
+            let steady = ["blocking_session_h", "lock_activity_h", "lock_activity_s", "lock_blocking_l", "deadlock_event_h",
                           "deadlock_event_s", "deadlock_involvement_l", "deadlock_involvement_s", "deadlock_counter_s", "monitor_cycle_s"]
             let counts = try steady.map { try Self.count(admin, $0) }
             let decisions = try Self.count(admin, "resolve_decision_s")
+            let oldBlockerRows = try Self.count(admin, "blocking_session_s")
             try await s.cycle()   // the new writer, as the least-privileged monitor role
             #expect(try steady.map { try Self.count(admin, $0) } == counts, "\(steady)")
             #expect(try Self.count(admin, "resolve_decision_s") > decisions, "the new writer records this cycle's decisions")
+            // … except the blockers, whose rows now carry the kill rule's reason (migration 013): each old
+            // row ends, one new row per blocker has its reason; the old rows keep theirs NULL.
+            #expect(try Self.count(admin, "blocking_session_s") == oldBlockerRows + 2)
+            let reasons = try admin.query("""
+                SELECT auto_kill_reason FROM lock_monitoring.blocking_session_s WHERE load_end_date IS NULL ORDER BY 1
+                """).map { try $0.decode("auto_kill_reason", as: String?.self) }
+            #expect(reasons.count == 2 && reasons.allSatisfy { $0 != nil }, "\(reasons)")
+            #expect(try Self.count(admin, "blocking_session_s WHERE auto_kill_reason IS NULL") == oldBlockerRows)
+            try await s.cycle()
+            #expect(try Self.count(admin, "blocking_session_s") == oldBlockerRows + 2, "a steady cycle writes no blocker row")
             // … and a change is recorded: the session blocker commits, its waiter finishes.
             try await holder.run("COMMIT")
             _ = await waiting.value
@@ -176,7 +206,7 @@ extension LiveDatabaseSuite {
                 SELECT count(*) AS n FROM lock_monitoring.blocking_session_s s JOIN lock_monitoring.blocking_session_h h USING (blocking_session_hk)
                 WHERE h.session_pid = $1 AND s.load_end_date IS NOT NULL
                 """, [holder.pid])[0].decode("n", as: Int.self)
-            #expect(ended == 1, "the old writer's row for the session blocker was end-dated by the new writer")
+            #expect(ended == 2, "the old writer's row (ended when the reason came) and the new writer's (ended when it stopped blocking)")
             try VaultConsistency.expectConsistent(admin)
             try admin.execute("ROLLBACK PREPARED '\(gid)'")
             _ = await waiting2.value
@@ -198,10 +228,20 @@ extension LiveDatabaseSuite {
                     #expect(a.subtracting(b).sorted() == [], "only in the upgraded vault")
                     #expect(b.subtracting(a).sorted() == [], "only in the fresh vault")
                     #expect(a.count > 300)
+                    // So does one that applied migration 013 as first merged.
+                    try await LiveDatabase.withTemporaryDatabase { killReasonDB in
+                        let upgraded13 = try LiveDatabase.connect(database: killReasonDB)
+                        defer { upgraded13.close() }
+                        try Self.buildV1Vault(upgraded13, withKillReason: true)
+                        #expect(try Migrator().apply(on: upgraded13) == [Migration.repeatableName])
+                        let c = try Self.schema(upgraded13)
+                        #expect(c.subtracting(b).sorted() == [], "only in the vault upgraded from the first 013")
+                        #expect(b.subtracting(c).sorted() == [], "only in the fresh vault")
+                    }
                     // The old lockvault refuses the migrated vault instead of writing into it.
                     let refused = try #require(throws: MigrationError.self) { try Migrator(migrations: try Self.v1Migrations(), superseded: [:]).pending(on: upgraded) }
                     #expect(refused.code == .unknownMigration)
-                    #expect(refused.migration == Migration.repeatableName)
+                    #expect([Migration.repeatableName, "013_kill_eligibility_reason.sql"].contains(refused.migration), "\(refused)")
                 }
             }
         }

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import LockvaultCore
 @testable import LockvaultDaemon
 
 @Suite struct ConfigTests {
@@ -60,10 +61,43 @@ import Testing
         #expect(c.targetDSN == "service=prod")
         #expect(c.vaultDSN == "host=vault dbname=history")
         #expect(c.intervalSeconds == 2)
-        #expect(c.serverLogFormat == "csvlog")
+        #expect(c.serverLogFormat == .csvlog)
         #expect(c.severity.criticalAfterSeconds == 120)
         #expect(c.resolve.enabled && c.resolve.dryRun)
         #expect(c.resolve.excludeRoles == ["replicator", "/^etl_/"])
+    }
+
+    /// Each section lands in the type that uses it, whole: what the resolver, the monitor and
+    /// the alert tracker are given is what the file says, with nothing copied in between.
+    @Test func sectionsDecodeIntoTheDomainTypes() throws {
+        let c = try ConfigLoader.parse("""
+            sampling: { query_text_length: 99, lock_hold_threshold_seconds: 7, statement_timeout_ms: 4000, lock_timeout_ms: 300 }
+            resolve:
+              enabled: true
+              dry_run: false
+              min_severity: HIGH
+              kill_threshold_seconds: 42
+              terminate_timeout_ms: 1500
+              exclude: { applications: ["/^batch-/"], client_addresses: [10.0.0.9] }
+            alerts: { min_severity: MEDIUM, query_text_length: 50 }
+            logging: { level: debug, destination: json }
+            """)
+        var resolve = ResolvePolicy()
+        resolve.enabled = true
+        resolve.dryRun = false
+        resolve.minSeverity = .high
+        resolve.killThresholdSeconds = 42
+        resolve.terminateTimeoutMs = 1500
+        resolve.excludeApplications = ["/^batch-/"]
+        resolve.excludeClientAddresses = ["10.0.0.9"]
+        #expect(c.resolve == resolve)
+        #expect(c.resolve.excludeApplications[0].isRegex && c.resolve.excludeApplications[0].matches("batch-7"), "compiled when loaded")
+        let monitor = c.monitorConfiguration
+        #expect(monitor.resolve == resolve, "the kill threshold reaches the engine in one piece")
+        #expect(monitor.snapshot.queryTextLength == 99 && monitor.snapshot.lockHoldThresholdSeconds == 7)
+        #expect(monitor.session.statementTimeoutMs == 4000 && monitor.session.lockTimeoutMs == 300 && monitor.session.applicationName == "lockvault")
+        #expect(c.alerts.policy.minSeverity == .medium && c.alerts.policy.queryTextLength == 50)
+        #expect(c.logLevel == .debug && c.logDestination == .json)
     }
 
     @Test func environmentOverridesTheFile() throws {

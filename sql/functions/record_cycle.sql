@@ -8,6 +8,10 @@
 -- seen get their load_end_date. Replaying the same cycle (a retry after a failed commit)
 -- changes nothing, so retries never duplicate rows.
 
+-- Vaults that applied migration 013 before it moved here had record_cycle split in two
+-- (record_cycle_rows + a reason update); record_blockers writes the reason now.
+DROP FUNCTION IF EXISTS lock_monitoring.record_cycle_rows(jsonb);
+
 CREATE OR REPLACE FUNCTION lock_monitoring.record_cycle(p jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql

@@ -1,6 +1,7 @@
 -- What DBAs read in psql: current state first, worst first; long text cut so rows stay
 -- readable (full text is in the satellites). CREATE OR REPLACE VIEW may only add columns at
--- the end; to drop, rename or retype one, put DROP VIEW IF EXISTS <this view>; above it.
+-- the end; to drop, rename, retype or move one, drop the view of the old shape first
+-- (as sql/views/blocking_sessions_dashboard.sql does).
 
 CREATE OR REPLACE VIEW lock_monitoring.alerts_dashboard AS
 SELECT e.event_at,

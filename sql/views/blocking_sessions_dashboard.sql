@@ -1,7 +1,20 @@
 -- What DBAs read in psql: current state first, worst first; long text cut so rows stay
 -- readable (full text is in the satellites). CREATE OR REPLACE VIEW may only add columns at
--- the end; to drop, rename or retype one, put DROP VIEW IF EXISTS <this view>; above it.
+-- the end; to drop, rename, retype or move one, drop the view of the old shape first
+-- (as sql/views/blocking_sessions_dashboard.sql does).
 
+-- auto_kill_reason sits beside auto_kill_eligible (migration 013): a view of the shape before
+-- it is dropped and recreated, once. No CASCADE: a view of yours on it makes migrate fail, by
+-- name, rather than vanish.
+DO $shape$
+BEGIN
+    IF to_regclass('lock_monitoring.blocking_sessions_dashboard') IS NOT NULL AND NOT EXISTS (
+        SELECT 1 FROM pg_attribute
+        WHERE attrelid = to_regclass('lock_monitoring.blocking_sessions_dashboard') AND attname = 'auto_kill_reason' AND NOT attisdropped) THEN
+        DROP VIEW lock_monitoring.blocking_sessions_dashboard;
+    END IF;
+END
+$shape$;
 CREATE OR REPLACE VIEW lock_monitoring.blocking_sessions_dashboard AS
 SELECT s.session_pid,
        s.blocking_severity,
@@ -15,6 +28,7 @@ SELECT s.session_pid,
        s.lock_target,
        s.recommended_action,
        s.auto_kill_eligible,
+       s.auto_kill_reason,
        s.kill_threshold_seconds,
        s.is_superuser,
        s.is_root_blocker,
@@ -34,13 +48,15 @@ LEFT JOIN LATERAL (
 WHERE s.load_end_date IS NULL
 ORDER BY CASE s.blocking_severity WHEN 'CRITICAL' THEN 1 WHEN 'HIGH' THEN 2 WHEN 'MEDIUM' THEN 3 ELSE 4 END,
          s.blocked_sessions_count DESC, s.blocking_started, s.session_pid;
-COMMENT ON VIEW lock_monitoring.blocking_sessions_dashboard IS 'Sessions blocking others right now, worst first, with the last resolve decision.';
+COMMENT ON VIEW lock_monitoring.blocking_sessions_dashboard IS 'Sessions blocking others right now, worst first, with the resolver''s verdict and its last decision.';
 COMMENT ON COLUMN lock_monitoring.blocking_sessions_dashboard.session_pid IS 'pid of the blocking session (NULL: a prepared transaction, see prepared_gid).';
 COMMENT ON COLUMN lock_monitoring.blocking_sessions_dashboard.blocking_severity IS 'LOW / MEDIUM / HIGH / CRITICAL as of the last change.';
 COMMENT ON COLUMN lock_monitoring.blocking_sessions_dashboard.blocked_sessions_count IS 'Sessions held up, directly or through chains.';
 COMMENT ON COLUMN lock_monitoring.blocking_sessions_dashboard.blocking_duration_seconds IS 'Seconds since the longest wait in its tree began (live).';
 COMMENT ON COLUMN lock_monitoring.blocking_sessions_dashboard.recommended_action IS 'What to do about it.';
-COMMENT ON COLUMN lock_monitoring.blocking_sessions_dashboard.auto_kill_eligible IS 'Whether the resolver could end it (before config exclusions).';
+COMMENT ON COLUMN lock_monitoring.blocking_sessions_dashboard.auto_kill_eligible IS
+    'Whether the resolver ends it (in a dry run: would), by the same rule as lockvault resolve: on, severity, root, threshold, protections, exclusions, caps.';
+COMMENT ON COLUMN lock_monitoring.blocking_sessions_dashboard.auto_kill_reason IS 'Why it is or is not eligible; NULL for rows recorded before lockvault wrote it.';
 COMMENT ON COLUMN lock_monitoring.blocking_sessions_dashboard.kill_threshold_seconds IS 'Blocking time after which the resolver may act.';
 COMMENT ON COLUMN lock_monitoring.blocking_sessions_dashboard.is_superuser IS 'Superuser sessions are never ended unless resolve.allow_superuser.';
 COMMENT ON COLUMN lock_monitoring.blocking_sessions_dashboard.last_decision IS 'Last resolve decision about it (would_terminate, terminated, skipped, …), NULL if none.';

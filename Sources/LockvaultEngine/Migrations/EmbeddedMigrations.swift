@@ -513,6 +513,23 @@ GRANT SELECT ON lock_monitoring.alert_h, lock_monitoring.alert_event_s, lock_mon
     TO lock_monitoring_role, lock_writer_role;
 GRANT INSERT, DELETE ON lock_monitoring.alert_h, lock_monitoring.alert_event_s, lock_monitoring.alert_delivery_s TO lock_writer_role;
 """####),
+        Migration(name: "013_kill_eligibility_reason.sql", sql: ####"""
+-- Migration 013: auto_kill_eligible comes from the resolver's own rule, with its reason.
+--
+-- Until now auto_kill_eligible was a second copy of the kill rule (CRITICAL, not superuser, …)
+-- that ignored resolve.min_severity, root-ness and the exclusions, so the dashboard could
+-- disagree with the resolver. lockvault now writes the resolver's answer for every blocker
+-- (ResolvePolicy.decide, the rule `lockvault resolve` and the daemon act on) and the reason
+-- beside it (sql/functions/record_blockers.sql; the dashboard: sql/views/blocking_sessions_dashboard.sql).
+-- Rows written before this migration keep their old value and a NULL reason.
+
+ALTER TABLE lock_monitoring.blocking_session_s ADD COLUMN IF NOT EXISTS auto_kill_reason text;
+COMMENT ON COLUMN lock_monitoring.blocking_session_s.auto_kill_eligible IS
+    'The resolver''s decision as of load_date: true when it ends this blocker (in a dry run: would). Same rule as lockvault resolve.';
+COMMENT ON COLUMN lock_monitoring.blocking_session_s.auto_kill_reason IS
+    'Why it is or is not eligible (e.g. "excluded role (etl)", "below resolve.min_severity (CRITICAL)"); NULL for rows written before lockvault recorded it.';
+GRANT UPDATE (auto_kill_reason) ON lock_monitoring.blocking_session_s TO lock_writer_role;
+"""####),
     ]
 
     /// The repeatable set: sql/functions/*.sql, then sql/views/*.sql.
@@ -815,12 +832,12 @@ BEGIN
                                         application_name, database_name, client_addr, backend_type, session_state, is_superuser,
                                         blocked_sessions_count, directly_blocked_count, blocked_pids, blocking_started, blocking_severity,
                                         held_lock_mode, lock_target, relation_name, is_root_blocker, in_deadlock_cycle, recommended_action,
-                                        auto_kill_eligible, kill_threshold_seconds, xact_start, query)
+                                        auto_kill_eligible, auto_kill_reason, kill_threshold_seconds, xact_start, query)
         SELECT DISTINCT ON (b.hk) b.hk, p_at, (s).hash_diff, p_src, (s).session_pid, (s).prepared_gid, (s).user_name,
                (s).application_name, (s).database_name, (s).client_addr, (s).backend_type, (s).session_state, coalesce((s).is_superuser, false),
                (s).blocked_sessions_count, (s).directly_blocked_count, (s).blocked_pids, (s).blocking_started, (s).blocking_severity,
                (s).held_lock_mode, (s).lock_target, (s).relation_name, (s).is_root_blocker, coalesce((s).in_deadlock_cycle, false), (s).recommended_action,
-               (s).auto_kill_eligible, (s).kill_threshold_seconds, (s).xact_start, (s).query
+               (s).auto_kill_eligible, (s).auto_kill_reason, (s).kill_threshold_seconds, (s).xact_start, (s).query
         FROM b
         WHERE b.hk IN (SELECT blocking_session_hk FROM ended)
            OR NOT EXISTS (SELECT 1 FROM blocking_session_s cur WHERE cur.blocking_session_hk = b.hk AND cur.load_end_date IS NULL)
@@ -844,6 +861,10 @@ GRANT EXECUTE ON FUNCTION lock_monitoring.record_blockers(text, text, timestampt
 -- row only when its hash_diff differs from the current row; current rows of things no longer
 -- seen get their load_end_date. Replaying the same cycle (a retry after a failed commit)
 -- changes nothing, so retries never duplicate rows.
+
+-- Vaults that applied migration 013 before it moved here had record_cycle split in two
+-- (record_cycle_rows + a reason update); record_blockers writes the reason now.
+DROP FUNCTION IF EXISTS lock_monitoring.record_cycle_rows(jsonb);
 
 CREATE OR REPLACE FUNCTION lock_monitoring.record_cycle(p jsonb)
 RETURNS jsonb
@@ -1226,7 +1247,8 @@ GRANT EXECUTE ON FUNCTION lock_monitoring.record_sessions(text, text, timestampt
         Migration.File(path: "views/alerts_dashboard.sql", sql: ####"""
 -- What DBAs read in psql: current state first, worst first; long text cut so rows stay
 -- readable (full text is in the satellites). CREATE OR REPLACE VIEW may only add columns at
--- the end; to drop, rename or retype one, put DROP VIEW IF EXISTS <this view>; above it.
+-- the end; to drop, rename, retype or move one, drop the view of the old shape first
+-- (as sql/views/blocking_sessions_dashboard.sql does).
 
 CREATE OR REPLACE VIEW lock_monitoring.alerts_dashboard AS
 SELECT e.event_at,
@@ -1251,8 +1273,21 @@ GRANT SELECT ON lock_monitoring.alerts_dashboard TO lock_monitoring_role, lock_w
         Migration.File(path: "views/blocking_sessions_dashboard.sql", sql: ####"""
 -- What DBAs read in psql: current state first, worst first; long text cut so rows stay
 -- readable (full text is in the satellites). CREATE OR REPLACE VIEW may only add columns at
--- the end; to drop, rename or retype one, put DROP VIEW IF EXISTS <this view>; above it.
+-- the end; to drop, rename, retype or move one, drop the view of the old shape first
+-- (as sql/views/blocking_sessions_dashboard.sql does).
 
+-- auto_kill_reason sits beside auto_kill_eligible (migration 013): a view of the shape before
+-- it is dropped and recreated, once. No CASCADE: a view of yours on it makes migrate fail, by
+-- name, rather than vanish.
+DO $shape$
+BEGIN
+    IF to_regclass('lock_monitoring.blocking_sessions_dashboard') IS NOT NULL AND NOT EXISTS (
+        SELECT 1 FROM pg_attribute
+        WHERE attrelid = to_regclass('lock_monitoring.blocking_sessions_dashboard') AND attname = 'auto_kill_reason' AND NOT attisdropped) THEN
+        DROP VIEW lock_monitoring.blocking_sessions_dashboard;
+    END IF;
+END
+$shape$;
 CREATE OR REPLACE VIEW lock_monitoring.blocking_sessions_dashboard AS
 SELECT s.session_pid,
        s.blocking_severity,
@@ -1266,6 +1301,7 @@ SELECT s.session_pid,
        s.lock_target,
        s.recommended_action,
        s.auto_kill_eligible,
+       s.auto_kill_reason,
        s.kill_threshold_seconds,
        s.is_superuser,
        s.is_root_blocker,
@@ -1285,13 +1321,15 @@ LEFT JOIN LATERAL (
 WHERE s.load_end_date IS NULL
 ORDER BY CASE s.blocking_severity WHEN 'CRITICAL' THEN 1 WHEN 'HIGH' THEN 2 WHEN 'MEDIUM' THEN 3 ELSE 4 END,
          s.blocked_sessions_count DESC, s.blocking_started, s.session_pid;
-COMMENT ON VIEW lock_monitoring.blocking_sessions_dashboard IS 'Sessions blocking others right now, worst first, with the last resolve decision.';
+COMMENT ON VIEW lock_monitoring.blocking_sessions_dashboard IS 'Sessions blocking others right now, worst first, with the resolver''s verdict and its last decision.';
 COMMENT ON COLUMN lock_monitoring.blocking_sessions_dashboard.session_pid IS 'pid of the blocking session (NULL: a prepared transaction, see prepared_gid).';
 COMMENT ON COLUMN lock_monitoring.blocking_sessions_dashboard.blocking_severity IS 'LOW / MEDIUM / HIGH / CRITICAL as of the last change.';
 COMMENT ON COLUMN lock_monitoring.blocking_sessions_dashboard.blocked_sessions_count IS 'Sessions held up, directly or through chains.';
 COMMENT ON COLUMN lock_monitoring.blocking_sessions_dashboard.blocking_duration_seconds IS 'Seconds since the longest wait in its tree began (live).';
 COMMENT ON COLUMN lock_monitoring.blocking_sessions_dashboard.recommended_action IS 'What to do about it.';
-COMMENT ON COLUMN lock_monitoring.blocking_sessions_dashboard.auto_kill_eligible IS 'Whether the resolver could end it (before config exclusions).';
+COMMENT ON COLUMN lock_monitoring.blocking_sessions_dashboard.auto_kill_eligible IS
+    'Whether the resolver ends it (in a dry run: would), by the same rule as lockvault resolve: on, severity, root, threshold, protections, exclusions, caps.';
+COMMENT ON COLUMN lock_monitoring.blocking_sessions_dashboard.auto_kill_reason IS 'Why it is or is not eligible; NULL for rows recorded before lockvault wrote it.';
 COMMENT ON COLUMN lock_monitoring.blocking_sessions_dashboard.kill_threshold_seconds IS 'Blocking time after which the resolver may act.';
 COMMENT ON COLUMN lock_monitoring.blocking_sessions_dashboard.is_superuser IS 'Superuser sessions are never ended unless resolve.allow_superuser.';
 COMMENT ON COLUMN lock_monitoring.blocking_sessions_dashboard.last_decision IS 'Last resolve decision about it (would_terminate, terminated, skipped, …), NULL if none.';
@@ -1304,7 +1342,8 @@ GRANT SELECT ON lock_monitoring.blocking_sessions_dashboard TO lock_monitoring_r
         Migration.File(path: "views/deadlock_events_dashboard.sql", sql: ####"""
 -- What DBAs read in psql: current state first, worst first; long text cut so rows stay
 -- readable (full text is in the satellites). CREATE OR REPLACE VIEW may only add columns at
--- the end; to drop, rename or retype one, put DROP VIEW IF EXISTS <this view>; above it.
+-- the end; to drop, rename, retype or move one, drop the view of the old shape first
+-- (as sql/views/blocking_sessions_dashboard.sql does).
 
 CREATE OR REPLACE VIEW lock_monitoring.deadlock_events_dashboard AS
 SELECT s.detected_at,
@@ -1331,7 +1370,8 @@ GRANT SELECT ON lock_monitoring.deadlock_events_dashboard TO lock_monitoring_rol
         Migration.File(path: "views/lock_activity_dashboard.sql", sql: ####"""
 -- What DBAs read in psql: current state first, worst first; long text cut so rows stay
 -- readable (full text is in the satellites). CREATE OR REPLACE VIEW may only add columns at
--- the end; to drop, rename or retype one, put DROP VIEW IF EXISTS <this view>; above it.
+-- the end; to drop, rename, retype or move one, drop the view of the old shape first
+-- (as sql/views/blocking_sessions_dashboard.sql does).
 
 CREATE OR REPLACE VIEW lock_monitoring.lock_activity_dashboard AS
 SELECT s.session_pid,
@@ -1368,7 +1408,8 @@ GRANT SELECT ON lock_monitoring.lock_activity_dashboard TO lock_monitoring_role,
         Migration.File(path: "views/lock_wait_analysis_dashboard.sql", sql: ####"""
 -- What DBAs read in psql: current state first, worst first; long text cut so rows stay
 -- readable (full text is in the satellites). CREATE OR REPLACE VIEW may only add columns at
--- the end; to drop, rename or retype one, put DROP VIEW IF EXISTS <this view>; above it.
+-- the end; to drop, rename, retype or move one, drop the view of the old shape first
+-- (as sql/views/blocking_sessions_dashboard.sql does).
 
 CREATE OR REPLACE VIEW lock_monitoring.lock_wait_analysis_dashboard AS
 SELECT h.period_start,

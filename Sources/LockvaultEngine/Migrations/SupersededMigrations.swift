@@ -17,5 +17,8 @@ extension Migration {
         "009_analysis_and_retention.sql": ["10a9ea83c7eea781f4e01b392d0fed22779170dedee449b65f5a1f53ad4605e4"],
         // The alert tables (kept), alerts_dashboard and the alert part of cleanup_old_data (moved).
         "012_alerts.sql": ["54b0a54710a7df2dc74cac565e4fe436cd64a21578fb294fdbce593cb2283591"],
+        // The reason column (kept); record_cycle's split and the recreated dashboard (moved to
+        // sql/functions/record_blockers.sql and sql/views/blocking_sessions_dashboard.sql).
+        "013_kill_eligibility_reason.sql": ["e99215bb56d28a3516ee18c4cc341a23d0d68bcdc2e932470dfc582b3e73fbd5"],
     ]
 }

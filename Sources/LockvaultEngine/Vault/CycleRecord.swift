@@ -28,6 +28,8 @@ struct CycleRecord: Encodable, Sendable {
         graph: WaitGraph,
         deadlocks: [DeadlockEvent],
         decisions: [ResolveDecisionRecord],
+        killRule: [ResolveDecision],
+        killThresholdSeconds: Double,
         clusterName: String,
         recordSource: String,
         cycleMilliseconds: Double,
@@ -75,6 +77,8 @@ struct CycleRecord: Encodable, Sendable {
             }
         }
 
+        // The kill rule's answer per blocker (ResolvePolicy.decide): what the vault shows as auto_kill_eligible/_reason.
+        let eligibility = Dictionary(killRule.map { ($0.assessment.participant, $0.eligibility) }, uniquingKeysWith: { a, _ in a })
         for a in assessments {
             let key: SessionKey
             switch a.participant {
@@ -84,7 +88,8 @@ struct CycleRecord: Encodable, Sendable {
             case .prepared(let gid):
                 key = named.prepared(gid, database: a.preparedTransaction?.database)
             }
-            blockers.append(BlockerRow(a, key: key, capturedAt: snapshot.capturedAt))
+            blockers.append(BlockerRow(a, key: key, eligibility: eligibility[a.participant] ?? .ineligible(.resolverOff),
+                                       killThresholdSeconds: killThresholdSeconds, capturedAt: snapshot.capturedAt))
         }
 
         deadlock_counters = snapshot.deadlockCounts.sorted { $0.key < $1.key }.map { DeadlockCounterRow(database: $0.key, deadlocks: $0.value) }

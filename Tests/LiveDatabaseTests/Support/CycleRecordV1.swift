@@ -7,7 +7,8 @@ import PostgresClient
 // are column names, record_cycle split per family). VaultUpgradeLiveTests writes real cycles
 // with it into a vault built by the migrations of that time (Tests/Fixtures/vault-v1), to
 // prove such vaults migrate forward with nothing lost. Do not edit; only adapt it to renamed
-// domain types.
+// domain types. (BlockerAssessment's own autoKillEligible and killThresholdSeconds are gone
+// with the one kill rule; they come in as `autoKillEligible` and `killThresholdSeconds`.)
 
 /// Turns one cycle's findings into the JSON document `lock_monitoring.record_cycle(jsonb)`
 /// writes. Hash diffs are computed here (VaultHash = the SQL rule) over the attributes whose
@@ -22,6 +23,8 @@ struct CycleRecordV1 {
         graph: WaitGraph,
         deadlocks: [DeadlockEvent],
         decisions: [ResolveDecisionRecord],
+        autoKillEligible: (BlockerAssessment) -> Bool,
+        killThresholdSeconds: Double,
         clusterName: String,
         recordSource: String,
         cycleMilliseconds: Double,
@@ -133,14 +136,14 @@ struct CycleRecordV1 {
             entry["is_root"] = a.isRoot
             entry["in_cycle"] = a.inCycle
             entry["recommended_action"] = a.recommendedAction
-            entry["auto_kill_eligible"] = a.autoKillEligible
-            entry["kill_threshold_seconds"] = a.killThresholdSeconds
+            entry["auto_kill_eligible"] = autoKillEligible(a)
+            entry["kill_threshold_seconds"] = killThresholdSeconds
             entry["xact_start"] = ts(s?.transactionStart)
             entry["query"] = s?.query ?? NSNull()
             entry["hash_diff"] = VaultHash.hex(VaultHash.hashKey([
                 a.severity.rawValue, a.transitivelyBlocked.map(String.init).joined(separator: ","), String(a.directlyBlocked.count),
                 s?.state.description, a.heldMode?.description, a.contendedTarget, a.isRoot ? "t" : "f", a.inCycle ? "t" : "f",
-                a.autoKillEligible ? "t" : "f", a.isSuperuser ? "t" : "f", a.blockingSince.map(VaultHash.timestamp), s?.user, s?.applicationName,
+                autoKillEligible(a) ? "t" : "f", a.isSuperuser ? "t" : "f", a.blockingSince.map(VaultHash.timestamp), s?.user, s?.applicationName,
             ]))
             blockers.append(entry)
         }

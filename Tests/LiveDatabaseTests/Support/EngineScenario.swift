@@ -35,7 +35,7 @@ final class EngineScenario: @unchecked Sendable {
         var config = MonitorConfiguration(
             targetDSN: try LiveDatabase.conninfo(database: database, user: monitorUser), clusterName: "test", severity: severity,
             session: SessionSettings(applicationName: "lockvault"), serverLogPath: serverLog, heartbeatSeconds: 3600,
-            resolve: resolve, terminateTimeoutMs: 5000, decidedBy: "test")
+            resolve: resolve, decidedBy: "test")
         try configure(&config)
         configuration = config
         monitor = Monitor(configuration: config, logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() })

@@ -28,11 +28,14 @@ struct BlockerRow: Encodable, Sendable {
     var in_deadlock_cycle: Bool
     var recommended_action: String
     var auto_kill_eligible: Bool
+    var auto_kill_reason: String
     var kill_threshold_seconds: Double
     var xact_start: Date?
     var query: String?
 
-    init(_ a: BlockerAssessment, key: SessionKey, capturedAt: Date) {
+    /// `eligibility`: the kill rule's answer for this blocker (ResolvePolicy.decide), the one
+    /// the resolver acts on.
+    init(_ a: BlockerAssessment, key: SessionKey, eligibility: KillEligibility, killThresholdSeconds: Double, capturedAt: Date) {
         let s = a.session
         blocking_session = key
         session_pid = key.session_pid
@@ -55,15 +58,17 @@ struct BlockerRow: Encodable, Sendable {
         is_root_blocker = a.isRoot
         in_deadlock_cycle = a.inCycle
         recommended_action = a.recommendedAction
-        auto_kill_eligible = a.autoKillEligible
-        kill_threshold_seconds = a.killThresholdSeconds
+        auto_kill_eligible = eligibility.isEligible
+        auto_kill_reason = eligibility.reason
+        kill_threshold_seconds = killThresholdSeconds
         xact_start = s?.transactionStart
         query = s?.query
         // Not the live duration or the running query: a steady blocker writes nothing.
         hash_diff = HashDiff([
             a.severity.rawValue, a.transitivelyBlocked.map(String.init).joined(separator: ","), String(a.directlyBlocked.count),
             s?.state.description, a.heldMode?.description, a.contendedTarget, HashDiff.flag(a.isRoot), HashDiff.flag(a.inCycle),
-            HashDiff.flag(a.autoKillEligible), HashDiff.flag(a.isSuperuser), a.blockingSince.map(VaultHash.timestamp), s?.user, s?.applicationName,
+            HashDiff.flag(eligibility.isEligible), HashDiff.flag(a.isSuperuser), a.blockingSince.map(VaultHash.timestamp), s?.user, s?.applicationName,
+            eligibility.reason,
         ])
     }
 }
