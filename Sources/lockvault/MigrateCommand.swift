@@ -10,8 +10,10 @@ struct MigrateCommand: ParsableCommand {
         commandName: "migrate",
         abstract: "Apply pending vault migrations (schema lock_monitoring), each in its own transaction.",
         discussion: """
-            Safe to run again (nothing to do is success) and concurrently (runs serialise on an advisory lock). \
-            Refuses when an applied migration's file changed since it was applied.
+            Numbered migrations (sql/NNN_*.sql: tables, columns, indexes) are applied once; then the functions \
+            and views (sql/functions, sql/views) are re-applied as one set, in one transaction, whenever they \
+            changed. Safe to run again (nothing to do is success) and concurrently (runs serialise on an advisory \
+            lock). Refuses when an applied numbered migration's file changed since it was applied.
             Exit codes: 0 up to date / applied; 1 a migration failed (rolled back); 65 an applied migration was \
             changed or is unknown to this lockvault; 64 malformed DSN; 69 cannot connect; 77 authentication failed.
             """
@@ -36,7 +38,7 @@ struct MigrateCommand: ParsableCommand {
             if dryRun {
                 let pending = try migrator.pending(on: conn)
                 print(pending.isEmpty ? "up to date (\(migrator.migrations.count) migrations applied)" : "pending:")
-                for m in pending { print("  \(m.name)") }
+                for m in pending { print("  \(Self.describe(m))") }
                 return
             }
             let applied = try migrator.apply(on: conn)
@@ -51,6 +53,14 @@ struct MigrateCommand: ParsableCommand {
         } catch {
             printError("lockvault migrate: \(error)")
             throw ExitCode(LockvaultExit.failure)
+        }
+    }
+
+    /// `012_alerts.sql`, or `functions+views (re-create 19 files: sql/functions/*.sql, sql/views/*.sql)`.
+    static func describe(_ m: Migration) -> String {
+        switch m.kind {
+        case .versioned: return m.name
+        case .repeatable: return "\(m.name) (re-create \(m.files.count) files: sql/functions/*.sql, sql/views/*.sql)"
         }
     }
 }
