@@ -130,7 +130,7 @@ import Testing
     }
 
     @Test func theDecisionIsTheEligibility() {
-        for d in Self.on { $0.minSeverity = .low }.decide(Self.chain(), scope: SignalScope(), memory: .init(), now: Fixture.now) {
+        for d in Self.on({ $0.minSeverity = .low }).decide(Self.chain(), scope: SignalScope(), memory: .init(), now: Fixture.now) {
             #expect((d.verdict == .act) == d.eligibility.isEligible)
             #expect(d.reason == d.eligibility.reason)
             #expect(d.action == d.eligibility.action)
