@@ -198,20 +198,21 @@ log "systemctl reload"
 pid_before=$(prop MainPID)
 cursor=$(inside journalctl --no-pager -u lockvault.service -n 0 --show-cursor | sed -n 's/^-- cursor: //p')
 inside systemctl reload lockvault.service || fail "systemctl reload failed"
-reloaded() { inside journalctl --no-pager -u lockvault.service --after-cursor="$cursor" -o cat | grep -qi 'reload'; }
-wait_for 20 "a reload line in the journal" reloaded
+# lockvault's own line, not systemd's "Reloading …".
+reloaded() { inside journalctl --no-pager -u lockvault.service --after-cursor="$cursor" -o cat | grep -q '^configuration reloaded'; }
+wait_for 20 "lockvault's 'configuration reloaded' in the journal" reloaded
 wait_for 20 "active (running) after reload" is_running
 [[ $(prop MainPID) == "$pid_before" ]] || fail "reload restarted the process"
-pass "reload logged ($(inside journalctl --no-pager -u lockvault.service --after-cursor="$cursor" -o cat | grep -i reload | head -1 | cut -c1-80)), same pid, still running"
+pass "reload logged ($(inside journalctl --no-pager -u lockvault.service --after-cursor="$cursor" -o cat | grep '^configuration reloaded' | head -1 | cut -c1-80)), same pid, still running"
 inside cp /etc/lockvault/lockvault.yaml /root/good.yaml
 inside sh -c 'printf "sampling:\n  interval_seconds: -3\n" >> /etc/lockvault/lockvault.yaml'
 cursor=$(inside journalctl --no-pager -u lockvault.service -n 0 --show-cursor | sed -n 's/^-- cursor: //p')
 inside systemctl reload lockvault.service || true
-rejected() { inside journalctl --no-pager -u lockvault.service --after-cursor="$cursor" -o cat | grep -qiE 'reject|invalid|keep'; }
+rejected() { inside journalctl --no-pager -u lockvault.service --after-cursor="$cursor" -o cat | grep -q '^configuration reload rejected'; }
 wait_for 20 "the bad config rejected in the journal" rejected
 wait_for 20 "active (running) after a bad reload" is_running
 [[ $(prop MainPID) == "$pid_before" ]] || fail "a bad reload restarted the process"
-pass "bad config on reload rejected, old one kept ($(inside journalctl --no-pager -u lockvault.service --after-cursor="$cursor" -o cat | grep -iE 'reject|invalid|keep' | head -1 | cut -c1-90))"
+pass "bad config on reload rejected, old one kept ($(inside journalctl --no-pager -u lockvault.service --after-cursor="$cursor" -o cat | grep '^configuration reload rejected' | head -1 | cut -c1-90))"
 inside cp /root/good.yaml /etc/lockvault/lockvault.yaml
 inside systemctl reload lockvault.service
 
