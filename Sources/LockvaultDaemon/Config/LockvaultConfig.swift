@@ -8,6 +8,11 @@ public struct LockvaultConfig: Sendable, Equatable {
     public var targetDSN = ""
     public var vaultDSN: String? = nil
     public var maxBufferedCycles = 3600
+    /// `vault.spool_directory`: where buffered cycle records survive a restart; nil = the
+    /// service's state directory (`$STATE_DIRECTORY/spool`, systemd's StateDirectory=), and
+    /// no spool when that is unset either.
+    public var spoolDirectory: String? = nil
+    public var spoolMaxMB = 256
 
     public var intervalSeconds = 1.0
     public var queryTextLength = 1024
@@ -15,7 +20,7 @@ public struct LockvaultConfig: Sendable, Equatable {
     public var statementTimeoutMs = 5000
     public var lockTimeoutMs = 1000
     public var serverLogPath: String? = nil
-    public var serverLogFormat = "stderr"
+    public var serverLogFormat = "auto"
 
     public var severity = SeverityPolicy()
 

@@ -32,16 +32,31 @@ public struct StartupError: Error, CustomStringConvertible, Sendable {
 extension LockvaultConfig {
     /// The engine's view of this configuration.
     public var monitorConfiguration: MonitorConfiguration {
+        monitorConfiguration(environment: ProcessInfo.processInfo.environment)
+    }
+
+    /// The spool: `vault.spool_directory`, else `$STATE_DIRECTORY/spool` (the first of
+    /// systemd's StateDirectory= paths), else none.
+    public func spoolDirectory(environment: [String: String]) -> String? {
+        if let spoolDirectory, !spoolDirectory.isEmpty { return spoolDirectory }
+        guard let state = environment["STATE_DIRECTORY"]?.split(separator: ":").first, !state.isEmpty else { return nil }
+        return "\(state)/spool"
+    }
+
+    func monitorConfiguration(environment: [String: String]) -> MonitorConfiguration {
         var severity = self.severity
         severity.killThresholdSeconds = resolve.killThresholdSeconds
-        return MonitorConfiguration(
+        var configuration = MonitorConfiguration(
             targetDSN: targetDSN, vaultDSN: vaultDSN, clusterName: clusterName,
             snapshot: SnapshotOptions(queryTextLength: queryTextLength, lockHoldThresholdSeconds: lockHoldThresholdSeconds),
             severity: severity,
             session: SessionSettings(applicationName: "lockvault", statementTimeoutMs: statementTimeoutMs, lockTimeoutMs: lockTimeoutMs),
-            serverLogPath: serverLogPath, serverLogFormat: ServerLogFormat(rawValue: serverLogFormat) ?? .stderr,
+            serverLogPath: serverLogPath, serverLogFormat: ServerLogFormat(rawValue: serverLogFormat),
             maxBufferedCycles: maxBufferedCycles, resolve: resolvePolicy, terminateTimeoutMs: resolve.terminateTimeoutMs,
             decidedBy: "daemon@\(ProcessInfo.processInfo.hostName)")
+        configuration.spoolDirectory = spoolDirectory(environment: environment)
+        configuration.spoolMaxBytes = spoolMaxMB << 20
+        return configuration
     }
 
     /// The `resolve:` section as the core's policy.
@@ -249,9 +264,14 @@ public actor DaemonEngine: SamplingEngine {
 
     public func shutdown() async {
         let (pending, failure) = await monitor.writeBuffered()
-        if pending > 0 {
-            logger.error("stopping with cycle records the vault could not take; they are lost", metadata: [
-                "buffered": "\(pending)", "error": "\(failure?.message ?? "flush budget spent")",
+        let spooled = await monitor.spooledRecords
+        if pending > spooled {
+            logger.error("stopping with cycle records the vault could not take and the spool does not hold; they are lost", metadata: [
+                "buffered": "\(pending)", "spooled": "\(spooled)", "error": "\(failure?.message ?? "flush budget spent")",
+            ])
+        } else if pending > 0 {
+            logger.notice("stopping with cycle records the vault could not take; they stay in the spool and are written after the next start", metadata: [
+                "spooled": "\(spooled)", "error": "\(failure?.message ?? "flush budget spent")",
             ])
         }
         await monitor.close()
