@@ -197,6 +197,9 @@ public struct ServerLogDeadlockParser: Sendable {
                 entry?.continuation.append(line.dropFirst())
             } else {
                 reports += finishEntry()
+                // Only an ERROR and the DETAIL after it matter: other lines are not matched
+                // against the prefix at all, so a busy log (log_statement = all) stays cheap.
+                guard line.contains("ERROR:  ") || line.contains("DETAIL:  ") else { continue }
                 if let parsed = linePrefix.parse(line) { entry = (parsed, []) }
             }
         }

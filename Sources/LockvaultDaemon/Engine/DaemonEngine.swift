@@ -258,6 +258,9 @@ public actor DaemonEngine: SamplingEngine {
         if new.alerts.sinks != config.alerts.sinks || new.metricsListen != config.metricsListen {
             logger.warning("alerts.sinks and metrics.listen take effect at the next restart; the running ones stay")
         }
+        if new.spoolDirectory != config.spoolDirectory || new.spoolMaxMB != config.spoolMaxMB {
+            logger.warning("vault.spool_directory and vault.spool_max_mb take effect at the next restart; the running spool stays")
+        }
         config = new
         return new.interval
     }
