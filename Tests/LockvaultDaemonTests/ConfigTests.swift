@@ -252,3 +252,18 @@ import Testing
         }
     }
 }
+
+/// Where the daemon spools cycle records the vault could not take.
+@Suite struct SpoolDirectoryTests {
+    @Test func theKeyWinsThenSystemdsStateDirectoryThenNone() throws {
+        let defaults = LockvaultConfig()
+        #expect(defaults.spoolDirectory(environment: ["STATE_DIRECTORY": "/var/lib/lockvault/prod:/var/lib/other"]) == "/var/lib/lockvault/prod/spool",
+                "the first of StateDirectory='s paths")
+        #expect(defaults.spoolDirectory(environment: [:]) == nil, "neither: memory only")
+        let set = try ConfigLoader.parse("vault: { spool_directory: /srv/lockvault-spool, spool_max_mb: 16 }")
+        #expect(set.spoolDirectory(environment: ["STATE_DIRECTORY": "/var/lib/lockvault"]) == "/srv/lockvault-spool")
+        let monitor = set.monitorConfiguration(environment: [:])
+        #expect(monitor.spoolDirectory == "/srv/lockvault-spool" && monitor.spoolMaxBytes == 16 << 20)
+        #expect(throws: ConfigError.self) { try ConfigLoader.parse("vault: { spool_max_mb: 0 }") }
+    }
+}
