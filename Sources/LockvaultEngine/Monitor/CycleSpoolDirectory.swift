@@ -1,5 +1,6 @@
 import Foundation
 import LockvaultCore
+import Logging
 import PostgresClient
 
 /// A cycle record as the vault takes it: record_cycle's JSON document, without the gap (the
@@ -126,6 +127,53 @@ final class CycleSpoolDirectory {
         let file = "\(path)/\(fileName(sequence))"
         guard unlink(file) == 0 || errno == ENOENT else { throw failure("cannot remove \(file)") }
         try syncDirectory()
+    }
+
+    /// Does what `spool` asks until the files match `buffer`, reporting each outcome back;
+    /// stops at the first file that can't be written (the ledger then holds back).
+    func sync(_ spool: inout VaultSpool, with buffer: VaultBuffer<CycleDocument>, logger: Logger) {
+        for _ in 0...(buffer.count + spool.stored.count) {
+            guard let action = spool.next(for: buffer) else { return }
+            switch action {
+            case .remove(let sequence):
+                do { try remove(sequence: sequence) } catch {
+                    logger.error("could not remove a dropped cycle record from the spool", metadata: ["error": "\(error)"])
+                }
+                spool.removed(sequence: sequence)
+            case .store(let sequence):
+                guard let pending = buffer.records.first(where: { $0.sequence == sequence }) else { return }
+                do {
+                    let data = try encode(pending)
+                    guard spool.admit(sequence: sequence, bytes: data.count) else {
+                        logger.error("the spool is full: further buffered cycle records are kept in memory only, and lost if lockvault stops before the vault returns", metadata: [
+                            "spool": "\(path)", "max_bytes": "\(spool.maxBytes)", "spooled": "\(spool.stored.count)",
+                        ])
+                        return
+                    }
+                    try write(data, sequence: sequence)
+                    spool.stored(sequence: sequence, lost: pending.lost, bytes: data.count)
+                } catch {
+                    if spool.storeFailed(sequence: sequence, reason: "\(error)") {
+                        logger.error("cannot spool buffered cycle records: they are kept in memory only, and lost if lockvault stops before the vault returns", metadata: [
+                            "spool": "\(path)", "error": "\(error)",
+                        ])
+                    }
+                    return
+                }
+            }
+        }
+    }
+
+    /// The vault has (or refused) record `sequence`: its file goes now, before the next
+    /// record is written.
+    func removeWritten(_ sequence: UInt64, from spool: inout VaultSpool, logger: Logger) {
+        guard spool.stored[sequence] != nil else { return }
+        do {
+            try remove(sequence: sequence)
+        } catch {
+            logger.error("could not remove a written cycle record from the spool", metadata: ["error": "\(error)"])
+        }
+        spool.removed(sequence: sequence)
     }
 
     private func makeDirectory() throws {

@@ -273,56 +273,23 @@ public actor Monitor {
                 logger.notice("replayed the spooled cycle records from before the restart", metadata: ["replayed": "\(replay.total)"])
             }
         }
-        guard let files = spoolFiles, spool?.stored[sequence] != nil else { return }
-        do {
-            try files.remove(sequence: sequence)
-        } catch {
-            logger.error("could not remove a written cycle record from the spool", metadata: ["error": "\(error)"])
-        }
-        spool?.removed(sequence: sequence)
+        guard let files = spoolFiles, var ledger = spool else { return }
+        files.removeWritten(sequence, from: &ledger, logger: logger)
+        spool = ledger
     }
 
-    /// Makes the spool hold what the buffer holds (the state machine's ``VaultSpool`` says
-    /// what): records the vault did not take this cycle are spooled; a spool that is full or
+    /// Makes the spool hold what the buffer holds (``VaultSpool`` decides, the directory
+    /// writes): records the vault did not take this cycle are spooled; a spool that is full or
     /// unwritable leaves them in memory (logged once) and never stops a cycle.
     private func syncSpool() {
         guard var ledger = spool, let files = spoolFiles else { return }
-        defer { spool = ledger }
         // Replayed records dropped from the buffer (its bound) are not pending any more.
         if var replay = replaying {
             replay.pending.formIntersection(machine.buffer.records.map(\.sequence))
             replaying = replay.pending.isEmpty ? nil : replay
         }
-        for _ in 0...(machine.buffer.count + ledger.stored.count) {
-            guard let action = ledger.next(for: machine.buffer) else { return }
-            switch action {
-            case .remove(let sequence):
-                do { try files.remove(sequence: sequence) } catch {
-                    logger.error("could not remove a dropped cycle record from the spool", metadata: ["error": "\(error)"])
-                }
-                ledger.removed(sequence: sequence)
-            case .store(let sequence):
-                guard let pending = machine.buffer.records.first(where: { $0.sequence == sequence }) else { return }
-                do {
-                    let data = try files.encode(pending)
-                    guard ledger.admit(sequence: sequence, bytes: data.count) else {
-                        logger.error("the spool is full: further buffered cycle records are kept in memory only, and lost if lockvault stops before the vault returns", metadata: [
-                            "spool": "\(files.path)", "max_bytes": "\(ledger.maxBytes)", "spooled": "\(ledger.stored.count)",
-                        ])
-                        return
-                    }
-                    try files.write(data, sequence: sequence)
-                    ledger.stored(sequence: sequence, lost: pending.lost, bytes: data.count)
-                } catch {
-                    if ledger.storeFailed(sequence: sequence, reason: "\(error)") {
-                        logger.error("cannot spool buffered cycle records: they are kept in memory only, and lost if lockvault stops before the vault returns", metadata: [
-                            "spool": "\(files.path)", "error": "\(error)",
-                        ])
-                    }
-                    return
-                }
-            }
-        }
+        files.sync(&ledger, with: machine.buffer, logger: logger)
+        spool = ledger
     }
 
     private func targetConnection() throws -> PostgresConnection {
