@@ -25,8 +25,21 @@ struct CycleDocument: Sendable {
         guard var object = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else {
             throw SpoolError(message: "the cycle document is not a JSON object")
         }
-        object["gap"] = ["start": PostgresTimestamp.format(gap.start), "end": PostgresTimestamp.format(gap.end), "reason": gap.reason]
+        object["gap"] = try Self.gapObject(gap)
         return String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self)
+    }
+
+    /// The `gap` object exactly as ``CycleRecord`` writes it (one place decides its keys):
+    /// taken from an empty record carrying it.
+    static func gapObject(_ gap: CycleGap) throws -> Any {
+        let snapshot = LockSnapshot(capturedAt: gap.end)
+        let carrier = CycleRecord(snapshot: snapshot, assessments: [], graph: WaitGraph(snapshot), deadlocks: [], decisions: [], clusterName: "",
+                                  recordSource: "", cycleMilliseconds: 0, heartbeatSeconds: 0, gap: nil)
+        let text = try carrier.document(carrying: gap)
+        guard let object = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any], let gapObject = object["gap"] else {
+            throw SpoolError(message: "the cycle document has no gap object")
+        }
+        return gapObject
     }
 }
 
