@@ -43,7 +43,7 @@ cleanup() {
 }
 trap cleanup EXIT
 # A session that runs its first statements, then sits idle in its transaction until killed.
-hold() { local app=$1 sql=$2; { (echo "$sql"; exec sleep 60) 2>/dev/null | PGAPPNAME=$app psql -Xq >/dev/null 2>&1; } & pids+=($!); }
+hold() { local app=$1 sql=$2; { (echo "$sql"; exec sleep 60) 2>/dev/null | PGAPPNAME=$app psql -Xq >/dev/null 2>&1; } 2>/dev/null & pids+=($!); }
 # A session whose statement waits.
 wait_on() { local app=$1 sql=$2; PGAPPNAME=$app psql -Xq -c "$sql" >/dev/null 2>&1 & pids+=($!); }
 waiters() { psql -XAt -c "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND application_name LIKE 'demo-%'"; }

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Checks systemd/*.service: `systemd-analyze verify` (any complaint fails, unknown keys
-# included) and `systemd-analyze security --offline=yes` (exposure must be ≤ 2.0).
+# included) and `systemd-analyze security --offline=yes` (exposure must be ≤ 1.5).
 #
 # Runs in a private mount namespace with its own tmpfs on /run/systemd, so nothing is left on
 # the host; works without systemd as PID 1. The units name /usr/bin/lockvault, which need not
 # be installed here: verify copies whose binary path points at an executable that exists.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-max_exposure=${LOCKVAULT_MAX_EXPOSURE:-2.0}
+max_exposure=${LOCKVAULT_MAX_EXPOSURE:-1.5}
 
 if [[ ${1:-} != --inside ]]; then
     command -v systemd-analyze >/dev/null || { echo "verify-units: systemd-analyze not found (apt-get install systemd)" >&2; exit 1; }

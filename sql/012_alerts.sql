@@ -1,5 +1,6 @@
 -- Migration 012: the alert audit trail. Every alert lockvault raised and what each sink made of
 -- it, so "were we paged, and when?" has an answer in the same place as the history it was about.
+-- (Its view, alerts_dashboard, is in sql/views; its retention is part of cleanup_old_data in sql/functions.)
 
 -- Hub: one alert incident (a blocker from first raise to clear, or one deadlock). The business
 -- key is the alert id the sinks received (stable across raise/escalate/clear).
@@ -58,51 +59,6 @@ COMMENT ON COLUMN lock_monitoring.alert_delivery_s.error IS 'The last attempt''s
 
 CREATE INDEX IF NOT EXISTS alert_event_s_event_at_idx ON lock_monitoring.alert_event_s (event_at DESC);
 
-CREATE OR REPLACE VIEW lock_monitoring.alerts_dashboard AS
-SELECT e.event_at,
-       e.kind,
-       e.severity,
-       e.summary,
-       h.alert_id,
-       coalesce((SELECT string_agg(d.sink || ': ' || d.outcome || CASE WHEN d.attempts > 1 THEN ' after ' || d.attempts || ' attempts' ELSE '' END, ', ' ORDER BY d.sink)
-                 FROM lock_monitoring.alert_delivery_s d
-                 WHERE d.alert_hk = e.alert_hk AND d.event_at = e.event_at AND d.kind = e.kind), 'no sink configured') AS deliveries
-FROM lock_monitoring.alert_event_s e
-JOIN lock_monitoring.alert_h h USING (alert_hk)
-ORDER BY e.event_at DESC;
-COMMENT ON VIEW lock_monitoring.alerts_dashboard IS
-    'Alerts lockvault sent, newest first, with each sink''s outcome: the answer to "were we paged?".';
-COMMENT ON COLUMN lock_monitoring.alerts_dashboard.deliveries IS 'Per sink: delivered / failed / dropped (with attempts when retried).';
-
-GRANT SELECT ON lock_monitoring.alert_h, lock_monitoring.alert_event_s, lock_monitoring.alert_delivery_s, lock_monitoring.alerts_dashboard
+GRANT SELECT ON lock_monitoring.alert_h, lock_monitoring.alert_event_s, lock_monitoring.alert_delivery_s
     TO lock_monitoring_role, lock_writer_role;
 GRANT INSERT, DELETE ON lock_monitoring.alert_h, lock_monitoring.alert_event_s, lock_monitoring.alert_delivery_s TO lock_writer_role;
-
--- Retention covers the alert trail too: the history part of cleanup_old_data keeps its body
--- (renamed), and cleanup_old_data adds alerts older than the cutoff. Alert events are never
--- superseded, so they go by age; an incident's hub once none of its events remain.
-ALTER FUNCTION lock_monitoring.cleanup_old_data(integer) RENAME TO cleanup_old_history;
-COMMENT ON FUNCTION lock_monitoring.cleanup_old_history(integer) IS
-    'The history part of cleanup_old_data (everything but the alert trail); call cleanup_old_data instead.';
-
-CREATE OR REPLACE FUNCTION lock_monitoring.cleanup_old_data(retention_days integer DEFAULT 30)
-RETURNS TABLE (table_name text, rows_deleted bigint)
-LANGUAGE plpgsql
-SET search_path = pg_catalog, lock_monitoring
-AS $fn$
-DECLARE
-    v_cutoff timestamptz;
-    v_n bigint;
-BEGIN
-    RETURN QUERY SELECT * FROM cleanup_old_history(retention_days);   -- validates retention_days
-    v_cutoff := now() - make_interval(days => retention_days);
-    DELETE FROM alert_delivery_s WHERE event_at < v_cutoff;   GET DIAGNOSTICS v_n = ROW_COUNT; table_name := 'alert_delivery_s'; rows_deleted := v_n; RETURN NEXT;
-    DELETE FROM alert_event_s WHERE event_at < v_cutoff;      GET DIAGNOSTICS v_n = ROW_COUNT; table_name := 'alert_event_s'; rows_deleted := v_n; RETURN NEXT;
-    DELETE FROM alert_h h WHERE h.load_date < v_cutoff
-        AND NOT EXISTS (SELECT 1 FROM alert_event_s e WHERE e.alert_hk = h.alert_hk);
-    GET DIAGNOSTICS v_n = ROW_COUNT; table_name := 'alert_h'; rows_deleted := v_n; RETURN NEXT;
-END
-$fn$;
-COMMENT ON FUNCTION lock_monitoring.cleanup_old_data(integer) IS
-    'Deletes closed history and alerts older than retention_days (never current rows; hubs/links only when unreferenced). Returns rows deleted per table.';
-GRANT EXECUTE ON FUNCTION lock_monitoring.cleanup_old_data(integer) TO lock_writer_role;

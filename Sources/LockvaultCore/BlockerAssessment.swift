@@ -1,7 +1,8 @@
 public import Foundation
 
 /// Everything lockvault concludes about one blocker in one cycle: what the dashboards show,
-/// what alerts say, and what the resolver decides on.
+/// what alerts say, and what the resolver decides on. Whether it may be ended is not here: only
+/// ``ResolvePolicy/decide(_:scope:memory:now:)`` answers that.
 public struct BlockerAssessment: Sendable, Hashable, Codable {
     public var participant: Participant
     /// The blocking session (nil for a prepared transaction).
@@ -22,8 +23,6 @@ public struct BlockerAssessment: Sendable, Hashable, Codable {
     public var relationName: String?
     public var severity: BlockerSeverity
     public var recommendedAction: String
-    public var autoKillEligible: Bool
-    public var killThresholdSeconds: Double
     public var isSuperuser: Bool
     /// Blocks others while waiting for no one: where acting helps.
     public var isRoot: Bool
@@ -58,17 +57,12 @@ extension BlockerAssessment {
             let idle = prepared != nil || blocker.isUnknownPrepared || (session?.state.isIdleInTransaction ?? false)
             let severity = policy.classify(blockingSeconds: duration, blockedCount: all.count, idleInTransaction: idle,
                                            holdsAccessExclusive: mode == .accessExclusive)
-            let eligible = session.map { s in
-                s.isClientBackend && !s.isSuperuser && !snapshot.monitorPids.contains(s.pid) && s.backendStart != nil
-                    && severity == .critical && duration >= policy.killThresholdSeconds
-            } ?? false
             var assessment = BlockerAssessment(
                 participant: blocker, session: session, preparedTransaction: prepared,
                 directlyBlocked: direct.compactMap(\.pid).sorted(), transitivelyBlocked: all.compactMap(\.pid).sorted(),
                 blockingDurationSeconds: duration, blockingSince: since, heldMode: mode,
                 contendedTarget: lock?.targetDescription, relationName: lock?.relationName,
-                severity: severity, recommendedAction: "", autoKillEligible: eligible,
-                killThresholdSeconds: policy.killThresholdSeconds, isSuperuser: session?.isSuperuser ?? false,
+                severity: severity, recommendedAction: "", isSuperuser: session?.isSuperuser ?? false,
                 isRoot: roots.contains(blocker), inCycle: cycleMembers.contains(blocker)
             )
             assessment.recommendedAction = RecommendedAction.text(for: assessment)

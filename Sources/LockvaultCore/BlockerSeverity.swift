@@ -46,15 +46,13 @@ public struct SeverityPolicy: Sendable, Hashable, Codable {
     public var idleInTransactionFactor: Double = 0.5
     /// Holding AccessExclusiveLock on what others wait for raises the level by one.
     public var exclusiveLockEscalates: Bool = true
-    /// How long a blocker must have blocked before the resolver may end it.
-    public var killThresholdSeconds: Double = 300
 
     public init() {}
 
     public init(
         mediumAfterSeconds: Double = 10, highAfterSeconds: Double = 60, criticalAfterSeconds: Double = 300,
         highBlockedSessions: Int = 5, criticalBlockedSessions: Int = 20, idleInTransactionFactor: Double = 0.5,
-        exclusiveLockEscalates: Bool = true, killThresholdSeconds: Double = 300
+        exclusiveLockEscalates: Bool = true
     ) {
         self.mediumAfterSeconds = mediumAfterSeconds
         self.highAfterSeconds = highAfterSeconds
@@ -63,7 +61,6 @@ public struct SeverityPolicy: Sendable, Hashable, Codable {
         self.criticalBlockedSessions = criticalBlockedSessions
         self.idleInTransactionFactor = idleInTransactionFactor
         self.exclusiveLockEscalates = exclusiveLockEscalates
-        self.killThresholdSeconds = killThresholdSeconds
     }
 
     /// The rule, in order:

@@ -1,44 +1,37 @@
 public import Foundation
 
-/// The auto-resolver's rules (config section `resolve:`). Defaults are the safe ones: off, and
-/// a dry run when on.
+/// The auto-resolver's rules (config section `resolve:`), and the one place that decides
+/// whether a blocker may be ended (``decide(_:scope:memory:now:)``). Defaults are the safe
+/// ones: off, and a dry run when on.
+///
+/// The config file decodes straight into this type (LockvaultDaemon's ConfigSchema binds each
+/// `resolve.*` key to a property here); `lockvault resolve` builds one from its flags.
 public struct ResolvePolicy: Sendable, Hashable, Codable {
     public var enabled = false
     public var dryRun = true
     public var minSeverity: BlockerSeverity = .critical
+    /// How long a blocker must have blocked before the resolver may end it. The only copy of
+    /// the threshold: the vault's kill_threshold_seconds column is written from it.
     public var killThresholdSeconds: Double = 300
     public var cancelGraceSeconds: Double = 30
+    /// How long `pg_terminate_backend` waits to confirm a session ended.
+    public var terminateTimeoutMs = 5000
     public var maxTerminationsPerMinute = 3
     public var maxActionsPerCycle = 1
     public var allowSuperuser = false
-    /// Exact names, or `/regex/`.
-    public var excludeRoles: [String] = []
-    public var excludeApplications: [String] = []
-    public var excludeDatabases: [String] = []
-    public var excludeClientAddresses: [String] = []
+    /// Exact names, or `/regex/` (compiled when the config is loaded).
+    public var excludeRoles: [ExclusionPattern] = []
+    public var excludeApplications: [ExclusionPattern] = []
+    public var excludeDatabases: [ExclusionPattern] = []
+    public var excludeClientAddresses: [ExclusionPattern] = []
 
     public init() {}
-
-    /// An exclusion entry matches a value exactly, or as a regular expression when written
-    /// `/like this/` (unanchored: write `^…$` to anchor).
-    public static func matches(_ pattern: String, _ value: String?) -> Bool {
-        guard let value else { return false }
-        if let body = regexBody(pattern) {
-            guard let regex = try? NSRegularExpression(pattern: body) else { return false }
-            return regex.firstMatch(in: value, range: NSRange(value.startIndex..., in: value)) != nil
-        }
-        return pattern == value
-    }
-
-    /// The regular expression of a `/…/` entry; nil for an exact name. (Config validation uses
-    /// it to reject a bad regex up front.)
-    public static func regexBody(_ pattern: String) -> String? {
-        pattern.count >= 2 && pattern.hasPrefix("/") && pattern.hasSuffix("/") ? String(pattern.dropFirst().dropLast()) : nil
-    }
 }
 
-/// What the resolver decided about one blocker, and why. Every decision is recorded — acted on
-/// or not — so a DBA can always answer "why did (or didn't) lockvault end this session?".
+/// What the resolver decided about one blocker, and why. Every blocker of a cycle gets one —
+/// the dashboard's auto_kill_eligible and its reason are ``eligibility`` — and every decision
+/// about a candidate is recorded, acted on or not, so a DBA can always answer "why did (or
+/// didn't) lockvault end this session?".
 public struct ResolveDecision: Sendable, Hashable, Codable {
     public enum Action: String, Sendable, Codable { case cancel, terminate }
     public enum Verdict: String, Sendable, Codable {
@@ -48,13 +41,37 @@ public struct ResolveDecision: Sendable, Hashable, Codable {
         case skip
         /// A prepared transaction: only a person can COMMIT/ROLLBACK PREPARED it.
         case recommend
+        /// Not considered at all: the resolver is off, or the blocker is below
+        /// `resolve.min_severity`. Nothing is recorded in resolve_decision_s for it.
+        case ignore
     }
 
     public var assessment: BlockerAssessment
-    public var verdict: Verdict
-    public var action: Action?
-    public var reason: String
+    /// The rule's answer: eligible (and how to act), or the reason not.
+    public var eligibility: KillEligibility
     public var dryRun: Bool
+
+    public init(assessment: BlockerAssessment, eligibility: KillEligibility, dryRun: Bool) {
+        self.assessment = assessment
+        self.eligibility = eligibility
+        self.dryRun = dryRun
+    }
+
+    public var verdict: Verdict {
+        switch eligibility {
+        case .eligible: .act
+        case .ineligible(.preparedTransaction): .recommend
+        case .ineligible(.resolverOff), .ineligible(.belowMinSeverity): .ignore
+        case .ineligible: .skip
+        }
+    }
+
+    public var action: Action? { eligibility.action }
+    /// Why, in words that stay true while the situation does (no running durations): the
+    /// dashboard's auto_kill_reason, the audit's reason, the dry run's reason column.
+    public var reason: String { eligibility.reason }
+    /// A decision worth recording and showing: everything but ``Verdict/ignore``.
+    public var isCandidate: Bool { verdict != .ignore }
 
     /// The audit's word for it: would_terminate, terminate, skipped, recommend_only, …
     public var decision: String {
@@ -62,6 +79,7 @@ public struct ResolveDecision: Sendable, Hashable, Codable {
         case .act: (dryRun ? "would_" : "") + (action?.rawValue ?? "act")
         case .skip: "skipped"
         case .recommend: "recommend_only"
+        case .ignore: "not_considered"
         }
     }
 }
@@ -78,71 +96,62 @@ public struct ResolverMemory: Sendable, Equatable {
 }
 
 extension ResolvePolicy {
-    /// Decides, for every blocker at or above `minSeverity` (and every prepared transaction
-    /// blocking someone), whether to act. Pure: the caller executes, then tells `memory` what
-    /// really happened.
+    /// The kill rule: for every blocker of a cycle, whether the resolver ends it (or, in a dry
+    /// run, would) — or the reason not. The only copy of the rule: the dashboard's
+    /// auto_kill_eligible and auto_kill_reason, `lockvault resolve` and the daemon's resolver
+    /// all read its answer. Pure: the caller executes, then tells `memory` what really happened.
     ///
-    /// In order: prepared transactions are only recommended; only root blockers are acted on
-    /// (ending a session that itself waits doesn't free anyone); then severity, blocking time,
-    /// client backends only, never lockvault itself, superusers only if allowed, exclusions
-    /// (role, application, database, client address); then escalation (an active blocker is
-    /// cancelled first and terminated if it still blocks after `cancelGraceSeconds`; an idle
-    /// one is terminated); then the per-cycle cap and the per-minute rate limit.
-    public func decide(_ assessments: [BlockerAssessment], monitorPids: Set<Int32>, memory: ResolverMemory, now: Date) -> [ResolveDecision] {
+    /// In order: the resolver must be on; prepared transactions are only recommended (at any
+    /// severity); the blocker at or above `minSeverity`; the session's identity known; only root blockers are
+    /// acted on (ending a session that itself waits doesn't free anyone); blocking at least
+    /// `killThresholdSeconds`; never a ``ProtectedSession`` (not a client backend, lockvault's
+    /// own, a superuser unless allowed — the list the signalling statement re-checks); then the
+    /// exclusions (role, application, database, client address); then escalation (an active
+    /// blocker is cancelled first and terminated if it still blocks after `cancelGraceSeconds`;
+    /// an idle one is terminated); then the per-cycle cap and the per-minute rate limit, in the
+    /// order of `assessments` (worst first).
+    public func decide(_ assessments: [BlockerAssessment], scope: SignalScope, memory: ResolverMemory, now: Date) -> [ResolveDecision] {
         var decisions: [ResolveDecision] = []
         var actions = 0
         let recentTerminations = memory.terminations.filter { now.timeIntervalSince($0) < 60 }.count
         var terminationsThisCycle = 0
+        var scope = scope
+        scope.allowSuperuser = allowSuperuser
         for a in assessments {
-            func skip(_ reason: String) { decisions.append(ResolveDecision(assessment: a, verdict: .skip, action: nil, reason: reason, dryRun: dryRun)) }
-            if let prepared = a.preparedTransaction ?? (a.participant.pid == nil ? a.participant.preparedPlaceholder : nil) {
-                decisions.append(ResolveDecision(assessment: a, verdict: .recommend, action: nil,
-                                                 reason: "prepared transaction '\(prepared.gid)': COMMIT PREPARED or ROLLBACK PREPARED it; lockvault never ends prepared transactions",
-                                                 dryRun: dryRun))
-                continue
-            }
-            guard a.severity >= minSeverity else { continue }   // not a candidate: no decision to record
-            guard let s = a.session, let start = s.backendStart else { skip("session identity unknown"); continue }
-            if !a.isRoot { skip("waits for another blocker itself; ending it would not free its waiters"); continue }
-            if a.blockingDurationSeconds < killThresholdSeconds {
-                skip("blocking \(Int(a.blockingDurationSeconds)) s, below kill_threshold_seconds \(Int(killThresholdSeconds))"); continue
-            }
-            if !s.isClientBackend { skip("not a client backend (\(s.backendType))"); continue }
-            if monitorPids.contains(s.pid) { skip("lockvault's own session"); continue }
-            if s.isSuperuser && !allowSuperuser { skip("superuser session (resolve.allow_superuser is false)"); continue }
-            if let p = excludeRoles.first(where: { Self.matches($0, s.user) }) { skip("excluded role (\(p))"); continue }
-            if let p = excludeApplications.first(where: { Self.matches($0, s.applicationName) }) { skip("excluded application (\(p))"); continue }
-            if let p = excludeDatabases.first(where: { Self.matches($0, s.database) }) { skip("excluded database (\(p))"); continue }
-            if let p = excludeClientAddresses.first(where: { Self.matches($0, s.clientAddress) }) { skip("excluded client address (\(p))"); continue }
-
-            let id = SessionID(pid: s.pid, backendStart: start)
-            let action: ResolveDecision.Action
-            var reason: String
-            if s.state == .active {
-                if let cancelled = memory.cancelledAt[id] {
-                    let since = now.timeIntervalSince(cancelled)
-                    if since < cancelGraceSeconds {
-                        skip("cancelled \(Int(since)) s ago; terminating if it still blocks after cancel_grace_seconds \(Int(cancelGraceSeconds))"); continue
-                    }
-                    action = .terminate
-                    reason = "still blocking \(Int(since)) s after pg_cancel_backend"
+            var eligibility = rule(a, scope: scope, memory: memory, now: now)
+            if case .eligible(let ground) = eligibility {
+                if actions >= maxActionsPerCycle {
+                    eligibility = .ineligible(.perCycleCap(maxActionsPerCycle))
+                } else if ground.action == .terminate && !dryRun && recentTerminations + terminationsThisCycle >= maxTerminationsPerMinute {
+                    eligibility = .ineligible(.rateLimited(maxTerminationsPerMinute))
                 } else {
-                    action = .cancel
-                    reason = "active blocker: cancel its query first"
+                    actions += 1
+                    if ground.action == .terminate { terminationsThisCycle += 1 }
                 }
-            } else {
-                action = .terminate
-                reason = "\(s.state) blocker holding locks"
             }
-            reason += "; \(a.severity) blocking \(a.blockedCount) for \(Int(a.blockingDurationSeconds)) s"
-            if actions >= maxActionsPerCycle { skip("per-cycle cap (max_actions_per_cycle \(maxActionsPerCycle)) reached"); continue }
-            if action == .terminate && !dryRun && recentTerminations + terminationsThisCycle >= maxTerminationsPerMinute {
-                skip("rate limit (max_terminations_per_minute \(maxTerminationsPerMinute)) reached"); continue
-            }
-            actions += 1
-            if action == .terminate { terminationsThisCycle += 1 }
-            decisions.append(ResolveDecision(assessment: a, verdict: .act, action: action, reason: reason, dryRun: dryRun))
+            decisions.append(ResolveDecision(assessment: a, eligibility: eligibility, dryRun: dryRun))
         }
         return decisions
+    }
+
+    /// One blocker on its own, before the caps that depend on the others.
+    private func rule(_ a: BlockerAssessment, scope: SignalScope, memory: ResolverMemory, now: Date) -> KillEligibility {
+        guard enabled else { return .ineligible(.resolverOff) }
+        if let prepared = a.preparedTransaction ?? (a.participant.pid == nil ? a.participant.preparedPlaceholder : nil) {
+            return .ineligible(.preparedTransaction(gid: prepared.gid))   // at any severity: a person must act
+        }
+        guard a.severity >= minSeverity else { return .ineligible(.belowMinSeverity(minSeverity)) }
+        guard let s = a.session, let start = s.backendStart else { return .ineligible(.identityUnknown) }
+        guard a.isRoot else { return .ineligible(.notRoot) }
+        guard a.blockingDurationSeconds >= killThresholdSeconds else { return .ineligible(.belowKillThreshold(killThresholdSeconds)) }
+        if let protection = ProtectedSession.protecting(s, scope: scope) { return .ineligible(.protected(protection)) }
+        for (kind, patterns, value) in [(ExclusionKind.role, excludeRoles, s.user), (.application, excludeApplications, s.applicationName),
+                                        (.database, excludeDatabases, s.database), (.clientAddress, excludeClientAddresses, s.clientAddress)] {
+            if let p = patterns.first(where: { $0.matches(value) }) { return .ineligible(.excluded(kind, p)) }
+        }
+        guard s.state == .active else { return .eligible(.terminateIdle(s.state)) }
+        guard let cancelled = memory.cancelledAt[SessionID(pid: s.pid, backendStart: start)] else { return .eligible(.cancelActive) }
+        guard now.timeIntervalSince(cancelled) >= cancelGraceSeconds else { return .ineligible(.awaitingCancelGrace(cancelGraceSeconds)) }
+        return .eligible(.terminateAfterCancel(graceSeconds: cancelGraceSeconds))
     }
 }

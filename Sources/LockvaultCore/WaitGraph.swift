@@ -41,6 +41,11 @@ public struct WaitGraph: Sendable, Equatable {
     public let waitersOf: [Participant: Set<Participant>]
     /// When each waiting participant started to wait (earliest of its waits).
     public let waitStarts: [Participant: Date]
+    /// Deadlocks in progress: sets of participants that wait for each other in a circle
+    /// (strongly connected components of more than one node, or a node waiting for itself),
+    /// each sorted, ordered by their first member. Found once, when the graph is built: the
+    /// assessment, the root blockers and the deadlock tracker all read them every cycle.
+    public let cycles: [[Participant]]
 
     public init(_ snapshot: LockSnapshot) {
         var blockersOf: [Participant: Set<Participant>] = [:]
@@ -73,6 +78,7 @@ public struct WaitGraph: Sendable, Equatable {
         self.blockersOf = blockersOf
         self.waitersOf = waitersOf
         self.waitStarts = waitStarts
+        self.cycles = Self.stronglyConnectedCycles(blockersOf)
     }
 
     public var isEmpty: Bool { blockersOf.isEmpty }
@@ -118,9 +124,10 @@ public struct WaitGraph: Sendable, Equatable {
         transitivelyBlocked(by: blocker).compactMap { waitStarts[$0] }.map { max(0, now.timeIntervalSince($0)) }.max() ?? 0
     }
 
-    /// Deadlocks in progress: sets of participants that wait for each other in a circle
-    /// (strongly connected components of more than one node, or a node waiting for itself).
-    public var cycles: [[Participant]] {
+    /// Tarjan's strongly connected components over waiter → blocker edges, keeping those that
+    /// are cycles (more than one node, or a node waiting for itself).
+    private static func stronglyConnectedCycles(_ blockersOf: [Participant: Set<Participant>]) -> [[Participant]] {
+        func blockers(of v: Participant) -> Set<Participant> { blockersOf[v] ?? [] }
         var index = 0
         var indices: [Participant: Int] = [:]
         var lowlink: [Participant: Int] = [:]

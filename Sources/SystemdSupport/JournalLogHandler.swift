@@ -92,7 +92,7 @@ public struct JournalLogHandler: LogHandler {
 }
 
 /// Where logs go.
-public enum LogDestination: String, Sendable {
+public enum LogDestination: String, Sendable, CaseIterable {
     /// journald when stderr is the journal stream systemd gave us (`JOURNAL_STREAM` matches
     /// stderr's device and inode), JSON lines on stdout otherwise.
     case auto, journal, json

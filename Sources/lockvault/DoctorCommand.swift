@@ -47,7 +47,8 @@ struct DoctorCommand: ParsableCommand {
             vault = c.vaultDSN
             log = c.serverLogPath
             resolveActs = c.resolve.enabled && !c.resolve.dryRun
-            session = SessionSettings(applicationName: "lockvault doctor", statementTimeoutMs: c.statementTimeoutMs, lockTimeoutMs: c.lockTimeoutMs)
+            session = c.session
+            session.applicationName = "lockvault doctor"
         }
         let target: PostgresConnection
         do { target = try PostgresConnection(conninfo: targetDSN, settings: session) } catch {

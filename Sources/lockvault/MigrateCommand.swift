@@ -10,8 +10,10 @@ struct MigrateCommand: ParsableCommand {
         commandName: "migrate",
         abstract: "Apply pending vault migrations (schema lock_monitoring), each in its own transaction.",
         discussion: """
-            Safe to run again (nothing to do is success) and concurrently (runs serialise on an advisory lock). \
-            Refuses when an applied migration's file changed since it was applied.
+            Numbered migrations (sql/NNN_*.sql: tables, columns, indexes) are applied once; then the functions \
+            and views (sql/functions, sql/views) are re-applied as one set, in one transaction, whenever they \
+            changed. Safe to run again (nothing to do is success) and concurrently (runs serialise on an advisory \
+            lock). Refuses when an applied numbered migration's file changed since it was applied.
             Exit codes: 0 up to date / applied; 1 a migration failed (rolled back); 65 an applied migration was \
             changed or is unknown to this lockvault; 64 malformed DSN; 69 cannot connect; 77 authentication failed.
             """
@@ -36,7 +38,7 @@ struct MigrateCommand: ParsableCommand {
             if dryRun {
                 let pending = try migrator.pending(on: conn)
                 print(pending.isEmpty ? "up to date (\(migrator.migrations.count) migrations applied)" : "pending:")
-                for m in pending { print("  \(m.name)") }
+                for m in pending { print("  \(Self.describe(m))") }
                 return
             }
             let applied = try migrator.apply(on: conn)
@@ -47,27 +49,18 @@ struct MigrateCommand: ParsableCommand {
             }
         } catch let error as MigrationError {
             printError("lockvault migrate: \(error)")
-            throw ExitCode(error.code == .migrationFailed ? LockvaultExit.failure : LockvaultExit.dataError)
+            throw ExitCode(LockvaultExit.code(for: error))
         } catch {
             printError("lockvault migrate: \(error)")
             throw ExitCode(LockvaultExit.failure)
         }
     }
-}
 
-/// Exit codes shared by every command (sysexits.h where one fits), documented in the README.
-enum LockvaultExit {
-    static let ok: Int32 = 0
-    static let failure: Int32 = 1
-    /// `resolve`: there are blockers it would end (dry run) or did end.
-    static let wouldAct: Int32 = 2
-    static let usage: Int32 = 64
-    static let dataError: Int32 = 65
-    static let unavailable: Int32 = 69
-    static let software: Int32 = 70
-    /// PostgreSQL older than 13 (``MonitorFailure/Kind/unsupportedServer``).
-    static let unsupportedServer: Int32 = 76
-    /// Authentication failed, or a privilege is missing (pg_monitor, the vault roles).
-    static let noPermission: Int32 = 77
-    static let config: Int32 = 78
+    /// `012_alerts.sql`, or `functions+views (re-create 19 files: sql/functions/*.sql, sql/views/*.sql)`.
+    static func describe(_ m: Migration) -> String {
+        switch m.kind {
+        case .versioned: return m.name
+        case .repeatable: return "\(m.name) (re-create \(m.files.count) files: sql/functions/*.sql, sql/views/*.sql)"
+        }
+    }
 }

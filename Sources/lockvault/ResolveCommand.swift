@@ -11,7 +11,8 @@ struct ResolveCommand: AsyncParsableCommand {
         abstract: "Show which blockers the auto-resolver would end and why; --execute to act.",
         discussion: """
             A dry run unless --execute is given. Every decision is recorded in the vault (resolve_decision_s) and \
-            shown on blocking_sessions_dashboard. The seed's auto_resolve_blocking(NULL, 300, true) is \
+            shown on blocking_sessions_dashboard, whose auto_kill_eligible and auto_kill_reason are this same rule's \
+            answer for every blocker (those below --min-severity included). The seed's auto_resolve_blocking(NULL, 300, true) is \
             `lockvault resolve --threshold 300`.
             The vault must be reachable and migrated before anything is decided: an action that could not be \
             audited is not taken.
@@ -41,6 +42,12 @@ struct ResolveCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Exclude sessions with this application_name (repeatable; exact or /regex/).")
     var excludeApplication: [String] = []
 
+    @Option(name: .long, help: "Exclude sessions in this database (repeatable; exact or /regex/).")
+    var excludeDatabase: [String] = []
+
+    @Option(name: .long, help: "Exclude sessions from this client address (repeatable; exact or /regex/).")
+    var excludeClientAddress: [String] = []
+
     @Flag(name: .long, help: "Allow acting on superuser sessions.")
     var allowSuperuser = false
 
@@ -51,6 +58,11 @@ struct ResolveCommand: AsyncParsableCommand {
         guard let severity = BlockerSeverity(rawValue: minSeverity.uppercased()) else {
             throw ValidationError("--min-severity must be LOW, MEDIUM, HIGH or CRITICAL, not '\(minSeverity)'")
         }
+        func patterns(_ values: [String], _ flag: String) throws -> [ExclusionPattern] {
+            try values.map { value in
+                do { return try ExclusionPattern(value) } catch { throw ValidationError("--\(flag): \(error)") }
+            }
+        }
         var config = try connection.monitorConfiguration()
         var policy = ResolvePolicy()
         policy.enabled = true
@@ -58,12 +70,13 @@ struct ResolveCommand: AsyncParsableCommand {
         policy.minSeverity = severity
         policy.killThresholdSeconds = threshold
         policy.allowSuperuser = allowSuperuser
-        policy.excludeRoles = excludeRole
-        policy.excludeApplications = excludeApplication
+        policy.excludeRoles = try patterns(excludeRole, "exclude-role")
+        policy.excludeApplications = try patterns(excludeApplication, "exclude-application")
+        policy.excludeDatabases = try patterns(excludeDatabase, "exclude-database")
+        policy.excludeClientAddresses = try patterns(excludeClientAddress, "exclude-client-address")
         policy.maxActionsPerCycle = max
         policy.maxTerminationsPerMinute = Swift.max(max, 1)
         config.resolve = policy
-        config.severity.killThresholdSeconds = threshold
         config.decidedBy = "cli@\(ProcessInfo.processInfo.hostName)"
         let monitor = Monitor(configuration: config, logger: Logger(label: "lockvault.resolve") { _ in SwiftLogNoOpLogHandler() })
         do {
@@ -84,7 +97,8 @@ struct ResolveCommand: AsyncParsableCommand {
                         "user": a.session?.user ?? NSNull(), "application": a.session?.applicationName ?? NSNull(),
                         "database": a.session?.database ?? NSNull(), "state": a.session?.state.description ?? "prepared",
                         "severity": a.severity.rawValue, "blocked": a.blockedCount, "blocked_seconds": Int(a.blockingDurationSeconds),
-                        "decision": d.decisionName, "reason": d.decision.reason, "outcome": d.outcomeText ?? NSNull(), "dry_run": d.decision.dryRun]
+                        "decision": d.decisionName, "reason": d.decision.reason, "outcome": d.outcomeText ?? NSNull(), "dry_run": d.decision.dryRun,
+                        "auto_kill_eligible": d.decision.eligibility.isEligible]
             }
             print(String(decoding: try JSONSerialization.data(withJSONObject: rows, options: [.sortedKeys]), as: UTF8.self))
         } else {

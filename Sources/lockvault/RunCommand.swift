@@ -33,8 +33,7 @@ struct RunCommand: AsyncParsableCommand {
             printError("lockvault run: invalid configuration: \(error)")
             throw ExitCode(LockvaultExit.config)
         }
-        LoggingSetup.bootstrap(destination: LogDestination(rawValue: settings.logDestination) ?? .auto,
-                               level: Logger.Level(rawValue: settings.logLevel) ?? .info)
+        LoggingSetup.bootstrap(destination: settings.logDestination, level: settings.logLevel)
         let logger = Logger(label: "lockvault")
         let notifier = SystemdNotifier()
         logger.info("lockvault starting", metadata: ["version": "\(Lockvault.version)", "config": "\(config)",
@@ -65,7 +64,7 @@ struct RunCommand: AsyncParsableCommand {
         } catch let error as StartupError {
             logger.critical("cannot start", metadata: ["error": "\(error.message)"])
             printError("lockvault run: \(error.message)")
-            throw ExitCode(error.exitCode)
+            throw ExitCode(LockvaultExit.code(for: error.kind))
         }
     }
 }

@@ -76,6 +76,15 @@ extension LiveDatabaseSuite {
             }
         }
 
+        /// A bad exclusion regex is refused before anything is decided: before, it silently
+        /// matched nothing, so the session it was meant to spare could be ended.
+        @Test func aBadExclusionRegexExits64BeforeConnecting() async throws {
+            let r = try await ChildProcess.lockvault(["resolve", "--dsn", "host=/nonexistent", "--exclude-role", "/[unclosed/"])
+            #expect(r.status == 64, "\(r)")
+            #expect(r.stderr.contains("--exclude-role: invalid regular expression /[unclosed/"), "\(r)")
+            #expect(!r.stderr.contains("cannot reach"), "refused before connecting: \(r)")
+        }
+
         @Test func anUnreachableServerExits69() async throws {
             // Nothing listens on TCP port 1 (the test cluster has no TCP listener at all).
             let dsn = "host=127.0.0.1 port=1 connect_timeout=3 dbname=postgres user=lv_pw password=\(Self.secret)"

@@ -22,8 +22,9 @@ extension LiveDatabaseSuite {
                 """)
         }
 
-        /// Fast thresholds: any blocker is CRITICAL at once and eligible.
-        static let fast = SeverityPolicy(mediumAfterSeconds: 0, highAfterSeconds: 0.001, criticalAfterSeconds: 0.002, killThresholdSeconds: 0)
+        /// Fast thresholds: any blocker is CRITICAL at once (and, with ``policy(dryRun:_:)``'s zero
+        /// kill threshold, eligible).
+        static let fast = SeverityPolicy(mediumAfterSeconds: 0, highAfterSeconds: 0.001, criticalAfterSeconds: 0.002)
 
         static func policy(dryRun: Bool, _ tweak: (inout ResolvePolicy) -> Void = { _ in }) -> ResolvePolicy {
             var p = ResolvePolicy()
@@ -195,7 +196,7 @@ extension LiveDatabaseSuite {
                 #expect(try monitor.query("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")[0].decode("rolsuper", as: Bool.self) == false)
                 let start = try s.rows("SELECT backend_start FROM pg_stat_activity WHERE pid = $1", [holder.pid])[0].decode("backend_start", as: Date.self)
                 #expect(SessionSignaller.signal(.terminate, pid: holder.pid, backendStart: start.addingTimeInterval(-1), on: monitor) == .identityChanged)
-                #expect(SessionSignaller.signal(.terminate, pid: holder.pid, backendStart: start, monitorPids: [holder.pid], on: monitor) == .protected)
+                #expect(SessionSignaller.signal(.terminate, pid: holder.pid, backendStart: start, scope: SignalScope(ownPids: [holder.pid]), on: monitor) == .protected)
                 #expect(try Self.alive(s, holder.pid))
                 #expect(SessionSignaller.signal(.terminate, pid: holder.pid, backendStart: start, on: monitor) == .done)
                 if case .failure(let e) = await waiting.value { Issue.record("the victim should proceed: \(e)") }

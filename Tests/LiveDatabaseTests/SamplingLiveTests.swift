@@ -70,7 +70,7 @@ extension LiveDatabaseSuite {
 
         @Test func idleInTransactionBlockerEscalatesWithTime() async throws {
             let fast = SeverityPolicy(mediumAfterSeconds: 1, highAfterSeconds: 2, criticalAfterSeconds: 3, highBlockedSessions: 50,
-                                      criticalBlockedSessions: 100, idleInTransactionFactor: 1, exclusiveLockEscalates: false, killThresholdSeconds: 3)
+                                      criticalBlockedSessions: 100, idleInTransactionFactor: 1, exclusiveLockEscalates: false)
             try await EngineScenario.run(severity: fast) { s in
                 try s.admin.execute("CREATE TABLE t (id int)")
                 let a = try await s.session("lv-idle"), b = try await s.session("lv-victim")

@@ -9,35 +9,51 @@ extension LiveDatabaseSuite {
     @Suite struct VaultHistoryLiveTests {
         static let sysid = "7000000000000000001"
 
+        /// The blocking_session_h business key of a session, as record_cycle reads it.
+        static func sessionKey(pid: Int, start: String) -> [String: Any] {
+            ["session_kind": "session", "session_pid": pid, "session_start": start]
+        }
+
+        /// A hash diff as the daemon sends it (bytea hex input); any bytes that differ per state do.
+        static func hashDiff(_ text: String) -> String { "\\x" + text.utf8.map { String(format: "%02x", $0) }.joined() }
+
         static func blocker(pid: Int, start: String, severity: String, blocked: [Int], since: String, state: String = "idle in transaction") -> [String: Any] {
             [
-                "kind": "session", "pid": pid, "backend_start": start, "user_name": "app", "application_name": "web", "database_name": "shop",
-                "backend_type": "client backend", "state": state, "is_superuser": false, "blocked_count": blocked.count, "direct_count": blocked.count,
-                "blocked_pids": blocked, "blocking_started": since, "severity": severity, "held_mode": "AccessExclusiveLock",
-                "target": "relation public.orders", "relation_name": "public.orders", "is_root": true, "in_cycle": false,
+                "blocking_session": sessionKey(pid: pid, start: start), "session_pid": pid, "user_name": "app", "application_name": "web",
+                "database_name": "shop", "backend_type": "client backend", "session_state": state, "is_superuser": false,
+                "blocked_sessions_count": blocked.count, "directly_blocked_count": blocked.count, "blocked_pids": blocked, "blocking_started": since,
+                "blocking_severity": severity, "held_lock_mode": "AccessExclusiveLock", "lock_target": "relation public.orders",
+                "relation_name": "public.orders", "is_root_blocker": true, "in_deadlock_cycle": false,
                 "recommended_action": "commit it or terminate pid \(pid)", "auto_kill_eligible": severity == "CRITICAL",
                 "kill_threshold_seconds": 300, "query": "UPDATE orders SET x = 1",
-                "hash_diff": "\(severity)-\(blocked)".utf8.map { String(format: "%02x", $0) }.joined(),
+                "hash_diff": hashDiff("\(severity)-\(blocked)"),
             ]
         }
 
         static func waitLock(pid: Int, start: String, waitStart: String, blockedBy: Int, mode: String = "AccessShareLock") -> [String: Any] {
             [
-                "kind": "session", "pid": pid, "backend_start": start, "lock_type": "relation", "database_oid": 5, "target_key": "relation/5/100",
-                "mode": mode, "granted": false, "database_name": "shop", "relation_name": "public.orders", "target": "relation public.orders",
-                "wait_start": waitStart, "lock_since": waitStart, "blocking_pid": blockedBy, "blocked_by": [blockedBy], "user_name": "app",
-                "application_name": "web", "state": "active", "query": "SELECT 1", "hash_diff": String(format: "aa%04d", blockedBy),
+                "lock_activity": ["holder_kind": "session", "session_pid": pid, "session_start": start, "lock_type": "relation", "database_oid": 5,
+                                  "lock_target_key": "relation/5/100", "lock_mode": mode] as [String: Any],
+                "lock_type": "relation", "lock_mode": mode, "lock_granted": false, "database_name": "shop", "relation_name": "public.orders",
+                "lock_target": "relation public.orders", "wait_start": waitStart, "lock_since": waitStart, "blocking_pid": blockedBy,
+                "blocked_by_pids": [blockedBy], "session_pid": pid, "user_name": "app", "application_name": "web", "session_state": "active",
+                "query": "SELECT 1", "hash_diff": hashDiff(String(format: "aa%04d", blockedBy)),
             ]
         }
 
         static func cycle(at: String, blockers: [[String: Any]] = [], locks: [[String: Any]] = [], sessions: [[String: Any]] = []) throws -> String {
             let doc: [String: Any] = [
-                "system_identifier": sysid, "record_source": "test", "captured_at": at, "cluster_name": "fixture",
-                "sessions": sessions + blockers.map { ["kind": $0["kind"]!, "pid": $0["pid"]!, "backend_start": $0["backend_start"]!, "database_name": "shop"] }
-                    + locks.map { ["kind": $0["kind"]!, "pid": $0["pid"]!, "backend_start": $0["backend_start"]!, "database_name": "shop"] },
+                "system_identifier": sysid, "record_source": "test", "captured_at": at,
+                "sessions": sessions + blockers.map { ["blocking_session": $0["blocking_session"]!, "database_name": "shop"] }
+                    + locks.map { lock -> [String: Any] in
+                        let key = lock["lock_activity"] as! [String: Any]
+                        return ["blocking_session": ["session_kind": "session", "session_pid": key["session_pid"]!, "session_start": key["session_start"]!],
+                                "database_name": "shop"]
+                    },
                 "blockers": blockers, "locks": locks,
-                "summary": ["cycle_ms": 1.5, "backends": 10, "waiting_sessions": locks.count, "blockers": blockers.count, "critical_blockers": 0,
-                            "locks_captured": locks.count, "server_version_num": 150018],
+                "summary": ["cluster_name": "fixture", "cycle_ms": 1.5, "backends": 10, "waiting_sessions": locks.count, "blockers": blockers.count,
+                            "critical_blockers": 0, "locks_captured": locks.count, "server_version_num": 150018,
+                            "hash_diff": hashDiff("\(locks.count)-\(blockers.count)")],
             ]
             return String(decoding: try JSONSerialization.data(withJSONObject: doc), as: UTF8.self)
         }

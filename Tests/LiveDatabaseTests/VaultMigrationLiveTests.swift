@@ -43,6 +43,11 @@ extension LiveDatabaseSuite {
                     WHERE n.nspname = 'lock_monitoring' AND c.relkind IN ('r', 'v') AND obj_description(c.oid, 'pg_class') IS NULL
                     """).map { try $0.decode("relname", as: String.self) }
                 #expect(uncommented.isEmpty, "no COMMENT ON: \(uncommented)")
+                let uncommentedFunctions = try conn.query("""
+                    SELECT p.oid::regprocedure::text AS f FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+                    WHERE n.nspname = 'lock_monitoring' AND obj_description(p.oid, 'pg_proc') IS NULL
+                    """).map { try $0.decode("f", as: String.self) }
+                #expect(uncommentedFunctions.isEmpty, "no COMMENT ON: \(uncommentedFunctions)")
                 let roles = Set(try conn.query("SELECT rolname FROM pg_roles WHERE rolname LIKE 'lock\\_%'").map { try $0.decode("rolname", as: String.self) })
                 #expect(roles.isSuperset(of: ["lock_monitoring_role", "lock_admin_role", "lock_writer_role"]))
             }
@@ -105,14 +110,74 @@ extension LiveDatabaseSuite {
             }
         }
 
+        /// A vault built before the kill rule's reason was recorded (migrations up to 012, with
+        /// history in it) migrates forward: its rows stay, with no reason, and the next cycle
+        /// writes the rule's verdict with its reason; replaying that cycle changes nothing.
+        @Test func aVaultFromBeforeTheKillReasonMigratesForwardKeepingItsHistory() async throws {
+            try await LiveDatabase.withTemporaryDatabase { db in
+                let conn = try LiveDatabase.connect(database: db)
+                defer { conn.close() }
+                // Migrations 001-012 as released, and a blocker written by their record_cycle (its document's keys).
+                try LiveDatabaseSuite.VaultUpgradeLiveTests.buildV1Vault(conn)
+                let now = try conn.query("SELECT now() AS n")[0].decode("n", as: Date.self)
+                let start = VaultHistoryLiveTests.ago(3600, from: now), since = VaultHistoryLiveTests.ago(400, from: now)
+                let v1: [String: Any] = [
+                    "system_identifier": VaultHistoryLiveTests.sysid, "record_source": "test", "captured_at": VaultHistoryLiveTests.ago(20, from: now),
+                    "sessions": [["kind": "session", "pid": 10, "backend_start": start, "database_name": "shop"]],
+                    "blockers": [[
+                        "kind": "session", "pid": 10, "backend_start": start, "user_name": "app", "application_name": "web", "database_name": "shop",
+                        "backend_type": "client backend", "state": "idle in transaction", "is_superuser": false, "blocked_count": 1, "direct_count": 1,
+                        "blocked_pids": [11], "blocking_started": since, "severity": "CRITICAL", "held_mode": "AccessExclusiveLock",
+                        "target": "relation public.orders", "relation_name": "public.orders", "is_root": true, "in_cycle": false,
+                        "recommended_action": "commit it or terminate pid 10", "auto_kill_eligible": true, "kill_threshold_seconds": 300,
+                        "query": "UPDATE orders SET x = 1", "hash_diff": "0abc",
+                    ] as [String: Any]],
+                ]
+                try VaultHistoryLiveTests.record(conn, String(decoding: try JSONSerialization.data(withJSONObject: v1), as: UTF8.self))
+
+                #expect(try Migrator().apply(on: conn) == ["013_kill_eligibility_reason.sql", Migration.repeatableName])
+                let kept = try conn.query("SELECT auto_kill_eligible, auto_kill_reason FROM lock_monitoring.blocking_sessions_dashboard")
+                #expect(kept.count == 1)
+                #expect(try kept[0].decode("auto_kill_eligible", as: Bool.self) == true, "the old row keeps its old value")
+                #expect(try kept[0].decode("auto_kill_reason", as: String?.self) == nil)
+
+                // Today's writer: the resolver's verdict and its reason (part of the hash diff).
+                var blocker = VaultHistoryLiveTests.blocker(pid: 10, start: start, severity: "CRITICAL", blocked: [11], since: since)
+                blocker["auto_kill_eligible"] = false
+                blocker["auto_kill_reason"] = "excluded role (app)"
+                blocker["hash_diff"] = VaultHistoryLiveTests.hashDiff("0bad")
+                let next = try VaultHistoryLiveTests.cycle(at: VaultHistoryLiveTests.ago(10, from: now), blockers: [blocker])
+                try VaultHistoryLiveTests.record(conn, next)
+                try VaultHistoryLiveTests.record(conn, next)
+                let rows = try conn.query("""
+                    SELECT auto_kill_eligible, auto_kill_reason, load_end_date IS NULL AS current FROM lock_monitoring.blocking_session_s ORDER BY load_date
+                    """)
+                #expect(rows.count == 2, "the old row ended, one new row (the replay wrote nothing)")
+                #expect(try rows[0].decode("current", as: Bool.self) == false && rows[0].decode("auto_kill_reason", as: String?.self) == nil)
+                #expect(try rows[1].decode("auto_kill_eligible", as: Bool.self) == false)
+                #expect(try rows[1].decode("auto_kill_reason", as: String?.self) == "excluded role (app)")
+                let shown = try conn.query("SELECT auto_kill_reason FROM lock_monitoring.blocking_sessions_dashboard")
+                #expect(try shown.map { try $0.decode("auto_kill_reason", as: String?.self) } == ["excluded role (app)"])
+                // Read access survived the view being recreated.
+                let grant = try conn.query("SELECT has_table_privilege('lock_monitoring_role', 'lock_monitoring.blocking_sessions_dashboard', 'SELECT') AS ok")
+                #expect(try grant[0].decode("ok", as: Bool.self))
+            }
+        }
+
         @Test func embeddedMigrationsMatchTheSQLFiles() throws {
             let sqlDir = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("sql")
-            let files = try FileManager.default.contentsOfDirectory(atPath: sqlDir.path).filter { $0.hasSuffix(".sql") }.sorted()
-            #expect(files == Migration.embedded.map(\.name), "run scripts/embed-sql.sh after changing sql/")
-            for migration in Migration.embedded {
-                let text = try String(contentsOf: sqlDir.appendingPathComponent(migration.name), encoding: .utf8)
-                #expect(text.hasSuffix("\n") ? String(text.dropLast()) == migration.sql : text == migration.sql,
-                        "\(migration.name) differs from its embedded copy: run scripts/embed-sql.sh")
+            func files(_ folder: String) throws -> [String] {
+                try FileManager.default.contentsOfDirectory(atPath: sqlDir.appendingPathComponent(folder).path).filter { $0.hasSuffix(".sql") }.sorted()
+                    .map { folder.isEmpty ? $0 : "\(folder)/\($0)" }
+            }
+            let steps = Migration.embedded
+            #expect(try files("") == steps.filter { $0.kind == .versioned }.map(\.name), "run scripts/embed-sql.sh after changing sql/")
+            #expect(steps.last?.kind == .repeatable, "the repeatable set runs last")
+            #expect(try files("functions") + files("views") == steps.last?.files.map(\.path), "run scripts/embed-sql.sh after changing sql/")
+            for file in steps.flatMap(\.files) {
+                let text = try String(contentsOf: sqlDir.appendingPathComponent(file.path), encoding: .utf8)
+                #expect(text.hasSuffix("\n") ? String(text.dropLast()) == file.sql : text == file.sql,
+                        "\(file.path) differs from its embedded copy: run scripts/embed-sql.sh")
             }
         }
 
@@ -156,6 +221,83 @@ extension LiveDatabaseSuite.VaultMigrationLiveTests {
                 let plan = try conn.query("EXPLAIN SELECT * FROM lock_monitoring.\(view)").map { try $0.decode(0, as: String.self) }.joined(separator: "\n")
                 #expect(plan.contains(index), "\(view) does not use \(index):\n\(plan)")
             }
+        }
+    }
+}
+
+extension LiveDatabaseSuite.VaultMigrationLiveTests {
+    /// A later change to a function is an edit of its one file: migrate sees the set changed,
+    /// re-applies it in one transaction, and is a no-op again afterwards.
+    @Test func aChangedFunctionFileIsReappliedAsASet() async throws {
+        try await LiveDatabase.withTemporaryDatabase { db in
+            let conn = try LiveDatabase.connect(database: db)
+            defer { conn.close() }
+            try Migrator().apply(on: conn)
+            let steps = Migration.embedded.filter { $0.kind == .versioned }
+            let set = try #require(Migration.embedded.last)
+            let edited = set.files.map { file in
+                file.path == "functions/record_lock_waits.sql"
+                    ? Migration.File(path: file.path, sql: file.sql.replacingOccurrences(of: "Returns links added.", with: "Returns links added (edited)."))
+                    : file
+            }
+            #expect(edited != set.files)
+            let migrator = Migrator(migrations: steps + [Migration(repeatable: edited)])
+            #expect(try migrator.pending(on: conn).map(\.name) == [Migration.repeatableName])
+            #expect(try migrator.apply(on: conn) == [Migration.repeatableName])
+            #expect(try migrator.apply(on: conn).isEmpty)
+            let comment = try conn.query("""
+                SELECT obj_description('lock_monitoring.record_lock_waits(text, text, timestamptz, jsonb)'::regprocedure, 'pg_proc') AS c
+                """)[0].decode("c", as: String.self)
+            #expect(comment.hasSuffix("(edited)."))
+            let recorded = try conn.query("SELECT checksum FROM lock_monitoring.schema_migrations WHERE name = $1", [Migration.repeatableName])[0]
+                .decode("checksum", as: String.self)
+            #expect(recorded == Migration(repeatable: edited).checksum)
+            // This binary's own set is now "pending" again: the vault runs another version.
+            #expect(try Migrator().pending(on: conn).map(\.name) == [Migration.repeatableName])
+        }
+    }
+
+    /// A broken file in the set fails by name and leaves the vault as it was (all or nothing).
+    @Test func aFailingRepeatableFileIsNamedAndRolledBack() async throws {
+        try await LiveDatabase.withTemporaryDatabase { db in
+            let conn = try LiveDatabase.connect(database: db)
+            defer { conn.close() }
+            try Migrator().apply(on: conn)
+            let steps = Migration.embedded.filter { $0.kind == .versioned }
+            let set = try #require(Migration.embedded.last)
+            let broken = set.files.map { file in
+                file.path == "views/alerts_dashboard.sql" ? Migration.File(path: file.path, sql: file.sql + "\nSELECT no_such_column FROM lock_monitoring.alert_h;") : file
+            }
+            // An edit earlier in the set that must not survive the failure.
+            let renamed = broken.map { file in
+                file.path == "functions/keys.sql" ? Migration.File(path: file.path, sql: file.sql + "\nCOMMENT ON FUNCTION lock_monitoring.cluster_hk(text) IS 'edited';") : file
+            }
+            let error = try #require(throws: MigrationError.self) { try Migrator(migrations: steps + [Migration(repeatable: renamed)]).apply(on: conn) }
+            #expect(error.code == .migrationFailed)
+            #expect(error.migration.contains("views/alerts_dashboard.sql"), "\(error)")
+            let comment = try conn.query("SELECT obj_description('lock_monitoring.cluster_hk(text)'::regprocedure, 'pg_proc') AS c")[0].decode("c", as: String.self)
+            #expect(comment != "edited")
+            #expect(try Migrator().pending(on: conn).isEmpty, "the vault still records this binary's set")
+        }
+    }
+}
+
+extension LiveDatabaseSuite.VaultMigrationLiveTests {
+    /// `lockvault migrate --dry-run` lists what `migrate` would do and changes nothing.
+    @Test func migrateDryRunListsTheNumberedFilesAndTheRepeatableSet() async throws {
+        try await LiveDatabase.withTemporaryDatabase { db in
+            let dsn = try LiveDatabase.conninfo(database: db)
+            let dry = try await ChildProcess.lockvault(["migrate", "--dsn", dsn, "--dry-run"])
+            #expect(dry.status == 0, "\(dry)")
+            #expect(dry.stdout.contains("pending:") && dry.stdout.contains("  001_schema_and_hashing.sql") && dry.stdout.contains("  012_alerts.sql"), "\(dry)")
+            #expect(dry.stdout.contains("  functions+views (re-create \(Migration.embedded.last?.files.count ?? 0) files"), "\(dry)")
+            let conn = try LiveDatabase.connect(database: db)
+            defer { conn.close() }
+            #expect(try conn.query("SELECT to_regnamespace('lock_monitoring') IS NULL AS none")[0].decode("none", as: Bool.self), "a dry run creates nothing")
+            let run = try await ChildProcess.lockvault(["migrate", "--dsn", dsn])
+            #expect(run.status == 0 && run.stdout.contains("applied 001_schema_and_hashing.sql") && run.stdout.contains("applied functions+views"), "\(run)")
+            let again = try await ChildProcess.lockvault(["migrate", "--dsn", dsn, "--dry-run"])
+            #expect(again.status == 0 && again.stdout.contains("up to date"), "\(again)")
         }
     }
 }

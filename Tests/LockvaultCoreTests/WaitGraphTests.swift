@@ -116,7 +116,6 @@ enum Fixture {
         #expect(a[0].preparedTransaction?.gid == "batch-42")
         #expect(a[0].heldMode == .accessExclusive)
         #expect(a[0].recommendedAction.contains("ROLLBACK PREPARED 'batch-42'"))
-        #expect(!a[0].autoKillEligible)
     }
 
     @Test func aLongQueueStaysLinear() {

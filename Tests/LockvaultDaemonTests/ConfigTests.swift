@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import LockvaultCore
 @testable import LockvaultDaemon
 
 @Suite struct ConfigTests {
@@ -60,10 +61,43 @@ import Testing
         #expect(c.targetDSN == "service=prod")
         #expect(c.vaultDSN == "host=vault dbname=history")
         #expect(c.intervalSeconds == 2)
-        #expect(c.serverLogFormat == "csvlog")
+        #expect(c.serverLogFormat == .csvlog)
         #expect(c.severity.criticalAfterSeconds == 120)
         #expect(c.resolve.enabled && c.resolve.dryRun)
         #expect(c.resolve.excludeRoles == ["replicator", "/^etl_/"])
+    }
+
+    /// Each section lands in the type that uses it, whole: what the resolver, the monitor and
+    /// the alert tracker are given is what the file says, with nothing copied in between.
+    @Test func sectionsDecodeIntoTheDomainTypes() throws {
+        let c = try ConfigLoader.parse("""
+            sampling: { query_text_length: 99, lock_hold_threshold_seconds: 7, statement_timeout_ms: 4000, lock_timeout_ms: 300 }
+            resolve:
+              enabled: true
+              dry_run: false
+              min_severity: HIGH
+              kill_threshold_seconds: 42
+              terminate_timeout_ms: 1500
+              exclude: { applications: ["/^batch-/"], client_addresses: [10.0.0.9] }
+            alerts: { min_severity: MEDIUM, query_text_length: 50 }
+            logging: { level: debug, destination: json }
+            """)
+        var resolve = ResolvePolicy()
+        resolve.enabled = true
+        resolve.dryRun = false
+        resolve.minSeverity = .high
+        resolve.killThresholdSeconds = 42
+        resolve.terminateTimeoutMs = 1500
+        resolve.excludeApplications = ["/^batch-/"]
+        resolve.excludeClientAddresses = ["10.0.0.9"]
+        #expect(c.resolve == resolve)
+        #expect(c.resolve.excludeApplications[0].isRegex && c.resolve.excludeApplications[0].matches("batch-7"), "compiled when loaded")
+        let monitor = c.monitorConfiguration
+        #expect(monitor.resolve == resolve, "the kill threshold reaches the engine in one piece")
+        #expect(monitor.snapshot.queryTextLength == 99 && monitor.snapshot.lockHoldThresholdSeconds == 7)
+        #expect(monitor.session.statementTimeoutMs == 4000 && monitor.session.lockTimeoutMs == 300 && monitor.session.applicationName == "lockvault")
+        #expect(c.alerts.policy.minSeverity == .medium && c.alerts.policy.queryTextLength == 50)
+        #expect(c.logLevel == .debug && c.logDestination == .json)
     }
 
     @Test func environmentOverridesTheFile() throws {
@@ -265,5 +299,18 @@ import Testing
         let monitor = set.monitorConfiguration(environment: [:])
         #expect(monitor.spoolDirectory == "/srv/lockvault-spool" && monitor.spoolMaxBytes == 16 << 20)
         #expect(throws: ConfigError.self) { try ConfigLoader.parse("vault: { spool_max_mb: 0 }") }
+    }
+}
+
+/// `sampling.server_log.format`: `auto` (the default) leaves the format to the log file's name.
+@Suite struct ServerLogFormatConfigTests {
+    @Test func autoDecidesByTheFileNameAndANamedFormatIsKept() throws {
+        #expect(LockvaultConfig().serverLogFormat == nil, "the default is auto")
+        let auto = try ConfigLoader.parse("sampling: { server_log: { path: /var/log/pg.csv, format: auto } }")
+        #expect(auto.serverLogFormat == nil && auto.monitorConfiguration(environment: [:]).serverLogFormat == nil)
+        let stderr = try ConfigLoader.parse("sampling: { server_log: { path: /var/log/pg.csv, format: stderr } }")
+        #expect(stderr.monitorConfiguration(environment: [:]).serverLogFormat == .stderr)
+        let error = try #require(throws: ConfigError.self) { try ConfigLoader.parse("sampling: { server_log: { format: syslog } }") }
+        #expect(error.keyPath == "sampling.server_log.format" && error.description.contains("auto, stderr, csvlog, jsonlog"), "\(error)")
     }
 }

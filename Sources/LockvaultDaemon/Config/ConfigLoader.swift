@@ -137,26 +137,25 @@ public enum ConfigLoader {
         case .bool(let kp):
             guard node.scalar != nil, let v = node.bool else { throw fail(.wrongType, "must be true or false, got \(describe(node))") }
             config[keyPath: kp] = v
-        case .choice(let kp, let choices):
+        case .choice(let choices, let set):
             guard let s = node.scalar?.string else { throw fail(.wrongType, "must be one of \(choices.joined(separator: ", ")), got \(describe(node))") }
             guard choices.contains(s) else { throw fail(.invalidChoice, "must be one of \(choices.joined(separator: ", ")), got '\(s)'") }
-            config[keyPath: kp] = s
+            set(&config, s)
         case .patterns(let kp):
             if node.null != nil { config[keyPath: kp] = []; return }
             guard case .sequence(let seq) = node else { throw fail(.wrongType, "must be a list of names or /regex/ patterns, got \(describe(node))") }
-            var values: [String] = []
+            var values: [ExclusionPattern] = []
             for item in seq {
                 guard let s = item.scalar?.string, !s.isEmpty else {
                     throw ConfigError(code: .wrongType, source: source, keyPath: field.path, line: item.mark?.line, column: item.mark?.column,
                                       message: "each entry must be a non-empty name or /regex/, got \(describe(item))")
                 }
-                if let pattern = ResolvePolicy.regexBody(s) {
-                    do { _ = try NSRegularExpression(pattern: pattern) } catch {
-                        throw ConfigError(code: .invalidPattern, source: source, keyPath: field.path, line: item.mark?.line, column: item.mark?.column,
-                                          message: "invalid regular expression /\(pattern)/")
-                    }
+                do {
+                    values.append(try ExclusionPattern(s))   // compiled here, once, not per match
+                } catch {
+                    throw ConfigError(code: .invalidPattern, source: source, keyPath: field.path, line: item.mark?.line, column: item.mark?.column,
+                                      message: error.description)
                 }
-                values.append(s)
             }
             config[keyPath: kp] = values
         case .sinks(let kp):

@@ -1,6 +1,9 @@
 import Foundation
+import LockvaultCore
 
-/// Every key the config file may contain: its path, type, range and where it goes.
+/// Every key the config file may contain: its path, type, range and the property of the
+/// domain type it sets (``LockvaultConfig`` holds those types: ``ResolvePolicy``,
+/// ``SeverityPolicy``, ``AlertPolicy``, …).
 ///
 /// One table drives parsing, validation, environment overrides and error messages, so a key
 /// can't be accepted in one place and unknown in another.
@@ -12,10 +15,26 @@ struct ConfigField: @unchecked Sendable {
         case double(WritableKeyPath<LockvaultConfig, Double>, ClosedRange<Double>)
         case int(WritableKeyPath<LockvaultConfig, Int>, ClosedRange<Int>)
         case bool(WritableKeyPath<LockvaultConfig, Bool>)
-        case choice(WritableKeyPath<LockvaultConfig, String>, [String])
-        case patterns(WritableKeyPath<LockvaultConfig, [String]>)
+        /// One of `choices`; `set` stores the typed value.
+        case choice(choices: [String], set: (inout LockvaultConfig, String) -> Void)
+        case patterns(WritableKeyPath<LockvaultConfig, [ExclusionPattern]>)
         case sinks(WritableKeyPath<LockvaultConfig, [AlertSinkSettings]>)
         case listenAddress(WritableKeyPath<LockvaultConfig, String?>)
+
+        /// A string-backed enum: its cases (in declaration order) are the choices.
+        static func choice<T: RawRepresentable & CaseIterable>(_ kp: WritableKeyPath<LockvaultConfig, T>) -> Kind where T.RawValue == String {
+            .choice(choices: T.allCases.map(\.rawValue)) { config, raw in
+                if let value = T(rawValue: raw) { config[keyPath: kp] = value }
+            }
+        }
+
+        /// An optional string-backed enum: `none` (listed first) stores nil, meaning "decide
+        /// later" (`sampling.server_log.format: auto` = by the log file's name).
+        static func choice<T: RawRepresentable & CaseIterable>(_ kp: WritableKeyPath<LockvaultConfig, T?>, none: String) -> Kind where T.RawValue == String {
+            .choice(choices: [none] + T.allCases.map(\.rawValue)) { config, raw in
+                config[keyPath: kp] = raw == none ? nil : T(rawValue: raw)
+            }
+        }
     }
 
     let path: String
@@ -34,12 +53,12 @@ enum ConfigSchema {
         .init(path: "vault.spool_directory", kind: .optionalString(\.spoolDirectory)),
         .init(path: "vault.spool_max_mb", kind: .int(\.spoolMaxMB, 1...1_048_576)),
         .init(path: "sampling.interval_seconds", kind: .double(\.intervalSeconds, 0.1...3600)),
-        .init(path: "sampling.query_text_length", kind: .int(\.queryTextLength, 0...1_048_576)),
-        .init(path: "sampling.lock_hold_threshold_seconds", kind: .double(\.lockHoldThresholdSeconds, 0...86400)),
-        .init(path: "sampling.statement_timeout_ms", kind: .int(\.statementTimeoutMs, 100...600_000)),
-        .init(path: "sampling.lock_timeout_ms", kind: .int(\.lockTimeoutMs, 10...600_000)),
+        .init(path: "sampling.query_text_length", kind: .int(\.snapshot.queryTextLength, 0...1_048_576)),
+        .init(path: "sampling.lock_hold_threshold_seconds", kind: .double(\.snapshot.lockHoldThresholdSeconds, 0...86400)),
+        .init(path: "sampling.statement_timeout_ms", kind: .int(\.session.statementTimeoutMs, 100...600_000)),
+        .init(path: "sampling.lock_timeout_ms", kind: .int(\.session.lockTimeoutMs, 10...600_000)),
         .init(path: "sampling.server_log.path", kind: .optionalString(\.serverLogPath)),
-        .init(path: "sampling.server_log.format", kind: .choice(\.serverLogFormat, ["auto", "stderr", "csvlog", "jsonlog"])),
+        .init(path: "sampling.server_log.format", kind: .choice(\.serverLogFormat, none: "auto")),
         .init(path: "severity.medium_after_seconds", kind: .double(\.severity.mediumAfterSeconds, 0...604_800)),
         .init(path: "severity.high_after_seconds", kind: .double(\.severity.highAfterSeconds, 0...604_800)),
         .init(path: "severity.critical_after_seconds", kind: .double(\.severity.criticalAfterSeconds, 0...604_800)),
@@ -49,7 +68,7 @@ enum ConfigSchema {
         .init(path: "severity.exclusive_lock_escalates", kind: .bool(\.severity.exclusiveLockEscalates)),
         .init(path: "resolve.enabled", kind: .bool(\.resolve.enabled)),
         .init(path: "resolve.dry_run", kind: .bool(\.resolve.dryRun)),
-        .init(path: "resolve.min_severity", kind: .choice(\.resolve.minSeverity, ["LOW", "MEDIUM", "HIGH", "CRITICAL"])),
+        .init(path: "resolve.min_severity", kind: .choice(\.resolve.minSeverity)),
         .init(path: "resolve.kill_threshold_seconds", kind: .double(\.resolve.killThresholdSeconds, 1...86400)),
         .init(path: "resolve.cancel_grace_seconds", kind: .double(\.resolve.cancelGraceSeconds, 0...3600)),
         .init(path: "resolve.terminate_timeout_ms", kind: .int(\.resolve.terminateTimeoutMs, 100...60_000)),
@@ -63,12 +82,12 @@ enum ConfigSchema {
         .init(path: "schedule.analyze_interval_seconds", kind: .double(\.analyzeIntervalSeconds, 0...604_800)),
         .init(path: "schedule.cleanup_interval_seconds", kind: .double(\.cleanupIntervalSeconds, 0...604_800)),
         .init(path: "schedule.retention_days", kind: .int(\.retentionDays, 1...3650)),
-        .init(path: "logging.level", kind: .choice(\.logLevel, ["trace", "debug", "info", "notice", "warning", "error", "critical"])),
-        .init(path: "logging.destination", kind: .choice(\.logDestination, ["auto", "journal", "json"])),
-        .init(path: "alerts.min_severity", kind: .choice(\.alerts.minSeverity, ["LOW", "MEDIUM", "HIGH", "CRITICAL"])),
-        .init(path: "alerts.clear_after_seconds", kind: .double(\.alerts.clearAfterSeconds, 0...86400)),
-        .init(path: "alerts.flap_window_seconds", kind: .double(\.alerts.flapWindowSeconds, 0...86400)),
-        .init(path: "alerts.query_text_length", kind: .int(\.alerts.queryTextLength, 0...1_048_576)),
+        .init(path: "logging.level", kind: .choice(\.logLevel)),
+        .init(path: "logging.destination", kind: .choice(\.logDestination)),
+        .init(path: "alerts.min_severity", kind: .choice(\.alerts.policy.minSeverity)),
+        .init(path: "alerts.clear_after_seconds", kind: .double(\.alerts.policy.clearAfterSeconds, 0...86400)),
+        .init(path: "alerts.flap_window_seconds", kind: .double(\.alerts.policy.flapWindowSeconds, 0...86400)),
+        .init(path: "alerts.query_text_length", kind: .int(\.alerts.policy.queryTextLength, 0...1_048_576)),
         .init(path: "alerts.sinks", kind: .sinks(\.alerts.sinks)),
         .init(path: "metrics.listen", kind: .listenAddress(\.metricsListen)),
     ]

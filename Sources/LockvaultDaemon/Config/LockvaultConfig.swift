@@ -1,6 +1,16 @@
 public import LockvaultCore
+public import LockvaultEngine
+public import Logging
+public import PostgresClient
+public import SystemdSupport
 
 /// lockvault's configuration: what `etc/lockvault.yaml` documents, key by key.
+///
+/// Each section decodes straight into the type that uses it — `severity:` into Core's
+/// ``SeverityPolicy``, `resolve:` into ``ResolvePolicy`` (exclusion regexes compiled), `alerts:`
+/// into ``AlertPolicy``, `sampling:` into the engine's ``SnapshotOptions`` and the sessions'
+/// ``SessionSettings`` — through one table of key paths (``ConfigSchema``). No twin structs to
+/// copy field by field, so a setting exists in exactly one place.
 ///
 /// Defaults are the safe ones: the resolver is off and, when turned on, starts in dry-run.
 public struct LockvaultConfig: Sendable, Equatable {
@@ -15,23 +25,26 @@ public struct LockvaultConfig: Sendable, Equatable {
     public var spoolMaxMB = 256
 
     public var intervalSeconds = 1.0
-    public var queryTextLength = 1024
-    public var lockHoldThresholdSeconds = 5.0
-    public var statementTimeoutMs = 5000
-    public var lockTimeoutMs = 1000
+    /// `sampling.query_text_length`, `sampling.lock_hold_threshold_seconds`.
+    public var snapshot = SnapshotOptions()
+    /// `sampling.statement_timeout_ms`, `sampling.lock_timeout_ms` for lockvault's own sessions.
+    public var session = SessionSettings(applicationName: "lockvault")
     public var serverLogPath: String? = nil
-    public var serverLogFormat = "auto"
+    /// `sampling.server_log.format`; nil (`auto`) = by the file's name (`.csv` csvlog,
+    /// `.json` jsonlog, else stderr).
+    public var serverLogFormat: ServerLogFormat? = nil
 
     public var severity = SeverityPolicy()
 
-    public var resolve = ResolveSettings()
+    /// The kill rule and the resolver: the only copy of its settings (kill threshold included).
+    public var resolve = ResolvePolicy()
 
     public var analyzeIntervalSeconds = 3600.0
     public var cleanupIntervalSeconds = 86400.0
     public var retentionDays = 30
 
-    public var logLevel = "info"
-    public var logDestination = "auto"
+    public var logLevel = Logger.Level.info
+    public var logDestination = LogDestination.auto
 
     public var alerts = AlertSettings()
 
@@ -41,25 +54,12 @@ public struct LockvaultConfig: Sendable, Equatable {
     public init() {}
 }
 
-/// The `alerts:` section.
+/// The `alerts:` section: when to alert (Core's policy) and where to (the sinks).
 public struct AlertSettings: Sendable, Equatable {
-    public var minSeverity = "CRITICAL"
-    public var clearAfterSeconds = 10.0
-    public var flapWindowSeconds = 600.0
-    public var queryTextLength = 1000
+    public var policy = AlertPolicy()
     public var sinks: [AlertSinkSettings] = []
 
     public init() {}
-
-    /// The core's alert policy.
-    public var policy: AlertPolicy {
-        var p = AlertPolicy()
-        p.minSeverity = BlockerSeverity(rawValue: minSeverity) ?? .critical
-        p.clearAfterSeconds = clearAfterSeconds
-        p.flapWindowSeconds = flapWindowSeconds
-        p.queryTextLength = queryTextLength
-        return p
-    }
 }
 
 /// One entry of `alerts.sinks`: where alerts go.
@@ -87,23 +87,4 @@ public struct AlertSinkSettings: Sendable, Equatable {
         self.name = name
         self.kind = kind
     }
-}
-
-/// The `resolve:` section (used by the auto-resolver).
-public struct ResolveSettings: Sendable, Equatable {
-    public var enabled = false
-    public var dryRun = true
-    public var minSeverity = "CRITICAL"
-    public var killThresholdSeconds = 300.0
-    public var cancelGraceSeconds = 30.0
-    public var terminateTimeoutMs = 5000
-    public var maxTerminationsPerMinute = 3
-    public var maxActionsPerCycle = 1
-    public var allowSuperuser = false
-    public var excludeRoles: [String] = []
-    public var excludeApplications: [String] = []
-    public var excludeDatabases: [String] = []
-    public var excludeClientAddresses: [String] = []
-
-    public init() {}
 }

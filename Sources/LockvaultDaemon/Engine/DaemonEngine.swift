@@ -8,29 +8,36 @@ import Synchronization
 
 extension SystemdNotifier: LifecycleNotifier {}
 
-/// Why the daemon can't start.
+/// Why the daemon can't start. Its ``Kind`` says what went wrong; the command line maps it
+/// to an exit code (one table, in the `lockvault` executable).
 public struct StartupError: Error, CustomStringConvertible, Sendable {
-    public var message: String
-    public var exitCode: Int32
-    public var description: String { message }
-
-    public init(message: String, exitCode: Int32) {
-        self.message = message
-        self.exitCode = exitCode
+    public enum Kind: Sendable, Equatable {
+        /// The configuration is wrong (a malformed DSN comes from the configuration too).
+        case invalidConfiguration
+        /// The cluster or vault refused in a way waiting can't fix.
+        case failure(MonitorFailure.Kind)
     }
 
-    /// A malformed DSN comes from the configuration: exit 78 like any bad config.
+    public var kind: Kind
+    public var message: String
+    public var description: String { message }
+
+    public init(kind: Kind, message: String) {
+        self.kind = kind
+        self.message = message
+    }
+
     init(_ failure: MonitorFailure) {
         if failure.kind == .invalidConnectionString {
-            self.init(message: "invalid configuration: \(failure.message)", exitCode: 78)
+            self.init(kind: .invalidConfiguration, message: "invalid configuration: \(failure.message)")
         } else {
-            self.init(message: failure.message, exitCode: failure.kind.exitCode)
+            self.init(kind: .failure(failure.kind), message: failure.message)
         }
     }
 }
 
 extension LockvaultConfig {
-    /// The engine's view of this configuration.
+    /// The engine's view of this configuration: the sections' own types, passed whole.
     public var monitorConfiguration: MonitorConfiguration {
         monitorConfiguration(environment: ProcessInfo.processInfo.environment)
     }
@@ -44,37 +51,13 @@ extension LockvaultConfig {
     }
 
     func monitorConfiguration(environment: [String: String]) -> MonitorConfiguration {
-        var severity = self.severity
-        severity.killThresholdSeconds = resolve.killThresholdSeconds
         var configuration = MonitorConfiguration(
-            targetDSN: targetDSN, vaultDSN: vaultDSN, clusterName: clusterName,
-            snapshot: SnapshotOptions(queryTextLength: queryTextLength, lockHoldThresholdSeconds: lockHoldThresholdSeconds),
-            severity: severity,
-            session: SessionSettings(applicationName: "lockvault", statementTimeoutMs: statementTimeoutMs, lockTimeoutMs: lockTimeoutMs),
-            serverLogPath: serverLogPath, serverLogFormat: ServerLogFormat(rawValue: serverLogFormat),
-            maxBufferedCycles: maxBufferedCycles, resolve: resolvePolicy, terminateTimeoutMs: resolve.terminateTimeoutMs,
-            decidedBy: "daemon@\(ProcessInfo.processInfo.hostName)")
+            targetDSN: targetDSN, vaultDSN: vaultDSN, clusterName: clusterName, snapshot: snapshot, severity: severity,
+            session: session, serverLogPath: serverLogPath, serverLogFormat: serverLogFormat,
+            maxBufferedCycles: maxBufferedCycles, resolve: resolve, decidedBy: "daemon@\(ProcessInfo.processInfo.hostName)")
         configuration.spoolDirectory = spoolDirectory(environment: environment)
         configuration.spoolMaxBytes = spoolMaxMB << 20
         return configuration
-    }
-
-    /// The `resolve:` section as the core's policy.
-    public var resolvePolicy: ResolvePolicy {
-        var p = ResolvePolicy()
-        p.enabled = resolve.enabled
-        p.dryRun = resolve.dryRun
-        p.minSeverity = BlockerSeverity(rawValue: resolve.minSeverity) ?? .critical
-        p.killThresholdSeconds = resolve.killThresholdSeconds
-        p.cancelGraceSeconds = resolve.cancelGraceSeconds
-        p.maxTerminationsPerMinute = resolve.maxTerminationsPerMinute
-        p.maxActionsPerCycle = resolve.maxActionsPerCycle
-        p.allowSuperuser = resolve.allowSuperuser
-        p.excludeRoles = resolve.excludeRoles
-        p.excludeApplications = resolve.excludeApplications
-        p.excludeDatabases = resolve.excludeDatabases
-        p.excludeClientAddresses = resolve.excludeClientAddresses
-        return p
     }
 
     public var interval: Duration { .milliseconds(Int64((intervalSeconds * 1000).rounded())) }
@@ -248,9 +231,9 @@ public actor DaemonEngine: SamplingEngine {
         let new = try ConfigLoader.load(path: configPath)
         await monitor.reconfigure(new.monitorConfiguration)
         alerts.policy = new.alerts.policy
-        if let level = Logger.Level(rawValue: new.logLevel), level != LoggingSetup.level.value {
-            logger.notice("log level changed", metadata: ["from": "\(LoggingSetup.level.value)", "to": "\(level)"])
-            LoggingSetup.level.value = level
+        if new.logLevel != LoggingSetup.level.value {
+            logger.notice("log level changed", metadata: ["from": "\(LoggingSetup.level.value)", "to": "\(new.logLevel)"])
+            LoggingSetup.level.value = new.logLevel
         }
         if new.logDestination != config.logDestination {
             logger.warning("logging.destination takes effect at the next restart")

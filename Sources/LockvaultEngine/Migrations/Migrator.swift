@@ -2,18 +2,70 @@ public import Foundation
 import LockvaultCore
 public import PostgresClient
 
-/// One numbered vault migration (a file in sql/).
+/// One step of the vault schema: a numbered migration (a file `sql/NNN_*.sql`: tables, columns,
+/// indexes — applied once, never edited afterwards), or the repeatable set (every file in
+/// `sql/functions/` and `sql/views/`, re-applied as a whole whenever any of them changed).
 public struct Migration: Sendable, Equatable {
-    public let name: String
-    public let sql: String
-
-    public init(name: String, sql: String) {
-        self.name = name
-        self.sql = sql
+    public enum Kind: Sendable, Equatable {
+        /// Applied once; its text is checksummed and must never change afterwards.
+        case versioned
+        /// `CREATE OR REPLACE` definitions, re-applied whenever the set's checksum differs
+        /// from the one the vault recorded (and after any versioned migration).
+        case repeatable
     }
 
-    /// SHA-256 of the text, hex: detects an applied file that was edited afterwards.
-    public var checksum: String { VaultHash.hex(SHA256.hash(Array(sql.utf8))) }
+    /// One file of a step: its path under sql/ and its text.
+    public struct File: Sendable, Equatable {
+        public let path: String
+        public let sql: String
+
+        public init(path: String, sql: String) {
+            self.path = path
+            self.sql = sql
+        }
+    }
+
+    public let name: String
+    public let kind: Kind
+    /// One file for a versioned migration; the set's files, in the order they run, for the
+    /// repeatable one.
+    public let files: [File]
+
+    /// A numbered migration.
+    public init(name: String, sql: String) {
+        self.name = name
+        self.kind = .versioned
+        self.files = [File(path: name, sql: sql)]
+    }
+
+    /// The repeatable set, named ``Migration/repeatableName`` in `schema_migrations`.
+    public init(repeatable files: [File]) {
+        self.name = Self.repeatableName
+        self.kind = .repeatable
+        self.files = files
+    }
+
+    /// The `schema_migrations` row of the repeatable set.
+    public static let repeatableName = "functions+views"
+
+    public var sql: String { files.map(\.sql).joined(separator: "\n") }
+
+    /// SHA-256, hex: of the text for a numbered migration (detects an applied file that was
+    /// edited afterwards); of every file's path and text, in order, for the repeatable set.
+    public var checksum: String {
+        switch kind {
+        case .versioned:
+            return VaultHash.hex(SHA256.hash(Array(sql.utf8)))
+        case .repeatable:
+            var bytes: [UInt8] = []
+            for file in files { bytes += Array(file.path.utf8) + [0] + Array(file.sql.utf8) + [0] }
+            return VaultHash.hex(SHA256.hash(bytes))
+        }
+    }
+
+    /// Every step this lockvault knows, in the order they run: the numbered migrations, then
+    /// the repeatable set (both embedded by scripts/embed-sql.sh).
+    public static let embedded: [Migration] = embeddedVersioned + [Migration(repeatable: embeddedRepeatable)]
 }
 
 /// A migration already applied to the vault.
@@ -45,19 +97,26 @@ public struct MigrationError: Error, CustomStringConvertible, Sendable {
 }
 
 /// Applies the vault's migrations in order, each in its own transaction, recording name and
-/// checksum in `lock_monitoring.schema_migrations`.
+/// checksum in `lock_monitoring.schema_migrations`; then, in one more transaction, the
+/// repeatable set (functions and views) when it changed.
 ///
-/// Running it again changes nothing. It refuses to go on when an applied file was edited
-/// (checksum differs): silently running a changed history would leave vaults that claim the
-/// same version but differ. Concurrent runs serialise on an advisory lock.
+/// Running it again changes nothing. It refuses to go on when an applied numbered file was
+/// edited (checksum differs): silently running a changed history would leave vaults that claim
+/// the same version but differ. The repeatable set may change freely: it is re-applied, and its
+/// row records the checksum of what was applied. Concurrent runs serialise on an advisory lock.
 public struct Migrator: Sendable {
     public let migrations: [Migration]
+    /// Checksums of earlier texts of numbered migrations, accepted as applied (see
+    /// ``Migration/superseded``).
+    public let superseded: [String: Set<String>]
 
     /// Arbitrary, fixed key for `pg_advisory_lock`: "lockvault migrate".
     static let lockKey: Int64 = 0x6C6F_636B_7661_756C
 
-    public init(migrations: [Migration] = Migration.embedded) {
-        self.migrations = migrations.sorted { $0.name < $1.name }
+    public init(migrations: [Migration] = Migration.embedded, superseded: [String: Set<String>] = Migration.superseded) {
+        let versioned = migrations.filter { $0.kind == .versioned }.sorted { $0.name < $1.name }
+        self.migrations = versioned + migrations.filter { $0.kind == .repeatable }
+        self.superseded = superseded
     }
 
     static let bookkeeping = """
@@ -67,7 +126,7 @@ public struct Migrator: Sendable {
             checksum   text NOT NULL,
             applied_at timestamptz NOT NULL DEFAULT now()
         );
-        COMMENT ON TABLE lock_monitoring.schema_migrations IS 'lockvault migrate: which sql/ files were applied, with their SHA-256.';
+        COMMENT ON TABLE lock_monitoring.schema_migrations IS 'lockvault migrate: which sql/ files were applied, with their SHA-256 (functions+views: the set of sql/functions and sql/views, as last applied).';
         """
 
     /// Migrations applied so far (empty for a fresh database).
@@ -93,23 +152,37 @@ public struct Migrator: Sendable {
         let todo = try verify(applied(on: conn))
         var done: [String] = []
         for migration in todo {
+            var file = migration.files.first?.path ?? migration.name
             do {
                 try conn.transaction { tx in
-                    try tx.executeScript(migration.sql)
-                    try tx.execute("INSERT INTO lock_monitoring.schema_migrations (name, checksum) VALUES ($1, $2)", [migration.name, migration.checksum])
+                    // Functions may name functions of files later in the set.
+                    if migration.kind == .repeatable { try tx.execute("SET LOCAL check_function_bodies = off") }
+                    for part in migration.files {
+                        file = part.path
+                        try tx.executeScript(part.sql)
+                    }
+                    try tx.execute("""
+                        INSERT INTO lock_monitoring.schema_migrations (name, checksum) VALUES ($1, $2)
+                        ON CONFLICT (name) DO UPDATE SET checksum = excluded.checksum, applied_at = now()
+                        """, [migration.name, migration.checksum])
                 }
             } catch let error as PostgresError {
-                throw MigrationError(code: .migrationFailed, migration: migration.name, message: "\(error) — rolled back; earlier migrations stay applied")
+                let which = migration.kind == .repeatable ? "\(migration.name) (\(file))" : migration.name
+                throw MigrationError(code: .migrationFailed, migration: which, message: "\(error) — rolled back; earlier migrations stay applied")
             }
             done.append(migration.name)
         }
         return done
     }
 
-    /// Checks applied rows against the known files; returns the ones still to apply.
+    /// Checks applied rows against the known files; returns the ones still to apply: numbered
+    /// migrations not applied yet, then the repeatable set if it changed or anything else is
+    /// pending.
     func verify(_ applied: [AppliedMigration]) throws -> [Migration] {
         let known = Dictionary(uniqueKeysWithValues: migrations.map { ($0.name, $0) })
         for row in applied {
+            // The repeatable set's row records what was applied last; a changed set is pending, not an error.
+            if known[row.name]?.kind == .repeatable || superseded[row.name]?.contains(row.checksum) == true { continue }
             guard let migration = known[row.name] else {
                 throw MigrationError(code: .unknownMigration, migration: row.name,
                                      message: "applied to this vault but unknown to this lockvault (is the binary older than the vault?)")
@@ -119,7 +192,9 @@ public struct Migrator: Sendable {
                                      message: "was changed after it was applied (checksum \(row.checksum.prefix(12))… in the vault, \(migration.checksum.prefix(12))… now); restore the original file — applied migrations must never be edited, add a new one instead")
             }
         }
-        let done = Set(applied.map(\.name))
-        return migrations.filter { !done.contains($0.name) }
+        let done = Dictionary(applied.map { ($0.name, $0.checksum) }, uniquingKeysWith: { a, _ in a })
+        let versioned = migrations.filter { $0.kind == .versioned && done[$0.name] == nil }
+        let repeatable = migrations.filter { $0.kind == .repeatable && (!versioned.isEmpty || done[$0.name] != $0.checksum) }
+        return versioned + repeatable
     }
 }

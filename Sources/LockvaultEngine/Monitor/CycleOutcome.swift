@@ -7,8 +7,11 @@ public struct CycleOutcome: Sendable {
     public var assessments: [BlockerAssessment]
     public var forest: [BlockingTree]
     public var deadlocks: [DeadlockEvent]
-    /// The resolver's decisions this cycle, with what happened when acted on.
+    /// The resolver's decisions this cycle about its candidates, with what happened when acted on.
     public var decisions: [ExecutedDecision] = []
+    /// The kill rule's answer for every blocker (worst first), resolver on or off: what the
+    /// vault records as auto_kill_eligible and auto_kill_reason.
+    public var rulings: [ResolveDecision] = []
     public var cycleMilliseconds: Double
     /// Cycles waiting for the vault (0 when everything is written).
     public var pendingWrites: Int

@@ -1,5 +1,4 @@
 import LockvaultCore
-import PostgresClient
 
 extension CycleRecord {
     /// The document `record_cycle` writes for this record, carrying `gap`: the one place a
@@ -8,7 +7,7 @@ extension CycleRecord {
     func document(carrying gap: CycleGap?) throws -> String {
         guard let gap else { return try encoded() }
         var record = self
-        record.json["gap"] = ["start": PostgresTimestamp.format(gap.start), "end": PostgresTimestamp.format(gap.end), "reason": gap.reason]
+        record.gap = GapRow(start: gap.start, end: gap.end, reason: gap.reason)
         return try record.encoded()
     }
 }

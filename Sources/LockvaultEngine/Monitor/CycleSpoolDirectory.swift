@@ -33,8 +33,8 @@ struct CycleDocument: Sendable {
     /// taken from an empty record carrying it.
     static func gapObject(_ gap: CycleGap) throws -> Any {
         let snapshot = LockSnapshot(capturedAt: gap.end)
-        let carrier = CycleRecord(snapshot: snapshot, assessments: [], graph: WaitGraph(snapshot), deadlocks: [], decisions: [], clusterName: "",
-                                  recordSource: "", cycleMilliseconds: 0, heartbeatSeconds: 0, gap: nil)
+        let carrier = CycleRecord(snapshot: snapshot, assessments: [], graph: WaitGraph(snapshot), deadlocks: [], decisions: [],
+                                  killRule: [], killThresholdSeconds: 0, clusterName: "", recordSource: "", cycleMilliseconds: 0, heartbeatSeconds: 0, gap: nil)
         let text = try carrier.document(carrying: gap)
         guard let object = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any], let gapObject = object["gap"] else {
             throw SpoolError(message: "the cycle document has no gap object")

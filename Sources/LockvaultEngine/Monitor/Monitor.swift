@@ -134,10 +134,14 @@ public actor Monitor {
             ])
         }
 
-        // 3. Resolve, if configured (dry-run decisions are recorded too).
+        // 3. The kill rule for every blocker (the vault shows it); the resolver acts on its
+        //    candidates, if configured (dry-run decisions are recorded too).
+        let scope = SignalScope(ownPids: snapshot.monitorPids.union(ownPids()), ownApplicationName: configuration.session.applicationName,
+                                allowSuperuser: configuration.resolve.allowSuperuser)
+        outcome.rulings = configuration.resolve.decide(assessments, scope: scope, memory: resolverMemory, now: snapshot.capturedAt)
         var decisionRecords: [ResolveDecisionRecord] = []
         if configuration.resolve.enabled {
-            outcome.decisions = resolve(assessments, snapshot: snapshot)
+            outcome.decisions = resolve(outcome.rulings.filter(\.isCandidate), scope: scope, at: snapshot.capturedAt)
             decisionRecords = outcome.decisions.map { $0.record(decidedBy: configuration.decidedBy, at: snapshot.capturedAt) }
         }
 
@@ -150,6 +154,7 @@ public actor Monitor {
         outcome.cycleMilliseconds = milliseconds(since: started)
         if write {
             let record = CycleRecord(snapshot: snapshot, assessments: assessments, graph: graph, deadlocks: events, decisions: decisionRecords,
+                                     killRule: outcome.rulings, killThresholdSeconds: configuration.resolve.killThresholdSeconds,
                                      clusterName: configuration.clusterName, recordSource: recordSource,
                                      cycleMilliseconds: outcome.cycleMilliseconds, heartbeatSeconds: configuration.heartbeatSeconds,
                                      gap: nil)
@@ -175,21 +180,18 @@ public actor Monitor {
 
     /// Decides and, unless a dry run, acts — on the target connection, re-checking identity in
     /// the statement that signals. Every decision is logged as one structured event.
-    private func resolve(_ assessments: [BlockerAssessment], snapshot: LockSnapshot) -> [ExecutedDecision] {
-        let policy = configuration.resolve
-        let decisions = policy.decide(assessments, monitorPids: snapshot.monitorPids.union(ownPids()), memory: resolverMemory, now: snapshot.capturedAt)
+    private func resolve(_ decisions: [ResolveDecision], scope: SignalScope, at now: Date) -> [ExecutedDecision] {
         var executed: [ExecutedDecision] = []
         for d in decisions {
             var result = ExecutedDecision(decision: d, outcome: nil)
             if d.verdict == .act, !d.dryRun, let action = d.action, let s = d.assessment.session, let start = s.backendStart, let conn = target {
                 let outcome = SessionSignaller.signal(action == .cancel ? .cancel : .terminate, pid: s.pid, backendStart: start,
-                                                      terminateTimeout: .milliseconds(configuration.terminateTimeoutMs),
-                                                      allowSuperuser: policy.allowSuperuser, monitorApplicationName: configuration.session.applicationName,
-                                                      monitorPids: snapshot.monitorPids.union(ownPids()), on: conn)
+                                                      terminateTimeout: .milliseconds(configuration.resolve.terminateTimeoutMs),
+                                                      scope: scope, on: conn)
                 result.outcome = outcome
                 if outcome == .done || outcome == .timedOut {
-                    if action == .terminate { resolverMemory.recordTermination(at: snapshot.capturedAt) } else {
-                        resolverMemory.recordCancel(SessionID(pid: s.pid, backendStart: start), at: snapshot.capturedAt)
+                    if action == .terminate { resolverMemory.recordTermination(at: now) } else {
+                        resolverMemory.recordCancel(SessionID(pid: s.pid, backendStart: start), at: now)
                     }
                 }
             }

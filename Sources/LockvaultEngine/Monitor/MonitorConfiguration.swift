@@ -29,10 +29,8 @@ public struct MonitorConfiguration: Sendable {
     /// How long one cycle may spend writing buffered records after the vault returns; the rest
     /// is written in the following cycles, so a long backlog never stalls sampling.
     public var flushBudgetMs: Int
-    /// The auto-resolver (off unless `resolve.enabled`).
+    /// The auto-resolver and the kill rule (off unless `resolve.enabled`).
     public var resolve: ResolvePolicy
-    /// How long `pg_terminate_backend` waits to confirm a session ended.
-    public var terminateTimeoutMs: Int
     /// Who decided, for the audit ("daemon@host" or "cli@host").
     public var decidedBy: String
 
@@ -40,11 +38,10 @@ public struct MonitorConfiguration: Sendable {
         targetDSN: String = "", vaultDSN: String? = nil, clusterName: String = "", snapshot: SnapshotOptions = .init(),
         severity: SeverityPolicy = .init(), session: SessionSettings = .init(), serverLogPath: String? = nil,
         serverLogFormat: ServerLogFormat? = nil, heartbeatSeconds: Double = 60, maxBufferedCycles: Int = 3600,
-        resolve: ResolvePolicy = ResolvePolicy(), terminateTimeoutMs: Int = 5000, decidedBy: String = "daemon", flushBudgetMs: Int = 500
+        resolve: ResolvePolicy = ResolvePolicy(), decidedBy: String = "daemon", flushBudgetMs: Int = 500
     ) {
         self.flushBudgetMs = flushBudgetMs
         self.resolve = resolve
-        self.terminateTimeoutMs = terminateTimeoutMs
         self.decidedBy = decidedBy
         self.targetDSN = targetDSN
         self.vaultDSN = vaultDSN

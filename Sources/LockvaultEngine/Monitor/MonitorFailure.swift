@@ -2,22 +2,8 @@ public import LockvaultCore
 public import PostgresClient
 
 /// The adapter half of ``MonitorFailure`` (the type and its classifier are in LockvaultCore):
-/// the exit code of each kind, the facts extracted from a ``PostgresError``, and the checks a
-/// fresh connection must pass.
-extension MonitorFailure.Kind {
-    /// The exit code of the command line (sysexits.h where one fits).
-    public var exitCode: Int32 {
-        switch self {
-        case .unavailable: return 69        // EX_UNAVAILABLE
-        case .invalidConnectionString: return 64  // EX_USAGE
-        case .authenticationFailed, .insufficientPrivilege: return 77  // EX_NOPERM
-        case .unsupportedServer: return 76  // EX_PROTOCOL
-        case .vaultNotMigrated: return 65   // EX_DATAERR
-        case .failed: return 1
-        }
-    }
-}
-
+/// the facts extracted from a ``PostgresError``, and the checks a fresh connection must pass.
+/// (Exit codes are the command line's: one table, in the `lockvault` executable.)
 extension PostgresFailureFacts {
     /// What `error` says about itself, for the core's decisions.
     public init(_ error: PostgresError) {

@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 public import LockvaultCore
 
 /// A resolver decision and, when it was acted on, what the server did.

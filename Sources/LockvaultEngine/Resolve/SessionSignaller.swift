@@ -1,4 +1,5 @@
 public import Foundation
+public import LockvaultCore
 public import PostgresClient
 
 /// What to do to a blocking session.
@@ -32,10 +33,19 @@ public enum SignalOutcome: Sendable, Equatable {
 /// The snapshot that chose a victim is already in the past when we act. Between the two, the
 /// session may have finished, or its pid been reused by a new session, or it may have stopped
 /// blocking. So the statement that signals also checks, atomically, that the pid still has the
-/// `backend_start` we saw, is a client backend that is not lockvault itself, and still blocks at
-/// least one waiter; if any check fails, no signal is sent. Afterwards a second read only
-/// explains *why* nothing was sent (for the audit), it never decides to act.
+/// `backend_start` we saw, is none of the ``ProtectedSession``s (the same list the kill rule
+/// checks, rendered as SQL), and still blocks at least one waiter; if any check fails, no signal
+/// is sent. Afterwards a second read only explains *why* nothing was sent (for the audit), it
+/// never decides to act.
 public enum SessionSignaller {
+    /// $5 allow superuser, $6 lockvault's application_name, $7 lockvault's pids.
+    static let scopeParameters = SignalScope.SQLParameters(ownPids: "$7::int[]", ownApplicationName: "$6::text", allowSuperuser: "$5::bool")
+
+    static let blocksSomeone = """
+        EXISTS (SELECT 1 FROM pg_stat_activity w
+                WHERE w.wait_event_type = 'Lock' AND a.pid = ANY (pg_blocking_pids(w.pid)))
+        """
+
     static let signalSQL = """
         SELECT a.pid,
                CASE $3::text WHEN 'terminate' THEN pg_terminate_backend(a.pid, $4::bigint)
@@ -43,70 +53,55 @@ public enum SessionSignaller {
         FROM pg_stat_activity a
         WHERE a.pid = $1::int
           AND a.backend_start = $2::timestamptz
-          AND a.backend_type = 'client backend'
-          AND a.pid <> pg_backend_pid()
-          AND a.application_name IS DISTINCT FROM $6::text
-          AND NOT (a.pid = ANY ($7::int[]))
-          AND ($5::bool OR NOT coalesce((SELECT r.rolsuper FROM pg_roles r WHERE r.oid = a.usesysid), true))
-          AND EXISTS (SELECT 1 FROM pg_stat_activity w
-                      WHERE w.wait_event_type = 'Lock' AND a.pid = ANY (pg_blocking_pids(w.pid)))
+          AND NOT (\(ProtectedSession.sqlAnyCondition(scopeParameters)))
+          AND \(blocksSomeone)
         """
 
+    /// $3 allow superuser, $4 lockvault's application_name, $5 lockvault's pids.
+    static let explainParameters = SignalScope.SQLParameters(ownPids: "$5::int[]", ownApplicationName: "$4::text", allowSuperuser: "$3::bool")
+
+    /// One column per protection (`protected_<name>`), and whether it still blocks someone.
     static let explainSQL = """
-        SELECT a.backend_type, a.application_name, a.pid = pg_backend_pid() AS is_self,
-               coalesce((SELECT r.rolsuper FROM pg_roles r WHERE r.oid = a.usesysid), true) AS is_superuser,
-               EXISTS (SELECT 1 FROM pg_stat_activity w
-                       WHERE w.wait_event_type = 'Lock' AND a.pid = ANY (pg_blocking_pids(w.pid))) AS blocks
+        SELECT \(ProtectedSession.allCases.map { "(\($0.sqlCondition(explainParameters))) AS protected_\($0.rawValue.lowercased())" }.joined(separator: ",\n       ")),
+               \(blocksSomeone) AS blocks
         FROM pg_stat_activity a
         WHERE a.pid = $1::int AND a.backend_start = $2::timestamptz
         """
 
-    /// Signals `(pid, backendStart)` if, at this instant, it is still that session and still
-    /// blocks someone.
+    /// Signals `(pid, backendStart)` if, at this instant, it is still that session, is not
+    /// protected, and still blocks someone.
     ///
     /// - Parameters:
     ///   - terminateTimeout: how long `pg_terminate_backend` waits to confirm the exit.
-    ///   - allowSuperuser: when false, superuser sessions are never signalled.
-    ///   - monitorApplicationName, monitorPids: lockvault's own sessions, never signalled (the
-    ///     connection running this statement is excluded in any case).
+    ///   - scope: lockvault's own sessions (never signalled; the connection running this
+    ///     statement is excluded in any case) and whether superusers may be.
     public static func signal(
         _ action: SignalAction,
         pid: Int32,
         backendStart: Date,
         terminateTimeout: Duration = .seconds(5),
-        allowSuperuser: Bool = false,
-        monitorApplicationName: String = "lockvault",
-        monitorPids: Set<Int32> = [],
+        scope: SignalScope = SignalScope(),
         on conn: PostgresConnection
     ) -> SignalOutcome {
         let timeoutMs = Int64(terminateTimeout.components.seconds * 1000 + terminateTimeout.components.attoseconds / 1_000_000_000_000_000)
         do {
             let rows = try conn.query(signalSQL, [
-                pid, backendStart, action.rawValue, timeoutMs, allowSuperuser, monitorApplicationName, monitorPids.sorted(),
+                pid, backendStart, action.rawValue, timeoutMs, scope.allowSuperuser, scope.ownApplicationName, scope.ownPids.sorted(),
             ])
             if let row = rows.first {
                 return try row.decode("signalled", as: Bool.self) ? .done : (action == .terminate ? .timedOut : .refused("pg_cancel_backend returned false"))
             }
-            return try explain(
-                pid: pid, backendStart: backendStart, allowSuperuser: allowSuperuser,
-                monitorApplicationName: monitorApplicationName, monitorPids: monitorPids, on: conn)
+            return try explain(pid: pid, backendStart: backendStart, scope: scope, on: conn)
         } catch {
             return .refused(error.message)
         }
     }
 
-    private static func explain(
-        pid: Int32, backendStart: Date, allowSuperuser: Bool, monitorApplicationName: String, monitorPids: Set<Int32>,
-        on conn: PostgresConnection
-    ) throws(PostgresError) -> SignalOutcome {
-        guard let row = try conn.query(explainSQL, [pid, backendStart]).first else { return .identityChanged }
-        let backendType = try row.decode("backend_type", as: String?.self)
-        let isSelf = try row.decode("is_self", as: Bool.self)
-        let application = try row.decode("application_name", as: String?.self)
-        let isSuperuser = try row.decode("is_superuser", as: Bool.self)
-        if backendType != "client backend" || isSelf || monitorPids.contains(pid) || application == monitorApplicationName
-            || (!allowSuperuser && isSuperuser) {
-            return .protected
+    private static func explain(pid: Int32, backendStart: Date, scope: SignalScope, on conn: PostgresConnection) throws(PostgresError) -> SignalOutcome {
+        let rows = try conn.query(explainSQL, [pid, backendStart, scope.allowSuperuser, scope.ownApplicationName, scope.ownPids.sorted()])
+        guard let row = rows.first else { return .identityChanged }
+        for protection in ProtectedSession.allCases {
+            if try row.decode("protected_\(protection.rawValue.lowercased())", as: Bool.self) { return .protected }
         }
         return try row.decode("blocks", as: Bool.self) ? .refused("the session changed between check and signal") : .noLongerBlocking
     }

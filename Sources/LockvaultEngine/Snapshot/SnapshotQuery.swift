@@ -43,7 +43,7 @@ public enum SnapshotQuery {
             SELECT a.pid, a.backend_start, a.backend_type, a.datname, a.usename, a.application_name,
                    host(a.client_addr) AS client_addr, a.state, a.xact_start, a.query_start, a.state_change,
                    a.wait_event_type, a.wait_event, left(a.query, $1::int) AS query, a.leader_pid,
-                   coalesce(r.rolsuper, false) AS is_superuser,
+                   coalesce(r.rolsuper, a.usesysid IS NOT NULL) AS is_superuser,   -- role gone: counted as superuser, like the signalling guard
                    CASE WHEN a.wait_event_type = 'Lock' THEN pg_blocking_pids(a.pid) END AS blocked_by
             FROM pg_stat_activity a LEFT JOIN pg_roles r ON r.oid = a.usesysid
         ),

@@ -25,15 +25,17 @@ final class EngineScenario: @unchecked Sendable {
     let configuration: MonitorConfiguration
 
     init(database: String, severity: SeverityPolicy = SeverityPolicy(), serverLog: String? = nil, resolve: ResolvePolicy = ResolvePolicy(),
-         monitorUser: String? = EngineScenario.leastPrivilegedRole, configure: (inout MonitorConfiguration) throws -> Void = { _ in }) throws {
+         monitorUser: String? = EngineScenario.leastPrivilegedRole, migrator: Migrator? = Migrator(),
+         configure: (inout MonitorConfiguration) throws -> Void = { _ in }) throws {
         self.database = database
         admin = try LiveDatabase.connect(database: database, applicationName: "lv-test-admin")
-        try Migrator().apply(on: admin)
+        // nil: the test builds the vault itself (VaultUpgradeLiveTests: with older migrations).
+        try migrator?.apply(on: admin)
         if monitorUser == Self.leastPrivilegedRole { try Self.ensureLeastPrivilegedRole() }
         var config = MonitorConfiguration(
             targetDSN: try LiveDatabase.conninfo(database: database, user: monitorUser), clusterName: "test", severity: severity,
             session: SessionSettings(applicationName: "lockvault"), serverLogPath: serverLog, heartbeatSeconds: 3600,
-            resolve: resolve, terminateTimeoutMs: 5000, decidedBy: "test")
+            resolve: resolve, decidedBy: "test")
         try configure(&config)
         configuration = config
         monitor = Monitor(configuration: config, logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() })

@@ -1,0 +1,53 @@
+import LockvaultCore
+import LockvaultDaemon
+import LockvaultEngine
+
+/// Every exit code of every command (sysexits.h where one fits), and which failure gets which:
+/// the one table. The engine and the daemon only say what went wrong (``MonitorFailure/Kind``,
+/// ``StartupError/Kind``, ``MigrationError``); this decides the number. Documented in the
+/// README's command table and docs/operations.md "Exit codes" — keep the three in step.
+enum LockvaultExit {
+    static let ok: Int32 = 0
+    /// An error no other code describes (`status`: stale or nothing recorded; `migrate`: a
+    /// migration failed and was rolled back; `doctor`: a check failed).
+    static let failure: Int32 = 1
+    /// `resolve`: there are blockers it would end (dry run) or did end.
+    static let wouldAct: Int32 = 2
+    /// A malformed DSN on the command line (nothing was attempted).
+    static let usage: Int32 = 64
+    /// The vault is not migrated, or an applied migration was changed.
+    static let dataError: Int32 = 65
+    /// A server can't be reached now (or `run` can't bind the metrics address).
+    static let unavailable: Int32 = 69
+    static let software: Int32 = 70
+    /// PostgreSQL older than 13.
+    static let unsupportedServer: Int32 = 76
+    /// Authentication failed, or a privilege is missing (pg_monitor, the vault roles).
+    static let noPermission: Int32 = 77
+    /// Invalid configuration (a malformed DSN in the config file included).
+    static let config: Int32 = 78
+
+    static func code(for kind: MonitorFailure.Kind) -> Int32 {
+        switch kind {
+        case .unavailable: unavailable
+        case .invalidConnectionString: usage
+        case .authenticationFailed, .insufficientPrivilege: noPermission
+        case .unsupportedServer: unsupportedServer
+        case .vaultNotMigrated: dataError
+        case .failed: failure
+        }
+    }
+
+    /// `lockvault run` before READY.
+    static func code(for kind: StartupError.Kind) -> Int32 {
+        switch kind {
+        case .invalidConfiguration: config
+        case .failure(let failure): code(for: failure)
+        }
+    }
+
+    /// `lockvault migrate`.
+    static func code(for error: MigrationError) -> Int32 {
+        error.code == .migrationFailed ? failure : dataError
+    }
+}
