@@ -8,6 +8,9 @@ public import Foundation
 public struct DeadlockReport: Sendable, Hashable, Codable {
     public var detectedAt: Date?
     public var database: String?
+    /// The database OID the DETAIL names (`… of database 16384`), when it names one: places
+    /// the report when the log line has no database name.
+    public var databaseOID: UInt32?
     public var user: String?
     /// The backend that received the 40P01 error (the victim).
     public var victimPid: Int32?
@@ -15,9 +18,11 @@ public struct DeadlockReport: Sendable, Hashable, Codable {
     /// The log's CONTEXT, e.g. `while updating tuple (0,2) in relation "dl"`.
     public var context: String?
 
-    public init(detectedAt: Date?, database: String?, user: String?, victimPid: Int32?, participants: [DeadlockParticipant], context: String?) {
+    public init(detectedAt: Date?, database: String?, user: String?, victimPid: Int32?, participants: [DeadlockParticipant], context: String?,
+                databaseOID: UInt32? = nil) {
         self.detectedAt = detectedAt
         self.database = database
+        self.databaseOID = databaseOID
         self.user = user
         self.victimPid = victimPid
         self.participants = participants
@@ -39,6 +44,21 @@ public struct DeadlockParticipant: Sendable, Hashable, Codable {
         self.waitsFor = waitsFor
         self.blockedBy = blockedBy
         self.query = query
+    }
+
+    /// The first `of database N` in a deadlock's DETAIL (relation, tuple, page, object and
+    /// advisory locks name it; transaction ids don't).
+    public static func databaseOID(inDetail detail: String) -> UInt32? {
+        var rest = detail[...]
+        while let r = rest.range(of: "of database ") {
+            let digits = rest[r.upperBound...].prefix { $0.isNumber }
+            if let oid = UInt32(digits) { return oid }
+            rest = rest[r.upperBound...]
+        }
+        if let r = detail.range(of: "advisory lock ["), let end = detail[r.upperBound...].firstIndex(of: ",") {
+            return UInt32(detail[r.upperBound..<end])   // [database, classid, objid, objsubid]
+        }
+        return nil
     }
 
     /// Parses the DETAIL text of a "deadlock detected" error:
@@ -78,23 +98,32 @@ public struct DeadlockParticipant: Sendable, Hashable, Codable {
 /// The server log formats lockvault can read deadlock details from (`log_destination`).
 public enum ServerLogFormat: String, Sendable, Codable, CaseIterable {
     case stderr, csvlog, jsonlog
+
+    /// The format of a log file by its name, as PostgreSQL's logging collector names them
+    /// (`.csv` for csvlog, `.json` for jsonlog, anything else stderr).
+    public init(inferredFromPath path: String) {
+        if path.hasSuffix(".csv") { self = .csvlog } else if path.hasSuffix(".json") { self = .jsonlog } else { self = .stderr }
+    }
 }
 
 /// Finds "deadlock detected" reports in server log text fed to it in chunks, as a file tailer
 /// reads them. Pure: no file access, so every format is unit-tested on real log excerpts.
 ///
-/// stderr: `log_line_prefix` is free-form; a leading timestamp (`%m`/`%t`) and `user@database`
-/// (`%u@%d`) are recognised where present, as in the recommended
-/// `log_line_prefix = '%m [%p] %q%u@%d '`.
+/// stderr: lines are read with the server's own `log_line_prefix` (``LogLinePrefix``), so
+/// time, pid, user and database are found wherever that prefix puts them (or not at all, when
+/// it lacks them: then the tracker places the report by the DETAIL's database OID or its
+/// participants).
 public struct ServerLogDeadlockParser: Sendable {
     public let format: ServerLogFormat
+    public let linePrefix: LogLinePrefix
     private var pending = ""
     // stderr: an entry (line plus tab-indented continuations) is complete once the next starts.
-    private var entry: [Substring] = []
-    private var awaitingDetail: (prefix: String, pid: Int32?)?
+    private var entry: (line: LogLinePrefix.Line, continuation: [Substring])?
+    private var awaitingDetail: LogLinePrefix.Line?
 
-    public init(format: ServerLogFormat) {
+    public init(format: ServerLogFormat, linePrefix: String = LogLinePrefix.debianDefault) {
         self.format = format
+        self.linePrefix = LogLinePrefix(linePrefix)
     }
 
     /// Feeds more log text; returns the reports completed by it.
@@ -131,7 +160,8 @@ public struct ServerLogDeadlockParser: Sendable {
             user: object["user"] as? String,
             victimPid: (object["pid"] as? Int).map { Int32($0) },
             participants: DeadlockParticipant.parseDetail(detail),
-            context: object["context"] as? String
+            context: object["context"] as? String,
+            databaseOID: DeadlockParticipant.databaseOID(inDetail: detail)
         )
     }
 
@@ -152,7 +182,8 @@ public struct ServerLogDeadlockParser: Sendable {
                 user: f[1].isEmpty ? nil : f[1],
                 victimPid: Int32(f[3]),
                 participants: DeadlockParticipant.parseDetail(f[14]),
-                context: f[18].isEmpty ? nil : f[18]
+                context: f[18].isEmpty ? nil : f[18],
+                databaseOID: DeadlockParticipant.databaseOID(inDetail: f[14])
             )
         }
     }
@@ -163,53 +194,41 @@ public struct ServerLogDeadlockParser: Sendable {
         var reports: [DeadlockReport] = []
         for line in lines {
             if line.hasPrefix("\t") {
-                entry.append(line)
+                entry?.continuation.append(line.dropFirst())
             } else {
                 reports += finishEntry()
-                entry = [line]
+                // Only an ERROR and the DETAIL after it matter: other lines are not matched
+                // against the prefix at all, so a busy log (log_statement = all) stays cheap.
+                guard line.contains("ERROR:  ") || line.contains("DETAIL:  ") else { continue }
+                if let parsed = linePrefix.parse(line) { entry = (parsed, []) }
             }
         }
         return reports
     }
 
     private mutating func finishEntry() -> [DeadlockReport] {
-        defer { entry = [] }
-        guard let first = entry.first else { return [] }
-        if let range = first.range(of: "ERROR:  deadlock detected") {
-            let prefix = String(first[..<range.lowerBound])
-            awaitingDetail = (prefix, Self.pid(inPrefix: prefix))
+        guard let (line, continuation) = entry else { return [] }
+        entry = nil
+        if line.severity == "ERROR", line.sqlState == "40P01" || line.message == "deadlock detected" || line.message.hasPrefix("40P01: ") {
+            awaitingDetail = line
             return []
         }
-        guard let awaiting = awaitingDetail, first.hasPrefix(awaiting.prefix) else { return [] }
-        let body = first.dropFirst(awaiting.prefix.count)
-        guard body.hasPrefix("DETAIL:  ") else {
-            if !body.hasPrefix("HINT:") && !body.hasPrefix("CONTEXT:") && !body.hasPrefix("STATEMENT:") { awaitingDetail = nil }
+        guard let error = awaitingDetail, line.pid == error.pid else { return [] }
+        guard line.severity == "DETAIL" else {
+            if !["HINT", "CONTEXT", "STATEMENT", "LOCATION"].contains(line.severity) { awaitingDetail = nil }
             return []
         }
         awaitingDetail = nil
-        let detail = ([String(body.dropFirst("DETAIL:  ".count))] + entry.dropFirst().map { String($0.dropFirst()) }).joined(separator: "\n")
-        let (user, database) = Self.userAndDatabase(inPrefix: awaiting.prefix)
+        let detail = ([line.message] + continuation.map(String.init)).joined(separator: "\n")
         return [DeadlockReport(
-            detectedAt: LogTimestamp.parse(prefixTimestamp: awaiting.prefix),
-            database: database,
-            user: user,
-            victimPid: awaiting.pid,
+            detectedAt: error.timestamp,
+            database: error.database,
+            user: error.user,
+            victimPid: error.pid,
             participants: DeadlockParticipant.parseDetail(detail),
-            context: nil
+            context: nil,
+            databaseOID: DeadlockParticipant.databaseOID(inDetail: detail)
         )]
-    }
-
-    static func pid(inPrefix prefix: String) -> Int32? {
-        guard let open = prefix.firstIndex(of: "["), let close = prefix[open...].firstIndex(of: "]") else { return nil }
-        return Int32(prefix[prefix.index(after: open)..<close])
-    }
-
-    static func userAndDatabase(inPrefix prefix: String) -> (String?, String?) {
-        for token in prefix.split(separator: " ") where token.contains("@") {
-            let parts = token.split(separator: "@", maxSplits: 1)
-            if parts.count == 2 { return (String(parts[0]), String(parts[1])) }
-        }
-        return (nil, nil)
     }
 }
 

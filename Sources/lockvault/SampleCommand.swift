@@ -19,12 +19,13 @@ struct ConnectionOptions: ParsableArguments {
     @Option(name: .long, help: "Server log to read deadlock details from (needs read access).")
     var serverLog: String?
 
-    @Option(name: .long, help: "Format of --server-log: stderr, csvlog or jsonlog.")
-    var serverLogFormat: String = "stderr"
+    @Option(name: .long, help: "Format of --server-log: auto (by its name: .csv csvlog, .json jsonlog, else stderr), stderr, csvlog or jsonlog.")
+    var serverLogFormat: String = "auto"
 
     func monitorConfiguration() throws -> MonitorConfiguration {
-        guard let format = ServerLogFormat(rawValue: serverLogFormat) else {
-            throw ValidationError("--server-log-format must be stderr, csvlog or jsonlog, not '\(serverLogFormat)'")
+        let format = ServerLogFormat(rawValue: serverLogFormat)
+        guard format != nil || serverLogFormat == "auto" else {
+            throw ValidationError("--server-log-format must be auto, stderr, csvlog or jsonlog, not '\(serverLogFormat)'")
         }
         return MonitorConfiguration(targetDSN: dsn, vaultDSN: vaultDSN, snapshot: SnapshotOptions(queryTextLength: queryTextLength),
                                     serverLogPath: serverLog, serverLogFormat: format)

@@ -80,3 +80,75 @@ import Testing
         #expect((parser.feed(noise) + parser.flush()).isEmpty)
     }
 }
+
+/// `log_line_prefix` as sites set it: each read by the prefix itself, not by assumption.
+@Suite struct LogLinePrefixTests {
+    /// One deadlock's ERROR and DETAIL lines, under `prefix`'s rendering `rendered`.
+    static func excerpt(_ rendered: String) -> String {
+        """
+        \(rendered)ERROR:  deadlock detected
+        \(rendered)DETAIL:  Process 4242 waits for ShareLock on transaction 750; blocked by process 4343.
+        \tProcess 4343 waits for ExclusiveLock on tuple (0,1) of relation 16390 of database 16384; blocked by process 4242.
+        \tProcess 4242: UPDATE dl SET v = 1 WHERE id = 2
+        \tProcess 4343: UPDATE dl SET v = 2 WHERE id = 1
+        \(rendered)HINT:  See server log for query details.
+        2026-12-01 10:00:00.000 UTC [99] LOG:  checkpoint starting: time
+
+        """
+    }
+
+    static let cases: [(prefix: String, rendered: String, database: String?, user: String?, timed: Bool)] = [
+        ("%m [%p] %q%u@%d ", "2026-12-01 10:00:01.250 UTC [4242] app@shop ", "shop", "app", true),
+        ("%t [%p]: ", "2026-12-01 10:00:01 UTC [4242]: ", nil, nil, true),
+        ("%m [%p] %a ", "2026-12-01 10:00:01.250 UTC [4242] psql ", nil, nil, true),
+        ("%m [%p] %a ", "2026-12-01 10:00:01.250 UTC [4242]  ", nil, nil, true),   // empty application_name
+        ("%m [%p-%l] %q%v %x user=%u,db=%d ", "2026-12-01 10:00:01.250 UTC [4242-7] 3/12 750 user=app,db=shop ", "shop", "app", true),
+        ("%n %e [%p] <%c> %b %i ", "1796119201.250 40P01 [4242] <674c3ad1.1092> client backend UPDATE ", nil, nil, true),
+        ("[%p] %-12a|%d|%h ", "[4242] psql        |shop|[local] ", "shop", nil, false),
+        ("%%%p%% %s %r ", "%4242% 2026-12-01 09:59:00 UTC [local] ", nil, nil, false),
+        ("", "", nil, nil, false),
+    ]
+
+    @Test(arguments: 0..<LogLinePrefixTests.cases.count)
+    func readsTheDeadlockWhateverThePrefix(_ index: Int) throws {
+        let c = Self.cases[index]
+        var parser = ServerLogDeadlockParser(format: .stderr, linePrefix: c.prefix)
+        let reports = parser.feed(Self.excerpt(c.rendered)) + parser.flush()
+        try #require(reports.count == 1, "prefix '\(c.prefix)'")
+        let r = reports[0]
+        #expect(r.participants.map(\.pid) == [4242, 4343])
+        #expect(r.participants[1].query == "UPDATE dl SET v = 2 WHERE id = 1")
+        #expect(r.database == c.database)
+        #expect(r.user == c.user)
+        #expect(r.databaseOID == 16384)
+        if c.prefix.contains("%p") { #expect(r.victimPid == 4242) }
+        #expect((r.detectedAt != nil) == c.timed, "timestamp of '\(c.prefix)'")
+    }
+
+    @Test func aBackgroundProcessLineStopsAtPercentQ() throws {
+        let p = LogLinePrefix("%m [%p] %q%u@%d ")
+        let line = try #require(p.parse("2026-12-01 10:00:00.000 UTC [99] LOG:  checkpoint starting: time"))
+        #expect(line.pid == 99 && line.database == nil && line.severity == "LOG")
+        #expect(p.parse("\tProcess 1: select") == nil)
+        #expect(p.parse("garbage") == nil)
+    }
+
+    @Test func millisecondsAndEpochTimestamps() throws {
+        let m = try #require(LogLinePrefix("%m ").parse("2026-11-23 03:28:21.564 UTC LOG:  x").flatMap(\.timestamp))
+        #expect(abs(m.timeIntervalSince1970 - 1_795_404_501.564) < 0.001)
+        let n = try #require(LogLinePrefix("%n ").parse("1795404501.564 LOG:  x").flatMap(\.timestamp))
+        #expect(abs(n.timeIntervalSince1970 - 1_795_404_501.564) < 0.001)
+    }
+
+    @Test func databaseOIDFromTheDetail() {
+        #expect(DeadlockParticipant.databaseOID(inDetail: "Process 1 waits for AccessExclusiveLock on relation 16390 of database 16384; blocked by process 2.") == 16384)
+        #expect(DeadlockParticipant.databaseOID(inDetail: "Process 1 waits for ExclusiveLock on advisory lock [16384,0,42,1]; blocked by process 2.") == 16384)
+        #expect(DeadlockParticipant.databaseOID(inDetail: "Process 1 waits for ShareLock on transaction 750; blocked by process 2.") == nil)
+    }
+
+    @Test func formatByFileName() {
+        #expect(ServerLogFormat(inferredFromPath: "/var/lib/postgresql/15/main/log/postgresql-2026-12-01.csv") == .csvlog)
+        #expect(ServerLogFormat(inferredFromPath: "log/postgresql.json") == .jsonlog)
+        #expect(ServerLogFormat(inferredFromPath: "/var/log/postgresql/postgresql-15-main.log") == .stderr)
+    }
+}

@@ -286,3 +286,31 @@ import LockvaultCore
         }
     }
 }
+
+/// Where the daemon spools cycle records the vault could not take.
+@Suite struct SpoolDirectoryTests {
+    @Test func theKeyWinsThenSystemdsStateDirectoryThenNone() throws {
+        let defaults = LockvaultConfig()
+        #expect(defaults.spoolDirectory(environment: ["STATE_DIRECTORY": "/var/lib/lockvault/prod:/var/lib/other"]) == "/var/lib/lockvault/prod/spool",
+                "the first of StateDirectory='s paths")
+        #expect(defaults.spoolDirectory(environment: [:]) == nil, "neither: memory only")
+        let set = try ConfigLoader.parse("vault: { spool_directory: /srv/lockvault-spool, spool_max_mb: 16 }")
+        #expect(set.spoolDirectory(environment: ["STATE_DIRECTORY": "/var/lib/lockvault"]) == "/srv/lockvault-spool")
+        let monitor = set.monitorConfiguration(environment: [:])
+        #expect(monitor.spoolDirectory == "/srv/lockvault-spool" && monitor.spoolMaxBytes == 16 << 20)
+        #expect(throws: ConfigError.self) { try ConfigLoader.parse("vault: { spool_max_mb: 0 }") }
+    }
+}
+
+/// `sampling.server_log.format`: `auto` (the default) leaves the format to the log file's name.
+@Suite struct ServerLogFormatConfigTests {
+    @Test func autoDecidesByTheFileNameAndANamedFormatIsKept() throws {
+        #expect(LockvaultConfig().serverLogFormat == nil, "the default is auto")
+        let auto = try ConfigLoader.parse("sampling: { server_log: { path: /var/log/pg.csv, format: auto } }")
+        #expect(auto.serverLogFormat == nil && auto.monitorConfiguration(environment: [:]).serverLogFormat == nil)
+        let stderr = try ConfigLoader.parse("sampling: { server_log: { path: /var/log/pg.csv, format: stderr } }")
+        #expect(stderr.monitorConfiguration(environment: [:]).serverLogFormat == .stderr)
+        let error = try #require(throws: ConfigError.self) { try ConfigLoader.parse("sampling: { server_log: { format: syslog } }") }
+        #expect(error.keyPath == "sampling.server_log.format" && error.description.contains("auto, stderr, csvlog, jsonlog"), "\(error)")
+    }
+}

@@ -197,7 +197,11 @@ public struct AlertTracker: Sendable {
         let pids = d.pids.sorted()
         let victim = d.victimPid.map { ", victim pid \($0)" } ?? ""
         let who = pids.isEmpty ? "" : " between pids \(pids.map(String.init).joined(separator: ", "))"
-        let summary = "deadlock in database \(d.database)\(who)\(victim)" + (cluster.isEmpty ? "" : " [\(cluster)]")
+        let place = d.database.isEmpty ? "a database the server log did not name" : "database \(d.database)"
+        let window = d.occurredAfter.map {
+            " between \(VaultHash.timestamp($0)) and \(VaultHash.timestamp(d.detectedAt)) (counted while lockvault was not sampling; participants unknown)"
+        } ?? ""
+        let summary = "deadlock in \(place)\(who)\(victim)\(window)" + (cluster.isEmpty ? "" : " [\(cluster)]")
         let detail = AlertDeadlock(database: d.database, pids: pids, victimPid: d.victimPid,
                                    details: d.details.map { $0.count > 4 * policy.queryTextLength ? String($0.prefix(4 * policy.queryTextLength)) + "…" : $0 },
                                    sources: d.sources.sorted().map(\.rawValue))

@@ -16,6 +16,10 @@ public struct DeadlockEvent: Sendable, Hashable {
     public var participants: [DeadlockParticipant]
     public var victimPid: Int32?
     public var details: String?
+    /// Set when the deadlock happened while nobody was sampling (lockvault not running, e.g.
+    /// between two `lockvault sample --once`): the counter rose some time after this moment
+    /// and before ``detectedAt``. nil when it was seen within one cycle.
+    public var occurredAfter: Date?
     /// Matched to a `pg_stat_database.deadlocks` increment.
     var counted: Bool
 
@@ -28,7 +32,8 @@ public struct DeadlockEvent: Sendable, Hashable {
     }
 
     init(eventKey: String, database: String, detectedAt: Date, sources: Set<Source>, participants: [DeadlockParticipant],
-         victimPid: Int32?, details: String?, counted: Bool) {
+         victimPid: Int32?, details: String?, counted: Bool, occurredAfter: Date? = nil) {
+        self.occurredAfter = occurredAfter
         self.eventKey = eventKey
         self.database = database
         self.detectedAt = detectedAt
@@ -37,6 +42,19 @@ public struct DeadlockEvent: Sendable, Hashable {
         self.victimPid = victimPid
         self.details = details
         self.counted = counted
+    }
+}
+
+/// A database's `pg_stat_database.deadlocks` as the vault last recorded it
+/// (`deadlock_counter_s`): the baseline a new process resumes from.
+public struct RecordedDeadlockCount: Sendable, Hashable {
+    public var deadlocks: Int64
+    /// The latest moment the vault knows the counter stood at this value.
+    public var seenAt: Date
+
+    public init(deadlocks: Int64, seenAt: Date) {
+        self.deadlocks = deadlocks
+        self.seenAt = seenAt
     }
 }
 
@@ -51,27 +69,66 @@ public struct DeadlockEvent: Sendable, Hashable {
 /// `window`) enriches it; each counter increment is matched to one not-yet-counted event of its
 /// database, oldest first, and only unmatched increments become counter-only events. So no
 /// deadlock is recorded twice, and none is lost.
+///
+/// A new process (a cron job's `lockvault sample --once`, a restarted daemon) has no counts of
+/// its own: it resumes from the vault's (``RecordedDeadlockCount``), and what the counters
+/// rose by meanwhile becomes counter-only events timed "between the vault's reading and now".
+///
+/// The server log names the database only when `log_line_prefix` has `%d`; otherwise a report
+/// is placed by the database OID in its DETAIL (`… of database 16384`, mapped through
+/// `databaseNames`), else by its participants' sessions (seen in this or recent snapshots).
 public struct DeadlockTracker: Sendable {
     public var window: TimeInterval
     private var lastCounts: [String: Int64]?
     private var recent: [DeadlockEvent] = []
+    /// pid → database of sessions seen in recent snapshots (a participant may be gone by the
+    /// time the server log's report is read).
+    private var sessionDatabases: [Int32: (database: String, seenAt: Date)] = [:]
 
     public init(window: TimeInterval = 60) {
         self.window = window
     }
 
+    /// True until the first cycle: the caller should read the vault's last recorded counters
+    /// and pass them as `recorded` (nil when the vault can't say: the first reading is then
+    /// the baseline, as it must be for a cluster never recorded before).
+    public var wantsRecordedBaseline: Bool { lastCounts == nil }
+
     /// Feeds one cycle's snapshot (its deadlock counters and the wait graph's cycles) and the
     /// server log reports read since the last; returns the events that are new or changed.
-    public mutating func observe(_ snapshot: LockSnapshot, graph: WaitGraph, reports: [DeadlockReport]) -> [DeadlockEvent] {
+    /// `databaseNames` maps database OIDs (of reports without a database name) to names.
+    public mutating func observe(_ snapshot: LockSnapshot, graph: WaitGraph, reports: [DeadlockReport],
+                                 recorded: [String: RecordedDeadlockCount]? = nil, databaseNames: [UInt32: String] = [:]) -> [DeadlockEvent] {
+        let now = snapshot.capturedAt
+        sessionDatabases = sessionDatabases.filter { now.timeIntervalSince($0.value.seenAt) <= window }
+        for b in snapshot.backends { if let db = b.database { sessionDatabases[b.pid] = (db, now) } }
         let cycles = graph.cycles.map { members -> (database: String, pids: [Int32]) in
             let pids = members.compactMap(\.pid)
             return (pids.compactMap { snapshot.backend($0)?.database }.first ?? "", pids)
         }
-        return observe(counts: snapshot.deadlockCounts, cycles: cycles, reports: reports, at: snapshot.capturedAt)
+        let placed = reports.map { report -> DeadlockReport in
+            var r = report
+            r.database = database(of: report, databaseNames: databaseNames)
+            return r
+        }
+        return observe(counts: snapshot.deadlockCounts, cycles: cycles, reports: placed, at: now, recorded: recorded)
     }
 
-    /// Feeds one cycle; returns the events that are new or changed (to write).
-    public mutating func observe(counts: [String: Int64], cycles: [(database: String, pids: [Int32])], reports: [DeadlockReport], at now: Date) -> [DeadlockEvent] {
+    /// The database a server-log report belongs to: its own (`%d`), else its DETAIL's database
+    /// OID, else its participants' sessions; nil when none says.
+    func database(of report: DeadlockReport, databaseNames: [UInt32: String]) -> String? {
+        if let db = report.database, !db.isEmpty { return db }
+        if let oid = report.databaseOID, let name = databaseNames[oid] { return name }
+        for pid in [report.victimPid].compactMap({ $0 }) + report.participants.map(\.pid) {
+            if let db = sessionDatabases[pid]?.database { return db }
+        }
+        return nil
+    }
+
+    /// Feeds one cycle; returns the events that are new or changed (to write). `recorded` is
+    /// used only on the first call (see ``wantsRecordedBaseline``).
+    public mutating func observe(counts: [String: Int64], cycles: [(database: String, pids: [Int32])], reports: [DeadlockReport], at now: Date,
+                                 recorded: [String: RecordedDeadlockCount]? = nil) -> [DeadlockEvent] {
         recent.removeAll { now.timeIntervalSince($0.detectedAt) > window * 2 }
         var changed: Set<String> = []
 
@@ -114,21 +171,30 @@ public struct DeadlockTracker: Sendable {
             }
         }
 
-        if let last = lastCounts {
+        // The previous reading: this process's own, or (first cycle) the vault's.
+        let resumed = lastCounts == nil ? recorded : nil
+        if let last = lastCounts ?? resumed?.mapValues(\.deadlocks) {
             for (db, count) in counts.sorted(by: { $0.key < $1.key }) {
                 guard let before = last[db], count > before else { continue }   // new database or stats reset: new baseline
                 var remaining = count - before
-                for i in recent.indices where remaining > 0 && recent[i].database == db && !recent[i].counted {
+                // Log reports whose database is unknown (no %d, no OID, participants gone) are
+                // still one deadlock each: an increment anywhere may be theirs.
+                for i in recent.indices where remaining > 0 && (recent[i].database == db || recent[i].database.isEmpty) && !recent[i].counted {
                     recent[i].counted = true
                     recent[i].sources.insert(.counter)
                     changed.insert(recent[i].eventKey)
                     remaining -= 1
                 }
                 var n = count - remaining
+                let since = resumed?[db]?.seenAt
                 while remaining > 0 {
                     n += 1
+                    let details = since.map {
+                        "pg_stat_database.deadlocks of \(db) rose from \(before) to \(count) between \(VaultHash.timestamp($0)) and \(VaultHash.timestamp(now)), "
+                            + "while lockvault was not sampling: participants unknown (the server log, if kept, has them)"
+                    }
                     let event = DeadlockEvent(eventKey: "counter:\(VaultHash.timestamp(now)):\(n)", database: db, detectedAt: now, sources: [.counter],
-                                              participants: [], victimPid: nil, details: nil, counted: true)
+                                              participants: [], victimPid: nil, details: details, counted: true, occurredAfter: since)
                     recent.append(event)
                     changed.insert(event.eventKey)
                     remaining -= 1
@@ -142,8 +208,10 @@ public struct DeadlockTracker: Sendable {
     /// A recent event in `database` that is the same deadlock: overlapping pids, or one with no
     /// pids yet (counter-only) close in time.
     private func match(database: String, pids: Set<Int32>, near when: Date) -> Int? {
+        // An unknown database ("") can only be matched by pids or time, never left unmerged.
         let candidates = recent.indices.filter { i in
-            recent[i].database == database && abs(recent[i].detectedAt.timeIntervalSince(when)) <= window
+            (recent[i].database == database || database.isEmpty || recent[i].database.isEmpty)
+                && abs(recent[i].detectedAt.timeIntervalSince(when)) <= window
         }
         if let i = candidates.first(where: { !recent[$0].pids.isDisjoint(with: pids) }) { return i }
         return candidates.first { recent[$0].pids.isEmpty }

@@ -140,6 +140,11 @@ public struct MonitorStateMachine<Record> {
         buffer.append(record, capturedAt: capturedAt, gap: gap)
     }
 
+    /// Cycle records spooled before a restart: written first, in their order.
+    public mutating func restore(_ records: [PendingRecord<Record>]) {
+        buffer.restore(records)
+    }
+
     /// A cycle's tick (or a drain at shutdown): what to write, if anything may be written now.
     public mutating func flush(at now: ContinuousClock.Instant) -> VaultAction {
         guard !buffer.isEmpty else { return .done }

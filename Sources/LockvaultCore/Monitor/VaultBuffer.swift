@@ -1,7 +1,7 @@
 public import Foundation
 
 /// A nothing-observed period, written with the cycle record that ends it.
-public struct CycleGap: Sendable, Hashable {
+public struct CycleGap: Sendable, Hashable, Codable {
     public var start: Date
     public var end: Date
     public var reason: String
@@ -15,7 +15,7 @@ public struct CycleGap: Sendable, Hashable {
 
 /// Cycle records that will never reach the vault, to be reported as one gap by the record
 /// written after them.
-public struct LostStretch: Sendable, Hashable {
+public struct LostStretch: Sendable, Hashable, Codable {
     /// The earliest moment not observed: the first lost sample, or the start of an outage it
     /// reported.
     public var start: Date
@@ -62,6 +62,16 @@ public struct PendingRecord<Record> {
     public var gap: CycleGap?
     /// Records before this one that will never be written; its gap grows to cover them.
     public var lost: LostStretch?
+    /// Its place in the order of cycle records, across restarts (the spool's file names).
+    public var sequence: UInt64 = 0
+
+    public init(record: Record, capturedAt: Date, gap: CycleGap?, lost: LostStretch?, sequence: UInt64) {
+        self.record = record
+        self.capturedAt = capturedAt
+        self.gap = gap
+        self.lost = lost
+        self.sequence = sequence
+    }
 
     /// The gap to write with this record: its own, widened over the lost records before it.
     public var gapToWrite: CycleGap? {
@@ -86,6 +96,8 @@ public struct VaultBuffer<Record> {
     public private(set) var lostTotal = 0
     /// Losses not yet carried by a buffered record.
     public private(set) var stranded: LostStretch?
+    /// The sequence number of the next record appended.
+    public private(set) var nextSequence: UInt64 = 1
 
     public init(limit: Int) {
         self.limit = limit
@@ -99,7 +111,8 @@ public struct VaultBuffer<Record> {
     /// Appends a record; returns how many of the oldest were dropped to stay within the limit.
     @discardableResult
     public mutating func append(_ record: Record, capturedAt: Date, gap: CycleGap?) -> Int {
-        records.append(PendingRecord(record: record, capturedAt: capturedAt, gap: gap, lost: nil))
+        records.append(PendingRecord(record: record, capturedAt: capturedAt, gap: gap, lost: nil, sequence: nextSequence))
+        nextSequence += 1
         if records.count == 1, let stranded {
             records[0].lost = stranded
             self.stranded = nil
@@ -114,6 +127,24 @@ public struct VaultBuffer<Record> {
         stretch.bufferLimit = max(stretch.bufferLimit, limit)
         carry(stretch)
         return dropped.count
+    }
+
+    /// Records from before a restart (the spool), oldest first: they go before everything
+    /// appended after, keeping their sequence numbers. Beyond ``limit`` the oldest are dropped
+    /// as usual.
+    public mutating func restore(_ restored: [PendingRecord<Record>]) {
+        let ordered = restored.sorted { $0.sequence < $1.sequence }
+        records = ordered + records
+        if let last = ordered.last { nextSequence = max(nextSequence, last.sequence + 1) }
+        let limit = max(1, self.limit)
+        guard records.count > limit else { return }
+        let dropped = Array(records.prefix(records.count - limit))
+        records.removeFirst(dropped.count)
+        lostTotal += dropped.count
+        var stretch = LostStretch(dropped, start: dropped[0].capturedAt)
+        stretch.dropped += dropped.count
+        stretch.bufferLimit = max(stretch.bufferLimit, limit)
+        carry(stretch)
     }
 
     /// The vault took the head record.

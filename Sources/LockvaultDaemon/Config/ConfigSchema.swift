@@ -27,6 +27,14 @@ struct ConfigField: @unchecked Sendable {
                 if let value = T(rawValue: raw) { config[keyPath: kp] = value }
             }
         }
+
+        /// An optional string-backed enum: `none` (listed first) stores nil, meaning "decide
+        /// later" (`sampling.server_log.format: auto` = by the log file's name).
+        static func choice<T: RawRepresentable & CaseIterable>(_ kp: WritableKeyPath<LockvaultConfig, T?>, none: String) -> Kind where T.RawValue == String {
+            .choice(choices: [none] + T.allCases.map(\.rawValue)) { config, raw in
+                config[keyPath: kp] = raw == none ? nil : T(rawValue: raw)
+            }
+        }
     }
 
     let path: String
@@ -42,13 +50,15 @@ enum ConfigSchema {
         .init(path: "target.dsn", kind: .string(\.targetDSN)),
         .init(path: "vault.dsn", kind: .optionalString(\.vaultDSN)),
         .init(path: "vault.max_buffered_cycles", kind: .int(\.maxBufferedCycles, 1...1_000_000)),
+        .init(path: "vault.spool_directory", kind: .optionalString(\.spoolDirectory)),
+        .init(path: "vault.spool_max_mb", kind: .int(\.spoolMaxMB, 1...1_048_576)),
         .init(path: "sampling.interval_seconds", kind: .double(\.intervalSeconds, 0.1...3600)),
         .init(path: "sampling.query_text_length", kind: .int(\.snapshot.queryTextLength, 0...1_048_576)),
         .init(path: "sampling.lock_hold_threshold_seconds", kind: .double(\.snapshot.lockHoldThresholdSeconds, 0...86400)),
         .init(path: "sampling.statement_timeout_ms", kind: .int(\.session.statementTimeoutMs, 100...600_000)),
         .init(path: "sampling.lock_timeout_ms", kind: .int(\.session.lockTimeoutMs, 10...600_000)),
         .init(path: "sampling.server_log.path", kind: .optionalString(\.serverLogPath)),
-        .init(path: "sampling.server_log.format", kind: .choice(\.serverLogFormat)),
+        .init(path: "sampling.server_log.format", kind: .choice(\.serverLogFormat, none: "auto")),
         .init(path: "severity.medium_after_seconds", kind: .double(\.severity.mediumAfterSeconds, 0...604_800)),
         .init(path: "severity.high_after_seconds", kind: .double(\.severity.highAfterSeconds, 0...604_800)),
         .init(path: "severity.critical_after_seconds", kind: .double(\.severity.criticalAfterSeconds, 0...604_800)),

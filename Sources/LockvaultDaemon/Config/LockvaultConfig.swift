@@ -18,6 +18,11 @@ public struct LockvaultConfig: Sendable, Equatable {
     public var targetDSN = ""
     public var vaultDSN: String? = nil
     public var maxBufferedCycles = 3600
+    /// `vault.spool_directory`: where buffered cycle records survive a restart; nil = the
+    /// service's state directory (`$STATE_DIRECTORY/spool`, systemd's StateDirectory=), and
+    /// no spool when that is unset either.
+    public var spoolDirectory: String? = nil
+    public var spoolMaxMB = 256
 
     public var intervalSeconds = 1.0
     /// `sampling.query_text_length`, `sampling.lock_hold_threshold_seconds`.
@@ -25,7 +30,9 @@ public struct LockvaultConfig: Sendable, Equatable {
     /// `sampling.statement_timeout_ms`, `sampling.lock_timeout_ms` for lockvault's own sessions.
     public var session = SessionSettings(applicationName: "lockvault")
     public var serverLogPath: String? = nil
-    public var serverLogFormat = ServerLogFormat.stderr
+    /// `sampling.server_log.format`; nil (`auto`) = by the file's name (`.csv` csvlog,
+    /// `.json` jsonlog, else stderr).
+    public var serverLogFormat: ServerLogFormat? = nil
 
     public var severity = SeverityPolicy()
 

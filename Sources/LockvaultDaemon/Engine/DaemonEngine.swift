@@ -39,10 +39,25 @@ public struct StartupError: Error, CustomStringConvertible, Sendable {
 extension LockvaultConfig {
     /// The engine's view of this configuration: the sections' own types, passed whole.
     public var monitorConfiguration: MonitorConfiguration {
-        MonitorConfiguration(
+        monitorConfiguration(environment: ProcessInfo.processInfo.environment)
+    }
+
+    /// The spool: `vault.spool_directory`, else `$STATE_DIRECTORY/spool` (the first of
+    /// systemd's StateDirectory= paths), else none.
+    public func spoolDirectory(environment: [String: String]) -> String? {
+        if let spoolDirectory, !spoolDirectory.isEmpty { return spoolDirectory }
+        guard let state = environment["STATE_DIRECTORY"]?.split(separator: ":").first, !state.isEmpty else { return nil }
+        return "\(state)/spool"
+    }
+
+    func monitorConfiguration(environment: [String: String]) -> MonitorConfiguration {
+        var configuration = MonitorConfiguration(
             targetDSN: targetDSN, vaultDSN: vaultDSN, clusterName: clusterName, snapshot: snapshot, severity: severity,
             session: session, serverLogPath: serverLogPath, serverLogFormat: serverLogFormat,
             maxBufferedCycles: maxBufferedCycles, resolve: resolve, decidedBy: "daemon@\(ProcessInfo.processInfo.hostName)")
+        configuration.spoolDirectory = spoolDirectory(environment: environment)
+        configuration.spoolMaxBytes = spoolMaxMB << 20
+        return configuration
     }
 
     public var interval: Duration { .milliseconds(Int64((intervalSeconds * 1000).rounded())) }
@@ -226,15 +241,23 @@ public actor DaemonEngine: SamplingEngine {
         if new.alerts.sinks != config.alerts.sinks || new.metricsListen != config.metricsListen {
             logger.warning("alerts.sinks and metrics.listen take effect at the next restart; the running ones stay")
         }
+        if new.spoolDirectory != config.spoolDirectory || new.spoolMaxMB != config.spoolMaxMB {
+            logger.warning("vault.spool_directory and vault.spool_max_mb take effect at the next restart; the running spool stays")
+        }
         config = new
         return new.interval
     }
 
     public func shutdown() async {
         let (pending, failure) = await monitor.writeBuffered()
-        if pending > 0 {
-            logger.error("stopping with cycle records the vault could not take; they are lost", metadata: [
-                "buffered": "\(pending)", "error": "\(failure?.message ?? "flush budget spent")",
+        let spooled = await monitor.spooledRecords
+        if pending > spooled {
+            logger.error("stopping with cycle records the vault could not take and the spool does not hold; they are lost", metadata: [
+                "buffered": "\(pending)", "spooled": "\(spooled)", "error": "\(failure?.message ?? "flush budget spent")",
+            ])
+        } else if pending > 0 {
+            logger.notice("stopping with cycle records the vault could not take; they stay in the spool and are written after the next start", metadata: [
+                "spooled": "\(spooled)", "error": "\(failure?.message ?? "flush budget spent")",
             ])
         }
         await monitor.close()

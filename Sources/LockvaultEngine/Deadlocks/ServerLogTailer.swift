@@ -15,10 +15,20 @@ public final class ServerLogTailer {
     public private(set) var lastError: String?
     public let maxBytesPerRead: Int
 
-    public init(path: String, format: ServerLogFormat, maxBytesPerRead: Int = 4 << 20) {
+    public init(path: String, format: ServerLogFormat, linePrefix: String = LogLinePrefix.debianDefault, maxBytesPerRead: Int = 4 << 20) {
         self.path = path
-        self.parser = ServerLogDeadlockParser(format: format)
+        self.parser = ServerLogDeadlockParser(format: format, linePrefix: linePrefix)
         self.maxBytesPerRead = maxBytesPerRead
+    }
+
+    public var format: ServerLogFormat { parser.format }
+    public var linePrefix: String { parser.linePrefix.prefix }
+
+    /// Reads stderr lines with the server's `log_line_prefix` from now on (a reload may
+    /// change it). An entry half read when it changes is dropped.
+    public func use(linePrefix: String) {
+        guard linePrefix != parser.linePrefix.prefix else { return }
+        parser = ServerLogDeadlockParser(format: parser.format, linePrefix: linePrefix)
     }
 
     /// New deadlock reports since the previous call.

@@ -17,12 +17,19 @@ public actor Monitor {
     public private(set) var configuration: MonitorConfiguration
     private let logger: Logger
     private let clock: MonitorClock
-    private var machine: MonitorStateMachine<CycleRecord>
+    private var machine: MonitorStateMachine<CycleDocument>
+    /// What the spool must hold (Core) and its files (nil: no spool configured).
+    private var spool: VaultSpool?
+    private let spoolFiles: CycleSpoolDirectory?
+    /// Records replayed from the spool that the vault has not taken yet.
+    private var replaying: (total: Int, pending: Set<UInt64>)?
     private var target: PostgresConnection?
     private var vault: PostgresConnection?
     private var reader: SnapshotReader
     private var deadlocks = DeadlockTracker()
     private var serverLog: ServerLogTailer?
+    /// When the server's log_line_prefix and log_destination were last read (they change on reload).
+    private var serverLogSettingsReadAt: Date?
     private var resolverMemory = ResolverMemory()
     /// `lockvault@host[/cluster]`: the record_source of everything this monitor writes.
     public nonisolated let recordSource: String
@@ -33,9 +40,29 @@ public actor Monitor {
         self.clock = clock
         self.machine = MonitorStateMachine(limits: configuration.limits, random: clock.random)
         self.reader = SnapshotReader(options: configuration.snapshot, conninfo: configuration.targetDSN, settings: configuration.session)
-        self.serverLog = configuration.serverLogPath.map { ServerLogTailer(path: $0, format: configuration.serverLogFormat) }
+        self.serverLog = configuration.serverLogPath.map { ServerLogTailer(path: $0, format: configuration.serverLogFormat ?? ServerLogFormat(inferredFromPath: $0)) }
         let host = ProcessInfo.processInfo.hostName
         self.recordSource = "lockvault@\(host)" + (configuration.clusterName.isEmpty ? "" : "/\(configuration.clusterName)")
+        self.spoolFiles = configuration.spoolDirectory.map(CycleSpoolDirectory.init(path:))
+        if let files = spoolFiles {
+            var spool = VaultSpool(maxBytes: configuration.spoolMaxBytes)
+            let (records, entries, unreadable) = files.load()
+            if !unreadable.isEmpty {
+                logger.error("unreadable files in the spool were set aside (renamed *.unreadable); their cycles are not replayed", metadata: [
+                    "spool": "\(files.path)", "files": "\(unreadable.joined(separator: ","))",
+                ])
+            }
+            spool.restored(entries)
+            machine.restore(records)
+            self.spool = spool
+            if !records.isEmpty {
+                replaying = (records.count, Set(records.map(\.sequence)))
+                logger.notice("found spooled cycle records from before the restart; they are written to the vault first, in order", metadata: [
+                    "spooled": "\(records.count)", "spool": "\(files.path)",
+                    "oldest": "\(PostgresTimestamp.format(records[0].capturedAt))", "newest": "\(PostgresTimestamp.format(records[records.count - 1].capturedAt))",
+                ])
+            }
+        }
     }
 
     deinit {
@@ -52,7 +79,8 @@ public actor Monitor {
         }
         if new.vaultDSN != configuration.vaultDSN || new.session != configuration.session { vault?.close(); vault = nil }
         if new.serverLogPath != configuration.serverLogPath || new.serverLogFormat != configuration.serverLogFormat {
-            serverLog = new.serverLogPath.map { ServerLogTailer(path: $0, format: new.serverLogFormat) }
+            serverLog = new.serverLogPath.map { ServerLogTailer(path: $0, format: new.serverLogFormat ?? ServerLogFormat(inferredFromPath: $0)) }
+            serverLogSettingsReadAt = nil
         }
         reader.options = new.snapshot
         machine.limits = new.limits
@@ -83,14 +111,19 @@ public actor Monitor {
             }
             outcome.targetFailure = failure
             // Records buffered earlier don't wait for the target: the vault may be elsewhere.
-            if write { outcome.vaultFailure = flush() }
+            if write { outcome.vaultFailure = flush(); syncSpool() }
             return finished(outcome, started: started)
         }
 
         // 2. Understand it.
         let graph = WaitGraph(snapshot)
         let assessments = BlockerAssessment.assess(snapshot, policy: configuration.severity, graph: graph)
-        let events = deadlocks.observe(snapshot, graph: graph, reports: serverLog?.poll() ?? [])
+        let reports = readServerLog(at: snapshot.capturedAt)
+        // The first cycle of a process resumes from the vault's last counters, so deadlocks
+        // while nobody sampled (between cron runs, across a restart) are counted.
+        let recorded = write && deadlocks.wantsRecordedBaseline ? recordedDeadlockCounts(systemIdentifier: snapshot.systemIdentifier) : nil
+        let events = deadlocks.observe(snapshot, graph: graph, reports: reports, recorded: recorded,
+                                       databaseNames: reports.contains { $0.database == nil && $0.databaseOID != nil } ? databaseNames() : [:])
         outcome.snapshot = snapshot
         outcome.assessments = assessments
         outcome.forest = graph.forest
@@ -114,7 +147,9 @@ public actor Monitor {
 
         // 4. Record it, with the gap this sample ends (an outage, or this process's own start
         //    after downtime: only then is the vault asked when it last heard of the cluster).
-        let lastRecorded = write && machine.wantsLastRecordedCycle ? lastRecordedCycle(systemIdentifier: snapshot.systemIdentifier) : nil
+        // Records spooled before a restart are part of the record: the downtime starts after them.
+        let lastRecorded = write && machine.wantsLastRecordedCycle
+            ? [lastRecordedCycle(systemIdentifier: snapshot.systemIdentifier), machine.buffer.records.last?.capturedAt].compactMap { $0 }.max() : nil
         let gap = machine.cycleSampled(at: snapshot.capturedAt, lastRecordedCycle: lastRecorded)
         outcome.cycleMilliseconds = milliseconds(since: started)
         if write {
@@ -123,13 +158,14 @@ public actor Monitor {
                                      clusterName: configuration.clusterName, recordSource: recordSource,
                                      cycleMilliseconds: outcome.cycleMilliseconds, heartbeatSeconds: configuration.heartbeatSeconds,
                                      gap: nil)
-            let dropped = machine.cycleRecorded(record, capturedAt: snapshot.capturedAt, gap: gap)
+            let dropped = machine.cycleRecorded(CycleDocument(record), capturedAt: snapshot.capturedAt, gap: gap)
             if dropped > 0 {
                 logger.error("vault buffer full: dropped the oldest cycle records; a gap is recorded for them", metadata: [
                     "dropped": "\(dropped)", "dropped_total": "\(machine.buffer.lostTotal)", "buffer_limit": "\(max(1, configuration.maxBufferedCycles))",
                 ])
             }
             outcome.vaultFailure = flush()
+            syncSpool()
         }
         return finished(outcome, started: started)
     }
@@ -187,22 +223,26 @@ public actor Monitor {
             case .write(let record, let gap, let capturedAt):
                 do {
                     let conn = try vaultConnection()
+                    let sequence = machine.buffer.head?.sequence
                     let document: String
                     do {
-                        document = try record.document(carrying: gap)
+                        document = try record.carrying(gap)
                     } catch {
                         logger.error("could not encode the cycle record; it is skipped and recorded as a gap", metadata: ["error": "\(error)"])
                         action = machine.writeRefused(reason: "could not encode the record: \(error)", at: clock.now())
+                        spoolDone(sequence)
                         continue
                     }
                     do {
                         _ = try conn.transaction { tx in try tx.query("SELECT lock_monitoring.record_cycle($1::jsonb)", [document]) }
                         action = machine.writeSucceeded(at: clock.now())
+                        spoolDone(sequence)
                     } catch let error as PostgresError where PostgresFailureFacts(error).refusesRecord && conn.isHealthy() {
                         logger.error("the vault rejected a cycle record; it is skipped and recorded as a gap", metadata: [
                             "error": "\(error.description)", "captured_at": "\(PostgresTimestamp.format(capturedAt))",
                         ])
                         action = machine.writeRefused(reason: error.message, at: clock.now())
+                        spoolDone(sequence)
                     }
                 } catch {
                     let failure = MonitorFailure.classify(error, side: .vault, role: vault?.user)
@@ -218,7 +258,40 @@ public actor Monitor {
     /// and why, if the vault could not be written.
     public func writeBuffered() -> (pending: Int, failure: MonitorFailure?) {
         let failure = flush()
+        syncSpool()
         return (machine.buffer.count, failure)
+    }
+
+    /// Buffered records that are also in the spool (they survive a restart).
+    public var spooledRecords: Int { spool?.stored.count ?? 0 }
+
+    /// The vault has (or refused) the record `sequence`: its spool file goes at once, before
+    /// the next record is written, so a crash can replay at most that one (idempotently).
+    private func spoolDone(_ sequence: UInt64?) {
+        guard let sequence else { return }
+        if var replay = replaying, replay.pending.remove(sequence) != nil {
+            replaying = replay.pending.isEmpty ? nil : replay
+            if replay.pending.isEmpty {
+                logger.notice("replayed the spooled cycle records from before the restart", metadata: ["replayed": "\(replay.total)"])
+            }
+        }
+        guard let files = spoolFiles, var ledger = spool else { return }
+        files.removeWritten(sequence, from: &ledger, logger: logger)
+        spool = ledger
+    }
+
+    /// Makes the spool hold what the buffer holds (``VaultSpool`` decides, the directory
+    /// writes): records the vault did not take this cycle are spooled; a spool that is full or
+    /// unwritable leaves them in memory (logged once) and never stops a cycle.
+    private func syncSpool() {
+        guard var ledger = spool, let files = spoolFiles else { return }
+        // Replayed records dropped from the buffer (its bound) are not pending any more.
+        if var replay = replaying {
+            replay.pending.formIntersection(machine.buffer.records.map(\.sequence))
+            replaying = replay.pending.isEmpty ? nil : replay
+        }
+        files.sync(&ledger, with: machine.buffer, logger: logger)
+        spool = ledger
     }
 
     private func targetConnection() throws -> PostgresConnection {
@@ -284,6 +357,66 @@ public actor Monitor {
             SELECT max(c.last_cycle_at) AS last FROM lock_monitoring.monitor_cycle_s c
             JOIN lock_monitoring.monitored_cluster_h h USING (cluster_hk) WHERE h.system_identifier = $1
             """, [systemIdentifier])[0].decode("last", as: Date?.self)
+    }
+
+    /// The vault's current `deadlock_counter_s` row per database of this cluster, each seen
+    /// at the later of its own load and the vault's last cycle of the cluster (the counter
+    /// still stood there then). nil when the vault can't be asked: the first reading is then
+    /// the baseline (logged, since deadlocks meanwhile go uncounted).
+    private func recordedDeadlockCounts(systemIdentifier: String) -> [String: RecordedDeadlockCount]? {
+        do {
+            let conn = try vaultConnection()
+            let rows = try conn.query("""
+                SELECT c.database_name, c.deadlocks, greatest(c.load_date, m.last) AS seen_at
+                FROM lock_monitoring.deadlock_counter_s c
+                JOIN lock_monitoring.monitored_cluster_h h USING (cluster_hk)
+                LEFT JOIN LATERAL (SELECT max(last_cycle_at) AS last FROM lock_monitoring.monitor_cycle_s x WHERE x.cluster_hk = c.cluster_hk) m ON true
+                WHERE h.system_identifier = $1 AND c.load_end_date IS NULL
+                """, [systemIdentifier])
+            var counts: [String: RecordedDeadlockCount] = [:]
+            for row in rows {
+                counts[try row.decode("database_name", as: String.self)] = RecordedDeadlockCount(
+                    deadlocks: try row.decode("deadlocks", as: Int64.self), seenAt: try row.decode("seen_at", as: Date.self))
+            }
+            return counts
+        } catch {
+            logger.warning("could not read the vault's last deadlock counters; deadlocks since the last recorded cycle are not counted",
+                           metadata: ["error": "\(MonitorFailure.classify(error, side: .vault).message)"])
+            return nil
+        }
+    }
+
+    /// New deadlock reports from the server log, read with the server's own log_line_prefix
+    /// (re-read every 30 s: a reload may change it).
+    private func readServerLog(at now: Date) -> [DeadlockReport] {
+        guard let serverLog else { return [] }
+        if serverLogSettingsReadAt.map({ now.timeIntervalSince($0) >= 30 || now < $0 }) ?? true, let conn = target {
+            if let row = try? conn.query("SELECT current_setting('log_line_prefix') AS prefix, current_setting('log_destination') AS destination").first,
+               let prefix = try? row.decode("prefix", as: String.self) {
+                if prefix != serverLog.linePrefix {
+                    logger.info("reading the server log with the server's log_line_prefix", metadata: ["log_line_prefix": "\(prefix)"])
+                }
+                serverLog.use(linePrefix: prefix)
+                let destinations = ((try? row.decode("destination", as: String.self)) ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+                if serverLogSettingsReadAt == nil, !destinations.contains(serverLog.format.rawValue) {
+                    logger.warning("the server does not write the configured server log format", metadata: [
+                        "format": "\(serverLog.format.rawValue)", "log_destination": "\(destinations.joined(separator: ","))", "path": "\(serverLog.path)",
+                    ])
+                }
+                serverLogSettingsReadAt = now
+            }
+        }
+        return serverLog.poll()
+    }
+
+    /// Database OID → name on the monitored cluster, for log reports without a database name.
+    private func databaseNames() -> [UInt32: String] {
+        guard let conn = target, let rows = try? conn.query("SELECT oid::int8 AS oid, datname FROM pg_database") else { return [:] }
+        var names: [UInt32: String] = [:]
+        for row in rows {
+            if let oid = try? row.decode("oid", as: Int64.self), let name = try? row.decode("datname", as: String.self) { names[UInt32(truncatingIfNeeded: oid)] = name }
+        }
+        return names
     }
 
     /// Runs `body` on the vault connection (scheduled analysis/cleanup, status): same thread as

@@ -14,12 +14,18 @@ public struct MonitorConfiguration: Sendable {
     public var session: SessionSettings
     /// Server log to read "deadlock detected" details from (nil = don't).
     public var serverLogPath: String?
-    public var serverLogFormat: ServerLogFormat
+    /// nil = by the file's name (`.csv` csvlog, `.json` jsonlog, else stderr).
+    public var serverLogFormat: ServerLogFormat?
     /// A cycle-summary row is written at least this often, even when nothing changed.
     public var heartbeatSeconds: Double
     /// Cycle records kept in memory while the vault is unreachable; beyond it the oldest are
     /// dropped and a gap is recorded.
     public var maxBufferedCycles: Int
+    /// Where buffered cycle records are spooled so a restart during a vault outage loses
+    /// none (nil = memory only). Read at start; a change takes effect at the next start.
+    public var spoolDirectory: String? = nil
+    /// The spool's bound in bytes; beyond it records stay in memory only.
+    public var spoolMaxBytes: Int = 256 << 20
     /// How long one cycle may spend writing buffered records after the vault returns; the rest
     /// is written in the following cycles, so a long backlog never stalls sampling.
     public var flushBudgetMs: Int
@@ -31,7 +37,7 @@ public struct MonitorConfiguration: Sendable {
     public init(
         targetDSN: String = "", vaultDSN: String? = nil, clusterName: String = "", snapshot: SnapshotOptions = .init(),
         severity: SeverityPolicy = .init(), session: SessionSettings = .init(), serverLogPath: String? = nil,
-        serverLogFormat: ServerLogFormat = .stderr, heartbeatSeconds: Double = 60, maxBufferedCycles: Int = 3600,
+        serverLogFormat: ServerLogFormat? = nil, heartbeatSeconds: Double = 60, maxBufferedCycles: Int = 3600,
         resolve: ResolvePolicy = ResolvePolicy(), decidedBy: String = "daemon", flushBudgetMs: Int = 500
     ) {
         self.flushBudgetMs = flushBudgetMs
