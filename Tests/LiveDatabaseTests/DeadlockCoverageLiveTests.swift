@@ -1,6 +1,7 @@
 import Foundation
 import LockvaultCore
 import LockvaultEngine
+import LockvaultDaemon
 import PostgresClient
 import Testing
 
@@ -225,8 +226,8 @@ extension LiveDatabaseSuite {
                 admin.close()
                 let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
                 let script = root.appendingPathComponent("scripts/pg-cluster.sh").path
-                let status = await Task.detached { DaemonLiveTests.spawnAndWait(script, ["restart"]) }.value
-                try #require(status == 0, "scripts/pg-cluster.sh restart")
+                let status = await ChildProgram([script, "restart"]).run(stdin: [], timeout: .seconds(120))
+                try #require(status == .exited(0), "scripts/pg-cluster.sh restart")
             }
             try await restart(collector: true)
             do {
