@@ -20,15 +20,8 @@ lockvault_prerequisites systemd || exit $?
 swift_bin=$(dirname "$(readlink -f "$(command -v swift)")")
 swift_dir=${LOCKVAULT_SWIFT_DIR:-$(dirname "$(dirname "$swift_bin")")}
 packages=${LOCKVAULT_SWIFT_PACKAGES:-/opt/swift-packages}
-mirror=$(sed -n 's/^URIs: *\(http[^ ]*debian\)\/\{0,1\}$/\1/p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -1)
-mirror=${mirror:-http://deb.debian.org/debian}
 cache=${LOCKVAULT_MINBASE_CACHE:-$here/.cache/debian12-minbase}
-if [[ ! -f $cache/.lockvault-complete ]]; then
-    echo "==> debootstrap --variant=minbase bookworm into $cache"
-    rm -rf "$cache"; mkdir -p "$(dirname "$cache")"
-    debootstrap --variant=minbase bookworm "$cache" "$mirror" >"$cache.log" 2>&1 || { tail -20 "$cache.log" >&2; exit 1; }
-    touch "$cache/.lockvault-complete"
-fi
+lockvault_debian_rootfs "$cache" || exit 1
 work=$(mktemp -d "${TMPDIR:-/tmp}/lockvault-newcomer.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 cp -a "$cache" "$work/root"

@@ -48,17 +48,8 @@ deb1=dist/lockvault_${v1}_${arch}.deb
 deb2=dist/lockvault_${v2}_${arch}.deb
 
 # --- root filesystem ------------------------------------------------------------------------
-mirror=$(sed -n 's/^URIs: *\(http[^ ]*debian\)\/\{0,1\}$/\1/p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -1)
-[[ -n $mirror ]] || mirror=$(sed -n 's/^deb \[[^]]*\] *\(http[^ ]*\) bookworm main.*/\1/p; s/^deb \(http[^ ]*\) bookworm main.*/\1/p' /etc/apt/sources.list 2>/dev/null | head -1)
-mirror=${mirror:-http://deb.debian.org/debian}
 cache=${LOCKVAULT_ROOTFS_CACHE:-$here/.cache/debian12-rootfs}
-if [[ ! -f $cache/.lockvault-complete ]]; then
-    log "debootstrap bookworm into $cache (from $mirror; once, then cached)"
-    rm -rf "$cache"; mkdir -p "$(dirname "$cache")"
-    debootstrap --variant=minbase --include=systemd,systemd-sysv,dbus,ca-certificates \
-        bookworm "$cache" "$mirror" >"$cache.log" 2>&1 || { tail -30 "$cache.log" >&2; fail "debootstrap failed"; }
-    touch "$cache/.lockvault-complete"
-fi
+lockvault_debian_rootfs "$cache" systemd,systemd-sysv,dbus,ca-certificates || fail "no root filesystem"
 work=$(mktemp -d "${TMPDIR:-/tmp}/lockvault-nspawn.XXXXXX")
 root=$work/root
 log "copying the root filesystem to $root"

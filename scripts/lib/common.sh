@@ -108,3 +108,27 @@ lockvault_build() {
     fi
     rm -f "$log"
 }
+
+# The Debian mirror this host's apt uses (deb822 or one-line sources), for debootstrap.
+lockvault_debian_mirror() {
+    local mirror
+    mirror=$(sed -n 's/^URIs: *\(http[^ ]*debian\)\/\{0,1\}$/\1/p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -1)
+    [[ -n $mirror ]] || mirror=$(sed -n 's/^deb \[[^]]*\] *\(http[^ ]*\) bookworm main.*/\1/p; s/^deb \(http[^ ]*\) bookworm main.*/\1/p' /etc/apt/sources.list 2>/dev/null | head -1)
+    echo "${mirror:-http://deb.debian.org/debian}"
+}
+
+# lockvault_debian_rootfs DIR [PACKAGES]: a Debian 12 minbase root filesystem in DIR (with the
+# comma-separated PACKAGES), debootstrapped once and then reused: DIR/.lockvault-complete marks it.
+lockvault_debian_rootfs() {
+    local dir=$1 include=${2:-} mirror
+    [[ -f $dir/.lockvault-complete ]] && return 0
+    mirror=$(lockvault_debian_mirror)
+    echo "==> debootstrap bookworm into $dir (from $mirror; once, then cached)" >&2
+    rm -rf "$dir"; mkdir -p "$(dirname "$dir")"
+    if ! debootstrap --variant=minbase ${include:+--include="$include"} bookworm "$dir" "$mirror" >"$dir.log" 2>&1; then
+        tail -30 "$dir.log" >&2
+        echo "lockvault: debootstrap failed (whole log: $dir.log)" >&2
+        return 1
+    fi
+    touch "$dir/.lockvault-complete"
+}
