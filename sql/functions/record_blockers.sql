@@ -1,8 +1,13 @@
--- Blockers: blocking_session_s, a row per change of a blocker's state. A blocker of this
--- cluster not seen again unchanged is end-dated (it stopped blocking, or changed).
+-- Blockers: blocking_session_s, a row per change of a blocker's state. Which current rows end
+-- (it stopped blocking, or changed): with p_ended NULL (a whole cycle), every blocker of this
+-- cluster not seen again unchanged; with p_ended an array of session keys (only what changed
+-- since the daemon's last write), exactly those, and the changed ones.
 -- Row: {blocking_session: <session key>, hash_diff, <blocking_session_s columns>}.
 
-CREATE OR REPLACE FUNCTION lock_monitoring.record_blockers(p_sysid text, p_src text, p_at timestamptz, p_rows jsonb)
+-- Before p_ended.
+DROP FUNCTION IF EXISTS lock_monitoring.record_blockers(text, text, timestamptz, jsonb);
+
+CREATE OR REPLACE FUNCTION lock_monitoring.record_blockers(p_sysid text, p_src text, p_at timestamptz, p_rows jsonb, p_ended jsonb DEFAULT NULL)
 RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, lock_monitoring
@@ -15,13 +20,22 @@ BEGIN
         FROM jsonb_array_elements(coalesce(p_rows, '[]')) AS e(j)
         CROSS JOIN LATERAL jsonb_populate_record(NULL::blocking_session_s, e.j) AS s
     ),
-    ended AS (
+    ended_all AS (
         UPDATE blocking_session_s cur SET load_end_date = p_at
         FROM blocking_session_h h
-        WHERE h.blocking_session_hk = cur.blocking_session_hk AND h.system_identifier = p_sysid AND cur.load_end_date IS NULL
+        WHERE p_ended IS NULL
+          AND h.blocking_session_hk = cur.blocking_session_hk AND h.system_identifier = p_sysid AND cur.load_end_date IS NULL
           AND NOT EXISTS (SELECT 1 FROM b WHERE b.hk = cur.blocking_session_hk AND (b.s).hash_diff = cur.hash_diff)
         RETURNING cur.blocking_session_hk
     ),
+    ended_listed AS (
+        UPDATE blocking_session_s cur SET load_end_date = p_at
+        WHERE p_ended IS NOT NULL AND cur.load_end_date IS NULL
+          AND cur.blocking_session_hk IN (SELECT session_hk(p_sysid, g.j) FROM jsonb_array_elements(p_ended) AS g(j) UNION ALL SELECT b.hk FROM b)
+          AND NOT EXISTS (SELECT 1 FROM b WHERE b.hk = cur.blocking_session_hk AND (b.s).hash_diff = cur.hash_diff)
+        RETURNING cur.blocking_session_hk
+    ),
+    ended AS (SELECT blocking_session_hk FROM ended_all UNION ALL SELECT blocking_session_hk FROM ended_listed),
     added AS (
         INSERT INTO blocking_session_s (blocking_session_hk, load_date, hash_diff, record_source, session_pid, prepared_gid, user_name,
                                         application_name, database_name, client_addr, backend_type, session_state, is_superuser,
@@ -42,6 +56,6 @@ BEGIN
     RETURN v_stats;
 END
 $fn$;
-COMMENT ON FUNCTION lock_monitoring.record_blockers(text, text, timestamptz, jsonb) IS
-    'record_cycle part: blocking_session_s. Returns {blockers_ended, blocker_rows}.';
-GRANT EXECUTE ON FUNCTION lock_monitoring.record_blockers(text, text, timestamptz, jsonb) TO lock_writer_role;
+COMMENT ON FUNCTION lock_monitoring.record_blockers(text, text, timestamptz, jsonb, jsonb) IS
+    'record_cycle part: blocking_session_s. p_ended NULL: p_rows is every current blocker of the cluster; else the session keys that ended. Returns {blockers_ended, blocker_rows}.';
+GRANT EXECUTE ON FUNCTION lock_monitoring.record_blockers(text, text, timestamptz, jsonb, jsonb) TO lock_writer_role;

@@ -7,6 +7,12 @@
 -- row only when its hash_diff differs from the current row; current rows of things no longer
 -- seen get their load_end_date. Replaying the same cycle (a retry after a failed commit)
 -- changes nothing, so retries never duplicate rows.
+--
+-- A document is a whole cycle (mode absent or 'all': every current lock and blocker; those of
+-- this cluster not in it are end-dated), or, with mode 'changes', only what changed since the
+-- daemon's last successful write: new and changed rows, and the keys of locks and blockers that
+-- ended (ended_locks, ended_blockers). The daemon decides which (LockvaultCore VaultChanges)
+-- and sends a whole cycle whenever it does not know for certain what the vault holds.
 
 -- Vaults that applied migration 013 before it moved here had record_cycle split in two
 -- (record_cycle_rows + a reason update); record_blockers writes the reason now.
@@ -22,9 +28,13 @@ DECLARE
     v_src   text := p->>'record_source';
     v_at    timestamptz := (p->>'captured_at')::timestamptz;
     v_stats jsonb := '{}';
+    v_changes boolean := coalesce(p->>'mode', 'all') = 'changes';
 BEGIN
     IF v_sysid IS NULL OR v_src IS NULL OR v_at IS NULL THEN
         RAISE EXCEPTION 'record_cycle: system_identifier, record_source and captured_at are required' USING ERRCODE = '22023';
+    END IF;
+    IF coalesce(p->>'mode', 'all') NOT IN ('all', 'changes') THEN
+        RAISE EXCEPTION 'record_cycle: mode must be "all" or "changes", got "%"', p->>'mode' USING ERRCODE = '22023';
     END IF;
 
     INSERT INTO monitored_cluster_h (cluster_hk, system_identifier, load_date, record_source)
@@ -32,18 +42,20 @@ BEGIN
 
     -- Order matters only where a family refers to another's hubs: sessions first.
     PERFORM record_sessions(v_sysid, v_src, v_at, p->'sessions');
-    v_stats := v_stats || record_locks(v_sysid, v_src, v_at, p->'locks');
+    v_stats := v_stats || record_locks(v_sysid, v_src, v_at, p->'locks', CASE WHEN v_changes THEN coalesce(p->'ended_locks', '[]') END);
     PERFORM record_lock_waits(v_sysid, v_src, v_at, p->'waits');
-    v_stats := v_stats || record_blockers(v_sysid, v_src, v_at, p->'blockers');
+    v_stats := v_stats || record_blockers(v_sysid, v_src, v_at, p->'blockers', CASE WHEN v_changes THEN coalesce(p->'ended_blockers', '[]') END);
     PERFORM record_deadlock_counters(v_sysid, v_src, v_at, p->'deadlock_counters');
     v_stats := v_stats || record_deadlocks(v_sysid, v_src, v_at, p->'deadlocks');
     PERFORM record_deadlock_participants(v_sysid, v_src, v_at, p->'deadlock_participants');
     PERFORM record_resolve_decisions(v_sysid, v_src, v_at, p->'decisions');
     PERFORM record_monitor_gap(v_sysid, v_src, p->'gap');
     PERFORM record_cycle_summary(v_sysid, v_src, v_at, coalesce((p->>'heartbeat_seconds')::float8, 60), p->'summary');
-    RETURN v_stats;
+    -- When the current summary row was written (epoch seconds): the daemon's next heartbeat is due a heartbeat after it.
+    RETURN v_stats || jsonb_build_object('summary_at', (SELECT extract(epoch FROM last_cycle_at) FROM monitor_cycle_s
+                                                         WHERE cluster_hk = cluster_hk(v_sysid) AND load_end_date IS NULL));
 END
 $fn$;
 COMMENT ON FUNCTION lock_monitoring.record_cycle(jsonb) IS
-    'Writes one lockvault sampling cycle (idempotent: replaying the same cycle changes nothing). Called by the daemon, one transaction per cycle.';
+    'Writes one lockvault sampling cycle, whole or (mode changes) only what changed since the daemon''s last write; idempotent: replaying the same document changes nothing. Called by the daemon, one transaction per cycle.';
 GRANT EXECUTE ON FUNCTION lock_monitoring.record_cycle(jsonb) TO lock_writer_role;

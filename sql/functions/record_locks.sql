@@ -1,9 +1,14 @@
--- Locks: lock_activity_h (one per holder x target x mode) and its satellite. A lock of this
--- cluster not seen again unchanged is end-dated; a changed one gets a new row.
+-- Locks: lock_activity_h (one per holder x target x mode) and its satellite. A changed lock
+-- gets a new row. Which current rows end: with p_ended NULL (a whole cycle), every lock of
+-- this cluster not seen again unchanged; with p_ended an array of lock keys (the daemon sends
+-- only what changed since its last write), exactly those, and the changed ones.
 -- Row: {lock_activity: {holder_kind, session_pid, session_start, prepared_gid, lock_type, database_oid,
 --       lock_target_key, lock_mode}, hash_diff, <lock_activity_s columns>}.
 
-CREATE OR REPLACE FUNCTION lock_monitoring.record_locks(p_sysid text, p_src text, p_at timestamptz, p_rows jsonb)
+-- Before p_ended.
+DROP FUNCTION IF EXISTS lock_monitoring.record_locks(text, text, timestamptz, jsonb);
+
+CREATE OR REPLACE FUNCTION lock_monitoring.record_locks(p_sysid text, p_src text, p_at timestamptz, p_rows jsonb, p_ended jsonb DEFAULT NULL)
 RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, lock_monitoring
@@ -25,13 +30,22 @@ BEGIN
         FROM l
         ON CONFLICT DO NOTHING
     ),
-    ended AS (
+    ended_all AS (
         UPDATE lock_activity_s cur SET load_end_date = p_at
         FROM lock_activity_h h
-        WHERE h.lock_activity_hk = cur.lock_activity_hk AND h.system_identifier = p_sysid AND cur.load_end_date IS NULL
+        WHERE p_ended IS NULL
+          AND h.lock_activity_hk = cur.lock_activity_hk AND h.system_identifier = p_sysid AND cur.load_end_date IS NULL
           AND NOT EXISTS (SELECT 1 FROM l WHERE l.hk = cur.lock_activity_hk AND (l.s).hash_diff = cur.hash_diff)
         RETURNING cur.lock_activity_hk
     ),
+    ended_listed AS (
+        UPDATE lock_activity_s cur SET load_end_date = p_at
+        WHERE p_ended IS NOT NULL AND cur.load_end_date IS NULL
+          AND cur.lock_activity_hk IN (SELECT lock_hk(p_sysid, g.j) FROM jsonb_array_elements(p_ended) AS g(j) UNION ALL SELECT l.hk FROM l)
+          AND NOT EXISTS (SELECT 1 FROM l WHERE l.hk = cur.lock_activity_hk AND (l.s).hash_diff = cur.hash_diff)
+        RETURNING cur.lock_activity_hk
+    ),
+    ended AS (SELECT lock_activity_hk FROM ended_all UNION ALL SELECT lock_activity_hk FROM ended_listed),
     added AS (
         INSERT INTO lock_activity_s (lock_activity_hk, load_date, hash_diff, record_source, lock_type, lock_mode, lock_granted, database_name,
                                      relation_name, lock_target, advisory_key, wait_start, lock_since, blocking_pid, blocked_by_pids, session_pid,
@@ -48,6 +62,6 @@ BEGIN
     RETURN v_stats;
 END
 $fn$;
-COMMENT ON FUNCTION lock_monitoring.record_locks(text, text, timestamptz, jsonb) IS
-    'record_cycle part: lock_activity_h/_s. Returns {locks_ended, lock_rows}.';
-GRANT EXECUTE ON FUNCTION lock_monitoring.record_locks(text, text, timestamptz, jsonb) TO lock_writer_role;
+COMMENT ON FUNCTION lock_monitoring.record_locks(text, text, timestamptz, jsonb, jsonb) IS
+    'record_cycle part: lock_activity_h/_s. p_ended NULL: p_rows is every current lock of the cluster; else the lock keys that ended. Returns {locks_ended, lock_rows}.';
+GRANT EXECUTE ON FUNCTION lock_monitoring.record_locks(text, text, timestamptz, jsonb, jsonb) TO lock_writer_role;

@@ -530,6 +530,32 @@ COMMENT ON COLUMN lock_monitoring.blocking_session_s.auto_kill_reason IS
     'Why it is or is not eligible (e.g. "excluded role (etl)", "below resolve.min_severity (CRITICAL)"); NULL for rows written before lockvault recorded it.';
 GRANT UPDATE (auto_kill_reason) ON lock_monitoring.blocking_session_s TO lock_writer_role;
 """####),
+        Migration(name: "014_dashboard_indexes.sql", sql: ####"""
+-- Migration 014: the history dashboards page from an index instead of sorting everything.
+--
+-- lock_wait_analysis_dashboard is ordered by period, newest first: with this index its first
+-- page (and a 24-hour window) reads the newest periods only, however long the history.
+-- deadlock_events_dashboard already has deadlock_event_s_current_detected (migration 010).
+CREATE INDEX IF NOT EXISTS lock_wait_analysis_h_period ON lock_monitoring.lock_wait_analysis_h (period_start DESC);
+COMMENT ON INDEX lock_monitoring.lock_wait_analysis_h_period IS
+    'lock_wait_analysis_dashboard: newest periods first (its first page and time windows read only those).';
+"""####),
+        Migration(name: "015_fewer_indexes.sql", sql: ####"""
+-- Migration 015: fewer index entries per row the daemon writes (issue 16: bytes and WAL per
+-- blocking episode). Every satellite row is inserted and later end-dated, and an end-dating
+-- UPDATE writes a new entry into every index of its table; these four served no per-cycle
+-- read:
+-- - lock_activity_s_closed, blocking_session_s_closed: closed rows by age, for retention
+--   (cleanup_old_data), which runs once a day and now reads the table instead;
+-- - blocking_session_s_current_severity: no query orders by it (blocking_sessions_dashboard
+--   sorts its few current rows in memory);
+-- - lock_activity_h_cluster: record_locks finds a cluster's current locks through
+--   lock_activity_s_current and the hub's primary key.
+DROP INDEX IF EXISTS lock_monitoring.lock_activity_s_closed;
+DROP INDEX IF EXISTS lock_monitoring.blocking_session_s_closed;
+DROP INDEX IF EXISTS lock_monitoring.blocking_session_s_current_severity;
+DROP INDEX IF EXISTS lock_monitoring.lock_activity_h_cluster;
+"""####),
     ]
 
     /// The repeatable set: sql/functions/*.sql, then sql/views/*.sql.
@@ -803,11 +829,16 @@ GRANT EXECUTE ON FUNCTION lock_monitoring.cluster_hk(text), lock_monitoring.tena
     TO lock_writer_role, lock_monitoring_role;
 """####),
         Migration.File(path: "functions/record_blockers.sql", sql: ####"""
--- Blockers: blocking_session_s, a row per change of a blocker's state. A blocker of this
--- cluster not seen again unchanged is end-dated (it stopped blocking, or changed).
+-- Blockers: blocking_session_s, a row per change of a blocker's state. Which current rows end
+-- (it stopped blocking, or changed): with p_ended NULL (a whole cycle), every blocker of this
+-- cluster not seen again unchanged; with p_ended an array of session keys (only what changed
+-- since the daemon's last write), exactly those, and the changed ones.
 -- Row: {blocking_session: <session key>, hash_diff, <blocking_session_s columns>}.
 
-CREATE OR REPLACE FUNCTION lock_monitoring.record_blockers(p_sysid text, p_src text, p_at timestamptz, p_rows jsonb)
+-- Before p_ended.
+DROP FUNCTION IF EXISTS lock_monitoring.record_blockers(text, text, timestamptz, jsonb);
+
+CREATE OR REPLACE FUNCTION lock_monitoring.record_blockers(p_sysid text, p_src text, p_at timestamptz, p_rows jsonb, p_ended jsonb DEFAULT NULL)
 RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, lock_monitoring
@@ -820,13 +851,22 @@ BEGIN
         FROM jsonb_array_elements(coalesce(p_rows, '[]')) AS e(j)
         CROSS JOIN LATERAL jsonb_populate_record(NULL::blocking_session_s, e.j) AS s
     ),
-    ended AS (
+    ended_all AS (
         UPDATE blocking_session_s cur SET load_end_date = p_at
         FROM blocking_session_h h
-        WHERE h.blocking_session_hk = cur.blocking_session_hk AND h.system_identifier = p_sysid AND cur.load_end_date IS NULL
+        WHERE p_ended IS NULL
+          AND h.blocking_session_hk = cur.blocking_session_hk AND h.system_identifier = p_sysid AND cur.load_end_date IS NULL
           AND NOT EXISTS (SELECT 1 FROM b WHERE b.hk = cur.blocking_session_hk AND (b.s).hash_diff = cur.hash_diff)
         RETURNING cur.blocking_session_hk
     ),
+    ended_listed AS (
+        UPDATE blocking_session_s cur SET load_end_date = p_at
+        WHERE p_ended IS NOT NULL AND cur.load_end_date IS NULL
+          AND cur.blocking_session_hk IN (SELECT session_hk(p_sysid, g.j) FROM jsonb_array_elements(p_ended) AS g(j) UNION ALL SELECT b.hk FROM b)
+          AND NOT EXISTS (SELECT 1 FROM b WHERE b.hk = cur.blocking_session_hk AND (b.s).hash_diff = cur.hash_diff)
+        RETURNING cur.blocking_session_hk
+    ),
+    ended AS (SELECT blocking_session_hk FROM ended_all UNION ALL SELECT blocking_session_hk FROM ended_listed),
     added AS (
         INSERT INTO blocking_session_s (blocking_session_hk, load_date, hash_diff, record_source, session_pid, prepared_gid, user_name,
                                         application_name, database_name, client_addr, backend_type, session_state, is_superuser,
@@ -847,9 +887,9 @@ BEGIN
     RETURN v_stats;
 END
 $fn$;
-COMMENT ON FUNCTION lock_monitoring.record_blockers(text, text, timestamptz, jsonb) IS
-    'record_cycle part: blocking_session_s. Returns {blockers_ended, blocker_rows}.';
-GRANT EXECUTE ON FUNCTION lock_monitoring.record_blockers(text, text, timestamptz, jsonb) TO lock_writer_role;
+COMMENT ON FUNCTION lock_monitoring.record_blockers(text, text, timestamptz, jsonb, jsonb) IS
+    'record_cycle part: blocking_session_s. p_ended NULL: p_rows is every current blocker of the cluster; else the session keys that ended. Returns {blockers_ended, blocker_rows}.';
+GRANT EXECUTE ON FUNCTION lock_monitoring.record_blockers(text, text, timestamptz, jsonb, jsonb) TO lock_writer_role;
 """####),
         Migration.File(path: "functions/record_cycle.sql", sql: ####"""
 -- record_cycle(jsonb): how the daemon writes one sampling cycle — one call, one transaction,
@@ -861,6 +901,12 @@ GRANT EXECUTE ON FUNCTION lock_monitoring.record_blockers(text, text, timestampt
 -- row only when its hash_diff differs from the current row; current rows of things no longer
 -- seen get their load_end_date. Replaying the same cycle (a retry after a failed commit)
 -- changes nothing, so retries never duplicate rows.
+--
+-- A document is a whole cycle (mode absent or 'all': every current lock and blocker; those of
+-- this cluster not in it are end-dated), or, with mode 'changes', only what changed since the
+-- daemon's last successful write: new and changed rows, and the keys of locks and blockers that
+-- ended (ended_locks, ended_blockers). The daemon decides which (LockvaultCore VaultChanges)
+-- and sends a whole cycle whenever it does not know for certain what the vault holds.
 
 -- Vaults that applied migration 013 before it moved here had record_cycle split in two
 -- (record_cycle_rows + a reason update); record_blockers writes the reason now.
@@ -876,9 +922,13 @@ DECLARE
     v_src   text := p->>'record_source';
     v_at    timestamptz := (p->>'captured_at')::timestamptz;
     v_stats jsonb := '{}';
+    v_changes boolean := coalesce(p->>'mode', 'all') = 'changes';
 BEGIN
     IF v_sysid IS NULL OR v_src IS NULL OR v_at IS NULL THEN
         RAISE EXCEPTION 'record_cycle: system_identifier, record_source and captured_at are required' USING ERRCODE = '22023';
+    END IF;
+    IF coalesce(p->>'mode', 'all') NOT IN ('all', 'changes') THEN
+        RAISE EXCEPTION 'record_cycle: mode must be "all" or "changes", got "%"', p->>'mode' USING ERRCODE = '22023';
     END IF;
 
     INSERT INTO monitored_cluster_h (cluster_hk, system_identifier, load_date, record_source)
@@ -886,20 +936,22 @@ BEGIN
 
     -- Order matters only where a family refers to another's hubs: sessions first.
     PERFORM record_sessions(v_sysid, v_src, v_at, p->'sessions');
-    v_stats := v_stats || record_locks(v_sysid, v_src, v_at, p->'locks');
+    v_stats := v_stats || record_locks(v_sysid, v_src, v_at, p->'locks', CASE WHEN v_changes THEN coalesce(p->'ended_locks', '[]') END);
     PERFORM record_lock_waits(v_sysid, v_src, v_at, p->'waits');
-    v_stats := v_stats || record_blockers(v_sysid, v_src, v_at, p->'blockers');
+    v_stats := v_stats || record_blockers(v_sysid, v_src, v_at, p->'blockers', CASE WHEN v_changes THEN coalesce(p->'ended_blockers', '[]') END);
     PERFORM record_deadlock_counters(v_sysid, v_src, v_at, p->'deadlock_counters');
     v_stats := v_stats || record_deadlocks(v_sysid, v_src, v_at, p->'deadlocks');
     PERFORM record_deadlock_participants(v_sysid, v_src, v_at, p->'deadlock_participants');
     PERFORM record_resolve_decisions(v_sysid, v_src, v_at, p->'decisions');
     PERFORM record_monitor_gap(v_sysid, v_src, p->'gap');
     PERFORM record_cycle_summary(v_sysid, v_src, v_at, coalesce((p->>'heartbeat_seconds')::float8, 60), p->'summary');
-    RETURN v_stats;
+    -- When the current summary row was written (epoch seconds): the daemon's next heartbeat is due a heartbeat after it.
+    RETURN v_stats || jsonb_build_object('summary_at', (SELECT extract(epoch FROM last_cycle_at) FROM monitor_cycle_s
+                                                         WHERE cluster_hk = cluster_hk(v_sysid) AND load_end_date IS NULL));
 END
 $fn$;
 COMMENT ON FUNCTION lock_monitoring.record_cycle(jsonb) IS
-    'Writes one lockvault sampling cycle (idempotent: replaying the same cycle changes nothing). Called by the daemon, one transaction per cycle.';
+    'Writes one lockvault sampling cycle, whole or (mode changes) only what changed since the daemon''s last write; idempotent: replaying the same document changes nothing. Called by the daemon, one transaction per cycle.';
 GRANT EXECUTE ON FUNCTION lock_monitoring.record_cycle(jsonb) TO lock_writer_role;
 """####),
         Migration.File(path: "functions/record_cycle_summary.sql", sql: ####"""
@@ -1105,12 +1157,17 @@ COMMENT ON FUNCTION lock_monitoring.record_lock_waits(text, text, timestamptz, j
 GRANT EXECUTE ON FUNCTION lock_monitoring.record_lock_waits(text, text, timestamptz, jsonb) TO lock_writer_role;
 """####),
         Migration.File(path: "functions/record_locks.sql", sql: ####"""
--- Locks: lock_activity_h (one per holder x target x mode) and its satellite. A lock of this
--- cluster not seen again unchanged is end-dated; a changed one gets a new row.
+-- Locks: lock_activity_h (one per holder x target x mode) and its satellite. A changed lock
+-- gets a new row. Which current rows end: with p_ended NULL (a whole cycle), every lock of
+-- this cluster not seen again unchanged; with p_ended an array of lock keys (the daemon sends
+-- only what changed since its last write), exactly those, and the changed ones.
 -- Row: {lock_activity: {holder_kind, session_pid, session_start, prepared_gid, lock_type, database_oid,
 --       lock_target_key, lock_mode}, hash_diff, <lock_activity_s columns>}.
 
-CREATE OR REPLACE FUNCTION lock_monitoring.record_locks(p_sysid text, p_src text, p_at timestamptz, p_rows jsonb)
+-- Before p_ended.
+DROP FUNCTION IF EXISTS lock_monitoring.record_locks(text, text, timestamptz, jsonb);
+
+CREATE OR REPLACE FUNCTION lock_monitoring.record_locks(p_sysid text, p_src text, p_at timestamptz, p_rows jsonb, p_ended jsonb DEFAULT NULL)
 RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, lock_monitoring
@@ -1132,13 +1189,22 @@ BEGIN
         FROM l
         ON CONFLICT DO NOTHING
     ),
-    ended AS (
+    ended_all AS (
         UPDATE lock_activity_s cur SET load_end_date = p_at
         FROM lock_activity_h h
-        WHERE h.lock_activity_hk = cur.lock_activity_hk AND h.system_identifier = p_sysid AND cur.load_end_date IS NULL
+        WHERE p_ended IS NULL
+          AND h.lock_activity_hk = cur.lock_activity_hk AND h.system_identifier = p_sysid AND cur.load_end_date IS NULL
           AND NOT EXISTS (SELECT 1 FROM l WHERE l.hk = cur.lock_activity_hk AND (l.s).hash_diff = cur.hash_diff)
         RETURNING cur.lock_activity_hk
     ),
+    ended_listed AS (
+        UPDATE lock_activity_s cur SET load_end_date = p_at
+        WHERE p_ended IS NOT NULL AND cur.load_end_date IS NULL
+          AND cur.lock_activity_hk IN (SELECT lock_hk(p_sysid, g.j) FROM jsonb_array_elements(p_ended) AS g(j) UNION ALL SELECT l.hk FROM l)
+          AND NOT EXISTS (SELECT 1 FROM l WHERE l.hk = cur.lock_activity_hk AND (l.s).hash_diff = cur.hash_diff)
+        RETURNING cur.lock_activity_hk
+    ),
+    ended AS (SELECT lock_activity_hk FROM ended_all UNION ALL SELECT lock_activity_hk FROM ended_listed),
     added AS (
         INSERT INTO lock_activity_s (lock_activity_hk, load_date, hash_diff, record_source, lock_type, lock_mode, lock_granted, database_name,
                                      relation_name, lock_target, advisory_key, wait_start, lock_since, blocking_pid, blocked_by_pids, session_pid,
@@ -1155,9 +1221,9 @@ BEGIN
     RETURN v_stats;
 END
 $fn$;
-COMMENT ON FUNCTION lock_monitoring.record_locks(text, text, timestamptz, jsonb) IS
-    'record_cycle part: lock_activity_h/_s. Returns {locks_ended, lock_rows}.';
-GRANT EXECUTE ON FUNCTION lock_monitoring.record_locks(text, text, timestamptz, jsonb) TO lock_writer_role;
+COMMENT ON FUNCTION lock_monitoring.record_locks(text, text, timestamptz, jsonb, jsonb) IS
+    'record_cycle part: lock_activity_h/_s. p_ended NULL: p_rows is every current lock of the cluster; else the lock keys that ended. Returns {locks_ended, lock_rows}.';
+GRANT EXECUTE ON FUNCTION lock_monitoring.record_locks(text, text, timestamptz, jsonb, jsonb) TO lock_writer_role;
 """####),
         Migration.File(path: "functions/record_monitor_gap.sql", sql: ####"""
 -- A period lockvault did not observe the cluster: monitor_gap_s (an event, never superseded).
@@ -1352,7 +1418,9 @@ SELECT s.detected_at,
        s.participant_pids,
        s.victim_pid,
        array_to_string(s.sources, ',') AS sources,
-       left(regexp_replace(s.details, '\s+', ' ', 'g'), 100) AS details,
+       -- Line breaks as spaces, no regexp: this view is read whole over months of deadlocks,
+       -- and a regexp per row was most of its cost (docs/benchmarks.md, part 5).
+       translate(left(s.details, 100), E'\n\r\t', '   ') AS details,
        h.system_identifier,
        h.event_key
 FROM lock_monitoring.deadlock_event_s s
@@ -1361,6 +1429,7 @@ WHERE s.load_end_date IS NULL
 ORDER BY s.detected_at DESC;
 COMMENT ON VIEW lock_monitoring.deadlock_events_dashboard IS 'Deadlocks, newest first; one row per deadlock however many sources saw it.';
 COMMENT ON COLUMN lock_monitoring.deadlock_events_dashboard.sources IS 'counter / graph / server_log: who saw it.';
+COMMENT ON COLUMN lock_monitoring.deadlock_events_dashboard.details IS 'What each participant waited for (first 100 characters, line breaks shown as spaces; full text in deadlock_event_s.details).';
 COMMENT ON COLUMN lock_monitoring.deadlock_events_dashboard.victim_pid IS 'Session PostgreSQL cancelled to break it, when the server log was read.';
 
 -- Read-only: SELECT for readers (lock_admin_role through lock_monitoring_role) and the daemon.

@@ -3,24 +3,45 @@ import LockvaultCore
 import Logging
 import PostgresClient
 
-/// A cycle record as the vault takes it: record_cycle's JSON document, without the gap (the
-/// state machine decides that at write time). Text, so it can wait in memory or on disk alike.
+/// A cycle record as the vault takes it. A cycle of this process keeps its rows, so that only
+/// what changed since the last write is encoded and sent (``VaultChanges`` decides, at write
+/// time); one replayed from the spool is the whole document's text (the spool keeps whole
+/// documents: after a restart nothing is known of what the vault holds). The gap is decided by
+/// the state machine at write time.
 struct CycleDocument: Sendable {
-    /// nil when the record could not be encoded (it is then skipped and recorded as a gap).
+    /// The cycle's rows (nil for a record replayed from the spool).
+    var record: CycleRecord?
+    /// The whole document, for a record replayed from the spool.
     var text: String?
-    var encodingError: String?
 
     init(_ record: CycleRecord) {
-        do { text = try record.document(carrying: nil) } catch { encodingError = "\(error)" }
+        self.record = record
     }
 
     init(text: String) {
         self.text = text
     }
 
-    /// The document carrying `gap` (record_cycle's `gap` object).
+    /// The whole document (what the spool keeps), without a gap.
+    func wholeText() throws -> String {
+        if let text { return text }
+        guard let record else { throw SpoolError(message: "the cycle record is empty") }
+        return try record.document(carrying: nil)
+    }
+
+    /// The document for `plan` (whole, or only the changes), carrying `gap`.
+    func document(_ plan: VaultChanges<VaultRowKey>.Plan, carrying gap: CycleGap?) throws -> String {
+        if let record {
+            if case .changes(let send, let end) = plan { return try record.changes(send: send, end: end).document(carrying: gap) }
+            return try record.document(carrying: gap)
+        }
+        return try carrying(gap)
+    }
+
+    /// The whole document carrying `gap` (record_cycle's `gap` object).
     func carrying(_ gap: CycleGap?) throws -> String {
-        guard let text else { throw SpoolError(message: "could not encode the record: \(encodingError ?? "unknown error")") }
+        if let record { return try record.document(carrying: gap) }
+        guard let text else { throw SpoolError(message: "the cycle record is empty") }
         guard let gap else { return text }
         guard var object = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else {
             throw SpoolError(message: "the cycle document is not a JSON object")
@@ -98,7 +119,8 @@ final class CycleSpoolDirectory {
 
     /// The file content for a buffered record.
     func encode(_ pending: PendingRecord<CycleDocument>) throws -> Data {
-        guard let text = pending.record.text else { throw SpoolError(message: "the record could not be encoded") }
+        let text: String
+        do { text = try pending.record.wholeText() } catch { throw SpoolError(message: "the record could not be encoded: \(error)") }
         return try JSONEncoder().encode(SpooledCycle(sequence: pending.sequence, capturedAt: pending.capturedAt, gap: pending.gap,
                                                      lost: pending.lost, document: text))
     }

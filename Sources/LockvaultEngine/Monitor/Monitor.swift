@@ -18,6 +18,8 @@ public actor Monitor {
     private let logger: Logger
     private let clock: MonitorClock
     private var machine: MonitorStateMachine<CycleDocument>
+    /// What the vault holds as of the last successful write: decides what of a cycle is sent.
+    private var changes: VaultChanges<VaultRowKey>
     /// What the spool must hold (Core) and its files (nil: no spool configured).
     private var spool: VaultSpool?
     private let spoolFiles: CycleSpoolDirectory?
@@ -39,6 +41,7 @@ public actor Monitor {
         self.logger = logger
         self.clock = clock
         self.machine = MonitorStateMachine(limits: configuration.limits, random: clock.random)
+        self.changes = VaultChanges(heartbeatSeconds: configuration.heartbeatSeconds)
         self.reader = SnapshotReader(options: configuration.snapshot, conninfo: configuration.targetDSN, settings: configuration.session)
         self.serverLog = configuration.serverLogPath.map { ServerLogTailer(path: $0, format: configuration.serverLogFormat ?? ServerLogFormat(inferredFromPath: $0)) }
         let host = ProcessInfo.processInfo.hostName
@@ -77,13 +80,14 @@ public actor Monitor {
             reader.close()
             reader = SnapshotReader(options: new.snapshot, conninfo: new.targetDSN, settings: new.session)
         }
-        if new.vaultDSN != configuration.vaultDSN || new.session != configuration.session { vault?.close(); vault = nil }
+        if new.vaultDSN != configuration.vaultDSN || new.session != configuration.session { vault?.close(); vault = nil; changes.forget() }
         if new.serverLogPath != configuration.serverLogPath || new.serverLogFormat != configuration.serverLogFormat {
             serverLog = new.serverLogPath.map { ServerLogTailer(path: $0, format: new.serverLogFormat ?? ServerLogFormat(inferredFromPath: $0)) }
             serverLogSettingsReadAt = nil
         }
         reader.options = new.snapshot
         machine.limits = new.limits
+        changes.heartbeatSeconds = new.heartbeatSeconds
         configuration = new
     }
 
@@ -221,12 +225,24 @@ public actor Monitor {
                 if reconnect { vault?.close(); vault = nil }
                 return failure
             case .write(let record, let gap, let capturedAt):
+                let sequence = machine.buffer.head?.sequence
+                // Only what changed since the last successful write (VaultChanges); a record
+                // replayed from the spool is written whole.
+                var state = record.record?.changeState()
+                if gap != nil { state?.hasEvents = true }
+                let plan = state.map { changes.plan($0) } ?? .all
+                if plan == .skip {
+                    action = machine.writeSucceeded(at: clock.now())
+                    spoolDone(sequence)
+                    continue
+                }
                 do {
                     let conn = try vaultConnection()
-                    let sequence = machine.buffer.head?.sequence
+                    // Planned again: a new connection forgets what the vault held.
+                    let plan = state.map { changes.plan($0) } ?? .all
                     let document: String
                     do {
-                        document = try record.carrying(gap)
+                        document = try record.document(plan, carrying: gap)
                     } catch {
                         logger.error("could not encode the cycle record; it is skipped and recorded as a gap", metadata: ["error": "\(error)"])
                         action = machine.writeRefused(reason: "could not encode the record: \(error)", at: clock.now())
@@ -234,23 +250,35 @@ public actor Monitor {
                         continue
                     }
                     do {
-                        _ = try conn.transaction { tx in try tx.query("SELECT lock_monitoring.record_cycle($1::jsonb)", [document]) }
+                        let result = try conn.transaction { tx in try tx.query("SELECT lock_monitoring.record_cycle($1::jsonb)::text AS stats", [document]) }
+                        if let state { changes.written(state, summaryAt: Self.summaryAt(result)) } else { changes.forget() }
                         action = machine.writeSucceeded(at: clock.now())
                         spoolDone(sequence)
                     } catch let error as PostgresError where PostgresFailureFacts(error).refusesRecord && conn.isHealthy() {
                         logger.error("the vault rejected a cycle record; it is skipped and recorded as a gap", metadata: [
                             "error": "\(error.description)", "captured_at": "\(PostgresTimestamp.format(capturedAt))",
                         ])
+                        changes.forget()
                         action = machine.writeRefused(reason: error.message, at: clock.now())
                         spoolDone(sequence)
                     }
                 } catch {
+                    // It may have committed without its answer: what the vault holds is not known now.
+                    changes.forget()
                     let failure = MonitorFailure.classify(error, side: .vault, role: vault?.user)
                     action = machine.writeFailed(failure, facts: (error as? PostgresError).map(PostgresFailureFacts.init), at: clock.now())
                     logger.warning("vault write failed; cycle records buffered", metadata: ["error": "\(failure.message)", "buffered": "\(machine.buffer.count)"])
                 }
             }
         }
+    }
+
+    /// The last_cycle_at of the vault's current summary row, from record_cycle's answer.
+    private static func summaryAt(_ result: PostgresResult) -> Date? {
+        guard let text = try? result.first?.decode("stats", as: String.self),
+              let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any],
+              let epoch = (object["summary_at"] as? NSNumber)?.doubleValue else { return nil }
+        return Date(timeIntervalSince1970: epoch)
     }
 
     /// Writes buffered cycle records without sampling (at shutdown, or to drain a backlog):
@@ -330,6 +358,9 @@ public actor Monitor {
                 throw error
             }
             vault = conn
+            // A new connection may be to another vault (a reload), or to one restored since:
+            // the next write is whole.
+            changes.forget()
             return conn
         } catch {
             machine.vaultConnectFailed(MonitorFailure.classify(error, side: .vault), at: clock.now())

@@ -2,6 +2,13 @@ import Foundation
 import LockvaultCore
 import PostgresClient
 
+/// A current-state row of a cycle, as the vault keys it (``VaultChanges``' key).
+enum VaultRowKey: Hashable, Sendable {
+    case lock(LockKey)
+    case blocker(SessionKey)
+    case deadlockCounter(String)
+}
+
 /// One cycle's findings as the document `lock_monitoring.record_cycle(jsonb)` writes, in one
 /// call: a list of rows per entity family (Vault/Rows/, one type per family, each computing
 /// its own hash diff), whose keys are the columns they fill.
@@ -21,6 +28,12 @@ struct CycleRecord: Encodable, Sendable {
     var summary: CycleSummaryRow
     /// A period before this cycle that went unobserved.
     var gap: GapRow?
+    /// nil: the whole cycle (the vault ends this cluster's current locks and blockers that are
+    /// not in it); "changes": only what changed since the last write, see ``changes(send:end:)``.
+    var mode: String?
+    /// With mode "changes": the locks and blockers that ended.
+    var ended_locks: [LockKey]?
+    var ended_blockers: [SessionKey]?
 
     init(
         snapshot: LockSnapshot,
@@ -111,6 +124,49 @@ struct CycleRecord: Encodable, Sendable {
             self.decisions.append(ResolveDecisionRow(d, session: key))
         }
         sessions = named.rows
+    }
+
+    /// Its current-state rows as ``VaultChanges`` compares them: every lock, blocker and
+    /// deadlock counter by key with its hash diff; deadlocks, participants and decisions are
+    /// events (always sent).
+    func changeState() -> VaultCycleState<VaultRowKey> {
+        var rows: [VaultRowKey: [UInt8]] = [:]
+        rows.reserveCapacity(locks.count + blockers.count + deadlock_counters.count)
+        for l in locks { rows[.lock(l.lock_activity)] = rows[.lock(l.lock_activity)] ?? l.hash_diff.bytes }
+        for b in blockers { rows[.blocker(b.blocking_session)] = rows[.blocker(b.blocking_session)] ?? b.hash_diff.bytes }
+        for c in deadlock_counters { rows[.deadlockCounter(c.database_name)] = c.hash_diff.bytes }
+        return VaultCycleState(rows: rows, summary: summary.hash_diff.bytes, capturedAt: captured_at,
+                               hasEvents: !deadlocks.isEmpty || !deadlock_participants.isEmpty || !decisions.isEmpty || gap != nil)
+    }
+
+    /// The record cut down to what changed: the rows in `send`, the waits of the locks sent,
+    /// the hubs of every session they name, the events, and the keys in `end`.
+    func changes(send: Set<VaultRowKey>, end: Set<VaultRowKey>) -> CycleRecord {
+        var r = self
+        r.mode = "changes"
+        r.locks = locks.filter { send.contains(.lock($0.lock_activity)) }
+        let sentLocks = Set(r.locks.map(\.lock_activity))
+        r.waits = waits.filter { sentLocks.contains($0.lock_activity) }
+        r.blockers = blockers.filter { send.contains(.blocker($0.blocking_session)) }
+        r.deadlock_counters = deadlock_counters.filter { send.contains(.deadlockCounter($0.database_name)) }
+        var endedLocks: [LockKey] = [], endedBlockers: [SessionKey] = []
+        for key in end {
+            switch key {
+            case .lock(let k): endedLocks.append(k)
+            case .blocker(let k): endedBlockers.append(k)
+            case .deadlockCounter: break   // counters are never end-dated by absence
+            }
+        }
+        r.ended_locks = endedLocks
+        r.ended_blockers = endedBlockers
+        var named = Set<SessionKey>()
+        for l in r.locks { named.insert(l.lock_activity.holder) }
+        for w in r.waits { named.insert(w.blocked_session); named.insert(w.blocking_session) }
+        for b in r.blockers { named.insert(b.blocking_session) }
+        for p in r.deadlock_participants { named.insert(p.blocking_session) }
+        for d in r.decisions { named.insert(d.blocking_session) }
+        r.sessions = sessions.filter { named.contains($0.blocking_session) }
+        return r
     }
 
     /// The JSON text `record_cycle` reads; timestamps as PostgreSQL input text.

@@ -58,6 +58,11 @@ struct LockKey: Encodable, Hashable, Sendable {
         lock_mode = lock.mode.description
     }
 
+    /// The session or prepared transaction holding it.
+    var holder: SessionKey {
+        SessionKey(session_kind: holder_kind, session_pid: session_pid, session_start: session_start, prepared_gid: prepared_gid)
+    }
+
     /// Canonical text of a lock's target fields: part of the lock hub's business key.
     static func targetKey(_ l: LockRecord) -> String {
         func s<T>(_ v: T?) -> String { v.map { "\($0)" } ?? "" }

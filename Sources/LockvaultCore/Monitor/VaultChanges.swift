@@ -1,0 +1,85 @@
+public import Foundation
+
+/// What one cycle found, as the vault keys it: every current-state row (a lock, a blocker, a
+/// deadlock counter…) by its key with its hash diff, the summary's hash diff, and whether the
+/// cycle carries events (deadlocks, resolve decisions, a gap), which are always written.
+public struct VaultCycleState<Key: Hashable & Sendable>: Sendable, Equatable {
+    public var rows: [Key: [UInt8]]
+    public var summary: [UInt8]
+    /// When the cycle sampled the cluster: the summary's heartbeat is measured in these.
+    public var capturedAt: Date
+    public var hasEvents: Bool
+
+    public init(rows: [Key: [UInt8]], summary: [UInt8], capturedAt: Date, hasEvents: Bool) {
+        self.rows = rows
+        self.summary = summary
+        self.capturedAt = capturedAt
+        self.hasEvents = hasEvents
+    }
+}
+
+/// Decides what of a cycle the daemon sends to the vault: only what changed since its last
+/// successful write, so a steady cycle costs the vault nothing but the summary's heartbeat.
+///
+/// It remembers the vault's current rows as of the last write that is known to have committed
+/// (``written(_:summaryAt:)``) and compares each cycle with that, not with the previous cycle:
+/// records buffered, dropped or refused in between don't matter, because the comparison is
+/// always against what the vault holds. Whenever that is not known for certain — at start, after
+/// a restart (spooled records are written whole), after a failed or refused write (a commit may
+/// have happened without its answer) — ``forget()`` makes the next write a whole one
+/// (``Plan/all``), which the vault reconciles as it always did: rows not in it are end-dated.
+///
+/// No clock: the heartbeat is measured between the cycles' own capture times.
+public struct VaultChanges<Key: Hashable & Sendable>: Sendable {
+    public enum Plan: Sendable, Equatable {
+        /// Nothing changed and no heartbeat is due: no call to the vault at all.
+        case skip
+        /// Send every row; the vault end-dates this cluster's current rows that are not in it.
+        case all
+        /// Send the rows in `send` (new or changed) and end-date exactly the rows in `end`.
+        case changes(send: Set<Key>, end: Set<Key>)
+    }
+
+    /// The vault's current rows after the last successful write; nil when not known.
+    public private(set) var known: [Key: [UInt8]]?
+    /// The hash diff of the vault's current summary row and its last_cycle_at.
+    public private(set) var summary: (digest: [UInt8], at: Date)?
+    /// The vault writes a summary row at least this often (record_cycle_summary's rule).
+    public var heartbeatSeconds: Double
+
+    public init(heartbeatSeconds: Double) {
+        self.heartbeatSeconds = heartbeatSeconds
+    }
+
+    /// What to send for `cycle`.
+    public func plan(_ cycle: VaultCycleState<Key>) -> Plan {
+        guard let known else { return .all }
+        var send = Set<Key>()
+        for (key, digest) in cycle.rows where known[key] != digest { send.insert(key) }
+        let end = Set(known.keys.filter { cycle.rows[$0] == nil })
+        if send.isEmpty, end.isEmpty, !cycle.hasEvents, !summaryDue(cycle) { return .skip }
+        return .changes(send: send, end: end)
+    }
+
+    /// Whether the vault would write a summary row for `cycle`: it differs from the current
+    /// one, or the current one is a heartbeat old (or unknown).
+    public func summaryDue(_ cycle: VaultCycleState<Key>) -> Bool {
+        guard let summary else { return true }
+        return summary.digest != cycle.summary || cycle.capturedAt.timeIntervalSince(summary.at) >= heartbeatSeconds
+            || cycle.capturedAt < summary.at
+    }
+
+    /// The vault committed the write planned for `cycle` (any plan but ``Plan/skip``): its
+    /// current rows are now the cycle's. `summaryAt` is the last_cycle_at of the vault's current
+    /// summary row, as record_cycle returned it (nil: not returned, so unknown).
+    public mutating func written(_ cycle: VaultCycleState<Key>, summaryAt: Date?) {
+        known = cycle.rows
+        summary = summaryAt.map { (cycle.summary, $0) }
+    }
+
+    /// What the vault holds is no longer known for certain: the next write is a whole one.
+    public mutating func forget() {
+        known = nil
+        summary = nil
+    }
+}

@@ -1,0 +1,92 @@
+import Foundation
+import LockvaultCore
+import LockvaultEngine
+import PostgresClient
+import Testing
+
+extension LiveDatabaseSuite {
+    /// The monitor sends the vault only what changed since its last successful write: a steady
+    /// cycle makes no call at all, and what ended while the vault was away is end-dated when it
+    /// is back, once, at the cycle that first saw it end.
+    @Suite struct VaultChangesLiveTests {
+        typealias Faults = MonitorFaultLiveTests
+
+        /// When the monitor's session on the vault database last finished a statement.
+        static func vaultLastActive(_ vaultDB: String) throws -> Date? {
+            let admin = try LiveDatabase.connect()
+            defer { admin.close() }
+            return try admin.query("SELECT max(state_change) AS t FROM pg_stat_activity WHERE datname = $1 AND application_name = 'lockvault'",
+                                   [vaultDB])[0].decode("t", as: Date?.self)
+        }
+
+        static func count(_ conn: PostgresConnection, _ sql: String) throws -> Int {
+            try conn.query(sql)[0].decode("n", as: Int.self)
+        }
+
+        @Test func aSteadyCycleMakesNoCallToTheVaultAndAChangeIsWrittenAtOnce() async throws {
+            try await Faults.withSeparateVault(maxBuffered: 100) { s, vaultDB in
+                let vault = try LiveDatabase.connect(database: vaultDB)
+                defer { vault.close() }
+                let c = try await Faults.Contention(s)
+                try await c.addWaiter()
+                try await s.cycle()
+                let rowsAfterFirst = try Self.count(vault, "SELECT (SELECT count(*) FROM lock_monitoring.lock_activity_s) + (SELECT count(*) FROM lock_monitoring.blocking_session_s) AS n")
+                let active = try #require(try Self.vaultLastActive(vaultDB), "the first cycle wrote through its own vault session")
+
+                for _ in 1...3 {
+                    let o = try await s.cycle()
+                    #expect(o.pendingWrites == 0 && o.vaultFailure == nil)
+                    #expect(o.assessments.first?.blockedCount == 1, "the blocker is still seen")
+                }
+                #expect(try Self.vaultLastActive(vaultDB) == active, "no statement reached the vault in the steady cycles")
+
+                try await c.addWaiter()
+                let changed = try await s.cycle()
+                #expect(try #require(try Self.vaultLastActive(vaultDB)) > active, "a change is written in its own cycle")
+                let versions = try vault.query("SELECT blocked_sessions_count AS n, load_end_date IS NULL AS current FROM lock_monitoring.blocking_session_s ORDER BY load_date")
+                    .map { (try $0.decode("n", as: Int.self), try $0.decode("current", as: Bool.self)) }
+                #expect(versions.map(\.0) == [1, 2] && versions.map(\.1) == [false, true], "the blocker's versions: \(versions)")
+                let waiting = try vault.query("SELECT count(*) AS n, count(*) FILTER (WHERE load_end_date IS NULL) AS current FROM lock_monitoring.lock_activity_s WHERE NOT lock_granted")[0]
+                #expect(try waiting.decode("n", as: Int.self) == 2 && waiting.decode("current", as: Int.self) == 2,
+                        "one row per waiting lock, both current: the first one's was not written again")
+                let rowsNow = try Self.count(vault, "SELECT (SELECT count(*) FROM lock_monitoring.lock_activity_s) + (SELECT count(*) FROM lock_monitoring.blocking_session_s) AS n")
+                #expect(rowsNow > rowsAfterFirst)
+                #expect(changed.pendingWrites == 0)
+                #expect(try Self.count(vault, "SELECT waiting_sessions AS n FROM lock_monitoring.monitor_cycle_s WHERE load_end_date IS NULL") == 2, "the summary too")
+                try VaultConsistency.expectConsistent(vault)
+                try await c.release()
+            }
+        }
+
+        @Test func whatEndedWhileTheVaultWasAwayIsEndDatedWhenItIsBack() async throws {
+            try await Faults.withSeparateVault(maxBuffered: 100) { s, vaultDB in
+                let c = try await Faults.Contention(s)
+                try await c.addWaiter()
+                try await c.addWaiter()
+                try await s.cycle()
+
+                try Faults.setVault(vaultDB, reachable: false)
+                try await c.release()
+                let ended = await s.monitor.runCycle()
+                #expect(ended.assessments.isEmpty, "nobody blocks any more")
+                #expect(ended.vaultFailure?.kind == .unavailable && ended.pendingWrites == 1, "\(ended.vaultError ?? "")")
+                let endedAt = try #require(ended.snapshot).capturedAt
+                let steady = await s.monitor.runCycle()
+                #expect(steady.pendingWrites == 2)
+
+                try Faults.setVault(vaultDB, reachable: true)
+                try await Faults.drain(s.monitor)
+                let vault = try LiveDatabase.connect(database: vaultDB)
+                defer { vault.close() }
+                #expect(try Self.count(vault, "SELECT count(*) AS n FROM lock_monitoring.blocking_session_s WHERE load_end_date IS NULL") == 0,
+                        "the blocker that stopped while the vault was away is not current")
+                #expect(try Self.count(vault, "SELECT count(*) AS n FROM lock_monitoring.lock_activity_s WHERE NOT lock_granted AND load_end_date IS NULL") == 0,
+                        "nor are the waits")
+                let ends = try vault.query("SELECT DISTINCT load_end_date AS e FROM lock_monitoring.blocking_session_s").map { try $0.decode("e", as: Date?.self) }
+                #expect(ends.count == 1 && Faults.same(ends[0], endedAt), "ended at the cycle that first saw it end: \(ends)")
+                #expect(try Self.count(vault, "SELECT count(*) AS n FROM lock_monitoring.blocking_session_s") == 1, "one version, written once")
+                try VaultConsistency.expectConsistent(vault)
+            }
+        }
+    }
+}
