@@ -946,7 +946,7 @@ BEGIN
     PERFORM record_monitor_gap(v_sysid, v_src, p->'gap');
     PERFORM record_cycle_summary(v_sysid, v_src, v_at, coalesce((p->>'heartbeat_seconds')::float8, 60), p->'summary');
     -- When the current summary row was written (epoch seconds): the daemon's next heartbeat is due a heartbeat after it.
-    RETURN v_stats || jsonb_build_object('summary_at', (SELECT extract(epoch FROM last_cycle_at) FROM monitor_cycle_s
+    RETURN v_stats || jsonb_build_object('summary_at', (SELECT extract(epoch FROM max(last_cycle_at)) FROM monitor_cycle_s
                                                          WHERE cluster_hk = cluster_hk(v_sysid) AND load_end_date IS NULL));
 END
 $fn$;
