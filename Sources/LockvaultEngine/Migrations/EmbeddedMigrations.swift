@@ -4,28 +4,17 @@ extension Migration {
     /// The numbered migrations in sql/ (tables, columns, indexes), in order.
     static let embeddedVersioned: [Migration] = [
         Migration(name: "001_schema_and_hashing.sql", sql: ####"""
--- lockvault vault, migration 001: schema, roles, and the hash-key rule.
+-- lockvault vault, migration 001: schema and the hash-key rule.
 --
--- Runs as a non-superuser owner with CREATE on the database. Creating the three roles needs
--- CREATEROLE; when they already exist (roles are cluster-wide), nothing more is needed.
+-- Runs as a non-superuser owner with CREATE on the database. The vault's roles
+-- (lock_monitoring_role, lock_admin_role, lock_writer_role) are not created here: they are
+-- cluster-wide, and `lockvault migrate` makes sure of them in a step of their own before any
+-- migration runs (LockvaultCore.VaultRoles), so an owner without CREATEROLE can migrate once
+-- they exist.
 
 CREATE SCHEMA IF NOT EXISTS lock_monitoring;
 COMMENT ON SCHEMA lock_monitoring IS
     'lockvault: lock and blocking history of monitored PostgreSQL clusters, as a Data Vault 2.0 model. Read the *_dashboard views.';
-
-DO $roles$
-BEGIN
-    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'lock_monitoring_role') THEN
-        CREATE ROLE lock_monitoring_role NOLOGIN;
-    END IF;
-    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'lock_admin_role') THEN
-        CREATE ROLE lock_admin_role NOLOGIN;
-    END IF;
-    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'lock_writer_role') THEN
-        CREATE ROLE lock_writer_role NOLOGIN;
-    END IF;
-END
-$roles$;
 
 -- Hash keys and hash diffs: SHA-256 over the parts, each NULL written as the two characters
 -- \N, otherwise with "\" escaped as "\\" and ";" as "\;", joined by ";". No case folding or
@@ -432,13 +421,14 @@ CREATE INDEX IF NOT EXISTS resolve_decision_s_latest ON lock_monitoring.resolve_
 CREATE INDEX IF NOT EXISTS monitor_cycle_s_current ON lock_monitoring.monitor_cycle_s (cluster_hk) WHERE load_end_date IS NULL;
 """####),
         Migration(name: "011_grants.sql", sql: ####"""
--- Migration 011: privileges. lock_monitoring_role reads; lock_admin_role reads and may resolve
--- (the right to signal sessions itself comes from pg_signal_backend, granted by a superuser:
--- see docs); lock_writer_role is the daemon's.
+-- Migration 011: privileges. lock_monitoring_role reads; lock_admin_role reads (as a member of
+-- lock_monitoring_role: a role grant, made by migrate's roles step, not here, since the owner may
+-- not be allowed to grant roles) and may resolve (the right to signal sessions itself comes from
+-- pg_signal_backend, granted by a superuser: see docs); lock_writer_role is the daemon's. Only
+-- privileges on the schema's own objects, which its owner may always grant.
 
 GRANT USAGE ON SCHEMA lock_monitoring TO lock_monitoring_role, lock_admin_role, lock_writer_role;
 GRANT SELECT ON ALL TABLES IN SCHEMA lock_monitoring TO lock_monitoring_role, lock_writer_role;
-GRANT lock_monitoring_role TO lock_admin_role;
 GRANT INSERT ON ALL TABLES IN SCHEMA lock_monitoring TO lock_writer_role;
 GRANT UPDATE (load_end_date) ON lock_monitoring.lock_activity_s, lock_monitoring.blocking_session_s, lock_monitoring.deadlock_event_s,
     lock_monitoring.deadlock_involvement_s, lock_monitoring.lock_wait_analysis_s, lock_monitoring.monitor_cycle_s,
