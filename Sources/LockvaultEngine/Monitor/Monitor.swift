@@ -157,7 +157,7 @@ public actor Monitor {
                                      killRule: outcome.rulings, killThresholdSeconds: configuration.resolve.killThresholdSeconds,
                                      clusterName: configuration.clusterName, recordSource: recordSource,
                                      cycleMilliseconds: outcome.cycleMilliseconds, heartbeatSeconds: configuration.heartbeatSeconds,
-                                     gap: nil)
+                                     gap: nil, bufferedCycles: machine.buffer.count, spooledCycles: spool?.stored.count ?? 0)
             let dropped = machine.cycleRecorded(CycleDocument(record), capturedAt: snapshot.capturedAt, gap: gap)
             if dropped > 0 {
                 logger.error("vault buffer full: dropped the oldest cycle records; a gap is recorded for them", metadata: [
