@@ -234,7 +234,7 @@ public actor Monitor {
                         continue
                     }
                     do {
-                        _ = try conn.transaction { tx in try tx.query("SELECT lock_monitoring.record_cycle($1::jsonb)", [document]) }
+                        try CycleWriter.record(document, on: conn)
                         action = machine.writeSucceeded(at: clock.now())
                         spoolDone(sequence)
                     } catch let error as PostgresError where PostgresFailureFacts(error).refusesRecord && conn.isHealthy() {
