@@ -37,7 +37,7 @@ struct StatusCommand: ParsableCommand {
         let rows: [FleetStatusRow]
         do {
             rows = try FleetStatusRow.read(on: conn, staleAfterSeconds: staleAfter)
-        } catch {
+        } catch let error as PostgresError {
             let role = conn.user
             switch error.sqlState {
             case "3F000", "42883", SQLState.undefinedTable:
@@ -47,6 +47,8 @@ struct StatusCommand: ParsableCommand {
             default:
                 throw MonitorFailure.classify(error, side: .vault, role: role).exit("status")
             }
+        } catch {
+            throw MonitorFailure.classify(error, side: .vault, role: conn.user).exit("status")
         }
         if json {
             print(try FleetStatusRow.json(rows))

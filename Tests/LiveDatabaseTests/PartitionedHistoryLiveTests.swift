@@ -231,7 +231,6 @@ extension LiveDatabaseSuite {
                     try Self.write(sampled, at: longAgo, systemIdentifier: "fleet-b", on: s.admin)
                     try Self.write(sampled, at: longAgo.addingTimeInterval(5), empty: true, systemIdentifier: "fleet-b", on: s.admin)
                     try Self.write(sampled, at: Date().addingTimeInterval(-60), on: s.admin)
-                    _ = try await s.cycle()   // and a real cycle, by the old functions
                     let columns = try VaultUpgradeLiveTests.columns(s.admin)
                     let before = try VaultUpgradeLiveTests.contents(s.admin, columns: columns)
                     #expect(before.values.reduce(0) { $0 + $1.count } > 20)

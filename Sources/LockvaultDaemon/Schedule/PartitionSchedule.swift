@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 
 /// When the daemon creates the vault's history partitions ahead
 /// (`lock_monitoring.ensure_history_partitions`, sql/functions/history_partitions.sql): at its

@@ -20,6 +20,15 @@ struct FleetStream: Codable {
     var documents: [String]
 }
 
+/// Hands a value to a worker thread that alone uses it from then on.
+final class Handoff<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
+}
+
+/// Sleeps the calling thread (the recording runs on the main task and waits for real sessions).
+func pause(_ seconds: Double) { Thread.sleep(forTimeInterval: seconds) }
+
 /// Runs `body` on its own thread (libpq blocks): the recording's waiters, the replay's clusters.
 final class Worker: @unchecked Sendable {
     private let done = DispatchSemaphore(value: 0)
@@ -39,7 +48,7 @@ func fleetRecord(workDB: String, vaultDB: String, out: String) async throws -> S
         let deadline = Date().addingTimeInterval(10)
         while try setup.query("SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = $1", [workDB])[0].decode("n", as: Int.self) < n {
             guard Date() < deadline else { throw FleetError(message: "no \(n) waiters after 10 s") }
-            Thread.sleep(forTimeInterval: 0.02)
+            pause(0.02)
         }
     }
     var config = MonitorConfiguration(targetDSN: "dbname=\(workDB)", vaultDSN: "dbname=\(vaultDB)", clusterName: "recorded",
@@ -52,7 +61,7 @@ func fleetRecord(workDB: String, vaultDB: String, out: String) async throws -> S
             let outcome = await monitor.runCycle(write: false)
             if let e = outcome.targetError { throw FleetError(message: e) }
             if let d = try CycleWriter.document(for: outcome, clusterName: "recorded", recordSource: "lockvault@bench/recorded") { docs.append(d) }
-            Thread.sleep(forTimeInterval: every)
+            pause(every)
         }
         return docs
     }
@@ -65,7 +74,8 @@ func fleetRecord(workDB: String, vaultDB: String, out: String) async throws -> S
     try holder.execute("BEGIN")
     try holder.execute("LOCK TABLE fleet_t IN EXCLUSIVE MODE")
     let waiter = try PostgresConnection(conninfo: "dbname=\(workDB)", settings: settings)
-    let w = Worker { _ = try? waiter.query("SELECT * FROM fleet_t FOR UPDATE") }
+    let waiterBox = Handoff(waiter)
+    let w = Worker { _ = try? waiterBox.value.query("SELECT * FROM fleet_t FOR UPDATE") }
     try waiters(1)
     streams.append(FleetStream(name: "steady blocker", documents: try await sample(10)))
     try holder.execute("ROLLBACK")
@@ -78,7 +88,8 @@ func fleetRecord(workDB: String, vaultDB: String, out: String) async throws -> S
         try h.execute("BEGIN")
         _ = try h.query("SELECT pg_advisory_xact_lock(9001)")
         let ws = try PostgresConnection(conninfo: "dbname=\(workDB)", settings: settings)
-        let wk = Worker { _ = try? ws.query("SELECT pg_advisory_xact_lock(9001)") }
+        let wsBox = Handoff(ws)
+        let wk = Worker { _ = try? wsBox.value.query("SELECT pg_advisory_xact_lock(9001)") }
         try waiters(1)
         churn += try await sample(2)
         try h.execute("ROLLBACK")
@@ -96,9 +107,10 @@ func fleetRecord(workDB: String, vaultDB: String, out: String) async throws -> S
         let b = try PostgresConnection(conninfo: "dbname=\(workDB)", settings: settings)
         try a.execute("BEGIN"); try a.execute("UPDATE fleet_dl SET v = v + 1 WHERE id = 1")
         try b.execute("BEGIN"); try b.execute("UPDATE fleet_dl SET v = v + 1 WHERE id = 2")
-        let wa = Worker { _ = try? a.execute("UPDATE fleet_dl SET v = v + 1 WHERE id = 2") }
+        let aBox = Handoff(a), bBox = Handoff(b)
+        let wa = Worker { _ = try? aBox.value.execute("UPDATE fleet_dl SET v = v + 1 WHERE id = 2") }
         try waiters(1)
-        let wb = Worker { _ = try? b.execute("UPDATE fleet_dl SET v = v + 1 WHERE id = 1") }
+        let wb = Worker { _ = try? bBox.value.execute("UPDATE fleet_dl SET v = v + 1 WHERE id = 1") }
         wa.join(); wb.join()
         _ = try? a.execute("ROLLBACK"); _ = try? b.execute("ROLLBACK")
         a.close(); b.close()
@@ -194,8 +206,9 @@ func fleetReplay(vaultDB: String, streamsPath: String, clusters: Int, seconds: D
     let warm = LatencyBox()
     var workers: [Worker] = []
     for i in 0..<clusters {
-        let conn = conns[i], stream = templates[fleetMix(i)], sysid = String(format: "fleet-%04d", i), name = String(format: "db%04d", i)
+        let box = Handoff((conns[i], templates[fleetMix(i)])), sysid = String(format: "fleet-%04d", i), name = String(format: "db%04d", i)
         workers.append(Worker {
+            let (conn, stream) = box.value
             var failures: [String] = []
             for (k, t) in stream.enumerated() {
                 do { try CycleWriter.record(try fleetDocument(t, sysid: sysid, name: name, loop: 0, at: Date().addingTimeInterval(Double(k - stream.count) - 1)), on: conn) }
@@ -213,9 +226,10 @@ func fleetReplay(vaultDB: String, streamsPath: String, clusters: Int, seconds: D
     let start = Date().addingTimeInterval(0.5)
     workers = []
     for i in 0..<clusters {
-        let conn = conns[i], stream = templates[fleetMix(i)], sysid = String(format: "fleet-%04d", i), name = String(format: "db%04d", i)
+        let handoff = Handoff((conns[i], templates[fleetMix(i)])), sysid = String(format: "fleet-%04d", i), name = String(format: "db%04d", i)
         let offset = Double(i) / Double(clusters)
         workers.append(Worker {
+            let (conn, stream) = handoff.value
             var latencies: [Double] = [], failures: [String] = []
             var tick = 0
             while Double(tick) < seconds {
