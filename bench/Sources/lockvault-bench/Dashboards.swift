@@ -6,11 +6,10 @@ import PostgresClient
 
 /// Up to `rounds` rounds, but stops after `budgetSeconds` (at least 11 rounds): an unbounded
 /// dashboard over a long history can take a second a read.
-let defaultDashboards = ["blocking_sessions_dashboard", "lock_activity_dashboard", "lock_wait_analysis_dashboard", "deadlock_events_dashboard"]
-
-func dashboardQueries(vaultDB: String, rounds: Int, budgetSeconds: Double = 60, views: [String] = defaultDashboards) throws -> String {
+func dashboardQueries(vaultDB: String, rounds: Int, budgetSeconds: Double = 60) throws -> String {
     let conn = try PostgresConnection(conninfo: "dbname=\(vaultDB)", settings: SessionSettings(applicationName: "lv-bench-dashboards", statementTimeoutMs: 0, lockTimeoutMs: 0))
     defer { conn.close() }
+    let views = ["blocking_sessions_dashboard", "lock_activity_dashboard", "lock_wait_analysis_dashboard", "deadlock_events_dashboard"]
     let queries: [(String, String)] = views.flatMap { v in
         [("`SELECT * FROM \(v)`", "SELECT * FROM lock_monitoring.\(v)"),
          ("`… LIMIT 50`", "SELECT * FROM lock_monitoring.\(v) LIMIT 50")]

@@ -94,7 +94,6 @@ func fleetRecord(workDB: String, vaultDB: String, out: String) async throws -> S
         churn += try await sample(2)
         try h.execute("ROLLBACK")
         wk.join()
-        _ = try? ws.execute("ROLLBACK")
         churn += try await sample(1)
         h.close(); ws.close()
     }
@@ -263,4 +262,20 @@ func fleetReplay(vaultDB: String, streamsPath: String, clusters: Int, seconds: D
     line += " size_mb_per_cluster_day=\(String(format: "%.2f", Double(after.bytes - before.bytes) * perClusterDay / 1_048_576))"
     if let f = (failures + warm.all.1).first { line += " first_failure=\"\(f.prefix(200).replacingOccurrences(of: "\"", with: "'"))\"" }
     return line
+}
+
+/// fleet_dashboard, read whole as `lockvault status` reads it (FleetStatusRow.read), `rounds`
+/// times after one warm-up read. Prints one markdown table row.
+func fleetDashboardQuery(vaultDB: String, rounds: Int) throws -> String {
+    let conn = try PostgresConnection(conninfo: "dbname=\(vaultDB)", settings: SessionSettings(applicationName: "lv-bench-fleet-dashboard", statementTimeoutMs: 0, lockTimeoutMs: 0))
+    defer { conn.close() }
+    var rows = try FleetStatusRow.read(on: conn).count
+    var times: [Double] = []
+    for _ in 0..<rounds {
+        let start = ContinuousClock.now
+        rows = try FleetStatusRow.read(on: conn).count
+        times.append(ms(ContinuousClock.now - start))
+    }
+    let p99 = percentile(times, 0.99)
+    return "| `SELECT * FROM fleet_dashboard` (as `lockvault status`) | \(rows) | \(String(format: "%.2f", percentile(times, 0.5))) | \(String(format: "%.2f", p99)) | < 50 ms | \(p99 < 50 ? "met" : "MISSED") |"
 }
