@@ -161,7 +161,7 @@ public actor Monitor {
                                      killRule: outcome.rulings, killThresholdSeconds: configuration.resolve.killThresholdSeconds,
                                      clusterName: configuration.clusterName, recordSource: recordSource,
                                      cycleMilliseconds: outcome.cycleMilliseconds, heartbeatSeconds: configuration.heartbeatSeconds,
-                                     gap: nil)
+                                     gap: nil, bufferedCycles: machine.buffer.count, spooledCycles: spool?.stored.count ?? 0)
             let dropped = machine.cycleRecorded(CycleDocument(record), capturedAt: snapshot.capturedAt, gap: gap)
             if dropped > 0 {
                 logger.error("vault buffer full: dropped the oldest cycle records; a gap is recorded for them", metadata: [
@@ -250,8 +250,8 @@ public actor Monitor {
                         continue
                     }
                     do {
-                        let result = try conn.transaction { tx in try tx.query("SELECT lock_monitoring.record_cycle($1::jsonb)::text AS stats", [document]) }
-                        if let state { changes.written(state, summaryAt: Self.summaryAt(result)) } else { changes.forget() }
+                        let summaryAt = try CycleWriter.record(document, on: conn)
+                        if let state { changes.written(state, summaryAt: summaryAt) } else { changes.forget() }
                         action = machine.writeSucceeded(at: clock.now())
                         spoolDone(sequence)
                     } catch let error as PostgresError where PostgresFailureFacts(error).refusesRecord && conn.isHealthy() {
@@ -271,14 +271,6 @@ public actor Monitor {
                 }
             }
         }
-    }
-
-    /// The last_cycle_at of the vault's current summary row, from record_cycle's answer.
-    private static func summaryAt(_ result: PostgresResult) -> Date? {
-        guard let text = try? result.first?.decode("stats", as: String.self),
-              let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any],
-              let epoch = (object["summary_at"] as? NSNumber)?.doubleValue else { return nil }
-        return Date(timeIntervalSince1970: epoch)
     }
 
     /// Writes buffered cycle records without sampling (at shutdown, or to drain a backlog):

@@ -1,0 +1,33 @@
+public import Foundation
+public import LockvaultCore
+public import PostgresClient
+
+/// The vault side of a cycle: the statement that records one cycle document, in its own
+/// transaction (what the Monitor runs for every buffered record), and the document itself.
+/// Public for tools that replay recorded cycles through the same writer (bench/: the fleet
+/// simulation writes hundreds of clusters' cycles into one vault this way).
+public enum CycleWriter {
+    /// Writes one cycle document (`CycleRecord.encoded()`); replaying the same one changes nothing.
+    /// Returns the last_cycle_at of the vault's current summary row for the cluster, as
+    /// record_cycle answers it (what ``VaultChanges`` times the next heartbeat from).
+    @discardableResult
+    public static func record(_ document: String, on conn: PostgresConnection) throws -> Date? {
+        let result = try conn.transaction { tx in try tx.query("SELECT lock_monitoring.record_cycle($1::jsonb)::text AS stats", [document]) }
+        guard let text = try? result.first?.decode("stats", as: String.self),
+              let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any],
+              let epoch = (object["summary_at"] as? NSNumber)?.doubleValue else { return nil }
+        return Date(timeIntervalSince1970: epoch)
+    }
+
+    /// The document the daemon writes for a sampled cycle (nil when nothing was sampled).
+    public static func document(for outcome: CycleOutcome, clusterName: String, recordSource: String,
+                                killThresholdSeconds: Double = 300, heartbeatSeconds: Double = 60) throws -> String? {
+        guard let snapshot = outcome.snapshot else { return nil }
+        let record = CycleRecord(
+            snapshot: snapshot, assessments: outcome.assessments, graph: WaitGraph(snapshot), deadlocks: outcome.deadlocks,
+            decisions: outcome.decisions.map { $0.record(decidedBy: "bench", at: snapshot.capturedAt) },
+            killRule: outcome.rulings, killThresholdSeconds: killThresholdSeconds, clusterName: clusterName, recordSource: recordSource,
+            cycleMilliseconds: outcome.cycleMilliseconds, heartbeatSeconds: heartbeatSeconds, gap: nil)
+        return try record.encoded()
+    }
+}
