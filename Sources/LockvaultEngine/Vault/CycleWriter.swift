@@ -1,4 +1,4 @@
-public import LockvaultCore
+import LockvaultCore
 public import PostgresClient
 
 /// The vault side of a cycle: the statement that records one cycle document, in its own
