@@ -520,6 +520,32 @@ COMMENT ON COLUMN lock_monitoring.blocking_session_s.auto_kill_reason IS
     'Why it is or is not eligible (e.g. "excluded role (etl)", "below resolve.min_severity (CRITICAL)"); NULL for rows written before lockvault recorded it.';
 GRANT UPDATE (auto_kill_reason) ON lock_monitoring.blocking_session_s TO lock_writer_role;
 """####),
+        Migration(name: "014_dashboard_indexes.sql", sql: ####"""
+-- Migration 014: the history dashboards page from an index instead of sorting everything.
+--
+-- lock_wait_analysis_dashboard is ordered by period, newest first: with this index its first
+-- page (and a 24-hour window) reads the newest periods only, however long the history.
+-- deadlock_events_dashboard already has deadlock_event_s_current_detected (migration 010).
+CREATE INDEX IF NOT EXISTS lock_wait_analysis_h_period ON lock_monitoring.lock_wait_analysis_h (period_start DESC);
+COMMENT ON INDEX lock_monitoring.lock_wait_analysis_h_period IS
+    'lock_wait_analysis_dashboard: newest periods first (its first page and time windows read only those).';
+"""####),
+        Migration(name: "015_fewer_indexes.sql", sql: ####"""
+-- Migration 015: fewer index entries per row the daemon writes (issue 16: bytes and WAL per
+-- blocking episode). Every satellite row is inserted and later end-dated, and an end-dating
+-- UPDATE writes a new entry into every index of its table; these four served no per-cycle
+-- read:
+-- - lock_activity_s_closed, blocking_session_s_closed: closed rows by age, for retention
+--   (cleanup_old_data), which runs once a day and now reads the table instead;
+-- - blocking_session_s_current_severity: no query orders by it (blocking_sessions_dashboard
+--   sorts its few current rows in memory);
+-- - lock_activity_h_cluster: record_locks finds a cluster's current locks through
+--   lock_activity_s_current and the hub's primary key.
+DROP INDEX IF EXISTS lock_monitoring.lock_activity_s_closed;
+DROP INDEX IF EXISTS lock_monitoring.blocking_session_s_closed;
+DROP INDEX IF EXISTS lock_monitoring.blocking_session_s_current_severity;
+DROP INDEX IF EXISTS lock_monitoring.lock_activity_h_cluster;
+"""####),
         Migration(name: "020_partitioned_history.sql", sql: ####"""
 -- Migration 020: the satellites that grow with every change are partitioned by load time
 -- (declarative RANGE partitioning on load_date, one partition per UTC day, plus a DEFAULT
@@ -1742,7 +1768,9 @@ SELECT s.detected_at,
        s.participant_pids,
        s.victim_pid,
        array_to_string(s.sources, ',') AS sources,
-       left(regexp_replace(s.details, '\s+', ' ', 'g'), 100) AS details,
+       -- Line breaks as spaces, no regexp: this view is read whole over months of deadlocks,
+       -- and a regexp per row was most of its cost (docs/benchmarks.md, part 5).
+       translate(left(s.details, 100), E'\n\r\t', '   ') AS details,
        h.system_identifier,
        h.event_key
 FROM lock_monitoring.deadlock_event_s s
@@ -1751,6 +1779,7 @@ WHERE s.load_end_date IS NULL
 ORDER BY s.detected_at DESC;
 COMMENT ON VIEW lock_monitoring.deadlock_events_dashboard IS 'Deadlocks, newest first; one row per deadlock however many sources saw it.';
 COMMENT ON COLUMN lock_monitoring.deadlock_events_dashboard.sources IS 'counter / graph / server_log: who saw it.';
+COMMENT ON COLUMN lock_monitoring.deadlock_events_dashboard.details IS 'What each participant waited for (first 100 characters, line breaks shown as spaces; full text in deadlock_event_s.details).';
 COMMENT ON COLUMN lock_monitoring.deadlock_events_dashboard.victim_pid IS 'Session PostgreSQL cancelled to break it, when the server log was read.';
 
 -- Read-only: SELECT for readers (lock_admin_role through lock_monitoring_role) and the daemon.
