@@ -54,12 +54,10 @@ struct StatusCommand: ParsableCommand {
             print(try FleetStatusRow.json(rows))
         } else if rows.isEmpty {
             print("no cycles recorded in this vault yet")
-        }
-        guard !rows.isEmpty else { throw ExitCode(LockvaultExit.failure) }
-        if !json {
+        } else {
             for row in rows { print(Self.text(row)) }
         }
-        if rows.contains(where: { !$0.isAlive }) { throw ExitCode(LockvaultExit.failure) }
+        guard !rows.isEmpty, rows.allSatisfy(\.isAlive) else { throw ExitCode(LockvaultExit.failure) }
     }
 
     /// One cluster, for people: the same row as fleet_dashboard.

@@ -194,3 +194,9 @@ lockvault_pg18_bin() {
     fi
     echo "$bin"
 }
+
+# lockvault's own version, as `lockvault --version` prints it: the one place it is written,
+# Sources/LockvaultEngine/LockvaultVersion.swift (run from the repository's top directory).
+lockvault_source_version() {
+    sed -n 's/.*static let current = "\([^"]*\)".*/\1/p' Sources/LockvaultEngine/LockvaultVersion.swift
+}

@@ -1,5 +1,5 @@
 public import Foundation
-public import LockvaultCore
+import LockvaultCore
 public import PostgresClient
 
 /// The vault side of a cycle: the statement that records one cycle document, in its own
