@@ -1252,7 +1252,11 @@ BEGIN
     ended_listed AS (
         UPDATE blocking_session_s cur SET load_end_date = p_at
         WHERE p_ended IS NOT NULL AND cur.load_end_date IS NULL
-          AND cur.blocking_session_hk IN (SELECT session_hk(p_sysid, g.j) FROM jsonb_array_elements(p_ended) AS g(j) UNION ALL SELECT b.hk FROM b)
+          -- The keys as one array, computed once (ARRAY(subquery), an InitPlan): the current-row index of every
+          -- partition is probed with = ANY. (An IN (subquery) here was planned as a nested loop
+          -- that re-hashed every listed key for every current row of the cluster.)
+          AND cur.blocking_session_hk = ANY (ARRAY(SELECT k.hk FROM (SELECT session_hk(p_sysid, g.j) AS hk FROM jsonb_array_elements(p_ended) AS g(j)
+                                                      UNION ALL SELECT b.hk FROM b) AS k))
           AND NOT EXISTS (SELECT 1 FROM b WHERE b.hk = cur.blocking_session_hk AND (b.s).hash_diff = cur.hash_diff)
         RETURNING cur.blocking_session_hk
     ),
@@ -1590,7 +1594,11 @@ BEGIN
     ended_listed AS (
         UPDATE lock_activity_s cur SET load_end_date = p_at
         WHERE p_ended IS NOT NULL AND cur.load_end_date IS NULL
-          AND cur.lock_activity_hk IN (SELECT lock_hk(p_sysid, g.j) FROM jsonb_array_elements(p_ended) AS g(j) UNION ALL SELECT l.hk FROM l)
+          -- The keys as one array, computed once (ARRAY(subquery), an InitPlan): the current-row index of every
+          -- partition is probed with = ANY. (An IN (subquery) here was planned as a nested loop
+          -- that re-hashed every listed key for every current row of the cluster.)
+          AND cur.lock_activity_hk = ANY (ARRAY(SELECT k.hk FROM (SELECT lock_hk(p_sysid, g.j) AS hk FROM jsonb_array_elements(p_ended) AS g(j)
+                                                      UNION ALL SELECT l.hk FROM l) AS k))
           AND NOT EXISTS (SELECT 1 FROM l WHERE l.hk = cur.lock_activity_hk AND (l.s).hash_diff = cur.hash_diff)
         RETURNING cur.lock_activity_hk
     ),
