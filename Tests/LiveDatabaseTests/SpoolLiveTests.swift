@@ -139,7 +139,9 @@ extension LiveDatabaseSuite {
         }
 
         /// A spool that can't be written (its path is a file) never stops the daemon: it keeps
-        /// sampling and buffering in memory, and says so once.
+        /// sampling and buffering in memory, and says so once. A steady daemon doesn't call the
+        /// vault (only what changed is sent, docs/operations.md), so the outage is met by the
+        /// write of a change: a blocker that appears while the vault is away.
         @Test func anUnwritableSpoolIsLoggedAndSamplingGoesOn() async throws {
             try await LiveDatabase.withTemporaryDatabase { target in
                 try await LiveDatabase.withTemporaryDatabase { vaultDB in
@@ -148,6 +150,9 @@ extension LiveDatabaseSuite {
                         defer { admin.close() }
                         try Migrator().apply(on: admin)
                     }
+                    let targetAdmin = try LiveDatabase.connect(database: target)
+                    defer { targetAdmin.close() }
+                    try targetAdmin.executeScript("CREATE TABLE t (id int); GRANT ALL ON t TO PUBLIC;")
                     let blocker = FileManager.default.temporaryDirectory.appendingPathComponent("lv-not-a-dir-\(UUID().uuidString.prefix(8))").path
                     try "x".write(toFile: blocker, atomically: true, encoding: .utf8)
                     defer { unlink(blocker) }
@@ -164,6 +169,12 @@ extension LiveDatabaseSuite {
                         return try !conn.query("SELECT 1 FROM lock_monitoring.monitor_cycle_s").isEmpty
                     }
                     try MonitorFaultLiveTests.setVault(vaultDB, reachable: false)
+                    let holder = try await BackgroundSession(database: target, applicationName: "spool-holder")
+                    defer { Task { await holder.close() } }
+                    try await holder.run("BEGIN", "LOCK TABLE t IN ACCESS EXCLUSIVE MODE")
+                    let waiter = try await BackgroundSession(database: target, applicationName: "spool-waiter")
+                    defer { Task { await waiter.close() } }
+                    let waiting = waiter.start("SELECT count(*) FROM t")
                     try await waitUntil("the spool failure is logged", timeout: .seconds(30), every: .milliseconds(100)) {
                         daemon.stdout.contains("cannot spool buffered cycle records")
                     }
@@ -174,6 +185,8 @@ extension LiveDatabaseSuite {
                     #expect(daemon.isRunning)
                     let failures = daemon.stdout.components(separatedBy: "cannot spool buffered cycle records").count - 1
                     #expect(failures == 1, "said once, not every cycle")
+                    try await holder.run("ROLLBACK")
+                    if case .failure(let e) = await waiting.value { Issue.record("waiter failed: \(e)") }
                     daemon.signal(SIGTERM)
                     #expect(try await daemon.waitForExit().status == 0)
                 }

@@ -58,6 +58,35 @@ extension LiveDatabaseSuite {
             }
         }
 
+        /// While nothing changes, the heartbeat is the only write: the vault's summary still
+        /// moves on once a heartbeat, so `lockvault status` keeps a steady daemon alive (the
+        /// stale rule allows 90 s against the 60 s heartbeat; here the heartbeat is 2 s).
+        @Test func aSteadyMonitorStillWritesItsHeartbeat() async throws {
+            try await EngineScenario.run(configure: { $0.heartbeatSeconds = 2 }) { s in
+                let c = try await Faults.Contention(s)
+                try await c.addWaiter()
+                let t0 = try #require(try await s.cycle().snapshot).capturedAt
+                func lastCycleAt() throws -> Date {
+                    try s.rows("SELECT last_cycle_at AS t FROM lock_monitoring.monitor_cycle_s WHERE load_end_date IS NULL")[0].decode("t", as: Date.self)
+                }
+                #expect(Faults.same(try lastCycleAt(), t0))
+                var beat: Date?
+                try await waitUntil("a steady cycle writes the heartbeat", timeout: .seconds(30), every: .milliseconds(200)) {
+                    let o = try await s.cycle()
+                    let at = try #require(o.snapshot).capturedAt
+                    #expect(o.assessments.first?.blockedCount == 1, "steady: the same blocker")
+                    if at.timeIntervalSince(t0) >= 2, Faults.same(try lastCycleAt(), at) { beat = at }
+                    return beat != nil
+                }
+                #expect(try #require(beat).timeIntervalSince(t0) >= 2)
+                let state = try s.rows("SELECT state FROM lock_monitoring.fleet_status()")[0].decode("state", as: String.self)
+                #expect(state == "alive")
+                #expect(try s.rows("SELECT count(*) AS n FROM lock_monitoring.blocking_session_s")[0].decode("n", as: Int.self) == 1,
+                        "the heartbeat wrote no new blocker version")
+                try await c.release()
+            }
+        }
+
         @Test func whatEndedWhileTheVaultWasAwayIsEndDatedWhenItIsBack() async throws {
             try await Faults.withSeparateVault(maxBuffered: 100) { s, vaultDB in
                 let c = try await Faults.Contention(s)
