@@ -87,6 +87,44 @@ extension LiveDatabaseSuite {
             }
         }
 
+        /// A reload that points the daemon at another vault makes the next write whole: the new
+        /// vault holds the current blocker and its locks at once, although nothing changed, and
+        /// what ends later is end-dated there.
+        @Test func aReloadToAnotherVaultWritesTheWholeCycleThere() async throws {
+            try await Faults.withSeparateVault(maxBuffered: 100) { s, firstVault in
+                try await LiveDatabase.withTemporaryDatabase { secondVault in
+                    do {
+                        let admin = try LiveDatabase.connect(database: secondVault)
+                        defer { admin.close() }
+                        try Migrator().apply(on: admin)
+                    }
+                    let c = try await Faults.Contention(s)
+                    try await c.addWaiter()
+                    try await s.cycle()
+                    try await s.cycle()
+                    var config = s.configuration
+                    config.vaultDSN = try LiveDatabase.conninfo(database: secondVault, user: EngineScenario.leastPrivilegedRole)
+                    await s.monitor.reconfigure(config)
+                    let steady = try await s.cycle()
+                    #expect(steady.pendingWrites == 0 && steady.assessments.first?.blockedCount == 1)
+
+                    let vault = try LiveDatabase.connect(database: secondVault)
+                    defer { vault.close() }
+                    let current = "SELECT count(*) AS n FROM lock_monitoring.blocking_session_s WHERE load_end_date IS NULL"
+                    #expect(try Self.count(vault, current) == 1, "the blocker is in the new vault after the first cycle")
+                    let first = try LiveDatabase.connect(database: firstVault)
+                    defer { first.close() }
+                    let locks = "SELECT count(*) AS n FROM lock_monitoring.lock_activity_s WHERE load_end_date IS NULL"
+                    #expect(try Self.count(vault, locks) == Self.count(first, locks), "and every current lock the first vault holds")
+
+                    try await c.release()
+                    try await s.cycle()
+                    #expect(try Self.count(vault, current) == 0, "the end is written to the new vault")
+                    try VaultConsistency.expectConsistent(vault)
+                }
+            }
+        }
+
         @Test func whatEndedWhileTheVaultWasAwayIsEndDatedWhenItIsBack() async throws {
             try await Faults.withSeparateVault(maxBuffered: 100) { s, vaultDB in
                 let c = try await Faults.Contention(s)
