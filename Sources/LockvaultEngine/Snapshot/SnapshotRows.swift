@@ -75,3 +75,15 @@ enum SnapshotJSON {
         text.flatMap(PostgresTimestamp.parse)
     }
 }
+
+/// `[pid, datname]` of a session (new since the previous capture, or all in a lock-table cycle).
+struct SessionDatabaseRow: Decodable {
+    var pid: Int32
+    var database: String
+
+    init(from decoder: any Decoder) throws {
+        var c = try decoder.unkeyedContainer()
+        pid = try c.decode(Int32.self)
+        database = try c.decode(String.self)
+    }
+}

@@ -4,6 +4,7 @@
 //   lockvault-bench snapshot [--smoke]
 //   lockvault-bench latency --work-db DB --vault-db DB --blocking N --deadlocks N
 //   lockvault-bench dashboards --vault-db DB --rounds N
+//   lockvault-bench worstcase --db DB [--backends 200] [--waiters 10]   (holds issue 16's worst case until stdin closes)
 import Foundation
 
 let args = CommandLine.arguments
@@ -18,6 +19,8 @@ case "snapshot":
 case "latency":
     print(try await detectionLatency(workDB: option("--work-db", "lv_work"), vaultDB: option("--vault-db", "lv_vault"),
                                      blockingTrials: Int(option("--blocking", "50"))!, deadlockTrials: Int(option("--deadlocks", "50"))!))
+case "worstcase":
+    try await worstCaseLoad(db: option("--db", "lv_work"), backends: Int(option("--backends", "200"))!, waiters: Int(option("--waiters", "10"))!)
 case "dashboards":
     print(try dashboardQueries(vaultDB: option("--vault-db", "lv_history"), rounds: Int(option("--rounds", "101"))!))
 default:
