@@ -63,6 +63,12 @@ d0=$(ticks "$daemon_pid"); b0=$(lv_backend_ticks); w0=$(date +%s.%N); c0=$(cycle
 sleep "$CPU_S"
 d1=$(ticks "$daemon_pid"); b1=$(lv_backend_ticks); w1=$(date +%s.%N); c1=$(cycles)
 wc_cycle_ms=$(grep '"msg":"cycle"' "$work/daemon.log" | tail -n +6 | sed -n 's/.*"cycle_ms":"\([0-9.]*\)".*/\1/p' | sort -n | awk '{ v[NR] = $1 } END { printf "%.1f ms median, %.1f ms p99", v[int((NR + 1) / 2)], v[int(NR * 0.99 + 0.5)] }')
+# LOCKVAULT_BENCH_PERF=FILE: after the window (so it doesn't count), profile the daemon for 20 s
+# with perf and write the flat report to FILE.
+if [[ -n ${LOCKVAULT_BENCH_PERF:-} ]] && command -v perf >/dev/null; then
+    perf record -q -F 999 -g -o "$work/perf.data" -p "$daemon_pid" -- sleep 20 >/dev/null 2>&1 || true
+    perf report -q -i "$work/perf.data" --no-children --percent-limit 0.5 --stdio -g none >"$LOCKVAULT_BENCH_PERF" 2>/dev/null || true
+fi
 stop_daemon
 exec {worst_fd}>&-
 wait "$worst_pid" || true
