@@ -70,19 +70,21 @@ public struct SamplerMemory: Sendable {
             blockerLocks = Dictionary(blockers.map { ($0, byPid[$0] ?? []) }, uniquingKeysWith: { a, _ in a })
             return result
         }
-        let present = Set(locks.map { $0.pid ?? 0 })
+        // Present already (e.g. a long transaction's granted locks, carried by the reader): not repeated.
+        let waitingPresent = Set(locks.filter { !$0.granted }.map { $0.pid ?? 0 })
+        let grantedPresent = Set(locks.filter(\.granted).map { $0.pid ?? 0 })
         var keptWaits: [Int32: (key: WaitKey, locks: [LockRecord])] = [:]
         for w in waiters {
             guard let known = waits[w.pid] else { continue }
             keptWaits[w.pid] = known
-            if !present.contains(w.pid) { result += known.locks }
+            if !waitingPresent.contains(w.pid) { result += known.locks }
         }
         var keptBlockers: [Int32: [LockRecord]] = [:]
         for b in blockers.sorted() {
             guard let known = blockerLocks[b] else { continue }
             keptBlockers[b] = known
-            guard !present.contains(b) else { continue }
-            result += keptWaits[b] != nil ? known.filter(\.granted) : known   // a blocker that waits itself: its waiting lock came above
+            // A blocker's waiting locks, if it waits itself, came with the waiters above.
+            if !grantedPresent.contains(b) { result += known.filter(\.granted) }
         }
         waits = keptWaits
         blockerLocks = keptBlockers
