@@ -114,7 +114,7 @@ let package = Package(
         // Benchmarks (bench/run.sh): not part of the tests.
         .executableTarget(
             name: "lockvault-bench",
-            dependencies: ["PostgresClient", "LockvaultEngine"],
+            dependencies: ["PostgresClient", "LockvaultCore", "LockvaultEngine", .product(name: "Logging", package: "swift-log")],
             path: "bench/Sources/lockvault-bench",
             swiftSettings: swiftSettings
         ),

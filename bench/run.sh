@@ -4,7 +4,8 @@
 #   bench/run.sh           full run (all six parts of issue 7; under 20 minutes)
 #   bench/run.sh --smoke   ~1 minute, tiny scales and windows (checks the harness; writes a temp file)
 #
-# Starts its own private cluster (.pgdata-bench, port 54340 or $LOCKVAULT_BENCH_PORT, max_connections 700) and stops it
+# Starts its own private cluster (.pgdata-bench, port 54340, max_connections 700; override with
+# LOCKVAULT_BENCH_PGDATA and LOCKVAULT_BENCH_PORT) and stops it
 # at the end; builds and runs the real daemon (`lockvault run`) against it. Numbers on a shared
 # 2-core machine are noisy: compare the ratios measured in the same run, not absolute times.
 #
@@ -13,11 +14,10 @@
 # blocker, blockers coming and going), 4 detection latency (lockvault-bench latency, which is
 # also the "coming and going" window of part 3), 5 dashboard queries over 30 days of synthetic
 # history (bench/history.sql + lockvault-bench dashboards), 6 daemon footprint (over the
-# windows of part 3).
+# windows of part 3), 7 a fleet of 200 clusters writing into one vault (bench/fleet.sh).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-# LOCKVAULT_BENCH_PORT: another port for the bench's private cluster (several worktrees on one machine).
-export LOCKVAULT_PGDATA=$(pwd)/.pgdata-bench LOCKVAULT_PGPORT=${LOCKVAULT_BENCH_PORT:-54340} LOCKVAULT_PG_MAX_CONNECTIONS=700
+export LOCKVAULT_PGDATA=${LOCKVAULT_BENCH_PGDATA:-$(pwd)/.pgdata-bench} LOCKVAULT_PGPORT=${LOCKVAULT_BENCH_PORT:-54340} LOCKVAULT_PG_MAX_CONNECTIONS=700
 mode=${1:-}
 started=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 t_begin=$(date +%s)
@@ -277,6 +277,8 @@ echo "==> 5. dashboard queries over ${HISTORY_DAYS} days of synthetic history"
 q -c "CREATE DATABASE lv_history"
 "${lockvault[@]}" migrate --dsn dbname=lv_history >/dev/null
 t_hist=$(date +%s)
+# The history's days get their partitions first, as the daemon would have created them.
+q -d lv_history -c "SELECT count(*) FROM lock_monitoring.create_history_partitions(current_date - $HISTORY_DAYS - 1, current_date + 8)" >/dev/null
 # shellcheck disable=SC2086
 q -d lv_history -v days="$HISTORY_DAYS" -v analysis_buckets="$analysis_buckets" $per_day_args -f bench/history.sql >"$work/history.out"
 t_hist=$(( $(date +%s) - t_hist ))
@@ -285,6 +287,10 @@ history_bytes=$(q -d lv_history -c "SELECT pg_size_pretty(sum(pg_total_relation_
 dashboards_md=$("$bench" dashboards --vault-db lv_history --rounds "$DASH_ROUNDS")
 
 mark "history and dashboards"
+# ---------------------------------------------------------------------------------------------
+echo "==> 7. fleet: many clusters, one vault"
+fleet_md=$(bench/fleet.sh "$bench" "$lv" ${mode:+$mode})
+mark "fleet"
 t_total=$(( $(date +%s) - t_begin ))
 
 # ---------------------------------------------------------------------------------------------
@@ -448,6 +454,8 @@ out=docs/benchmarks.md
     echo "| daemon CPU (utime+stime), % of one core | $fp_cpu % |"
     echo "| lockvault's server sessions' CPU, % of one core | $fp_be_cpu % |"
     echo "| cycle time (daemon's own measure) | $cycle_ms |"
+    echo
+    echo "$fleet_md"
 } >"$out"
 echo "==> wrote $out ($(( t_total / 60 )) min $(( t_total % 60 )) s)"
 [[ $mode == --smoke ]] && cat "$out"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the Debian package: dist/lockvault_<version>_amd64.deb.
 #
-#   scripts/package-deb.sh                    version from Sources/lockvault/Lockvault.swift
+#   scripts/package-deb.sh                    version from Sources/LockvaultEngine/LockvaultVersion.swift
 #   scripts/package-deb.sh --version 0.1.1    another package version (an upgrade test's rebuild)
 #   scripts/package-deb.sh --skip-lintian     (a rebuild whose contents were just linted)
 #
@@ -26,7 +26,7 @@ while (($#)); do
         *) echo "package-deb: unknown argument '$1' (see --help)" >&2; exit 64 ;;
     esac
 done
-source_version=$(sed -n 's/.*static let version = "\([^"]*\)".*/\1/p' Sources/lockvault/Lockvault.swift)
+source_version=$(lockvault_source_version)
 version=${version:-$source_version}
 [[ $version =~ ^[0-9][A-Za-z0-9.+~]*$ ]] || { echo "package-deb: '$version' is not a Debian version" >&2; exit 64; }
 

@@ -26,7 +26,7 @@ find_bin() {
         [[ -n $dir && -x $dir/$name ]] && { echo "$dir/$name"; return 0; }
     done
     command -v "$name" 2>/dev/null && return 0
-    echo "pg-cluster: '$name' not found. Install PostgreSQL 15 server binaries (Debian: apt-get install postgresql) or set LOCKVAULT_PGBIN." >&2
+    echo "pg-cluster: '$name' not found. Install PostgreSQL 15 server binaries (Debian: apt-get install postgresql) or set LOCKVAULT_PGBIN (PostgreSQL 18: scripts/test.sh --pg 18)." >&2
     return 1
 }
 
@@ -54,6 +54,16 @@ esac
 INITDB=$(find_bin initdb)
 PG_CTL=$(find_bin pg_ctl)
 PG_ISREADY=$(find_bin pg_isready)
+
+# A data directory belongs to one major version: say so instead of a failed start (stopping
+# only signals the postmaster, which any version's pg_ctl does).
+if [[ -f $DATA/PG_VERSION && $cmd == start ]]; then
+    binary_major=$("$(dirname "$PG_CTL")/postgres" -V | sed -n 's/.* \([0-9][0-9]*\)\..*/\1/p')
+    if [[ -n $binary_major && $(cat "$DATA/PG_VERSION") != "$binary_major" ]]; then
+        echo "pg-cluster: $DATA is a PostgreSQL $(cat "$DATA/PG_VERSION") cluster but the binaries ($(dirname "$PG_CTL")) are $binary_major: use another LOCKVAULT_PGDATA, or scripts/pg-cluster.sh destroy" >&2
+        exit 1
+    fi
+fi
 
 case $cmd in
     start)

@@ -37,7 +37,8 @@ checks=0
 pass() { checks=$((checks + 1)); echo "    ok: $*"; }
 
 # --- packages -----------------------------------------------------------------------------
-base_version=$(sed -n 's/.*static let version = "\([^"]*\)".*/\1/p' Sources/lockvault/Lockvault.swift)
+base_version=$(lockvault_source_version)
+[[ -n $base_version ]] || { echo "test-systemd: no version in Sources/LockvaultEngine/LockvaultVersion.swift" >&2; exit 1; }
 v1=$base_version
 v2=$base_version+ci1
 log "building packages $v1 and $v2 (scripts/package-deb.sh)"

@@ -1,25 +1,14 @@
--- lockvault vault, migration 001: schema, roles, and the hash-key rule.
+-- lockvault vault, migration 001: schema and the hash-key rule.
 --
--- Runs as a non-superuser owner with CREATE on the database. Creating the three roles needs
--- CREATEROLE; when they already exist (roles are cluster-wide), nothing more is needed.
+-- Runs as a non-superuser owner with CREATE on the database. The vault's roles
+-- (lock_monitoring_role, lock_admin_role, lock_writer_role) are not created here: they are
+-- cluster-wide, and `lockvault migrate` makes sure of them in a step of their own before any
+-- migration runs (LockvaultCore.VaultRoles), so an owner without CREATEROLE can migrate once
+-- they exist.
 
 CREATE SCHEMA IF NOT EXISTS lock_monitoring;
 COMMENT ON SCHEMA lock_monitoring IS
     'lockvault: lock and blocking history of monitored PostgreSQL clusters, as a Data Vault 2.0 model. Read the *_dashboard views.';
-
-DO $roles$
-BEGIN
-    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'lock_monitoring_role') THEN
-        CREATE ROLE lock_monitoring_role NOLOGIN;
-    END IF;
-    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'lock_admin_role') THEN
-        CREATE ROLE lock_admin_role NOLOGIN;
-    END IF;
-    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'lock_writer_role') THEN
-        CREATE ROLE lock_writer_role NOLOGIN;
-    END IF;
-END
-$roles$;
 
 -- Hash keys and hash diffs: SHA-256 over the parts, each NULL written as the two characters
 -- \N, otherwise with "\" escaped as "\\" and ";" as "\;", joined by ";". No case folding or

@@ -1,10 +1,11 @@
--- Migration 011: privileges. lock_monitoring_role reads; lock_admin_role reads and may resolve
--- (the right to signal sessions itself comes from pg_signal_backend, granted by a superuser:
--- see docs); lock_writer_role is the daemon's.
+-- Migration 011: privileges. lock_monitoring_role reads; lock_admin_role reads (as a member of
+-- lock_monitoring_role: a role grant, made by migrate's roles step, not here, since the owner may
+-- not be allowed to grant roles) and may resolve (the right to signal sessions itself comes from
+-- pg_signal_backend, granted by a superuser: see docs); lock_writer_role is the daemon's. Only
+-- privileges on the schema's own objects, which its owner may always grant.
 
 GRANT USAGE ON SCHEMA lock_monitoring TO lock_monitoring_role, lock_admin_role, lock_writer_role;
 GRANT SELECT ON ALL TABLES IN SCHEMA lock_monitoring TO lock_monitoring_role, lock_writer_role;
-GRANT lock_monitoring_role TO lock_admin_role;
 GRANT INSERT ON ALL TABLES IN SCHEMA lock_monitoring TO lock_writer_role;
 GRANT UPDATE (load_end_date) ON lock_monitoring.lock_activity_s, lock_monitoring.blocking_session_s, lock_monitoring.deadlock_event_s,
     lock_monitoring.deadlock_involvement_s, lock_monitoring.lock_wait_analysis_s, lock_monitoring.monitor_cycle_s,

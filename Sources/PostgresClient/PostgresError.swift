@@ -79,4 +79,5 @@ public enum SQLState {
     public static let invalidAuthorization = "28000"
     public static let invalidCatalogName = "3D000"
     public static let uniqueViolation = "23505"
+    public static let duplicateObject = "42710"
 }

@@ -22,7 +22,9 @@ enum LockvaultExit {
     static let software: Int32 = 70
     /// PostgreSQL older than 13.
     static let unsupportedServer: Int32 = 76
-    /// Authentication failed, or a privilege is missing (pg_monitor, the vault roles).
+    /// Authentication failed, or a privilege is missing (pg_monitor, the vault roles); `migrate`:
+    /// a vault role is missing and the migrating role may not create it (nothing was changed;
+    /// the statements to run are on standard output).
     static let noPermission: Int32 = 77
     /// Invalid configuration (a malformed DSN in the config file included).
     static let config: Int32 = 78
@@ -48,6 +50,10 @@ enum LockvaultExit {
 
     /// `lockvault migrate`.
     static func code(for error: MigrationError) -> Int32 {
-        error.code == .migrationFailed ? failure : dataError
+        switch error.code {
+        case .migrationFailed: failure
+        case .rolesNotPermitted: noPermission
+        default: dataError
+        }
     }
 }

@@ -1,9 +1,10 @@
 import ArgumentParser
+import LockvaultEngine
 
 /// The `lockvault` command line: the daemon and the verbs a DBA runs by hand.
 @main
 struct Lockvault: AsyncParsableCommand {
-    static let version = "0.1.0"
+    static let version = LockvaultVersion.current
 
     static let configuration = CommandConfiguration(
         commandName: "lockvault",

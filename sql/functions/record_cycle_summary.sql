@@ -26,10 +26,10 @@ BEGIN
     UPDATE monitor_cycle_s SET load_end_date = p_at WHERE cluster_hk = v_cluster AND load_end_date IS NULL AND load_date < p_at;
     INSERT INTO monitor_cycle_s (cluster_hk, load_date, hash_diff, record_source, cluster_name, last_cycle_at, cycle_ms, backends,
                                  waiting_sessions, blockers, critical_blockers, locks_captured, locks_in_use, lock_table_capacity,
-                                 server_version_num)
+                                 server_version_num, daemon_version, buffered_cycles, spooled_cycles)
     VALUES (v_cluster, p_at, v_sum.hash_diff, p_src, v_sum.cluster_name, p_at, v_sum.cycle_ms, v_sum.backends,
             v_sum.waiting_sessions, v_sum.blockers, v_sum.critical_blockers, v_sum.locks_captured, v_sum.locks_in_use, v_sum.lock_table_capacity,
-            v_sum.server_version_num)
+            v_sum.server_version_num, v_sum.daemon_version, v_sum.buffered_cycles, v_sum.spooled_cycles)
     ON CONFLICT DO NOTHING;
     GET DIAGNOSTICS v_n = ROW_COUNT;
     RETURN v_n;

@@ -10,7 +10,9 @@ SELECT s.detected_at,
        s.participant_pids,
        s.victim_pid,
        array_to_string(s.sources, ',') AS sources,
-       left(regexp_replace(s.details, '\s+', ' ', 'g'), 100) AS details,
+       -- Line breaks as spaces, no regexp: this view is read whole over months of deadlocks,
+       -- and a regexp per row was most of its cost (docs/benchmarks.md, part 5).
+       translate(left(s.details, 100), E'\n\r\t', '   ') AS details,
        h.system_identifier,
        h.event_key
 FROM lock_monitoring.deadlock_event_s s
@@ -19,6 +21,7 @@ WHERE s.load_end_date IS NULL
 ORDER BY s.detected_at DESC;
 COMMENT ON VIEW lock_monitoring.deadlock_events_dashboard IS 'Deadlocks, newest first; one row per deadlock however many sources saw it.';
 COMMENT ON COLUMN lock_monitoring.deadlock_events_dashboard.sources IS 'counter / graph / server_log: who saw it.';
+COMMENT ON COLUMN lock_monitoring.deadlock_events_dashboard.details IS 'What each participant waited for (first 100 characters, line breaks shown as spaces; full text in deadlock_event_s.details).';
 COMMENT ON COLUMN lock_monitoring.deadlock_events_dashboard.victim_pid IS 'Session PostgreSQL cancelled to break it, when the server log was read.';
 
 -- Read-only: SELECT for readers (lock_admin_role through lock_monitoring_role) and the daemon.

@@ -74,6 +74,8 @@ public actor DaemonEngine: SamplingEngine {
     private var critical: Set<Participant> = []
     private var lastAnalyze = Date()
     private var lastCleanup = Date()
+    /// When the history partitions were last ensured (nil: not yet — the first cycle does it).
+    private var lastPartitions: Date?
     private var wasDegraded = false
     private var alerts: AlertTracker
     private var unwrittenAlerts: [(Alert, systemIdentifier: String)] = []
@@ -201,6 +203,23 @@ public actor DaemonEngine: SamplingEngine {
 
     private func scheduledWork() async {
         let now = Date()
+        if PartitionSchedule.isDue(lastRun: lastPartitions, now: now) {
+            lastPartitions = now
+            do {
+                let created = try await monitor.withVault { conn in
+                    try conn.query("SELECT partition_name, rows_moved FROM lock_monitoring.ensure_history_partitions($1)", [PartitionSchedule.daysAhead])
+                        .map { (try $0.decode("partition_name", as: String.self), try $0.decode("rows_moved", as: Int64.self)) }
+                }
+                if !created.isEmpty {
+                    logger.info("ensure_history_partitions", metadata: [
+                        "created": "\(created.count)", "rows_moved_from_default": "\(created.reduce(0) { $0 + $1.1 })", "days_ahead": "\(PartitionSchedule.daysAhead)",
+                    ])
+                }
+            } catch {
+                // Writes still land (in the default partition); the next hour tries again.
+                logger.warning("ensure_history_partitions failed", metadata: ["error": "\(error)"])
+            }
+        }
         if config.analyzeIntervalSeconds > 0, now.timeIntervalSince(lastAnalyze) >= config.analyzeIntervalSeconds {
             let from = lastAnalyze
             lastAnalyze = now

@@ -4,28 +4,17 @@ extension Migration {
     /// The numbered migrations in sql/ (tables, columns, indexes), in order.
     static let embeddedVersioned: [Migration] = [
         Migration(name: "001_schema_and_hashing.sql", sql: ####"""
--- lockvault vault, migration 001: schema, roles, and the hash-key rule.
+-- lockvault vault, migration 001: schema and the hash-key rule.
 --
--- Runs as a non-superuser owner with CREATE on the database. Creating the three roles needs
--- CREATEROLE; when they already exist (roles are cluster-wide), nothing more is needed.
+-- Runs as a non-superuser owner with CREATE on the database. The vault's roles
+-- (lock_monitoring_role, lock_admin_role, lock_writer_role) are not created here: they are
+-- cluster-wide, and `lockvault migrate` makes sure of them in a step of their own before any
+-- migration runs (LockvaultCore.VaultRoles), so an owner without CREATEROLE can migrate once
+-- they exist.
 
 CREATE SCHEMA IF NOT EXISTS lock_monitoring;
 COMMENT ON SCHEMA lock_monitoring IS
     'lockvault: lock and blocking history of monitored PostgreSQL clusters, as a Data Vault 2.0 model. Read the *_dashboard views.';
-
-DO $roles$
-BEGIN
-    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'lock_monitoring_role') THEN
-        CREATE ROLE lock_monitoring_role NOLOGIN;
-    END IF;
-    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'lock_admin_role') THEN
-        CREATE ROLE lock_admin_role NOLOGIN;
-    END IF;
-    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'lock_writer_role') THEN
-        CREATE ROLE lock_writer_role NOLOGIN;
-    END IF;
-END
-$roles$;
 
 -- Hash keys and hash diffs: SHA-256 over the parts, each NULL written as the two characters
 -- \N, otherwise with "\" escaped as "\\" and ";" as "\;", joined by ";". No case folding or
@@ -432,13 +421,14 @@ CREATE INDEX IF NOT EXISTS resolve_decision_s_latest ON lock_monitoring.resolve_
 CREATE INDEX IF NOT EXISTS monitor_cycle_s_current ON lock_monitoring.monitor_cycle_s (cluster_hk) WHERE load_end_date IS NULL;
 """####),
         Migration(name: "011_grants.sql", sql: ####"""
--- Migration 011: privileges. lock_monitoring_role reads; lock_admin_role reads and may resolve
--- (the right to signal sessions itself comes from pg_signal_backend, granted by a superuser:
--- see docs); lock_writer_role is the daemon's.
+-- Migration 011: privileges. lock_monitoring_role reads; lock_admin_role reads (as a member of
+-- lock_monitoring_role: a role grant, made by migrate's roles step, not here, since the owner may
+-- not be allowed to grant roles) and may resolve (the right to signal sessions itself comes from
+-- pg_signal_backend, granted by a superuser: see docs); lock_writer_role is the daemon's. Only
+-- privileges on the schema's own objects, which its owner may always grant.
 
 GRANT USAGE ON SCHEMA lock_monitoring TO lock_monitoring_role, lock_admin_role, lock_writer_role;
 GRANT SELECT ON ALL TABLES IN SCHEMA lock_monitoring TO lock_monitoring_role, lock_writer_role;
-GRANT lock_monitoring_role TO lock_admin_role;
 GRANT INSERT ON ALL TABLES IN SCHEMA lock_monitoring TO lock_writer_role;
 GRANT UPDATE (load_end_date) ON lock_monitoring.lock_activity_s, lock_monitoring.blocking_session_s, lock_monitoring.deadlock_event_s,
     lock_monitoring.deadlock_involvement_s, lock_monitoring.lock_wait_analysis_s, lock_monitoring.monitor_cycle_s,
@@ -529,6 +519,201 @@ COMMENT ON COLUMN lock_monitoring.blocking_session_s.auto_kill_eligible IS
 COMMENT ON COLUMN lock_monitoring.blocking_session_s.auto_kill_reason IS
     'Why it is or is not eligible (e.g. "excluded role (etl)", "below resolve.min_severity (CRITICAL)"); NULL for rows written before lockvault recorded it.';
 GRANT UPDATE (auto_kill_reason) ON lock_monitoring.blocking_session_s TO lock_writer_role;
+"""####),
+        Migration(name: "014_dashboard_indexes.sql", sql: ####"""
+-- Migration 014: the history dashboards page from an index instead of sorting everything.
+--
+-- lock_wait_analysis_dashboard is ordered by period, newest first: with this index its first
+-- page (and a 24-hour window) reads the newest periods only, however long the history.
+-- deadlock_events_dashboard already has deadlock_event_s_current_detected (migration 010).
+CREATE INDEX IF NOT EXISTS lock_wait_analysis_h_period ON lock_monitoring.lock_wait_analysis_h (period_start DESC);
+COMMENT ON INDEX lock_monitoring.lock_wait_analysis_h_period IS
+    'lock_wait_analysis_dashboard: newest periods first (its first page and time windows read only those).';
+"""####),
+        Migration(name: "015_fewer_indexes.sql", sql: ####"""
+-- Migration 015: fewer index entries per row the daemon writes (issue 16: bytes and WAL per
+-- blocking episode). Every satellite row is inserted and later end-dated, and an end-dating
+-- UPDATE writes a new entry into every index of its table; these four served no per-cycle
+-- read:
+-- - lock_activity_s_closed, blocking_session_s_closed: closed rows by age, for retention
+--   (cleanup_old_data), which runs once a day and now reads the table instead;
+-- - blocking_session_s_current_severity: no query orders by it (blocking_sessions_dashboard
+--   sorts its few current rows in memory);
+-- - lock_activity_h_cluster: record_locks finds a cluster's current locks through
+--   lock_activity_s_current and the hub's primary key.
+DROP INDEX IF EXISTS lock_monitoring.lock_activity_s_closed;
+DROP INDEX IF EXISTS lock_monitoring.blocking_session_s_closed;
+DROP INDEX IF EXISTS lock_monitoring.blocking_session_s_current_severity;
+DROP INDEX IF EXISTS lock_monitoring.lock_activity_h_cluster;
+"""####),
+        Migration(name: "020_partitioned_history.sql", sql: ####"""
+-- Migration 020: the satellites that grow with every change are partitioned by load time
+-- (declarative RANGE partitioning on load_date, one partition per UTC day, plus a DEFAULT
+-- partition that takes any write for a time no partition covers yet), so retention drops
+-- whole days instead of DELETEing rows (sql/functions/cleanup_old_data.sql), and partitions
+-- are created ahead by the daemon (sql/functions/history_partitions.sql).
+--
+-- Hubs and links stay unpartitioned: their hash key is their identity (a primary key without
+-- load_date) and satellites reference them. The alert trail stays too (alert_delivery_s
+-- references alert_event_s by a key without load_date).
+--
+-- Existing vaults are converted in place, table by table, by a helper that knows nothing of
+-- the tables' column types (other migrations may change them): a partitioned twin LIKE the
+-- table, every row copied (counted, and the migration fails if one is missing), the table
+-- swapped for its twin under the same name, its constraints, indexes, comments and privileges
+-- recreated, the lockvault views on it dropped (the functions+views set, re-applied after
+-- every numbered migration, recreates them). Storage options (fillfactor …) a partitioned
+-- table can't hold are kept in history_partitioning and given to every partition.
+-- The copy holds the tables' locks for as long as it takes: a big vault should be migrated
+-- while its daemons are stopped (docs/operations.md).
+
+CREATE TABLE IF NOT EXISTS lock_monitoring.history_partitioning (
+    table_name        text PRIMARY KEY,
+    keep_when         text NOT NULL,
+    partition_options text[]
+);
+COMMENT ON TABLE lock_monitoring.history_partitioning IS
+    'lockvault: the history tables partitioned by load_date (one partition a UTC day + a default), and what retention keeps of a partition it drops.';
+COMMENT ON COLUMN lock_monitoring.history_partitioning.table_name IS 'A partitioned satellite of lock_monitoring.';
+COMMENT ON COLUMN lock_monitoring.history_partitioning.keep_when IS
+    'SQL condition on a row t of a partition older than the retention, $1 = the cutoff: rows for which it is not false are moved to the default partition before the partition is dropped (current rows, and rows still inside the retention).';
+COMMENT ON COLUMN lock_monitoring.history_partitioning.partition_options IS 'Storage parameters (reloptions, e.g. fillfactor=90) given to every partition of the table.';
+GRANT SELECT ON lock_monitoring.history_partitioning TO lock_monitoring_role, lock_writer_role;
+
+INSERT INTO lock_monitoring.history_partitioning (table_name, keep_when) VALUES
+    ('lock_activity_s',        't.load_end_date IS NULL OR t.load_end_date >= $1'),
+    ('blocking_session_s',     't.load_end_date IS NULL OR t.load_end_date >= $1'),
+    ('deadlock_event_s',       't.load_end_date IS NULL OR t.load_end_date >= $1'),
+    ('deadlock_involvement_s', 't.load_end_date IS NULL OR t.load_end_date >= $1'),
+    ('deadlock_counter_s',     't.load_end_date IS NULL OR t.load_end_date >= $1'),
+    ('monitor_cycle_s',        't.load_end_date IS NULL OR t.load_end_date >= $1'),
+    ('monitor_gap_s',          't.gap_end >= $1'),
+    ('resolve_decision_s',     't.load_date >= $1 OR EXISTS (SELECT 1 FROM lock_monitoring.blocking_session_s b WHERE b.blocking_session_hk = t.blocking_session_hk AND b.load_end_date IS NULL)')
+ON CONFLICT (table_name) DO NOTHING;
+
+-- The conversion helper: lives only for this migration's session.
+CREATE FUNCTION pg_temp.lv_partition_by_load_date(p_table text, p_days_ahead integer)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, lock_monitoring
+AS $fn$
+DECLARE
+    v_old     oid := format('lock_monitoring.%I', p_table)::regclass::oid;
+    v_twin    text := p_table || '__partitioned';
+    v_cols    text;
+    v_opts    text[];
+    v_with    text := '';
+    v_rows    bigint;
+    v_copied  bigint;
+    v_day     date;
+    v_stmts   text[] := '{}';
+    v_comment text;
+    v_s       text;
+    v_view    record;
+BEGIN
+    IF (SELECT relkind FROM pg_class WHERE oid = v_old) = 'p' THEN
+        RETURN NULL;   -- already partitioned
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_constraint WHERE confrelid = v_old AND contype = 'f') THEN
+        RAISE EXCEPTION 'lock_monitoring.%: another table has a foreign key to it; it can''t be partitioned', p_table;
+    END IF;
+    SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) INTO v_cols
+    FROM pg_attribute WHERE attrelid = v_old AND attnum > 0 AND NOT attisdropped AND attgenerated = '';
+    SELECT reloptions INTO v_opts FROM pg_class WHERE oid = v_old;
+    IF v_opts IS NOT NULL THEN
+        v_with := ' WITH (' || array_to_string(v_opts, ', ') || ')';
+    END IF;
+    UPDATE history_partitioning SET partition_options = v_opts WHERE table_name = p_table;
+
+    -- What to recreate on the twin, spelled while the old table still has the name.
+    SELECT array_agg(format('ALTER TABLE lock_monitoring.%I ADD CONSTRAINT %I %s', p_table, conname, pg_get_constraintdef(oid))
+                     ORDER BY contype = 'f', conname) INTO v_stmts
+    FROM pg_constraint WHERE conrelid = v_old AND contype IN ('p', 'u', 'f', 'x');
+    v_stmts := coalesce(v_stmts, '{}') || coalesce((
+        SELECT array_agg(pg_get_indexdef(i.indexrelid) ORDER BY c.relname)
+        FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+        WHERE i.indrelid = v_old AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid AND k.conrelid = v_old)), '{}');
+    v_stmts := v_stmts || coalesce((
+        SELECT array_agg(format('COMMENT ON INDEX lock_monitoring.%I IS %L', c.relname, d.description))
+        FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_description d ON d.objoid = c.oid AND d.classoid = 'pg_class'::regclass
+        WHERE i.indrelid = v_old), '{}');
+    v_stmts := v_stmts || coalesce((
+        SELECT array_agg(format('GRANT %s ON lock_monitoring.%I TO %s', a.privilege_type, p_table,
+                                CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END))
+        FROM pg_class c CROSS JOIN LATERAL aclexplode(c.relacl) a
+        WHERE c.oid = v_old AND a.grantee <> c.relowner), '{}');
+    v_stmts := v_stmts || coalesce((
+        SELECT array_agg(format('GRANT %s (%I) ON lock_monitoring.%I TO %s', a.privilege_type, att.attname, p_table,
+                                CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END))
+        FROM pg_attribute att CROSS JOIN LATERAL aclexplode(att.attacl) a
+        WHERE att.attrelid = v_old AND att.attacl IS NOT NULL), '{}');
+    v_comment := obj_description(v_old, 'pg_class');
+
+    -- The twin: same columns, defaults, generated columns, CHECKs, column comments.
+    EXECUTE format('CREATE TABLE lock_monitoring.%I (LIKE lock_monitoring.%I INCLUDING DEFAULTS INCLUDING GENERATED INCLUDING CONSTRAINTS '
+                   'INCLUDING COMMENTS INCLUDING STORAGE INCLUDING COMPRESSION) PARTITION BY RANGE (load_date)', v_twin, p_table);
+    EXECUTE format('CREATE TABLE lock_monitoring.%I PARTITION OF lock_monitoring.%I DEFAULT%s', p_table || '_default', v_twin, v_with);
+    -- A partition for every UTC day that has rows, and for yesterday up to p_days_ahead days ahead.
+    FOR v_day IN EXECUTE format(
+        'SELECT DISTINCT (load_date AT TIME ZONE ''UTC'')::date FROM lock_monitoring.%I '
+        'UNION SELECT generate_series((now() AT TIME ZONE ''UTC'')::date - 1, (now() AT TIME ZONE ''UTC'')::date + $1, interval ''1 day'')::date '
+        'ORDER BY 1', p_table) USING p_days_ahead
+    LOOP
+        EXECUTE format('CREATE TABLE lock_monitoring.%I PARTITION OF lock_monitoring.%I FOR VALUES FROM (%L) TO (%L)%s',
+                       p_table || '_p' || to_char(v_day, 'YYYYMMDD'), v_twin,
+                       (v_day::timestamp AT TIME ZONE 'UTC'), ((v_day + 1)::timestamp AT TIME ZONE 'UTC'), v_with);
+    END LOOP;
+
+    EXECUTE format('SELECT count(*) FROM lock_monitoring.%I', p_table) INTO v_rows;
+    EXECUTE format('INSERT INTO lock_monitoring.%I (%s) SELECT %s FROM lock_monitoring.%I', v_twin, v_cols, v_cols, p_table);
+    GET DIAGNOSTICS v_copied = ROW_COUNT;
+    IF v_copied <> v_rows THEN
+        RAISE EXCEPTION 'lock_monitoring.%: copied % of % rows into the partitioned table', p_table, v_copied, v_rows;
+    END IF;
+
+    -- lockvault's views on it go (the repeatable set recreates them); anyone else's view on it
+    -- makes DROP TABLE fail, by name, and the migration roll back.
+    FOR v_view IN
+        WITH RECURSIVE dep(oid, depth) AS (
+            SELECT DISTINCT r.ev_class, 1 FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid
+            WHERE d.classid = 'pg_rewrite'::regclass AND d.refobjid = v_old AND r.ev_class <> v_old
+            UNION
+            SELECT r.ev_class, dep.depth + 1 FROM dep JOIN pg_depend d ON d.refobjid = dep.oid AND d.classid = 'pg_rewrite'::regclass
+            JOIN pg_rewrite r ON r.oid = d.objid WHERE r.ev_class <> dep.oid)
+        SELECT c.oid::regclass AS v, max(depth) AS depth FROM dep JOIN pg_class c ON c.oid = dep.oid
+        WHERE c.relnamespace = 'lock_monitoring'::regnamespace AND c.relkind IN ('v', 'm')
+        GROUP BY c.oid ORDER BY max(depth) DESC
+    LOOP
+        EXECUTE format('DROP VIEW IF EXISTS %s', v_view.v);
+    END LOOP;
+    EXECUTE format('DROP TABLE lock_monitoring.%I', p_table);
+    EXECUTE format('ALTER TABLE lock_monitoring.%I RENAME TO %I', v_twin, p_table);
+    FOREACH v_s IN ARRAY v_stmts LOOP
+        EXECUTE v_s;
+    END LOOP;
+    IF v_comment IS NOT NULL THEN
+        EXECUTE format('COMMENT ON TABLE lock_monitoring.%I IS %L', p_table, v_comment);
+    END IF;
+    RETURN v_copied;
+END
+$fn$;
+
+SELECT pg_temp.lv_partition_by_load_date(table_name, 7) FROM lock_monitoring.history_partitioning ORDER BY table_name;
+
+DROP FUNCTION pg_temp.lv_partition_by_load_date(text, integer);
+"""####),
+        Migration(name: "021_fleet_cycle_summary.sql", sql: ####"""
+-- Migration 021: what fleet_dashboard shows of each daemon (sql/views/fleet_dashboard.sql):
+-- its version and its vault buffer, carried by its cycle summary. Rows written before this
+-- migration have NULL.
+
+ALTER TABLE lock_monitoring.monitor_cycle_s ADD COLUMN IF NOT EXISTS daemon_version text;
+ALTER TABLE lock_monitoring.monitor_cycle_s ADD COLUMN IF NOT EXISTS buffered_cycles integer;
+ALTER TABLE lock_monitoring.monitor_cycle_s ADD COLUMN IF NOT EXISTS spooled_cycles integer;
+COMMENT ON COLUMN lock_monitoring.monitor_cycle_s.daemon_version IS 'Version of the lockvault that wrote the row (lockvault --version); NULL for rows written before lockvault recorded it.';
+COMMENT ON COLUMN lock_monitoring.monitor_cycle_s.buffered_cycles IS
+    'Cycle records the daemon held in memory for the vault when it built this one (0 = nothing waiting; > 0 = it was catching up after the vault was away).';
+COMMENT ON COLUMN lock_monitoring.monitor_cycle_s.spooled_cycles IS 'Of those, how many its spool (vault.spool_directory) held on disk.';
 """####),
     ]
 
@@ -634,42 +819,82 @@ COMMENT ON FUNCTION lock_monitoring.analyze_lock_waits(timestamptz, timestamptz)
 GRANT EXECUTE ON FUNCTION lock_monitoring.analyze_lock_waits(timestamptz, timestamptz) TO lock_writer_role;
 """####),
         Migration.File(path: "functions/cleanup_old_data.sql", sql: ####"""
--- Retention: deletes history and alerts older than the retention — closed satellite rows
+-- Retention: removes history and alerts older than the retention — closed satellite rows
 -- (load_end_date older than the cutoff), event rows by age, then hubs and links nothing
--- references any more. Current rows are never deleted, whatever their age. The daemon runs it
--- (retention.days); DBAs may too.
+-- references any more. Current rows are never removed, whatever their age, and neither are
+-- the hubs they point to. The daemon runs it (retention.days); DBAs may too.
+--
+-- The partitioned history tables (migration 020, history_partitioning) lose whole days: a
+-- daily partition that ends before the cutoff is detached and dropped, after the rows its
+-- keep_when rule keeps (current rows, rows closed after the cutoff) were moved to the default
+-- partition — no DELETE, no dead rows, no vacuum debt. A day is dropped once all of it is
+-- older than the cutoff, so rows may stay up to a day longer than retention_days. The default
+-- partition (those kept rows, writes no partition covered) is cleaned by DELETE; it stays
+-- small. Hubs, links and the alert trail are not partitioned and are DELETEd as before.
+-- SECURITY DEFINER: dropping a partition needs the tables' owner.
 
 -- Vaults migrated before the functions moved to sql/functions had the history part split off
 -- as cleanup_old_history (migration 012 renamed it to add the alert trail); it is one function
 -- again.
 DROP FUNCTION IF EXISTS lock_monitoring.cleanup_old_history(integer);
+-- Its result gained partitions_dropped (migration 020): a new result type needs a new function.
+DO $shape$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pg_proc WHERE oid = to_regprocedure('lock_monitoring.cleanup_old_data(integer)')
+               AND NOT 'partitions_dropped' = ANY (proargnames)) THEN
+        DROP FUNCTION lock_monitoring.cleanup_old_data(integer);
+    END IF;
+END
+$shape$;
 
 CREATE OR REPLACE FUNCTION lock_monitoring.cleanup_old_data(retention_days integer DEFAULT 30)
-RETURNS TABLE (table_name text, rows_deleted bigint)
+RETURNS TABLE (table_name text, rows_deleted bigint, partitions_dropped integer)
 LANGUAGE plpgsql
+SECURITY DEFINER
 SET search_path = pg_catalog, lock_monitoring
 AS $fn$
 DECLARE
     v_cutoff timestamptz;
     v_n bigint;
+    v_all bigint;
+    v_t record;
+    v_p record;
+    v_cols text;
 BEGIN
     IF retention_days IS NULL OR retention_days < 1 THEN
         RAISE EXCEPTION 'cleanup_old_data: retention_days must be at least 1, got %', retention_days USING ERRCODE = '22023';
     END IF;
     v_cutoff := now() - make_interval(days => retention_days);
+    -- Every daemon of a fleet may run this: one at a time (and never beside create_history_partitions).
+    PERFORM pg_advisory_xact_lock(hashtext('lock_monitoring history partitions'));
 
-    DELETE FROM lock_activity_s WHERE load_end_date < v_cutoff;           GET DIAGNOSTICS v_n = ROW_COUNT; table_name := 'lock_activity_s'; rows_deleted := v_n; RETURN NEXT;
-    DELETE FROM blocking_session_s WHERE load_end_date < v_cutoff;        GET DIAGNOSTICS v_n = ROW_COUNT; table_name := 'blocking_session_s'; rows_deleted := v_n; RETURN NEXT;
-    DELETE FROM deadlock_involvement_s WHERE load_end_date < v_cutoff;    GET DIAGNOSTICS v_n = ROW_COUNT; table_name := 'deadlock_involvement_s'; rows_deleted := v_n; RETURN NEXT;
-    DELETE FROM deadlock_event_s WHERE load_end_date < v_cutoff;          GET DIAGNOSTICS v_n = ROW_COUNT; table_name := 'deadlock_event_s'; rows_deleted := v_n; RETURN NEXT;
+    -- Partitioned history: whole days.
+    FOR v_t IN SELECT hp.table_name, hp.keep_when FROM history_partitioning hp ORDER BY hp.table_name LOOP
+        table_name := v_t.table_name; rows_deleted := 0; partitions_dropped := 0;
+        SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) INTO v_cols
+        FROM pg_attribute WHERE attrelid = format('lock_monitoring.%I', v_t.table_name)::regclass
+          AND attnum > 0 AND NOT attisdropped AND attgenerated = '';
+        FOR v_p IN SELECT p.partition_name FROM history_partitions(v_t.table_name) p
+                   WHERE NOT p.is_default AND p.range_end <= v_cutoff ORDER BY p.range_start LOOP
+            -- Detached first: from here on no writer can change its rows (they wait for this
+            -- transaction), so what is moved is what the partition holds.
+            EXECUTE format('ALTER TABLE lock_monitoring.%I DETACH PARTITION lock_monitoring.%I', v_t.table_name, v_p.partition_name);
+            EXECUTE format('SELECT count(*) FROM lock_monitoring.%I', v_p.partition_name) INTO v_all;
+            EXECUTE format('INSERT INTO lock_monitoring.%I (%s) SELECT %s FROM lock_monitoring.%I t WHERE (%s) IS NOT FALSE',
+                           v_t.table_name, v_cols, v_cols, v_p.partition_name, v_t.keep_when) USING v_cutoff;
+            GET DIAGNOSTICS v_n = ROW_COUNT;
+            EXECUTE format('DROP TABLE lock_monitoring.%I', v_p.partition_name);
+            rows_deleted := rows_deleted + v_all - v_n;
+            partitions_dropped := partitions_dropped + 1;
+        END LOOP;
+        EXECUTE format('DELETE FROM lock_monitoring.%I t WHERE t.load_date < $1 AND (%s) IS FALSE', v_t.table_name || '_default', v_t.keep_when)
+            USING v_cutoff;
+        GET DIAGNOSTICS v_n = ROW_COUNT;
+        rows_deleted := rows_deleted + v_n;
+        RETURN NEXT;
+    END LOOP;
+    partitions_dropped := 0;
     DELETE FROM lock_wait_analysis_s WHERE load_end_date < v_cutoff;      GET DIAGNOSTICS v_n = ROW_COUNT; table_name := 'lock_wait_analysis_s'; rows_deleted := v_n; RETURN NEXT;
-    DELETE FROM monitor_cycle_s WHERE load_end_date < v_cutoff;           GET DIAGNOSTICS v_n = ROW_COUNT; table_name := 'monitor_cycle_s'; rows_deleted := v_n; RETURN NEXT;
-    DELETE FROM deadlock_counter_s WHERE load_end_date < v_cutoff;        GET DIAGNOSTICS v_n = ROW_COUNT; table_name := 'deadlock_counter_s'; rows_deleted := v_n; RETURN NEXT;
-    -- Event satellites (never superseded): by age.
-    DELETE FROM monitor_gap_s WHERE gap_end < v_cutoff;                   GET DIAGNOSTICS v_n = ROW_COUNT; table_name := 'monitor_gap_s'; rows_deleted := v_n; RETURN NEXT;
-    DELETE FROM resolve_decision_s r WHERE r.load_date < v_cutoff
-        AND NOT EXISTS (SELECT 1 FROM blocking_session_s s WHERE s.blocking_session_hk = r.blocking_session_hk AND s.load_end_date IS NULL);
-    GET DIAGNOSTICS v_n = ROW_COUNT; table_name := 'resolve_decision_s'; rows_deleted := v_n; RETURN NEXT;
 
     -- Links, then hubs, that nothing references any more and that are themselves old.
     DELETE FROM lock_blocking_l l WHERE l.load_date < v_cutoff
@@ -707,8 +932,199 @@ BEGIN
 END
 $fn$;
 COMMENT ON FUNCTION lock_monitoring.cleanup_old_data(integer) IS
-    'Deletes closed history and alerts older than retention_days (never current rows; hubs/links only when unreferenced). Returns rows deleted per table.';
+    'Removes closed history and alerts older than retention_days (never current rows, nor the hubs they point to; hubs/links only when unreferenced): partitioned history by dropping whole days, the rest by DELETE. Returns rows removed and partitions dropped per table.';
+REVOKE ALL ON FUNCTION lock_monitoring.cleanup_old_data(integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION lock_monitoring.cleanup_old_data(integer) TO lock_writer_role;
+"""####),
+        Migration.File(path: "functions/fleet_status.sql", sql: ####"""
+-- The fleet at a glance: one row per monitored cluster in this vault (many lockvault@NAME
+-- instances may write into one vault). The one rule for "alive or stale" lives here: a
+-- cluster is stale when its last recorded cycle is stale_after_seconds old or older (the
+-- daemon writes a heartbeat at least every 60 s, so the default 90 s allows one missed
+-- heartbeat and some lag). fleet_dashboard is fleet_status() with the default; `lockvault
+-- status` prints fleet_status(--stale-after), as text or JSON.
+
+CREATE OR REPLACE FUNCTION lock_monitoring.fleet_status(stale_after_seconds double precision DEFAULT 90)
+RETURNS TABLE (cluster_name text, system_identifier text, state text, last_cycle_at timestamptz, lag_seconds double precision,
+               critical_blockers integer, high_blockers integer, medium_blockers integer, low_blockers integer,
+               waiting_sessions integer, longest_wait_seconds double precision, deadlocks_24h integer,
+               daemon_version text, buffered_cycles integer, spooled_cycles integer, vault_buffer text,
+               recorded_by text, cycle_ms double precision, locks_in_use integer, lock_table_capacity integer, last_gap_end timestamptz)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, lock_monitoring
+AS $fn$
+    WITH cur AS (
+        SELECT h.system_identifier AS sysid, c.*
+        FROM monitor_cycle_s c JOIN monitored_cluster_h h USING (cluster_hk)
+        WHERE c.load_end_date IS NULL
+    ),
+    blockers AS (
+        SELECT bh.system_identifier AS sysid,
+               count(*) FILTER (WHERE bs.blocking_severity = 'CRITICAL') AS critical,
+               count(*) FILTER (WHERE bs.blocking_severity = 'HIGH') AS high,
+               count(*) FILTER (WHERE bs.blocking_severity = 'MEDIUM') AS medium,
+               count(*) FILTER (WHERE bs.blocking_severity = 'LOW') AS low
+        FROM blocking_session_s bs JOIN blocking_session_h bh USING (blocking_session_hk)
+        WHERE bs.load_end_date IS NULL
+        GROUP BY 1
+    ),
+    waits AS (
+        SELECT lh.system_identifier AS sysid, max(extract(epoch FROM now() - coalesce(ls.wait_start, ls.lock_since)))::float8 AS longest
+        FROM lock_activity_s ls JOIN lock_activity_h lh USING (lock_activity_hk)
+        WHERE ls.load_end_date IS NULL AND NOT ls.lock_granted
+        GROUP BY 1
+    ),
+    deadlocks AS (
+        SELECT dh.system_identifier AS sysid, count(*) AS n
+        FROM deadlock_event_s ds JOIN deadlock_event_h dh USING (deadlock_event_hk)
+        WHERE ds.load_end_date IS NULL AND ds.detected_at > now() - interval '24 hours'
+        GROUP BY 1
+    ),
+    gaps AS (
+        SELECT g.cluster_hk, max(g.gap_end) AS gap_end FROM monitor_gap_s g GROUP BY 1
+    )
+    SELECT coalesce(nullif(cur.cluster_name, ''), '-'),
+           cur.sysid,
+           CASE WHEN extract(epoch FROM now() - cur.last_cycle_at) < stale_after_seconds THEN 'alive' ELSE 'stale' END,
+           cur.last_cycle_at,
+           extract(epoch FROM now() - cur.last_cycle_at)::float8,
+           coalesce(b.critical, 0)::integer, coalesce(b.high, 0)::integer, coalesce(b.medium, 0)::integer, coalesce(b.low, 0)::integer,
+           cur.waiting_sessions,
+           w.longest,
+           coalesce(d.n, 0)::integer,
+           cur.daemon_version,
+           cur.buffered_cycles,
+           cur.spooled_cycles,
+           CASE WHEN cur.buffered_cycles IS NULL THEN 'unknown'
+                WHEN cur.buffered_cycles = 0 THEN 'empty'
+                ELSE 'catching up: ' || cur.buffered_cycles || ' cycles buffered' || CASE WHEN cur.spooled_cycles > 0 THEN ', ' || cur.spooled_cycles || ' spooled' ELSE '' END END,
+           cur.record_source,
+           cur.cycle_ms,
+           cur.locks_in_use,
+           cur.lock_table_capacity,
+           gaps.gap_end
+    FROM cur
+    LEFT JOIN blockers b ON b.sysid = cur.sysid
+    LEFT JOIN waits w ON w.sysid = cur.sysid
+    LEFT JOIN deadlocks d ON d.sysid = cur.sysid
+    LEFT JOIN gaps ON gaps.cluster_hk = cur.cluster_hk
+    ORDER BY extract(epoch FROM now() - cur.last_cycle_at) < stale_after_seconds, coalesce(b.critical, 0) DESC, coalesce(b.high, 0) DESC,
+             1, 2
+$fn$;
+COMMENT ON FUNCTION lock_monitoring.fleet_status(double precision) IS
+    'One row per monitored cluster: liveness (stale when the last cycle is stale_after_seconds old or older — the rule lockvault status uses), current blockers by severity, longest wait, deadlocks in 24 h, daemon version and vault buffer. Stale clusters first, then the most critical.';
+REVOKE ALL ON FUNCTION lock_monitoring.fleet_status(double precision) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION lock_monitoring.fleet_status(double precision) TO lock_monitoring_role, lock_writer_role;
+"""####),
+        Migration.File(path: "functions/history_partitions.sql", sql: ####"""
+-- Partitions of the history tables (migration 020: one per UTC day of load_date, plus a
+-- default): which exist, and creating them ahead. The daemon calls
+-- ensure_history_partitions() at start and every hour, so a day's partition exists before its
+-- first write; a write for a day without one (the daemon was stopped for a week, a clock far
+-- ahead, `lockvault sample` from cron) lands in the default partition and is moved into the
+-- day's partition when that is created. Nothing is lost either way.
+-- SECURITY DEFINER: creating a partition needs the tables' owner; the daemon's role may only
+-- run these functions.
+
+CREATE OR REPLACE FUNCTION lock_monitoring.history_partitions(p_table text DEFAULT NULL)
+RETURNS TABLE (table_name text, partition_name text, is_default boolean, range_start timestamptz, range_end timestamptz,
+               estimated_rows bigint, total_bytes bigint)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, lock_monitoring
+AS $fn$
+    SELECT hp.table_name, c.relname::text, b.bound = 'DEFAULT',
+           (regexp_match(b.bound, 'FROM \(''([^'']+)''\)'))[1]::timestamptz,
+           (regexp_match(b.bound, 'TO \(''([^'']+)''\)'))[1]::timestamptz,
+           greatest(c.reltuples, 0)::bigint, pg_total_relation_size(c.oid)
+    FROM history_partitioning hp
+    JOIN pg_inherits i ON i.inhparent = format('lock_monitoring.%I', hp.table_name)::regclass
+    JOIN pg_class c ON c.oid = i.inhrelid
+    CROSS JOIN LATERAL (SELECT pg_get_expr(c.relpartbound, c.oid) AS bound) b
+    WHERE p_table IS NULL OR hp.table_name = p_table
+    ORDER BY 1, 4 NULLS FIRST
+$fn$;
+COMMENT ON FUNCTION lock_monitoring.history_partitions(text) IS
+    'The partitions of the partitioned history tables (all, or of one): range of load_date, or the default partition; estimated rows and bytes.';
+REVOKE ALL ON FUNCTION lock_monitoring.history_partitions(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION lock_monitoring.history_partitions(text) TO lock_monitoring_role, lock_writer_role;
+
+CREATE OR REPLACE FUNCTION lock_monitoring.create_history_partitions(p_from date, p_to date)
+RETURNS TABLE (table_name text, partition_name text, rows_moved bigint)
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, lock_monitoring, pg_temp
+AS $fn$
+DECLARE
+    v_t    record;
+    v_day  date;
+    v_lo   timestamptz;
+    v_hi   timestamptz;
+    v_name text;
+    v_cols text;
+    v_with text;
+    v_n    bigint;
+BEGIN
+    IF p_from IS NULL OR p_to IS NULL OR p_to - p_from > 3660 THEN
+        RAISE EXCEPTION 'create_history_partitions: from and to are required and at most 3660 days apart' USING ERRCODE = '22023';
+    END IF;
+    -- Every daemon of a fleet runs this: one at a time (and never beside cleanup_old_data).
+    PERFORM pg_advisory_xact_lock(hashtext('lock_monitoring history partitions'));
+    FOR v_t IN SELECT hp.table_name, hp.partition_options FROM history_partitioning hp ORDER BY hp.table_name LOOP
+        v_with := CASE WHEN v_t.partition_options IS NULL THEN '' ELSE ' WITH (' || array_to_string(v_t.partition_options, ', ') || ')' END;
+        SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) INTO v_cols
+        FROM pg_attribute WHERE attrelid = format('lock_monitoring.%I', v_t.table_name)::regclass
+          AND attnum > 0 AND NOT attisdropped AND attgenerated = '';
+        v_day := p_from;
+        WHILE v_day < p_to LOOP
+            v_lo := v_day::timestamp AT TIME ZONE 'UTC';
+            v_hi := (v_day + 1)::timestamp AT TIME ZONE 'UTC';
+            -- Skip a day that any partition (of whatever range) already covers, even in part.
+            IF NOT EXISTS (SELECT 1 FROM history_partitions(v_t.table_name) p
+                           WHERE NOT p.is_default AND p.range_start < v_hi AND p.range_end > v_lo) THEN
+                v_name := v_t.table_name || '_p' || to_char(v_day, 'YYYYMMDD');
+                -- Rows the default partition took for this day move into the new partition.
+                EXECUTE format('SELECT count(*) FROM lock_monitoring.%I WHERE load_date >= $1 AND load_date < $2',
+                               v_t.table_name || '_default') INTO v_n USING v_lo, v_hi;
+                IF v_n = 0 THEN
+                    EXECUTE format('CREATE TABLE lock_monitoring.%I PARTITION OF lock_monitoring.%I FOR VALUES FROM (%L) TO (%L)%s',
+                                   v_name, v_t.table_name, v_lo, v_hi, v_with);
+                ELSE
+                    -- Rows the default partition took for this day move into the new partition
+                    -- (it can't be created while the default holds rows of its range).
+                    EXECUTE format('CREATE TEMP TABLE lv_moving ON COMMIT DROP AS SELECT %s FROM lock_monitoring.%I WITH NO DATA', v_cols, v_t.table_name);
+                    EXECUTE format('WITH d AS (DELETE FROM lock_monitoring.%I WHERE load_date >= $1 AND load_date < $2 RETURNING %s) '
+                                   'INSERT INTO pg_temp.lv_moving SELECT * FROM d', v_t.table_name || '_default', v_cols) USING v_lo, v_hi;
+                    GET DIAGNOSTICS v_n = ROW_COUNT;
+                    EXECUTE format('CREATE TABLE lock_monitoring.%I PARTITION OF lock_monitoring.%I FOR VALUES FROM (%L) TO (%L)%s',
+                                   v_name, v_t.table_name, v_lo, v_hi, v_with);
+                    EXECUTE format('INSERT INTO lock_monitoring.%I (%s) SELECT %s FROM pg_temp.lv_moving', v_t.table_name, v_cols, v_cols);
+                    DROP TABLE pg_temp.lv_moving;
+                END IF;
+                table_name := v_t.table_name; partition_name := v_name; rows_moved := v_n;
+                RETURN NEXT;
+            END IF;
+            v_day := v_day + 1;
+        END LOOP;
+    END LOOP;
+END
+$fn$;
+COMMENT ON FUNCTION lock_monitoring.create_history_partitions(date, date) IS
+    'Creates the missing daily partitions of every partitioned history table for the UTC days from p_from up to (not including) p_to, moving rows the default partition holds for those days into them. Returns what it created.';
+REVOKE ALL ON FUNCTION lock_monitoring.create_history_partitions(date, date) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION lock_monitoring.create_history_partitions(date, date) TO lock_writer_role;
+
+CREATE OR REPLACE FUNCTION lock_monitoring.ensure_history_partitions(days_ahead integer DEFAULT 7)
+RETURNS TABLE (table_name text, partition_name text, rows_moved bigint)
+LANGUAGE sql
+SECURITY DEFINER
+SET search_path = pg_catalog, lock_monitoring
+AS $fn$
+    SELECT * FROM create_history_partitions((now() AT TIME ZONE 'UTC')::date - 1, (now() AT TIME ZONE 'UTC')::date + greatest(days_ahead, 1) + 1)
+$fn$;
+COMMENT ON FUNCTION lock_monitoring.ensure_history_partitions(integer) IS
+    'Creates the daily partitions from yesterday to days_ahead days ahead (UTC) that are missing; the daemon runs it at start and hourly. Returns what it created.';
+REVOKE ALL ON FUNCTION lock_monitoring.ensure_history_partitions(integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION lock_monitoring.ensure_history_partitions(integer) TO lock_writer_role;
 """####),
         Migration.File(path: "functions/keys.sql", sql: ####"""
 -- Hash keys of the vault's hubs and links: the one place each business key is spelled out.
@@ -931,10 +1347,10 @@ BEGIN
     UPDATE monitor_cycle_s SET load_end_date = p_at WHERE cluster_hk = v_cluster AND load_end_date IS NULL AND load_date < p_at;
     INSERT INTO monitor_cycle_s (cluster_hk, load_date, hash_diff, record_source, cluster_name, last_cycle_at, cycle_ms, backends,
                                  waiting_sessions, blockers, critical_blockers, locks_captured, locks_in_use, lock_table_capacity,
-                                 server_version_num)
+                                 server_version_num, daemon_version, buffered_cycles, spooled_cycles)
     VALUES (v_cluster, p_at, v_sum.hash_diff, p_src, v_sum.cluster_name, p_at, v_sum.cycle_ms, v_sum.backends,
             v_sum.waiting_sessions, v_sum.blockers, v_sum.critical_blockers, v_sum.locks_captured, v_sum.locks_in_use, v_sum.lock_table_capacity,
-            v_sum.server_version_num)
+            v_sum.server_version_num, v_sum.daemon_version, v_sum.buffered_cycles, v_sum.spooled_cycles)
     ON CONFLICT DO NOTHING;
     GET DIAGNOSTICS v_n = ROW_COUNT;
     RETURN v_n;
@@ -1352,7 +1768,9 @@ SELECT s.detected_at,
        s.participant_pids,
        s.victim_pid,
        array_to_string(s.sources, ',') AS sources,
-       left(regexp_replace(s.details, '\s+', ' ', 'g'), 100) AS details,
+       -- Line breaks as spaces, no regexp: this view is read whole over months of deadlocks,
+       -- and a regexp per row was most of its cost (docs/benchmarks.md, part 5).
+       translate(left(s.details, 100), E'\n\r\t', '   ') AS details,
        h.system_identifier,
        h.event_key
 FROM lock_monitoring.deadlock_event_s s
@@ -1361,11 +1779,50 @@ WHERE s.load_end_date IS NULL
 ORDER BY s.detected_at DESC;
 COMMENT ON VIEW lock_monitoring.deadlock_events_dashboard IS 'Deadlocks, newest first; one row per deadlock however many sources saw it.';
 COMMENT ON COLUMN lock_monitoring.deadlock_events_dashboard.sources IS 'counter / graph / server_log: who saw it.';
+COMMENT ON COLUMN lock_monitoring.deadlock_events_dashboard.details IS 'What each participant waited for (first 100 characters, line breaks shown as spaces; full text in deadlock_event_s.details).';
 COMMENT ON COLUMN lock_monitoring.deadlock_events_dashboard.victim_pid IS 'Session PostgreSQL cancelled to break it, when the server log was read.';
 
 -- Read-only: SELECT for readers (lock_admin_role through lock_monitoring_role) and the daemon.
 REVOKE ALL ON lock_monitoring.deadlock_events_dashboard FROM PUBLIC, lock_writer_role;
 GRANT SELECT ON lock_monitoring.deadlock_events_dashboard TO lock_monitoring_role, lock_writer_role;
+"""####),
+        Migration.File(path: "views/fleet_dashboard.sql", sql: ####"""
+-- The fleet at a glance (sql/functions/fleet_status.sql has the rule and the query): one row
+-- per monitored cluster, stale ones first, then the most critical.
+
+CREATE OR REPLACE VIEW lock_monitoring.fleet_dashboard AS
+SELECT f.cluster_name, f.system_identifier, f.state, f.last_cycle_at, f.lag_seconds,
+       f.critical_blockers, f.high_blockers, f.medium_blockers, f.low_blockers, f.waiting_sessions, f.longest_wait_seconds,
+       f.deadlocks_24h, f.daemon_version, f.buffered_cycles, f.spooled_cycles, f.vault_buffer, f.recorded_by,
+       f.cycle_ms, f.locks_in_use, f.lock_table_capacity, f.last_gap_end
+FROM lock_monitoring.fleet_status() f;
+COMMENT ON VIEW lock_monitoring.fleet_dashboard IS
+    'One row per monitored cluster writing into this vault: alive or stale, current blockers by severity, longest wait, deadlocks in 24 h, daemon version, vault buffer. Same rows as lockvault status.';
+COMMENT ON COLUMN lock_monitoring.fleet_dashboard.cluster_name IS 'The daemon''s cluster_name (config), ''-'' when unset.';
+COMMENT ON COLUMN lock_monitoring.fleet_dashboard.system_identifier IS 'pg_control_system().system_identifier of the monitored cluster: its identity in the vault.';
+COMMENT ON COLUMN lock_monitoring.fleet_dashboard.state IS 'alive: its last cycle is younger than 90 s (one missed 60 s heartbeat and some lag); stale: older — the daemon stopped, hangs, or can''t reach the vault. lockvault status --stale-after changes the 90.';
+COMMENT ON COLUMN lock_monitoring.fleet_dashboard.last_cycle_at IS 'Sample time of the last cycle recorded (the monitored server''s clock).';
+COMMENT ON COLUMN lock_monitoring.fleet_dashboard.lag_seconds IS 'Seconds from last_cycle_at to now (the vault''s clock): up to 60 s is normal for a quiet cluster (heartbeat).';
+COMMENT ON COLUMN lock_monitoring.fleet_dashboard.critical_blockers IS 'Sessions blocking others right now at CRITICAL severity (blocking_sessions_dashboard).';
+COMMENT ON COLUMN lock_monitoring.fleet_dashboard.high_blockers IS 'Sessions blocking others right now at HIGH severity.';
+COMMENT ON COLUMN lock_monitoring.fleet_dashboard.medium_blockers IS 'Sessions blocking others right now at MEDIUM severity.';
+COMMENT ON COLUMN lock_monitoring.fleet_dashboard.low_blockers IS 'Sessions blocking others right now at LOW severity.';
+COMMENT ON COLUMN lock_monitoring.fleet_dashboard.waiting_sessions IS 'Sessions waiting on a lock in the last recorded cycle summary.';
+COMMENT ON COLUMN lock_monitoring.fleet_dashboard.longest_wait_seconds IS 'Seconds the longest current lock wait has lasted (lock_activity_dashboard); NULL when nobody waits.';
+COMMENT ON COLUMN lock_monitoring.fleet_dashboard.deadlocks_24h IS 'Deadlocks detected in the last 24 hours (deadlock_events_dashboard).';
+COMMENT ON COLUMN lock_monitoring.fleet_dashboard.daemon_version IS 'Version of the lockvault that wrote the last cycle summary; NULL before lockvault recorded it.';
+COMMENT ON COLUMN lock_monitoring.fleet_dashboard.buffered_cycles IS 'Cycle records the daemon held for the vault when it built its last recorded cycle; NULL before lockvault recorded it.';
+COMMENT ON COLUMN lock_monitoring.fleet_dashboard.spooled_cycles IS 'Of those, how many were in its spool on disk.';
+COMMENT ON COLUMN lock_monitoring.fleet_dashboard.vault_buffer IS 'empty, catching up: N cycles buffered (, M spooled), or unknown (rows from before lockvault recorded it).';
+COMMENT ON COLUMN lock_monitoring.fleet_dashboard.recorded_by IS 'record_source of the last summary: lockvault@<host>/<cluster name>.';
+COMMENT ON COLUMN lock_monitoring.fleet_dashboard.cycle_ms IS 'Duration of that cycle, in milliseconds.';
+COMMENT ON COLUMN lock_monitoring.fleet_dashboard.locks_in_use IS 'Shared lock-table entries in use, when last read.';
+COMMENT ON COLUMN lock_monitoring.fleet_dashboard.lock_table_capacity IS 'max_locks_per_transaction x (max_connections + max_prepared_transactions).';
+COMMENT ON COLUMN lock_monitoring.fleet_dashboard.last_gap_end IS 'End of the most recent period lockvault did not observe the cluster (monitor_gap_s), NULL if none.';
+
+-- Read-only: SELECT for readers (lock_admin_role through lock_monitoring_role) and the daemon.
+REVOKE ALL ON lock_monitoring.fleet_dashboard FROM PUBLIC, lock_writer_role;
+GRANT SELECT ON lock_monitoring.fleet_dashboard TO lock_monitoring_role, lock_writer_role;
 """####),
         Migration.File(path: "views/lock_activity_dashboard.sql", sql: ####"""
 -- What DBAs read in psql: current state first, worst first; long text cut so rows stay

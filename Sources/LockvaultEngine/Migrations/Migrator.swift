@@ -1,5 +1,5 @@
 public import Foundation
-import LockvaultCore
+public import LockvaultCore
 public import PostgresClient
 
 /// One step of the vault schema: a numbered migration (a file `sql/NNN_*.sql`: tables, columns,
@@ -86,19 +86,32 @@ public struct MigrationError: Error, CustomStringConvertible, Sendable {
         public static let unknownMigration = Code("unknownMigration")
         /// A migration's SQL failed; it was rolled back.
         public static let migrationFailed = Code("migrationFailed")
+        /// A vault role (or the membership between them) is missing and the migrating role may
+        /// not create it; nothing was changed (``MigrationError/roles`` has the statements).
+        public static let rolesNotPermitted = Code("rolesNotPermitted")
         public var description: String { raw }
     }
 
     public var code: Code
     public var migration: String
     public var message: String
+    /// For ``Code/rolesNotPermitted``: the roles step's plan, with the statements a DBA must run.
+    public var roles: VaultRolePlan? = nil
 
     public var description: String { "\(migration): \(message)" }
 }
 
+/// What `lockvault migrate` did: the roles step, then the migrations applied.
+public struct MigrationReport: Sendable, Equatable {
+    public let roles: VaultRolePlan
+    /// Names applied, in order (empty when the schema was up to date).
+    public let applied: [String]
+}
+
 /// Applies the vault's migrations in order, each in its own transaction, recording name and
 /// checksum in `lock_monitoring.schema_migrations`; then, in one more transaction, the
-/// repeatable set (functions and views) when it changed.
+/// repeatable set (functions and views) when it changed. Before all of them, the roles step
+/// (``VaultRoleStep``): the vault's roles are made sure of first, or nothing is changed.
 ///
 /// Running it again changes nothing. It refuses to go on when an applied numbered file was
 /// edited (checksum differs): silently running a changed history would leave vaults that claim
@@ -146,8 +159,17 @@ public struct Migrator: Sendable {
     /// Applies what is pending; returns the names applied (empty when up to date).
     @discardableResult
     public func apply(on conn: PostgresConnection) throws -> [String] {
+        try migrate(on: conn).applied
+    }
+
+    /// The roles step, then what is pending. When a role is missing that this role may not
+    /// create, throws ``MigrationError/Code/rolesNotPermitted`` before anything was changed;
+    /// an applied migration that changed (or is unknown) is refused before the roles step, too.
+    public func migrate(on conn: PostgresConnection) throws -> MigrationReport {
         _ = try conn.query("SELECT pg_advisory_lock($1)", [Self.lockKey])
         defer { _ = try? conn.query("SELECT pg_advisory_unlock($1)", [Self.lockKey]) }
+        _ = try verify(applied(on: conn))
+        let roles = try VaultRoleStep.apply(on: conn)
         try conn.executeScript(Self.bookkeeping)
         let todo = try verify(applied(on: conn))
         var done: [String] = []
@@ -172,7 +194,7 @@ public struct Migrator: Sendable {
             }
             done.append(migration.name)
         }
-        return done
+        return MigrationReport(roles: roles, applied: done)
     }
 
     /// Checks applied rows against the known files; returns the ones still to apply: numbered

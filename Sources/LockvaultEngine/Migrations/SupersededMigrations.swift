@@ -5,16 +5,22 @@ extension Migration {
     /// set (sql/functions, sql/views) now owns and re-creates on top.
     ///
     /// Rewriting an applied migration is allowed only this way, and only when the removed part is
-    /// re-created by the repeatable set; a live test (VaultUpgradeLiveTests) builds a vault from
-    /// the old texts (Tests/Fixtures/vault-v1) and checks it migrates to the same schema as a
-    /// fresh vault, with every row kept.
+    /// re-created by the repeatable set or made sure of by the roles step (``VaultRoleStep``,
+    /// before every migrate); a live test (VaultUpgradeLiveTests) builds a vault from the old
+    /// texts (Tests/Fixtures/vault-v1) and checks it migrates to the same schema as a fresh
+    /// vault, with every row kept.
     public static let superseded: [String: Set<String>] = [
+        // Created the three roles (a DO block, CREATEROLE needed when absent): the roles step's now.
+        "001_schema_and_hashing.sql": ["18e4f300bc64fc769ef4c7be9ef5e9bc5fe43780744ed512e2a16eb72bbea4f9"],
         // Until the functions and views moved out: record_cycle and session_hk. Not a file any more.
         "007_record_cycle.sql": ["2549ad8b1143010c2487e80d4ad31832431fc8d83485033ff82c705b096c340f"],
         // The four dashboards. Not a file any more.
         "008_dashboards.sql": ["7713544603c5e8544c038f3963303f475e7c5da77cb4ef72cc25fa7dbd052929"],
         // analyze_lock_waits and cleanup_old_data. Not a file any more.
         "009_analysis_and_retention.sql": ["10a9ea83c7eea781f4e01b392d0fed22779170dedee449b65f5a1f53ad4605e4"],
+        // GRANT lock_monitoring_role TO lock_admin_role (a role grant: PostgreSQL 16+ refuses it to
+        // an owner without ADMIN OPTION): the roles step's now; the table grants are kept.
+        "011_grants.sql": ["a44ae4f19feb72743f2596c37676819831ed2091993b0d9fdf8aca6fae2d0e67"],
         // The alert tables (kept), alerts_dashboard and the alert part of cleanup_old_data (moved).
         "012_alerts.sql": ["54b0a54710a7df2dc74cac565e4fe436cd64a21578fb294fdbce593cb2283591"],
         // The reason column (kept); record_cycle's split and the recreated dashboard (moved to

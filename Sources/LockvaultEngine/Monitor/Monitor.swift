@@ -157,7 +157,7 @@ public actor Monitor {
                                      killRule: outcome.rulings, killThresholdSeconds: configuration.resolve.killThresholdSeconds,
                                      clusterName: configuration.clusterName, recordSource: recordSource,
                                      cycleMilliseconds: outcome.cycleMilliseconds, heartbeatSeconds: configuration.heartbeatSeconds,
-                                     gap: nil)
+                                     gap: nil, bufferedCycles: machine.buffer.count, spooledCycles: spool?.stored.count ?? 0)
             let dropped = machine.cycleRecorded(CycleDocument(record), capturedAt: snapshot.capturedAt, gap: gap)
             if dropped > 0 {
                 logger.error("vault buffer full: dropped the oldest cycle records; a gap is recorded for them", metadata: [
@@ -234,7 +234,7 @@ public actor Monitor {
                         continue
                     }
                     do {
-                        _ = try conn.transaction { tx in try tx.query("SELECT lock_monitoring.record_cycle($1::jsonb)", [document]) }
+                        try CycleWriter.record(document, on: conn)
                         action = machine.writeSucceeded(at: clock.now())
                         spoolDone(sequence)
                     } catch let error as PostgresError where PostgresFailureFacts(error).refusesRecord && conn.isHealthy() {

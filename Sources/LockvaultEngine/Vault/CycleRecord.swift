@@ -34,7 +34,9 @@ struct CycleRecord: Encodable, Sendable {
         recordSource: String,
         cycleMilliseconds: Double,
         heartbeatSeconds: Double,
-        gap: (start: Date, end: Date, reason: String)?
+        gap: (start: Date, end: Date, reason: String)?,
+        bufferedCycles: Int = 0,
+        spooledCycles: Int = 0
     ) {
         system_identifier = snapshot.systemIdentifier
         record_source = recordSource
@@ -45,7 +47,8 @@ struct CycleRecord: Encodable, Sendable {
             clusterName: clusterName, cycleMilliseconds: cycleMilliseconds, backends: snapshot.backendCount,
             waitingSessions: snapshot.backends.filter(\.isWaitingOnLock).count, blockers: assessments.count,
             criticalBlockers: assessments.filter { $0.severity == .critical }.count, locksCaptured: snapshot.locks.count,
-            locksInUse: snapshot.lockTable?.locksInUse, lockTableCapacity: snapshot.lockTable?.capacity, serverVersionNum: snapshot.serverVersionNum)
+            locksInUse: snapshot.lockTable?.locksInUse, lockTableCapacity: snapshot.lockTable?.capacity, serverVersionNum: snapshot.serverVersionNum,
+            bufferedCycles: bufferedCycles, spooledCycles: spooledCycles)
 
         var named = NamedSessions(snapshot)
         let prepared = PreparedGids(snapshot)

@@ -1,6 +1,7 @@
 // Dashboard queries over a vault filled with synthetic history (bench/history.sql): each
-// dashboard read whole, as a DBA's `SELECT * FROM …` would, and the first 50 rows, as a
-// paging client would. Interleaved in shuffled order; a fresh connection plans nothing twice.
+// dashboard read whole, as a DBA's `SELECT * FROM …` would, its first 50 rows, as a paging
+// client would, and its last 24 hours. Interleaved in shuffled order; a fresh connection plans
+// nothing twice.
 import Foundation
 import PostgresClient
 
@@ -9,10 +10,16 @@ import PostgresClient
 func dashboardQueries(vaultDB: String, rounds: Int, budgetSeconds: Double = 60) throws -> String {
     let conn = try PostgresConnection(conninfo: "dbname=\(vaultDB)", settings: SessionSettings(applicationName: "lv-bench-dashboards", statementTimeoutMs: 0, lockTimeoutMs: 0))
     defer { conn.close() }
-    let views = ["blocking_sessions_dashboard", "lock_activity_dashboard", "lock_wait_analysis_dashboard", "deadlock_events_dashboard"]
-    let queries: [(String, String)] = views.flatMap { v in
-        [("`SELECT * FROM \(v)`", "SELECT * FROM lock_monitoring.\(v)"),
-         ("`… LIMIT 50`", "SELECT * FROM lock_monitoring.\(v) LIMIT 50")]
+    // Each dashboard with the column its 24-hour window filters on (the current-state ones:
+    // when the row was recorded).
+    let views = [("blocking_sessions_dashboard", "recorded_at"), ("lock_activity_dashboard", "recorded_at"),
+                 ("lock_wait_analysis_dashboard", "period_start"), ("deadlock_events_dashboard", "detected_at"),
+                 ("alerts_dashboard", "event_at")]
+    // (label, SQL, target ms): issue 16's targets.
+    let queries: [(String, String, Double)] = views.flatMap { v, column in
+        [("`SELECT * FROM \(v)`", "SELECT * FROM lock_monitoring.\(v)", v == "deadlock_events_dashboard" ? 200 : 50),
+         ("`… LIMIT 50`", "SELECT * FROM lock_monitoring.\(v) LIMIT 50", 10),
+         ("`… WHERE \(column) >= now() - '24 hours'`", "SELECT * FROM lock_monitoring.\(v) WHERE \(column) >= now() - interval '24 hours'", 50)]
     }
     var times = Array(repeating: [Double](), count: queries.count)
     var rows = Array(repeating: 0, count: queries.count)
@@ -28,14 +35,14 @@ func dashboardQueries(vaultDB: String, rounds: Int, budgetSeconds: Double = 60) 
             times[i].append(ms(clock.now - start))
         }
     }
-    var out = "| query | rows | median ms | p99 ms | target | |\n|---|---:|---:|---:|---:|---|\n"
+    var out = "| query | rows | median ms | p99 ms | target (p99) | |\n|---|---:|---:|---:|---:|---|\n"
     var missed: [String] = []
     for (i, q) in queries.enumerated() {
         let median = percentile(times[i], 0.5), p99 = percentile(times[i], 0.99)
-        let ok = p99 < 50
-        if !ok { missed.append(q.1) }
-        out += "| \(q.0) | \(rows[i]) | \(String(format: "%.2f", median)) | \(String(format: "%.2f", p99)) | < 50 ms | \(ok ? "met" : "MISSED") |\n"
+        let ok = p99 < q.2
+        if !ok { missed.append("`\(q.1)` (\(String(format: "%.1f", p99)) ms, target < \(Int(q.2)) ms)") }
+        out += "| \(q.0) | \(rows[i]) | \(String(format: "%.2f", median)) | \(String(format: "%.2f", p99)) | < \(Int(q.2)) ms | \(ok ? "met" : "MISSED") |\n"
     }
-    out += "\n\(done) rounds. " + (missed.isEmpty ? "Every dashboard query stays under 50 ms at p99." : "Over 50 ms at p99: " + missed.map { "`\($0)`" }.joined(separator: ", ") + ".")
+    out += "\n\(done) rounds. " + (missed.isEmpty ? "Every dashboard query meets its target at p99." : "Over target at p99: " + missed.joined(separator: ", ") + ".")
     return out
 }

@@ -14,9 +14,16 @@ struct CycleSummaryRow: Encodable, Sendable {
     var locks_in_use: Int?
     var lock_table_capacity: Int?
     var server_version_num: Int
+    /// The writing lockvault's version (not in the hash diff: the next heartbeat carries a new one).
+    var daemon_version: String
+    /// Cycle records waiting in the daemon's memory for the vault when this one was built, and
+    /// how many of them the spool holds on disk: the daemon's vault buffer state.
+    var buffered_cycles: Int
+    var spooled_cycles: Int
 
     init(clusterName: String, cycleMilliseconds: Double, backends: Int, waitingSessions: Int, blockers: Int, criticalBlockers: Int,
-         locksCaptured: Int, locksInUse: Int?, lockTableCapacity: Int?, serverVersionNum: Int) {
+         locksCaptured: Int, locksInUse: Int?, lockTableCapacity: Int?, serverVersionNum: Int,
+         bufferedCycles: Int = 0, spooledCycles: Int = 0, daemonVersion: String = LockvaultVersion.current) {
         cluster_name = clusterName
         cycle_ms = cycleMilliseconds
         self.backends = backends
@@ -27,9 +34,15 @@ struct CycleSummaryRow: Encodable, Sendable {
         locks_in_use = locksInUse
         lock_table_capacity = lockTableCapacity
         server_version_num = serverVersionNum
+        daemon_version = daemonVersion
+        buffered_cycles = bufferedCycles
+        spooled_cycles = spooledCycles
         // Not the backend count (it moves with every connection) nor the lock-table reading
         // (taken once a minute): either would defeat change-only writes.
-        hash_diff = HashDiff([String(waitingSessions), String(blockers), String(criticalBlockers), String(locksCaptured), String(serverVersionNum)])
+        // A backlog is a change (written as it starts and as it ends), its size is not.
+        var parts = [String(waitingSessions), String(blockers), String(criticalBlockers), String(locksCaptured), String(serverVersionNum)]
+        if bufferedCycles > 0 { parts.append("buffering") }
+        hash_diff = HashDiff(parts)
     }
 }
 

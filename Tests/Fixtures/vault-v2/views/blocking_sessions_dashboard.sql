@@ -1,0 +1,67 @@
+-- What DBAs read in psql: current state first, worst first; long text cut so rows stay
+-- readable (full text is in the satellites). CREATE OR REPLACE VIEW may only add columns at
+-- the end; to drop, rename, retype or move one, drop the view of the old shape first
+-- (as sql/views/blocking_sessions_dashboard.sql does).
+
+-- auto_kill_reason sits beside auto_kill_eligible (migration 013): a view of the shape before
+-- it is dropped and recreated, once. No CASCADE: a view of yours on it makes migrate fail, by
+-- name, rather than vanish.
+DO $shape$
+BEGIN
+    IF to_regclass('lock_monitoring.blocking_sessions_dashboard') IS NOT NULL AND NOT EXISTS (
+        SELECT 1 FROM pg_attribute
+        WHERE attrelid = to_regclass('lock_monitoring.blocking_sessions_dashboard') AND attname = 'auto_kill_reason' AND NOT attisdropped) THEN
+        DROP VIEW lock_monitoring.blocking_sessions_dashboard;
+    END IF;
+END
+$shape$;
+CREATE OR REPLACE VIEW lock_monitoring.blocking_sessions_dashboard AS
+SELECT s.session_pid,
+       s.blocking_severity,
+       s.blocked_sessions_count,
+       round(extract(epoch FROM (coalesce(s.load_end_date, now()) - s.blocking_started))::numeric, 1)::double precision AS blocking_duration_seconds,
+       s.session_state,
+       s.user_name,
+       s.application_name,
+       s.database_name,
+       s.held_lock_mode,
+       s.lock_target,
+       s.recommended_action,
+       s.auto_kill_eligible,
+       s.auto_kill_reason,
+       s.kill_threshold_seconds,
+       s.is_superuser,
+       s.is_root_blocker,
+       d.decision AS last_decision,
+       d.reason AS last_decision_reason,
+       s.prepared_gid,
+       h.session_start,
+       s.blocked_pids,
+       left(regexp_replace(s.query, '\s+', ' ', 'g'), 60) AS query,
+       h.system_identifier,
+       s.load_date AS recorded_at
+FROM lock_monitoring.blocking_session_s s
+JOIN lock_monitoring.blocking_session_h h USING (blocking_session_hk)
+LEFT JOIN LATERAL (
+    SELECT r.decision, r.reason FROM lock_monitoring.resolve_decision_s r
+    WHERE r.blocking_session_hk = s.blocking_session_hk ORDER BY r.load_date DESC LIMIT 1) d ON true
+WHERE s.load_end_date IS NULL
+ORDER BY CASE s.blocking_severity WHEN 'CRITICAL' THEN 1 WHEN 'HIGH' THEN 2 WHEN 'MEDIUM' THEN 3 ELSE 4 END,
+         s.blocked_sessions_count DESC, s.blocking_started, s.session_pid;
+COMMENT ON VIEW lock_monitoring.blocking_sessions_dashboard IS 'Sessions blocking others right now, worst first, with the resolver''s verdict and its last decision.';
+COMMENT ON COLUMN lock_monitoring.blocking_sessions_dashboard.session_pid IS 'pid of the blocking session (NULL: a prepared transaction, see prepared_gid).';
+COMMENT ON COLUMN lock_monitoring.blocking_sessions_dashboard.blocking_severity IS 'LOW / MEDIUM / HIGH / CRITICAL as of the last change.';
+COMMENT ON COLUMN lock_monitoring.blocking_sessions_dashboard.blocked_sessions_count IS 'Sessions held up, directly or through chains.';
+COMMENT ON COLUMN lock_monitoring.blocking_sessions_dashboard.blocking_duration_seconds IS 'Seconds since the longest wait in its tree began (live).';
+COMMENT ON COLUMN lock_monitoring.blocking_sessions_dashboard.recommended_action IS 'What to do about it.';
+COMMENT ON COLUMN lock_monitoring.blocking_sessions_dashboard.auto_kill_eligible IS
+    'Whether the resolver ends it (in a dry run: would), by the same rule as lockvault resolve: on, severity, root, threshold, protections, exclusions, caps.';
+COMMENT ON COLUMN lock_monitoring.blocking_sessions_dashboard.auto_kill_reason IS 'Why it is or is not eligible; NULL for rows recorded before lockvault wrote it.';
+COMMENT ON COLUMN lock_monitoring.blocking_sessions_dashboard.kill_threshold_seconds IS 'Blocking time after which the resolver may act.';
+COMMENT ON COLUMN lock_monitoring.blocking_sessions_dashboard.is_superuser IS 'Superuser sessions are never ended unless resolve.allow_superuser.';
+COMMENT ON COLUMN lock_monitoring.blocking_sessions_dashboard.last_decision IS 'Last resolve decision about it (would_terminate, terminated, skipped, …), NULL if none.';
+COMMENT ON COLUMN lock_monitoring.blocking_sessions_dashboard.query IS 'Its query text, whitespace folded, first 60 characters.';
+
+-- Read-only: SELECT for readers (lock_admin_role through lock_monitoring_role) and the daemon.
+REVOKE ALL ON lock_monitoring.blocking_sessions_dashboard FROM PUBLIC, lock_writer_role;
+GRANT SELECT ON lock_monitoring.blocking_sessions_dashboard TO lock_monitoring_role, lock_writer_role;

@@ -1,0 +1,26 @@
+-- What DBAs read in psql: current state first, worst first; long text cut so rows stay
+-- readable (full text is in the satellites). CREATE OR REPLACE VIEW may only add columns at
+-- the end; to drop, rename, retype or move one, drop the view of the old shape first
+-- (as sql/views/blocking_sessions_dashboard.sql does).
+
+CREATE OR REPLACE VIEW lock_monitoring.deadlock_events_dashboard AS
+SELECT s.detected_at,
+       s.database_name,
+       s.participant_count,
+       s.participant_pids,
+       s.victim_pid,
+       array_to_string(s.sources, ',') AS sources,
+       left(regexp_replace(s.details, '\s+', ' ', 'g'), 100) AS details,
+       h.system_identifier,
+       h.event_key
+FROM lock_monitoring.deadlock_event_s s
+JOIN lock_monitoring.deadlock_event_h h USING (deadlock_event_hk)
+WHERE s.load_end_date IS NULL
+ORDER BY s.detected_at DESC;
+COMMENT ON VIEW lock_monitoring.deadlock_events_dashboard IS 'Deadlocks, newest first; one row per deadlock however many sources saw it.';
+COMMENT ON COLUMN lock_monitoring.deadlock_events_dashboard.sources IS 'counter / graph / server_log: who saw it.';
+COMMENT ON COLUMN lock_monitoring.deadlock_events_dashboard.victim_pid IS 'Session PostgreSQL cancelled to break it, when the server log was read.';
+
+-- Read-only: SELECT for readers (lock_admin_role through lock_monitoring_role) and the daemon.
+REVOKE ALL ON lock_monitoring.deadlock_events_dashboard FROM PUBLIC, lock_writer_role;
+GRANT SELECT ON lock_monitoring.deadlock_events_dashboard TO lock_monitoring_role, lock_writer_role;

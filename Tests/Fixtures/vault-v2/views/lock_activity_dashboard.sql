@@ -1,0 +1,36 @@
+-- What DBAs read in psql: current state first, worst first; long text cut so rows stay
+-- readable (full text is in the satellites). CREATE OR REPLACE VIEW may only add columns at
+-- the end; to drop, rename, retype or move one, drop the view of the old shape first
+-- (as sql/views/blocking_sessions_dashboard.sql does).
+
+CREATE OR REPLACE VIEW lock_monitoring.lock_activity_dashboard AS
+SELECT s.session_pid,
+       s.lock_granted AS granted,
+       s.lock_mode,
+       s.lock_type,
+       s.lock_target,
+       s.relation_name,
+       s.database_name,
+       round(extract(epoch FROM (coalesce(s.load_end_date, now()) - s.lock_since))::numeric, 1)::double precision AS lock_duration_seconds,
+       s.blocking_pid,
+       s.user_name,
+       s.application_name,
+       s.session_state,
+       s.advisory_key,
+       h.prepared_gid,
+       left(regexp_replace(s.query, '\s+', ' ', 'g'), 60) AS query,
+       h.system_identifier,
+       s.load_date AS recorded_at
+FROM lock_monitoring.lock_activity_s s
+JOIN lock_monitoring.lock_activity_h h USING (lock_activity_hk)
+WHERE s.load_end_date IS NULL
+ORDER BY s.lock_granted, s.lock_since, s.session_pid;
+COMMENT ON VIEW lock_monitoring.lock_activity_dashboard IS 'Locks captured right now: waiting ones first, oldest first.';
+COMMENT ON COLUMN lock_monitoring.lock_activity_dashboard.granted IS 'false = waiting for the lock.';
+COMMENT ON COLUMN lock_monitoring.lock_activity_dashboard.lock_duration_seconds IS 'Seconds waiting (or held, since lockvault saw it / the transaction began).';
+COMMENT ON COLUMN lock_monitoring.lock_activity_dashboard.blocking_pid IS 'For a waiting lock: who it waits for (0 = prepared transaction).';
+COMMENT ON COLUMN lock_monitoring.lock_activity_dashboard.advisory_key IS 'Advisory lock key as the application passed it.';
+
+-- Read-only: SELECT for readers (lock_admin_role through lock_monitoring_role) and the daemon.
+REVOKE ALL ON lock_monitoring.lock_activity_dashboard FROM PUBLIC, lock_writer_role;
+GRANT SELECT ON lock_monitoring.lock_activity_dashboard TO lock_monitoring_role, lock_writer_role;

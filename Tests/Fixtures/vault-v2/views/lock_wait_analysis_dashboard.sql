@@ -1,0 +1,27 @@
+-- What DBAs read in psql: current state first, worst first; long text cut so rows stay
+-- readable (full text is in the satellites). CREATE OR REPLACE VIEW may only add columns at
+-- the end; to drop, rename, retype or move one, drop the view of the old shape first
+-- (as sql/views/blocking_sessions_dashboard.sql does).
+
+CREATE OR REPLACE VIEW lock_monitoring.lock_wait_analysis_dashboard AS
+SELECT h.period_start,
+       h.period_end,
+       h.database_name,
+       h.lock_target,
+       h.lock_mode,
+       s.wait_count,
+       round(s.avg_wait_seconds::numeric, 2)::double precision AS avg_wait_s,
+       round(s.p95_wait_seconds::numeric, 2)::double precision AS p95_wait_s,
+       round(s.max_wait_seconds::numeric, 2)::double precision AS max_wait_s,
+       s.top_blockers,
+       s.recommendation,
+       h.system_identifier
+FROM lock_monitoring.lock_wait_analysis_s s
+JOIN lock_monitoring.lock_wait_analysis_h h USING (lock_wait_analysis_hk)
+WHERE s.load_end_date IS NULL
+ORDER BY h.period_start DESC, s.total_wait_seconds DESC;
+COMMENT ON VIEW lock_monitoring.lock_wait_analysis_dashboard IS 'Where time went waiting for locks, per period (newest first) and target (most total wait first). Filled by analyze_lock_waits().';
+
+-- Read-only: SELECT for readers (lock_admin_role through lock_monitoring_role) and the daemon.
+REVOKE ALL ON lock_monitoring.lock_wait_analysis_dashboard FROM PUBLIC, lock_writer_role;
+GRANT SELECT ON lock_monitoring.lock_wait_analysis_dashboard TO lock_monitoring_role, lock_writer_role;

@@ -1,0 +1,275 @@
+import Foundation
+import LockvaultCore
+@testable import LockvaultEngine
+import PostgresClient
+import Testing
+
+/// The history tables are partitioned by load time (migration 020): one partition per UTC day
+/// and a default partition. What a DBA relies on: an episode that crosses midnight is one
+/// episode on the dashboards; retention drops whole days but never a current row or the hubs
+/// current rows point to; a write for a day with no partition yet is kept; a vault built by
+/// the migrations before partitioning upgrades with every row kept.
+///
+/// The cycles are real (a real blocker and waiter, sampled by the Monitor, encoded by the
+/// daemon's own CycleRecord); only their sample time is moved, to put them on either side of a
+/// partition boundary, or 40 days back, or 30 days ahead.
+extension LiveDatabaseSuite {
+    @Suite struct PartitionedHistoryLiveTests {
+        /// A sampled cycle with a blocker and a waiter, as the daemon would write it.
+        struct Sampled {
+            let document: [String: Any]
+            let holderPid: Int32
+            let systemIdentifier: String
+        }
+
+        static func sampleBlocking(_ s: EngineScenario) async throws -> Sampled {
+            try s.admin.executeScript("CREATE TABLE t (id int); GRANT ALL ON t TO PUBLIC")
+            let holder = try await s.session("lv-part-holder"), waiter = try await s.session("lv-part-waiter")
+            try await holder.run("BEGIN", "LOCK TABLE t IN ACCESS EXCLUSIVE MODE")
+            _ = waiter.start("SELECT count(*) FROM t")
+            try await s.waitForWaiters(1)
+            let outcome = await s.monitor.runCycle(write: false)
+            let snapshot = try #require(outcome.snapshot)
+            #expect(outcome.assessments.count == 1)
+            let record = CycleRecord(
+                snapshot: snapshot, assessments: outcome.assessments, graph: WaitGraph(snapshot), deadlocks: [], decisions: [],
+                killRule: outcome.rulings, killThresholdSeconds: 0, clusterName: "part", recordSource: "test", cycleMilliseconds: 1,
+                heartbeatSeconds: 3600, gap: nil)
+            let document = try #require(try JSONSerialization.jsonObject(with: Data(try record.encoded().utf8)) as? [String: Any])
+            return Sampled(document: document, holderPid: holder.pid, systemIdentifier: snapshot.systemIdentifier)
+        }
+
+        /// The document sampled at `at` instead (and, when `changed`, with the blocker's state
+        /// changed, so that its current row is superseded); optionally for another cluster.
+        static func write(_ sampled: Sampled, at: Date, changed: Bool = false, empty: Bool = false, systemIdentifier: String? = nil,
+                          on conn: PostgresConnection) throws {
+            var d = sampled.document
+            d["captured_at"] = PostgresTimestamp.format(at)
+            if let systemIdentifier { d["system_identifier"] = systemIdentifier }
+            if changed, var blockers = d["blockers"] as? [[String: Any]] {
+                for i in blockers.indices {
+                    blockers[i]["blocking_severity"] = "CRITICAL"
+                    blockers[i]["hash_diff"] = "\\x" + String(repeating: "ab", count: 32)
+                }
+                d["blockers"] = blockers
+            }
+            if empty {
+                for family in ["sessions", "locks", "waits", "blockers"] { d[family] = [] }
+            }
+            let text = String(decoding: try JSONSerialization.data(withJSONObject: d), as: UTF8.self)
+            _ = try conn.transaction { tx in try tx.query("SELECT lock_monitoring.record_cycle($1::jsonb)", [text]) }
+        }
+
+        static func count(_ conn: PostgresConnection, _ sql: String, _ params: [(any PostgresEncodable)?] = []) throws -> Int {
+            try conn.query("SELECT count(*) AS n FROM \(sql)", params)[0].decode("n", as: Int.self)
+        }
+
+        /// 00:00 UTC of the day `date` falls in, `days` days on.
+        static func midnight(_ date: Date, days: Int = 0) -> Date {
+            var cal = Calendar(identifier: .gregorian)
+            cal.timeZone = TimeZone(identifier: "UTC")!
+            return cal.date(byAdding: .day, value: days, to: cal.startOfDay(for: date))!
+        }
+
+        @Test func aPartitionBoundaryCrossedMidEpisodeKeepsTheEpisodeWhole() async throws {
+            try await EngineScenario.run { s in
+                let sampled = try await Self.sampleBlocking(s)
+                // Yesterday's and today's partitions exist (migration 020 creates yesterday … +7 days).
+                let boundary = Self.midnight(Date())
+                try Self.write(sampled, at: boundary.addingTimeInterval(-2), on: s.admin)
+                try Self.write(sampled, at: boundary.addingTimeInterval(-1), on: s.admin)       // steady: nothing new
+                try Self.write(sampled, at: boundary.addingTimeInterval(1), changed: true, on: s.admin)   // it changes after midnight
+                try Self.write(sampled, at: boundary.addingTimeInterval(2), changed: true, on: s.admin)   // steady again
+
+                let history = try s.rows("""
+                    SELECT s.tableoid::regclass::text AS part, s.load_date, s.load_end_date, s.blocking_severity
+                    FROM lock_monitoring.blocking_session_s s JOIN lock_monitoring.blocking_session_h h USING (blocking_session_hk)
+                    WHERE h.session_pid = $1 ORDER BY s.load_date
+                    """, [sampled.holderPid])
+                #expect(history.count == 2, "one row before the change, one after")
+                let parts = try history.map { try $0.decode("part", as: String.self) }
+                #expect(parts.count == 2 && parts[0] != parts[1], "the two rows live in two partitions: \(parts)")
+                let firstEnd = try history.first?.decode("load_end_date", as: Date?.self)
+                let secondStart = try history.last?.decode("load_date", as: Date.self)
+                #expect(firstEnd != nil && firstEnd == secondStart, "the row before midnight ends where the one after begins")
+
+                // The dashboards show one blocker and one waiting lock, as before midnight.
+                let shown = try s.rows("SELECT blocking_severity FROM lock_monitoring.blocking_sessions_dashboard WHERE session_pid = $1", [sampled.holderPid])
+                #expect(shown.count == 1)
+                #expect(try shown.first?.decode("blocking_severity", as: String.self) == "CRITICAL")
+                #expect(try Self.count(s.admin, "lock_monitoring.lock_activity_dashboard WHERE NOT granted") == 1)
+                // The waiting lock's row, written before midnight, is still the current one (in yesterday's partition).
+                let lockPart = try s.rows("""
+                    SELECT s.tableoid::regclass::text AS part FROM lock_monitoring.lock_activity_s s WHERE NOT s.lock_granted AND s.load_end_date IS NULL
+                    """)
+                #expect(try lockPart.map { try $0.decode("part", as: String.self) } == [parts[0].replacingOccurrences(of: "blocking_session_s", with: "lock_activity_s")])
+                let fleet = try FleetStatusRow.read(on: s.admin)
+                #expect(fleet.count == 1 && fleet.first?.critical_blockers == 1 && fleet.first?.longest_wait_seconds != nil, "\(fleet)")
+                try VaultConsistency.expectConsistent(s.admin)
+            }
+        }
+
+        @Test func retentionDropsOldDaysButKeepsCurrentRowsAndTheirHubs() async throws {
+            try await EngineScenario.run { s in
+                let sampled = try await Self.sampleBlocking(s)
+                let old = Date().addingTimeInterval(-40 * 86_400)
+                let other = "fleet-b-\(s.database)"
+                _ = try s.rows("SELECT * FROM lock_monitoring.create_history_partitions(($1::timestamptz AT TIME ZONE 'UTC')::date - 1, ($1::timestamptz AT TIME ZONE 'UTC')::date + 2)",
+                               [old])
+                // This cluster: a blocker seen 40 days ago, changed a second later, and current since.
+                try Self.write(sampled, at: old, on: s.admin)
+                try Self.write(sampled, at: old.addingTimeInterval(1), changed: true, on: s.admin)
+                // Another cluster: the same situation 40 days ago, over a second later.
+                try Self.write(sampled, at: old, systemIdentifier: other, on: s.admin)
+                try Self.write(sampled, at: old.addingTimeInterval(1), empty: true, systemIdentifier: other, on: s.admin)
+                let mine = "h.system_identifier = '\(sampled.systemIdentifier)'", theirs = "h.system_identifier = '\(other)'"
+                let currentBefore = try Self.count(s.admin, "lock_monitoring.blocking_session_s s JOIN lock_monitoring.blocking_session_h h USING (blocking_session_hk) WHERE \(mine) AND s.load_end_date IS NULL")
+                #expect(currentBefore == 1)
+                let locksBefore = try Self.count(s.admin, "lock_monitoring.lock_activity_s s JOIN lock_monitoring.lock_activity_h h USING (lock_activity_hk) WHERE \(mine)")
+                let oldDays = "lock_monitoring.history_partitions() WHERE NOT is_default AND range_end <= now() - interval '30 days'"
+                #expect(try Self.count(s.admin, oldDays) > 0)
+
+                let report = try s.rows("SELECT table_name, rows_deleted, partitions_dropped FROM lock_monitoring.cleanup_old_data(30)")
+                    .reduce(into: [String: (Int64, Int)]()) { $0[try $1.decode("table_name", as: String.self)] = (try $1.decode("rows_deleted"), try $1.decode("partitions_dropped")) }
+                // Removed: this cluster's superseded blocker row, and all of the other cluster's rows.
+                #expect(report["blocking_session_s"]?.0 == 2, "\(report)")
+                #expect((report["blocking_session_s"]?.1 ?? 0) >= 3, "whole days dropped: \(report)")
+                #expect((report["lock_activity_s"]?.0 ?? 0) == Int64(locksBefore), "the other cluster's locks: \(report)")
+                #expect((report["blocking_session_h"]?.0 ?? 0) >= 2, "the other cluster's session hubs, unreferenced now: \(report)")
+                #expect(try Self.count(s.admin, oldDays) == 0, "no partition older than the retention is left")
+
+                // Kept: the current rows, however old, and the hubs they point to; the dashboards show them.
+                #expect(try Self.count(s.admin, "lock_monitoring.blocking_session_s s JOIN lock_monitoring.blocking_session_h h USING (blocking_session_hk) WHERE \(mine) AND s.load_end_date IS NULL") == 1)
+                #expect(try Self.count(s.admin, "lock_monitoring.lock_activity_s s JOIN lock_monitoring.lock_activity_h h USING (lock_activity_hk) WHERE \(mine)") == locksBefore)
+                #expect(try Self.count(s.admin, "lock_monitoring.blocking_session_h h WHERE \(mine)") >= 2, "the blocker's and the waiter's hubs")
+                #expect(try Self.count(s.admin, "lock_monitoring.lock_blocking_l l JOIN lock_monitoring.lock_activity_h h USING (lock_activity_hk) WHERE \(mine)") == 1)
+                #expect(try Self.count(s.admin, "lock_monitoring.blocking_sessions_dashboard WHERE session_pid = $1 AND system_identifier = '\(sampled.systemIdentifier)'", [sampled.holderPid]) == 1)
+                #expect(try Self.count(s.admin, "lock_monitoring.blocking_session_s s JOIN lock_monitoring.blocking_session_h h USING (blocking_session_hk) WHERE \(theirs)") == 0)
+                #expect(try Self.count(s.admin, "lock_monitoring.blocking_session_h h WHERE \(theirs)") == 0)
+                #expect(try Self.count(s.admin, "lock_monitoring.lock_activity_h h WHERE \(theirs)") == 0)
+                try VaultConsistency.expectConsistent(s.admin)
+
+                // Running it again removes nothing more; the kept rows stay; the blocker goes on.
+                let again = try s.rows("SELECT coalesce(sum(rows_deleted), 0)::int8 AS n FROM lock_monitoring.cleanup_old_data(30)")[0].decode("n", as: Int64.self)
+                #expect(again == 0)
+                try Self.write(sampled, at: Date(), on: s.admin)
+                #expect(try Self.count(s.admin, "lock_monitoring.blocking_sessions_dashboard WHERE session_pid = $1", [sampled.holderPid]) == 1)
+                try VaultConsistency.expectConsistent(s.admin)
+            }
+        }
+
+        @Test func aWriteForADayWithoutAPartitionIsKeptAndMovedWhenItsPartitionIsCreated() async throws {
+            try await EngineScenario.run { s in
+                let sampled = try await Self.sampleBlocking(s)
+                let ahead = Date().addingTimeInterval(30 * 86_400)
+                // The daemon's own vault session (lock_writer_role) writes it.
+                let writer = try LiveDatabase.connect(database: s.database, user: EngineScenario.leastPrivilegedRole)
+                defer { writer.close() }
+                try Self.write(sampled, at: ahead, on: writer)
+                let inDefault = try s.rows("""
+                    SELECT s.tableoid::regclass::text AS part FROM lock_monitoring.blocking_session_s s WHERE s.load_date = $1
+                    """, [ahead]).map { try $0.decode("part", as: String.self) }
+                #expect(inDefault == ["lock_monitoring.blocking_session_s_default"], "no partition covers it: the default partition took it")
+                let rowsAhead = try Self.count(s.admin, "lock_monitoring.lock_activity_s WHERE load_date = $1", [ahead])
+                #expect(rowsAhead > 0)
+                #expect(try Self.count(s.admin, "lock_monitoring.blocking_sessions_dashboard WHERE session_pid = $1", [sampled.holderPid]) == 1)
+
+                // The daemon's scheduled job, as that role, creates partitions up to that day: the rows move in.
+                let created = try writer.query("SELECT table_name, rows_moved FROM lock_monitoring.ensure_history_partitions(31)")
+                    .reduce(into: [String: Int64]()) { $0[try $1.decode("table_name", as: String.self), default: 0] += try $1.decode("rows_moved", as: Int64.self) }
+                #expect(created["blocking_session_s"] == 1 && created["lock_activity_s"] == Int64(rowsAhead), "\(created)")
+                let moved = try s.rows("""
+                    SELECT s.tableoid::regclass::text AS part FROM lock_monitoring.blocking_session_s s WHERE s.load_date = $1
+                    """, [ahead]).map { try $0.decode("part", as: String.self) }
+                #expect(moved.count == 1 && moved.first != "lock_monitoring.blocking_session_s_default", "\(moved)")
+                #expect(try Self.count(s.admin, "lock_monitoring.lock_activity_s WHERE load_date = $1", [ahead]) == rowsAhead)
+                #expect(try Self.count(s.admin, "ONLY lock_monitoring.blocking_session_s_default") == 0)
+                // Creating again does nothing; a steady cycle after it writes nothing new.
+                #expect(try writer.query("SELECT * FROM lock_monitoring.ensure_history_partitions(31)").isEmpty)
+                try Self.write(sampled, at: ahead.addingTimeInterval(1), on: writer)
+                #expect(try Self.count(s.admin, "lock_monitoring.blocking_session_s") == 1)
+                try VaultConsistency.expectConsistent(s.admin)
+            }
+        }
+
+        /// The vault as today's lockvault (before partitioning) builds it: its numbered migrations
+        /// and its functions and views, frozen in Tests/Fixtures/vault-v2.
+        static let v2Fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/vault-v2")
+
+        static func v2Migrations() throws -> [Migration] {
+            func sqlFiles(_ dir: URL) throws -> [String] {
+                try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".sql") }.sorted()
+            }
+            func text(_ url: URL) throws -> String {
+                var t = try String(contentsOf: url, encoding: .utf8)
+                if t.hasSuffix("\n") { t.removeLast() }
+                return t
+            }
+            let numbered = try sqlFiles(v2Fixtures).map { Migration(name: $0, sql: try text(v2Fixtures.appendingPathComponent($0))) }
+            var set: [Migration.File] = []
+            for folder in ["functions", "views"] {
+                let dir = v2Fixtures.appendingPathComponent(folder)
+                set += try sqlFiles(dir).map { Migration.File(path: "\(folder)/\($0)", sql: try text(dir.appendingPathComponent($0))) }
+            }
+            return numbered + [Migration(repeatable: set)]
+        }
+
+        @Test func aVaultBuiltByTheMigrationsBeforePartitioningUpgradesWithEveryRowKept() async throws {
+            try await LiveDatabase.withTemporaryDatabase { db in
+                let setup = try LiveDatabase.connect(database: db)
+                defer { setup.close() }
+                let old = try Self.v2Migrations()
+                #expect(try Migrator(migrations: old, superseded: [:]).apply(on: setup).count == old.count)
+                let s = try EngineScenario(database: db, migrator: nil)
+                do {
+                    // History written by the writer into the old vault: a blocker that changed, one that ended, 40 days ago and now.
+                    let sampled = try await Self.sampleBlocking(s)
+                    let longAgo = Date().addingTimeInterval(-40 * 86_400)
+                    try Self.write(sampled, at: longAgo, on: s.admin)
+                    try Self.write(sampled, at: longAgo.addingTimeInterval(1), changed: true, on: s.admin)
+                    try Self.write(sampled, at: longAgo, systemIdentifier: "fleet-b", on: s.admin)
+                    try Self.write(sampled, at: longAgo.addingTimeInterval(5), empty: true, systemIdentifier: "fleet-b", on: s.admin)
+                    try Self.write(sampled, at: Date().addingTimeInterval(-60), on: s.admin)
+                    let columns = try VaultUpgradeLiveTests.columns(s.admin)
+                    let before = try VaultUpgradeLiveTests.contents(s.admin, columns: columns)
+                    #expect(before.values.reduce(0) { $0 + $1.count } > 20)
+                    let dashboards = [
+                        "SELECT session_pid, blocking_severity, blocked_sessions_count, system_identifier, recorded_at FROM lock_monitoring.blocking_sessions_dashboard",
+                        "SELECT session_pid, granted, lock_mode, lock_target, system_identifier, recorded_at FROM lock_monitoring.lock_activity_dashboard",
+                        "SELECT * FROM lock_monitoring.deadlock_events_dashboard",
+                    ]
+                    func shown() throws -> [[String]] {
+                        try dashboards.map { q in try s.rows("SELECT d::text AS r FROM (\(q)) d ORDER BY 1").map { try $0.decode("r", as: String.self) } }
+                    }
+                    let shownBefore = try shown()
+
+                    let later = Migration.embedded.filter { m in m.kind == .versioned && !old.contains { $0.name == m.name } }.map(\.name)
+                    #expect(later.contains("020_partitioned_history.sql"))
+                    #expect(try Migrator().apply(on: s.admin) == later + [Migration.repeatableName])
+                    #expect(try VaultUpgradeLiveTests.contents(s.admin, columns: columns) == before, "no row lost or changed by partitioning")
+                    #expect(try shown() == shownBefore, "the dashboards show the same")
+                    let partitioned = try s.rows("SELECT table_name FROM lock_monitoring.history_partitioning ORDER BY 1").map { try $0.decode("table_name", as: String.self) }
+                    for table in partitioned {
+                        #expect(try s.rows("SELECT relkind::text AS k FROM pg_class WHERE oid = $1::regclass", ["lock_monitoring.\(table)"])[0].decode("k", as: String.self) == "p", "\(table)")
+                    }
+                    #expect(try Self.count(s.admin, "lock_monitoring.history_partitions() WHERE range_end <= now() - interval '39 days'") > 0,
+                            "the old days got their partitions")
+                    // The new writer goes on with the same history: a steady cycle adds no blocker row.
+                    let rows = try Self.count(s.admin, "lock_monitoring.blocking_session_s")
+                    try Self.write(sampled, at: Date(), on: s.admin)
+                    #expect(try Self.count(s.admin, "lock_monitoring.blocking_session_s") == rows)
+                    // Retention on the upgraded vault: the old day goes, the current rows stay.
+                    let removed = try s.rows("SELECT coalesce(sum(rows_deleted), 0)::int8 AS n FROM lock_monitoring.cleanup_old_data(30)")[0].decode("n", as: Int64.self)
+                    #expect(removed > 0)
+                    #expect(try Self.count(s.admin, "lock_monitoring.blocking_sessions_dashboard WHERE session_pid = $1", [sampled.holderPid]) == 1)
+                    try VaultConsistency.expectConsistent(s.admin)
+                    await s.close()
+                } catch {
+                    await s.close()
+                    throw error
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# The fleet part of the benchmarks (issue 17), called by bench/run.sh with the benchmark cluster
+# running and PG* pointing at it; prints the markdown section for docs/benchmarks.md.
+#
+#   bench/fleet.sh BENCH_BINARY LOCKVAULT_BINARY [--smoke]
+#
+# Environment: FLEET_CLUSTERS (200), FLEET_SECONDS (60 s of replay), FLEET_DAYS (30 days of
+# history), FLEET_HISTORY_CAP (rows copied into the history, 3 000 000), FLEET_DASH_ROUNDS (51).
+#
+# 1. real cycles recorded by lockvault's Monitor in lv_fleet_work (quiet, a steady blocker,
+#    blockers coming and going, deadlocks); 2. FLEET_CLUSTERS threads replay them at 1 Hz into
+#    one vault (lv_fleet), each on its own connection, through CycleWriter (record_cycle); write
+#    latency, the vault backends' CPU (/proc), WAL and bytes over the replay; 3. the replay's rows
+#    copied back over FLEET_DAYS days (bench/fleet-history.sql); every dashboard and
+#    fleet_dashboard timed over them; 4. retention of the oldest day: the DELETE of the
+#    cleanup_old_data before partitioning (Tests/Fixtures/vault-v2, run in a transaction rolled
+#    back), then today's cleanup_old_data (partitions), over the same rows.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+bench=$1 lv=$2 mode=${3:-}
+if [[ $mode == --smoke ]]; then
+    CLUSTERS=${FLEET_CLUSTERS:-20} SECONDS_=${FLEET_SECONDS:-10} DAYS=${FLEET_DAYS:-3} CAP=${FLEET_HISTORY_CAP:-100000} ROUNDS=${FLEET_DASH_ROUNDS:-11}
+else
+    CLUSTERS=${FLEET_CLUSTERS:-200} SECONDS_=${FLEET_SECONDS:-60} DAYS=${FLEET_DAYS:-30} CAP=${FLEET_HISTORY_CAP:-3000000} ROUNDS=${FLEET_DASH_ROUNDS:-51}
+fi
+q() { psql -XAtq -v ON_ERROR_STOP=1 "$@"; }
+read -r -a lockvault <<<"env $(compgen -e | sed -n 's/^\(LOCKVAULT_.*\)/-u \1/p' | tr '\n' ' ') $lv"
+work=$(mktemp -d /tmp/lockvault-fleet.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+t0=$(date +%s)
+
+q -c "DROP DATABASE IF EXISTS lv_fleet" -c "DROP DATABASE IF EXISTS lv_fleet_work" -c "CREATE DATABASE lv_fleet" -c "CREATE DATABASE lv_fleet_work"
+"${lockvault[@]}" migrate --dsn dbname=lv_fleet >/dev/null
+echo "  fleet: recording real cycles" >&2
+recorded=$("$bench" fleet-record --work-db lv_fleet_work --vault-db lv_fleet --out "$work/streams.json")
+echo "  fleet: $CLUSTERS clusters at 1 Hz for $SECONDS_ s" >&2
+replay=$("$bench" fleet-replay --vault-db lv_fleet --streams "$work/streams.json" --clusters "$CLUSTERS" --seconds "$SECONDS_")
+val() { sed -n "s/.*\\b$1=\\([^ ]*\\).*/\\1/p" <<<"$replay"; }
+t_replay=$(( $(date +%s) - t0 ))
+
+q -d lv_fleet -c "ANALYZE" >/dev/null
+replay_rows=$(q -d lv_fleet -c "SELECT sum(c.reltuples)::bigint FROM pg_class c WHERE c.relnamespace = 'lock_monitoring'::regnamespace AND c.relkind = 'r'")
+copies=$(awk -v cap="$CAP" -v r="$replay_rows" -v d="$DAYS" 'BEGIN { c = int(cap / (r > 0 ? r : 1)); m = d * 24; if (c > m) c = m; if (c < d) c = d; print c }')
+echo "  fleet: $DAYS days of history ($copies copies of $replay_rows rows)" >&2
+t1=$(date +%s)
+q -d lv_fleet -v copies="$copies" -v days="$DAYS" -f bench/fleet-history.sql >/dev/null
+t_hist=$(( $(date +%s) - t1 ))
+history_rows=$(q -d lv_fleet -c "SELECT sum(c.reltuples)::bigint FROM pg_class c WHERE c.relnamespace = 'lock_monitoring'::regnamespace AND c.relkind = 'r'")
+history_size=$(q -d lv_fleet -c "SELECT pg_size_pretty(sum(pg_total_relation_size(c.oid))) FROM pg_class c WHERE c.relnamespace = 'lock_monitoring'::regnamespace AND c.relkind = 'r'")
+partitions=$(q -d lv_fleet -c "SELECT count(*) FROM lock_monitoring.history_partitions()")
+echo "  fleet: dashboards" >&2
+fleet_dash_row=$("$bench" fleet-dashboard --vault-db lv_fleet --rounds "$ROUNDS")
+dashboards_md=$("$bench" dashboards --vault-db lv_fleet --rounds "$ROUNDS")
+fleet_rows=$(q -d lv_fleet -c "SELECT count(*) || ' rows (' || count(*) FILTER (WHERE state = 'alive') || ' alive)' FROM lock_monitoring.fleet_dashboard")
+
+echo "  fleet: retention, DELETE then partitions" >&2
+retention=$(( DAYS - 1 ))
+# Its cutoff moved back to the UTC midnight before it: the day boundary the partitions are dropped at, so that both
+# remove the same satellite rows (all rows closed before that midnight).
+sed -e 's/lock_monitoring\.cleanup_old_data(/pg_temp.cleanup_by_delete(/g' -e '/cleanup_old_history/d' \
+    -e "s/v_cutoff := now() - make_interval(days => retention_days);/v_cutoff := date_trunc('day', (now() - make_interval(days => retention_days)) AT TIME ZONE 'UTC') AT TIME ZONE 'UTC';/" \
+    Tests/Fixtures/vault-v2/functions/cleanup_old_data.sql >"$work/cleanup_by_delete.sql"
+dead_sql="SELECT coalesce(sum(n_dead_tup), 0) FROM pg_stat_user_tables WHERE schemaname = 'lock_monitoring'"
+q -d lv_fleet -c "VACUUM" >/dev/null
+sleep 1
+dead_before=$(q -d lv_fleet -c "$dead_sql")
+# DELETE, as before partitioning: measured, then rolled back, so both run over the same rows.
+read -r del_ms del_wal del_rows < <(q -d lv_fleet -F ' ' <<SQL
+BEGIN;
+\i $work/cleanup_by_delete.sql
+SELECT pg_current_wal_insert_lsn() AS l0, clock_timestamp() AS c0 \gset
+SELECT sum(rows_deleted) AS n FROM pg_temp.cleanup_by_delete($retention) \gset
+SELECT round(extract(epoch FROM clock_timestamp() - :'c0'::timestamptz) * 1000), pg_wal_lsn_diff(pg_current_wal_insert_lsn(), :'l0'), :n;
+ROLLBACK;
+SQL
+)
+# Partitions: today's cleanup_old_data, committed.
+read -r part_ms part_wal part_rows part_dropped < <(q -d lv_fleet -F ' ' <<SQL
+SELECT pg_current_wal_insert_lsn() AS l0, clock_timestamp() AS c0 \gset
+SELECT sum(rows_deleted) AS n, sum(partitions_dropped) AS p FROM lock_monitoring.cleanup_old_data($retention) \gset
+SELECT round(extract(epoch FROM clock_timestamp() - :'c0'::timestamptz) * 1000), pg_wal_lsn_diff(pg_current_wal_insert_lsn(), :'l0'), :n, :p;
+SQL
+)
+sleep 1
+dead_after=$(q -d lv_fleet -c "SELECT pg_stat_force_next_flush()" -c "$dead_sql" | tail -1)
+t_total=$(( $(date +%s) - t0 ))
+
+p99=$(val p99) cores=$(val vault_cpu_cores)
+verdict() { awk -v v="$1" -v t="$2" 'BEGIN { print (v + 0 <= t + 0 ? "met" : "MISSED") }'; }
+fleet_p99=$(awk -F'|' '{ gsub(/ /, "", $5); print $5 }' <<<"$fleet_dash_row")
+capacity=$(awk -v n="$CLUSTERS" -v c="$cores" 'BEGIN { if (c > 0) printf "%.0f", n / c; else print "n/a" }')
+
+cat <<MD
+## 7. Fleet: one vault, $CLUSTERS clusters
+
+\`bench/fleet.sh\` ($t_total s). $CLUSTERS synthetic clusters write into one vault (\`lv_fleet\`, on the benchmark cluster) at 1 Hz,
+concurrently: one thread and one vault connection each, each write spread over the second, through lockvault's own
+writer (\`CycleWriter\`: the document the daemon builds, \`record_cycle\` in its own transaction). The cycle streams are
+real cycles sampled by lockvault's Monitor from \`lv_fleet_work\` where real sessions held and waited for locks
+($recorded); each cluster replays one under its own system_identifier, sampled now: of every 20 clusters, 12 quiet,
+3 with a steady blocker, 4 with blockers coming and going, 1 with deadlocks (a replayed deadlock is a new one).
+Replayed sessions are the recorded ones, so hubs are created in the first pass (a warm-up pass, not measured) and
+reused after: the numbers are the steady-state writes of satellites and links, a little below a real fleet's.
+Measured over $(val seconds) s: $(val writes) writes, $(val failures) failed$( [[ -n $(val first_failure) ]] && echo " (first: $(val first_failure))").
+
+| measure | value | target | |
+|---|---:|---:|---|
+| vault write latency per cycle, p50 | $(val p50) ms | | |
+| vault write latency per cycle, p99 | $p99 ms | ≤ 50 ms | $(verdict "$p99" 50) |
+| vault write latency, max | $(val max) ms | | |
+| vault CPU, the $CLUSTERS writing backends | $(awk -v c="$cores" 'BEGIN { printf "%.1f", 100 * c }') % of one core | | |
+| vault CPU per cluster | $(val cpu_pct_per_cluster) % of one core | | |
+| WAL per cluster-day | $(val wal_mb_per_cluster_day) MB | | |
+| vault size per cluster-day | $(val size_mb_per_cluster_day) MB | | |
+
+**Capacity of one vault core: about $capacity clusters** of this mix at 1 Hz ($CLUSTERS clusters took $(awk -v c="$cores" 'BEGIN { printf "%.2f", c }')
+of a core in their backends; WAL writer, checkpointer and autovacuum come on top). A bigger fleet needs, per
+$capacity clusters, another core on the vault; WAL and size grow linearly per cluster-day (above). Past a few
+cores of one server, split the fleet over several vaults (by team or region): nothing in lockvault needs
+one vault to see all clusters.
+
+### $DAYS days of fleet history
+
+The replay's rows copied $copies times back over $DAYS days (\`bench/fleet-history.sql\`, $t_hist s): $history_rows rows,
+$history_size, $partitions partitions — that is $(awk -v c="$copies" -v s="$(val seconds)" -v d="$DAYS" 'BEGIN { printf "%.2f", 100 * c * s / (d * 86400) }') % of what $CLUSTERS clusters would write in $DAYS days at
+the replay's rate (the machine's limit, not lockvault's: the dashboards read current rows through partial indexes, so what they
+cost depends on the current rows and the partition count, not the closed history). fleet_dashboard: $fleet_rows.
+
+| query | rows | median ms | p99 ms | target (p99) | |
+|---|---:|---:|---:|---:|---|
+$fleet_dash_row
+
+Every other dashboard over the same history (\`lockvault-bench dashboards\`, as in part 5):
+
+$dashboards_md
+
+fleet_dashboard p99 ${fleet_p99:-?} ms (target < 50 ms: $(verdict "${fleet_p99:-1e9}" 49.999)).
+
+### Retention of the oldest day: DELETE then, partitions now
+
+\`cleanup_old_data($retention)\` over the same history: first the function as it was before partitioning (DELETE of
+closed rows, its cutoff moved back to the midnight the partitions are dropped at, so both remove the same satellite
+rows; run in a transaction that is rolled back), then today's (whole days detached and dropped, current rows
+moved to the default partition; hubs, links and alerts still by DELETE).
+
+| retention | rows removed | time | WAL | dead tuples left (vacuum debt) | target | |
+|---|---:|---:|---:|---:|---:|---|
+| DELETE (before, reference) | $del_rows | $del_ms ms | $(awk -v w="$del_wal" 'BEGIN { printf "%.1f MB", w / 1048576 }') | $del_rows (every deleted row, until vacuumed) | | |
+| partitions (now), $part_dropped partitions dropped | $part_rows | $part_ms ms | $(awk -v w="$part_wal" 'BEGIN { printf "%.1f MB", w / 1048576 }') | $(( dead_after - dead_before )) | < 1 s, no bloat | $( [[ $part_ms -lt 1000 ]] && (( dead_after - dead_before < part_rows / 100 + 100 )) && echo met || echo MISSED) |
+
+Dead tuples left by the partition path are what it still DELETEs: hubs and links no row refers to any more, and the
+default partition's rows past the retention.
+MD
