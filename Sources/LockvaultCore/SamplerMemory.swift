@@ -20,6 +20,8 @@ public struct SamplerMemory: Sendable {
     public private(set) var longTransactions: [Int32: BackendActivity] = [:]
     /// Every session's database seen since the last full reading, by pid.
     public private(set) var sessionDatabases: [Int32: String] = [:]
+    /// The same sessions' `backend_start`, by pid (see ``LockSnapshot/sessionStarts``).
+    public private(set) var sessionStarts: [Int32: Date] = [:]
     /// When the last successful cycle captured; nil before the first (= read everything).
     public private(set) var previousCapture: Date?
     /// Waiters whose lock details were read, with the waiting locks read.
@@ -98,13 +100,13 @@ public struct SamplerMemory: Sendable {
     ///   - backends: the backends the statement returned (the ones that matter and changed).
     ///   - keptLongTransactions: pids of remembered long transactions still open with the same
     ///     `xact_start` (the statement checks them against pg_stat_activity).
-    ///   - sessions: `(pid, database)` of sessions new since the previous capture, or of all
-    ///     sessions when `allSessions`.
+    ///   - sessions: `(pid, database, backendStart)` of sessions new since the previous capture,
+    ///     or of all sessions when `allSessions`.
     ///   - holdThreshold: seconds after which a transaction counts as long.
     /// - Returns: the backends this cycle's snapshot holds: those returned plus the remembered
     ///   long transactions not returned again.
     public mutating func absorb(capturedAt: Date, backends: [BackendActivity], keptLongTransactions: Set<Int32>,
-                                sessions: [(pid: Int32, database: String)], allSessions: Bool,
+                                sessions: [(pid: Int32, database: String, backendStart: Date?)], allSessions: Bool,
                                 holdThreshold: Double) -> [BackendActivity] {
         let returned = Set(backends.map(\.pid))
         var carried: [BackendActivity] = []
@@ -117,9 +119,15 @@ public struct SamplerMemory: Sendable {
             if let start = b.transactionStart, capturedAt.timeIntervalSince(start) > holdThreshold { next[b.pid] = b }
         }
         longTransactions = next
-        if allSessions { sessionDatabases = [:] }
-        for s in sessions { sessionDatabases[s.pid] = s.database }
-        for b in backends { if let db = b.database { sessionDatabases[b.pid] = db } }
+        if allSessions { sessionDatabases = [:]; sessionStarts = [:] }
+        for s in sessions {
+            sessionDatabases[s.pid] = s.database
+            sessionStarts[s.pid] = s.backendStart
+        }
+        for b in backends {
+            if let db = b.database { sessionDatabases[b.pid] = db }
+            if let start = b.backendStart { sessionStarts[b.pid] = start }
+        }
         previousCapture = capturedAt
         return backends + carried.sorted { $0.pid < $1.pid }
     }

@@ -14,7 +14,7 @@ import Testing
         var memory = SamplerMemory()
         #expect(memory.previousCapture == nil, "the first cycle reads everything")
         let first = memory.absorb(capturedAt: t0, backends: [longTransaction(7)], keptLongTransactions: [],
-                                  sessions: [(7, "shop")], allSessions: true, holdThreshold: 5)
+                                  sessions: [(7, "shop", t0 - 60)], allSessions: true, holdThreshold: 5)
         #expect(first.map(\.pid) == [7])
         #expect(memory.previousCapture == t0)
 
@@ -45,11 +45,13 @@ import Testing
 
     @Test func sessionDatabasesAreLearntOnceAndTheFullReadingDropsEndedSessions() {
         var memory = SamplerMemory()
-        _ = memory.absorb(capturedAt: t0, backends: [], keptLongTransactions: [], sessions: [(1, "shop"), (2, "crm")], allSessions: true, holdThreshold: 5)
-        _ = memory.absorb(capturedAt: t0 + 1, backends: [], keptLongTransactions: [], sessions: [(3, "shop")], allSessions: false, holdThreshold: 5)
+        _ = memory.absorb(capturedAt: t0, backends: [], keptLongTransactions: [], sessions: [(1, "shop", t0 - 10), (2, "crm", t0 - 20)], allSessions: true, holdThreshold: 5)
+        _ = memory.absorb(capturedAt: t0 + 1, backends: [], keptLongTransactions: [], sessions: [(3, "shop", t0 + 0.5)], allSessions: false, holdThreshold: 5)
         #expect(memory.sessionDatabases == [1: "shop", 2: "crm", 3: "shop"], "new sessions are added, known ones kept")
-        _ = memory.absorb(capturedAt: t0 + 60, backends: [], keptLongTransactions: [], sessions: [(1, "shop"), (3, "shop")], allSessions: true, holdThreshold: 5)
+        #expect(memory.sessionStarts == [1: t0 - 10, 2: t0 - 20, 3: t0 + 0.5], "with their backend_start: the session's identity")
+        _ = memory.absorb(capturedAt: t0 + 60, backends: [], keptLongTransactions: [], sessions: [(1, "shop", t0 - 10), (3, "shop", t0 + 0.5)], allSessions: true, holdThreshold: 5)
         #expect(memory.sessionDatabases == [1: "shop", 3: "shop"], "the once-a-minute reading forgets sessions that ended")
+        #expect(memory.sessionStarts == [1: t0 - 10, 3: t0 + 0.5])
     }
 
     @Test func aDeadlockReportIsPlacedBySessionsThatWereOnlyCounted() {

@@ -42,8 +42,12 @@ import Foundation
 /// holds, as `[[pid, backend_start, query_start, wait_event, [blocked_by, sorted]], …]`
 /// (`SamplerMemory.WaitKey`); when every current waiter matches one, pg_locks is not read
 /// (`locks_read` false) and the reader adds the remembered locks of the waiters and of the
-/// blockers `pg_blocking_pids()` named this time. Any new or changed wait, a new blocker, or the
-/// once-a-minute lock-table cycle (`$3`) reads pg_locks again.
+/// blockers `pg_blocking_pids()` named this time. Any new or changed wait, a new blocker, a
+/// blocker whose `state_change` moved since `$5` (it ran a statement, or its own wait ended and it
+/// took the lock), or the once-a-minute lock-table cycle (`$3`) reads pg_locks again. What is
+/// carried stale: locks a blocker takes in the middle of one statement that is still running, with
+/// its waiters' waits unchanged — seen at the next lock-table cycle, at most
+/// `lockTableCheckIntervalSeconds` (60 s) late.
 ///
 /// Parameters: `$1` query text length, `$2` hold threshold in seconds, `$3` force reading
 /// pg_locks (lock-table usage and fingerprints), `$4` long transactions whose locks are already
@@ -106,7 +110,11 @@ public enum SnapshotQuery {
                                  WHERE w.pid = a.pid AND w.backend_start IS NOT DISTINCT FROM a.backend_start
                                    AND w.query_start IS NOT DISTINCT FROM a.query_start AND w.wait_event IS NOT DISTINCT FROM a.wait_event
                                    AND w.blocked_by = (SELECT coalesce(jsonb_agg(x ORDER BY x), '[]'::jsonb) FROM unnest(a.blocked_by) x)))
-                   ) AS someone_waits,
+                   )
+                   -- A blocker that ran a statement or finished waiting since the previous capture may
+                   -- hold locks the reader has not seen: read them (its waiters' keys did not move).
+                   OR EXISTS (SELECT 1 FROM act a WHERE a.pid IN (SELECT pid FROM blockers) AND a.state_change >= $5::timestamptz)
+                   AS someone_waits,
                    EXISTS (SELECT 1 FROM longx) AS long_xacts
         ),
         lk AS MATERIALIZED (
@@ -134,7 +142,7 @@ public enum SnapshotQuery {
             ) b) AS backends,
             (SELECT count(*) FROM act) AS backend_count,
             (SELECT json_agg(k.pid) FROM known k JOIN act a ON a.pid = k.pid AND a.xact_start = k.xact_start) AS long_kept,
-            (SELECT json_agg(json_build_array(pid, datname)) FROM act
+            (SELECT json_agg(json_build_array(pid, datname, backend_start)) FROM act
              WHERE datname IS NOT NULL AND ($3::bool OR $5::timestamptz IS NULL OR backend_start >= $5::timestamptz)) AS sessions,
             (SELECT json_agg(x) FROM (
                 SELECT lk.*, d.datname AS database_name,

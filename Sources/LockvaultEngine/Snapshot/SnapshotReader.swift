@@ -92,7 +92,7 @@ public final class SnapshotReader {
         let currentDatabase = try row.decode("current_database", as: String.self)
         relationNames.resolve(&lockRows, currentDatabase: currentDatabase)
         let backends = memory.absorb(capturedAt: capturedAt, backends: returnedBackends.map(Self.backend), keptLongTransactions: Set(kept),
-                                     sessions: sessions.map { ($0.pid, $0.database) }, allSessions: locksInUse != nil,
+                                     sessions: sessions.map { ($0.pid, $0.database, $0.backendStart) }, allSessions: locksInUse != nil,
                                      holdThreshold: options.lockHoldThresholdSeconds)
         mergeLongTransactionLocks(&lockRows, backends: backends, read: longRead)
 
@@ -109,6 +109,7 @@ public final class SnapshotReader {
             backends: backends,
             backendCount: backendCount,
             sessionDatabases: memory.sessionDatabases,
+            sessionStarts: memory.sessionStarts,
             locks: memory.absorbLocks(backends: backends, locks: lockRows.map(Self.lock), locksRead: locksRead),
             preparedTransactions: preparedRows.compactMap(Self.prepared),
             lockTable: lockTable,
