@@ -85,10 +85,15 @@ extension BlockerAssessment {
         if let prepared {
             preparedVXIDs = Set(snapshot.locks.filter { $0.pid == nil && $0.transactionID == prepared.transactionID }.compactMap(\.virtualTransaction))
         }
+        // The holder first (a pid test), the target after: hashing every lock's target was most
+        // of the cost with thousands of carried locks and one blocker.
         let held = snapshot.locks.filter { lock in
-            guard wanted.contains(lock.target) else { return false }
-            if let blockerPids { return lock.pid.map(blockerPids.contains) == true }
-            return lock.pid == nil && (preparedVXIDs.isEmpty || lock.virtualTransaction.map(preparedVXIDs.contains) == true)
+            if let blockerPids {
+                guard lock.pid.map(blockerPids.contains) == true else { return false }
+            } else {
+                guard lock.pid == nil && (preparedVXIDs.isEmpty || lock.virtualTransaction.map(preparedVXIDs.contains) == true) else { return false }
+            }
+            return wanted.contains(lock.target)
         }
         // Prefer what it holds over what it queues for; among those, the strongest mode.
         let best = held.max { ($0.granted ? 1 : 0, $0.mode) < ($1.granted ? 1 : 0, $1.mode) }

@@ -83,4 +83,24 @@ import Testing
         write(&changes, cycle(["a": 1], at: 100))
         #expect(changes.plan(cycle(["a": 1], at: 50)) == .changes(send: [], end: []))
     }
+
+    /// A bulk of the same generation is taken as unchanged without comparing it; a new
+    /// generation is compared row by row, so a bulk rebuilt with the same rows sends nothing.
+    @Test func aBulkOfTheSameGenerationIsNotComparedAndANewOneIs() {
+        var changes = Changes(heartbeatSeconds: 60)
+        func bulky(_ rows: [String: UInt8], bulk: [String: UInt8], generation: UInt64, at seconds: Double) -> VaultCycleState<String> {
+            var c = cycle(rows, at: seconds)
+            c.bulk = .init(rows: bulk.mapValues { [$0] }, generation: generation)
+            return c
+        }
+        #expect(write(&changes, bulky(["b1": 1], bulk: ["l1": 1, "l2": 1], generation: 1, at: 0)) == .all)
+        #expect(write(&changes, bulky(["b1": 1], bulk: ["l1": 1, "l2": 1], generation: 1, at: 1)) == .skip)
+        #expect(write(&changes, bulky(["b1": 2], bulk: ["l1": 1, "l2": 1], generation: 1, at: 2)) == .changes(send: ["b1"], end: []),
+                "the other rows are still compared")
+        #expect(write(&changes, bulky(["b1": 2], bulk: ["l1": 1, "l2": 1], generation: 2, at: 3)) == .skip, "the same rows, rebuilt")
+        #expect(write(&changes, bulky(["b1": 2], bulk: ["l1": 2, "l3": 1], generation: 3, at: 4)) == .changes(send: ["l1", "l3"], end: ["l2"]))
+        // A state without a bulk (a whole row set) after one with it: compared in full.
+        #expect(write(&changes, cycle(["b1": 2, "l1": 2, "l3": 1], at: 5)) == .skip)
+        #expect(write(&changes, cycle(["b1": 2], at: 6)) == .changes(send: [], end: ["l1", "l3"]))
+    }
 }

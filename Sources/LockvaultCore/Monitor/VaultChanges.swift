@@ -5,16 +5,39 @@ public import Foundation
 /// cycle carries events (deadlocks, resolve decisions, a gap), which are always written.
 public struct VaultCycleState<Key: Hashable & Sendable>: Sendable, Equatable {
     public var rows: [Key: [UInt8]]
+    /// Rows that usually come unchanged from one cycle to the next (a cluster's carried locks),
+    /// kept apart so that comparing them costs nothing while they are the same; `rows` and
+    /// `bulk.rows` never share a key.
+    public var bulk: Bulk?
     public var summary: [UInt8]
     /// When the cycle sampled the cluster: the summary's heartbeat is measured in these.
     public var capturedAt: Date
     public var hasEvents: Bool
 
-    public init(rows: [Key: [UInt8]], summary: [UInt8], capturedAt: Date, hasEvents: Bool) {
+    /// Rows with a generation: two bulks of the same generation hold the same rows (whoever
+    /// builds the states promises it), so they are not compared row by row.
+    public struct Bulk: Sendable, Equatable {
+        public var rows: [Key: [UInt8]]
+        public var generation: UInt64
+
+        public init(rows: [Key: [UInt8]], generation: UInt64) {
+            self.rows = rows
+            self.generation = generation
+        }
+    }
+
+    public init(rows: [Key: [UInt8]], bulk: Bulk? = nil, summary: [UInt8], capturedAt: Date, hasEvents: Bool) {
         self.rows = rows
+        self.bulk = bulk
         self.summary = summary
         self.capturedAt = capturedAt
         self.hasEvents = hasEvents
+    }
+
+    /// Every row, the bulk's included.
+    public var allRows: [Key: [UInt8]] {
+        guard let bulk else { return rows }
+        return rows.merging(bulk.rows) { a, _ in a }
     }
 }
 
@@ -40,8 +63,10 @@ public struct VaultChanges<Key: Hashable & Sendable>: Sendable {
         case changes(send: Set<Key>, end: Set<Key>)
     }
 
-    /// The vault's current rows after the last successful write; nil when not known.
+    /// The vault's current rows after the last successful write (the bulk apart); nil when not known.
     public private(set) var known: [Key: [UInt8]]?
+    /// The bulk of the last successful write.
+    private var knownBulk: VaultCycleState<Key>.Bulk?
     /// The hash diff of the vault's current summary row and its last_cycle_at.
     public private(set) var summary: (digest: [UInt8], at: Date)?
     /// The vault writes a summary row at least this often (record_cycle_summary's rule).
@@ -55,8 +80,17 @@ public struct VaultChanges<Key: Hashable & Sendable>: Sendable {
     public func plan(_ cycle: VaultCycleState<Key>) -> Plan {
         guard let known else { return .all }
         var send = Set<Key>()
-        for (key, digest) in cycle.rows where known[key] != digest { send.insert(key) }
-        let end = Set(known.keys.filter { cycle.rows[$0] == nil })
+        let end: Set<Key>
+        if let bulk = cycle.bulk, bulk.generation == knownBulk?.generation {
+            // The bulk is what the vault holds already: only the other rows are compared.
+            for (key, digest) in cycle.rows where known[key] != digest { send.insert(key) }
+            end = Set(known.keys.filter { cycle.rows[$0] == nil })
+        } else {
+            let was = knownBulk.map { known.merging($0.rows) { a, _ in a } } ?? known
+            let now = cycle.allRows
+            for (key, digest) in now where was[key] != digest { send.insert(key) }
+            end = Set(was.keys.filter { now[$0] == nil })
+        }
         if send.isEmpty, end.isEmpty, !cycle.hasEvents, !summaryDue(cycle) { return .skip }
         return .changes(send: send, end: end)
     }
@@ -74,12 +108,14 @@ public struct VaultChanges<Key: Hashable & Sendable>: Sendable {
     /// summary row, as record_cycle returned it (nil: not returned, so unknown).
     public mutating func written(_ cycle: VaultCycleState<Key>, summaryAt: Date?) {
         known = cycle.rows
+        knownBulk = cycle.bulk
         summary = summaryAt.map { (cycle.summary, $0) }
     }
 
     /// What the vault holds is no longer known for certain: the next write is a whole one.
     public mutating func forget() {
         known = nil
+        knownBulk = nil
         summary = nil
     }
 }

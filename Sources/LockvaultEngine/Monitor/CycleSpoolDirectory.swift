@@ -13,6 +13,8 @@ struct CycleDocument: Sendable {
     var record: CycleRecord?
     /// The whole document, for a record replayed from the spool.
     var text: String?
+    /// The generation of the record's lock rows in the monitor's ``LockRowMemo``, if they came from it.
+    var lockRowsGeneration: UInt64?
 
     init(_ record: CycleRecord) {
         self.record = record

@@ -28,6 +28,8 @@ public actor Monitor {
     private var target: PostgresConnection?
     private var vault: PostgresConnection?
     private var reader: SnapshotReader
+    /// Lock rows' keys and hash diffs from the previous cycle (most locks are carried unchanged).
+    private let lockRowMemo = LockRowMemo()
     private var deadlocks = DeadlockTracker()
     private var serverLog: ServerLogTailer?
     /// When the server's log_line_prefix and log_destination were last read (they change on reload).
@@ -161,8 +163,12 @@ public actor Monitor {
                                      killRule: outcome.rulings, killThresholdSeconds: configuration.resolve.killThresholdSeconds,
                                      clusterName: configuration.clusterName, recordSource: recordSource,
                                      cycleMilliseconds: outcome.cycleMilliseconds, heartbeatSeconds: configuration.heartbeatSeconds,
-                                     gap: nil, bufferedCycles: machine.buffer.count, spooledCycles: spool?.stored.count ?? 0)
-            let dropped = machine.cycleRecorded(CycleDocument(record), capturedAt: snapshot.capturedAt, gap: gap)
+                                     gap: nil, bufferedCycles: machine.buffer.count, spooledCycles: spool?.stored.count ?? 0,
+                                     memo: lockRowMemo)
+            lockRowMemo.cycleEnded()
+            var document = CycleDocument(record)
+            document.lockRowsGeneration = lockRowMemo.currentGeneration
+            let dropped = machine.cycleRecorded(document, capturedAt: snapshot.capturedAt, gap: gap)
             if dropped > 0 {
                 logger.error("vault buffer full: dropped the oldest cycle records; a gap is recorded for them", metadata: [
                     "dropped": "\(dropped)", "dropped_total": "\(machine.buffer.lostTotal)", "buffer_limit": "\(max(1, configuration.maxBufferedCycles))",
@@ -228,7 +234,9 @@ public actor Monitor {
                 let sequence = machine.buffer.head?.sequence
                 // Only what changed since the last successful write (VaultChanges); a record
                 // replayed from the spool is written whole.
-                var state = record.record?.changeState()
+                var state = record.record.map { r in
+                    r.changeState(lockBulk: record.lockRowsGeneration.map { lockRowMemo.bulk(r.locks, generation: $0) })
+                }
                 if gap != nil { state?.hasEvents = true }
                 let plan = state.map { changes.plan($0) } ?? .all
                 if plan == .skip {

@@ -63,7 +63,7 @@ public final class SnapshotReader {
         let forceLocks = lastLockTableReading.map { now.timeIntervalSince($0) >= options.lockTableCheckIntervalSeconds } ?? true
         // Long transactions' locks are read when first seen, and again when the lock-table
         // reading finds their fingerprint moved.
-        let known = Self.knownJSON(longTransactionLocks)
+        let known = knownLongTransactionsJSON()
         if connectionFacts?.pid != conn.backendPID {
             let f = try conn.query(SnapshotQuery.connectionFactsSQL)[0]
             connectionFacts = (conn.backendPID, try f.decode("system_identifier", as: String?.self) ?? "unknown",
@@ -130,7 +130,8 @@ public final class SnapshotReader {
         for r in read {
             if let start = xactStart[r.pid] { remembered[r.pid] = RememberedLocks(xactStart: start, fingerprint: r.fingerprint, locks: granted[r.pid] ?? []) }
         }
-        for (pid, entry) in longTransactionLocks where remembered[pid] == nil && xactStart[pid] == entry.xactStart {
+        // In pid order: the same carried locks come in the same order every cycle (LockRowMemo.rows(for:)).
+        for (pid, entry) in longTransactionLocks.sorted(by: { $0.key < $1.key }) where remembered[pid] == nil && xactStart[pid] == entry.xactStart {
             if let fresh = granted[pid] {
                 remembered[pid] = RememberedLocks(xactStart: entry.xactStart, fingerprint: entry.fingerprint, locks: fresh)
             } else {
@@ -140,6 +141,24 @@ public final class SnapshotReader {
         }
         longTransactionLocks = remembered
     }
+
+    /// ``knownJSON(_:)`` of the remembered long transactions, encoded again only when they changed
+    /// (with 150 of them, encoding every second was a twentieth of the daemon's cycle).
+    private func knownLongTransactionsJSON() -> String {
+        let identity = longTransactionLocks.map { KnownLongTransaction(pid: $0.key, xactStart: $0.value.xactStart, fingerprint: $0.value.fingerprint) }
+        let asSet = Set(identity)
+        if let cached = knownJSONCache, cached.known == asSet { return cached.text }
+        let text = Self.knownJSON(longTransactionLocks)
+        knownJSONCache = (asSet, text)
+        return text
+    }
+
+    private struct KnownLongTransaction: Hashable {
+        var pid: Int32
+        var xactStart: Date
+        var fingerprint: String?
+    }
+    private var knownJSONCache: (known: Set<KnownLongTransaction>, text: String)?
 
     /// `[[pid, xact_start, fingerprint], …]` of the long transactions whose locks are remembered.
     static func knownJSON(_ known: [Int32: RememberedLocks]) -> String {

@@ -49,7 +49,8 @@ struct CycleRecord: Encodable, Sendable {
         heartbeatSeconds: Double,
         gap: (start: Date, end: Date, reason: String)?,
         bufferedCycles: Int = 0,
-        spooledCycles: Int = 0
+        spooledCycles: Int = 0,
+        memo: LockRowMemo? = nil
     ) {
         system_identifier = snapshot.systemIdentifier
         record_source = recordSource
@@ -65,32 +66,41 @@ struct CycleRecord: Encodable, Sendable {
 
         var named = NamedSessions(snapshot)
         let prepared = PreparedGids(snapshot)
-        for lock in snapshot.locks {
-            let holder: SessionKey
-            var backend: BackendActivity?
-            if let pid = lock.pid {
-                guard let key = named.session(pid: pid) else { continue }
-                holder = key
-                backend = named.backend(pid)
-            } else {
-                holder = named.prepared(prepared.gid(forVirtualTransaction: lock.virtualTransaction) ?? "unknown", database: lock.databaseName)
-            }
-            let row = LockActivityRow(lock, holder: holder, backend: backend, prepared: prepared, capturedAt: snapshot.capturedAt)
-            locks.append(row)
-            // Waiting lock → each blocker it waits for.
-            if !lock.granted, let waiter = backend?.sessionPid {
-                for blocker in graph.blockers(of: .session(waiter)) {
-                    let blocking: SessionKey
-                    switch blocker {
-                    case .session(let bpid):
-                        guard let key = named.session(pid: bpid) else { continue }
-                        blocking = key
-                    case .prepared(let gid):
-                        blocking = named.prepared(gid, database: lock.databaseName)
+        if let memo, let same = memo.rows(for: snapshot) {
+            // The same locks, sessions and waits as the cycle before: the same rows.
+            locks = same.locks
+            waits = same.waits
+            named = same.named
+            for i in same.sinceIsCaptureTime { locks[i].lock_since = snapshot.capturedAt }
+        } else {
+            for lock in snapshot.locks {
+                let holder: SessionKey
+                var backend: BackendActivity?
+                if let pid = lock.pid {
+                    guard let key = named.session(pid: pid) else { continue }
+                    holder = key
+                    backend = named.backend(pid)
+                } else {
+                    holder = named.prepared(prepared.gid(forVirtualTransaction: lock.virtualTransaction) ?? "unknown", database: lock.databaseName)
+                }
+                let row = LockActivityRow(lock, holder: holder, backend: backend, prepared: prepared, capturedAt: snapshot.capturedAt, memo: memo)
+                locks.append(row)
+                // Waiting lock → each blocker it waits for.
+                if !lock.granted, let waiter = backend?.sessionPid {
+                    for blocker in graph.blockers(of: .session(waiter)) {
+                        let blocking: SessionKey
+                        switch blocker {
+                        case .session(let bpid):
+                            guard let key = named.session(pid: bpid) else { continue }
+                            blocking = key
+                        case .prepared(let gid):
+                            blocking = named.prepared(gid, database: lock.databaseName)
+                        }
+                        waits.append(LockWaitRow(lock_activity: row.lock_activity, blocked_session: holder, blocking_session: blocking))
                     }
-                    waits.append(LockWaitRow(lock_activity: row.lock_activity, blocked_session: holder, blocking_session: blocking))
                 }
             }
+            memo?.remember(snapshot, locks: locks, waits: waits, named: named)
         }
 
         // The kill rule's answer per blocker (ResolvePolicy.decide): what the vault shows as auto_kill_eligible/_reason.
@@ -132,14 +142,23 @@ struct CycleRecord: Encodable, Sendable {
     /// Its current-state rows as ``VaultChanges`` compares them: every lock, blocker and
     /// deadlock counter by key with its hash diff; deadlocks, participants and decisions are
     /// events (always sent).
-    func changeState() -> VaultCycleState<VaultRowKey> {
-        var rows: [VaultRowKey: [UInt8]] = [:]
-        rows.reserveCapacity(locks.count + blockers.count + deadlock_counters.count)
-        for l in locks { rows[.lock(l.lock_activity)] = rows[.lock(l.lock_activity)] ?? l.hash_diff.bytes }
+    /// - Parameter lockBulk: the locks' rows already keyed (``LockRowMemo/bulk(_:generation:)``):
+    ///   they are then the state's bulk, not compared row by row while their generation holds.
+    func changeState(lockBulk: VaultCycleState<VaultRowKey>.Bulk? = nil) -> VaultCycleState<VaultRowKey> {
+        var rows: [VaultRowKey: [UInt8]] = lockBulk == nil ? Self.lockState(locks) : [:]
+        rows.reserveCapacity(rows.count + blockers.count + deadlock_counters.count)
         for b in blockers { rows[.blocker(b.blocking_session)] = rows[.blocker(b.blocking_session)] ?? b.hash_diff.bytes }
         for c in deadlock_counters { rows[.deadlockCounter(c.database_name)] = c.hash_diff.bytes }
-        return VaultCycleState(rows: rows, summary: summary.hash_diff.bytes, capturedAt: captured_at,
+        return VaultCycleState(rows: rows, bulk: lockBulk, summary: summary.hash_diff.bytes, capturedAt: captured_at,
                                hasEvents: !deadlocks.isEmpty || !deadlock_participants.isEmpty || !decisions.isEmpty || gap != nil)
+    }
+
+    /// Lock rows by key with their hash diff (the first of a key wins).
+    static func lockState(_ locks: [LockActivityRow]) -> [VaultRowKey: [UInt8]] {
+        var rows: [VaultRowKey: [UInt8]] = [:]
+        rows.reserveCapacity(locks.count)
+        for l in locks { rows[.lock(l.lock_activity)] = rows[.lock(l.lock_activity)] ?? l.hash_diff.bytes }
+        return rows
     }
 
     /// The record cut down to what changed: the rows in `send`, the waits of the locks sent,
