@@ -10,7 +10,7 @@
 # 2-core machine are noisy: compare the ratios measured in the same run, not absolute times.
 #
 # Parts: 1 snapshot cost (lockvault-bench snapshot), 2 workload overhead (pgbench with and
-# without the daemon, A/B/A/B), 3 storage growth and WAL per cycle (quiet cluster, a steady
+# without the daemon, A/B/A/B), 2b/2c observer effect and daemon CPU (bench/sampler-cost.sh), 3 storage growth and WAL per cycle (quiet cluster, a steady
 # blocker, blockers coming and going), 4 detection latency (lockvault-bench latency, which is
 # also the "coming and going" window of part 3), 5 dashboard queries over 30 days of synthetic
 # history (bench/history.sql + lockvault-bench dashboards), 6 daemon footprint (over the
@@ -25,10 +25,10 @@ t_mark=$t_begin phase_times=
 mark() { phase_times+="${phase_times:+, }$1 $(( $(date +%s) - t_mark )) s"; t_mark=$(date +%s); }
 
 if [[ $mode == --smoke ]]; then
-    PGB_SCALE=1 PGB_CLIENTS=4 PGB_SECONDS=4 PGB_PAIRS=1
+    PGB_SCALE=1 PGB_CLIENTS=4 PGB_SECONDS=4 PGB_PAIRS=1 HOT_CLIENTS=20 HOT_SECONDS=3 HOT_PAIRS=2 CPU_S=20
     QUIET_S=8 STEADY_S=8 LAT_BLOCKING=4 LAT_DEADLOCKS=2 HISTORY_DAYS=2 HISTORY_CAP=50000 DASH_ROUNDS=11
 else
-    PGB_SCALE=10 PGB_CLIENTS=8 PGB_SECONDS=30 PGB_PAIRS=2
+    PGB_SCALE=10 PGB_CLIENTS=8 PGB_SECONDS=30 PGB_PAIRS=2 HOT_CLIENTS=100 HOT_SECONDS=5 HOT_PAIRS=10 CPU_S=300
     QUIET_S=60 STEADY_S=45 LAT_BLOCKING=60 LAT_DEADLOCKS=40 HISTORY_DAYS=30 HISTORY_CAP=2500000 DASH_ROUNDS=101
 fi
 
@@ -121,7 +121,7 @@ END;
 SQL
 workload_rows= workload_notes=
 declare -A tps_sum tps_n tps_min tps_max cpu_sum
-for workload in tpcb hot; do
+for workload in tpcb; do
     for pair in $(seq 1 "$PGB_PAIRS"); do
         for daemon in off on; do
             q -d lv_work -c "VACUUM ANALYZE" -c "CHECKPOINT"
@@ -154,8 +154,11 @@ for workload in tpcb hot; do
     done
 done
 mark "workload overhead"
+# shellcheck source=bench/sampler-cost.sh
+source bench/sampler-cost.sh
+mark "observer effect and daemon CPU"
 workload_summary=
-for workload in tpcb hot; do
+for workload in tpcb; do
     off=$(awk -v s="${tps_sum[$workload/off]}" -v n="${tps_n[$workload/off]}" 'BEGIN { printf "%.1f", s / n }')
     on=$(awk -v s="${tps_sum[$workload/on]}" -v n="${tps_n[$workload/on]}" 'BEGIN { printf "%.1f", s / n }')
     ratio=$(awk -v a="$on" -v b="$off" 'BEGIN { printf "%.2f", 100 * a / b }')
@@ -307,48 +310,53 @@ out=docs/benchmarks.md
     echo
     echo "## 1. Snapshot cost"
     echo
-    echo "lockvault's per-cycle statement (\`SnapshotQuery\`: pg_stat_activity, pg_blocking_pids() for Lock waiters,"
-    echo "pg_locks only when needed, pg_prepared_xacts, pg_stat_database) against the floor \`SELECT count(*) FROM pg_locks\`,"
-    echo "the PostgreSQL wiki's pg_locks self-join, and a pg_activity-style three-way self-join — interleaved in shuffled"
-    echo "order in one monitoring session, prepared as the daemon runs it, with real sessions holding real locks (ACCESS"
-    echo "SHARE on many tables inside open transactions, all older than the 5 s hold threshold; waiters queued behind an"
-    echo "ACCESS EXCLUSIVE holder). Ratios are of medians taken in the same run. Three lockvault rows:"
+    echo "lockvault's per-cycle statement (\`SnapshotQuery\`) against issue 16's references — **A** = \`SELECT count(*) FROM"
+    echo "pg_stat_activity WHERE wait_event_type = 'Lock'\` (the least any sampler must read), **B** = \`SELECT pid,"
+    echo "pg_blocking_pids(pid) FROM pg_stat_activity WHERE wait_event_type = 'Lock'\`, **L** = \`SELECT count(*) FROM pg_locks\`"
+    echo "(the old floor) — and, at the scales of issue 7, the PostgreSQL wiki's pg_locks self-join and a pg_activity-style"
+    echo "three-way self-join; interleaved in shuffled order in one monitoring session, lockvault's statement prepared as the"
+    echo "daemon runs it, with real sessions holding real locks (ACCESS SHARE on many tables inside open transactions, all"
+    echo "older than the 5 s hold threshold; waiters queued behind an ACCESS EXCLUSIVE holder, or in the worst case behind"
+    echo "a row blocker). Ratios are of medians taken in the same run. Three lockvault rows:"
     echo
-    echo "- **steady cycle** — 59 cycles in 60: long transactions whose locks were already read are skipped, so pg_locks is"
-    echo "  read only when someone waits (or a transaction newly crossed the threshold);"
-    echo "- **lock-table cycle** — once a minute: one pass over pg_locks for the lock-table usage and a fingerprint (count"
-    echo "  and a sum over targets and modes) per pid; long transactions whose fingerprint moved are read again (here:"
-    echo "  none moved — a transaction that did costs what it cost on its first read);"
-    echo "- **before** — the statement as it ran before this change: every lock of every long transaction every cycle."
+    echo "- **steady cycle** — 59 cycles in 60: the previous cycle's capture time and the long transactions already read"
+    echo "  are passed in, so only backends that matter *and* changed come back as JSON (waiters, their blockers, long"
+    echo "  transactions new or whose state changed, their parallel groups), plus counts; pg_locks is read only when someone"
+    echo "  waits (or a transaction newly crossed the threshold);"
+    echo "- **lock-table cycle** — once a minute: one pass over pg_locks for the lock-table usage and a fingerprint per pid;"
+    echo "  long transactions whose fingerprint moved are read again (here none moved); every session's database is re-read;"
+    echo "- **first cycle** — nothing known yet: every backend that matters and every lock of every long transaction."
     echo
-    echo "\"Per cycle\" below is (59 × steady + lock-table cycle) / 60."
+    echo "\"Per cycle\" below is (59 × steady + lock-table cycle) / 60. With waiters, the steady cycle is one where every waiter"
+    echo "is the same as last cycle (same pid, backend_start, query_start, wait_event and pg_blocking_pids()): pg_locks is not"
+    echo "read. A fourth row, **new waits**, is the steady cycle with the waiters not known yet: it reads pg_locks."
     echo
     echo "$snapshot_md"
     echo
     echo "Reading these numbers:"
     echo
-    echo "- What the steady cycle pays for when nothing waits is pg_stat_activity turned into JSON (~1 ms per 100"
-    echo "  backends here) plus pg_prepared_xacts and pg_stat_database; pg_locks is not read. With waiters it adds one"
-    echo "  pg_locks scan and one pg_blocking_pids() per waiter, so it can't go below ~1× floor + the activity part:"
-    echo "  without waiters the 200-backend cycle sits near the ≤ 1.5× line (verdict above; it moves with the noise),"
-    echo "  with waiters it is over it. The wiki self-join is cheap when nobody waits (it returns nothing), so ≥ 5×"
-    echo "  faster than it is out of reach at 0 and 10 waiters; at 100 waiters its cost explodes and the target is met."
-    echo "- A transaction crossing the 5 s threshold still has all its locks read once (what \"before\" paid every cycle, for"
-    echo "  that transaction only), and so does one whose locks changed, at the next lock-table cycle."
-    echo "- Locks a long transaction takes after it was first read appear in the vault up to a minute late (at once if"
-    echo "  they block someone); \`lock_since\` of a held lock is the transaction's start either way. Found on the way: the"
-    echo "  lock-table usage query returned 0 instead of NULL in cycles that skip it, so after the first cycle lockvault"
-    echo "  never read the lock table again and recorded 0 in use; fixed with this change."
-    echo "- Not measured here: the daemon still passes every captured lock to \`record_cycle()\` in the vault each cycle"
-    echo "  (only changed ones are written), so thousands of long-held locks still cost vault CPU per cycle."
+    echo "- Nobody waiting: pg_locks is not read, and pg_stat_activity is read once and only counted except for the"
+    echo "  backends that matter and changed; the cluster's identity, version and lock-table capacity are read once per"
+    echo "  connection. What remains above A is the statement's own shape (CTEs over pg_stat_activity, the known long"
+    echo "  transactions' JSON parameter, pg_prepared_xacts, pg_stat_database)."
+    echo "- Same waiters as last cycle: pg_blocking_pids() per waiter (that is B) and no pg_locks read; the waiters' and"
+    echo "  their blockers' lock rows are carried from the cycle that read them (\`SamplerMemory\`). New waits, a new or"
+    echo "  changed blocker set, or the once-a-minute lock-table cycle read pg_locks once (filtered during the scan to"
+    echo "  waiting locks and their blockers'), about B + L."
+    echo "- What a DBA sees late: a long transaction that blocks nobody has its pg_stat_activity row re-read only when its"
+    echo "  \`state\` changes (\`state_change\`), so its \`wait_event\` while a long statement runs is the one it had when the"
+    echo "  statement began (lock waits are never late: a waiter is always re-read). A waiter whose statement, after one lock"
+    echo "  was granted, waits for another lock of the same kind behind the same blockers keeps the first lock's target and"
+    echo "  \`waitstart\` until the next lock-table cycle, at most a minute (who blocks whom is never late: pg_blocking_pids()"
+    echo "  runs every cycle). Non-blocking locks of prepared transactions are absent from cycles that don't read pg_locks, as"
+    echo "  they already were from quiet cycles. Locks a long transaction takes after it"
+    echo "  was first read appear in the vault up to a minute late (at once if they block someone), as before."
     echo
     echo "## 2. Workload overhead"
     echo
     echo "pgbench ($PGB_CLIENTS clients, 2 threads, ${PGB_SECONDS} s per run) on the same cluster, without and with the daemon at 1 Hz,"
-    echo "alternating off/on, $PGB_PAIRS pairs per workload; \`VACUUM ANALYZE\` and \`CHECKPOINT\` before every run."
-    echo "\`tpcb\`: the built-in TPC-B-like script at scale $PGB_SCALE. \`hot\`: contention-heavy — each transaction updates one of"
-    echo "4 hot rows and holds it 1 ms, so most cycles see several sessions waiting on a transaction lock and the"
-    echo "daemon reads pg_locks and writes blockers and waits to the vault."
+    echo "alternating off/on, $PGB_PAIRS pairs; \`VACUUM ANALYZE\` and \`CHECKPOINT\` before every run."
+    echo "\`tpcb\`: the built-in TPC-B-like script at scale $PGB_SCALE. The contention-heavy script is part 2b."
     echo
     echo "| workload | pair | daemon | TPS |"
     echo "|---|---:|---|---:|"
@@ -363,6 +371,23 @@ out=docs/benchmarks.md
     echo "When the off runs alone differ by more than the 0.5 % the target allows (\"not resolved\"), the TPS ratio can't"
     echo "confirm or refute it on this shared 2-core machine; the CPU the daemon and its sessions take (last column; a"
     echo "CPU-bound workload can lose at most about that share of its TPS) is the steadier measure of its cost."
+    echo
+    echo "## 2b. Observer effect (issue 16)"
+    echo
+    echo "The contention-heavy script \`hot\` — each transaction updates one of 4 hot rows and holds it 1 ms — with"
+    echo "$HOT_CLIENTS sessions, so about $(( HOT_CLIENTS - 4 )) of them wait on a row at any moment and every daemon cycle calls"
+    echo "\`pg_blocking_pids()\` for each of them and reads pg_locks. Daemon off and on (the real \`lockvault run\` at 1 Hz, started"
+    echo "and ready before its run) in ABBA order, $HOT_PAIRS pairs of ${HOT_SECONDS} s; \`VACUUM ANALYZE bench_hot\` and \`CHECKPOINT\` before"
+    echo "every run. The cost is 1 − mean(on/off) over the pairs, with a 95 % CI from Student's t over the pair ratios."
+    echo
+    echo "$observer_md"
+    echo
+    echo "## 2c. Daemon CPU (issue 16's overhead verdict)"
+    echo
+    echo "utime + stime from \`/proc/PID/stat\` of the daemon and of its server sessions (\`application_name = 'lockvault'\`),"
+    echo "over the window, as % of one core."
+    echo
+    echo "$cpu_md"
     echo
     echo "## 3. Storage growth and WAL per cycle"
     echo

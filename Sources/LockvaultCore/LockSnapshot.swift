@@ -147,7 +147,20 @@ public struct LockSnapshot: Sendable, Hashable, Codable {
     /// `pg_control_system().system_identifier`: tells clusters apart in a shared vault.
     public var systemIdentifier: String
     public var serverVersionNum: Int
+    /// The backends that matter: waiters, their blockers, long transactions (older than the hold
+    /// threshold), and the parallel groups of these. Idle sessions and short transactions that
+    /// block nobody are only counted (``backendCount``).
     public var backends: [BackendActivity]
+    /// All backends in pg_stat_activity, including those not in ``backends``.
+    public var backendCount: Int
+    /// Every session's database by pid (a session's database never changes), for placing
+    /// server-log deadlock reports whose sessions were never sampled as waiters.
+    public var sessionDatabases: [Int32: String]
+    /// Every session's `backend_start` by pid, learnt with its database: the identity of a
+    /// session the cycle names but did not sample as a backend — a server-log deadlock's
+    /// participants have usually rolled back and gone idle by the time the cycle runs, and their
+    /// vault rows need `(pid, backend_start)`.
+    public var sessionStarts: [Int32: Date]
     /// Only the locks that matter: waiting, blocking, held by prepared transactions, or held
     /// by long transactions.
     public var locks: [LockRecord]
@@ -161,6 +174,7 @@ public struct LockSnapshot: Sendable, Hashable, Codable {
 
     public init(
         capturedAt: Date, systemIdentifier: String = "0", serverVersionNum: Int = 150000, backends: [BackendActivity] = [],
+        backendCount: Int? = nil, sessionDatabases: [Int32: String]? = nil, sessionStarts: [Int32: Date]? = nil,
         locks: [LockRecord] = [], preparedTransactions: [PreparedTransaction] = [], lockTable: LockTableUsage? = nil,
         deadlockCounts: [String: Int64] = [:], monitorPids: Set<Int32> = []
     ) {
@@ -168,6 +182,9 @@ public struct LockSnapshot: Sendable, Hashable, Codable {
         self.systemIdentifier = systemIdentifier
         self.serverVersionNum = serverVersionNum
         self.backends = backends
+        self.backendCount = backendCount ?? backends.count
+        self.sessionDatabases = sessionDatabases ?? Dictionary(backends.compactMap { b in b.database.map { (b.pid, $0) } }, uniquingKeysWith: { a, _ in a })
+        self.sessionStarts = sessionStarts ?? Dictionary(backends.compactMap { b in b.backendStart.map { (b.pid, $0) } }, uniquingKeysWith: { a, _ in a })
         self.locks = locks
         self.preparedTransactions = preparedTransactions
         self.lockTable = lockTable

@@ -143,7 +143,7 @@ struct BlockingCommand: AsyncParsableCommand {
                 print(String(decoding: try encoder.encode(report), as: UTF8.self))
             } else {
                 if watch { print("\u{1B}[2J\u{1B}[H", terminator: "") }
-                print("lockvault blocking — \(snapshot.backends.count) backends, \(snapshot.backends.filter(\.isWaitingOnLock).count) waiting for locks")
+                print("lockvault blocking — \(snapshot.backendCount) backends, \(snapshot.backends.filter(\.isWaitingOnLock).count) waiting for locks")
                 print(BlockingForestRenderer().render(snapshot, forest: outcome.forest, assessments: outcome.assessments))
             }
             if watch { try await Task.sleep(for: .milliseconds(Int(interval * 1000))) }

@@ -66,5 +66,40 @@ extension LiveDatabaseSuite {
                 #expect(try s.rows("SELECT count(*) AS n FROM lock_monitoring.deadlock_event_h")[0].decode("n", as: Int.self) == 1)
             }
         }
+    
+
+
+        /// The usual case at 1 Hz: the deadlock is broken between samples, so no cycle saw its
+        /// sessions wait, and by the next cycle both are idle — sessions the sampler only counts.
+        /// The vault must still name both participants (by pid and backend_start).
+        @Test func aDeadlockBrokenBetweenSamplesNamesParticipantsThatWentIdle() async throws {
+            let log = try #require(LiveDatabase.serverLogPath, "the test harness sets LOCKVAULT_TEST_SERVER_LOG")
+            try await EngineScenario.run(serverLog: log) { s in
+                try s.admin.executeScript("CREATE TABLE dl (id int PRIMARY KEY, v int); INSERT INTO dl VALUES (1, 0), (2, 0)")
+                let a = try await s.session("lv-dli-a"), b = try await s.session("lv-dli-b")
+                try await s.cycle()   // baseline: counters, log position, and a and b as sessions
+                try await a.run("BEGIN", "UPDATE dl SET v = 1 WHERE id = 1")
+                try await b.run("BEGIN", "UPDATE dl SET v = 2 WHERE id = 2")
+                let aTask = a.start("UPDATE dl SET v = 1 WHERE id = 2")
+                try await s.waitForWaiters(1)
+                let bTask = b.start("UPDATE dl SET v = 2 WHERE id = 1")
+                _ = (await aTask.value, await bTask.value)
+                try await a.run("ROLLBACK"); try await b.run("ROLLBACK")
+
+                try await waitUntil("deadlock recorded from counter and server log", timeout: .seconds(30), every: .milliseconds(150)) {
+                    let outcome = try await s.cycle()
+                    #expect(!outcome.snapshot!.backends.contains { $0.pid == a.pid || $0.pid == b.pid }, "idle sessions are only counted")
+                    let sources = try s.rows("SELECT sources FROM lock_monitoring.deadlock_events_dashboard").map { try $0.decode("sources", as: String.self) }
+                    return sources.first.map { $0.contains("counter") && $0.contains("server_log") } ?? false
+                }
+                let involved = try s.rows("""
+                    SELECT h.session_pid FROM lock_monitoring.deadlock_involvement_l l
+                    JOIN lock_monitoring.deadlock_involvement_s x USING (deadlock_involvement_hk)
+                    JOIN lock_monitoring.blocking_session_h h ON h.blocking_session_hk = l.blocking_session_hk
+                    WHERE x.load_end_date IS NULL ORDER BY 1
+                    """).map { try $0.decode("session_pid", as: Int32.self) }
+                #expect(involved == [a.pid, b.pid].sorted())
+            }
+        }
     }
 }

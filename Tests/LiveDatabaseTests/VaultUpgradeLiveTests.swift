@@ -100,7 +100,13 @@ extension LiveDatabaseSuite {
             func v1Cycle() async throws -> CycleOutcome {
                 let outcome = await s.monitor.runCycle(write: false)
                 if let e = outcome.targetError { throw ScenarioError(message: e) }
-                let snapshot = try #require(outcome.snapshot)
+                var snapshot = try #require(outcome.snapshot)
+                // The old daemon read every backend every cycle, and its writer names sessions (a
+                // deadlock's participants, idle by now) from them; today's sampler only counts
+                // idle sessions and knows them by (pid, backend_start). Give the old writer those.
+                for (pid, start) in snapshot.sessionStarts.sorted(by: { $0.key < $1.key }) where snapshot.backend(pid) == nil {
+                    snapshot.backends.append(BackendActivity(pid: pid, backendStart: start, database: snapshot.sessionDatabases[pid], state: .idle))
+                }
                 let record = CycleRecordV1(
                     snapshot: snapshot, assessments: outcome.assessments, graph: WaitGraph(snapshot), deadlocks: outcome.deadlocks,
                     decisions: outcome.decisions.map { $0.record(decidedBy: "test", at: snapshot.capturedAt) },

@@ -101,7 +101,7 @@ public struct DeadlockTracker: Sendable {
                                  recorded: [String: RecordedDeadlockCount]? = nil, databaseNames: [UInt32: String] = [:]) -> [DeadlockEvent] {
         let now = snapshot.capturedAt
         sessionDatabases = sessionDatabases.filter { now.timeIntervalSince($0.value.seenAt) <= window }
-        for b in snapshot.backends { if let db = b.database { sessionDatabases[b.pid] = (db, now) } }
+        for (pid, db) in snapshot.sessionDatabases { sessionDatabases[pid] = (db, now) }
         let cycles = graph.cycles.map { members -> (database: String, pids: [Int32]) in
             let pids = members.compactMap(\.pid)
             return (pids.compactMap { snapshot.backend($0)?.database }.first ?? "", pids)

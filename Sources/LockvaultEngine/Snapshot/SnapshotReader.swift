@@ -11,7 +11,15 @@ public struct SnapshotOptions: Sendable, Equatable {
     /// How often to read pg_locks even in a quiet cycle, to measure lock-table utilisation.
     public var lockTableCheckIntervalSeconds: Double
 
-    public init(queryTextLength: Int = 1024, lockHoldThresholdSeconds: Double = 5, lockTableCheckIntervalSeconds: Double = 60) {
+    /// Return only what changed since the previous cycle (``SamplerMemory``): long transactions'
+    /// unchanged backend rows and unchanged waiters' locks are carried, not re-read. `false` is
+    /// the path before issue 16 (every backend that matters and every waiter's locks every
+    /// cycle); kept so that live tests can prove both paths see the same.
+    public var readOnlyWhatChanged: Bool
+
+    public init(queryTextLength: Int = 1024, lockHoldThresholdSeconds: Double = 5, lockTableCheckIntervalSeconds: Double = 60,
+                readOnlyWhatChanged: Bool = true) {
+        self.readOnlyWhatChanged = readOnlyWhatChanged
         self.queryTextLength = queryTextLength
         self.lockHoldThresholdSeconds = lockHoldThresholdSeconds
         self.lockTableCheckIntervalSeconds = lockTableCheckIntervalSeconds
@@ -24,7 +32,10 @@ public struct SnapshotOptions: Sendable, Equatable {
 /// databases) and is owned by the sampling loop.
 public final class SnapshotReader {
     public var options: SnapshotOptions
-    private var capacity: (pid: Int32, value: Int)?
+    /// Facts that never change on a connection, read once per server backend pid.
+    private var connectionFacts: (pid: Int32, systemIdentifier: String, serverVersionNum: Int, capacity: Int)?
+    /// Backends and session databases carried between cycles (see ``SamplerMemory``).
+    private var memory = SamplerMemory()
     private var lastLockTableReading: Date?
     private let relationNames: RelationNameResolver
     /// Granted locks of long transactions, read when each crossed the hold threshold (or when
@@ -33,7 +44,7 @@ public final class SnapshotReader {
     private var longTransactionLocks: [Int32: RememberedLocks] = [:]
 
     struct RememberedLocks {
-        var xactStart: String
+        var xactStart: Date
         var fingerprint: String?
         var locks: [LockRow]
     }
@@ -53,11 +64,24 @@ public final class SnapshotReader {
         // Long transactions' locks are read when first seen, and again when the lock-table
         // reading finds their fingerprint moved.
         let known = Self.knownJSON(longTransactionLocks)
+        if connectionFacts?.pid != conn.backendPID {
+            let f = try conn.query(SnapshotQuery.connectionFactsSQL)[0]
+            connectionFacts = (conn.backendPID, try f.decode("system_identifier", as: String?.self) ?? "unknown",
+                               try f.decode("server_version_num", as: Int.self), try f.decode("capacity", as: Int.self))
+        }
+        let facts = connectionFacts!
         let rows = try conn.queryPrepared("lockvault_snapshot", SnapshotQuery.sql(serverVersion: conn.serverVersion),
-                                          [options.queryTextLength, options.lockHoldThresholdSeconds, forceLocks, known])
+                                          [options.queryTextLength, options.lockHoldThresholdSeconds, forceLocks, known,
+                                           options.readOnlyWhatChanged ? memory.previousCapture : nil,
+                                           options.readOnlyWhatChanged ? Self.knownWaitsJSON(memory.knownWaits) : "[]"])
         let row = rows[0]
+        let capturedAt = try row.decode("captured_at", as: Date.self)
 
-        let backendRows = try SnapshotJSON.decode([BackendRow].self, from: row.decode("backends", as: String?.self)) ?? []
+        let returnedBackends = try SnapshotJSON.decode([BackendRow].self, from: row.decode("backends", as: String?.self)) ?? []
+        let kept = try SnapshotJSON.decode([Int32].self, from: row.decode("long_kept", as: String?.self)) ?? []
+        let sessions = try SnapshotJSON.decode([SessionDatabaseRow].self, from: row.decode("sessions", as: String?.self)) ?? []
+        let backendCount = try row.decode("backend_count", as: Int.self)
+        let locksRead = try row.decode("locks_read", as: Bool.self)
         var lockRows = try SnapshotJSON.decode([LockRow].self, from: row.decode("locks", as: String?.self)) ?? []
         let longRead = try SnapshotJSON.decode([LongReadRow].self, from: row.decode("long_read", as: String?.self)) ?? []
         let preparedRows = try SnapshotJSON.decode([PreparedRow].self, from: row.decode("prepared", as: String?.self)) ?? []
@@ -67,23 +91,26 @@ public final class SnapshotReader {
         // Names of relations in other databases: only this database's catalog was consulted.
         let currentDatabase = try row.decode("current_database", as: String.self)
         relationNames.resolve(&lockRows, currentDatabase: currentDatabase)
-        mergeLongTransactionLocks(&lockRows, backends: backendRows, read: longRead)
+        let backends = memory.absorb(capturedAt: capturedAt, backends: returnedBackends.map(Self.backend), keptLongTransactions: Set(kept),
+                                     sessions: sessions.map { ($0.pid, $0.database, $0.backendStart) }, allSessions: locksInUse != nil,
+                                     holdThreshold: options.lockHoldThresholdSeconds)
+        mergeLongTransactionLocks(&lockRows, backends: backends, read: longRead)
 
         var lockTable: LockTableUsage?
         if let locksInUse {
-            if capacity?.pid != conn.backendPID {
-                capacity = (conn.backendPID, try conn.query(SnapshotQuery.lockTableCapacitySQL)[0].decode("capacity", as: Int.self))
-            }
-            lockTable = LockTableUsage(locksInUse: locksInUse, capacity: capacity!.value)
+            lockTable = LockTableUsage(locksInUse: locksInUse, capacity: facts.capacity)
             lastLockTableReading = now
         }
 
         return LockSnapshot(
-            capturedAt: try row.decode("captured_at", as: Date.self),
-            systemIdentifier: try row.decode("system_identifier", as: String?.self) ?? "unknown",
-            serverVersionNum: try row.decode("server_version_num", as: Int.self),
-            backends: backendRows.map(Self.backend),
-            locks: lockRows.map(Self.lock),
+            capturedAt: capturedAt,
+            systemIdentifier: facts.systemIdentifier,
+            serverVersionNum: facts.serverVersionNum,
+            backends: backends,
+            backendCount: backendCount,
+            sessionDatabases: memory.sessionDatabases,
+            sessionStarts: memory.sessionStarts,
+            locks: memory.absorbLocks(backends: backends, locks: lockRows.map(Self.lock), locksRead: locksRead),
             preparedTransactions: preparedRows.compactMap(Self.prepared),
             lockTable: lockTable,
             deadlockCounts: deadlocks,
@@ -95,8 +122,8 @@ public final class SnapshotReader {
     /// remembers those it did. A pid whose granted locks came back anyway (it blocks someone)
     /// had all of them read: those replace what was remembered (its fingerprint stays, so a
     /// change is still caught by the next lock-table reading).
-    private func mergeLongTransactionLocks(_ lockRows: inout [LockRow], backends: [BackendRow], read: [LongReadRow]) {
-        let xactStart = Dictionary(backends.compactMap { b in b.xact_start.map { (b.pid, $0) } }, uniquingKeysWith: { a, _ in a })
+    private func mergeLongTransactionLocks(_ lockRows: inout [LockRow], backends: [BackendActivity], read: [LongReadRow]) {
+        let xactStart = Dictionary(backends.compactMap { b in b.transactionStart.map { (b.pid, $0) } }, uniquingKeysWith: { a, _ in a })
         var granted: [Int32: [LockRow]] = [:]
         for l in lockRows where l.granted { if let pid = l.pid { granted[pid, default: []].append(l) } }
         var remembered: [Int32: RememberedLocks] = [:]
@@ -116,8 +143,18 @@ public final class SnapshotReader {
 
     /// `[[pid, xact_start, fingerprint], …]` of the long transactions whose locks are remembered.
     static func knownJSON(_ known: [Int32: RememberedLocks]) -> String {
-        let entries: [[Any]] = known.map { [Int($0.key), $0.value.xactStart, $0.value.fingerprint ?? NSNull()] }
+        let entries: [[Any]] = known.map { [Int($0.key), PostgresTimestamp.format($0.value.xactStart), $0.value.fingerprint ?? NSNull()] }
         guard let data = try? JSONSerialization.data(withJSONObject: entries) else { return "[]" }   // re-read them all
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    /// `[[pid, backend_start, query_start, wait_event, [blocked_by…]], …]` (see ``SnapshotQuery``).
+    static func knownWaitsJSON(_ waits: [SamplerMemory.WaitKey]) -> String {
+        let entries: [[Any]] = waits.map { w in
+            [Int(w.pid), w.backendStart.map(PostgresTimestamp.format) ?? NSNull(), w.queryStart.map(PostgresTimestamp.format) ?? NSNull(),
+             w.waitEvent ?? NSNull(), w.blockedBy.map(Int.init)]
+        }
+        guard let data = try? JSONSerialization.data(withJSONObject: entries) else { return "[]" }   // read them all
         return String(decoding: data, as: UTF8.self)
     }
 

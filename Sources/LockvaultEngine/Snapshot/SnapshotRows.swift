@@ -75,3 +75,18 @@ enum SnapshotJSON {
         text.flatMap(PostgresTimestamp.parse)
     }
 }
+
+/// `[pid, datname, backend_start]` of a session (new since the previous capture, or all in a
+/// lock-table cycle).
+struct SessionDatabaseRow: Decodable {
+    var pid: Int32
+    var database: String
+    var backendStart: Date?
+
+    init(from decoder: any Decoder) throws {
+        var c = try decoder.unkeyedContainer()
+        pid = try c.decode(Int32.self)
+        database = try c.decode(String.self)
+        backendStart = try c.decodeIfPresent(String.self).flatMap(SnapshotJSON.date)
+    }
+}

@@ -44,7 +44,7 @@ struct CycleRecord: Encodable, Sendable {
         heartbeat_seconds = heartbeatSeconds
         self.gap = gap.map { GapRow(start: $0.start, end: $0.end, reason: $0.reason) }
         summary = CycleSummaryRow(
-            clusterName: clusterName, cycleMilliseconds: cycleMilliseconds, backends: snapshot.backends.count,
+            clusterName: clusterName, cycleMilliseconds: cycleMilliseconds, backends: snapshot.backendCount,
             waitingSessions: snapshot.backends.filter(\.isWaitingOnLock).count, blockers: assessments.count,
             criticalBlockers: assessments.filter { $0.severity == .critical }.count, locksCaptured: snapshot.locks.count,
             locksInUse: snapshot.lockTable?.locksInUse, lockTableCapacity: snapshot.lockTable?.capacity, serverVersionNum: snapshot.serverVersionNum,

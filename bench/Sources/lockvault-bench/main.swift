@@ -4,6 +4,7 @@
 //   lockvault-bench snapshot [--smoke]
 //   lockvault-bench latency --work-db DB --vault-db DB --blocking N --deadlocks N
 //   lockvault-bench dashboards --vault-db DB --rounds N
+//   lockvault-bench worstcase --db DB [--backends 200] [--waiters 10]   (holds issue 16's worst case until stdin closes)
 //   lockvault-bench fleet-dashboard --vault-db DB --rounds N
 //   lockvault-bench fleet-record --work-db DB --vault-db DB --out FILE
 //   lockvault-bench fleet-replay --vault-db DB --streams FILE --clusters N --seconds S
@@ -21,6 +22,8 @@ case "snapshot":
 case "latency":
     print(try await detectionLatency(workDB: option("--work-db", "lv_work"), vaultDB: option("--vault-db", "lv_vault"),
                                      blockingTrials: Int(option("--blocking", "50"))!, deadlockTrials: Int(option("--deadlocks", "50"))!))
+case "worstcase":
+    try await worstCaseLoad(db: option("--db", "lv_work"), backends: Int(option("--backends", "200"))!, waiters: Int(option("--waiters", "10"))!)
 case "dashboards":
     print(try dashboardQueries(vaultDB: option("--vault-db", "lv_history"), rounds: Int(option("--rounds", "101"))!))
 case "fleet-dashboard":
@@ -31,6 +34,6 @@ case "fleet-replay":
     print(try fleetReplay(vaultDB: option("--vault-db", "lv_fleet"), streamsPath: option("--streams", "streams.json"),
                           clusters: Int(option("--clusters", "200"))!, seconds: Double(option("--seconds", "60"))!))
 default:
-    FileHandle.standardError.write(Data("usage: lockvault-bench snapshot|latency|dashboards|fleet-dashboard|fleet-record|fleet-replay ...\n".utf8))
+    FileHandle.standardError.write(Data("usage: lockvault-bench snapshot|latency|dashboards|worstcase|fleet-dashboard|fleet-record|fleet-replay ...\n".utf8))
     exit(2)
 }

@@ -13,20 +13,31 @@ struct SessionRow: Encodable, Sendable {
 /// database its hub row's tenant comes from.
 struct NamedSessions {
     private let backends: [Int32: BackendActivity]
+    /// Sessions the sampler knows but did not return as backends (idle, blocking nobody).
+    private let starts: [Int32: Date]
+    private let databases: [Int32: String]
     private var order: [SessionKey] = []
     private var database: [SessionKey: String?] = [:]
 
     init(_ snapshot: LockSnapshot) {
         backends = Dictionary(snapshot.backends.map { ($0.pid, $0) }, uniquingKeysWith: { a, _ in a })
+        starts = snapshot.sessionStarts
+        databases = snapshot.sessionDatabases
     }
 
     func backend(_ pid: Int32) -> BackendActivity? { backends[pid] }
 
-    /// A session sampled this cycle (nil when it was not, or has no backend_start).
+    /// A session sampled this cycle, or only counted by it (a deadlock's participants are
+    /// usually idle by then); nil when the cluster has no such session or it has no backend_start.
     mutating func session(pid: Int32) -> SessionKey? {
-        guard let b = backends[pid], let start = b.backendStart else { return nil }
+        if let b = backends[pid], let start = b.backendStart {
+            let key = SessionKey.session(pid: pid, start: start)
+            note(key, database: b.database)
+            return key
+        }
+        guard let start = starts[pid] else { return nil }
         let key = SessionKey.session(pid: pid, start: start)
-        note(key, database: b.database)
+        note(key, database: databases[pid])
         return key
     }
 

@@ -1,0 +1,137 @@
+public import Foundation
+
+/// What the sampler remembers from one cycle to the next so that the next cycle reads only what
+/// changed, and what it hands the next cycle's statement (see `SnapshotQuery`).
+///
+/// Why: at 200 backends, turning every pg_stat_activity row into JSON every second cost 6× a
+/// read of pg_locks although only waiters, blockers, long transactions and prepared
+/// transactions are used. The statement now returns a backend only when it matters *and* is
+/// not already known unchanged; this value carries the rest:
+/// - a long transaction's backend row, read when it crossed the hold threshold (or its state
+///   last changed), is valid while `(pid, xact_start)` is the same and its `state_change` is
+///   older than the previous capture — the statement returns it again the moment either moves;
+/// - a session's database never changes on a connection: it is learnt once, when the session
+///   is new since the previous capture, and the whole map is re-read with the once-a-minute
+///   lock-table reading (which drops sessions that ended).
+///
+/// A value: events in (`absorb`), what to read next out (`previousCapture`). No I/O, no clock.
+public struct SamplerMemory: Sendable {
+    /// Backend rows of long transactions, by pid, with their `xact_start`.
+    public private(set) var longTransactions: [Int32: BackendActivity] = [:]
+    /// Every session's database seen since the last full reading, by pid.
+    public private(set) var sessionDatabases: [Int32: String] = [:]
+    /// The same sessions' `backend_start`, by pid (see ``LockSnapshot/sessionStarts``).
+    public private(set) var sessionStarts: [Int32: Date] = [:]
+    /// When the last successful cycle captured; nil before the first (= read everything).
+    public private(set) var previousCapture: Date?
+    /// Waiters whose lock details were read, with the waiting locks read.
+    public private(set) var waits: [Int32: (key: WaitKey, locks: [LockRecord])] = [:]
+    /// Blockers' locks as last read, by pid (0: the locks of prepared transactions, which have no pid).
+    public private(set) var blockerLocks: [Int32: [LockRecord]] = [:]
+
+    /// What identifies one lock wait without reading pg_locks: the session, the statement, what it
+    /// waits for in pg_stat_activity's words, and whom `pg_blocking_pids()` names. While all of
+    /// these are the same, the waiter's locks (target, mode, `waitstart`) and its blockers' locks
+    /// are taken as unchanged. What this can miss: a statement that, after one lock was granted,
+    /// waits for another of the same kind behind the same blockers — its details are then up to
+    /// one lock-table cycle (a minute) old, since that cycle re-reads every waiter.
+    public struct WaitKey: Sendable, Hashable {
+        public var pid: Int32
+        public var backendStart: Date?
+        public var queryStart: Date?
+        public var waitEvent: String?
+        /// Sorted.
+        public var blockedBy: [Int32]
+
+        public init(_ b: BackendActivity) {
+            pid = b.pid
+            backendStart = b.backendStart
+            queryStart = b.queryStart
+            waitEvent = b.waitEvent
+            blockedBy = b.blockedBy.sorted()
+        }
+    }
+
+    /// The waits the next statement may take as known (it reads pg_locks when any current waiter
+    /// is not among them).
+    public var knownWaits: [WaitKey] { waits.values.map(\.key).sorted { $0.pid < $1.pid } }
+
+    /// One cycle's locks. When the statement read pg_locks (`locksRead`), what it returned is
+    /// remembered for the waiters and blockers of `backends`; when it didn't (every waiter was
+    /// known and unchanged), the remembered locks of the current waiters and blockers are added
+    /// to `locks` (those of pids already in `locks`, e.g. long transactions, are not repeated).
+    /// - Returns: the cycle's locks.
+    public mutating func absorbLocks(backends: [BackendActivity], locks: [LockRecord], locksRead: Bool) -> [LockRecord] {
+        let waiters = backends.filter(\.isWaitingOnLock)
+        let blockers = Set(waiters.flatMap(\.blockedBy))
+        var result = locks
+        if locksRead {
+            var byPid: [Int32: [LockRecord]] = [:]
+            for l in locks { byPid[l.pid ?? 0, default: []].append(l) }
+            waits = Dictionary(waiters.map { w in (w.pid, (WaitKey(w), (byPid[w.pid] ?? []).filter { !$0.granted })) }, uniquingKeysWith: { a, _ in a })
+            blockerLocks = Dictionary(blockers.map { ($0, byPid[$0] ?? []) }, uniquingKeysWith: { a, _ in a })
+            return result
+        }
+        // Present already (e.g. a long transaction's granted locks, carried by the reader): not repeated.
+        let waitingPresent = Set(locks.filter { !$0.granted }.map { $0.pid ?? 0 })
+        let grantedPresent = Set(locks.filter(\.granted).map { $0.pid ?? 0 })
+        var keptWaits: [Int32: (key: WaitKey, locks: [LockRecord])] = [:]
+        for w in waiters {
+            guard let known = waits[w.pid] else { continue }
+            keptWaits[w.pid] = known
+            if !waitingPresent.contains(w.pid) { result += known.locks }
+        }
+        var keptBlockers: [Int32: [LockRecord]] = [:]
+        for b in blockers.sorted() {
+            guard let known = blockerLocks[b] else { continue }
+            keptBlockers[b] = known
+            // A blocker's waiting locks, if it waits itself, came with the waiters above.
+            if !grantedPresent.contains(b) { result += known.filter(\.granted) }
+        }
+        waits = keptWaits
+        blockerLocks = keptBlockers
+        return result
+    }
+
+    public init() {}
+
+    /// One cycle's result.
+    /// - Parameters:
+    ///   - backends: the backends the statement returned (the ones that matter and changed).
+    ///   - keptLongTransactions: pids of remembered long transactions still open with the same
+    ///     `xact_start` (the statement checks them against pg_stat_activity).
+    ///   - sessions: `(pid, database, backendStart)` of sessions new since the previous capture,
+    ///     or of all sessions when `allSessions`.
+    ///   - holdThreshold: seconds after which a transaction counts as long.
+    /// - Returns: the backends this cycle's snapshot holds: those returned plus the remembered
+    ///   long transactions not returned again.
+    public mutating func absorb(capturedAt: Date, backends: [BackendActivity], keptLongTransactions: Set<Int32>,
+                                sessions: [(pid: Int32, database: String, backendStart: Date?)], allSessions: Bool,
+                                holdThreshold: Double) -> [BackendActivity] {
+        let returned = Set(backends.map(\.pid))
+        var carried: [BackendActivity] = []
+        var next: [Int32: BackendActivity] = [:]
+        for (pid, b) in longTransactions where keptLongTransactions.contains(pid) && !returned.contains(pid) {
+            carried.append(b)
+            next[pid] = b
+        }
+        for b in backends {
+            if let start = b.transactionStart, capturedAt.timeIntervalSince(start) > holdThreshold { next[b.pid] = b }
+        }
+        longTransactions = next
+        if allSessions { sessionDatabases = [:]; sessionStarts = [:] }
+        for s in sessions {
+            sessionDatabases[s.pid] = s.database
+            sessionStarts[s.pid] = s.backendStart
+        }
+        for b in backends {
+            if let db = b.database { sessionDatabases[b.pid] = db }
+            if let start = b.backendStart { sessionStarts[b.pid] = start }
+        }
+        previousCapture = capturedAt
+        return backends + carried.sorted { $0.pid < $1.pid }
+    }
+
+    /// Forgets everything (a new connection, or a failed cycle: the next one reads it all).
+    public mutating func reset() { self = SamplerMemory() }
+}
