@@ -838,8 +838,13 @@ GRANT EXECUTE ON FUNCTION lock_monitoring.analyze_lock_waits(timestamptz, timest
 -- keep_when rule keeps (current rows, rows closed after the cutoff) were moved to the default
 -- partition — no DELETE, no dead rows, no vacuum debt. A day is dropped once all of it is
 -- older than the cutoff, so rows may stay up to a day longer than retention_days. The default
--- partition (those kept rows, writes no partition covered) is cleaned by DELETE; it stays
--- small. Hubs, links and the alert trail are not partitioned and are DELETEd as before.
+-- partition (those kept rows, writes no partition covered) is cleaned by DELETE once its rows
+-- are closed before the cutoff; it holds only current rows older than the retention and rows
+-- of days without a partition. Hubs, links and the alert trail are not partitioned and are
+-- DELETEd — but only the hubs and links that the removed rows (and removed links) referred to
+-- are looked at, and the session hubs first seen on the dropped days (migration 022): proving
+-- a hub unreferenced probes every partition of the tables that refer to it, so looking at
+-- every old hub (most of them still referenced) cost seconds on every run.
 -- SECURITY DEFINER: dropping a partition needs the tables' owner.
 
 -- Vaults migrated before the functions moved to sql/functions had the history part split off
