@@ -158,6 +158,42 @@ extension LiveDatabaseSuite {
             }
         }
 
+        /// Retention looks only at the hubs the dropped rows referred to: one that a dropped day
+        /// and a kept day both refer to (the same blocker seen 40 and 10 days ago, over both
+        /// times — no current row holds it) stays, with its link; what only the dropped day had goes.
+        @Test func retentionKeepsAHubThatAKeptDayStillRefersTo() async throws {
+            try await EngineScenario.run { s in
+                let sampled = try await Self.sampleBlocking(s)
+                let old = Date().addingTimeInterval(-40 * 86_400), recent = Date().addingTimeInterval(-10 * 86_400)
+                for day in [old, recent] {
+                    _ = try s.rows("SELECT * FROM lock_monitoring.create_history_partitions(($1::timestamptz AT TIME ZONE 'UTC')::date - 1, ($1::timestamptz AT TIME ZONE 'UTC')::date + 2)",
+                                   [day])
+                }
+                // The blocker 40 days ago, over a second later; the same one again 10 days ago, over a second later.
+                try Self.write(sampled, at: old, on: s.admin)
+                try Self.write(sampled, at: old.addingTimeInterval(1), empty: true, on: s.admin)
+                try Self.write(sampled, at: recent, on: s.admin)
+                try Self.write(sampled, at: recent.addingTimeInterval(1), empty: true, on: s.admin)
+                let blocker = "lock_monitoring.blocking_session_s s JOIN lock_monitoring.blocking_session_h h USING (blocking_session_hk) WHERE h.session_pid = $1"
+                #expect(try Self.count(s.admin, blocker, [sampled.holderPid]) == 2)
+                #expect(try Self.count(s.admin, "lock_monitoring.blocking_session_s WHERE load_end_date IS NULL") == 0, "nothing is current")
+                let hubs = try Self.count(s.admin, "lock_monitoring.blocking_session_h"), lockHubs = try Self.count(s.admin, "lock_monitoring.lock_activity_h")
+                let locks = try Self.count(s.admin, "lock_monitoring.lock_activity_s")
+                #expect(hubs >= 2 && lockHubs > 0 && locks == 2 * lockHubs, "each lock seen on both days")
+
+                let report = try s.rows("SELECT table_name, rows_deleted FROM lock_monitoring.cleanup_old_data(30)")
+                    .reduce(into: [String: Int64]()) { $0[try $1.decode("table_name", as: String.self)] = try $1.decode("rows_deleted") }
+                #expect(report["blocking_session_s"] == 1 && report["lock_activity_s"] == Int64(lockHubs), "the old day's rows: \(report)")
+                #expect(report["blocking_session_h"] == 0 && report["lock_activity_h"] == 0 && report["lock_blocking_l"] == 0, "\(report)")
+                // Kept: the hubs and the link, and the rows from 10 days ago that refer to them.
+                #expect(try Self.count(s.admin, "lock_monitoring.blocking_session_h") == hubs)
+                #expect(try Self.count(s.admin, "lock_monitoring.lock_activity_h") == lockHubs)
+                #expect(try Self.count(s.admin, "lock_monitoring.lock_blocking_l") == 1)
+                #expect(try Self.count(s.admin, blocker, [sampled.holderPid]) == 1)
+                try VaultConsistency.expectConsistent(s.admin)
+            }
+        }
+
         @Test func aWriteForADayWithoutAPartitionIsKeptAndMovedWhenItsPartitionIsCreated() async throws {
             try await EngineScenario.run { s in
                 let sampled = try await Self.sampleBlocking(s)

@@ -715,6 +715,15 @@ COMMENT ON COLUMN lock_monitoring.monitor_cycle_s.buffered_cycles IS
     'Cycle records the daemon held in memory for the vault when it built this one (0 = nothing waiting; > 0 = it was catching up after the vault was away).';
 COMMENT ON COLUMN lock_monitoring.monitor_cycle_s.spooled_cycles IS 'Of those, how many its spool (vault.spool_directory) held on disk.';
 """####),
+        Migration(name: "022_session_hub_load_date.sql", sql: ####"""
+-- Migration 022: retention (sql/functions/cleanup_old_data.sql) looks only at the hubs that the
+-- rows it removed referred to — and, for sessions, also at the session hubs first seen on the
+-- days it dropped, since a cycle writes a hub for every session it names, even one that no
+-- satellite or link refers to. This index finds those by load_date.
+CREATE INDEX IF NOT EXISTS blocking_session_h_load_date ON lock_monitoring.blocking_session_h (load_date);
+COMMENT ON INDEX lock_monitoring.blocking_session_h_load_date IS
+    'Session hubs by first-seen time: retention finds the hubs first seen on the days it drops (cleanup_old_data).';
+"""####),
     ]
 
     /// The repeatable set: sql/functions/*.sql, then sql/views/*.sql.
@@ -829,8 +838,13 @@ GRANT EXECUTE ON FUNCTION lock_monitoring.analyze_lock_waits(timestamptz, timest
 -- keep_when rule keeps (current rows, rows closed after the cutoff) were moved to the default
 -- partition — no DELETE, no dead rows, no vacuum debt. A day is dropped once all of it is
 -- older than the cutoff, so rows may stay up to a day longer than retention_days. The default
--- partition (those kept rows, writes no partition covered) is cleaned by DELETE; it stays
--- small. Hubs, links and the alert trail are not partitioned and are DELETEd as before.
+-- partition (those kept rows, writes no partition covered) is cleaned by DELETE once its rows
+-- are closed before the cutoff; it holds only current rows older than the retention and rows
+-- of days without a partition. Hubs, links and the alert trail are not partitioned and are
+-- DELETEd — but only the hubs and links that the removed rows (and removed links) referred to
+-- are looked at, and the session hubs first seen on the dropped days (migration 022): proving
+-- a hub unreferenced probes every partition of the tables that refer to it, so looking at
+-- every old hub (most of them still referenced) cost seconds on every run.
 -- SECURITY DEFINER: dropping a partition needs the tables' owner.
 
 -- Vaults migrated before the functions moved to sql/functions had the history part split off
@@ -851,7 +865,7 @@ CREATE OR REPLACE FUNCTION lock_monitoring.cleanup_old_data(retention_days integ
 RETURNS TABLE (table_name text, rows_deleted bigint, partitions_dropped integer)
 LANGUAGE plpgsql
 SECURITY DEFINER
-SET search_path = pg_catalog, lock_monitoring
+SET search_path = pg_catalog, lock_monitoring, pg_temp
 AS $fn$
 DECLARE
     v_cutoff timestamptz;
@@ -860,6 +874,10 @@ DECLARE
     v_t record;
     v_p record;
     v_cols text;
+    v_keys text[];
+    v_key text;
+    v_born_from timestamptz;
+    v_born_to timestamptz;
 BEGIN
     IF retention_days IS NULL OR retention_days < 1 THEN
         RAISE EXCEPTION 'cleanup_old_data: retention_days must be at least 1, got %', retention_days USING ERRCODE = '22023';
@@ -867,14 +885,21 @@ BEGIN
     v_cutoff := now() - make_interval(days => retention_days);
     -- Every daemon of a fleet may run this: one at a time (and never beside create_history_partitions).
     PERFORM pg_advisory_xact_lock(hashtext('lock_monitoring history partitions'));
+    -- The hub and link keys that removed rows referred to (key_column = the column's name):
+    -- the only hubs and links that may have become unreferenced by this run.
+    CREATE TEMP TABLE IF NOT EXISTS lv_retired_keys (key_column text, hk bytea, PRIMARY KEY (key_column, hk)) ON COMMIT DROP;
+    TRUNCATE pg_temp.lv_retired_keys;
 
     -- Partitioned history: whole days.
     FOR v_t IN SELECT hp.table_name, hp.keep_when FROM history_partitioning hp ORDER BY hp.table_name LOOP
         table_name := v_t.table_name; rows_deleted := 0; partitions_dropped := 0;
-        SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) INTO v_cols
+        SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum),
+               array_agg(attname::text ORDER BY attnum) FILTER (WHERE attname LIKE '%\_hk' AND atttypid = 'bytea'::regtype
+                                                                  AND attname NOT IN ('cluster_hk', 'tenant_hk'))
+        INTO v_cols, v_keys
         FROM pg_attribute WHERE attrelid = format('lock_monitoring.%I', v_t.table_name)::regclass
           AND attnum > 0 AND NOT attisdropped AND attgenerated = '';
-        FOR v_p IN SELECT p.partition_name FROM history_partitions(v_t.table_name) p
+        FOR v_p IN SELECT p.partition_name, p.range_start, p.range_end FROM history_partitions(v_t.table_name) p
                    WHERE NOT p.is_default AND p.range_end <= v_cutoff ORDER BY p.range_start LOOP
             -- Detached first: from here on no writer can change its rows (they wait for this
             -- transaction), so what is moved is what the partition holds.
@@ -883,39 +908,84 @@ BEGIN
             EXECUTE format('INSERT INTO lock_monitoring.%I (%s) SELECT %s FROM lock_monitoring.%I t WHERE (%s) IS NOT FALSE',
                            v_t.table_name, v_cols, v_cols, v_p.partition_name, v_t.keep_when) USING v_cutoff;
             GET DIAGNOSTICS v_n = ROW_COUNT;
+            FOREACH v_key IN ARRAY coalesce(v_keys, '{}') LOOP
+                EXECUTE format('INSERT INTO pg_temp.lv_retired_keys SELECT DISTINCT %L, t.%I FROM lock_monitoring.%I t WHERE (%s) IS FALSE '
+                               'ON CONFLICT DO NOTHING', v_key, v_key, v_p.partition_name, v_t.keep_when) USING v_cutoff;
+            END LOOP;
             EXECUTE format('DROP TABLE lock_monitoring.%I', v_p.partition_name);
             rows_deleted := rows_deleted + v_all - v_n;
             partitions_dropped := partitions_dropped + 1;
+            v_born_from := least(v_born_from, v_p.range_start);
+            v_born_to := greatest(v_born_to, v_p.range_end);
         END LOOP;
-        EXECUTE format('DELETE FROM lock_monitoring.%I t WHERE t.load_date < $1 AND (%s) IS FALSE', v_t.table_name || '_default', v_t.keep_when)
-            USING v_cutoff;
-        GET DIAGNOSTICS v_n = ROW_COUNT;
+        -- The default partition (rows kept from dropped days, writes for days without a partition): by DELETE.
+        IF v_keys IS NULL THEN
+            EXECUTE format('DELETE FROM lock_monitoring.%I t WHERE t.load_date < $1 AND (%s) IS FALSE', v_t.table_name || '_default', v_t.keep_when)
+                USING v_cutoff;
+            GET DIAGNOSTICS v_n = ROW_COUNT;
+        ELSE
+            EXECUTE format('WITH d AS (DELETE FROM lock_monitoring.%I t WHERE t.load_date < $1 AND (%s) IS FALSE RETURNING %s), '
+                           'k AS (INSERT INTO pg_temp.lv_retired_keys %s ON CONFLICT DO NOTHING) SELECT count(*) FROM d',
+                           v_t.table_name || '_default', v_t.keep_when,
+                           (SELECT string_agg(format('t.%I', k), ', ') FROM unnest(v_keys) k),
+                           (SELECT string_agg(format('SELECT %L, d.%I FROM d', k, k), ' UNION ') FROM unnest(v_keys) k))
+                INTO v_n USING v_cutoff;
+        END IF;
         rows_deleted := rows_deleted + v_n;
         RETURN NEXT;
     END LOOP;
     partitions_dropped := 0;
     DELETE FROM lock_wait_analysis_s WHERE load_end_date < v_cutoff;      GET DIAGNOSTICS v_n = ROW_COUNT; table_name := 'lock_wait_analysis_s'; rows_deleted := v_n; RETURN NEXT;
 
-    -- Links, then hubs, that nothing references any more and that are themselves old.
-    DELETE FROM lock_blocking_l l WHERE l.load_date < v_cutoff
-        AND NOT EXISTS (SELECT 1 FROM lock_activity_s s WHERE s.lock_activity_hk = l.lock_activity_hk);
-    GET DIAGNOSTICS v_n = ROW_COUNT; table_name := 'lock_blocking_l'; rows_deleted := v_n; RETURN NEXT;
-    DELETE FROM deadlock_involvement_l l WHERE l.load_date < v_cutoff
-        AND NOT EXISTS (SELECT 1 FROM deadlock_involvement_s s WHERE s.deadlock_involvement_hk = l.deadlock_involvement_hk)
-        AND NOT EXISTS (SELECT 1 FROM deadlock_event_s s WHERE s.deadlock_event_hk = l.deadlock_event_hk);
-    GET DIAGNOSTICS v_n = ROW_COUNT; table_name := 'deadlock_involvement_l'; rows_deleted := v_n; RETURN NEXT;
-    DELETE FROM lock_activity_h h WHERE h.load_date < v_cutoff
+    -- Links, then hubs, that are old and that nothing references any more. Only the keys the
+    -- removed rows (and removed links) referred to are looked at — and, for sessions, whose
+    -- hub a cycle writes for every session it names, also the hubs first seen on the dropped
+    -- days: any other hub still has the reference it had before this run.
+    WITH d AS (
+        DELETE FROM lock_blocking_l l USING pg_temp.lv_retired_keys r
+        WHERE r.key_column = 'lock_activity_hk' AND l.lock_activity_hk = r.hk AND l.load_date < v_cutoff
+          AND NOT EXISTS (SELECT 1 FROM lock_activity_s s WHERE s.lock_activity_hk = l.lock_activity_hk)
+        RETURNING l.blocking_session_hk, l.blocked_session_hk),
+    k AS (
+        INSERT INTO pg_temp.lv_retired_keys SELECT 'blocking_session_hk', d.blocking_session_hk FROM d
+        UNION SELECT 'blocking_session_hk', d.blocked_session_hk FROM d ON CONFLICT DO NOTHING)
+    SELECT count(*) INTO v_n FROM d;
+    table_name := 'lock_blocking_l'; rows_deleted := v_n; RETURN NEXT;
+    WITH d AS (
+        DELETE FROM deadlock_involvement_l l
+        WHERE l.deadlock_involvement_hk IN (
+                  SELECT r.hk FROM pg_temp.lv_retired_keys r WHERE r.key_column = 'deadlock_involvement_hk'
+                  UNION SELECT l2.deadlock_involvement_hk FROM pg_temp.lv_retired_keys r JOIN deadlock_involvement_l l2 ON l2.deadlock_event_hk = r.hk
+                  WHERE r.key_column = 'deadlock_event_hk')
+          AND l.load_date < v_cutoff
+          AND NOT EXISTS (SELECT 1 FROM deadlock_involvement_s s WHERE s.deadlock_involvement_hk = l.deadlock_involvement_hk)
+          AND NOT EXISTS (SELECT 1 FROM deadlock_event_s s WHERE s.deadlock_event_hk = l.deadlock_event_hk)
+        RETURNING l.deadlock_event_hk, l.blocking_session_hk),
+    k AS (
+        INSERT INTO pg_temp.lv_retired_keys SELECT 'deadlock_event_hk', d.deadlock_event_hk FROM d
+        UNION SELECT 'blocking_session_hk', d.blocking_session_hk FROM d ON CONFLICT DO NOTHING)
+    SELECT count(*) INTO v_n FROM d;
+    table_name := 'deadlock_involvement_l'; rows_deleted := v_n; RETURN NEXT;
+    DELETE FROM lock_activity_h h USING pg_temp.lv_retired_keys r
+    WHERE r.key_column = 'lock_activity_hk' AND h.lock_activity_hk = r.hk AND h.load_date < v_cutoff
         AND NOT EXISTS (SELECT 1 FROM lock_activity_s s WHERE s.lock_activity_hk = h.lock_activity_hk)
         AND NOT EXISTS (SELECT 1 FROM lock_blocking_l l WHERE l.lock_activity_hk = h.lock_activity_hk);
     GET DIAGNOSTICS v_n = ROW_COUNT; table_name := 'lock_activity_h'; rows_deleted := v_n; RETURN NEXT;
-    DELETE FROM deadlock_event_h h WHERE h.load_date < v_cutoff
+    DELETE FROM deadlock_event_h h USING pg_temp.lv_retired_keys r
+    WHERE r.key_column = 'deadlock_event_hk' AND h.deadlock_event_hk = r.hk AND h.load_date < v_cutoff
         AND NOT EXISTS (SELECT 1 FROM deadlock_event_s s WHERE s.deadlock_event_hk = h.deadlock_event_hk)
         AND NOT EXISTS (SELECT 1 FROM deadlock_involvement_l l WHERE l.deadlock_event_hk = h.deadlock_event_hk);
     GET DIAGNOSTICS v_n = ROW_COUNT; table_name := 'deadlock_event_h'; rows_deleted := v_n; RETURN NEXT;
-    DELETE FROM blocking_session_h h WHERE h.load_date < v_cutoff
+    IF v_born_from IS NOT NULL THEN
+        INSERT INTO pg_temp.lv_retired_keys SELECT 'blocking_session_hk', h.blocking_session_hk FROM blocking_session_h h
+        WHERE h.load_date >= v_born_from AND h.load_date < least(v_born_to, v_cutoff) ON CONFLICT DO NOTHING;
+    END IF;
+    DELETE FROM blocking_session_h h USING pg_temp.lv_retired_keys r
+    WHERE r.key_column = 'blocking_session_hk' AND h.blocking_session_hk = r.hk AND h.load_date < v_cutoff
         AND NOT EXISTS (SELECT 1 FROM blocking_session_s s WHERE s.blocking_session_hk = h.blocking_session_hk)
-        AND NOT EXISTS (SELECT 1 FROM resolve_decision_s r WHERE r.blocking_session_hk = h.blocking_session_hk)
-        AND NOT EXISTS (SELECT 1 FROM lock_blocking_l l WHERE l.blocking_session_hk = h.blocking_session_hk OR l.blocked_session_hk = h.blocking_session_hk)
+        AND NOT EXISTS (SELECT 1 FROM resolve_decision_s rd WHERE rd.blocking_session_hk = h.blocking_session_hk)
+        AND NOT EXISTS (SELECT 1 FROM lock_blocking_l l WHERE l.blocking_session_hk = h.blocking_session_hk)
+        AND NOT EXISTS (SELECT 1 FROM lock_blocking_l l WHERE l.blocked_session_hk = h.blocking_session_hk)
         AND NOT EXISTS (SELECT 1 FROM deadlock_involvement_l l WHERE l.blocking_session_hk = h.blocking_session_hk);
     GET DIAGNOSTICS v_n = ROW_COUNT; table_name := 'blocking_session_h'; rows_deleted := v_n; RETURN NEXT;
     DELETE FROM lock_wait_analysis_h h WHERE h.load_date < v_cutoff
