@@ -79,7 +79,7 @@ let pgActivityStyleSQL = """
 
 /// Runs every scale and returns the markdown table and verdict lines.
 func snapshotCost(smoke: Bool) async throws -> String {
-    let rounds = smoke ? 15 : 81
+    let rounds = smoke ? 15 : 51   // 51 interleaved rounds per query and scale: the whole run stays under 20 minutes with 500-backend scales
     let db = "lv_bench"
     let tableCount = 1000
 
