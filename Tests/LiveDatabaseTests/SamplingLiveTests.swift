@@ -170,13 +170,16 @@ extension LiveDatabaseSuite {
         }
 
         @Test func aSteadySituationSampledSixtyTimesWritesConstantRows() async throws {
-            try await EngineScenario.run { s in
+            // Thresholds far away, so that nothing can change however long 60 cycles take on a
+            // loaded machine: no severity step (MEDIUM is 10 s by default), and the waiter's own
+            // transaction never becomes a long one whose granted locks are captured (5 s).
+            try await EngineScenario.run(severity: SeverityPolicy(mediumAfterSeconds: 3600, highAfterSeconds: 7200, criticalAfterSeconds: 10800),
+                                         configure: { $0.snapshot.lockHoldThresholdSeconds = 3600 }) { s in
                 try s.admin.execute("CREATE TABLE t (id int)")
                 let a = try await s.session("lv-a"), b = try await s.session("lv-b")
                 try await a.run("BEGIN", "LOCK TABLE t IN ACCESS EXCLUSIVE MODE")
                 let bWaits = b.start("SELECT * FROM t")
                 try await s.waitForWaiters(1)
-                // Thresholds far away, so severity can't change during the test.
                 for _ in 0..<60 { try await s.cycle() }
                 let counts = try s.rows("""
                     SELECT (SELECT count(*) FROM lock_monitoring.blocking_session_s) AS blockers,
