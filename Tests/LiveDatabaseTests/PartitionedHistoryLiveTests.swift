@@ -43,6 +43,12 @@ extension LiveDatabaseSuite {
         /// changed, so that its current row is superseded); optionally for another cluster.
         static func write(_ sampled: Sampled, at: Date, changed: Bool = false, empty: Bool = false, systemIdentifier: String? = nil,
                           on conn: PostgresConnection) throws {
+            let text = try document(sampled, at: at, changed: changed, empty: empty, systemIdentifier: systemIdentifier)
+            _ = try conn.transaction { tx in try tx.query("SELECT lock_monitoring.record_cycle($1::jsonb)", [text]) }
+        }
+
+        /// The document `write` sends, as text.
+        static func document(_ sampled: Sampled, at: Date, changed: Bool = false, empty: Bool = false, systemIdentifier: String? = nil) throws -> String {
             var d = sampled.document
             d["captured_at"] = PostgresTimestamp.format(at)
             if let systemIdentifier { d["system_identifier"] = systemIdentifier }
@@ -52,12 +58,23 @@ extension LiveDatabaseSuite {
                     blockers[i]["hash_diff"] = "\\x" + String(repeating: "ab", count: 32)
                 }
                 d["blockers"] = blockers
+                // As the daemon's summary would count them (migration 025: fleet_status reads the counts there).
+                d["summary"] = Self.summary(d["summary"], critical: blockers.count, hash: "cd")
             }
             if empty {
                 for family in ["sessions", "locks", "waits", "blockers"] { d[family] = [] }
+                d["summary"] = Self.summary(d["summary"], critical: 0, hash: "ef")
             }
-            let text = String(decoding: try JSONSerialization.data(withJSONObject: d), as: UTF8.self)
-            _ = try conn.transaction { tx in try tx.query("SELECT lock_monitoring.record_cycle($1::jsonb)", [text]) }
+            return String(decoding: try JSONSerialization.data(withJSONObject: d), as: UTF8.self)
+        }
+
+        /// The cycle summary with `critical` CRITICAL blockers and no others, under another hash diff.
+        static func summary(_ summary: Any?, critical: Int, hash: String) -> [String: Any]? {
+            guard var summary = summary as? [String: Any] else { return nil }
+            summary["critical_blockers"] = critical
+            for key in ["high_blockers", "medium_blockers", "low_blockers"] { summary[key] = 0 }
+            summary["hash_diff"] = "\\x" + String(repeating: hash, count: 32)
+            return summary
         }
 
         static func count(_ conn: PostgresConnection, _ sql: String, _ params: [(any PostgresEncodable)?] = []) throws -> Int {
@@ -191,6 +208,83 @@ extension LiveDatabaseSuite {
                 #expect(try Self.count(s.admin, "lock_monitoring.lock_blocking_l") == 1)
                 #expect(try Self.count(s.admin, blocker, [sampled.holderPid]) == 1)
                 try VaultConsistency.expectConsistent(s.admin)
+            }
+        }
+
+        /// The history has no foreign keys to its hubs (migration 023); the hub lock keeps a
+        /// writer and retention apart. A blocker seen 40 days ago (in the default partition:
+        /// no partition covers that day) is seen again now: a write that reuses its hub while
+        /// retention would remove it makes retention wait and keep the hub; a write that comes
+        /// while retention holds the lock waits for it and writes the hub again. Either way the
+        /// current blocker has its hub and shows on the dashboard.
+        @Test func aWriterRacingRetentionKeepsItsHub() async throws {
+            try await EngineScenario.run { s in
+                let sampled = try await Self.sampleBlocking(s)
+                let old = Date().addingTimeInterval(-40 * 86_400)
+                try Self.write(sampled, at: old, on: s.admin)
+                try Self.write(sampled, at: old.addingTimeInterval(1), empty: true, on: s.admin)
+                let hub = "lock_monitoring.blocking_session_h h WHERE h.session_pid = $1"
+                let current = "lock_monitoring.blocking_session_s s JOIN lock_monitoring.blocking_session_h h USING (blocking_session_hk) WHERE h.session_pid = $1 AND s.load_end_date IS NULL"
+                #expect(try Self.count(s.admin, hub, [sampled.holderPid]) == 1)
+                #expect(try Self.count(s.admin, "lock_monitoring.history_partitions() WHERE NOT is_default AND range_end <= now() - interval '30 days'") == 0,
+                        "nothing to drop: retention only deletes from the default partition")
+                func waitingForHubLock(_ app: String) throws -> Bool {
+                    try Self.count(s.admin, """
+                        pg_locks l JOIN pg_stat_activity a USING (pid)
+                        WHERE a.application_name = $1 AND l.locktype = 'advisory' AND NOT l.granted
+                          AND ((l.classid::int8 << 32) | l.objid::int8) = lock_monitoring.hub_lock_key()
+                        """, [app]) == 1
+                }
+
+                // 1. The writer first: it reuses the hub in a transaction still open when retention starts.
+                let writer = try LiveDatabase.connect(database: s.database, user: EngineScenario.leastPrivilegedRole)
+                defer { writer.close() }
+                _ = try writer.execute("BEGIN")
+                _ = try writer.query("SELECT lock_monitoring.record_cycle($1::jsonb)", [try Self.document(sampled, at: Date())])
+                let retention = try await s.session("lv-retention")
+                let run = retention.start("SELECT * FROM lock_monitoring.cleanup_old_data(30)")
+                try await waitUntil("retention waits for the write in flight") { try waitingForHubLock("lv-retention") }
+                _ = try writer.execute("COMMIT")
+                try await run.value.get()
+                #expect(try Self.count(s.admin, hub, [sampled.holderPid]) == 1, "the hub the write reused is kept")
+                #expect(try Self.count(s.admin, current, [sampled.holderPid]) == 1)
+                #expect(try Self.count(s.admin, "lock_monitoring.blocking_session_s WHERE load_date < now() - interval '30 days'") == 0, "the old row went")
+                try VaultConsistency.expectConsistent(s.admin)
+
+                // 2. Retention first: it removes the hub (its rows closed 40 days ago again) and holds the lock;
+                // a write that comes meanwhile waits, then writes the hub again.
+                try Self.write(sampled, at: Date().addingTimeInterval(1), empty: true, on: s.admin)
+                _ = try s.admin.execute("UPDATE lock_monitoring.blocking_session_s SET load_date = load_date - interval '40 days', load_end_date = load_end_date - interval '40 days'")
+                _ = try s.admin.execute("UPDATE lock_monitoring.blocking_session_h SET load_date = load_date - interval '40 days'")
+                for table in ["lock_activity_s", "monitor_cycle_s"] {
+                    _ = try s.admin.execute("DELETE FROM lock_monitoring.\(table)")
+                }
+                _ = try s.admin.execute("DELETE FROM lock_monitoring.lock_blocking_l")
+                let cleaner = try LiveDatabase.connect(database: s.database)
+                defer { cleaner.close() }
+                _ = try cleaner.execute("BEGIN")
+                let removed = try cleaner.query("SELECT rows_deleted FROM lock_monitoring.cleanup_old_data(30) WHERE table_name = 'blocking_session_h'")[0]
+                    .decode("rows_deleted", as: Int64.self)
+                #expect(removed >= 1, "retention removes the hub nothing refers to any more")
+                try s.admin.executeScript("CREATE TABLE public.lv_pending (doc jsonb); GRANT SELECT ON public.lv_pending TO PUBLIC")
+                _ = try s.admin.execute("INSERT INTO public.lv_pending VALUES ($1::jsonb)", [try Self.document(sampled, at: Date().addingTimeInterval(2))])
+                let late = try await s.session("lv-late-writer", user: EngineScenario.leastPrivilegedRole)
+                let write = late.start("SELECT lock_monitoring.record_cycle(doc) FROM public.lv_pending")
+                try await waitUntil("the write waits for retention") { try waitingForHubLock("lv-late-writer") }
+                _ = try cleaner.execute("COMMIT")
+                try await write.value.get()
+                #expect(try Self.count(s.admin, hub, [sampled.holderPid]) == 1, "the write made the hub again")
+                #expect(try Self.count(s.admin, current, [sampled.holderPid]) == 1)
+                #expect(try Self.count(s.admin, "lock_monitoring.blocking_sessions_dashboard WHERE session_pid = $1", [sampled.holderPid]) == 1)
+                try VaultConsistency.expectConsistent(s.admin)
+
+                // Its checks need a fresh snapshot after the lock: it refuses a transaction snapshot, and changes nothing.
+                let hubsBefore = try Self.count(s.admin, "lock_monitoring.blocking_session_h")
+                _ = try cleaner.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+                let refused = try #require(throws: PostgresError.self) { try cleaner.query("SELECT * FROM lock_monitoring.cleanup_old_data(1)") }
+                _ = try cleaner.execute("ROLLBACK")
+                #expect(refused.sqlState == "0A000" && refused.message.contains("READ COMMITTED"), "\(refused)")
+                #expect(try Self.count(s.admin, "lock_monitoring.blocking_session_h") == hubsBefore)
             }
         }
 

@@ -15,6 +15,16 @@
 -- are looked at, and the session hubs first seen on the dropped days (migration 022): proving
 -- a hub unreferenced probes every partition of the tables that refer to it, so looking at
 -- every old hub (most of them still referenced) cost seconds on every run.
+--
+-- The partitioned tables have no foreign keys to their hubs (migration 023): each hub removed
+-- used to be proven unreferenced twice (here, and by every key's own check of every
+-- partition), and dropping a partition locked the hubs its keys pointed to. What the keys
+-- guaranteed, the hub lock keeps (hub_lock.sql): a run that drops or deletes anything holds it
+-- exclusively, taken before any table lock (writers take it shared before theirs, so the two
+-- never deadlock): no write is in flight while it decides that nothing refers to a hub, and
+-- none starts until it commits — a writer then re-creates a hub it needs (record_cycle
+-- inserts every hub it names if missing). A run with nothing to drop or delete does not take
+-- it, and blocks no one.
 -- SECURITY DEFINER: dropping a partition needs the tables' owner.
 
 -- Vaults migrated before the functions moved to sql/functions had the history part split off
@@ -30,6 +40,34 @@ BEGIN
     END IF;
 END
 $shape$;
+
+-- Which of p_keys the partitioned table p_table still refers to (in p_column), asked once for
+-- all of them: a key cleanup_old_data needs for a link and for a hub is looked up once. Each
+-- key costs an index probe of every partition (a nested-loop semi-join over the partitioned
+-- table; measured faster than asking each partition for all the keys, or hashing them).
+CREATE OR REPLACE FUNCTION lock_monitoring.history_references(p_table text, p_column text, p_keys bytea[])
+RETURNS bytea[]
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, lock_monitoring
+AS $fn$
+DECLARE
+    v_found bytea[];
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM history_partitioning hp WHERE hp.table_name = p_table) THEN
+        RAISE EXCEPTION 'history_references: % is not a partitioned history table', p_table USING ERRCODE = '22023';
+    END IF;
+    IF coalesce(cardinality(p_keys), 0) = 0 THEN
+        RETURN '{}';
+    END IF;
+    EXECUTE format('SELECT coalesce(array_agg(k.hk), ''{}'') FROM unnest($1) AS k(hk) '
+                   'WHERE EXISTS (SELECT 1 FROM lock_monitoring.%I t WHERE t.%I = k.hk)', p_table, p_column)
+        INTO v_found USING p_keys;
+    RETURN v_found;
+END
+$fn$;
+COMMENT ON FUNCTION lock_monitoring.history_references(text, text, bytea[]) IS
+    'Retention''s check (cleanup_old_data): which of the keys some row of the partitioned history table still refers to in column p_column.';
+REVOKE ALL ON FUNCTION lock_monitoring.history_references(text, text, bytea[]) FROM PUBLIC;
 
 CREATE OR REPLACE FUNCTION lock_monitoring.cleanup_old_data(retention_days integer DEFAULT 30)
 RETURNS TABLE (table_name text, rows_deleted bigint, partitions_dropped integer)
@@ -48,13 +86,39 @@ DECLARE
     v_key text;
     v_born_from timestamptz;
     v_born_to timestamptz;
+    v_hub_locked boolean := false;
+    v_drop jsonb;
+    v_lock bytea[];
+    v_lock_kept bytea[];
+    v_inv_kept bytea[];
+    v_event bytea[];
+    v_event_kept bytea[];
+    v_session bytea[];
+    v_session_kept bytea[];
 BEGIN
     IF retention_days IS NULL OR retention_days < 1 THEN
         RAISE EXCEPTION 'cleanup_old_data: retention_days must be at least 1, got %', retention_days USING ERRCODE = '22023';
     END IF;
+    -- Its checks that nothing refers to a hub must see what writers committed until it got the
+    -- hub lock: a statement snapshot each, as READ COMMITTED gives (a transaction snapshot,
+    -- taken before the lock, could miss a write and remove a hub a new row points to).
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        RAISE EXCEPTION 'cleanup_old_data: run it at READ COMMITTED isolation, not %', current_setting('transaction_isolation')
+            USING ERRCODE = '0A000';
+    END IF;
     v_cutoff := now() - make_interval(days => retention_days);
     -- Every daemon of a fleet may run this: one at a time (and never beside create_history_partitions).
     PERFORM pg_advisory_xact_lock(hashtext('lock_monitoring history partitions'));
+    -- The days to drop, read once (a partition's range costs a deparse of its bound).
+    SELECT jsonb_agg(jsonb_build_object('table_name', r.table_name, 'partition_name', r.partition_name,
+                                        'range_start', r.range_start, 'range_end', r.range_end))
+    INTO v_drop
+    FROM history_partition_ranges() r WHERE NOT r.is_default AND r.range_end <= v_cutoff;
+    -- A day to drop: the hub lock now, before the first table lock (see above).
+    IF v_drop IS NOT NULL THEN
+        PERFORM pg_advisory_xact_lock(hub_lock_key());
+        v_hub_locked := true;
+    END IF;
     -- The hub and link keys that removed rows referred to (key_column = the column's name):
     -- the only hubs and links that may have become unreferenced by this run.
     CREATE TEMP TABLE IF NOT EXISTS lv_retired_keys (key_column text, hk bytea, PRIMARY KEY (key_column, hk)) ON COMMIT DROP;
@@ -69,8 +133,9 @@ BEGIN
         INTO v_cols, v_keys
         FROM pg_attribute WHERE attrelid = format('lock_monitoring.%I', v_t.table_name)::regclass
           AND attnum > 0 AND NOT attisdropped AND attgenerated = '';
-        FOR v_p IN SELECT p.partition_name, p.range_start, p.range_end FROM history_partitions(v_t.table_name) p
-                   WHERE NOT p.is_default AND p.range_end <= v_cutoff ORDER BY p.range_start LOOP
+        FOR v_p IN SELECT p.partition_name, p.range_start, p.range_end
+                   FROM jsonb_to_recordset(coalesce(v_drop, '[]')) AS p(table_name text, partition_name text, range_start timestamptz, range_end timestamptz)
+                   WHERE p.table_name = v_t.table_name ORDER BY p.range_start LOOP
             -- Detached first: from here on no writer can change its rows (they wait for this
             -- transaction), so what is moved is what the partition holds.
             EXECUTE format('ALTER TABLE lock_monitoring.%I DETACH PARTITION lock_monitoring.%I', v_t.table_name, v_p.partition_name);
@@ -107,53 +172,72 @@ BEGIN
     partitions_dropped := 0;
     DELETE FROM lock_wait_analysis_s WHERE load_end_date < v_cutoff;      GET DIAGNOSTICS v_n = ROW_COUNT; table_name := 'lock_wait_analysis_s'; rows_deleted := v_n; RETURN NEXT;
 
+    -- Only the default partitions lost rows: the hub lock now. It is safe to wait for it here:
+    -- this run holds no lock a writer waits for (it deleted closed rows of the default
+    -- partitions, which writers never change, and analysis rows, which they never write).
+    IF NOT v_hub_locked AND EXISTS (SELECT 1 FROM pg_temp.lv_retired_keys) THEN
+        PERFORM pg_advisory_xact_lock(hub_lock_key());
+        v_hub_locked := true;
+    END IF;
+
     -- Links, then hubs, that are old and that nothing references any more. Only the keys the
     -- removed rows (and removed links) referred to are looked at — and, for sessions, whose
     -- hub a cycle writes for every session it names, also the hubs first seen on the dropped
-    -- days: any other hub still has the reference it had before this run.
+    -- days: any other hub still has the reference it had before this run. Which of them the
+    -- partitioned history still refers to is asked once per key set and table
+    -- (history_references).
+    v_lock := ARRAY(SELECT r.hk FROM pg_temp.lv_retired_keys r WHERE r.key_column = 'lock_activity_hk');
+    v_lock_kept := history_references('lock_activity_s', 'lock_activity_hk', v_lock);
     WITH d AS (
-        DELETE FROM lock_blocking_l l USING pg_temp.lv_retired_keys r
-        WHERE r.key_column = 'lock_activity_hk' AND l.lock_activity_hk = r.hk AND l.load_date < v_cutoff
-          AND NOT EXISTS (SELECT 1 FROM lock_activity_s s WHERE s.lock_activity_hk = l.lock_activity_hk)
+        DELETE FROM lock_blocking_l l
+        WHERE l.lock_activity_hk = ANY (v_lock) AND l.lock_activity_hk <> ALL (v_lock_kept) AND l.load_date < v_cutoff
         RETURNING l.blocking_session_hk, l.blocked_session_hk),
     k AS (
         INSERT INTO pg_temp.lv_retired_keys SELECT 'blocking_session_hk', d.blocking_session_hk FROM d
         UNION SELECT 'blocking_session_hk', d.blocked_session_hk FROM d ON CONFLICT DO NOTHING)
     SELECT count(*) INTO v_n FROM d;
     table_name := 'lock_blocking_l'; rows_deleted := v_n; RETURN NEXT;
+
+    -- Deadlock participations whose own rows and whose event's rows are all gone.
+    CREATE TEMP TABLE IF NOT EXISTS lv_involvements (deadlock_involvement_hk bytea PRIMARY KEY, deadlock_event_hk bytea NOT NULL) ON COMMIT DROP;
+    TRUNCATE pg_temp.lv_involvements;
+    INSERT INTO pg_temp.lv_involvements
+    SELECT l.deadlock_involvement_hk, l.deadlock_event_hk FROM deadlock_involvement_l l
+    WHERE l.load_date < v_cutoff
+      AND (l.deadlock_involvement_hk IN (SELECT r.hk FROM pg_temp.lv_retired_keys r WHERE r.key_column = 'deadlock_involvement_hk')
+           OR l.deadlock_event_hk IN (SELECT r.hk FROM pg_temp.lv_retired_keys r WHERE r.key_column = 'deadlock_event_hk'));
+    v_inv_kept := history_references('deadlock_involvement_s', 'deadlock_involvement_hk',
+                                     ARRAY(SELECT i.deadlock_involvement_hk FROM pg_temp.lv_involvements i));
+    v_event := ARRAY(SELECT r.hk FROM pg_temp.lv_retired_keys r WHERE r.key_column = 'deadlock_event_hk'
+                     UNION SELECT i.deadlock_event_hk FROM pg_temp.lv_involvements i);
+    v_event_kept := history_references('deadlock_event_s', 'deadlock_event_hk', v_event);
     WITH d AS (
-        DELETE FROM deadlock_involvement_l l
-        WHERE l.deadlock_involvement_hk IN (
-                  SELECT r.hk FROM pg_temp.lv_retired_keys r WHERE r.key_column = 'deadlock_involvement_hk'
-                  UNION SELECT l2.deadlock_involvement_hk FROM pg_temp.lv_retired_keys r JOIN deadlock_involvement_l l2 ON l2.deadlock_event_hk = r.hk
-                  WHERE r.key_column = 'deadlock_event_hk')
-          AND l.load_date < v_cutoff
-          AND NOT EXISTS (SELECT 1 FROM deadlock_involvement_s s WHERE s.deadlock_involvement_hk = l.deadlock_involvement_hk)
-          AND NOT EXISTS (SELECT 1 FROM deadlock_event_s s WHERE s.deadlock_event_hk = l.deadlock_event_hk)
+        DELETE FROM deadlock_involvement_l l USING pg_temp.lv_involvements i
+        WHERE l.deadlock_involvement_hk = i.deadlock_involvement_hk
+          AND l.deadlock_involvement_hk <> ALL (v_inv_kept) AND l.deadlock_event_hk <> ALL (v_event_kept)
         RETURNING l.deadlock_event_hk, l.blocking_session_hk),
     k AS (
-        INSERT INTO pg_temp.lv_retired_keys SELECT 'deadlock_event_hk', d.deadlock_event_hk FROM d
-        UNION SELECT 'blocking_session_hk', d.blocking_session_hk FROM d ON CONFLICT DO NOTHING)
+        INSERT INTO pg_temp.lv_retired_keys SELECT 'blocking_session_hk', d.blocking_session_hk FROM d ON CONFLICT DO NOTHING)
     SELECT count(*) INTO v_n FROM d;
     table_name := 'deadlock_involvement_l'; rows_deleted := v_n; RETURN NEXT;
-    DELETE FROM lock_activity_h h USING pg_temp.lv_retired_keys r
-    WHERE r.key_column = 'lock_activity_hk' AND h.lock_activity_hk = r.hk AND h.load_date < v_cutoff
-        AND NOT EXISTS (SELECT 1 FROM lock_activity_s s WHERE s.lock_activity_hk = h.lock_activity_hk)
+
+    DELETE FROM lock_activity_h h
+    WHERE h.lock_activity_hk = ANY (v_lock) AND h.lock_activity_hk <> ALL (v_lock_kept) AND h.load_date < v_cutoff
         AND NOT EXISTS (SELECT 1 FROM lock_blocking_l l WHERE l.lock_activity_hk = h.lock_activity_hk);
     GET DIAGNOSTICS v_n = ROW_COUNT; table_name := 'lock_activity_h'; rows_deleted := v_n; RETURN NEXT;
-    DELETE FROM deadlock_event_h h USING pg_temp.lv_retired_keys r
-    WHERE r.key_column = 'deadlock_event_hk' AND h.deadlock_event_hk = r.hk AND h.load_date < v_cutoff
-        AND NOT EXISTS (SELECT 1 FROM deadlock_event_s s WHERE s.deadlock_event_hk = h.deadlock_event_hk)
+    DELETE FROM deadlock_event_h h
+    WHERE h.deadlock_event_hk = ANY (v_event) AND h.deadlock_event_hk <> ALL (v_event_kept) AND h.load_date < v_cutoff
         AND NOT EXISTS (SELECT 1 FROM deadlock_involvement_l l WHERE l.deadlock_event_hk = h.deadlock_event_hk);
     GET DIAGNOSTICS v_n = ROW_COUNT; table_name := 'deadlock_event_h'; rows_deleted := v_n; RETURN NEXT;
     IF v_born_from IS NOT NULL THEN
         INSERT INTO pg_temp.lv_retired_keys SELECT 'blocking_session_hk', h.blocking_session_hk FROM blocking_session_h h
         WHERE h.load_date >= v_born_from AND h.load_date < least(v_born_to, v_cutoff) ON CONFLICT DO NOTHING;
     END IF;
-    DELETE FROM blocking_session_h h USING pg_temp.lv_retired_keys r
-    WHERE r.key_column = 'blocking_session_hk' AND h.blocking_session_hk = r.hk AND h.load_date < v_cutoff
-        AND NOT EXISTS (SELECT 1 FROM blocking_session_s s WHERE s.blocking_session_hk = h.blocking_session_hk)
-        AND NOT EXISTS (SELECT 1 FROM resolve_decision_s rd WHERE rd.blocking_session_hk = h.blocking_session_hk)
+    v_session := ARRAY(SELECT r.hk FROM pg_temp.lv_retired_keys r WHERE r.key_column = 'blocking_session_hk');
+    v_session_kept := history_references('blocking_session_s', 'blocking_session_hk', v_session)
+                      || history_references('resolve_decision_s', 'blocking_session_hk', v_session);
+    DELETE FROM blocking_session_h h
+    WHERE h.blocking_session_hk = ANY (v_session) AND h.blocking_session_hk <> ALL (v_session_kept) AND h.load_date < v_cutoff
         AND NOT EXISTS (SELECT 1 FROM lock_blocking_l l WHERE l.blocking_session_hk = h.blocking_session_hk)
         AND NOT EXISTS (SELECT 1 FROM lock_blocking_l l WHERE l.blocked_session_hk = h.blocking_session_hk)
         AND NOT EXISTS (SELECT 1 FROM deadlock_involvement_l l WHERE l.blocking_session_hk = h.blocking_session_hk);
@@ -172,6 +256,6 @@ BEGIN
 END
 $fn$;
 COMMENT ON FUNCTION lock_monitoring.cleanup_old_data(integer) IS
-    'Removes closed history and alerts older than retention_days (never current rows, nor the hubs they point to; hubs/links only when unreferenced): partitioned history by dropping whole days, the rest by DELETE. Returns rows removed and partitions dropped per table.';
+    'Removes closed history and alerts older than retention_days (never current rows, nor the hubs they point to; hubs/links only when unreferenced): partitioned history by dropping whole days, the rest by DELETE. Writes wait for a run that drops or deletes anything (it holds the hub lock, hub_lock_key()). Returns rows removed and partitions dropped per table.';
 REVOKE ALL ON FUNCTION lock_monitoring.cleanup_old_data(integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION lock_monitoring.cleanup_old_data(integer) TO lock_writer_role;

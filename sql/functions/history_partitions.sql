@@ -7,21 +7,37 @@
 -- SECURITY DEFINER: creating a partition needs the tables' owner; the daemon's role may only
 -- run these functions.
 
+-- The ranges alone (no sizes: reading every partition's size costs more than the rest of a
+-- retention run that drops nothing): what create_history_partitions and cleanup_old_data ask.
+CREATE OR REPLACE FUNCTION lock_monitoring.history_partition_ranges(p_table text DEFAULT NULL)
+RETURNS TABLE (table_name text, partition_oid oid, partition_name text, is_default boolean, range_start timestamptz, range_end timestamptz)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, lock_monitoring
+AS $fn$
+    SELECT hp.table_name, c.oid, c.relname::text, b.bound = 'DEFAULT',
+           (regexp_match(b.bound, 'FROM \(''([^'']+)''\)'))[1]::timestamptz,
+           (regexp_match(b.bound, 'TO \(''([^'']+)''\)'))[1]::timestamptz
+    FROM history_partitioning hp
+    JOIN pg_inherits i ON i.inhparent = format('lock_monitoring.%I', hp.table_name)::regclass
+    JOIN pg_class c ON c.oid = i.inhrelid
+    CROSS JOIN LATERAL (SELECT pg_get_expr(c.relpartbound, c.oid) AS bound) b
+    WHERE p_table IS NULL OR hp.table_name = p_table
+$fn$;
+COMMENT ON FUNCTION lock_monitoring.history_partition_ranges(text) IS
+    'The partitions of the partitioned history tables (all, or of one) and their load_date ranges (NULL for the default partition), without sizes: history_partitions() adds them.';
+REVOKE ALL ON FUNCTION lock_monitoring.history_partition_ranges(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION lock_monitoring.history_partition_ranges(text) TO lock_monitoring_role, lock_writer_role;
+
 CREATE OR REPLACE FUNCTION lock_monitoring.history_partitions(p_table text DEFAULT NULL)
 RETURNS TABLE (table_name text, partition_name text, is_default boolean, range_start timestamptz, range_end timestamptz,
                estimated_rows bigint, total_bytes bigint)
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, lock_monitoring
 AS $fn$
-    SELECT hp.table_name, c.relname::text, b.bound = 'DEFAULT',
-           (regexp_match(b.bound, 'FROM \(''([^'']+)''\)'))[1]::timestamptz,
-           (regexp_match(b.bound, 'TO \(''([^'']+)''\)'))[1]::timestamptz,
+    SELECT r.table_name, r.partition_name, r.is_default, r.range_start, r.range_end,
            greatest(c.reltuples, 0)::bigint, pg_total_relation_size(c.oid)
-    FROM history_partitioning hp
-    JOIN pg_inherits i ON i.inhparent = format('lock_monitoring.%I', hp.table_name)::regclass
-    JOIN pg_class c ON c.oid = i.inhrelid
-    CROSS JOIN LATERAL (SELECT pg_get_expr(c.relpartbound, c.oid) AS bound) b
-    WHERE p_table IS NULL OR hp.table_name = p_table
+    FROM history_partition_ranges(p_table) r
+    JOIN pg_class c ON c.oid = r.partition_oid
     ORDER BY 1, 4 NULLS FIRST
 $fn$;
 COMMENT ON FUNCTION lock_monitoring.history_partitions(text) IS
@@ -60,7 +76,7 @@ BEGIN
             v_lo := v_day::timestamp AT TIME ZONE 'UTC';
             v_hi := (v_day + 1)::timestamp AT TIME ZONE 'UTC';
             -- Skip a day that any partition (of whatever range) already covers, even in part.
-            IF NOT EXISTS (SELECT 1 FROM history_partitions(v_t.table_name) p
+            IF NOT EXISTS (SELECT 1 FROM history_partition_ranges(v_t.table_name) p
                            WHERE NOT p.is_default AND p.range_start < v_hi AND p.range_end > v_lo) THEN
                 v_name := v_t.table_name || '_p' || to_char(v_day, 'YYYYMMDD');
                 -- Rows the default partition took for this day move into the new partition.
