@@ -184,13 +184,17 @@ extension LiveDatabaseSuite {
 
             // New cycles continue the same history: same hubs, same hash diffs, so a steady situation writes nothing new …
             let steady = ["blocking_session_h", "lock_activity_h", "lock_activity_s", "lock_blocking_l", "deadlock_event_h",
-                          "deadlock_event_s", "deadlock_involvement_l", "deadlock_involvement_s", "deadlock_counter_s", "monitor_cycle_s"]
+                          "deadlock_event_s", "deadlock_involvement_l", "deadlock_involvement_s", "deadlock_counter_s"]
             let counts = try steady.map { try Self.count(admin, $0) }
+            let summaries = try Self.count(admin, "monitor_cycle_s")
             let decisions = try Self.count(admin, "resolve_decision_s")
             let oldBlockerRows = try Self.count(admin, "blocking_session_s")
             try await s.cycle()   // the new writer, as the least-privileged monitor role
             #expect(try steady.map { try Self.count(admin, $0) } == counts, "\(steady)")
             #expect(try Self.count(admin, "resolve_decision_s") > decisions, "the new writer records this cycle's decisions")
+            // … and the cycle summary, which now counts the blockers by severity (migration 025): one new row that carries them.
+            #expect(try Self.count(admin, "monitor_cycle_s") == summaries + 1)
+            #expect(try Self.count(admin, "monitor_cycle_s WHERE load_end_date IS NULL AND high_blockers IS NOT NULL") == 1)
             // … except the blockers, whose rows now carry the kill rule's reason (migration 013): each old
             // row ends, one new row per blocker has its reason; the old rows keep theirs NULL.
             #expect(try Self.count(admin, "blocking_session_s") == oldBlockerRows + 2)

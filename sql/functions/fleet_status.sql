@@ -5,6 +5,36 @@
 -- heartbeat and some lag). fleet_dashboard is fleet_status() with the default; `lockvault
 -- status` prints fleet_status(--stale-after), as text or JSON.
 
+-- What it reads, and why: the current cycle summary of each cluster (monitor_cycle_s) carries
+-- the blockers by severity (migration 025), so only clusters whose current summary was written
+-- without them (before migration 025, or by an older lockvault) have their blockers counted
+-- from blocking_session_s, by current_blockers_by_severity() — a function, so that neither its
+-- plan nor the partitions it reads cost anything when no cluster needs it. Every partitioned
+-- table a query names costs planning over all its partitions, on every call (a LANGUAGE sql
+-- function is planned each time, and `lockvault status` opens a new session each time).
+-- Deadlocks in 24 h: the current rows of the last day through the partial index on
+-- detected_at, each one's cluster looked up in its hub (a probe per deadlock of the last day,
+-- not a pass over every deadlock hub).
+
+CREATE OR REPLACE FUNCTION lock_monitoring.current_blockers_by_severity()
+RETURNS TABLE (system_identifier text, critical bigint, high bigint, medium bigint, low bigint)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, lock_monitoring
+AS $fn$
+    SELECT bh.system_identifier,
+           count(*) FILTER (WHERE bs.blocking_severity = 'CRITICAL'),
+           count(*) FILTER (WHERE bs.blocking_severity = 'HIGH'),
+           count(*) FILTER (WHERE bs.blocking_severity = 'MEDIUM'),
+           count(*) FILTER (WHERE bs.blocking_severity = 'LOW')
+    FROM blocking_session_s bs JOIN blocking_session_h bh USING (blocking_session_hk)
+    WHERE bs.load_end_date IS NULL
+    GROUP BY 1
+$fn$;
+COMMENT ON FUNCTION lock_monitoring.current_blockers_by_severity() IS
+    'Current blockers (blocking_session_s) by severity, per monitored cluster: what fleet_status shows for a cluster whose current cycle summary does not carry them.';
+REVOKE ALL ON FUNCTION lock_monitoring.current_blockers_by_severity() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION lock_monitoring.current_blockers_by_severity() TO lock_monitoring_role, lock_writer_role;
+
 CREATE OR REPLACE FUNCTION lock_monitoring.fleet_status(stale_after_seconds double precision DEFAULT 90)
 RETURNS TABLE (cluster_name text, system_identifier text, state text, last_cycle_at timestamptz, lag_seconds double precision,
                critical_blockers integer, high_blockers integer, medium_blockers integer, low_blockers integer,
@@ -19,15 +49,10 @@ AS $fn$
         FROM monitor_cycle_s c JOIN monitored_cluster_h h USING (cluster_hk)
         WHERE c.load_end_date IS NULL
     ),
-    blockers AS (
-        SELECT bh.system_identifier AS sysid,
-               count(*) FILTER (WHERE bs.blocking_severity = 'CRITICAL') AS critical,
-               count(*) FILTER (WHERE bs.blocking_severity = 'HIGH') AS high,
-               count(*) FILTER (WHERE bs.blocking_severity = 'MEDIUM') AS medium,
-               count(*) FILTER (WHERE bs.blocking_severity = 'LOW') AS low
-        FROM blocking_session_s bs JOIN blocking_session_h bh USING (blocking_session_hk)
-        WHERE bs.load_end_date IS NULL
-        GROUP BY 1
+    counted AS (
+        -- Clusters whose current summary carries no counts by severity: counted from the satellites.
+        SELECT b.* FROM current_blockers_by_severity() b
+        WHERE EXISTS (SELECT 1 FROM cur WHERE cur.high_blockers IS NULL)
     ),
     waits AS (
         SELECT lh.system_identifier AS sysid, max(extract(epoch FROM now() - coalesce(ls.wait_start, ls.lock_since)))::float8 AS longest
@@ -36,9 +61,10 @@ AS $fn$
         GROUP BY 1
     ),
     deadlocks AS (
-        SELECT dh.system_identifier AS sysid, count(*) AS n
-        FROM deadlock_event_s ds JOIN deadlock_event_h dh USING (deadlock_event_hk)
-        WHERE ds.load_end_date IS NULL AND ds.detected_at > now() - interval '24 hours'
+        SELECT x.sysid, count(*) AS n
+        FROM (SELECT (SELECT dh.system_identifier FROM deadlock_event_h dh WHERE dh.deadlock_event_hk = ds.deadlock_event_hk) AS sysid
+              FROM deadlock_event_s ds
+              WHERE ds.load_end_date IS NULL AND ds.detected_at > now() - interval '24 hours') x
         GROUP BY 1
     ),
     gaps AS (
@@ -49,7 +75,10 @@ AS $fn$
            CASE WHEN extract(epoch FROM now() - cur.last_cycle_at) < stale_after_seconds THEN 'alive' ELSE 'stale' END,
            cur.last_cycle_at,
            extract(epoch FROM now() - cur.last_cycle_at)::float8,
-           coalesce(b.critical, 0)::integer, coalesce(b.high, 0)::integer, coalesce(b.medium, 0)::integer, coalesce(b.low, 0)::integer,
+           CASE WHEN cur.high_blockers IS NULL THEN coalesce(b.critical, 0) ELSE cur.critical_blockers END::integer,
+           CASE WHEN cur.high_blockers IS NULL THEN coalesce(b.high, 0) ELSE cur.high_blockers END::integer,
+           CASE WHEN cur.high_blockers IS NULL THEN coalesce(b.medium, 0) ELSE cur.medium_blockers END::integer,
+           CASE WHEN cur.high_blockers IS NULL THEN coalesce(b.low, 0) ELSE cur.low_blockers END::integer,
            cur.waiting_sessions,
            w.longest,
            coalesce(d.n, 0)::integer,
@@ -65,12 +94,12 @@ AS $fn$
            cur.lock_table_capacity,
            gaps.gap_end
     FROM cur
-    LEFT JOIN blockers b ON b.sysid = cur.sysid
+    LEFT JOIN counted b ON b.system_identifier = cur.sysid
     LEFT JOIN waits w ON w.sysid = cur.sysid
     LEFT JOIN deadlocks d ON d.sysid = cur.sysid
     LEFT JOIN gaps ON gaps.cluster_hk = cur.cluster_hk
-    ORDER BY extract(epoch FROM now() - cur.last_cycle_at) < stale_after_seconds, coalesce(b.critical, 0) DESC, coalesce(b.high, 0) DESC,
-             1, 2
+    -- 6, 7: critical_blockers, high_blockers.
+    ORDER BY extract(epoch FROM now() - cur.last_cycle_at) < stale_after_seconds, 6 DESC, 7 DESC, 1, 2
 $fn$;
 COMMENT ON FUNCTION lock_monitoring.fleet_status(double precision) IS
     'One row per monitored cluster: liveness (stale when the last cycle is stale_after_seconds old or older — the rule lockvault status uses), current blockers by severity, longest wait, deadlocks in 24 h, daemon version and vault buffer. Stale clusters first, then the most critical.';

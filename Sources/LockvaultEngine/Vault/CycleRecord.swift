@@ -57,15 +57,8 @@ struct CycleRecord: Encodable, Sendable {
         captured_at = snapshot.capturedAt
         heartbeat_seconds = heartbeatSeconds
         self.gap = gap.map { GapRow(start: $0.start, end: $0.end, reason: $0.reason) }
-        summary = CycleSummaryRow(
-            clusterName: clusterName, cycleMilliseconds: cycleMilliseconds, backends: snapshot.backendCount,
-            waitingSessions: snapshot.backends.filter(\.isWaitingOnLock).count, blockers: assessments.count,
-            criticalBlockers: assessments.filter { $0.severity == .critical }.count, locksCaptured: snapshot.locks.count,
-            locksInUse: snapshot.lockTable?.locksInUse, lockTableCapacity: snapshot.lockTable?.capacity, serverVersionNum: snapshot.serverVersionNum,
-            bufferedCycles: bufferedCycles, spooledCycles: spooledCycles)
 
         var named = NamedSessions(snapshot)
-        let prepared = PreparedGids(snapshot)
         if let memo, let same = memo.rows(for: snapshot) {
             // The same locks, sessions and waits as the cycle before: the same rows.
             locks = same.locks
@@ -73,6 +66,7 @@ struct CycleRecord: Encodable, Sendable {
             named = same.named
             for i in same.sinceIsCaptureTime { locks[i].lock_since = snapshot.capturedAt }
         } else {
+            let prepared = PreparedGids(snapshot)
             for lock in snapshot.locks {
                 let holder: SessionKey
                 var backend: BackendActivity?
@@ -117,6 +111,14 @@ struct CycleRecord: Encodable, Sendable {
             blockers.append(BlockerRow(a, key: key, eligibility: eligibility[a.participant] ?? .ineligible(.resolverOff),
                                        killThresholdSeconds: killThresholdSeconds, capturedAt: snapshot.capturedAt))
         }
+
+        // By severity, the blocker rows written (what blocking_session_s holds as current), not the assessments.
+        summary = CycleSummaryRow(
+            clusterName: clusterName, cycleMilliseconds: cycleMilliseconds, backends: snapshot.backendCount,
+            waitingSessions: snapshot.backends.filter(\.isWaitingOnLock).count, blockers: assessments.count,
+            bySeverity: blockers.reduce(into: [:]) { $0[$1.blocking_severity, default: 0] += 1 }, locksCaptured: snapshot.locks.count,
+            locksInUse: snapshot.lockTable?.locksInUse, lockTableCapacity: snapshot.lockTable?.capacity, serverVersionNum: snapshot.serverVersionNum,
+            bufferedCycles: bufferedCycles, spooledCycles: spooledCycles)
 
         deadlock_counters = snapshot.deadlockCounts.sorted { $0.key < $1.key }.map { DeadlockCounterRow(database: $0.key, deadlocks: $0.value) }
         for event in deadlocks {

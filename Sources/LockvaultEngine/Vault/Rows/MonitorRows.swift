@@ -1,4 +1,5 @@
 import Foundation
+import LockvaultCore
 import PostgresClient
 
 /// monitor_cycle_s (sql/functions/record_cycle_summary.sql): the cycle's summary.
@@ -9,7 +10,13 @@ struct CycleSummaryRow: Encodable, Sendable {
     var backends: Int
     var waiting_sessions: Int
     var blockers: Int
+    /// The cycle's blocker rows by severity (``BlockerRow/blocking_severity``): what
+    /// fleet_status shows, read from the current summary instead of every partition of
+    /// blocking_session_s. In the hash diff: a severity change writes a summary row.
     var critical_blockers: Int
+    var high_blockers: Int
+    var medium_blockers: Int
+    var low_blockers: Int
     var locks_captured: Int
     var locks_in_use: Int?
     var lock_table_capacity: Int?
@@ -21,7 +28,7 @@ struct CycleSummaryRow: Encodable, Sendable {
     var buffered_cycles: Int
     var spooled_cycles: Int
 
-    init(clusterName: String, cycleMilliseconds: Double, backends: Int, waitingSessions: Int, blockers: Int, criticalBlockers: Int,
+    init(clusterName: String, cycleMilliseconds: Double, backends: Int, waitingSessions: Int, blockers: Int, bySeverity: [String: Int],
          locksCaptured: Int, locksInUse: Int?, lockTableCapacity: Int?, serverVersionNum: Int,
          bufferedCycles: Int = 0, spooledCycles: Int = 0, daemonVersion: String = LockvaultVersion.current) {
         cluster_name = clusterName
@@ -29,7 +36,10 @@ struct CycleSummaryRow: Encodable, Sendable {
         self.backends = backends
         waiting_sessions = waitingSessions
         self.blockers = blockers
-        critical_blockers = criticalBlockers
+        critical_blockers = bySeverity[BlockerSeverity.critical.rawValue] ?? 0
+        high_blockers = bySeverity[BlockerSeverity.high.rawValue] ?? 0
+        medium_blockers = bySeverity[BlockerSeverity.medium.rawValue] ?? 0
+        low_blockers = bySeverity[BlockerSeverity.low.rawValue] ?? 0
         locks_captured = locksCaptured
         locks_in_use = locksInUse
         lock_table_capacity = lockTableCapacity
@@ -40,7 +50,8 @@ struct CycleSummaryRow: Encodable, Sendable {
         // Not the backend count (it moves with every connection) nor the lock-table reading
         // (taken once a minute): either would defeat change-only writes.
         // A backlog is a change (written as it starts and as it ends), its size is not.
-        var parts = [String(waitingSessions), String(blockers), String(criticalBlockers), String(locksCaptured), String(serverVersionNum)]
+        var parts = [String(waitingSessions), String(blockers), String(critical_blockers), String(locksCaptured), String(serverVersionNum),
+                     "\(high_blockers),\(medium_blockers),\(low_blockers)"]
         if bufferedCycles > 0 { parts.append("buffering") }
         hash_diff = HashDiff(parts)
     }
