@@ -11,10 +11,18 @@ CREATE OR REPLACE FUNCTION lock_monitoring.record_blockers(p_sysid text, p_src t
 RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, lock_monitoring
+SET plan_cache_mode = force_generic_plan
 AS $fn$
 DECLARE
     v_stats jsonb;
 BEGIN
+    -- The history has no foreign keys (migration 023): a blocker whose session has no hub
+    -- (record_sessions writes one for every session the cycle names) is refused, as the key did.
+    IF EXISTS (SELECT 1 FROM jsonb_array_elements(coalesce(p_rows, '[]')) AS e(j)
+               WHERE NOT EXISTS (SELECT 1 FROM blocking_session_h h WHERE h.blocking_session_hk = session_hk(p_sysid, e.j->'blocking_session'))) THEN
+        RAISE EXCEPTION 'record_blockers: a blocker''s session has no hub in blocking_session_h (name it in the cycle''s sessions)'
+            USING ERRCODE = '23503';
+    END IF;
     WITH b AS (
         SELECT session_hk(p_sysid, e.j->'blocking_session') AS hk, s
         FROM jsonb_array_elements(coalesce(p_rows, '[]')) AS e(j)

@@ -5,6 +5,7 @@ CREATE OR REPLACE FUNCTION lock_monitoring.record_deadlock_counters(p_sysid text
 RETURNS integer
 LANGUAGE plpgsql
 SET search_path = pg_catalog, lock_monitoring
+SET plan_cache_mode = force_generic_plan
 AS $fn$
 DECLARE
     v_cluster bytea := cluster_hk(p_sysid);

@@ -6,6 +6,7 @@ CREATE OR REPLACE FUNCTION lock_monitoring.record_deadlocks(p_sysid text, p_src 
 RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, lock_monitoring
+SET plan_cache_mode = force_generic_plan
 AS $fn$
 DECLARE
     v_n integer;

@@ -12,6 +12,7 @@ CREATE OR REPLACE FUNCTION lock_monitoring.record_locks(p_sysid text, p_src text
 RETURNS jsonb
 LANGUAGE plpgsql
 SET search_path = pg_catalog, lock_monitoring
+SET plan_cache_mode = force_generic_plan
 AS $fn$
 DECLARE
     v_stats jsonb;

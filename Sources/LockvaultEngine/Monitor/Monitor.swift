@@ -238,16 +238,16 @@ public actor Monitor {
                     r.changeState(lockBulk: record.lockRowsGeneration.map { lockRowMemo.bulk(r.locks, generation: $0) })
                 }
                 if gap != nil { state?.hasEvents = true }
-                let plan = state.map { changes.plan($0) } ?? .all
-                if plan == .skip {
+                let planned = state.map { changes.plan($0) } ?? .all
+                if planned == .skip {
                     action = machine.writeSucceeded(at: clock.now())
                     spoolDone(sequence)
                     continue
                 }
                 do {
                     let conn = try vaultConnection()
-                    // Planned again: a new connection forgets what the vault held.
-                    let plan = state.map { changes.plan($0) } ?? .all
+                    // A new connection forgets what the vault held (changes.forget()): the write is whole.
+                    let plan: VaultChanges<VaultRowKey>.Plan = changes.known == nil ? .all : planned
                     let document: String
                     do {
                         document = try record.document(plan, carrying: gap)
