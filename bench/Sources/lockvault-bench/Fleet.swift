@@ -1,23 +1,23 @@
 // The fleet simulation (bench/fleet.sh, called from bench/run.sh): N synthetic clusters write
 // into one vault at 1 Hz, concurrently, each on its own vault connection and through
-// lockvault's own writer (CycleWriter: the document the daemon builds, record_cycle in its own
-// transaction). Their cycle streams are real cycles, sampled by lockvault's Monitor from a work
-// database where real sessions hold and wait for locks: quiet, a steady blocker, blockers
-// coming and going, deadlocks. Each cluster replays one stream in a loop under its own
-// system_identifier, with the sample time of the moment it writes.
+// lockvault's own writer as the daemon runs it (ChangeOnlyCycleWriter: only what changed since
+// the cluster's last successful write, no call when nothing changed and no heartbeat is due;
+// record_cycle in its own transaction). Their cycle streams are real cycles, sampled by
+// lockvault's Monitor from a work database where real sessions hold and wait for locks: quiet,
+// a steady blocker, blockers coming and going, deadlocks. Each cluster replays one stream in a
+// loop under its own system_identifier, with the sample time of the moment it writes.
 //
-//   lockvault-bench fleet-record --work-db DB --vault-db DB --out FILE     (the streams, JSON)
-//   lockvault-bench fleet-replay --vault-db DB --streams FILE --clusters N --seconds S
+//   lockvault-bench fleet --work-db DB --vault-db DB --clusters N --seconds S   (records, then replays)
 import Foundation
 import LockvaultCore
 import LockvaultEngine
 import Logging
 import PostgresClient
 
-/// One recorded stream: documents as the daemon would write them, in order.
-struct FleetStream: Codable {
+/// One recorded stream: cycles as the daemon would record them, in order.
+struct FleetStream {
     var name: String
-    var documents: [String]
+    var cycles: [RecordedCycle]
 }
 
 /// Hands a value to a worker thread that alone uses it from then on.
@@ -40,7 +40,7 @@ final class Worker: @unchecked Sendable {
     func join() { done.wait() }
 }
 
-func fleetRecord(workDB: String, vaultDB: String, out: String) async throws -> String {
+func fleetRecord(workDB: String, vaultDB: String) async throws -> [FleetStream] {
     let settings = SessionSettings(applicationName: "lv-bench-fleet", statementTimeoutMs: 0, lockTimeoutMs: 0, idleInTransactionSessionTimeoutMs: 0)
     let setup = try PostgresConnection(conninfo: "dbname=\(workDB)", settings: settings)
     try setup.executeScript("CREATE TABLE IF NOT EXISTS fleet_t (id int); CREATE TABLE IF NOT EXISTS fleet_dl (id int PRIMARY KEY, v int); INSERT INTO fleet_dl VALUES (1, 0), (2, 0) ON CONFLICT DO NOTHING")
@@ -55,19 +55,19 @@ func fleetRecord(workDB: String, vaultDB: String, out: String) async throws -> S
                                       session: SessionSettings(applicationName: "lockvault"))
     config.severity = SeverityPolicy(mediumAfterSeconds: 1, highAfterSeconds: 3, criticalAfterSeconds: 6)
     let monitor = Monitor(configuration: config, logger: Logger(label: "bench") { _ in SwiftLogNoOpLogHandler() })
-    func sample(_ n: Int, every: Double = 0.2) async throws -> [String] {
-        var docs: [String] = []
+    func sample(_ n: Int, every: Double = 0.2) async throws -> [RecordedCycle] {
+        var cycles: [RecordedCycle] = []
         for _ in 0..<n {
             let outcome = await monitor.runCycle(write: false)
             if let e = outcome.targetError { throw FleetError(message: e) }
-            if let d = try CycleWriter.document(for: outcome, clusterName: "recorded", recordSource: "lockvault@bench/recorded") { docs.append(d) }
+            if let c = RecordedCycle(outcome, clusterName: "recorded", recordSource: "lockvault@bench/recorded") { cycles.append(c) }
             pause(every)
         }
-        return docs
+        return cycles
     }
     _ = try await sample(2)   // baselines (deadlock counters)
     var streams: [FleetStream] = []
-    streams.append(FleetStream(name: "quiet", documents: try await sample(10)))
+    streams.append(FleetStream(name: "quiet", cycles: try await sample(10)))
 
     // A steady blocker: one session holds EXCLUSIVE on a table, one waits.
     let holder = try PostgresConnection(conninfo: "dbname=\(workDB)", settings: settings)
@@ -77,12 +77,12 @@ func fleetRecord(workDB: String, vaultDB: String, out: String) async throws -> S
     let waiterBox = Handoff(waiter)
     let w = Worker { _ = try? waiterBox.value.query("SELECT * FROM fleet_t FOR UPDATE") }
     try waiters(1)
-    streams.append(FleetStream(name: "steady blocker", documents: try await sample(10)))
+    streams.append(FleetStream(name: "steady blocker", cycles: try await sample(10)))
     try holder.execute("ROLLBACK")
     w.join()
 
     // Blockers coming and going: a new holder and waiter every 3 samples.
-    var churn: [String] = []
+    var churn: [RecordedCycle] = []
     for _ in 0..<10 {
         let h = try PostgresConnection(conninfo: "dbname=\(workDB)", settings: settings)
         try h.execute("BEGIN")
@@ -97,10 +97,10 @@ func fleetRecord(workDB: String, vaultDB: String, out: String) async throws -> S
         churn += try await sample(1)
         h.close(); ws.close()
     }
-    streams.append(FleetStream(name: "blockers coming and going", documents: churn))
+    streams.append(FleetStream(name: "blockers coming and going", cycles: churn))
 
     // Deadlocks: two sessions update two rows in opposite order, once every 5 samples.
-    var deadlocks: [String] = []
+    var deadlocks: [RecordedCycle] = []
     for _ in 0..<4 {
         let a = try PostgresConnection(conninfo: "dbname=\(workDB)", settings: settings)
         let b = try PostgresConnection(conninfo: "dbname=\(workDB)", settings: settings)
@@ -115,12 +115,11 @@ func fleetRecord(workDB: String, vaultDB: String, out: String) async throws -> S
         a.close(); b.close()
         deadlocks += try await sample(5, every: 0.3)
     }
-    streams.append(FleetStream(name: "deadlocks", documents: deadlocks))
+    streams.append(FleetStream(name: "deadlocks", cycles: deadlocks))
     setup.close()
     waiter.close(); holder.close()
     await monitor.close()
-    try JSONEncoder().encode(streams).write(to: URL(fileURLWithPath: out))
-    return streams.map { "\($0.name): \($0.documents.count) cycles" }.joined(separator: ", ")
+    return streams
 }
 
 struct FleetError: Error, CustomStringConvertible {
@@ -139,25 +138,11 @@ func fleetMix(_ i: Int) -> Int {
     }
 }
 
-/// The document of stream cycle `k` (loop `loop`) for cluster `sysid`, sampled now.
-func fleetDocument(_ template: [String: Any], sysid: String, name: String, loop: Int, at: Date) throws -> String {
-    var d = template
-    d["system_identifier"] = sysid
-    d["record_source"] = "lockvault@bench/\(name)"
-    d["captured_at"] = PostgresTimestamp.format(at)
-    if var summary = d["summary"] as? [String: Any] { summary["cluster_name"] = name; d["summary"] = summary }
-    // A replayed deadlock is a new deadlock: its event key carries the loop.
-    for family in ["deadlocks", "deadlock_participants"] {
-        guard var rows = d[family] as? [[String: Any]] else { continue }
-        for i in rows.indices {
-            if var e = rows[i]["deadlock_event"] as? [String: Any], let key = e["event_key"] as? String {
-                e["event_key"] = "\(key)-\(loop)"
-                rows[i]["deadlock_event"] = e
-            }
-        }
-        d[family] = rows
-    }
-    return String(decoding: try JSONSerialization.data(withJSONObject: d), as: UTF8.self)
+/// Stream cycle `cycle` as cluster `i` records it now (loop `loop`: a replayed deadlock is a new one).
+func fleetCycle(_ cycle: RecordedCycle, cluster i: Int, loop: Int, at: Date) -> RecordedCycle {
+    let name = String(format: "db%04d", i)
+    return cycle.replayed(systemIdentifier: String(format: "fleet-%04d", i), clusterName: name, recordSource: "lockvault@bench/\(name)",
+                          capturedAt: at, eventSuffix: "-\(loop)")
 }
 
 /// CPU seconds (user + system) of these server processes so far.
@@ -177,23 +162,35 @@ final class LatencyBox: @unchecked Sendable {
     private let lock = NSLock()
     private var values: [Double] = []
     private var failures: [String] = []
-    func add(_ v: [Double], _ f: [String]) { lock.withLock { values += v; failures += f } }
-    var all: ([Double], [String]) { lock.withLock { (values, failures) } }
+    private var cycles = 0
+    func add(_ v: [Double], _ f: [String], cycles n: Int) { lock.withLock { values += v; failures += f; cycles += n } }
+    var all: ([Double], [String], Int) { lock.withLock { (values, failures, cycles) } }
 }
 
-/// Replays the streams: `clusters` threads, one vault connection each, one write a second each,
-/// spread over the second. Prints one line of `key=value` numbers for bench/fleet.sh.
-func fleetReplay(vaultDB: String, streamsPath: String, clusters: Int, seconds: Double) throws -> String {
-    let streams = try JSONDecoder().decode([FleetStream].self, from: Data(contentsOf: URL(fileURLWithPath: streamsPath)))
-    let templates: [[[String: Any]]] = try streams.map { s in
-        try s.documents.map { try JSONSerialization.jsonObject(with: Data($0.utf8)) as! [String: Any] }
+/// A cluster's vault connection and the writer it keeps from cycle to cycle, as a daemon does.
+final class FleetCluster: @unchecked Sendable {
+    let conn: PostgresConnection
+    let stream: [RecordedCycle]
+    var writer = ChangeOnlyCycleWriter()
+    init(conn: PostgresConnection, stream: [RecordedCycle]) {
+        self.conn = conn
+        self.stream = stream
     }
+}
+
+/// Records the streams, then replays them: `clusters` threads, one vault connection and one
+/// change-only writer each, one cycle a second each, spread over the second. Prints one line of
+/// `key=value` numbers for bench/fleet.sh. Latency is of the vault calls made (a cycle with
+/// nothing to write makes none, as in the daemon); `calls_per_cycle` says how many cycles made one.
+func fleet(workDB: String, vaultDB: String, clusters: Int, seconds: Double) async throws -> String {
+    let streams = try await fleetRecord(workDB: workDB, vaultDB: vaultDB)
+    let recorded = streams.map { "\($0.name): \($0.cycles.count) cycles" }.joined(separator: ", ")
     let settings = SessionSettings(applicationName: "lv-fleet", statementTimeoutMs: 30_000, lockTimeoutMs: 5_000, idleInTransactionSessionTimeoutMs: 0)
-    var conns: [PostgresConnection] = []
-    for _ in 0..<clusters { conns.append(try PostgresConnection(conninfo: "dbname=\(vaultDB)", settings: settings)) }
+    var members: [FleetCluster] = []
+    for i in 0..<clusters { members.append(FleetCluster(conn: try PostgresConnection(conninfo: "dbname=\(vaultDB)", settings: settings), stream: streams[fleetMix(i)].cycles)) }
     let probe = try PostgresConnection(conninfo: "dbname=\(vaultDB)", settings: SessionSettings(applicationName: "lv-fleet-probe", statementTimeoutMs: 0, lockTimeoutMs: 0))
-    defer { probe.close(); for c in conns { c.close() } }
-    let pids = conns.map(\.backendPID)
+    defer { probe.close(); for m in members { m.conn.close() } }
+    let pids = members.map(\.conn.backendPID)
     func sizes() throws -> (wal: String, bytes: Int64) {
         let r = try probe.query("""
             SELECT pg_current_wal_lsn()::text AS lsn, coalesce(sum(pg_total_relation_size(c.oid)), 0)::int8 AS bytes
@@ -201,19 +198,27 @@ func fleetReplay(vaultDB: String, streamsPath: String, clusters: Int, seconds: D
             """)[0]
         return (try r.decode("lsn"), try r.decode("bytes"))
     }
-    // One warm-up loop per cluster outside the measurement: each cluster's hubs exist once.
+    // Warm-up, outside the measurement: each cluster's connection writes its stream once whole
+    // (every record_* function planned and every partition opened once on it, as on a running
+    // daemon's connection; the hubs exist), then once more through its own change-only writer,
+    // which then knows what the vault holds. Each cluster's stream is shifted back by up to a
+    // minute (i % 60 s) so that the quiet clusters' heartbeats don't all fall in one second, as
+    // daemons started at different times don't.
     let warm = LatencyBox()
     var workers: [Worker] = []
-    for i in 0..<clusters {
-        let box = Handoff((conns[i], templates[fleetMix(i)])), sysid = String(format: "fleet-%04d", i), name = String(format: "db%04d", i)
+    for (i, member) in members.enumerated() {
         workers.append(Worker {
-            let (conn, stream) = box.value
             var failures: [String] = []
-            for (k, t) in stream.enumerated() {
-                do { try CycleWriter.record(try fleetDocument(t, sysid: sysid, name: name, loop: 0, at: Date().addingTimeInterval(Double(k - stream.count) - 1)), on: conn) }
+            let n = member.stream.count, phase = Double(i % 60)
+            for (k, c) in member.stream.enumerated() {
+                do { try CycleWriter.record(try fleetCycle(c, cluster: i, loop: 0, at: Date().addingTimeInterval(Double(k - 2 * n) - 1 - phase)).document(), on: member.conn) }
                 catch { failures.append("\(error)") }
             }
-            warm.add([], failures)
+            for (k, c) in member.stream.enumerated() {
+                do { _ = try member.writer.write(fleetCycle(c, cluster: i, loop: 0, at: Date().addingTimeInterval(Double(k - n) - 1 - phase)), on: member.conn) }
+                catch { failures.append("\(error)") }
+            }
+            warm.add([], failures, cycles: 0)
         })
     }
     for w in workers { w.join() }
@@ -224,26 +229,25 @@ func fleetReplay(vaultDB: String, streamsPath: String, clusters: Int, seconds: D
     let box = LatencyBox()
     let start = Date().addingTimeInterval(0.5)
     workers = []
-    for i in 0..<clusters {
-        let handoff = Handoff((conns[i], templates[fleetMix(i)])), sysid = String(format: "fleet-%04d", i), name = String(format: "db%04d", i)
+    for (i, member) in members.enumerated() {
         let offset = Double(i) / Double(clusters)
         workers.append(Worker {
-            let (conn, stream) = handoff.value
             var latencies: [Double] = [], failures: [String] = []
             var tick = 0
             while Double(tick) < seconds {
                 let due = start.addingTimeInterval(Double(tick) + offset)
                 let wait = due.timeIntervalSinceNow
                 if wait > 0 { Thread.sleep(forTimeInterval: wait) }
-                let k = (tick + 1) % stream.count, loop = 1 + (tick + 1) / stream.count
+                // Each cluster at its own point of its stream: clusters are not in step.
+                let k = (tick + 1 + i) % member.stream.count, loop = 1 + (tick + 1 + i) / member.stream.count
+                let cycle = fleetCycle(member.stream[k], cluster: i, loop: loop, at: Date())
                 let began = ContinuousClock.now
                 do {
-                    try CycleWriter.record(try fleetDocument(stream[k], sysid: sysid, name: name, loop: loop, at: Date()), on: conn)
-                    latencies.append(ms(ContinuousClock.now - began))
+                    if try member.writer.write(cycle, on: member.conn) { latencies.append(ms(ContinuousClock.now - began)) }
                 } catch { failures.append("\(error)") }
                 tick += 1
             }
-            box.add(latencies, failures)
+            box.add(latencies, failures, cycles: tick)
         })
     }
     for w in workers { w.join() }
@@ -251,16 +255,19 @@ func fleetReplay(vaultDB: String, streamsPath: String, clusters: Int, seconds: D
     let cpu = cpuSeconds(pids) - cpuBefore
     let after = try sizes()
     let wal = try probe.query("SELECT pg_wal_lsn_diff($1::pg_lsn, $2::pg_lsn)::int8 AS d", [after.wal, before.wal])[0].decode("d", as: Int64.self)
-    let (latencies, failures) = box.all
+    let (latencies, failures, cycles) = box.all
     let perClusterDay = 86_400 / elapsed / Double(clusters)
-    var line = "writes=\(latencies.count) failures=\(failures.count + warm.all.1.count) seconds=\(String(format: "%.1f", elapsed))"
+    var line = "cycles=\(cycles) writes=\(latencies.count) failures=\(failures.count + warm.all.1.count) seconds=\(String(format: "%.1f", elapsed))"
+    line += " calls_per_cycle=\(String(format: "%.3f", Double(latencies.count) / Double(max(1, cycles))))"
     line += " p50=\(String(format: "%.2f", percentile(latencies, 0.5))) p99=\(String(format: "%.2f", percentile(latencies, 0.99)))"
     line += " max=\(String(format: "%.2f", latencies.max() ?? .nan))"
     line += " vault_cpu_cores=\(String(format: "%.4f", cpu / elapsed))"
     line += " cpu_pct_per_cluster=\(String(format: "%.4f", 100 * cpu / elapsed / Double(clusters)))"
+    line += " cpu_ms_per_call=\(String(format: "%.2f", 1000 * cpu / Double(max(1, latencies.count))))"
     line += " wal_mb_per_cluster_day=\(String(format: "%.2f", Double(wal) * perClusterDay / 1_048_576))"
     line += " size_mb_per_cluster_day=\(String(format: "%.2f", Double(after.bytes - before.bytes) * perClusterDay / 1_048_576))"
     if let f = (failures + warm.all.1).first { line += " first_failure=\"\(f.prefix(200).replacingOccurrences(of: "\"", with: "'"))\"" }
+    line += " recorded=\"\(recorded)\""
     return line
 }
 

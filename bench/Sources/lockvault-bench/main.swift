@@ -6,8 +6,7 @@
 //   lockvault-bench dashboards --vault-db DB --rounds N
 //   lockvault-bench worstcase --db DB [--backends 200] [--waiters 10]   (holds issue 16's worst case until stdin closes)
 //   lockvault-bench fleet-dashboard --vault-db DB --rounds N
-//   lockvault-bench fleet-record --work-db DB --vault-db DB --out FILE
-//   lockvault-bench fleet-replay --vault-db DB --streams FILE --clusters N --seconds S
+//   lockvault-bench fleet --work-db DB --vault-db DB --clusters N --seconds S
 import Foundation
 
 let args = CommandLine.arguments
@@ -28,12 +27,10 @@ case "dashboards":
     print(try dashboardQueries(vaultDB: option("--vault-db", "lv_history"), rounds: Int(option("--rounds", "101"))!))
 case "fleet-dashboard":
     print(try fleetDashboardQuery(vaultDB: option("--vault-db", "lv_fleet"), rounds: Int(option("--rounds", "101"))!))
-case "fleet-record":
-    print(try await fleetRecord(workDB: option("--work-db", "lv_work"), vaultDB: option("--vault-db", "lv_fleet"), out: option("--out", "streams.json")))
-case "fleet-replay":
-    print(try fleetReplay(vaultDB: option("--vault-db", "lv_fleet"), streamsPath: option("--streams", "streams.json"),
+case "fleet":
+    print(try await fleet(workDB: option("--work-db", "lv_work"), vaultDB: option("--vault-db", "lv_fleet"),
                           clusters: Int(option("--clusters", "200"))!, seconds: Double(option("--seconds", "60"))!))
 default:
-    FileHandle.standardError.write(Data("usage: lockvault-bench snapshot|latency|dashboards|worstcase|fleet-dashboard|fleet-record|fleet-replay ...\n".utf8))
+    FileHandle.standardError.write(Data("usage: lockvault-bench snapshot|latency|dashboards|worstcase|fleet-dashboard|fleet ...\n".utf8))
     exit(2)
 }
