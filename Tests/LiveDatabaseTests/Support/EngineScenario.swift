@@ -75,10 +75,12 @@ final class EngineScenario: @unchecked Sendable {
         return outcome
     }
 
-    /// Waits until `count` sessions of this scenario's database wait for a lock.
+    /// Waits until `count` of this scenario's sessions (``session(_:database:user:)``) wait for a lock.
     func waitForWaiters(_ count: Int, timeout: Duration = .seconds(20)) async throws {
+        // Its own sessions only: suites run in parallel, and another scenario's waiters must not count.
+        let pids = "{" + sessions.map { String($0.pid) }.joined(separator: ",") + "}"
         try await waitUntil("\(count) sessions waiting for a lock", timeout: timeout) {
-            try admin.query("SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND backend_type = 'client backend'")[0]
+            try admin.query("SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pid = ANY ($1::int4[])", [pids])[0]
                 .decode("n", as: Int.self) >= count
         }
     }
