@@ -211,6 +211,72 @@ extension LiveDatabaseSuite {
             }
         }
 
+        /// Retention as the daemon runs it (``RetentionRun``): cleanup_old_data, then a VACUUM of
+        /// what it DELETEd from, so the hubs it removed leave no dead tuples behind. The daemon's
+        /// least-privileged role gets the run done either way; it may vacuum from PostgreSQL 17
+        /// on (MAINTAIN, migration 028), and before that it is told which tables autovacuum has.
+        @Test func retentionAsTheDaemonRunsItLeavesNoDeadTuplesInTheHubs() async throws {
+            try await EngineScenario.run { s in
+                let sampled = try await Self.sampleBlocking(s)
+                // The blocking ends first: the waiter's snapshot, older than the DELETEs, would keep
+                // what they delete from any VACUUM (as any long transaction in the vault's database does).
+                try await #require(s.sessions.first { $0.pid == sampled.holderPid }).run("COMMIT")
+                try await waitUntil("no other session of the database holds a snapshot") {
+                    try Self.count(s.admin, "pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_xmin IS NOT NULL") == 0
+                }
+                let old = Date().addingTimeInterval(-40 * 86_400)
+                _ = try s.rows("SELECT * FROM lock_monitoring.create_history_partitions(($1::timestamptz AT TIME ZONE 'UTC')::date - 1, ($1::timestamptz AT TIME ZONE 'UTC')::date + 2)",
+                               [old])
+                // Two clusters gone 40 days ago: every row and hub of theirs goes.
+                func writeGone(_ name: String) throws {
+                    try Self.write(sampled, at: old, systemIdentifier: name, on: s.admin)
+                    try Self.write(sampled, at: old.addingTimeInterval(1), empty: true, systemIdentifier: name, on: s.admin)
+                }
+                func deadTuples(_ conn: PostgresConnection) throws -> [String: Int] {
+                    _ = try conn.query("SELECT pg_stat_clear_snapshot()")
+                    return try conn.query("SELECT relname, n_dead_tup FROM pg_stat_user_tables WHERE schemaname = 'lock_monitoring' AND relname ~ '_[hl]$'")
+                        .reduce(into: [:]) { $0[try $1.decode("relname", as: String.self)] = try $1.decode("n_dead_tup", as: Int.self) }
+                }
+                let hubs = "lock_monitoring.blocking_session_h h WHERE h.system_identifier LIKE 'gone-%'"
+                let version = try s.admin.query("SELECT current_setting('server_version_num')::int AS v")[0].decode("v", as: Int.self)
+
+                // As the vault's owner: the hubs are vacuumed.
+                try writeGone("gone-a-\(s.database)")
+                #expect(try Self.count(s.admin, hubs) >= 2)
+                let run = try RetentionRun.run(days: 30, on: s.admin)
+                #expect(run.rowsRemoved > 0 && run.partitionsDropped > 0, "\(run)")
+                #expect(try Self.count(s.admin, hubs) == 0, "the gone cluster's hubs are removed")
+                for table in ["blocking_session_h", "lock_activity_h", "lock_blocking_l", "blocking_session_s_default"] {
+                    #expect(run.vacuumed.contains(table), "\(table): \(run)")
+                }
+                #expect(run.notVacuumed.isEmpty, "\(run)")
+                let dead = try deadTuples(s.admin)
+                #expect(dead["blocking_session_h"] == 0 && dead["lock_activity_h"] == 0 && dead["lock_blocking_l"] == 0, "\(dead)")
+                // Nothing more to remove: no VACUUM either.
+                #expect(try RetentionRun.run(days: 30, on: s.admin) == RetentionRun(rowsRemoved: 0, partitionsDropped: 0, vacuumed: [], notVacuumed: []))
+
+                // As the daemon's least-privileged role.
+                _ = try s.rows("SELECT * FROM lock_monitoring.create_history_partitions(($1::timestamptz AT TIME ZONE 'UTC')::date - 1, ($1::timestamptz AT TIME ZONE 'UTC')::date + 2)",
+                               [old])
+                try writeGone("gone-b-\(s.database)")
+                let writer = try LiveDatabase.connect(database: s.database, user: EngineScenario.leastPrivilegedRole)
+                defer { writer.close() }
+                let asWriter = try RetentionRun.run(days: 30, on: writer)
+                #expect(asWriter.rowsRemoved > 0 && asWriter.partitionsDropped > 0, "\(asWriter)")
+                #expect(try Self.count(s.admin, hubs) == 0)
+                if version >= 170000 {
+                    #expect(asWriter.notVacuumed.isEmpty && asWriter.vacuumed.contains("blocking_session_h"), "MAINTAIN: \(asWriter)")
+                    #expect(try deadTuples(s.admin)["blocking_session_h"] == 0)
+                } else {
+                    #expect(asWriter.vacuumed.isEmpty && asWriter.notVacuumed.contains("blocking_session_h"), "\(asWriter)")
+                    let options = try s.admin.query("SELECT array_to_string(reloptions, ',') AS o FROM pg_class WHERE oid = 'lock_monitoring.blocking_session_h'::regclass")[0]
+                        .decode("o", as: String.self)
+                    #expect(options.contains("autovacuum_vacuum_scale_factor=0"), "autovacuum takes them soon: \(options)")
+                }
+                try VaultConsistency.expectConsistent(s.admin)
+            }
+        }
+
         /// The history has no foreign keys to its hubs (migration 023); the hub lock keeps a
         /// writer and retention apart. A blocker seen 40 days ago (in the default partition:
         /// no partition covers that day) is seen again now: a write that reuses its hub while

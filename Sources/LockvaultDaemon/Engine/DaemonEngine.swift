@@ -236,10 +236,15 @@ public actor DaemonEngine: SamplingEngine {
             lastCleanup = now
             let days = config.retentionDays
             do {
-                let deleted = try await monitor.withVault { conn in
-                    try conn.query("SELECT coalesce(sum(rows_deleted), 0)::int8 AS n FROM lock_monitoring.cleanup_old_data($1)", [days])[0].decode("n", as: Int64.self)
+                let run = try await monitor.withVault { conn in try RetentionRun.run(days: days, on: conn) }
+                logger.info("cleanup_old_data", metadata: [
+                    "rows_deleted": "\(run.rowsRemoved)", "partitions_dropped": "\(run.partitionsDropped)",
+                    "retention_days": "\(days)", "vacuumed": "\(run.vacuumed.count)"])
+                if !run.notVacuumed.isEmpty {
+                    // Not an error: autovacuum reclaims them (migration 028), later.
+                    logger.info("retention: not vacuumed after cleanup_old_data (no privilege, or the VACUUM failed); autovacuum will",
+                                  metadata: ["tables": "\(run.notVacuumed.joined(separator: ","))"])
                 }
-                logger.info("cleanup_old_data", metadata: ["rows_deleted": "\(deleted)", "retention_days": "\(days)"])
             } catch {
                 logger.warning("cleanup_old_data failed", metadata: ["error": "\(error)"])
             }

@@ -791,6 +791,33 @@ CREATE INDEX IF NOT EXISTS deadlock_counter_s_current ON lock_monitoring.deadloc
 COMMENT ON INDEX lock_monitoring.deadlock_counter_s_current IS
     'The current pg_stat_database.deadlocks row of each monitored database: what record_deadlock_counters compares and end-dates.';
 """####),
+        Migration(name: "028_retention_vacuum.sql", sql: ####"""
+-- Migration 028: what retention DELETEs does not stay behind as dead tuples.
+-- cleanup_old_data drops whole daily partitions (no dead tuples) but still DELETEs the hubs and
+-- links nothing refers to any more, and old rows of the default partitions. The daemon VACUUMs
+-- those tables after a run that removed rows (retention_vacuum_statements(), in
+-- sql/functions/cleanup_old_data.sql) when its role may: from PostgreSQL 17 on, the MAINTAIN
+-- privilege granted here. Where it may not (PostgreSQL 15 and 16, the daemon not the owner),
+-- autovacuum takes the hubs and links once 1,000 rows are dead instead of a fifth of the table
+-- (hubs only grow otherwise: at the default scale factor a day's removed hubs waited for weeks).
+DO $migration$
+DECLARE
+    t record;
+BEGIN
+    FOR t IN SELECT c.relname FROM pg_class c
+             WHERE c.relnamespace = 'lock_monitoring'::regnamespace AND c.relkind = 'r' AND c.relname ~ '_[hl]$' LOOP
+        EXECUTE format('ALTER TABLE lock_monitoring.%I SET (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 1000)', t.relname);
+    END LOOP;
+    IF current_setting('server_version_num')::int >= 170000 THEN
+        FOR t IN SELECT c.relname FROM pg_class c
+                 WHERE c.relnamespace = 'lock_monitoring'::regnamespace AND c.relkind = 'r'
+                   AND (NOT c.relispartition OR pg_get_expr(c.relpartbound, c.oid) = 'DEFAULT') LOOP
+            EXECUTE format('GRANT MAINTAIN ON lock_monitoring.%I TO lock_writer_role', t.relname);
+        END LOOP;
+    END IF;
+END
+$migration$;
+"""####),
     ]
 
     /// The repeatable set: sql/functions/*.sql, then sql/views/*.sql.
@@ -1156,6 +1183,32 @@ COMMENT ON FUNCTION lock_monitoring.cleanup_old_data(integer) IS
     'Removes closed history and alerts older than retention_days (never current rows, nor the hubs they point to; hubs/links only when unreferenced): partitioned history by dropping whole days, the rest by DELETE. Writes wait for a run that drops or deletes anything (it holds the hub lock, hub_lock_key()). Returns rows removed and partitions dropped per table.';
 REVOKE ALL ON FUNCTION lock_monitoring.cleanup_old_data(integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION lock_monitoring.cleanup_old_data(integer) TO lock_writer_role;
+
+-- What cleanup_old_data DELETEs from leaves dead tuples until a VACUUM: the hubs and links no
+-- row refers to any more, the default partitions' old rows, the alert trail (the daily
+-- partitions it drops leave none). VACUUM can't run inside a function, so the daemon runs
+-- these statements after a run that removed rows (Sources/LockvaultEngine/Vault/Retention.swift),
+-- as a DBA may: every ordinary table of the schema but the daily partitions, those this role may
+-- vacuum (owner; MAINTAIN from PostgreSQL 17, migration 028). A table with nothing to reclaim
+-- costs a visibility-map read. For the others, statement is NULL: autovacuum (migration 028 sets
+-- the hubs' and links' thresholds) or the DBA reclaims them.
+CREATE OR REPLACE FUNCTION lock_monitoring.retention_vacuum_statements()
+RETURNS TABLE (table_name text, statement text)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, lock_monitoring
+AS $fn$
+    SELECT c.relname::text,
+           CASE WHEN pg_has_role(current_user, c.relowner, 'USAGE')
+                     OR CASE WHEN current_setting('server_version_num')::int >= 170000
+                             THEN has_table_privilege(c.oid, 'MAINTAIN') ELSE false END
+                THEN format('VACUUM lock_monitoring.%I', c.relname) END
+    FROM pg_class c
+    WHERE c.relnamespace = 'lock_monitoring'::regnamespace AND c.relkind = 'r'
+      AND (NOT c.relispartition OR pg_get_expr(c.relpartbound, c.oid) = 'DEFAULT')
+    ORDER BY c.relname
+$fn$;
+COMMENT ON FUNCTION lock_monitoring.retention_vacuum_statements() IS
+    'The VACUUM to run after cleanup_old_data for each table it may DELETE from (every ordinary table but the daily partitions, which it drops whole); statement is NULL where the current role may not vacuum the table.';
 """####),
         Migration.File(path: "functions/fleet_status.sql", sql: ####"""
 -- The fleet at a glance: one row per monitored cluster in this vault (many lockvault@NAME
