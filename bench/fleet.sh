@@ -77,15 +77,18 @@ SELECT round(extract(epoch FROM clock_timestamp() - :'c0'::timestamptz) * 1000),
 ROLLBACK;
 SQL
 )
-# Partitions: today's cleanup_old_data, committed.
-read -r part_ms part_wal part_rows part_dropped < <(q -d lv_fleet -F ' ' <<SQL
-SELECT pg_current_wal_insert_lsn() AS l0, clock_timestamp() AS c0 \gset
-SELECT sum(rows_deleted) AS n, sum(partitions_dropped) AS p FROM lock_monitoring.cleanup_old_data($retention) \gset
-SELECT round(extract(epoch FROM clock_timestamp() - :'c0'::timestamptz) * 1000), pg_wal_lsn_diff(pg_current_wal_insert_lsn(), :'l0'), :n, :p;
-SQL
-)
+# Partitions: today's retention as the daemon runs it (RetentionRun, through lockvault-bench): retention_drop in a
+# transaction of its own, retention_sweep batches (each holding the hub lock: what a writer may wait for), then the
+# VACUUM of every table it may have DELETEd from. WAL from before to after.
+wal0=$(q -d lv_fleet -c "SELECT pg_current_wal_insert_lsn()")
+ret_line=$("$bench" retention --vault-db lv_fleet --days "$retention")
+rv() { sed -n "s/.*\\b$1=\\([^ ]*\\).*/\\1/p" <<<"$ret_line"; }
+part_wal=$(q -d lv_fleet -c "SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '$wal0')")
+part_rows=$(rv rows) part_dropped=$(rv partitions) part_ms=$(rv drop_ms) sweep_ms=$(rv sweep_ms) batches=$(rv batches)
+longest_ms=$(rv longest_batch_ms) vac_ms=$(rv vacuum_ms)
+ret_ms=$(( part_ms + sweep_ms + vac_ms ))
 sleep 1
-dead_after=$(q -d lv_fleet -c "SELECT pg_stat_force_next_flush()" -c "$dead_sql" | tail -1) dead_hub_after=$(q -d lv_fleet -c "$dead_hub_sql")
+dead_after=$(q -d lv_fleet -c "$dead_sql") dead_hub_after=$(q -d lv_fleet -c "$dead_hub_sql")
 # The same call again, as every other daemon of the fleet makes it: nothing left to drop or delete.
 read -r again_ms again_rows < <(q -d lv_fleet -F ' ' <<SQL
 SELECT clock_timestamp() AS c0 \gset
@@ -98,12 +101,13 @@ t_total=$(( $(date +%s) - t0 ))
 p99=$(val p99) cores=$(val vault_cpu_cores)
 verdict() { awk -v v="$1" -v t="$2" 'BEGIN { print (v + 0 <= t + 0 ? "met" : "MISSED") }'; }
 fleet_p99=$(awk -F'|' '{ gsub(/ /, "", $5); print $5 }' <<<"$fleet_dash_row")
+vault_server=$(q -d lv_fleet -c "SELECT split_part(version(), ' on ', 1) || ', max_locks_per_transaction = ' || current_setting('max_locks_per_transaction')")
 capacity=$(awk -v n="$CLUSTERS" -v c="$cores" 'BEGIN { if (c > 0) printf "%.0f", n / c; else print "n/a" }')
 
 cat <<MD
 ## 7. Fleet: one vault, $CLUSTERS clusters
 
-\`bench/fleet.sh\` ($t_total s). $CLUSTERS synthetic clusters write into one vault (\`lv_fleet\`, on the benchmark cluster) at 1 Hz,
+\`bench/fleet.sh\` ($t_total s; the vault: $vault_server). $CLUSTERS synthetic clusters write into one vault (\`lv_fleet\`, on the benchmark cluster) at 1 Hz,
 concurrently: one thread and one vault connection each, each cycle spread over the second, through lockvault's own
 writer as the daemon runs it (\`ChangeOnlyCycleWriter\`: the cycle the daemon builds, only what changed since the
 cluster's last successful write, \`record_cycle\` in its own transaction; a cycle where nothing changed and no
@@ -161,18 +165,26 @@ fleet_dashboard p99 ${fleet_p99:-?} ms (target < 50 ms: $(verdict "${fleet_p99:-
 \`cleanup_old_data($retention)\` over the same history: first the function as it was before partitioning (DELETE of
 closed rows, its cutoff moved back to the midnight the partitions are dropped at, so both remove the same satellite
 rows; run in a transaction that is rolled back), then today's (whole days detached and dropped, current rows
-moved to the default partition; hubs, links and alerts still by DELETE).
+moved to the default partition; hubs, links and alerts still by DELETE, the hubs and links in batches after).
 
 | retention | rows removed | time | WAL | dead tuples left (vacuum debt) | target | |
 |---|---:|---:|---:|---:|---:|---|
 | DELETE (before, reference) | $del_rows | $del_ms ms | $(awk -v w="$del_wal" 'BEGIN { printf "%.1f MB", w / 1048576 }') | $del_rows (every deleted row, until vacuumed) | | |
-| partitions (now), $part_dropped partitions dropped | $part_rows | $part_ms ms | $(awk -v w="$part_wal" 'BEGIN { printf "%.1f MB", w / 1048576 }') | $(( dead_after - dead_before )) (hubs and links: $(( dead_hub_after - dead_hub_before ))) | < 1 s, no bloat | $( [[ $part_ms -lt 1000 ]] && (( dead_after - dead_before < part_rows / 100 + 100 )) && echo met || echo MISSED) |
+| partitions (now, as the daemon runs it): $part_dropped partitions dropped | $part_rows | $part_ms ms | $(awk -v w="$part_wal" 'BEGIN { printf "%.1f MB", w / 1048576 }') (all three steps) | $(( dead_after - dead_before )) after the VACUUM (hubs and links: $(( dead_hub_after - dead_hub_before ))) | < 1 s, no bloat | $( [[ $part_ms -lt 1000 ]] && (( dead_after - dead_before < part_rows / 100 + 100 )) && echo met || echo MISSED) |
+| … then the hub sweep: $batches batches of up to 2000 keys, each a transaction holding the hub lock | (in the rows above) | $sweep_ms ms (longest batch $longest_ms ms) | | | | |
+| … then VACUUM of what it DELETEd from | | $vac_ms ms | | | | |
+| all three | | $ret_ms ms | | | | |
 | partitions, the same call again (every other daemon of the fleet) | $again_rows | $again_ms ms | | | | |
 
-Dead tuples left by the partition path are what it still DELETEs: hubs and links no row refers to any more, and the
-default partition's rows past the retention. Only the hubs and links the removed rows referred to are looked at; which of
-them a kept row still refers to is asked once per table, an index probe of every partition per key (the history has no
-foreign keys to its hubs since migration 023, so there is no second check per key). The run is one transaction that holds
-the hub lock (every writer waits for it) and ACCESS EXCLUSIVE locks on the tables of the dropped partitions (dashboards
-on them wait).
+The partition path still DELETEs the hubs and links no row refers to any more and the default partition's rows past
+the retention; the VACUUM after it (the daemon runs it after every run that removed rows, where its role may: the
+vault's owner, or MAINTAIN from PostgreSQL 17 on, migration 028; elsewhere autovacuum, whose thresholds on hubs and
+links migration 028 lowers to 1,000 dead rows) reclaims them, so the dead tuples left are only those a snapshot
+older than the run still sees. Only the hubs and links the removed rows referred to are looked at (retention_drop
+records their keys in retention_retired_key); which of them a kept row still refers to is an index probe of every
+partition per key (the history has no foreign keys to its hubs since migration 023, so there is no second check per
+key). The drop is one transaction holding ACCESS EXCLUSIVE locks on the tables of the dropped partitions (writes and
+dashboards on them wait for it) but not the hub lock; each sweep batch is a transaction of its own holding the hub
+lock (every writer waits for at most one batch). A DBA's \`cleanup_old_data()\` runs the same steps in one
+transaction, the VACUUM aside.
 MD

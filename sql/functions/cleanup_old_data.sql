@@ -19,12 +19,18 @@
 -- The partitioned tables have no foreign keys to their hubs (migration 023): each hub removed
 -- used to be proven unreferenced twice (here, and by every key's own check of every
 -- partition), and dropping a partition locked the hubs its keys pointed to. What the keys
--- guaranteed, the hub lock keeps (hub_lock.sql): a run that drops or deletes anything holds it
--- exclusively, taken before any table lock (writers take it shared before theirs, so the two
--- never deadlock): no write is in flight while it decides that nothing refers to a hub, and
--- none starts until it commits — a writer then re-creates a hub it needs (record_cycle
--- inserts every hub it names if missing). A run with nothing to drop or delete does not take
--- it, and blocks no one.
+-- guaranteed, the hub lock keeps (hub_lock.sql): whatever removes hubs holds it exclusively,
+-- taken before any table lock (writers take it shared before theirs, so the two never
+-- deadlock): no write is in flight while it decides that nothing refers to a hub, and none
+-- starts until it commits — a writer then re-creates a hub it needs (record_cycle inserts
+-- every hub it names if missing). A run with nothing to drop or delete does not take it.
+--
+-- Two parts (migration 029): retention_drop removes the rows and records the keys they
+-- referred to in retention_retired_key; retention_sweep takes those keys in batches and
+-- removes the hubs and links nothing refers to any more, holding the hub lock for one batch.
+-- cleanup_old_data runs both in one transaction (what DBAs call); the daemon runs the drop,
+-- then batches, each in a transaction of its own, so that writers wait for one batch instead
+-- of a day's hubs (Sources/LockvaultEngine/Vault/Retention.swift).
 -- SECURITY DEFINER: dropping a partition needs the tables' owner.
 
 -- Vaults migrated before the functions moved to sql/functions had the history part split off
@@ -42,13 +48,17 @@ END
 $shape$;
 
 -- Which of p_keys the partitioned table p_table still refers to (in p_column), asked once for
--- all of them: a key cleanup_old_data needs for a link and for a hub is looked up once. Each
+-- all of them: a key retention_sweep needs for a link and for a hub is looked up once. Each
 -- key costs an index probe of every partition (a nested-loop semi-join over the partitioned
--- table; measured faster than asking each partition for all the keys, or hashing them).
+-- table; measured faster than asking each partition for all the keys). Never a hash join: for
+-- some thousand keys the planner chose to hash the whole history (every partition read whole,
+-- 0.4 s over the fleet bench's 0.9 million lock rows, and growing with the history, not the keys).
 CREATE OR REPLACE FUNCTION lock_monitoring.history_references(p_table text, p_column text, p_keys bytea[])
 RETURNS bytea[]
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, lock_monitoring
+SET enable_hashjoin = off
+SET enable_mergejoin = off
 AS $fn$
 DECLARE
     v_found bytea[];
@@ -69,7 +79,16 @@ COMMENT ON FUNCTION lock_monitoring.history_references(text, text, bytea[]) IS
     'Retention''s check (cleanup_old_data): which of the keys some row of the partitioned history table still refers to in column p_column.';
 REVOKE ALL ON FUNCTION lock_monitoring.history_references(text, text, bytea[]) FROM PUBLIC;
 
-CREATE OR REPLACE FUNCTION lock_monitoring.cleanup_old_data(retention_days integer DEFAULT 30)
+-- Retired keys: the hubs and links whose rows retention_drop removed, waiting for
+-- retention_sweep to remove those nothing refers to any more. A table, not a transaction's
+-- temporary one, so that the sweep can run after the drop, in batches (migration 029).
+
+-- Retention, part 1: whole days of the partitioned history, the default partitions' old
+-- rows, the analysis rows and the alert trail; the keys the removed rows referred to are
+-- kept in retention_retired_key. It takes no hub lock: it removes no hub, and writers (which
+-- take the hub lock before their table locks) wait only for its table locks. A DBA calls
+-- cleanup_old_data, which runs both parts in one transaction.
+CREATE OR REPLACE FUNCTION lock_monitoring.retention_drop(retention_days integer DEFAULT 30)
 RETURNS TABLE (table_name text, rows_deleted bigint, partitions_dropped integer)
 LANGUAGE plpgsql
 SECURITY DEFINER
@@ -86,25 +105,10 @@ DECLARE
     v_key text;
     v_born_from timestamptz;
     v_born_to timestamptz;
-    v_hub_locked boolean := false;
     v_drop jsonb;
-    v_lock bytea[];
-    v_lock_kept bytea[];
-    v_inv_kept bytea[];
-    v_event bytea[];
-    v_event_kept bytea[];
-    v_session bytea[];
-    v_session_kept bytea[];
 BEGIN
     IF retention_days IS NULL OR retention_days < 1 THEN
-        RAISE EXCEPTION 'cleanup_old_data: retention_days must be at least 1, got %', retention_days USING ERRCODE = '22023';
-    END IF;
-    -- Its checks that nothing refers to a hub must see what writers committed until it got the
-    -- hub lock: a statement snapshot each, as READ COMMITTED gives (a transaction snapshot,
-    -- taken before the lock, could miss a write and remove a hub a new row points to).
-    IF current_setting('transaction_isolation') <> 'read committed' THEN
-        RAISE EXCEPTION 'cleanup_old_data: run it at READ COMMITTED isolation, not %', current_setting('transaction_isolation')
-            USING ERRCODE = '0A000';
+        RAISE EXCEPTION 'retention: retention_days must be at least 1, got %', retention_days USING ERRCODE = '22023';
     END IF;
     v_cutoff := now() - make_interval(days => retention_days);
     -- Every daemon of a fleet may run this: one at a time (and never beside create_history_partitions).
@@ -114,15 +118,9 @@ BEGIN
                                         'range_start', r.range_start, 'range_end', r.range_end))
     INTO v_drop
     FROM history_partition_ranges() r WHERE NOT r.is_default AND r.range_end <= v_cutoff;
-    -- A day to drop: the hub lock now, before the first table lock (see above).
-    IF v_drop IS NOT NULL THEN
-        PERFORM pg_advisory_xact_lock(hub_lock_key());
-        v_hub_locked := true;
-    END IF;
-    -- The hub and link keys that removed rows referred to (key_column = the column's name):
-    -- the only hubs and links that may have become unreferenced by this run.
-    CREATE TEMP TABLE IF NOT EXISTS lv_retired_keys (key_column text, hk bytea, PRIMARY KEY (key_column, hk)) ON COMMIT DROP;
-    TRUNCATE pg_temp.lv_retired_keys;
+    -- The hub and link keys that removed rows referred to (key_column = the column's name) go
+    -- to retention_retired_key: the only hubs and links that may have become unreferenced,
+    -- for retention_sweep to decide about.
 
     -- Partitioned history: whole days.
     FOR v_t IN SELECT hp.table_name, hp.keep_when FROM history_partitioning hp ORDER BY hp.table_name LOOP
@@ -144,7 +142,8 @@ BEGIN
                            v_t.table_name, v_cols, v_cols, v_p.partition_name, v_t.keep_when) USING v_cutoff;
             GET DIAGNOSTICS v_n = ROW_COUNT;
             FOREACH v_key IN ARRAY coalesce(v_keys, '{}') LOOP
-                EXECUTE format('INSERT INTO pg_temp.lv_retired_keys SELECT DISTINCT %L, t.%I FROM lock_monitoring.%I t WHERE (%s) IS FALSE '
+                EXECUTE format('INSERT INTO lock_monitoring.retention_retired_key (key_column, hk, cutoff) '
+                               'SELECT DISTINCT %L, t.%I, $1 FROM lock_monitoring.%I t WHERE (%s) IS FALSE '
                                'ON CONFLICT DO NOTHING', v_key, v_key, v_p.partition_name, v_t.keep_when) USING v_cutoff;
             END LOOP;
             EXECUTE format('DROP TABLE lock_monitoring.%I', v_p.partition_name);
@@ -160,10 +159,11 @@ BEGIN
             GET DIAGNOSTICS v_n = ROW_COUNT;
         ELSE
             EXECUTE format('WITH d AS (DELETE FROM lock_monitoring.%I t WHERE t.load_date < $1 AND (%s) IS FALSE RETURNING %s), '
-                           'k AS (INSERT INTO pg_temp.lv_retired_keys %s ON CONFLICT DO NOTHING) SELECT count(*) FROM d',
+                           'k AS (INSERT INTO lock_monitoring.retention_retired_key (key_column, hk, cutoff) %s ON CONFLICT DO NOTHING) '
+                           'SELECT count(*) FROM d',
                            v_t.table_name || '_default', v_t.keep_when,
                            (SELECT string_agg(format('t.%I', k), ', ') FROM unnest(v_keys) k),
-                           (SELECT string_agg(format('SELECT %L, d.%I FROM d', k, k), ' UNION ') FROM unnest(v_keys) k))
+                           (SELECT string_agg(format('SELECT %L, d.%I, $1 FROM d', k, k), ' UNION ') FROM unnest(v_keys) k))
                 INTO v_n USING v_cutoff;
         END IF;
         rows_deleted := rows_deleted + v_n;
@@ -172,13 +172,85 @@ BEGIN
     partitions_dropped := 0;
     DELETE FROM lock_wait_analysis_s WHERE load_end_date < v_cutoff;      GET DIAGNOSTICS v_n = ROW_COUNT; table_name := 'lock_wait_analysis_s'; rows_deleted := v_n; RETURN NEXT;
 
-    -- Only the default partitions lost rows: the hub lock now. It is safe to wait for it here:
-    -- this run holds no lock a writer waits for (it deleted closed rows of the default
-    -- partitions, which writers never change, and analysis rows, which they never write).
-    IF NOT v_hub_locked AND EXISTS (SELECT 1 FROM pg_temp.lv_retired_keys) THEN
-        PERFORM pg_advisory_xact_lock(hub_lock_key());
-        v_hub_locked := true;
+    -- Session hubs first seen on the dropped days: a cycle writes the hub of every session it
+    -- names, so these may be referenced by no removed row at all.
+    IF v_born_from IS NOT NULL THEN
+        INSERT INTO retention_retired_key (key_column, hk, cutoff)
+        SELECT 'blocking_session_hk', h.blocking_session_hk, v_cutoff FROM blocking_session_h h
+        WHERE h.load_date >= v_born_from AND h.load_date < least(v_born_to, v_cutoff) ON CONFLICT DO NOTHING;
     END IF;
+
+    DELETE FROM lock_wait_analysis_h h WHERE h.load_date < v_cutoff
+        AND NOT EXISTS (SELECT 1 FROM lock_wait_analysis_s s WHERE s.lock_wait_analysis_hk = h.lock_wait_analysis_hk);
+    GET DIAGNOSTICS v_n = ROW_COUNT; table_name := 'lock_wait_analysis_h'; rows_deleted := v_n; RETURN NEXT;
+
+    -- The alert trail: events are never superseded, so they go by age; an incident's hub
+    -- once none of its events remain.
+    DELETE FROM alert_delivery_s WHERE event_at < v_cutoff;   GET DIAGNOSTICS v_n = ROW_COUNT; table_name := 'alert_delivery_s'; rows_deleted := v_n; RETURN NEXT;
+    DELETE FROM alert_event_s WHERE event_at < v_cutoff;      GET DIAGNOSTICS v_n = ROW_COUNT; table_name := 'alert_event_s'; rows_deleted := v_n; RETURN NEXT;
+    DELETE FROM alert_h h WHERE h.load_date < v_cutoff
+        AND NOT EXISTS (SELECT 1 FROM alert_event_s e WHERE e.alert_hk = h.alert_hk);
+    GET DIAGNOSTICS v_n = ROW_COUNT; table_name := 'alert_h'; rows_deleted := v_n; RETURN NEXT;
+END
+$fn$;
+COMMENT ON FUNCTION lock_monitoring.retention_drop(integer) IS
+    'Retention, part 1 (cleanup_old_data runs both parts): drops the daily partitions older than retention_days (their kept rows moved to the default partition), DELETEs old rows of the default partitions, the analysis and the alert trail, and records the hub and link keys the removed rows referred to in retention_retired_key for retention_sweep. Takes no hub lock. Returns rows removed and partitions dropped per table.';
+REVOKE ALL ON FUNCTION lock_monitoring.retention_drop(integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION lock_monitoring.retention_drop(integer) TO lock_writer_role;
+
+-- Retention, part 2: up to batch_size retired keys (lock keys first: removing their links
+-- retires session keys, which this batch then takes too), the links and hubs among them that
+-- nothing refers to any more removed, the rest forgotten (a later drop retires them again).
+-- It holds the hub lock exclusively for its transaction, so writers wait for one batch, not
+-- for a whole day's hubs. With no retired key it does nothing and takes no lock. Returns rows
+-- removed per table, and in retention_retired_key the keys it took.
+CREATE OR REPLACE FUNCTION lock_monitoring.retention_sweep(batch_size integer DEFAULT 2000)
+RETURNS TABLE (table_name text, rows_deleted bigint)
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, lock_monitoring, pg_temp
+AS $fn$
+DECLARE
+    v_cutoff timestamptz;
+    v_n bigint;
+    v_taken bigint;
+    v_lock bytea[];
+    v_lock_kept bytea[];
+    v_inv_kept bytea[];
+    v_event bytea[];
+    v_event_kept bytea[];
+    v_session bytea[];
+    v_session_kept bytea[];
+BEGIN
+    IF batch_size IS NULL OR batch_size < 1 THEN
+        RAISE EXCEPTION 'retention_sweep: batch_size must be at least 1, got %', batch_size USING ERRCODE = '22023';
+    END IF;
+    -- Its checks that nothing refers to a hub must see what writers committed until it got the
+    -- hub lock: a statement snapshot each, as READ COMMITTED gives (a transaction snapshot,
+    -- taken before the lock, could miss a write and remove a hub a new row points to).
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        RAISE EXCEPTION 'cleanup_old_data: run it at READ COMMITTED isolation, not %', current_setting('transaction_isolation')
+            USING ERRCODE = '0A000';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM retention_retired_key) THEN
+        FOREACH table_name IN ARRAY ARRAY['lock_blocking_l', 'deadlock_involvement_l', 'lock_activity_h', 'deadlock_event_h',
+                                          'blocking_session_h', 'retention_retired_key'] LOOP
+            rows_deleted := 0; RETURN NEXT;
+        END LOOP;
+        RETURN;
+    END IF;
+    -- The hub lock, before any table lock (hub_lock.sql): no write is in flight while this
+    -- batch decides that nothing refers to a hub, and none starts until it commits.
+    PERFORM pg_advisory_xact_lock(hub_lock_key());
+    CREATE TEMP TABLE IF NOT EXISTS lv_retired_keys (key_column text, hk bytea, PRIMARY KEY (key_column, hk)) ON COMMIT DROP;
+    TRUNCATE pg_temp.lv_retired_keys;
+    WITH b AS (
+        DELETE FROM retention_retired_key r
+        WHERE (r.key_column, r.hk) IN (SELECT x.key_column, x.hk FROM retention_retired_key x
+                                       ORDER BY x.key_column = 'blocking_session_hk', x.key_column, x.hk LIMIT batch_size)
+        RETURNING r.key_column, r.hk, r.cutoff),
+    k AS (INSERT INTO pg_temp.lv_retired_keys SELECT b.key_column, b.hk FROM b ON CONFLICT DO NOTHING)
+    SELECT count(*), min(b.cutoff) INTO v_taken, v_cutoff FROM b;
 
     -- Links, then hubs, that are old and that nothing references any more. Only the keys the
     -- removed rows (and removed links) referred to are looked at — and, for sessions, whose
@@ -229,10 +301,6 @@ BEGIN
     WHERE h.deadlock_event_hk = ANY (v_event) AND h.deadlock_event_hk <> ALL (v_event_kept) AND h.load_date < v_cutoff
         AND NOT EXISTS (SELECT 1 FROM deadlock_involvement_l l WHERE l.deadlock_event_hk = h.deadlock_event_hk);
     GET DIAGNOSTICS v_n = ROW_COUNT; table_name := 'deadlock_event_h'; rows_deleted := v_n; RETURN NEXT;
-    IF v_born_from IS NOT NULL THEN
-        INSERT INTO pg_temp.lv_retired_keys SELECT 'blocking_session_hk', h.blocking_session_hk FROM blocking_session_h h
-        WHERE h.load_date >= v_born_from AND h.load_date < least(v_born_to, v_cutoff) ON CONFLICT DO NOTHING;
-    END IF;
     v_session := ARRAY(SELECT r.hk FROM pg_temp.lv_retired_keys r WHERE r.key_column = 'blocking_session_hk');
     v_session_kept := history_references('blocking_session_s', 'blocking_session_hk', v_session)
                       || history_references('resolve_decision_s', 'blocking_session_hk', v_session);
@@ -242,21 +310,52 @@ BEGIN
         AND NOT EXISTS (SELECT 1 FROM lock_blocking_l l WHERE l.blocked_session_hk = h.blocking_session_hk)
         AND NOT EXISTS (SELECT 1 FROM deadlock_involvement_l l WHERE l.blocking_session_hk = h.blocking_session_hk);
     GET DIAGNOSTICS v_n = ROW_COUNT; table_name := 'blocking_session_h'; rows_deleted := v_n; RETURN NEXT;
-    DELETE FROM lock_wait_analysis_h h WHERE h.load_date < v_cutoff
-        AND NOT EXISTS (SELECT 1 FROM lock_wait_analysis_s s WHERE s.lock_wait_analysis_hk = h.lock_wait_analysis_hk);
-    GET DIAGNOSTICS v_n = ROW_COUNT; table_name := 'lock_wait_analysis_h'; rows_deleted := v_n; RETURN NEXT;
+    table_name := 'retention_retired_key'; rows_deleted := v_taken; RETURN NEXT;
+END
+$fn$;
+COMMENT ON FUNCTION lock_monitoring.retention_sweep(integer) IS
+    'Retention, part 2 (cleanup_old_data runs both parts): takes up to batch_size keys from retention_retired_key and removes the links and hubs among them that nothing refers to any more. Holds the hub lock for its transaction (writers wait for one batch). Returns rows removed per table; the row retention_retired_key is the keys taken (0: nothing left to sweep).';
+REVOKE ALL ON FUNCTION lock_monitoring.retention_sweep(integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION lock_monitoring.retention_sweep(integer) TO lock_writer_role;
 
-    -- The alert trail: events are never superseded, so they go by age; an incident's hub
-    -- once none of its events remain.
-    DELETE FROM alert_delivery_s WHERE event_at < v_cutoff;   GET DIAGNOSTICS v_n = ROW_COUNT; table_name := 'alert_delivery_s'; rows_deleted := v_n; RETURN NEXT;
-    DELETE FROM alert_event_s WHERE event_at < v_cutoff;      GET DIAGNOSTICS v_n = ROW_COUNT; table_name := 'alert_event_s'; rows_deleted := v_n; RETURN NEXT;
-    DELETE FROM alert_h h WHERE h.load_date < v_cutoff
-        AND NOT EXISTS (SELECT 1 FROM alert_event_s e WHERE e.alert_hk = h.alert_hk);
-    GET DIAGNOSTICS v_n = ROW_COUNT; table_name := 'alert_h'; rows_deleted := v_n; RETURN NEXT;
+-- Both parts in one transaction, as DBAs know it: the hub lock first when a day is to be
+-- dropped (before the drop's table locks, as writers take it before theirs, so the two never
+-- deadlock), then the drop, then sweeps until no retired key is left. The daemon runs the
+-- parts in transactions of their own instead (Sources/LockvaultEngine/Vault/Retention.swift).
+CREATE OR REPLACE FUNCTION lock_monitoring.cleanup_old_data(retention_days integer DEFAULT 30)
+RETURNS TABLE (table_name text, rows_deleted bigint, partitions_dropped integer)
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, lock_monitoring, pg_temp
+AS $fn$
+BEGIN
+    IF retention_days IS NULL OR retention_days < 1 THEN
+        RAISE EXCEPTION 'cleanup_old_data: retention_days must be at least 1, got %', retention_days USING ERRCODE = '22023';
+    END IF;
+    -- Its checks that nothing refers to a hub must see what writers committed until it got the
+    -- hub lock: a statement snapshot each, as READ COMMITTED gives (a transaction snapshot,
+    -- taken before the lock, could miss a write and remove a hub a new row points to).
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        RAISE EXCEPTION 'cleanup_old_data: run it at READ COMMITTED isolation, not %', current_setting('transaction_isolation')
+            USING ERRCODE = '0A000';
+    END IF;
+    IF EXISTS (SELECT 1 FROM history_partition_ranges() r WHERE NOT r.is_default AND r.range_end <= now() - make_interval(days => retention_days)) THEN
+        PERFORM pg_advisory_xact_lock(hub_lock_key());
+    END IF;
+    CREATE TEMP TABLE IF NOT EXISTS lv_cleanup_report (table_name text PRIMARY KEY, rows_deleted bigint, partitions_dropped integer, ord serial) ON COMMIT DROP;
+    TRUNCATE pg_temp.lv_cleanup_report;
+    INSERT INTO pg_temp.lv_cleanup_report (table_name, rows_deleted, partitions_dropped) SELECT * FROM retention_drop(retention_days);
+    LOOP
+        INSERT INTO pg_temp.lv_cleanup_report AS c (table_name, rows_deleted, partitions_dropped)
+        SELECT s.table_name, s.rows_deleted, 0 FROM retention_sweep(1000000) s WHERE s.table_name <> 'retention_retired_key'
+        ON CONFLICT ON CONSTRAINT lv_cleanup_report_pkey DO UPDATE SET rows_deleted = c.rows_deleted + EXCLUDED.rows_deleted;
+        EXIT WHEN NOT EXISTS (SELECT 1 FROM retention_retired_key);
+    END LOOP;
+    RETURN QUERY SELECT c.table_name, c.rows_deleted, c.partitions_dropped FROM pg_temp.lv_cleanup_report c ORDER BY c.ord;
 END
 $fn$;
 COMMENT ON FUNCTION lock_monitoring.cleanup_old_data(integer) IS
-    'Removes closed history and alerts older than retention_days (never current rows, nor the hubs they point to; hubs/links only when unreferenced): partitioned history by dropping whole days, the rest by DELETE. Writes wait for a run that drops or deletes anything (it holds the hub lock, hub_lock_key()). Returns rows removed and partitions dropped per table.';
+    'Removes closed history and alerts older than retention_days (never current rows, nor the hubs they point to; hubs/links only when unreferenced): partitioned history by dropping whole days, the rest by DELETE; retention_drop then retention_sweep, in one transaction. Writes wait for a run that drops or deletes anything (it holds the hub lock, hub_lock_key()). Returns rows removed and partitions dropped per table.';
 REVOKE ALL ON FUNCTION lock_monitoring.cleanup_old_data(integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION lock_monitoring.cleanup_old_data(integer) TO lock_writer_role;
 

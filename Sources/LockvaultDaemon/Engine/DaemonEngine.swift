@@ -239,7 +239,7 @@ public actor DaemonEngine: SamplingEngine {
                 let run = try await monitor.withVault { conn in try RetentionRun.run(days: days, on: conn) }
                 logger.info("cleanup_old_data", metadata: [
                     "rows_deleted": "\(run.rowsRemoved)", "partitions_dropped": "\(run.partitionsDropped)",
-                    "retention_days": "\(days)", "vacuumed": "\(run.vacuumed.count)"])
+                    "retention_days": "\(days)", "sweep_batches": "\(run.sweepBatches)", "vacuumed": "\(run.vacuumed.count)"])
                 if !run.notVacuumed.isEmpty {
                     // Not an error: autovacuum reclaims them (migration 028), later.
                     logger.info("retention: not vacuumed after cleanup_old_data (no privilege, or the VACUUM failed); autovacuum will",

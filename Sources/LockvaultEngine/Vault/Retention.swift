@@ -1,38 +1,81 @@
 public import PostgresClient
 
-/// The vault's retention as the daemon runs it (`schedule.cleanup_interval_seconds`):
-/// `cleanup_old_data(days)`, then, when that removed anything, a VACUUM of each table it may
-/// have DELETEd from.
+/// The vault's retention as the daemon runs it (`schedule.cleanup_interval_seconds`): what
+/// `cleanup_old_data(days)` does in one transaction, in several: `retention_drop(days)`, then
+/// `retention_sweep` batches until no retired key is left, then, when anything was removed, a
+/// VACUUM of each table it may have DELETEd from.
 ///
-/// Why the VACUUM: the function drops whole daily partitions, which leaves nothing behind, but
-/// the hubs and links no row refers to any more and the default partitions' old rows go by
-/// DELETE, and those dead tuples stayed until autovacuum, which on an insert-only hub table
-/// came weeks later. VACUUM can't run inside the function (nor any transaction), so it runs
-/// here, one statement a table, as the SQL lists them (`retention_vacuum_statements()`, which
-/// also decides which tables this role may vacuum).
-public struct RetentionRun: Sendable, Equatable {
+/// Why batches: proving a hub unreferenced probes every daily partition, and the sweep holds
+/// the hub lock while it decides, so every writer of the fleet waits for it. In one
+/// transaction they waited for a whole day's hubs (seconds at the fleet bench's volume, more
+/// in a real fleet); batch by batch they wait for one.
+///
+/// Why the VACUUM: the daily partitions go whole, which leaves nothing behind, but the hubs and
+/// links no row refers to any more and the default partitions' old rows go by DELETE, and those
+/// dead tuples stayed until autovacuum, which on an insert-only hub table came weeks later.
+/// VACUUM can't run inside a function (nor any transaction), so it runs here, one statement a
+/// table, as the SQL lists them (`retention_vacuum_statements()`, which also decides which
+/// tables this role may vacuum).
+public struct RetentionRun: Sendable {
     /// Rows removed, summed over every table (`cleanup_old_data`'s rows_deleted).
     public var rowsRemoved: Int64
     public var partitionsDropped: Int
+    /// Sweep batches run (each a transaction holding the hub lock).
+    public var sweepBatches: Int
     /// Tables vacuumed after the run.
     public var vacuumed: [String]
     /// Tables not vacuumed: this role may not (PostgreSQL 15/16 when the daemon is not the
     /// owner), or the VACUUM failed (its lock wait ran past lock_timeout). Autovacuum reclaims
     /// them (migration 028 lowers the hubs' and links' thresholds).
     public var notVacuumed: [String]
+    /// How long each part took, in milliseconds: the drop (writers wait for its table locks),
+    /// all sweep batches, the longest batch (writers wait for one), the VACUUMs.
+    public var dropMilliseconds = 0.0
+    public var sweepMilliseconds = 0.0
+    public var longestBatchMilliseconds = 0.0
+    public var vacuumMilliseconds = 0.0
 
-    /// Runs retention for `days` on `conn`, which must not be inside a transaction.
-    public static func run(days: Int, on conn: PostgresConnection) throws -> RetentionRun {
-        let removed = try conn.query("""
+    /// Keys a sweep batch takes: writers wait for one batch (tens of milliseconds at the fleet
+    /// bench's volume).
+    public static let sweepBatchSize = 2000
+
+    /// Runs retention for `days` on `conn`, which must not be inside a transaction: each part
+    /// commits on its own.
+    public static func run(days: Int, on conn: PostgresConnection, sweepBatchSize: Int = sweepBatchSize) throws -> RetentionRun {
+        let clock = ContinuousClock()
+        func milliseconds(since start: ContinuousClock.Instant) -> Double {
+            let d = clock.now - start
+            return Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15
+        }
+        var start = clock.now
+        let dropped = try conn.query("""
             SELECT coalesce(sum(rows_deleted), 0)::int8 AS rows, coalesce(sum(partitions_dropped), 0)::int4 AS partitions
-            FROM lock_monitoring.cleanup_old_data($1)
+            FROM lock_monitoring.retention_drop($1)
             """, [days])[0]
-        var run = RetentionRun(rowsRemoved: try removed.decode("rows"), partitionsDropped: try removed.decode("partitions"),
-                               vacuumed: [], notVacuumed: [])
+        var run = RetentionRun(rowsRemoved: try dropped.decode("rows"), partitionsDropped: try dropped.decode("partitions"),
+                               sweepBatches: 0, vacuumed: [], notVacuumed: [])
+        run.dropMilliseconds = milliseconds(since: start)
+        // Also what an earlier run, stopped midway, left to sweep.
+        while true {
+            let batchStart = clock.now
+            let batch = try conn.query("""
+                SELECT coalesce(sum(rows_deleted) FILTER (WHERE table_name <> 'retention_retired_key'), 0)::int8 AS removed,
+                       coalesce(sum(rows_deleted) FILTER (WHERE table_name = 'retention_retired_key'), 0)::int8 AS taken
+                FROM lock_monitoring.retention_sweep($1)
+                """, [sweepBatchSize])[0]
+            let taken: Int64 = try batch.decode("taken")
+            if taken == 0 { break }
+            let took = milliseconds(since: batchStart)
+            run.sweepMilliseconds += took
+            run.longestBatchMilliseconds = max(run.longestBatchMilliseconds, took)
+            run.sweepBatches += 1
+            run.rowsRemoved += try batch.decode("removed", as: Int64.self)
+        }
         guard run.rowsRemoved > 0 else { return run }
         // The run's DELETEs counted as dead tuples reach the shared statistics first (PostgreSQL
         // 15+ holds them back up to a second); counted after the VACUUM, they would tell
         // autovacuum of dead tuples that are gone.
+        start = clock.now
         if conn.serverVersion >= 150000 { _ = try conn.query("SELECT pg_stat_force_next_flush()") }
         for table in try conn.query("SELECT table_name, statement FROM lock_monitoring.retention_vacuum_statements()") {
             let name: String = try table.decode("table_name")
@@ -48,6 +91,7 @@ public struct RetentionRun: Sendable, Equatable {
                 run.notVacuumed.append(name)
             }
         }
+        run.vacuumMilliseconds = milliseconds(since: start)
         return run
     }
 }

@@ -286,3 +286,14 @@ func fleetDashboardQuery(vaultDB: String, rounds: Int) throws -> String {
     let p99 = percentile(times, 0.99)
     return "| `SELECT * FROM fleet_dashboard` (as `lockvault status`) | \(rows) | \(String(format: "%.2f", percentile(times, 0.5))) | \(String(format: "%.2f", p99)) | < 50 ms | \(p99 < 50 ? "met" : "MISSED") |"
 }
+
+/// Retention as the daemon runs it (RetentionRun: the drop, sweep batches, VACUUM), as the
+/// vault's owner. Prints one line of key=value pairs for bench/fleet.sh.
+func fleetRetention(vaultDB: String, days: Int) throws -> String {
+    let conn = try PostgresConnection(conninfo: "dbname=\(vaultDB)", settings: SessionSettings(applicationName: "lv-bench-retention", statementTimeoutMs: 0, lockTimeoutMs: 0))
+    defer { conn.close() }
+    let run = try RetentionRun.run(days: days, on: conn)
+    return String(format: "rows=%lld partitions=%d batches=%d drop_ms=%.0f sweep_ms=%.0f longest_batch_ms=%.0f vacuum_ms=%.0f vacuumed=%d not_vacuumed=%d",
+                  run.rowsRemoved, run.partitionsDropped, run.sweepBatches, run.dropMilliseconds, run.sweepMilliseconds,
+                  run.longestBatchMilliseconds, run.vacuumMilliseconds, run.vacuumed.count, run.notVacuumed.count)
+}

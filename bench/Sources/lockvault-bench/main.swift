@@ -7,6 +7,7 @@
 //   lockvault-bench worstcase --db DB [--backends 200] [--waiters 10]   (holds issue 16's worst case until stdin closes)
 //   lockvault-bench fleet-dashboard --vault-db DB --rounds N
 //   lockvault-bench fleet --work-db DB --vault-db DB --clusters N --seconds S
+//   lockvault-bench retention --vault-db DB --days N   (retention as the daemon runs it, timed)
 import Foundation
 
 let args = CommandLine.arguments
@@ -30,7 +31,9 @@ case "fleet-dashboard":
 case "fleet":
     print(try await fleet(workDB: option("--work-db", "lv_work"), vaultDB: option("--vault-db", "lv_fleet"),
                           clusters: Int(option("--clusters", "200"))!, seconds: Double(option("--seconds", "60"))!))
+case "retention":
+    print(try fleetRetention(vaultDB: option("--vault-db", "lv_fleet"), days: Int(option("--days", "29"))!))
 default:
-    FileHandle.standardError.write(Data("usage: lockvault-bench snapshot|latency|dashboards|worstcase|fleet-dashboard|fleet ...\n".utf8))
+    FileHandle.standardError.write(Data("usage: lockvault-bench snapshot|latency|dashboards|worstcase|fleet-dashboard|fleet|retention ...\n".utf8))
     exit(2)
 }
