@@ -171,7 +171,7 @@ moved to the default partition; hubs, links and alerts still by DELETE, the hubs
 |---|---:|---:|---:|---:|---:|---|
 | DELETE (before, reference) | $del_rows | $del_ms ms | $(awk -v w="$del_wal" 'BEGIN { printf "%.1f MB", w / 1048576 }') | $del_rows (every deleted row, until vacuumed) | | |
 | partitions (now, as the daemon runs it): $part_dropped partitions dropped | $part_rows | $part_ms ms | $(awk -v w="$part_wal" 'BEGIN { printf "%.1f MB", w / 1048576 }') (all three steps) | $(( dead_after - dead_before )) after the VACUUM (hubs and links: $(( dead_hub_after - dead_hub_before ))) | < 1 s, no bloat | $( [[ $part_ms -lt 1000 ]] && (( dead_after - dead_before < part_rows / 100 + 100 )) && echo met || echo MISSED) |
-| … then the hub sweep: $batches batches of up to 2000 keys, each a transaction holding the hub lock | (in the rows above) | $sweep_ms ms (longest batch $longest_ms ms) | | | | |
+| … then the hub sweep: $batches batches of up to $(rv batch_size) keys, each a transaction holding the hub lock | (in the rows above) | $sweep_ms ms (longest batch $longest_ms ms) | | | | |
 | … then VACUUM of what it DELETEd from | | $vac_ms ms | | | | |
 | all three | | $ret_ms ms | | | | |
 | partitions, the same call again (every other daemon of the fleet) | $again_rows | $again_ms ms | | | | |

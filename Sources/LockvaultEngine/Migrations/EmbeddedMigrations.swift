@@ -1148,7 +1148,7 @@ GRANT EXECUTE ON FUNCTION lock_monitoring.retention_drop(integer) TO lock_writer
 -- It holds the hub lock exclusively for its transaction, so writers wait for one batch, not
 -- for a whole day's hubs. With no retired key it does nothing and takes no lock. Returns rows
 -- removed per table, and in retention_retired_key the keys it took.
-CREATE OR REPLACE FUNCTION lock_monitoring.retention_sweep(batch_size integer DEFAULT 2000)
+CREATE OR REPLACE FUNCTION lock_monitoring.retention_sweep(batch_size integer DEFAULT 500)
 RETURNS TABLE (table_name text, rows_deleted bigint)
 LANGUAGE plpgsql
 SECURITY DEFINER

@@ -293,7 +293,7 @@ func fleetRetention(vaultDB: String, days: Int) throws -> String {
     let conn = try PostgresConnection(conninfo: "dbname=\(vaultDB)", settings: SessionSettings(applicationName: "lv-bench-retention", statementTimeoutMs: 0, lockTimeoutMs: 0))
     defer { conn.close() }
     let run = try RetentionRun.run(days: days, on: conn)
-    return String(format: "rows=%lld partitions=%d batches=%d drop_ms=%.0f sweep_ms=%.0f longest_batch_ms=%.0f vacuum_ms=%.0f vacuumed=%d not_vacuumed=%d",
-                  run.rowsRemoved, run.partitionsDropped, run.sweepBatches, run.dropMilliseconds, run.sweepMilliseconds,
+    return String(format: "rows=%lld partitions=%d batches=%d batch_size=%d drop_ms=%.0f sweep_ms=%.0f longest_batch_ms=%.0f vacuum_ms=%.0f vacuumed=%d not_vacuumed=%d",
+                  run.rowsRemoved, run.partitionsDropped, run.sweepBatches, RetentionRun.sweepBatchSize, run.dropMilliseconds, run.sweepMilliseconds,
                   run.longestBatchMilliseconds, run.vacuumMilliseconds, run.vacuumed.count, run.notVacuumed.count)
 }
