@@ -58,8 +58,8 @@ extension LiveDatabaseSuite {
             return out
         }
 
-        static func count(_ conn: PostgresConnection, _ table: String) throws -> Int {
-            try conn.query("SELECT count(*) AS n FROM lock_monitoring.\(table)")[0].decode("n", as: Int.self)
+        static func count(_ conn: PostgresConnection, _ table: String, _ params: [(any PostgresEncodable)?] = []) throws -> Int {
+            try conn.query("SELECT count(*) AS n FROM lock_monitoring.\(table)", params)[0].decode("n", as: Int.self)
         }
 
         @Test func aVaultWrittenByTheOldWriterMigratesForwardWithEveryRowKept() async throws {
@@ -189,6 +189,11 @@ extension LiveDatabaseSuite {
             let summaries = try Self.count(admin, "monitor_cycle_s")
             let decisions = try Self.count(admin, "resolve_decision_s")
             let oldBlockerRows = try Self.count(admin, "blocking_session_s")
+            // The old writer's rows of the session blocker: one, or more if it saw the blocker change while
+            // severities settled; one of them current.
+            let holderRowsSQL = "blocking_session_s s JOIN lock_monitoring.blocking_session_h h USING (blocking_session_hk) WHERE h.session_pid = $1"
+            let oldHolderRows = try Self.count(admin, holderRowsSQL, [holder.pid])
+            #expect(try Self.count(admin, holderRowsSQL + " AND s.load_end_date IS NULL", [holder.pid]) == 1)
             try await s.cycle()   // the new writer, as the least-privileged monitor role
             #expect(try steady.map { try Self.count(admin, $0) } == counts, "\(steady)")
             #expect(try Self.count(admin, "resolve_decision_s") > decisions, "the new writer records this cycle's decisions")
@@ -216,7 +221,12 @@ extension LiveDatabaseSuite {
                 SELECT count(*) AS n FROM lock_monitoring.blocking_session_s s JOIN lock_monitoring.blocking_session_h h USING (blocking_session_hk)
                 WHERE h.session_pid = $1 AND s.load_end_date IS NOT NULL
                 """, [holder.pid])[0].decode("n", as: Int.self)
-            #expect(ended == 2, "the old writer's row (ended when the reason came) and the new writer's (ended when it stopped blocking)")
+            let holderRows = try admin.query("""
+                SELECT s.load_date::text, s.load_end_date::text, s.blocking_severity, s.held_lock_mode, s.lock_target, s.blocked_sessions_count::text, s.session_state, s.blocking_started::text, s.auto_kill_eligible::text
+                FROM lock_monitoring.blocking_session_s s JOIN lock_monitoring.blocking_session_h h USING (blocking_session_hk)
+                WHERE h.session_pid = $1 ORDER BY s.load_date
+                """, [holder.pid]).map { r in try (0..<9).map { try r.decode($0, as: String?.self) ?? "-" }.joined(separator: " | ") }
+            #expect(ended == oldHolderRows + 1, "the old writer's rows (its current one ended when the reason came) and the new writer's (ended when it stopped blocking): \(holderRows)")
             try VaultConsistency.expectConsistent(admin)
             try admin.execute("ROLLBACK PREPARED '\(gid)'")
             _ = await waiting2.value
