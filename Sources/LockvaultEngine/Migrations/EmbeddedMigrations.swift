@@ -837,6 +837,15 @@ COMMENT ON COLUMN lock_monitoring.retention_retired_key.key_column IS 'The key''
 COMMENT ON COLUMN lock_monitoring.retention_retired_key.hk IS 'The hash key.';
 COMMENT ON COLUMN lock_monitoring.retention_retired_key.cutoff IS 'The retention cutoff of the run that retired it: only hubs and links loaded before it are removed.';
 GRANT SELECT ON lock_monitoring.retention_retired_key TO lock_monitoring_role, lock_writer_role;
+-- The sweep DELETEs from it: the daemon VACUUMs it after retention as it does the tables of
+-- migration 028, which grants MAINTAIN on those from PostgreSQL 17 on.
+DO $grant$
+BEGIN
+    IF current_setting('server_version_num')::int >= 170000 THEN
+        EXECUTE 'GRANT MAINTAIN ON lock_monitoring.retention_retired_key TO lock_writer_role';
+    END IF;
+END
+$grant$;
 """####),
     ]
 
