@@ -105,7 +105,9 @@ extension LiveDatabaseSuite {
                     """, [sampled.holderPid])
                 #expect(history.count == 2, "one row before the change, one after")
                 let parts = try history.map { try $0.decode("part", as: String.self) }
-                #expect(parts.count == 2 && parts[0] != parts[1], "the two rows live in two partitions: \(parts)")
+                // The closed row in yesterday's partition of the ended rows, the current one in the current partition (migration 030).
+                #expect(parts.count == 2 && parts[0].hasPrefix("lock_monitoring.blocking_session_s_ended_p")
+                        && parts[1] == "lock_monitoring.blocking_session_s_current", "the two rows live in two partitions: \(parts)")
                 let firstEnd = try history.first?.decode("load_end_date", as: Date?.self)
                 let secondStart = try history.last?.decode("load_date", as: Date.self)
                 #expect(firstEnd != nil && firstEnd == secondStart, "the row before midnight ends where the one after begins")
@@ -115,11 +117,12 @@ extension LiveDatabaseSuite {
                 #expect(shown.count == 1)
                 #expect(try shown.first?.decode("blocking_severity", as: String.self) == "CRITICAL")
                 #expect(try Self.count(s.admin, "lock_monitoring.lock_activity_dashboard WHERE NOT granted") == 1)
-                // The waiting lock's row, written before midnight, is still the current one (in yesterday's partition).
+                // The waiting lock's row, written before midnight, is still the current one (in the current partition).
                 let lockPart = try s.rows("""
-                    SELECT s.tableoid::regclass::text AS part FROM lock_monitoring.lock_activity_s s WHERE NOT s.lock_granted AND s.load_end_date IS NULL
-                    """)
-                #expect(try lockPart.map { try $0.decode("part", as: String.self) } == [parts[0].replacingOccurrences(of: "blocking_session_s", with: "lock_activity_s")])
+                    SELECT s.tableoid::regclass::text AS part FROM lock_monitoring.lock_activity_s s
+                    WHERE NOT s.lock_granted AND s.load_end_date IS NULL AND s.load_date < $1
+                    """, [boundary])
+                #expect(try lockPart.map { try $0.decode("part", as: String.self) } == ["lock_monitoring.lock_activity_s_current"])
                 let fleet = try FleetStatusRow.read(on: s.admin)
                 #expect(fleet.count == 1 && fleet.first?.critical_blockers == 1 && fleet.first?.longest_wait_seconds != nil, "\(fleet)")
                 try VaultConsistency.expectConsistent(s.admin)
@@ -249,7 +252,7 @@ extension LiveDatabaseSuite {
                 #expect(run.sweepBatches > 1, "\(run)")
                 #expect(try Self.count(s.admin, "lock_monitoring.retention_retired_key") == 0, "every retired key swept")
                 #expect(try Self.count(s.admin, hubs) == 0, "the gone cluster's hubs are removed")
-                for table in ["blocking_session_h", "lock_activity_h", "lock_blocking_l", "blocking_session_s_default"] {
+                for table in ["blocking_session_h", "lock_activity_h", "lock_blocking_l", "blocking_session_s_ended_default"] {
                     #expect(run.vacuumed.contains(table), "\(table): \(run)")
                 }
                 #expect(run.notVacuumed.isEmpty, "\(run)")
@@ -365,29 +368,36 @@ extension LiveDatabaseSuite {
                 // The daemon's own vault session (lock_writer_role) writes it.
                 let writer = try LiveDatabase.connect(database: s.database, user: EngineScenario.leastPrivilegedRole)
                 defer { writer.close() }
+                func partitions(_ table: String) throws -> [String] {
+                    try s.rows("SELECT s.tableoid::regclass::text AS part FROM lock_monitoring.\(table) s WHERE s.load_date = $1 ORDER BY 1", [ahead])
+                        .map { try $0.decode("part", as: String.self) }
+                }
                 try Self.write(sampled, at: ahead, on: writer)
-                let inDefault = try s.rows("""
-                    SELECT s.tableoid::regclass::text AS part FROM lock_monitoring.blocking_session_s s WHERE s.load_date = $1
-                    """, [ahead]).map { try $0.decode("part", as: String.self) }
-                #expect(inDefault == ["lock_monitoring.blocking_session_s_default"], "no partition covers it: the default partition took it")
-                let rowsAhead = try Self.count(s.admin, "lock_monitoring.lock_activity_s WHERE load_date = $1", [ahead])
-                #expect(rowsAhead > 0)
+                // Current rows live in the current partition (migration 030), whatever their day.
+                #expect(try partitions("blocking_session_s") == ["lock_monitoring.blocking_session_s_current"])
                 #expect(try Self.count(s.admin, "lock_monitoring.blocking_sessions_dashboard WHERE session_pid = $1", [sampled.holderPid]) == 1)
+                // The episode ends a second later: its closed rows are of a day no partition covers, and the
+                // ended rows' default partition takes them.
+                try Self.write(sampled, at: ahead.addingTimeInterval(1), empty: true, on: writer)
+                #expect(try partitions("blocking_session_s") == ["lock_monitoring.blocking_session_s_ended_default"],
+                        "no partition covers it: the default partition of the ended rows took it")
+                let rowsAhead = try Self.count(s.admin, "lock_monitoring.lock_activity_s WHERE load_date = $1 AND load_end_date IS NOT NULL", [ahead])
+                #expect(rowsAhead > 0)
+                #expect(try Self.count(s.admin, "lock_monitoring.lock_activity_s WHERE load_date = $1", [ahead]) == rowsAhead)
 
                 // The daemon's scheduled job, as that role, creates partitions up to that day: the rows move in.
                 let created = try writer.query("SELECT table_name, rows_moved FROM lock_monitoring.ensure_history_partitions(31)")
                     .reduce(into: [String: Int64]()) { $0[try $1.decode("table_name", as: String.self), default: 0] += try $1.decode("rows_moved", as: Int64.self) }
                 #expect(created["blocking_session_s"] == 1 && created["lock_activity_s"] == Int64(rowsAhead), "\(created)")
-                let moved = try s.rows("""
-                    SELECT s.tableoid::regclass::text AS part FROM lock_monitoring.blocking_session_s s WHERE s.load_date = $1
-                    """, [ahead]).map { try $0.decode("part", as: String.self) }
-                #expect(moved.count == 1 && moved.first != "lock_monitoring.blocking_session_s_default", "\(moved)")
+                let moved = try partitions("blocking_session_s")
+                #expect(moved.count == 1 && moved.first?.hasPrefix("lock_monitoring.blocking_session_s_ended_p") == true, "\(moved)")
                 #expect(try Self.count(s.admin, "lock_monitoring.lock_activity_s WHERE load_date = $1", [ahead]) == rowsAhead)
-                #expect(try Self.count(s.admin, "ONLY lock_monitoring.blocking_session_s_default") == 0)
+                #expect(try Self.count(s.admin, "ONLY lock_monitoring.blocking_session_s_ended_default") == 0)
                 // Creating again does nothing; a steady cycle after it writes nothing new.
                 #expect(try writer.query("SELECT * FROM lock_monitoring.ensure_history_partitions(31)").isEmpty)
-                try Self.write(sampled, at: ahead.addingTimeInterval(1), on: writer)
-                #expect(try Self.count(s.admin, "lock_monitoring.blocking_session_s") == 1)
+                let rowsBefore = try Self.count(s.admin, "lock_monitoring.blocking_session_s")
+                try Self.write(sampled, at: ahead.addingTimeInterval(2), empty: true, on: writer)
+                #expect(try Self.count(s.admin, "lock_monitoring.blocking_session_s") == rowsBefore)
                 try VaultConsistency.expectConsistent(s.admin)
             }
         }

@@ -123,7 +123,7 @@ BEGIN
     -- for retention_sweep to decide about.
 
     -- Partitioned history: whole days.
-    FOR v_t IN SELECT hp.table_name, hp.keep_when FROM history_partitioning hp ORDER BY hp.table_name LOOP
+    FOR v_t IN SELECT hp.table_name, hp.range_table, hp.keep_when FROM history_partitioning hp ORDER BY hp.table_name LOOP
         table_name := v_t.table_name; rows_deleted := 0; partitions_dropped := 0;
         SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum),
                array_agg(attname::text ORDER BY attnum) FILTER (WHERE attname LIKE '%\_hk' AND atttypid = 'bytea'::regtype
@@ -136,7 +136,7 @@ BEGIN
                    WHERE p.table_name = v_t.table_name ORDER BY p.range_start LOOP
             -- Detached first: from here on no writer can change its rows (they wait for this
             -- transaction), so what is moved is what the partition holds.
-            EXECUTE format('ALTER TABLE lock_monitoring.%I DETACH PARTITION lock_monitoring.%I', v_t.table_name, v_p.partition_name);
+            EXECUTE format('ALTER TABLE lock_monitoring.%I DETACH PARTITION lock_monitoring.%I', v_t.range_table, v_p.partition_name);
             EXECUTE format('SELECT count(*) FROM lock_monitoring.%I', v_p.partition_name) INTO v_all;
             EXECUTE format('INSERT INTO lock_monitoring.%I (%s) SELECT %s FROM lock_monitoring.%I t WHERE (%s) IS NOT FALSE',
                            v_t.table_name, v_cols, v_cols, v_p.partition_name, v_t.keep_when) USING v_cutoff;
@@ -154,14 +154,14 @@ BEGIN
         END LOOP;
         -- The default partition (rows kept from dropped days, writes for days without a partition): by DELETE.
         IF v_keys IS NULL THEN
-            EXECUTE format('DELETE FROM lock_monitoring.%I t WHERE t.load_date < $1 AND (%s) IS FALSE', v_t.table_name || '_default', v_t.keep_when)
+            EXECUTE format('DELETE FROM lock_monitoring.%I t WHERE t.load_date < $1 AND (%s) IS FALSE', v_t.range_table || '_default', v_t.keep_when)
                 USING v_cutoff;
             GET DIAGNOSTICS v_n = ROW_COUNT;
         ELSE
             EXECUTE format('WITH d AS (DELETE FROM lock_monitoring.%I t WHERE t.load_date < $1 AND (%s) IS FALSE RETURNING %s), '
                            'k AS (INSERT INTO lock_monitoring.retention_retired_key (key_column, hk, cutoff) %s ON CONFLICT DO NOTHING) '
                            'SELECT count(*) FROM d',
-                           v_t.table_name || '_default', v_t.keep_when,
+                           v_t.range_table || '_default', v_t.keep_when,
                            (SELECT string_agg(format('t.%I', k), ', ') FROM unnest(v_keys) k),
                            (SELECT string_agg(format('SELECT %L, d.%I, $1 FROM d', k, k), ' UNION ') FROM unnest(v_keys) k))
                 INTO v_n USING v_cutoff;

@@ -18,7 +18,7 @@ AS $fn$
            (regexp_match(b.bound, 'FROM \(''([^'']+)''\)'))[1]::timestamptz,
            (regexp_match(b.bound, 'TO \(''([^'']+)''\)'))[1]::timestamptz
     FROM history_partitioning hp
-    JOIN pg_inherits i ON i.inhparent = format('lock_monitoring.%I', hp.table_name)::regclass
+    JOIN pg_inherits i ON i.inhparent = format('lock_monitoring.%I', hp.range_table)::regclass
     JOIN pg_class c ON c.oid = i.inhrelid
     CROSS JOIN LATERAL (SELECT pg_get_expr(c.relpartbound, c.oid) AS bound) b
     WHERE p_table IS NULL OR hp.table_name = p_table
@@ -66,7 +66,7 @@ BEGIN
     END IF;
     -- Every daemon of a fleet runs this: one at a time (and never beside cleanup_old_data).
     PERFORM pg_advisory_xact_lock(hashtext('lock_monitoring history partitions'));
-    FOR v_t IN SELECT hp.table_name, hp.partition_options FROM history_partitioning hp ORDER BY hp.table_name LOOP
+    FOR v_t IN SELECT hp.table_name, hp.range_table, hp.partition_options FROM history_partitioning hp ORDER BY hp.table_name LOOP
         v_with := CASE WHEN v_t.partition_options IS NULL THEN '' ELSE ' WITH (' || array_to_string(v_t.partition_options, ', ') || ')' END;
         SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) INTO v_cols
         FROM pg_attribute WHERE attrelid = format('lock_monitoring.%I', v_t.table_name)::regclass
@@ -78,22 +78,22 @@ BEGIN
             -- Skip a day that any partition (of whatever range) already covers, even in part.
             IF NOT EXISTS (SELECT 1 FROM history_partition_ranges(v_t.table_name) p
                            WHERE NOT p.is_default AND p.range_start < v_hi AND p.range_end > v_lo) THEN
-                v_name := v_t.table_name || '_p' || to_char(v_day, 'YYYYMMDD');
+                v_name := v_t.range_table || '_p' || to_char(v_day, 'YYYYMMDD');
                 -- Rows the default partition took for this day move into the new partition.
                 EXECUTE format('SELECT count(*) FROM lock_monitoring.%I WHERE load_date >= $1 AND load_date < $2',
-                               v_t.table_name || '_default') INTO v_n USING v_lo, v_hi;
+                               v_t.range_table || '_default') INTO v_n USING v_lo, v_hi;
                 IF v_n = 0 THEN
                     EXECUTE format('CREATE TABLE lock_monitoring.%I PARTITION OF lock_monitoring.%I FOR VALUES FROM (%L) TO (%L)%s',
-                                   v_name, v_t.table_name, v_lo, v_hi, v_with);
+                                   v_name, v_t.range_table, v_lo, v_hi, v_with);
                 ELSE
                     -- Rows the default partition took for this day move into the new partition
                     -- (it can't be created while the default holds rows of its range).
                     EXECUTE format('CREATE TEMP TABLE lv_moving ON COMMIT DROP AS SELECT %s FROM lock_monitoring.%I WITH NO DATA', v_cols, v_t.table_name);
                     EXECUTE format('WITH d AS (DELETE FROM lock_monitoring.%I WHERE load_date >= $1 AND load_date < $2 RETURNING %s) '
-                                   'INSERT INTO pg_temp.lv_moving SELECT * FROM d', v_t.table_name || '_default', v_cols) USING v_lo, v_hi;
+                                   'INSERT INTO pg_temp.lv_moving SELECT * FROM d', v_t.range_table || '_default', v_cols) USING v_lo, v_hi;
                     GET DIAGNOSTICS v_n = ROW_COUNT;
                     EXECUTE format('CREATE TABLE lock_monitoring.%I PARTITION OF lock_monitoring.%I FOR VALUES FROM (%L) TO (%L)%s',
-                                   v_name, v_t.table_name, v_lo, v_hi, v_with);
+                                   v_name, v_t.range_table, v_lo, v_hi, v_with);
                     EXECUTE format('INSERT INTO lock_monitoring.%I (%s) SELECT %s FROM pg_temp.lv_moving', v_t.table_name, v_cols, v_cols);
                     DROP TABLE pg_temp.lv_moving;
                 END IF;
