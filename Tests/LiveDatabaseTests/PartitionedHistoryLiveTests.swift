@@ -481,5 +481,66 @@ extension LiveDatabaseSuite {
                 }
             }
         }
+
+        /// A vault built by the migrations before 030 (current rows anywhere in the days) upgrades
+        /// with every row kept, its current rows moved to the current partitions, and the writer
+        /// and retention going on with the same history.
+        @Test func aVaultWithCurrentRowsInItsDaysUpgradesWithEveryRowKept() async throws {
+            try await LiveDatabase.withTemporaryDatabase { db in
+                let setup = try LiveDatabase.connect(database: db)
+                defer { setup.close() }
+                let before030 = Migration.embedded.filter { $0.kind == .repeatable || $0.name < "030" }
+                #expect(try Migrator(migrations: before030, superseded: [:]).apply(on: setup).count == before030.count)
+                let s = try EngineScenario(database: db, migrator: nil)
+                do {
+                    // A blocker that changed and one that ended, 40 days ago (no partition: the default took them), and one now.
+                    let sampled = try await Self.sampleBlocking(s)
+                    let longAgo = Date().addingTimeInterval(-40 * 86_400)
+                    try Self.write(sampled, at: longAgo, on: s.admin)
+                    try Self.write(sampled, at: longAgo.addingTimeInterval(1), changed: true, on: s.admin)
+                    try Self.write(sampled, at: longAgo, systemIdentifier: "fleet-b", on: s.admin)
+                    try Self.write(sampled, at: longAgo.addingTimeInterval(5), empty: true, systemIdentifier: "fleet-b", on: s.admin)
+                    try Self.write(sampled, at: Date().addingTimeInterval(-60), systemIdentifier: "fleet-c", on: s.admin)
+                    // The tables themselves, not their partitions (the migration renames those).
+                    let partitions = Set(try s.rows("SELECT relname::text AS n FROM pg_class WHERE relnamespace = 'lock_monitoring'::regnamespace AND relispartition")
+                        .map { try $0.decode("n", as: String.self) })
+                    let columns = try VaultUpgradeLiveTests.columns(s.admin).filter { !partitions.contains($0.key) }
+                    let before = try VaultUpgradeLiveTests.contents(s.admin, columns: columns)
+                    let currentBefore = try Self.count(s.admin, "lock_monitoring.blocking_session_s WHERE load_end_date IS NULL")
+                    #expect(currentBefore == 2 && before.values.reduce(0) { $0 + $1.count } > 20)
+                    let shownBefore = try s.rows("SELECT ROW(d.session_pid, d.blocking_severity, d.blocked_sessions_count, d.system_identifier, d.recorded_at)::text AS r FROM lock_monitoring.blocking_sessions_dashboard d ORDER BY 1").map { try $0.decode("r", as: String.self) }
+
+                    #expect(try Migrator().apply(on: s.admin) == ["030_current_rows_apart.sql", Migration.repeatableName])
+                    #expect(try VaultUpgradeLiveTests.contents(s.admin, columns: columns) == before, "no row lost or changed")
+                    #expect(try s.rows("SELECT ROW(d.session_pid, d.blocking_severity, d.blocked_sessions_count, d.system_identifier, d.recorded_at)::text AS r FROM lock_monitoring.blocking_sessions_dashboard d ORDER BY 1").map { try $0.decode("r", as: String.self) } == shownBefore)
+                    let tables = try s.rows("SELECT table_name, range_table FROM lock_monitoring.history_partitioning ORDER BY 1")
+                        .map { (try $0.decode("table_name", as: String.self), try $0.decode("range_table", as: String.self)) }
+                    #expect(tables.filter { $0.0 != $0.1 }.map(\.0) == ["blocking_session_s", "deadlock_counter_s", "deadlock_event_s", "deadlock_involvement_s",
+                                                                    "lock_activity_s", "monitor_cycle_s"], "the end-dated satellites: \(tables)")
+                    for (table, days) in tables where table != days {
+                        #expect(days == table + "_ended")
+                        #expect(try Self.count(s.admin, "ONLY lock_monitoring.\(table)_current WHERE load_end_date IS NOT NULL") == 0, "\(table)")
+                        #expect(try Self.count(s.admin, "lock_monitoring.\(days) WHERE load_end_date IS NULL") == 0, "\(table)")
+                    }
+                    #expect(try Self.count(s.admin, "ONLY lock_monitoring.blocking_session_s_current") == currentBefore)
+                    // The writer goes on: a steady cycle adds nothing; the old day's blocker ends and moves into the ended rows.
+                    let rows = try Self.count(s.admin, "lock_monitoring.blocking_session_s")
+                    try Self.write(sampled, at: Date(), systemIdentifier: "fleet-c", on: s.admin)
+                    #expect(try Self.count(s.admin, "lock_monitoring.blocking_session_s") == rows)
+                    try Self.write(sampled, at: Date(), empty: true, on: s.admin)
+                    #expect(try Self.count(s.admin, "ONLY lock_monitoring.blocking_session_s_current") == currentBefore - 1)
+                    #expect(try Self.count(s.admin, "lock_monitoring.blocking_session_s") == rows)
+                    // Retention: the old closed rows go, the current one stays, however old it is not.
+                    let removed = try s.rows("SELECT coalesce(sum(rows_deleted), 0)::int8 AS n FROM lock_monitoring.cleanup_old_data(30)")[0].decode("n", as: Int64.self)
+                    #expect(removed > 0)
+                    #expect(try Self.count(s.admin, "lock_monitoring.blocking_sessions_dashboard WHERE system_identifier = 'fleet-c'") == 1)
+                    try VaultConsistency.expectConsistent(s.admin)
+                    await s.close()
+                } catch {
+                    await s.close()
+                    throw error
+                }
+            }
+        }
     }
 }

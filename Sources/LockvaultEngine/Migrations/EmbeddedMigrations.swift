@@ -1012,10 +1012,11 @@ BEGIN
 END
 $fn$;
 
+-- The satellites whose rows the writers end (monitor_gap_s and resolve_decision_s are events:
+-- their load_end_date stays NULL, so they stay partitioned by day alone).
 SELECT pg_temp.lv_current_apart(hp.table_name)
 FROM lock_monitoring.history_partitioning hp
-WHERE EXISTS (SELECT 1 FROM pg_attribute a
-              WHERE a.attrelid = format('lock_monitoring.%I', hp.table_name)::regclass AND a.attname = 'load_end_date' AND NOT a.attisdropped)
+WHERE hp.table_name IN ('blocking_session_s', 'deadlock_counter_s', 'deadlock_event_s', 'deadlock_involvement_s', 'lock_activity_s', 'monitor_cycle_s')
 ORDER BY hp.table_name;
 
 DROP FUNCTION pg_temp.lv_current_apart(text);
