@@ -123,7 +123,12 @@ numbers are the steady-state writes of satellites and links, a little below a re
 Measured over $(val seconds) s: $(val cycles) cycles, of which $(val writes) made a vault call ($(awk -v c="$(val calls_per_cycle)" 'BEGIN { printf "%.1f", 100 * c }') %), $(val failures) failed$( [[ -n $(val first_failure) ]] && echo " (first: $(val first_failure))").
 Latency is of the vault calls made (a cycle that makes none costs nothing and is not counted), from the call to its
 commit's answer. The vault holds a partition a day for the $DAYS days before the replay, as after $DAYS days of running
-(created first; the history is copied into them below): what a current row's read or end-dating costs grows with them.
+(created first; the history is copied into them below). The current rows are in a partition of their own (migration
+030), so a current row's read or end-dating opens that one, not every day's. WAL and size are read before and after
+the replay, each time after a VACUUM of the current partitions: ending a row moves it out of there and leaves a dead
+row, which autovacuum reclaims after 1,000 (about once a minute at this rate), so the space is reused. Size per
+cluster-day is of the history; the current partitions are shown apart: their files keep the size they reached, which
+in a 60 s window is a one-off, not a rate.
 
 | measure | value | target | |
 |---|---:|---:|---|
@@ -135,7 +140,8 @@ commit's answer. The vault holds a partition a day for the $DAYS days before the
 | vault CPU, the $CLUSTERS writing backends | $(awk -v c="$cores" 'BEGIN { printf "%.1f", 100 * c }') % of one core | | |
 | vault CPU per cluster | $(val cpu_pct_per_cluster) % of one core | | |
 | WAL per cluster-day | $(val wal_mb_per_cluster_day) MB | | |
-| vault size per cluster-day | $(val size_mb_per_cluster_day) MB | | |
+| vault size per cluster-day (the history; the current partitions apart) | $(val size_mb_per_cluster_day) MB | | |
+| the current partitions, before → after the replay | $(val current_mb_before) → $(val current_mb_after) MB (all clusters; they hold the current rows and the dead rows between vacuums, and don't grow with the history) | | |
 
 **Capacity of one vault core: about $capacity clusters** of this mix at 1 Hz ($CLUSTERS clusters took $(awk -v c="$cores" 'BEGIN { printf "%.2f", c }')
 of a core in their backends; WAL writer, checkpointer and autovacuum come on top). A bigger fleet needs, per
