@@ -170,8 +170,9 @@ fleet_dashboard p99 ${fleet_p99:-?} ms (target < 50 ms: $(verdict "${fleet_p99:-
 
 \`cleanup_old_data($retention)\` over the same history: first the function as it was before partitioning (DELETE of
 closed rows, its cutoff moved back to the midnight the partitions are dropped at, so both remove the same satellite
-rows; run in a transaction that is rolled back), then today's (whole days detached and dropped, current rows
-moved to the default partition; hubs, links and alerts still by DELETE, the hubs and links in batches after).
+rows; run in a transaction that is rolled back), then today's (whole days detached and dropped, the rows
+closed after the cutoff moved to the default partition, current rows untouched in their own partition; hubs, links
+and alerts still by DELETE, the hubs and links in batches after).
 
 | retention | rows removed | time | WAL | dead tuples left (vacuum debt) | target | |
 |---|---:|---:|---:|---:|---:|---|
