@@ -482,6 +482,41 @@ extension LiveDatabaseSuite {
             }
         }
 
+        /// The daemon runs retention on its vault session, whose statement_timeout is made for a
+        /// cycle's write (`sampling.statement_timeout_ms`); a fleet's day takes longer to drop. Its
+        /// runs have their own (`schedule.retention_statement_timeout_ms`), and the session gets its
+        /// own back.
+        @Test func theDaemonsRetentionRunsUnderItsOwnStatementTimeout() async throws {
+            try await EngineScenario.run { s in
+                // Another run holds the retention lock (as another instance of the fleet would), so this one waits.
+                let turn = "pg_advisory_lock(hashtext('lock_monitoring history partitions'))"
+                let other = try LiveDatabase.connect(database: s.database)
+                defer { other.close() }
+                _ = try other.query("SELECT \(turn)")
+                let daemon = try await BackgroundSession(database: s.database, applicationName: "lv-retention-timeout")
+                try await daemon.run("SET statement_timeout = 300")
+                // Under the session's 300 ms the run is cancelled.
+                let cancelled: String? = try await daemon.session.withConnection { conn in
+                    do { _ = try RetentionRun.run(days: 30, on: conn); return nil } catch let error as PostgresError { return error.sqlState ?? "none" }
+                }
+                #expect(cancelled == "57014", "statement_timeout cancels it")
+                // Under its own it waits past 300 ms and finishes once the other run is done.
+                let run = Task { try await daemon.session.withConnection { conn in try RetentionRun.run(days: 30, on: conn, statementTimeoutMs: 60_000) } }
+                try await waitUntil("the run has waited a second for its turn") {
+                    try Self.count(s.admin, """
+                        pg_stat_activity WHERE application_name = 'lv-retention-timeout' AND wait_event_type = 'Lock'
+                          AND clock_timestamp() - query_start > interval '1 second'
+                        """) == 1
+                }
+                _ = try other.query("SELECT pg_advisory_unlock_all()")
+                let finished = try await run.value
+                #expect(finished.partitionsDropped == 0 && finished.rowsRemoved == 0, "\(finished)")
+                let timeout: String = try await daemon.session.withConnection { conn in try conn.query("SHOW statement_timeout")[0].decode("statement_timeout") }
+                #expect(timeout == "300ms", "the session's own statement_timeout is back")
+                await daemon.close()
+            }
+        }
+
         /// A vault built by the migrations before 030 (current rows anywhere in the days) upgrades
         /// with every row kept, its current rows moved to the current partitions, and the writer
         /// and retention going on with the same history.

@@ -82,6 +82,7 @@ enum ConfigSchema {
         .init(path: "schedule.analyze_interval_seconds", kind: .double(\.analyzeIntervalSeconds, 0...604_800)),
         .init(path: "schedule.cleanup_interval_seconds", kind: .double(\.cleanupIntervalSeconds, 0...604_800)),
         .init(path: "schedule.retention_days", kind: .int(\.retentionDays, 1...3650)),
+        .init(path: "schedule.retention_statement_timeout_ms", kind: .int(\.retentionStatementTimeoutMs, 0...86_400_000)),
         .init(path: "logging.level", kind: .choice(\.logLevel)),
         .init(path: "logging.destination", kind: .choice(\.logDestination)),
         .init(path: "alerts.min_severity", kind: .choice(\.alerts.policy.minSeverity)),

@@ -234,9 +234,9 @@ public actor DaemonEngine: SamplingEngine {
         }
         if config.cleanupIntervalSeconds > 0, now.timeIntervalSince(lastCleanup) >= config.cleanupIntervalSeconds {
             lastCleanup = now
-            let days = config.retentionDays
+            let days = config.retentionDays, timeout = config.retentionStatementTimeoutMs
             do {
-                let run = try await monitor.withVault { conn in try RetentionRun.run(days: days, on: conn) }
+                let run = try await monitor.withVault { conn in try RetentionRun.run(days: days, on: conn, statementTimeoutMs: timeout) }
                 logger.info("cleanup_old_data", metadata: [
                     "rows_deleted": "\(run.rowsRemoved)", "partitions_dropped": "\(run.partitionsDropped)",
                     "retention_days": "\(days)", "sweep_batches": "\(run.sweepBatches)", "vacuumed": "\(run.vacuumed.count)"])

@@ -41,7 +41,22 @@ public struct RetentionRun: Sendable {
 
     /// Runs retention for `days` on `conn`, which must not be inside a transaction: each part
     /// commits on its own.
-    public static func run(days: Int, on conn: PostgresConnection, sweepBatchSize: Int = sweepBatchSize) throws -> RetentionRun {
+    ///
+    /// `statementTimeoutMs`, when given, is the statement_timeout of every statement of the run
+    /// (0 = none), and the session's own is back when it returns or throws. Why: the daemon's
+    /// vault session has the sampling timeout (5 s by default), made for a cycle's write; a
+    /// day of a real fleet's history takes longer to drop (every partition's kept rows and
+    /// retired keys are read), and a drop cancelled every run would leave the history growing.
+    public static func run(days: Int, on conn: PostgresConnection, sweepBatchSize: Int = sweepBatchSize,
+                           statementTimeoutMs: Int? = nil) throws -> RetentionRun {
+        guard let statementTimeoutMs else { return try runParts(days: days, on: conn, sweepBatchSize: sweepBatchSize) }
+        let session: String = try conn.query("SELECT current_setting('statement_timeout') AS t")[0].decode("t")
+        _ = try conn.query("SELECT set_config('statement_timeout', $1, false)", [String(statementTimeoutMs)])
+        defer { _ = try? conn.query("SELECT set_config('statement_timeout', $1, false)", [session]) }
+        return try runParts(days: days, on: conn, sweepBatchSize: sweepBatchSize)
+    }
+
+    private static func runParts(days: Int, on conn: PostgresConnection, sweepBatchSize: Int) throws -> RetentionRun {
         let clock = ContinuousClock()
         func milliseconds(since start: ContinuousClock.Instant) -> Double {
             let d = clock.now - start
