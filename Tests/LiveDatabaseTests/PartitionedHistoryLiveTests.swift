@@ -425,6 +425,18 @@ extension LiveDatabaseSuite {
             return numbered + [Migration(repeatable: set)]
         }
 
+        /// The history both upgrade tests give the old vault: 40 days ago, a blocker that changed and
+        /// another cluster's (fleet-b) that ended; a minute ago, a blocker of the sampled cluster
+        /// or of `recentSystemIdentifier`.
+        static func writeOldHistory(_ sampled: Sampled, recentSystemIdentifier: String? = nil, on conn: PostgresConnection) throws {
+            let longAgo = Date().addingTimeInterval(-40 * 86_400)
+            try write(sampled, at: longAgo, on: conn)
+            try write(sampled, at: longAgo.addingTimeInterval(1), changed: true, on: conn)
+            try write(sampled, at: longAgo, systemIdentifier: "fleet-b", on: conn)
+            try write(sampled, at: longAgo.addingTimeInterval(5), empty: true, systemIdentifier: "fleet-b", on: conn)
+            try write(sampled, at: Date().addingTimeInterval(-60), systemIdentifier: recentSystemIdentifier, on: conn)
+        }
+
         @Test func aVaultBuiltByTheMigrationsBeforePartitioningUpgradesWithEveryRowKept() async throws {
             try await LiveDatabase.withTemporaryDatabase { db in
                 let setup = try LiveDatabase.connect(database: db)
@@ -435,12 +447,7 @@ extension LiveDatabaseSuite {
                 do {
                     // History written by the writer into the old vault: a blocker that changed, one that ended, 40 days ago and now.
                     let sampled = try await Self.sampleBlocking(s)
-                    let longAgo = Date().addingTimeInterval(-40 * 86_400)
-                    try Self.write(sampled, at: longAgo, on: s.admin)
-                    try Self.write(sampled, at: longAgo.addingTimeInterval(1), changed: true, on: s.admin)
-                    try Self.write(sampled, at: longAgo, systemIdentifier: "fleet-b", on: s.admin)
-                    try Self.write(sampled, at: longAgo.addingTimeInterval(5), empty: true, systemIdentifier: "fleet-b", on: s.admin)
-                    try Self.write(sampled, at: Date().addingTimeInterval(-60), on: s.admin)
+                    try Self.writeOldHistory(sampled, on: s.admin)
                     let columns = try VaultUpgradeLiveTests.columns(s.admin)
                     let before = try VaultUpgradeLiveTests.contents(s.admin, columns: columns)
                     #expect(before.values.reduce(0) { $0 + $1.count } > 20)
@@ -530,12 +537,7 @@ extension LiveDatabaseSuite {
                 do {
                     // A blocker that changed and one that ended, 40 days ago (no partition: the default took them), and one now.
                     let sampled = try await Self.sampleBlocking(s)
-                    let longAgo = Date().addingTimeInterval(-40 * 86_400)
-                    try Self.write(sampled, at: longAgo, on: s.admin)
-                    try Self.write(sampled, at: longAgo.addingTimeInterval(1), changed: true, on: s.admin)
-                    try Self.write(sampled, at: longAgo, systemIdentifier: "fleet-b", on: s.admin)
-                    try Self.write(sampled, at: longAgo.addingTimeInterval(5), empty: true, systemIdentifier: "fleet-b", on: s.admin)
-                    try Self.write(sampled, at: Date().addingTimeInterval(-60), systemIdentifier: "fleet-c", on: s.admin)
+                    try Self.writeOldHistory(sampled, recentSystemIdentifier: "fleet-c", on: s.admin)
                     // The tables themselves, not their partitions (the migration renames those).
                     let partitions = Set(try s.rows("SELECT relname::text AS n FROM pg_class WHERE relnamespace = 'lock_monitoring'::regnamespace AND relispartition")
                         .map { try $0.decode("n", as: String.self) })
