@@ -89,14 +89,6 @@ systemd-nspawn --quiet --boot --register=no --keep-unit --console=read-only \
     --directory="$root" --machine=lockvault-ci --bind="$socket:/run/lockvault-pg" \
     >"$work/console.log" 2>&1 &
 nspawn_pid=$!
-leader=
-for _ in $(seq 1 150); do
-    leader=$(pgrep -P "$nspawn_pid" 2>/dev/null | head -1 || true)
-    [[ -n $leader ]] && break
-    kill -0 "$nspawn_pid" 2>/dev/null || { cat "$work/console.log" >&2; fail "systemd-nspawn exited"; }
-    sleep 0.2
-done
-[[ -n $leader ]] || fail "no container init process"
 # Run a command inside the container, in all its namespaces.
 inside() { nsenter --target "$leader" --all --setuid 0 --setgid 0 -- env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 "$@"; }
 dump_journal() {
@@ -113,8 +105,33 @@ wait_for() {
         sleep 0.3
     done
 }
-state=$(inside systemctl is-system-running --wait 2>/dev/null || true)
-[[ $state == running || $state == degraded ]] || fail "the container's systemd is '$state'"
+# The container's init is the process that is PID 1 in its own PID namespace (NSpid "<host pid> 1").
+# systemd-nspawn first forks an intermediate child that clones init and exits: entering that one
+# instead runs commands outside the container, or fails once it is gone (CI saw systemd '' so).
+container_init() {
+    local p
+    for p in $(pgrep -P "$nspawn_pid" 2>/dev/null) $(for c in $(pgrep -P "$nspawn_pid" 2>/dev/null); do pgrep -P "$c"; done); do
+        [[ $(awk '/^NSpid:/ { print (NF > 2 ? $NF : "") }' "/proc/$p/status" 2>/dev/null) == 1 ]] && { echo "$p"; return 0; }
+    done
+    return 1
+}
+leader=
+boot_deadline=$(( $(date +%s) + 60 ))
+until leader=$(container_init); do
+    kill -0 "$nspawn_pid" 2>/dev/null || { cat "$work/console.log" >&2; fail "systemd-nspawn exited"; }
+    (( $(date +%s) < boot_deadline )) || { cat "$work/console.log" >&2; fail "no container init process after 60s"; }
+    sleep 0.2
+done
+# `is-system-running --wait` fails at once while systemd's private bus socket isn't there yet, so
+# ask again until it answers running or degraded (or the boot deadline passes).
+state=
+boot_deadline=$(( $(date +%s) + 180 ))
+until [[ $state == running || $state == degraded ]]; do
+    (( $(date +%s) < boot_deadline )) || { tail -40 "$work/console.log" >&2; fail "the container's systemd is '$state' after 180s"; }
+    kill -0 "$nspawn_pid" 2>/dev/null || { cat "$work/console.log" >&2; fail "systemd-nspawn exited during boot"; }
+    state=$(timeout 60 nsenter --target "$leader" --all -- env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin systemctl is-system-running --wait 2>/dev/null || true)
+    [[ $state == running || $state == degraded ]] || sleep 0.5
+done
 pass "container booted (systemd $(inside systemctl --version | head -1 | awk '{print $2}'), state $state"
 
 # --- install ----------------------------------------------------------------------------------
