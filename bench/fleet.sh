@@ -4,7 +4,7 @@
 #
 #   bench/fleet.sh BENCH_BINARY LOCKVAULT_BINARY [--smoke]
 #
-# Environment: FLEET_CLUSTERS (200), FLEET_SECONDS (60 s of replay), FLEET_DAYS (30 days of
+# Environment: FLEET_CLUSTERS (200), FLEET_SECONDS (40 s of replay), FLEET_DAYS (30 days of
 # history), FLEET_HISTORY_CAP (rows copied into the history, 3 000 000), FLEET_DASH_ROUNDS (51).
 #
 # 1. real cycles recorded by lockvault's Monitor in lv_fleet_work (quiet, a steady blocker,
@@ -21,7 +21,7 @@ bench=$1 lv=$2 mode=${3:-}
 if [[ $mode == --smoke ]]; then
     CLUSTERS=${FLEET_CLUSTERS:-20} SECONDS_=${FLEET_SECONDS:-10} DAYS=${FLEET_DAYS:-3} CAP=${FLEET_HISTORY_CAP:-100000} ROUNDS=${FLEET_DASH_ROUNDS:-11}
 else
-    CLUSTERS=${FLEET_CLUSTERS:-200} SECONDS_=${FLEET_SECONDS:-60} DAYS=${FLEET_DAYS:-30} CAP=${FLEET_HISTORY_CAP:-3000000} ROUNDS=${FLEET_DASH_ROUNDS:-51}
+    CLUSTERS=${FLEET_CLUSTERS:-200} SECONDS_=${FLEET_SECONDS:-40} DAYS=${FLEET_DAYS:-30} CAP=${FLEET_HISTORY_CAP:-3000000} ROUNDS=${FLEET_DASH_ROUNDS:-51}
 fi
 q() { psql -XAtq -v ON_ERROR_STOP=1 "$@"; }
 read -r -a lockvault <<<"env $(compgen -e | sed -n 's/^\(LOCKVAULT_.*\)/-u \1/p' | tr '\n' ' ') $lv"

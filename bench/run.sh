@@ -26,10 +26,10 @@ mark() { phase_times+="${phase_times:+, }$1 $(( $(date +%s) - t_mark )) s"; t_ma
 
 if [[ $mode == --smoke ]]; then
     PGB_SCALE=1 PGB_CLIENTS=4 PGB_SECONDS=4 PGB_PAIRS=1 HOT_CLIENTS=20 HOT_SECONDS=3 HOT_PAIRS=2 CPU_S=20
-    QUIET_S=8 STEADY_S=8 WORST_S=8 WORST_IDLE=20 LAT_BLOCKING=4 LAT_DEADLOCKS=2 HISTORY_DAYS=2 HISTORY_CAP=50000 DASH_ROUNDS=11
+    QUIET_S=8 STEADY_S=8 LAT_BLOCKING=4 LAT_DEADLOCKS=2 HISTORY_DAYS=2 HISTORY_CAP=50000 DASH_ROUNDS=11
 else
-    PGB_SCALE=10 PGB_CLIENTS=8 PGB_SECONDS=20 PGB_PAIRS=2 HOT_CLIENTS=100 HOT_SECONDS=5 HOT_PAIRS=10 CPU_S=300
-    QUIET_S=60 STEADY_S=45 WORST_S=45 WORST_IDLE=150 LAT_BLOCKING=60 LAT_DEADLOCKS=40 HISTORY_DAYS=30 HISTORY_CAP=2500000 DASH_ROUNDS=101
+    PGB_SCALE=10 PGB_CLIENTS=8 PGB_SECONDS=10 PGB_PAIRS=2 HOT_CLIENTS=100 HOT_SECONDS=5 HOT_PAIRS=10 CPU_S=300
+    QUIET_S=60 STEADY_S=30 LAT_BLOCKING=40 LAT_DEADLOCKS=30 HISTORY_DAYS=30 HISTORY_CAP=2500000 DASH_ROUNDS=101
 fi
 
 echo "==> building lockvault and lockvault-bench (release)"
@@ -161,24 +161,8 @@ for workload in tpcb; do
     done
 done
 mark "workload overhead"
-# shellcheck source=bench/sampler-cost.sh
-source bench/sampler-cost.sh
-mark "observer effect and daemon CPU"
-workload_summary=
-for workload in tpcb; do
-    off=$(awk -v s="${tps_sum[$workload/off]}" -v n="${tps_n[$workload/off]}" 'BEGIN { printf "%.1f", s / n }')
-    on=$(awk -v s="${tps_sum[$workload/on]}" -v n="${tps_n[$workload/on]}" 'BEGIN { printf "%.1f", s / n }')
-    ratio=$(awk -v a="$on" -v b="$off" 'BEGIN { printf "%.2f", 100 * a / b }')
-    spread=$(awk -v lo="${tps_min[$workload/off]}" -v hi="${tps_max[$workload/off]}" -v m="$off" 'BEGIN { printf "%.1f", 100 * (hi - lo) / m }')
-    # A verdict only when the off runs agree with each other better than the 0.5 % the target allows.
-    verdict=$(awk -v r="$ratio" -v n="$spread" -v p="$PGB_PAIRS" 'BEGIN { print (p < 2 ? "not resolved (one pair)" : n > 0.5 ? "not resolved (noise)" : (r >= 99.5 ? "met" : "MISSED")) }')
-    cpu=$(awk -v s="${cpu_sum[$workload]}" -v n="$PGB_PAIRS" 'BEGIN { printf "%.2f", s / n }')
-    workload_summary+="| $workload | $off | $on | $ratio % | ≥ 99.5 % | $verdict | $spread % | $cpu % |"$'\n'
-    workload_notes+="- $workload: on/off $ratio % (target ≥ 99.5 %: $verdict), but the off runs alone differ by $spread %; the daemon and its server sessions used $cpu % of the machine's CPU while it ran."$'\n'
-done
-
-# ---------------------------------------------------------------------------------------------
-# Parts 3, 4 and 6 share one daemon run: quiet → steady blocker → blockers coming and going.
+# The vault's bytes, WAL, rows and record_cycle() calls over a window of the daemon's run: the
+# worst-case window is 2c's CPU window, the others are part 3's.
 vault_bytes() { q -d lv_vault -c "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'lock_monitoring' AND c.relkind = 'r'"; }
 wal_lsn() { q -c "SELECT pg_current_wal_lsn()"; }
 wal_diff() { q -c "SELECT pg_wal_lsn_diff('$2', '$1')::bigint"; }
@@ -206,6 +190,24 @@ declare -A w_calls w_call_ms
 rc_begin() { sleep 0.6; rc0=$(record_cycle_stats); }   # sessions report function statistics when idle, at most once a second
 rc_end() { sleep 1.2; local rc1; rc1=$(record_cycle_stats); w_calls[$1]=$(( ${rc1% *} - ${rc0% *} )); w_call_ms[$1]=$(awk -v a="${rc0#* }" -v b="${rc1#* }" 'BEGIN { printf "%.1f", b - a }'); }
 
+# shellcheck source=bench/sampler-cost.sh
+source bench/sampler-cost.sh
+mark "observer effect and daemon CPU"
+workload_summary=
+for workload in tpcb; do
+    off=$(awk -v s="${tps_sum[$workload/off]}" -v n="${tps_n[$workload/off]}" 'BEGIN { printf "%.1f", s / n }')
+    on=$(awk -v s="${tps_sum[$workload/on]}" -v n="${tps_n[$workload/on]}" 'BEGIN { printf "%.1f", s / n }')
+    ratio=$(awk -v a="$on" -v b="$off" 'BEGIN { printf "%.2f", 100 * a / b }')
+    spread=$(awk -v lo="${tps_min[$workload/off]}" -v hi="${tps_max[$workload/off]}" -v m="$off" 'BEGIN { printf "%.1f", 100 * (hi - lo) / m }')
+    # A verdict only when the off runs agree with each other better than the 0.5 % the target allows.
+    verdict=$(awk -v r="$ratio" -v n="$spread" -v p="$PGB_PAIRS" 'BEGIN { print (p < 2 ? "not resolved (one pair)" : n > 0.5 ? "not resolved (noise)" : (r >= 99.5 ? "met" : "MISSED")) }')
+    cpu=$(awk -v s="${cpu_sum[$workload]}" -v n="$PGB_PAIRS" 'BEGIN { printf "%.2f", s / n }')
+    workload_summary+="| $workload | $off | $on | $ratio % | ≥ 99.5 % | $verdict | $spread % | $cpu % |"$'\n'
+    workload_notes+="- $workload: on/off $ratio % (target ≥ 99.5 %: $verdict), but the off runs alone differ by $spread %; the daemon and its server sessions used $cpu % of the machine's CPU while it ran."$'\n'
+done
+
+# ---------------------------------------------------------------------------------------------
+# Parts 3, 4 and 6 share one daemon run: quiet → steady blocker → blockers coming and going.
 echo "==> 3/4/6. storage growth, detection latency and footprint (one daemon run)"
 q -d lv_work -c "CREATE TABLE steady_t (id int)" -c "CREATE TABLE lat_t (id int)"
 # Leave autovacuum nothing to do after the pgbench runs, so the windows' WAL is lockvault's.
@@ -230,29 +232,6 @@ sleep 12
 window_begin; rc_begin; sleep "$STEADY_S"; rc_end steady; window_end steady
 q -c "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'lv-bench-steady'" >/dev/null
 wait "$holder" "$waiter" 2>/dev/null || true
-sleep 2
-
-echo "    steady worst case, ${WORST_S} s: ${WORST_IDLE} sessions idle in transaction holding ACCESS SHARE on 20 tables each, a row blocker with 10 waiters"
-q -d lv_work -c "CREATE TABLE worst_hot (id int PRIMARY KEY, n int NOT NULL DEFAULT 0)" -c "INSERT INTO worst_hot VALUES (1)"
-for i in $(seq 1 20); do echo "CREATE TABLE worst_t$i (id int);"; done | q -d lv_work
-worst_select=$(for i in $(seq 1 20); do printf 'SELECT FROM worst_t%d LIMIT 0;' "$i"; done)
-worst_hold=$(( 30 + WORST_S ))   # the sessions end on their own after this (their psql reads EOF)
-for _ in $(seq 1 "$WORST_IDLE"); do
-    ( printf "SET application_name = 'lv-bench-worst';\nBEGIN;\n%s\n" "$worst_select"; sleep "$worst_hold" ) | psql -Xq -d lv_work >/dev/null 2>&1 &
-done
-( printf "SET application_name = 'lv-bench-worst';\nBEGIN;\nUPDATE worst_hot SET n = n + 1 WHERE id = 1;\n"; sleep "$worst_hold" ) | psql -Xq -d lv_work >/dev/null 2>&1 &
-sleep 1
-for _ in $(seq 1 10); do
-    psql -Xq -d lv_work -c "SET application_name = 'lv-bench-worst'" -c "UPDATE worst_hot SET n = n + 1 WHERE id = 1" >/dev/null 2>&1 &
-done
-for _ in $(seq 1 150); do
-    [[ $(q -c "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'lv-bench-worst'") -ge $(( WORST_IDLE + 11 )) ]] && break
-    sleep 0.2
-done
-worst_locks=$(q -c "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) WHERE a.application_name = 'lv-bench-worst'")
-sleep 12   # every transaction is past the 5 s hold threshold and its locks are recorded
-window_begin; rc_begin; sleep "$WORST_S"; rc_end worst; window_end worst
-q -c "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = 'lv-bench-worst'" >/dev/null
 sleep 2
 
 echo "    blockers coming and going: ${LAT_BLOCKING} blocking + ${LAT_DEADLOCKS} deadlock trials (detection latency)"
@@ -452,7 +431,7 @@ out=docs/benchmarks.md
     echo "cluster's WAL, so it also counts autovacuum and checkpoints (the script vacuums and checkpoints before the first"
     echo "window so that there is little left for them); the workloads themselves write none (they take no transaction id). Cycles: the daemon's own count. Windows: a quiet cluster (nothing but the daemon); a steady"
     echo "blocker (an active session holding EXCLUSIVE on a table, one waiter, measured from 12 s to $(( 12 + STEADY_S )) s after it"
-    echo "began, when nothing about it changes); the worst case (below), steady; blockers coming and going (part 4's trials)."
+    echo "began, when nothing about it changes); the worst case (2c's window, below), steady; blockers coming and going (part 4's trials)."
     echo
     echo "| window | seconds | cycles | vault rows added | vault bytes, measured | vault bytes, estimated | MB/day at this rate | < 20 MB/day | WAL bytes | WAL bytes per cycle | of pg_ash's 29 KiB per sample |"
     echo "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|"
@@ -480,9 +459,9 @@ out=docs/benchmarks.md
     echo "The daemon sends only what changed since its last successful write (LockvaultCore \`VaultChanges\`): a cycle in"
     echo "which nothing changed makes no call to the vault, except for the once-a-minute heartbeat of \`monitor_cycle_s\`."
     echo "Counted from \`pg_stat_user_functions\` (\`track_functions = pl\` on the vault database), so a window may be off by"
-    echo "the one call a session had not reported yet. The worst case: $WORST_IDLE sessions idle in transaction holding ACCESS"
-    echo "SHARE on 20 tables each and a row blocker with 10 waiters ($worst_locks locks held by them), measured from 12 s after"
-    echo "they started, for ${WORST_S} s."
+    echo "the one call a session had not reported yet. The worst case is 2c's window: 150 sessions idle in transaction holding"
+    echo "ACCESS SHARE on 20 tables each, 40 idle, a row blocker with 10 waiters ($wc_locks locks in the cluster), from 10 s"
+    echo "after the daemon started, for ${CPU_S} s."
     echo
     echo "| window | seconds | cycles | record_cycle calls | calls per cycle | record_cycle ms | ms per cycle | target | |"
     echo "|---|---:|---:|---:|---:|---:|---:|---|---|"
@@ -511,7 +490,7 @@ out=docs/benchmarks.md
     fi
     echo "the daemon's: hubs with SHA-256 keys, closed satellite rows spread over the period, a few current ones;"
     echo "deadlock events, analysis buckets and resolve decisions never close. Generated in $t_hist s: $history_rows rows;"
-    echo "$history_bytes; $analysis_buckets analysis buckets an hour (distinct waited-for targets in part 3). Each query up to $DASH_ROUNDS times (at most ~60 s in all), interleaved."
+    echo "$history_bytes; $analysis_buckets analysis buckets an hour (distinct waited-for targets in part 3). Each query up to $DASH_ROUNDS times (at most ~30 s in all), interleaved."
     echo
     echo "$dashboards_md"
     echo

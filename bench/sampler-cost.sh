@@ -6,7 +6,7 @@
 #   2c. daemon CPU — utime+stime of the daemon and of its server sessions from /proc, % of one
 #       core: during the "on" runs of 2b (steady contention) and over CPU_S s of issue 16's worst
 #       case (lockvault-bench worstcase: 150 idle in transaction × 20 ACCESS SHARE, 40 idle, one
-#       row blocker with 10 waiters).
+#       row blocker with 10 waiters), which is also part 3's "worst" storage window.
 # Sets observer_md and cpu_md (markdown).
 
 t95() {   # two-sided 95 % Student t for n-1 degrees of freedom
@@ -57,11 +57,14 @@ for _ in $(seq 1 600); do grep -q '^ready' "$work/worst.out" && break; sleep 0.1
 grep -q '^ready' "$work/worst.out" || { echo "worst-case load did not stand up:" >&2; cat "$work/worst.out" >&2; exit 1; }
 wc_locks=$(q -c "SELECT count(*) FROM pg_locks")
 start_daemon
-sleep 5   # past the first cycle (which reads every long transaction's locks once)
+sleep 10   # past the first cycle (which reads every long transaction's locks once) and the 5 s hold threshold
 first_ms=$(grep '"msg":"cycle"' "$work/daemon.log" | head -1 | sed -n 's/.*"cycle_ms":"\([0-9.]*\)".*/\1/p')
+# The same window is part 3's "worst" row (vault rows, bytes, WAL, record_cycle calls).
+window_begin; rc_begin
 d0=$(ticks "$daemon_pid"); b0=$(lv_backend_ticks); w0=$(date +%s.%N); c0=$(cycles)
 sleep "$CPU_S"
 d1=$(ticks "$daemon_pid"); b1=$(lv_backend_ticks); w1=$(date +%s.%N); c1=$(cycles)
+rc_end worst; window_end worst
 wc_cycle_ms=$(grep '"msg":"cycle"' "$work/daemon.log" | tail -n +6 | sed -n 's/.*"cycle_ms":"\([0-9.]*\)".*/\1/p' | sort -n | awk '{ v[NR] = $1 } END { printf "%.1f ms median, %.1f ms p99", v[int((NR + 1) / 2)], v[int(NR * 0.99 + 0.5)] }')
 # LOCKVAULT_BENCH_PERF=FILE: after the window (so it doesn't count), profile the daemon for 20 s
 # with perf and write the flat report to FILE.

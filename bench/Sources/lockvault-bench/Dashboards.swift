@@ -7,7 +7,7 @@ import PostgresClient
 
 /// Up to `rounds` rounds, but stops after `budgetSeconds` (at least 11 rounds): an unbounded
 /// dashboard over a long history can take a second a read.
-func dashboardQueries(vaultDB: String, rounds: Int, budgetSeconds: Double = 60) throws -> String {
+func dashboardQueries(vaultDB: String, rounds: Int, budgetSeconds: Double = 30) throws -> String {
     let conn = try PostgresConnection(conninfo: "dbname=\(vaultDB)", settings: SessionSettings(applicationName: "lv-bench-dashboards", statementTimeoutMs: 0, lockTimeoutMs: 0))
     defer { conn.close() }
     // Each dashboard with the column its 24-hour window filters on (the current-state ones:

@@ -15,6 +15,9 @@ struct Scale: CustomStringConvertible {
     var worstCase = false
     /// Also run the wiki and pg_activity-style self-joins (slow at the big scales).
     var selfJoins = true
+    /// Scales with the same holders (only the waiters differ) share them: set up once, and already
+    /// past the hold threshold when the next one starts.
+    var holderShape: [Int] { [backends, locks, quiet ? 1 : 0, worstCase ? 1 : 0] }
     var description: String {
         if worstCase { return "worst case: \(backends) backends (\(backends * 3 / 4) idle in transaction × 20 ACCESS SHARE, \(backends - backends * 3 / 4 - 1) idle, 1 row blocker), \(waiters) waiters" }
         return quiet ? "\(backends) idle backends, no locks held, 0 waiters" : "\(backends) backends, \(locks) locks, \(waiters) waiters"
@@ -79,7 +82,7 @@ let pgActivityStyleSQL = """
 
 /// Runs every scale and returns the markdown table and verdict lines.
 func snapshotCost(smoke: Bool) async throws -> String {
-    let rounds = smoke ? 15 : 51   // 51 interleaved rounds per query and scale: the whole run stays under 20 minutes with 500-backend scales
+    let rounds = smoke ? 15 : 31   // 31 interleaved rounds per query and scale: the whole bench/run.sh stays under 20 minutes
     let db = "lv_bench"
     let tableCount = 1000
 
@@ -108,11 +111,12 @@ func snapshotCost(smoke: Bool) async throws -> String {
     var verdicts: [String] = []
     let monitor = try PostgresConnection(conninfo: "dbname=\(db)", settings: SessionSettings(applicationName: "lockvault", statementTimeoutMs: 0, lockTimeoutMs: 0))
 
-    for scale in scales {
+    var holders: [PostgresConnection] = []
+    for (n, scale) in scales.enumerated() {
         FileHandle.standardError.write(Data("scale: \(scale)\n".utf8))
-        var holders: [PostgresConnection] = []
+        let newHolders = holders.isEmpty && scale.backends > 0
         let perBackend = scale.backends > 0 ? max(1, scale.locks / scale.backends) : 0
-        for i in 0..<scale.backends {
+        for i in 0..<(newHolders ? scale.backends : 0) {
             let c = try PostgresConnection(conninfo: "dbname=\(db)", settings: benchSettings)
             if scale.worstCase {
                 // 3/4 idle in transaction holding ACCESS SHARE on 20 tables each, the rest idle; one row blocker.
@@ -150,7 +154,7 @@ func snapshotCost(smoke: Bool) async throws -> String {
                 try await Task.sleep(for: .milliseconds(20))
             }
         }
-        if !scale.quiet { try await Task.sleep(for: .milliseconds(5100)) }   // older than the 5 s hold threshold, like a real long transaction
+        if !scale.quiet && newHolders { try await Task.sleep(for: .milliseconds(5100)) }   // older than the 5 s hold threshold, like a real long transaction
 
         let lockvaultSQL = SnapshotQuery.sql(serverVersion: monitor.serverVersion)
         // What SnapshotReader passes as $4 in a steady cycle: every long transaction, already read,
@@ -231,9 +235,12 @@ func snapshotCost(smoke: Bool) async throws -> String {
             line += " \(x(wiki / perCycle))× faster than the wiki self-join, \(x(pga / perCycle))× faster than pg_activity-style."
         }
         verdicts.append(line)
-        // Tear down.
+        // Tear down: the waiters, and the holders unless the next scale has the same ones.
         if let h = hotHolder { try h.execute("ROLLBACK"); h.close() }
-        for c in holders { c.close() }   // first: in the worst case one of them is the row blocker
+        if n + 1 == scales.count || scales[n + 1].holderShape != scale.holderShape || scale.worstCase {
+            for c in holders { c.close() }   // first: in the worst case one of them is the row blocker
+            holders = []
+        }
         for t in waiting { await t.value }
         for s in waiters { await s.close() }
     }
