@@ -333,11 +333,12 @@ out=docs/benchmarks.md
     echo "Produced by \`bench/run.sh${mode:+ $mode}\` on $started, in one run of $(( t_total / 60 )) min $(( t_total % 60 )) s, with the $build_config build"
     echo "($phase_times)."
     echo
-    echo "Machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $(free -g | awk '/Mem:/ {print $2}') GiB, shared with other builds while this ran;"
+    echo "Machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $(free -g | awk '/Mem:/ {print $2}') GiB, a shared virtual machine (its speed varies between runs: compare ratios within one run);"
     echo "$(q -c 'SELECT version()' | cut -d, -f1); $(swift --version 2>&1 | head -1)."
     echo "Private cluster started by the script (unix socket, \`fsync = off\`, \`synchronous_commit = off\`,"
     echo "\`full_page_writes = off\` as in the test cluster; \`deadlock_timeout = 1s\`). The daemon is the real \`lockvault run\`"
-    echo "with the defaults of \`etc/lockvault.yaml\` (1 Hz, \`lock_hold_threshold_seconds: 5\`), its vault in the monitored cluster."
+    echo "with the defaults of \`etc/lockvault.yaml\` (1 Hz, \`lock_hold_threshold_seconds: 5\`), its vault in the monitored cluster,"
+    echo "except that it logs at debug level: one JSON line per cycle, which the bench reads for cycle counts and times."
     echo
     echo "## 1. Snapshot cost"
     echo

@@ -15,7 +15,7 @@ t95() {   # two-sided 95 % Student t for n-1 degrees of freedom
 }
 
 echo "==> 2b. observer effect: hot.sql, $HOT_CLIENTS sessions, $HOT_PAIRS pairs of ${HOT_SECONDS} s (ABBA)"
-hot_rows= hot_ratios= hot_cpu_ticks=0 hot_cpu_secs=0 hot_cycles=0
+hot_rows= hot_ratios= hot_daemon_ticks=0 hot_be_ticks=0 hot_cpu_secs=0 hot_cycles=0
 for pair in $(seq 1 "$HOT_PAIRS"); do
     if (( pair % 2 == 1 )); then order="off on"; else order="on off"; fi
     declare -A pair_tps=()
@@ -23,11 +23,11 @@ for pair in $(seq 1 "$HOT_PAIRS"); do
         q -d lv_work -c "VACUUM ANALYZE bench_hot" -c "CHECKPOINT"
         if [[ $daemon == on ]]; then
             start_daemon; sleep 1
-            cpu0=$(( $(ticks "$daemon_pid") + $(lv_backend_ticks) )); wall0=$(date +%s.%N); c0=$(cycles)
+            d0=$(ticks "$daemon_pid"); b0=$(lv_backend_ticks); wall0=$(date +%s.%N); c0=$(cycles)
         fi
         out=$("$pgbench" -n -f "$work/hot.sql" -c "$HOT_CLIENTS" -j 2 -T "$HOT_SECONDS" lv_work 2>&1)
         if [[ $daemon == on ]]; then
-            hot_cpu_ticks=$(( hot_cpu_ticks + $(ticks "$daemon_pid") + $(lv_backend_ticks) - cpu0 ))
+            hot_daemon_ticks=$(( hot_daemon_ticks + $(ticks "$daemon_pid") - d0 )); hot_be_ticks=$(( hot_be_ticks + $(lv_backend_ticks) - b0 ))
             hot_cpu_secs=$(awk -v a="$hot_cpu_secs" -v b="$wall0" -v c="$(date +%s.%N)" 'BEGIN { print a + c - b }')
             hot_cycles=$(( hot_cycles + $(cycles) - c0 ))
             stop_daemon
@@ -46,7 +46,9 @@ read -r hot_mean hot_lo hot_hi hot_cost hot_cost_lo hot_cost_hi < <(awk -v t="$(
     for (i = 1; i <= n; i++) v += (x[i] - m) ^ 2; sd = (n > 1 ? sqrt(v / (n - 1)) : 0); h = t * sd / sqrt(n)
     printf "%.4f %.4f %.4f %.2f %.2f %.2f\n", m, m - h, m + h, 100 * (1 - m), 100 * (1 - (m + h)), 100 * (1 - (m - h)) }')
 hot_verdict=$(awk -v lo="$hot_cost_lo" -v hi="$hot_cost_hi" 'BEGIN { print (hi <= 0.5 ? "met" : lo > 0.5 ? "MISSED" : "not resolved (the CI straddles 0.5 %)") }')
-hot_cpu=$(awk -v t="$hot_cpu_ticks" -v c="$clk" -v s="$hot_cpu_secs" 'BEGIN { printf "%.2f", 100 * t / c / s }')
+hot_daemon=$(awk -v t="$hot_daemon_ticks" -v c="$clk" -v s="$hot_cpu_secs" 'BEGIN { printf "%.2f", 100 * t / c / s }')
+hot_be=$(awk -v t="$hot_be_ticks" -v c="$clk" -v s="$hot_cpu_secs" 'BEGIN { printf "%.2f", 100 * t / c / s }')
+hot_cpu=$(awk -v a="$hot_daemon" -v b="$hot_be" 'BEGIN { printf "%.2f", a + b }')
 
 echo "==> 2c. daemon CPU in issue 16's worst case, ${CPU_S} s"
 mkfifo "$work/worst.in"
@@ -90,7 +92,7 @@ target ≤ 0.5 %: **$hot_verdict**. $hot_cycles daemon cycles ran during the \"o
 
 cpu_md="| load | seconds | cycles | daemon, % of one core | its server sessions, % of one core | together | target | |
 |---|---:|---:|---:|---:|---:|---:|---|
-| steady contention: the \"on\" runs of 2b ($HOT_CLIENTS sessions on 4 hot rows) | $(printf %.0f "$hot_cpu_secs") | $hot_cycles | | | $hot_cpu | ≤ 0.3 % | $hot_verdict_cpu |
+| steady contention: the \"on\" runs of 2b ($HOT_CLIENTS sessions on 4 hot rows) | $(printf %.0f "$hot_cpu_secs") | $hot_cycles | $hot_daemon | $hot_be | $hot_cpu | ≤ 0.3 % | $hot_verdict_cpu |
 | worst case: 150 idle in transaction × 20 ACCESS SHARE, 40 idle, 1 row blocker + 10 waiters ($wc_locks locks) | $wc_secs | $(( c1 - c0 )) | $wc_daemon | $wc_be | $wc_total | ≤ 0.3 % | $wc_verdict |
 
 Worst case: first cycle $first_ms ms; steady cycles $wc_cycle_ms (the daemon's own measure)."

@@ -154,7 +154,11 @@ func snapshotCost(smoke: Bool) async throws -> String {
                 try await Task.sleep(for: .milliseconds(20))
             }
         }
-        if !scale.quiet && newHolders { try await Task.sleep(for: .milliseconds(5100)) }   // older than the 5 s hold threshold, like a real long transaction
+        // Every transaction of the scale older than the 5 s hold threshold before `known` is read, like
+        // a real long transaction: new holders, and the waiters and their holder (set up for every
+        // scale). Otherwise they cross the threshold while the rounds run, and the "steady" cycle
+        // reads them as newly long, with pg_locks.
+        if !scale.quiet && (newHolders || scale.waiters > 0) { try await Task.sleep(for: .milliseconds(5100)) }
 
         let lockvaultSQL = SnapshotQuery.sql(serverVersion: monitor.serverVersion)
         // What SnapshotReader passes as $4 in a steady cycle: every long transaction, already read,
