@@ -104,6 +104,7 @@ stop_daemon() {
 }
 cycles() { grep -c '"msg":"cycle"' "$work/daemon.log" || true; }
 ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+core_pct() { awk -v t="$1" -v c="$clk" -v s="$2" 'BEGIN { printf "%.2f", 100 * t / c / s }'; }   # TICKS SECONDS → % of one core
 lv_backend_ticks() {   # CPU ticks of lockvault's own server sessions (the server-side cost)
     local t=0 p
     for p in $(q -c "SELECT pid FROM pg_stat_activity WHERE application_name = 'lockvault'"); do
@@ -247,8 +248,8 @@ fp_t1=$(date +%s.%N); fp_ticks1=$(ticks "$daemon_pid"); fp_be1=$(lv_backend_tick
 stop_daemon
 wait "$rss_sampler" 2>/dev/null || true
 fp_secs=$(awk -v a="$fp_t0" -v b="$fp_t1" 'BEGIN { printf "%.0f", b - a }')
-fp_cpu=$(awk -v t="$(( fp_ticks1 - fp_ticks0 ))" -v c="$clk" -v s="$fp_secs" 'BEGIN { printf "%.2f", 100 * t / c / s }')
-fp_be_cpu=$(awk -v t="$(( fp_be1 - fp_be0 ))" -v c="$clk" -v s="$fp_secs" 'BEGIN { printf "%.2f", 100 * t / c / s }')
+fp_cpu=$(core_pct "$(( fp_ticks1 - fp_ticks0 ))" "$fp_secs")
+fp_be_cpu=$(core_pct "$(( fp_be1 - fp_be0 ))" "$fp_secs")
 rss_max=$(sort -n "$work/rss.log" | tail -1)
 cycle_ms=$(grep '"msg":"cycle"' "$work/daemon.log" | sed -n 's/.*"cycle_ms":"\([0-9.]*\)".*/\1/p' | sort -n | awk '{ v[NR] = $1 } END { printf "%.1f ms median, %.1f ms p99 over %d cycles", v[int((NR + 1) / 2)], v[int(NR * 0.99 + 0.5)], NR }')
 

@@ -1,4 +1,4 @@
-# Sourced by bench/run.sh after part 2 (uses its start_daemon, stop_daemon, ticks, lv_backend_ticks,
+# Sourced by bench/run.sh after part 2 (uses its start_daemon, stop_daemon, ticks, core_pct, lv_backend_ticks,
 # cycles, q, $pgbench, $work, $bench, $clk). Issue 16's sampler side:
 #   2b. observer effect — the contention-heavy script (hot.sql) with HOT_CLIENTS sessions, so
 #       that ~HOT_CLIENTS - 4 of them wait at any moment; daemon off/on in ABBA order, HOT_PAIRS
@@ -30,7 +30,7 @@ for pair in $(seq 1 "$HOT_PAIRS"); do
             hot_daemon_ticks=$(( hot_daemon_ticks + $(ticks "$daemon_pid") - d0 )); hot_be_ticks=$(( hot_be_ticks + $(lv_backend_ticks) - b0 ))
             hot_cpu_secs=$(awk -v a="$hot_cpu_secs" -v b="$wall0" -v c="$(date +%s.%N)" 'BEGIN { print a + c - b }')
             hot_cycles=$(( hot_cycles + $(cycles) - c0 ))
-            rc_end "hot$pair"; hot_rc_calls=$(( hot_rc_calls + ${w_calls[hot$pair]} )); hot_rc_ms=$(awk -v a="$hot_rc_ms" -v b="${w_call_ms[hot$pair]}" 'BEGIN { print a + b }')
+            rc_end hot; hot_rc_calls=$(( hot_rc_calls + ${w_calls[hot]} )); hot_rc_ms=$(awk -v a="$hot_rc_ms" -v b="${w_call_ms[hot]}" 'BEGIN { print a + b }')
             stop_daemon
         fi
         tps=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p' <<<"$out")
@@ -47,8 +47,8 @@ read -r hot_mean hot_lo hot_hi hot_cost hot_cost_lo hot_cost_hi < <(awk -v t="$(
     for (i = 1; i <= n; i++) v += (x[i] - m) ^ 2; sd = (n > 1 ? sqrt(v / (n - 1)) : 0); h = t * sd / sqrt(n)
     printf "%.4f %.4f %.4f %.2f %.2f %.2f\n", m, m - h, m + h, 100 * (1 - m), 100 * (1 - (m + h)), 100 * (1 - (m - h)) }')
 hot_verdict=$(awk -v lo="$hot_cost_lo" -v hi="$hot_cost_hi" 'BEGIN { print (hi <= 0.5 ? "met" : lo > 0.5 ? "MISSED" : "not resolved (the CI straddles 0.5 %)") }')
-hot_daemon=$(awk -v t="$hot_daemon_ticks" -v c="$clk" -v s="$hot_cpu_secs" 'BEGIN { printf "%.2f", 100 * t / c / s }')
-hot_be=$(awk -v t="$hot_be_ticks" -v c="$clk" -v s="$hot_cpu_secs" 'BEGIN { printf "%.2f", 100 * t / c / s }')
+hot_daemon=$(core_pct "$hot_daemon_ticks" "$hot_cpu_secs")
+hot_be=$(core_pct "$hot_be_ticks" "$hot_cpu_secs")
 hot_cpu=$(awk -v a="$hot_daemon" -v b="$hot_be" 'BEGIN { printf "%.2f", a + b }')
 
 echo "==> 2c. daemon CPU in issue 16's worst case, ${CPU_S} s"
@@ -79,8 +79,9 @@ stop_daemon
 exec {worst_fd}>&-
 wait "$worst_pid" || true
 wc_secs=$(awk -v a="$w0" -v b="$w1" 'BEGIN { printf "%.0f", b - a }')
-wc_daemon=$(awk -v t="$(( d1 - d0 ))" -v c="$clk" -v a="$w0" -v b="$w1" 'BEGIN { printf "%.2f", 100 * t / c / (b - a) }')
-wc_be=$(awk -v t="$(( b1 - b0 ))" -v c="$clk" -v a="$w0" -v b="$w1" 'BEGIN { printf "%.2f", 100 * t / c / (b - a) }')
+wc_span=$(awk -v a="$w0" -v b="$w1" 'BEGIN { printf "%.6f", b - a }')
+wc_daemon=$(core_pct "$(( d1 - d0 ))" "$wc_span")
+wc_be=$(core_pct "$(( b1 - b0 ))" "$wc_span")
 wc_total=$(awk -v a="$wc_daemon" -v b="$wc_be" 'BEGIN { printf "%.2f", a + b }')
 wc_verdict=$(awk -v x="$wc_total" 'BEGIN { print (x <= 0.3 ? "met" : "MISSED") }')
 hot_verdict_cpu=$(awk -v x="$hot_cpu" 'BEGIN { print (x <= 0.3 ? "met" : "MISSED") }')
