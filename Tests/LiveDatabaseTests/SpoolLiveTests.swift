@@ -107,18 +107,35 @@ extension LiveDatabaseSuite {
                         second.stdout.contains("replayed the spooled cycle records")
                     }
                     #expect(second.stdout.contains("\"replayed\":\"\(onDisk.count)\""), "\(second.stdout.suffix(2000))")
+                    // A backlog's end is a change of the summary (MonitorRows): once the buffer is
+                    // empty, the next cycle says so, and `lockvault status` stops showing a backlog.
+                    try await waitUntil("the vault hears that nothing is buffered any more", timeout: .seconds(30), every: .milliseconds(100)) {
+                        let conn = try vault()
+                        defer { conn.close() }
+                        return try conn.query("SELECT buffered_cycles AS b FROM lock_monitoring.monitor_cycle_s WHERE load_end_date IS NULL")
+                            .map { try $0.decode("b", as: Int.self) } == [0]
+                    }
                     second.signal(SIGTERM)
                     let stopped = try await second.waitForExit()
                     #expect(stopped.status == 0, "\(stopped.stdout.suffix(2000))")
                     #expect(Self.spooled(spool).isEmpty, "the spool is empty once the vault has everything")
 
                     // Every summary sampled, in order, once: 0 and 1 written live, 2 and 3 replayed,
-                    // each at the time of the first cycle that saw it.
+                    // each at the time of the first cycle that saw it. A count has a second row
+                    // only where the backlog started or ended while it held (buffered_cycles
+                    // from 0 to more, or back): how many cycles ran between the test's steps is
+                    // the machine's timing, not the daemon's choice.
                     let conn = try vault()
                     defer { conn.close() }
-                    let rows = try conn.query("SELECT load_date, load_end_date, waiting_sessions AS n FROM lock_monitoring.monitor_cycle_s ORDER BY load_date")
+                    let rows = try conn.query("""
+                        SELECT load_date, load_end_date, waiting_sessions AS n, buffered_cycles > 0 AS backlog
+                        FROM lock_monitoring.monitor_cycle_s ORDER BY load_date
+                        """)
                     let summaries = try rows.map { try $0.decode("n", as: Int.self) }
-                    #expect(summaries == [0, 1, 2, 3])
+                    let situations = try rows.map { "\(try $0.decode("n", as: Int.self)) backlog=\(try $0.decode("backlog", as: Bool.self))" }
+                    #expect(summaries.reduce(into: [Int]()) { if $0.last != $1 { $0.append($1) } } == [0, 1, 2, 3], "\(situations)")
+                    #expect(zip(situations, situations.dropFirst()).allSatisfy { $0 != $1 }, "no situation written twice: \(situations)")
+                    #expect(situations.last == "3 backlog=false", "\(situations)")
                     for n in [2, 3] {
                         let firstSeen = try #require(onDisk.first { $0.waiting == n }).capturedAt
                         let loadDate = try #require(rows.first { try $0.decode("n", as: Int.self) == n }).decode("load_date", as: Date.self)
