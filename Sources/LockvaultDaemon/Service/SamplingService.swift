@@ -1,4 +1,5 @@
 import Foundation
+import LockvaultCore
 public import Logging
 public import ServiceLifecycle
 import Synchronization
@@ -133,7 +134,7 @@ public final class SamplingService: Service {
             let next = schedule.nextTick(after: clock.now)
             let skipped = schedule.skippedSlots(began: began, next: next)
             if skipped > 0 {
-                logger.warning("cycle overran its slot", metadata: ["skipped_slots": "\(skipped)", "cycle_ms": "\((clock.now - began).milliseconds)"])
+                logger.warning("cycle overran its slot", metadata: ["skipped_slots": "\(skipped)", "cycle_ms": "\((clock.now - began).wholeMilliseconds)"])
             }
             do { try await Task.sleep(until: next, clock: clock) } catch { return }
         }
@@ -149,7 +150,7 @@ public final class SamplingService: Service {
                     s.interval = interval
                     s.scheduleChanged = true
                 }
-                logger.notice("configuration reloaded", metadata: ["interval_ms": "\(interval.milliseconds)"])
+                logger.notice("configuration reloaded", metadata: ["interval_ms": "\(interval.wholeMilliseconds)"])
             } catch {
                 logger.error("configuration reload rejected; the previous configuration stays in force", metadata: ["error": "\(error)"])
             }
@@ -163,8 +164,4 @@ public final class SamplingService: Service {
             if state.withLock({ $0.progress.takePing() }) { notifier.watchdog() }
         }
     }
-}
-
-extension Duration {
-    var milliseconds: Int64 { components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000 }
 }

@@ -475,8 +475,7 @@ public actor Monitor {
     public nonisolated var threadIsRunning: Bool { executor.isRunning }
 
     private func milliseconds(since start: ContinuousClock.Instant) -> Double {
-        let d = clock.now() - start
-        return Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15
+        (clock.now() - start).milliseconds
     }
 }
 

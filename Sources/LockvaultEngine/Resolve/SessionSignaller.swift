@@ -83,7 +83,7 @@ public enum SessionSignaller {
         scope: SignalScope = SignalScope(),
         on conn: PostgresConnection
     ) -> SignalOutcome {
-        let timeoutMs = Int64(terminateTimeout.components.seconds * 1000 + terminateTimeout.components.attoseconds / 1_000_000_000_000_000)
+        let timeoutMs = terminateTimeout.wholeMilliseconds
         do {
             let rows = try conn.query(signalSQL, [
                 pid, backendStart, action.rawValue, timeoutMs, scope.allowSuperuser, scope.ownApplicationName, scope.ownPids.sorted(),

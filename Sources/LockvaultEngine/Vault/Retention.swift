@@ -1,3 +1,4 @@
+import LockvaultCore
 public import PostgresClient
 
 /// The vault's retention as the daemon runs it (`schedule.cleanup_interval_seconds`): what
@@ -58,10 +59,7 @@ public struct RetentionRun: Sendable {
 
     private static func runParts(days: Int, on conn: PostgresConnection, sweepBatchSize: Int) throws -> RetentionRun {
         let clock = ContinuousClock()
-        func milliseconds(since start: ContinuousClock.Instant) -> Double {
-            let d = clock.now - start
-            return Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15
-        }
+        func milliseconds(since start: ContinuousClock.Instant) -> Double { (clock.now - start).milliseconds }
         var start = clock.now
         let dropped = try conn.query("""
             SELECT coalesce(sum(rows_deleted), 0)::int8 AS rows, coalesce(sum(partitions_dropped), 0)::int4 AS partitions

@@ -1,6 +1,7 @@
 import Foundation
+import LockvaultCore
 
-func ms(_ d: Duration) -> Double { Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15 }
+func ms(_ d: Duration) -> Double { d.milliseconds }
 
 func percentile(_ values: [Double], _ p: Double) -> Double {
     let sorted = values.sorted()
