@@ -16,8 +16,22 @@ public struct BlockerAssessment: Sendable, Hashable, Codable {
     public var blockingDurationSeconds: Double
     /// When the longest wait in its tree began.
     public var blockingSince: Date?
-    /// Strongest mode it holds (or is queued for) on something a direct waiter wants.
+    /// Strongest mode it holds, granted, on something a direct waiter waits for; nil when it
+    /// holds none (a queued request: its waiters wait only for its place in the queue).
     public var heldMode: LockMode?
+    /// The mode it waits for itself, when it waits.
+    public var queuedForMode: LockMode?
+    /// Whether it blocks by holding, by its place in a queue, or both (``BlockKind`` of each
+    /// edge to it).
+    public var blocksAs: BlocksAs
+    /// A queued request: it waits itself and sessions are queued behind its request (DDL,
+    /// `LOCK TABLE`, `VACUUM FULL`, `CREATE INDEX` waiting behind a long transaction, with every
+    /// later query on the object queued behind it). Cancelling its statement frees them.
+    public var isQueuedRequest: Bool
+    /// Waiters its cancel would free: queued only behind it and waiting for no one else.
+    public var freedByCancel: [Int32]
+    /// How long it has itself waited for its lock, in seconds (nil: it does not wait).
+    public var ownWaitSeconds: Double?
     /// What the waiters want from it, for people: `relation public.orders`.
     public var contendedTarget: String?
     public var relationName: String?
@@ -53,15 +67,25 @@ extension BlockerAssessment {
             var prepared: PreparedTransaction?
             if case .prepared(let gid) = blocker { prepared = preparedByGid[gid] }
 
-            let (mode, lock) = contention(blocker: blocker, directWaiters: direct, snapshot: snapshot, prepared: prepared)
+            let blocksAs = BlocksAs(kinds: direct.map { graph.kind(waiter: $0, blocker: blocker) })
+            let hardWaiters = direct.filter { graph.kind(waiter: $0, blocker: blocker) == .hard }
+            let c = contention(blocker: blocker, hardWaiters: hardWaiters, snapshot: snapshot, prepared: prepared)
+            let queuedRequest = blocksAs.queues && c.queued != nil
             let idle = prepared != nil || blocker.isUnknownPrepared || (session?.state.isIdleInTransaction ?? false)
+            // A queued AccessExclusiveLock request shuts everyone out of the object as surely as a
+            // granted one: it escalates alike.
+            let exclusive = c.held?.mode == .accessExclusive || (queuedRequest && c.queued?.mode == .accessExclusive)
             let severity = policy.classify(blockingSeconds: duration, blockedCount: all.count, idleInTransaction: idle,
-                                           holdsAccessExclusive: mode == .accessExclusive)
+                                           holdsAccessExclusive: exclusive)
+            let shown = c.held ?? (queuedRequest ? c.queued : nil) ?? c.fallback
             var assessment = BlockerAssessment(
                 participant: blocker, session: session, preparedTransaction: prepared,
                 directlyBlocked: direct.compactMap(\.pid).sorted(), transitivelyBlocked: all.compactMap(\.pid).sorted(),
-                blockingDurationSeconds: duration, blockingSince: since, heldMode: mode,
-                contendedTarget: lock?.targetDescription, relationName: lock?.relationName,
+                blockingDurationSeconds: duration, blockingSince: since, heldMode: c.held?.mode, queuedForMode: c.queued?.mode,
+                blocksAs: blocksAs, isQueuedRequest: queuedRequest,
+                freedByCancel: queuedRequest ? graph.freedByCancelling(blocker).compactMap(\.pid).sorted() : [],
+                ownWaitSeconds: graph.waitStarts[blocker].map { max(0, now.timeIntervalSince($0)) },
+                contendedTarget: shown?.targetDescription, relationName: shown?.relationName,
                 severity: severity, recommendedAction: "", isSuperuser: session?.isSuperuser ?? false,
                 isRoot: roots.contains(blocker), inCycle: cycleMembers.contains(blocker)
             )
@@ -73,9 +97,19 @@ extension BlockerAssessment {
         }
     }
 
-    /// The lock a blocker holds (or is queued for) that its direct waiters want.
-    static func contention(blocker: Participant, directWaiters: Set<Participant>, snapshot: LockSnapshot, prepared: PreparedTransaction?) -> (LockMode?, LockRecord?) {
-        let waiterPids = Set(directWaiters.compactMap(\.pid))
+    /// What a blocker holds that its hard waiters wait for, and what it waits for itself.
+    struct Contention {
+        /// Its strongest granted lock on a target a hard waiter wants.
+        var held: LockRecord?
+        /// Its own waiting request (the strongest, if its group waits for several).
+        var queued: LockRecord?
+        /// Where neither says what the waiters want from it: any lock of its on a target they
+        /// want, so the dashboards can still name the object.
+        var fallback: LockRecord?
+    }
+
+    static func contention(blocker: Participant, hardWaiters: Set<Participant>, snapshot: LockSnapshot, prepared: PreparedTransaction?) -> Contention {
+        let waiterPids = Set(hardWaiters.compactMap(\.pid))
         let groupPids = Set(snapshot.backends.filter { waiterPids.contains($0.sessionPid) }.map(\.pid)).union(waiterPids)
         let wanted = Set(snapshot.locks.filter { !$0.granted && $0.pid.map(groupPids.contains) == true }.map(\.target))
         let blockerPids: Set<Int32>? = blocker.pid.map { pid in
@@ -87,17 +121,14 @@ extension BlockerAssessment {
         }
         // The holder first (a pid test), the target after: hashing every lock's target was most
         // of the cost with thousands of carried locks and one blocker.
-        let held = snapshot.locks.filter { lock in
-            if let blockerPids {
-                guard lock.pid.map(blockerPids.contains) == true else { return false }
-            } else {
-                guard lock.pid == nil && (preparedVXIDs.isEmpty || lock.virtualTransaction.map(preparedVXIDs.contains) == true) else { return false }
-            }
-            return wanted.contains(lock.target)
+        let own = snapshot.locks.filter { lock in
+            if let blockerPids { return lock.pid.map(blockerPids.contains) == true }
+            return lock.pid == nil && (preparedVXIDs.isEmpty || lock.virtualTransaction.map(preparedVXIDs.contains) == true)
         }
-        // Prefer what it holds over what it queues for; among those, the strongest mode.
-        let best = held.max { ($0.granted ? 1 : 0, $0.mode) < ($1.granted ? 1 : 0, $1.mode) }
-        return (best?.mode, best)
+        let onWanted = own.filter { wanted.contains($0.target) }
+        return Contention(held: onWanted.filter(\.granted).max { $0.mode < $1.mode },
+                          queued: own.filter { !$0.granted }.max { $0.mode < $1.mode },
+                          fallback: onWanted.max { $0.mode < $1.mode })
     }
 }
 
@@ -125,6 +156,11 @@ enum RecommendedAction {
         let pid = session.pid
         if a.inCycle {
             return "deadlock in progress (\(blocking)); PostgreSQL's detector ends it after deadlock_timeout — if it persists, terminate pid \(pid)"
+        }
+        if a.isQueuedRequest {
+            let mode = a.queuedForMode.map { " for \($0)" } ?? ""
+            let held = a.blocksAs.holds ? ", and holds\(a.heldMode.map { " \($0)" } ?? " locks") others wait for" : ""
+            return "queued ahead of \(a.blockedCount)\(mode)\(on), itself waiting\(held) — cancel its statement (pg_cancel_backend(\(pid))) to let them through; run migrations with SET lock_timeout so DDL gives up instead of queueing"
         }
         if !a.isRoot {
             return "\(session.state), itself waiting,\(holding)\(on), \(blocking) — resolve the blocker ahead of pid \(pid) first"

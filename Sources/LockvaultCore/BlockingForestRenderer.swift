@@ -2,7 +2,7 @@ import Foundation
 
 /// Renders the blocking forest as the tree a DBA wants first at 3 a.m.:
 ///
-///     pid 4711  CRITICAL blocking 2 for 312 s  idle in transaction  alice/billing  AccessExclusiveLock relation public.orders
+///     pid 4711  CRITICAL blocking 2 for 312 s  idle in transaction  alice/billing  holds AccessExclusiveLock on relation public.orders
 ///     │         UPDATE orders SET …
 ///     ├─ pid 4712  waiting 300 s  active  bob/web  wants AccessShareLock  SELECT * FROM orders
 ///     └─ pid 4713  waiting 12 s …
@@ -58,19 +58,32 @@ public struct BlockingForestRenderer: Sendable {
                 parts.append("\(Self.clean(backend.user ?? "?", 32))/\(Self.clean(backend.applicationName.isEmpty ? "-" : backend.applicationName, 32))")
                 if let db = backend.database { parts.append("db \(Self.clean(db, 32))") }
             }
-            if let assessment, let mode = assessment.heldMode, let target = assessment.contendedTarget {
-                parts.append("holds \(mode) on \(Self.clean(target, 60))")
-            }
+            if let assessment { parts.append(contentsOf: Self.howItBlocks(assessment)) }
             if let query = backend?.query, !query.isEmpty { parts.append("» " + Self.clean(query, queryWidth)) }
         case .prepared(let gid):
             parts.append("prepared transaction '\(Self.clean(gid, 64))'")
             if let assessment {
                 parts.append("\(assessment.severity) blocking \(assessment.blockedCount) for \(Int(assessment.blockingDurationSeconds)) s")
-                if let mode = assessment.heldMode, let target = assessment.contendedTarget { parts.append("holds \(mode) on \(Self.clean(target, 60))") }
+                parts.append(contentsOf: Self.howItBlocks(assessment))
             }
             parts.append("→ COMMIT PREPARED or ROLLBACK PREPARED")
         }
         return parts.joined(separator: "  ")
+    }
+
+    /// "holds <mode> on <target>" only for a lock it really holds; a session that blocks by its
+    /// place in a queue is "queued ahead of N for <mode> on <target>".
+    static func howItBlocks(_ a: BlockerAssessment) -> [String] {
+        var parts: [String] = []
+        if let mode = a.heldMode, let target = a.contendedTarget, !a.isQueuedRequest || a.blocksAs.holds {
+            parts.append("holds \(mode) on \(clean(target, 60))")
+        }
+        if a.isQueuedRequest {
+            let mode = a.queuedForMode.map { " for \($0)" } ?? ""
+            let target = a.blocksAs == .queued ? a.contendedTarget.map { " on \(clean($0, 60))" } ?? "" : ""
+            parts.append("queued ahead of \(a.blockedCount)\(mode)\(target)")
+        }
+        return parts
     }
 
     /// One line, printable, at most `width` characters.

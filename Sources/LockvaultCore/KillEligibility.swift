@@ -41,10 +41,13 @@ public enum KillGround: Sendable, Hashable, Codable, CustomStringConvertible {
     /// Idle (in transaction, or otherwise not running a query) while holding locks: nothing
     /// it does will release them.
     case terminateIdle(BackendState)
+    /// A queued request: its waiting statement is cancelled, which frees the sessions queued
+    /// behind it; never terminated (its session and any locks it already holds stay).
+    case cancelQueuedRequest
 
     public var action: ResolveDecision.Action {
         switch self {
-        case .cancelActive: .cancel
+        case .cancelActive, .cancelQueuedRequest: .cancel
         case .terminateAfterCancel, .terminateIdle: .terminate
         }
     }
@@ -54,6 +57,7 @@ public enum KillGround: Sendable, Hashable, Codable, CustomStringConvertible {
         case .cancelActive: "active blocker: cancel its query first"
         case .terminateAfterCancel(let grace): "still blocking cancel_grace_seconds (\(seconds(grace))) after pg_cancel_backend"
         case .terminateIdle(let state): "\(state) blocker holding locks"
+        case .cancelQueuedRequest: "queued request: cancel its waiting statement to free the sessions queued behind it"
         }
     }
 }
@@ -90,6 +94,15 @@ public enum KillIneligibility: Sendable, Hashable, Codable, CustomStringConverti
     case perCycleCap(Int)
     /// `resolve.max_terminations_per_minute` (given) reached.
     case rateLimited(Int)
+    /// A queued request, and `resolve.cancel_queued_after_seconds` is not set.
+    case queuedRequestOff
+    /// A queued request that has waited less than `resolve.cancel_queued_after_seconds` (given).
+    case queuedRequestWaitedLess(Double)
+    /// A queued request whose waiters also wait for someone else: cancelling it frees no one.
+    case queuedRequestFreesNoOne
+    /// It blocks through a queued request that is cancelled this cycle (pid given): that cancel
+    /// goes first, and this blocker is judged again on what is left.
+    case queuedRequestFirst(pid: Int32)
 
     public var description: String {
         switch self {
@@ -105,6 +118,11 @@ public enum KillIneligibility: Sendable, Hashable, Codable, CustomStringConverti
         case .awaitingCancelGrace(let grace): "cancelled; terminated if it still blocks after cancel_grace_seconds (\(seconds(grace)))"
         case .perCycleCap(let cap): "per-cycle cap (max_actions_per_cycle \(cap)) reached"
         case .rateLimited(let limit): "rate limit (max_terminations_per_minute \(limit)) reached"
+        case .queuedRequestOff:
+            "queued request: cancelling it would free the sessions queued behind it; set resolve.cancel_queued_after_seconds (lockvault resolve --cancel-queued-after SECS) to let lockvault cancel it"
+        case .queuedRequestWaitedLess(let after): "queued request waiting less than cancel_queued_after_seconds (\(seconds(after)))"
+        case .queuedRequestFreesNoOne: "queued request whose waiters also wait for another blocker: cancelling it would free no one"
+        case .queuedRequestFirst(let pid): "the queued request pid \(pid) ahead of its waiters is cancelled first; judged again next cycle"
         }
     }
 }

@@ -14,6 +14,12 @@ public struct ResolvePolicy: Sendable, Hashable, Codable {
     /// the threshold: the vault's kill_threshold_seconds column is written from it.
     public var killThresholdSeconds: Double = 300
     public var cancelGraceSeconds: Double = 30
+    /// How long a queued request (``BlockerAssessment/isQueuedRequest``) must have waited before
+    /// the resolver may cancel its statement; nil = never. Off by default like everything that
+    /// signals; when set, this replaces `killThresholdSeconds` for queued requests, because
+    /// cancelling one costs what `lock_timeout` would have cost: the statement that had not
+    /// started.
+    public var cancelQueuedAfterSeconds: Double?
     /// How long `pg_terminate_backend` waits to confirm a session ended.
     public var terminateTimeoutMs = 5000
     public var maxTerminationsPerMinute = 3
@@ -102,36 +108,46 @@ extension ResolvePolicy {
     /// all read its answer. Pure: the caller executes, then tells `memory` what really happened.
     ///
     /// In order: the resolver must be on; prepared transactions are only recommended (at any
-    /// severity); the blocker at or above `minSeverity`; the session's identity known; only root blockers are
-    /// acted on (ending a session that itself waits doesn't free anyone); blocking at least
+    /// severity); the blocker at or above `minSeverity`; the session's identity known; a queued
+    /// request (it waits, and sessions are queued behind its request) may only be cancelled, when
+    /// `cancelQueuedAfterSeconds` is set, it has waited that long and its cancel frees at least one
+    /// waiter; otherwise only root blockers are acted on (ending a session that itself waits
+    /// doesn't free anyone); blocking at least
     /// `killThresholdSeconds`; never a ``ProtectedSession`` (not a client backend, lockvault's
     /// own, a superuser unless allowed — the list the signalling statement re-checks); then the
     /// exclusions (role, application, database, client address); then escalation (an active
     /// blocker is cancelled first and terminated if it still blocks after `cancelGraceSeconds`;
-    /// an idle one is terminated); then the per-cycle cap and the per-minute rate limit, in the
-    /// order of `assessments` (worst first).
+    /// an idle one is terminated); then the per-cycle cap and the per-minute rate limit, queued
+    /// requests first and then in the order of `assessments` (worst first). A blocker whose tree
+    /// holds a queued request cancelled this cycle waits for the next one: the cancel may be all
+    /// it takes.
     public func decide(_ assessments: [BlockerAssessment], scope: SignalScope, memory: ResolverMemory, now: Date) -> [ResolveDecision] {
-        var decisions: [ResolveDecision] = []
+        var scope = scope
+        scope.allowSuperuser = allowSuperuser
+        var eligibilities = assessments.map { rule($0, scope: scope, memory: memory, now: now) }
         var actions = 0
         let recentTerminations = memory.terminations.filter { now.timeIntervalSince($0) < 60 }.count
         var terminationsThisCycle = 0
-        var scope = scope
-        scope.allowSuperuser = allowSuperuser
-        for a in assessments {
-            var eligibility = rule(a, scope: scope, memory: memory, now: now)
-            if case .eligible(let ground) = eligibility {
-                if actions >= maxActionsPerCycle {
-                    eligibility = .ineligible(.perCycleCap(maxActionsPerCycle))
-                } else if ground.action == .terminate && !dryRun && recentTerminations + terminationsThisCycle >= maxTerminationsPerMinute {
-                    eligibility = .ineligible(.rateLimited(maxTerminationsPerMinute))
-                } else {
-                    actions += 1
-                    if ground.action == .terminate { terminationsThisCycle += 1 }
-                }
+        // Queued requests take their turn first: cancelling one frees the sessions queued behind
+        // it without ending anything, and the holder behind it then blocks fewer or no one.
+        let order = assessments.indices.sorted { (assessments[$0].isQueuedRequest ? 0 : 1, $0) < (assessments[$1].isQueuedRequest ? 0 : 1, $1) }
+        var cancelledQueued: Set<Int32> = []
+        for i in order {
+            guard case .eligible(let ground) = eligibilities[i] else { continue }
+            let a = assessments[i]
+            if ground != .cancelQueuedRequest, let ahead = a.transitivelyBlocked.first(where: cancelledQueued.contains) {
+                eligibilities[i] = .ineligible(.queuedRequestFirst(pid: ahead))
+            } else if actions >= maxActionsPerCycle {
+                eligibilities[i] = .ineligible(.perCycleCap(maxActionsPerCycle))
+            } else if ground.action == .terminate && !dryRun && recentTerminations + terminationsThisCycle >= maxTerminationsPerMinute {
+                eligibilities[i] = .ineligible(.rateLimited(maxTerminationsPerMinute))
+            } else {
+                actions += 1
+                if ground.action == .terminate { terminationsThisCycle += 1 }
+                if ground == .cancelQueuedRequest, let pid = a.pid { cancelledQueued.insert(pid) }
             }
-            decisions.append(ResolveDecision(assessment: a, eligibility: eligibility, dryRun: dryRun))
         }
-        return decisions
+        return zip(assessments, eligibilities).map { ResolveDecision(assessment: $0, eligibility: $1, dryRun: dryRun) }
     }
 
     /// One blocker on its own, before the caps that depend on the others.
@@ -142,16 +158,28 @@ extension ResolvePolicy {
         }
         guard a.severity >= minSeverity else { return .ineligible(.belowMinSeverity(minSeverity)) }
         guard let s = a.session, let start = s.backendStart else { return .ineligible(.identityUnknown) }
+        if a.isQueuedRequest {
+            guard let after = cancelQueuedAfterSeconds else { return .ineligible(.queuedRequestOff) }
+            guard !a.freedByCancel.isEmpty else { return .ineligible(.queuedRequestFreesNoOne) }
+            guard (a.ownWaitSeconds ?? 0) >= after else { return .ineligible(.queuedRequestWaitedLess(after)) }
+            return spared(s, scope: scope).map(KillEligibility.ineligible) ?? .eligible(.cancelQueuedRequest)
+        }
         guard a.isRoot else { return .ineligible(.notRoot) }
         guard a.blockingDurationSeconds >= killThresholdSeconds else { return .ineligible(.belowKillThreshold(killThresholdSeconds)) }
-        if let protection = ProtectedSession.protecting(s, scope: scope) { return .ineligible(.protected(protection)) }
-        for (kind, patterns, value) in [(ExclusionKind.role, excludeRoles, s.user), (.application, excludeApplications, s.applicationName),
-                                        (.database, excludeDatabases, s.database), (.clientAddress, excludeClientAddresses, s.clientAddress)] {
-            if let p = patterns.first(where: { $0.matches(value) }) { return .ineligible(.excluded(kind, p)) }
-        }
+        if let why = spared(s, scope: scope) { return .ineligible(why) }
         guard s.state == .active else { return .eligible(.terminateIdle(s.state)) }
         guard let cancelled = memory.cancelledAt[SessionID(pid: s.pid, backendStart: start)] else { return .eligible(.cancelActive) }
         guard now.timeIntervalSince(cancelled) >= cancelGraceSeconds else { return .ineligible(.awaitingCancelGrace(cancelGraceSeconds)) }
         return .eligible(.terminateAfterCancel(graceSeconds: cancelGraceSeconds))
+    }
+
+    /// The sessions never signalled whatever they do: the protected ones, then the exclusions.
+    private func spared(_ s: BackendActivity, scope: SignalScope) -> KillIneligibility? {
+        if let protection = ProtectedSession.protecting(s, scope: scope) { return .protected(protection) }
+        for (kind, patterns, value) in [(ExclusionKind.role, excludeRoles, s.user), (.application, excludeApplications, s.applicationName),
+                                        (.database, excludeDatabases, s.database), (.clientAddress, excludeClientAddresses, s.clientAddress)] {
+            if let p = patterns.first(where: { $0.matches(value) }) { return .excluded(kind, p) }
+        }
+        return nil
     }
 }

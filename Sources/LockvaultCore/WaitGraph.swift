@@ -46,12 +46,25 @@ public struct WaitGraph: Sendable, Equatable {
     /// each sorted, ordered by their first member. Found once, when the graph is built: the
     /// assessment, the root blockers and the deadlock tracker all read them every cycle.
     public let cycles: [[Participant]]
+    /// Each edge's ``BlockKind``: whether the blocker holds what the waiter wants (hard) or is
+    /// only queued ahead of it (soft). Decided here, once, from the cycle's own locks.
+    public let kinds: [WaitEdge: BlockKind]
 
     public init(_ snapshot: LockSnapshot) {
         var blockersOf: [Participant: Set<Participant>] = [:]
         var waitStarts: [Participant: Date] = [:]
+        var kinds: [WaitEdge: BlockKind] = [:]
         let leaderOf = Dictionary(snapshot.backends.map { ($0.pid, $0.sessionPid) }, uniquingKeysWith: { a, _ in a })
         let preparedResolver = PreparedBlockerResolver(snapshot)
+        // Locks by the session they work for (a parallel group's locks under its leader): one
+        // pass, so deciding an edge's kind never scans the whole lock list.
+        var locksBySession: [Int32: [LockRecord]] = [:]
+        var waitingByBackend: [Int32: [LockRecord]] = [:]
+        for lock in snapshot.locks {
+            guard let pid = lock.pid else { continue }
+            locksBySession[leaderOf[pid] ?? pid, default: []].append(lock)
+            if !lock.granted { waitingByBackend[pid, default: []].append(lock) }
+        }
 
         for backend in snapshot.backends where !backend.blockedBy.isEmpty {
             let waiter = Participant.session(backend.sessionPid)
@@ -64,6 +77,11 @@ public struct WaitGraph: Sendable, Equatable {
                 }
                 if blocker != waiter {  // a parallel worker never waits for its own group
                     blockersOf[waiter, default: []].insert(blocker)
+                    let edge = WaitEdge(waiter: waiter, blocker: blocker)
+                    if kinds[edge] != .hard {
+                        // A prepared transaction never waits: whatever blocks through it holds.
+                        kinds[edge] = blocker.pid.map { BlockKind.of(waiting: waitingByBackend[backend.pid] ?? [], blockerLocks: locksBySession[$0] ?? []) } ?? .hard
+                    }
                 }
             }
             let lockWait = snapshot.locks.filter { !$0.granted && $0.pid == backend.pid }.compactMap(\.waitStart).min()
@@ -78,6 +96,7 @@ public struct WaitGraph: Sendable, Equatable {
         self.blockersOf = blockersOf
         self.waitersOf = waitersOf
         self.waitStarts = waitStarts
+        self.kinds = kinds
         self.cycles = Self.stronglyConnectedCycles(blockersOf)
     }
 
@@ -90,6 +109,18 @@ public struct WaitGraph: Sendable, Equatable {
     }
 
     public func blockers(of waiter: Participant) -> Set<Participant> { blockersOf[waiter] ?? [] }
+
+    /// How `waiter` waits for `blocker` (hard when they are not an edge of this graph).
+    public func kind(waiter: Participant, blocker: Participant) -> BlockKind {
+        kinds[WaitEdge(waiter: waiter, blocker: blocker)] ?? .hard
+    }
+
+    /// The waiters that wait for `blocker` only because it is queued ahead of them, and for no
+    /// one else: cancelling its waiting statement grants them their locks (or moves them to
+    /// the head of the queue), whatever else it holds.
+    public func freedByCancelling(_ blocker: Participant) -> Set<Participant> {
+        directlyBlocked(by: blocker).filter { kind(waiter: $0, blocker: blocker) == .soft && blockers(of: $0) == [blocker] }
+    }
     public func directlyBlocked(by blocker: Participant) -> Set<Participant> { waitersOf[blocker] ?? [] }
 
     /// Everyone held up by `blocker`, directly or through a chain; each counted once even when
@@ -180,6 +211,17 @@ public struct WaitGraph: Sendable, Equatable {
             children.append(tree(child, expanded: &expanded))
         }
         return BlockingTree(participant: node, waiters: children)
+    }
+}
+
+/// One waiter → blocker edge of the ``WaitGraph``.
+public struct WaitEdge: Sendable, Hashable {
+    public var waiter: Participant
+    public var blocker: Participant
+
+    public init(waiter: Participant, blocker: Participant) {
+        self.waiter = waiter
+        self.blocker = blocker
     }
 }
 

@@ -36,6 +36,9 @@ struct ResolveCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Minimum blocking time in seconds (kill_threshold_seconds).")
     var threshold: Double = 300
 
+    @Option(name: .long, help: "Cancel a queued request (a session waiting for a lock with others queued behind it) once it has waited this many seconds (cancel_queued_after_seconds; default: never).")
+    var cancelQueuedAfter: Double?
+
     @Option(name: .long, help: "Exclude sessions of this role (repeatable; exact or /regex/).")
     var excludeRole: [String] = []
 
@@ -63,12 +66,16 @@ struct ResolveCommand: AsyncParsableCommand {
                 do { return try ExclusionPattern(value) } catch { throw ValidationError("--\(flag): \(error)") }
             }
         }
+        if let after = cancelQueuedAfter, !(after.isFinite && after >= 0) {
+            throw ValidationError("--cancel-queued-after must be a number of seconds ≥ 0, not '\(after)'")
+        }
         var config = try connection.monitorConfiguration()
         var policy = ResolvePolicy()
         policy.enabled = true
         policy.dryRun = !execute
         policy.minSeverity = severity
         policy.killThresholdSeconds = threshold
+        policy.cancelQueuedAfterSeconds = cancelQueuedAfter
         policy.allowSuperuser = allowSuperuser
         policy.excludeRoles = try patterns(excludeRole, "exclude-role")
         policy.excludeApplications = try patterns(excludeApplication, "exclude-application")
@@ -96,7 +103,7 @@ struct ResolveCommand: AsyncParsableCommand {
                 return ["pid": a.pid.map { Int($0) } ?? NSNull(), "prepared_gid": a.preparedTransaction?.gid ?? NSNull(),
                         "user": a.session?.user ?? NSNull(), "application": a.session?.applicationName ?? NSNull(),
                         "database": a.session?.database ?? NSNull(), "state": a.session?.state.description ?? "prepared",
-                        "severity": a.severity.rawValue, "blocked": a.blockedCount, "blocked_seconds": Int(a.blockingDurationSeconds),
+                        "severity": a.severity.rawValue, "blocks_as": a.blocksAs.rawValue, "blocked": a.blockedCount, "blocked_seconds": Int(a.blockingDurationSeconds),
                         "decision": d.decisionName, "reason": d.decision.reason, "outcome": d.outcomeText ?? NSNull(), "dry_run": d.decision.dryRun,
                         "auto_kill_eligible": d.decision.eligibility.isEligible]
             }
@@ -109,13 +116,13 @@ struct ResolveCommand: AsyncParsableCommand {
 
     static func table(_ decisions: [ExecutedDecision], dryRun: Bool) -> String {
         guard !decisions.isEmpty else { return "nothing to resolve: no blocker at or above the minimum severity" }
-        let header = ["pid", "user", "app", "database", "state", "severity", "blocked", "for", "decision", "reason"]
+        let header = ["pid", "user", "app", "database", "state", "severity", "blocks as", "blocked", "for", "decision", "reason"]
         let rows = decisions.map { d -> [String] in
             let a = d.decision.assessment
             let clean = { (s: String?, w: Int) in BlockingForestRenderer.clean(s ?? "-", w) }
             return [a.pid.map(String.init) ?? "prepared", clean(a.session?.user ?? a.preparedTransaction?.owner, 16), clean(a.session?.applicationName, 16),
                     clean(a.session?.database ?? a.preparedTransaction?.database, 16), a.session?.state.description ?? "prepared",
-                    a.severity.rawValue, String(a.blockedCount), "\(Int(a.blockingDurationSeconds)) s", d.decisionName,
+                    a.severity.rawValue, a.blocksAs.rawValue, String(a.blockedCount), "\(Int(a.blockingDurationSeconds)) s", d.decisionName,
                     clean(d.decision.reason + (d.outcomeText.map { " — \($0)" } ?? ""), 100)]
         }
         let widths = header.indices.map { i in ([header[i]] + rows.map { $0[i] }).map(\.count).max()! }

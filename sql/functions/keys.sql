@@ -61,6 +61,17 @@ $fn$;
 COMMENT ON FUNCTION lock_monitoring.lock_blocking_hk(bytea, bytea) IS
     'Hash key of lock_blocking_l: the waiting lock and the blocker it waits for.';
 
+-- A soft edge is a link of its own; a hard one keeps the key links had before kinds were told
+-- apart, so history recorded then still joins.
+CREATE OR REPLACE FUNCTION lock_monitoring.lock_blocking_hk(p_lock_hk bytea, p_blocker_hk bytea, p_block_kind text)
+RETURNS bytea LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $fn$
+    SELECT CASE WHEN p_block_kind = 'soft'
+                THEN lock_monitoring.hash_key(encode(p_lock_hk, 'hex'), encode(p_blocker_hk, 'hex'), 'soft')
+                ELSE lock_monitoring.lock_blocking_hk(p_lock_hk, p_blocker_hk) END
+$fn$;
+COMMENT ON FUNCTION lock_monitoring.lock_blocking_hk(bytea, bytea, text) IS
+    'Hash key of lock_blocking_l for an edge of a kind: soft edges (queued ahead) have a key of their own, hard ones the two-argument key.';
+
 CREATE OR REPLACE FUNCTION lock_monitoring.deadlock_event_hk(p_sysid text, p_database_name text, p_event_key text)
 RETURNS bytea LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $fn$
     SELECT lock_monitoring.hash_key(p_sysid, p_database_name, p_event_key)
@@ -85,6 +96,6 @@ COMMENT ON FUNCTION lock_monitoring.deadlock_involvement_hk(bytea, integer) IS
 GRANT EXECUTE ON FUNCTION lock_monitoring.cluster_hk(text), lock_monitoring.tenant_hk(text),
     lock_monitoring.session_hk(text, text, integer, timestamptz, text), lock_monitoring.session_hk(text, jsonb),
     lock_monitoring.lock_hk(text, text, integer, timestamptz, text, text, oid, text, text), lock_monitoring.lock_hk(text, jsonb),
-    lock_monitoring.lock_blocking_hk(bytea, bytea), lock_monitoring.deadlock_event_hk(text, text, text), lock_monitoring.deadlock_event_hk(text, jsonb),
+    lock_monitoring.lock_blocking_hk(bytea, bytea), lock_monitoring.lock_blocking_hk(bytea, bytea, text), lock_monitoring.deadlock_event_hk(text, text, text), lock_monitoring.deadlock_event_hk(text, jsonb),
     lock_monitoring.deadlock_involvement_hk(bytea, integer)
     TO lock_writer_role, lock_monitoring_role;

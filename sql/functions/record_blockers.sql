@@ -53,12 +53,12 @@ BEGIN
                                         application_name, database_name, client_addr, backend_type, session_state, is_superuser,
                                         blocked_sessions_count, directly_blocked_count, blocked_pids, blocking_started, blocking_severity,
                                         held_lock_mode, lock_target, relation_name, is_root_blocker, in_deadlock_cycle, recommended_action,
-                                        auto_kill_eligible, auto_kill_reason, kill_threshold_seconds, xact_start, query)
+                                        auto_kill_eligible, auto_kill_reason, kill_threshold_seconds, xact_start, query, blocks_as, queued_for_mode)
         SELECT DISTINCT ON (b.hk) b.hk, p_at, (s).hash_diff, p_src, (s).session_pid, (s).prepared_gid, (s).user_name,
                (s).application_name, (s).database_name, (s).client_addr, (s).backend_type, (s).session_state, coalesce((s).is_superuser, false),
                (s).blocked_sessions_count, (s).directly_blocked_count, (s).blocked_pids, (s).blocking_started, (s).blocking_severity,
                (s).held_lock_mode, (s).lock_target, (s).relation_name, (s).is_root_blocker, coalesce((s).in_deadlock_cycle, false), (s).recommended_action,
-               (s).auto_kill_eligible, (s).auto_kill_reason, (s).kill_threshold_seconds, (s).xact_start, (s).query
+               (s).auto_kill_eligible, (s).auto_kill_reason, (s).kill_threshold_seconds, (s).xact_start, (s).query, (s).blocks_as, (s).queued_for_mode
         FROM b
         WHERE b.hk IN (SELECT blocking_session_hk FROM ended)
            OR NOT EXISTS (SELECT 1 FROM blocking_session_s cur WHERE cur.blocking_session_hk = b.hk AND cur.load_end_date IS NULL)

@@ -53,10 +53,10 @@ BEGIN
     ended AS (SELECT lock_activity_hk FROM ended_all UNION ALL SELECT lock_activity_hk FROM ended_listed),
     added AS (
         INSERT INTO lock_activity_s (lock_activity_hk, load_date, hash_diff, record_source, lock_type, lock_mode, lock_granted, database_name,
-                                     relation_name, lock_target, advisory_key, wait_start, lock_since, blocking_pid, blocked_by_pids, session_pid,
+                                     relation_name, lock_target, advisory_key, wait_start, lock_since, blocking_pid, block_kind, blocked_by_pids, session_pid,
                                      user_name, application_name, client_addr, session_state, query)
         SELECT DISTINCT ON (l.hk) l.hk, p_at, (s).hash_diff, p_src, (s).lock_type, (s).lock_mode, (s).lock_granted, (s).database_name,
-               (s).relation_name, (s).lock_target, (s).advisory_key, (s).wait_start, coalesce((s).lock_since, p_at), (s).blocking_pid,
+               (s).relation_name, (s).lock_target, (s).advisory_key, (s).wait_start, coalesce((s).lock_since, p_at), (s).blocking_pid, (s).block_kind,
                (s).blocked_by_pids, (s).session_pid, (s).user_name, (s).application_name, (s).client_addr, (s).session_state, (s).query
         FROM l
         WHERE l.hk IN (SELECT lock_activity_hk FROM ended)

@@ -39,7 +39,9 @@ SELECT s.session_pid,
        s.blocked_pids,
        left(regexp_replace(s.query, '\s+', ' ', 'g'), 60) AS query,
        h.system_identifier,
-       s.load_date AS recorded_at
+       s.load_date AS recorded_at,
+       s.blocks_as,
+       s.queued_for_mode
 FROM lock_monitoring.blocking_session_s s
 JOIN lock_monitoring.blocking_session_h h USING (blocking_session_hk)
 LEFT JOIN LATERAL (
@@ -54,6 +56,11 @@ COMMENT ON COLUMN lock_monitoring.blocking_sessions_dashboard.blocking_severity 
 COMMENT ON COLUMN lock_monitoring.blocking_sessions_dashboard.blocked_sessions_count IS 'Sessions held up, directly or through chains.';
 COMMENT ON COLUMN lock_monitoring.blocking_sessions_dashboard.blocking_duration_seconds IS 'Seconds since the longest wait in its tree began (live).';
 COMMENT ON COLUMN lock_monitoring.blocking_sessions_dashboard.recommended_action IS 'What to do about it.';
+COMMENT ON COLUMN lock_monitoring.blocking_sessions_dashboard.held_lock_mode IS
+    'Strongest lock mode it holds on what its waiters want; NULL when it holds none (blocks_as queued).';
+COMMENT ON COLUMN lock_monitoring.blocking_sessions_dashboard.blocks_as IS
+    'holder: its waiters wait for a lock it holds; queued: it holds nothing they need and blocks them by its own waiting request ahead of them in the queue (a queued request: cancel its statement and they go on); holder+queued: both. NULL for rows recorded before lockvault told them apart.';
+COMMENT ON COLUMN lock_monitoring.blocking_sessions_dashboard.queued_for_mode IS 'The lock mode it waits for itself, when it waits (e.g. an ALTER TABLE queued for AccessExclusiveLock).';
 COMMENT ON COLUMN lock_monitoring.blocking_sessions_dashboard.auto_kill_eligible IS
     'Whether the resolver ends it (in a dry run: would), by the same rule as lockvault resolve: on, severity, root, threshold, protections, exclusions, caps.';
 COMMENT ON COLUMN lock_monitoring.blocking_sessions_dashboard.auto_kill_reason IS 'Why it is or is not eligible; NULL for rows recorded before lockvault wrote it.';

@@ -20,7 +20,8 @@ SELECT s.session_pid,
        h.prepared_gid,
        left(regexp_replace(s.query, '\s+', ' ', 'g'), 60) AS query,
        h.system_identifier,
-       s.load_date AS recorded_at
+       s.load_date AS recorded_at,
+       s.block_kind
 FROM lock_monitoring.lock_activity_s s
 JOIN lock_monitoring.lock_activity_h h USING (lock_activity_hk)
 WHERE s.load_end_date IS NULL
@@ -29,6 +30,8 @@ COMMENT ON VIEW lock_monitoring.lock_activity_dashboard IS 'Locks captured right
 COMMENT ON COLUMN lock_monitoring.lock_activity_dashboard.granted IS 'false = waiting for the lock.';
 COMMENT ON COLUMN lock_monitoring.lock_activity_dashboard.lock_duration_seconds IS 'Seconds waiting (or held, since lockvault saw it / the transaction began).';
 COMMENT ON COLUMN lock_monitoring.lock_activity_dashboard.blocking_pid IS 'For a waiting lock: who it waits for (0 = prepared transaction).';
+COMMENT ON COLUMN lock_monitoring.lock_activity_dashboard.block_kind IS
+    'For a waiting lock: hard = blocking_pid holds the lock it wants; soft = blocking_pid holds nothing it needs and is only queued ahead of it (cancelling that queued request lets it through).';
 COMMENT ON COLUMN lock_monitoring.lock_activity_dashboard.advisory_key IS 'Advisory lock key as the application passed it.';
 
 -- Read-only: SELECT for readers (lock_admin_role through lock_monitoring_role) and the daemon.

@@ -33,14 +33,18 @@ public struct Alert: Sendable, Hashable, Codable {
     public var blockedSessions: [AlertBlockedSession]
     public var blockingSeconds: Double?
     public var relation: String?
+    /// The mode it holds on the contended object, or, for a queued request, the mode it is
+    /// queued for (see ``blocksAs``).
     public var lockMode: String?
+    /// holder, queued or holder+queued (``BlocksAs``); nil for a deadlock.
+    public var blocksAs: String? = nil
     public var recommendedAction: String?
     public var deadlock: AlertDeadlock?
 
     enum CodingKeys: String, CodingKey {
         case alertID = "alert_id", kind, severity, previousSeverity = "previous_severity", at, cluster, summary, blocker
         case blockedCount = "blocked_count", blockedSessions = "blocked_sessions", blockingSeconds = "blocking_seconds"
-        case relation, lockMode = "lock_mode", recommendedAction = "recommended_action", deadlock
+        case relation, lockMode = "lock_mode", blocksAs = "blocks_as", recommendedAction = "recommended_action", deadlock
     }
 
     /// One line of JSON (no newlines inside; timestamps ISO 8601 UTC with fractional seconds).

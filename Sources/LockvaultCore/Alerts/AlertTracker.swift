@@ -176,11 +176,16 @@ public struct AlertTracker: Sendable {
         case .deadlock: "deadlock"
         }
         let on = a.relationName ?? a.contendedTarget
-        let summary = "\(verb): \(Self.who(blocker)) blocks \(a.blockedCount) session\(a.blockedCount == 1 ? "" : "s") for \(Int(a.blockingDurationSeconds)) s"
+        let sessions = "\(a.blockedCount) session\(a.blockedCount == 1 ? "" : "s")"
+        let how = a.isQueuedRequest && !a.blocksAs.holds
+            ? "is queued ahead of \(sessions)\(a.queuedForMode.map { " for \($0)" } ?? "")"
+            : "blocks \(sessions)"
+        let summary = "\(verb): \(Self.who(blocker)) \(how) for \(Int(a.blockingDurationSeconds)) s"
             + (on.map { " on \($0)" } ?? "") + (cluster.isEmpty ? "" : " [\(cluster)]")
         return Alert(alertID: id, kind: kind, severity: a.severity, previousSeverity: previous, at: now, cluster: cluster, summary: summary,
                      blocker: blocker, blockedCount: a.blockedCount, blockedSessions: Array(blocked), blockingSeconds: a.blockingDurationSeconds,
-                     relation: a.relationName, lockMode: a.heldMode?.description, recommendedAction: a.recommendedAction, deadlock: nil)
+                     relation: a.relationName, lockMode: (a.heldMode ?? (a.isQueuedRequest ? a.queuedForMode : nil))?.description,
+                     blocksAs: a.blocksAs.rawValue, recommendedAction: a.recommendedAction, deadlock: nil)
     }
 
     static func who(_ b: AlertBlocker?) -> String {

@@ -126,6 +126,13 @@ public enum ConfigLoader {
             }
             guard range.contains(v) else { throw fail(.outOfRange, "must be between \(format(range.lowerBound)) and \(format(range.upperBound)), got \(format(v))") }
             config[keyPath: kp] = v
+        case .optionalDouble(let kp, let range):
+            if node.null != nil { config[keyPath: kp] = nil; return }
+            guard node.scalar != nil, let v = node.float, node.bool == nil, v.isFinite else {
+                throw fail(.wrongType, "must be a number or null (off), got \(describe(node))")
+            }
+            guard range.contains(v) else { throw fail(.outOfRange, "must be between \(format(range.lowerBound)) and \(format(range.upperBound)), got \(format(v))") }
+            config[keyPath: kp] = v
         case .int(let kp, let range):
             guard node.scalar != nil, node.bool == nil else { throw fail(.wrongType, "must be a whole number, got \(describe(node))") }
             guard let v = node.int else {

@@ -13,6 +13,8 @@ struct ConfigField: @unchecked Sendable {
         case string(WritableKeyPath<LockvaultConfig, String>)
         case optionalString(WritableKeyPath<LockvaultConfig, String?>)
         case double(WritableKeyPath<LockvaultConfig, Double>, ClosedRange<Double>)
+        /// A number in range, or null for "off".
+        case optionalDouble(WritableKeyPath<LockvaultConfig, Double?>, ClosedRange<Double>)
         case int(WritableKeyPath<LockvaultConfig, Int>, ClosedRange<Int>)
         case bool(WritableKeyPath<LockvaultConfig, Bool>)
         /// One of `choices`; `set` stores the typed value.
@@ -71,6 +73,7 @@ enum ConfigSchema {
         .init(path: "resolve.min_severity", kind: .choice(\.resolve.minSeverity)),
         .init(path: "resolve.kill_threshold_seconds", kind: .double(\.resolve.killThresholdSeconds, 1...86400)),
         .init(path: "resolve.cancel_grace_seconds", kind: .double(\.resolve.cancelGraceSeconds, 0...3600)),
+        .init(path: "resolve.cancel_queued_after_seconds", kind: .optionalDouble(\.resolve.cancelQueuedAfterSeconds, 0...86400)),
         .init(path: "resolve.terminate_timeout_ms", kind: .int(\.resolve.terminateTimeoutMs, 100...60_000)),
         .init(path: "resolve.max_terminations_per_minute", kind: .int(\.resolve.maxTerminationsPerMinute, 0...1000)),
         .init(path: "resolve.max_actions_per_cycle", kind: .int(\.resolve.maxActionsPerCycle, 0...100)),

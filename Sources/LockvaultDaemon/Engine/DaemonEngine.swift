@@ -155,7 +155,8 @@ public actor DaemonEngine: SamplingEngine {
                 "severity": "CRITICAL", "blocker.pid": "\(a.pid.map(String.init) ?? "")", "blocker.prepared_gid": "\(a.preparedTransaction?.gid ?? "")",
                 "database": "\(a.session?.database ?? a.preparedTransaction?.database ?? "")", "relation": "\(a.relationName ?? "")",
                 "blocked_count": "\(a.blockedCount)", "blocking_seconds": "\(Int(a.blockingDurationSeconds))",
-                "recommended_action": "\(a.recommendedAction)",
+                "blocks_as": "\(a.blocksAs)", "held_lock_mode": "\(a.heldMode?.description ?? "")",
+                "queued_for_mode": "\(a.queuedForMode?.description ?? "")", "recommended_action": "\(a.recommendedAction)",
             ])
         }
         critical = nowCritical
@@ -176,7 +177,7 @@ public actor DaemonEngine: SamplingEngine {
             logger.log(level: alert.kind == .cleared ? .notice : .critical, "alert", metadata: [
                 "alert.id": "\(alert.alertID)", "alert.kind": "\(alert.kind.rawValue)", "severity": "\(alert.severity)",
                 "summary": "\(alert.summary)", "blocker.pid": "\(alert.blocker?.pid.map(String.init) ?? "")",
-                "blocked_count": "\(alert.blockedCount)", "sinks": "\(alertDispatcher.sinkNames.joined(separator: ","))",
+                "blocked_count": "\(alert.blockedCount)", "blocks_as": "\(alert.blocksAs ?? "")", "sinks": "\(alertDispatcher.sinkNames.joined(separator: ","))",
             ])
             metrics.alertEmitted(alert.kind)
             alertDispatcher.submit(alert)

@@ -1021,6 +1021,31 @@ ORDER BY hp.table_name;
 
 DROP FUNCTION pg_temp.lv_current_apart(text);
 """####),
+        Migration(name: "031_block_kinds.sql", sql: ####"""
+-- Migration 031: hard and soft blocking edges. pg_blocking_pids() names both the sessions that
+-- hold a lock a waiter needs (hard) and those only queued ahead of it with a conflicting
+-- request (soft), without telling them apart. A queued request (an ALTER TABLE behind a long
+-- transaction, with every later query on the table behind it) holds nothing: it is shown as
+-- queued, and cancelling its statement is what frees the queue.
+-- Rows written before this migration have NULL in the new columns: nobody told the kinds apart
+-- then, and held_lock_mode of those rows may name a mode that was only queued for.
+
+ALTER TABLE lock_monitoring.lock_blocking_l ADD COLUMN IF NOT EXISTS block_kind text;
+COMMENT ON COLUMN lock_monitoring.lock_blocking_l.block_kind IS
+    'hard: the blocker holds a lock the waiter needs, in a conflicting mode; soft: it holds nothing the waiter needs and is queued ahead of it with a conflicting request. One link per kind, from when it was first seen so; NULL for links recorded before lockvault told them apart.';
+
+ALTER TABLE lock_monitoring.lock_activity_s ADD COLUMN IF NOT EXISTS block_kind text;
+COMMENT ON COLUMN lock_monitoring.lock_activity_s.block_kind IS
+    'For a waiting lock: how it waits for blocking_pid, hard (blocking_pid holds the lock) or soft (blocking_pid is queued ahead of it); NULL for granted locks and rows recorded before lockvault told them apart.';
+
+ALTER TABLE lock_monitoring.blocking_session_s ADD COLUMN IF NOT EXISTS blocks_as text;
+ALTER TABLE lock_monitoring.blocking_session_s ADD COLUMN IF NOT EXISTS queued_for_mode text;
+COMMENT ON COLUMN lock_monitoring.blocking_session_s.blocks_as IS
+    'holder (every waiter waits for a lock it holds), queued (every waiter is queued behind its own waiting request: a queued request) or holder+queued; NULL for rows recorded before lockvault told them apart.';
+COMMENT ON COLUMN lock_monitoring.blocking_session_s.queued_for_mode IS 'The lock mode it waits for itself, when it waits.';
+COMMENT ON COLUMN lock_monitoring.blocking_session_s.held_lock_mode IS
+    'Strongest mode it holds (granted) on what its waiters want; NULL when it holds none (a queued request). Rows recorded before blocks_as may name a mode it was queued for.';
+"""####),
     ]
 
     /// The repeatable set: sql/functions/*.sql, then sql/views/*.sql.
@@ -1832,6 +1857,17 @@ $fn$;
 COMMENT ON FUNCTION lock_monitoring.lock_blocking_hk(bytea, bytea) IS
     'Hash key of lock_blocking_l: the waiting lock and the blocker it waits for.';
 
+-- A soft edge is a link of its own; a hard one keeps the key links had before kinds were told
+-- apart, so history recorded then still joins.
+CREATE OR REPLACE FUNCTION lock_monitoring.lock_blocking_hk(p_lock_hk bytea, p_blocker_hk bytea, p_block_kind text)
+RETURNS bytea LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $fn$
+    SELECT CASE WHEN p_block_kind = 'soft'
+                THEN lock_monitoring.hash_key(encode(p_lock_hk, 'hex'), encode(p_blocker_hk, 'hex'), 'soft')
+                ELSE lock_monitoring.lock_blocking_hk(p_lock_hk, p_blocker_hk) END
+$fn$;
+COMMENT ON FUNCTION lock_monitoring.lock_blocking_hk(bytea, bytea, text) IS
+    'Hash key of lock_blocking_l for an edge of a kind: soft edges (queued ahead) have a key of their own, hard ones the two-argument key.';
+
 CREATE OR REPLACE FUNCTION lock_monitoring.deadlock_event_hk(p_sysid text, p_database_name text, p_event_key text)
 RETURNS bytea LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $fn$
     SELECT lock_monitoring.hash_key(p_sysid, p_database_name, p_event_key)
@@ -1856,7 +1892,7 @@ COMMENT ON FUNCTION lock_monitoring.deadlock_involvement_hk(bytea, integer) IS
 GRANT EXECUTE ON FUNCTION lock_monitoring.cluster_hk(text), lock_monitoring.tenant_hk(text),
     lock_monitoring.session_hk(text, text, integer, timestamptz, text), lock_monitoring.session_hk(text, jsonb),
     lock_monitoring.lock_hk(text, text, integer, timestamptz, text, text, oid, text, text), lock_monitoring.lock_hk(text, jsonb),
-    lock_monitoring.lock_blocking_hk(bytea, bytea), lock_monitoring.deadlock_event_hk(text, text, text), lock_monitoring.deadlock_event_hk(text, jsonb),
+    lock_monitoring.lock_blocking_hk(bytea, bytea), lock_monitoring.lock_blocking_hk(bytea, bytea, text), lock_monitoring.deadlock_event_hk(text, text, text), lock_monitoring.deadlock_event_hk(text, jsonb),
     lock_monitoring.deadlock_involvement_hk(bytea, integer)
     TO lock_writer_role, lock_monitoring_role;
 """####),
@@ -1916,12 +1952,12 @@ BEGIN
                                         application_name, database_name, client_addr, backend_type, session_state, is_superuser,
                                         blocked_sessions_count, directly_blocked_count, blocked_pids, blocking_started, blocking_severity,
                                         held_lock_mode, lock_target, relation_name, is_root_blocker, in_deadlock_cycle, recommended_action,
-                                        auto_kill_eligible, auto_kill_reason, kill_threshold_seconds, xact_start, query)
+                                        auto_kill_eligible, auto_kill_reason, kill_threshold_seconds, xact_start, query, blocks_as, queued_for_mode)
         SELECT DISTINCT ON (b.hk) b.hk, p_at, (s).hash_diff, p_src, (s).session_pid, (s).prepared_gid, (s).user_name,
                (s).application_name, (s).database_name, (s).client_addr, (s).backend_type, (s).session_state, coalesce((s).is_superuser, false),
                (s).blocked_sessions_count, (s).directly_blocked_count, (s).blocked_pids, (s).blocking_started, (s).blocking_severity,
                (s).held_lock_mode, (s).lock_target, (s).relation_name, (s).is_root_blocker, coalesce((s).in_deadlock_cycle, false), (s).recommended_action,
-               (s).auto_kill_eligible, (s).auto_kill_reason, (s).kill_threshold_seconds, (s).xact_start, (s).query
+               (s).auto_kill_eligible, (s).auto_kill_reason, (s).kill_threshold_seconds, (s).xact_start, (s).query, (s).blocks_as, (s).queued_for_mode
         FROM b
         WHERE b.hk IN (SELECT blocking_session_hk FROM ended)
            OR NOT EXISTS (SELECT 1 FROM blocking_session_s cur WHERE cur.blocking_session_hk = b.hk AND cur.load_end_date IS NULL)
@@ -2217,8 +2253,9 @@ COMMENT ON FUNCTION lock_monitoring.record_deadlocks(text, text, timestamptz, js
 GRANT EXECUTE ON FUNCTION lock_monitoring.record_deadlocks(text, text, timestamptz, jsonb) TO lock_writer_role;
 """####),
         Migration.File(path: "functions/record_lock_waits.sql", sql: ####"""
--- Which waiting lock waited for which blocker: lock_blocking_l, first seen at load_date.
--- Row: {lock_activity: <lock key>, blocked_session: <session key>, blocking_session: <session key>}.
+-- Which waiting lock waited for which blocker, and how (block_kind hard or soft): lock_blocking_l,
+-- first seen at load_date.
+-- Row: {lock_activity: <lock key>, blocked_session: <session key>, blocking_session: <session key>, block_kind}.
 
 CREATE OR REPLACE FUNCTION lock_monitoring.record_lock_waits(p_sysid text, p_src text, p_at timestamptz, p_rows jsonb)
 RETURNS integer
@@ -2229,13 +2266,14 @@ AS $fn$
 DECLARE
     v_n integer;
 BEGIN
-    INSERT INTO lock_blocking_l (lock_blocking_hk, lock_activity_hk, blocking_session_hk, blocked_session_hk, load_date, record_source)
-    SELECT DISTINCT ON (hk) hk, w.lock_hk, w.blocker_hk, w.waiter_hk, p_at, p_src
+    INSERT INTO lock_blocking_l (lock_blocking_hk, lock_activity_hk, blocking_session_hk, blocked_session_hk, load_date, record_source, block_kind)
+    SELECT DISTINCT ON (hk) hk, w.lock_hk, w.blocker_hk, w.waiter_hk, p_at, p_src, w.kind
     FROM (SELECT lock_hk(p_sysid, e.j->'lock_activity') AS lock_hk,
                  session_hk(p_sysid, e.j->'blocking_session') AS blocker_hk,
-                 session_hk(p_sysid, e.j->'blocked_session') AS waiter_hk
+                 session_hk(p_sysid, e.j->'blocked_session') AS waiter_hk,
+                 e.j->>'block_kind' AS kind
           FROM jsonb_array_elements(coalesce(p_rows, '[]')) AS e(j)) w
-    CROSS JOIN LATERAL lock_blocking_hk(w.lock_hk, w.blocker_hk) AS hk
+    CROSS JOIN LATERAL lock_blocking_hk(w.lock_hk, w.blocker_hk, w.kind) AS hk
     WHERE EXISTS (SELECT 1 FROM blocking_session_h h WHERE h.blocking_session_hk = w.blocker_hk)
     ON CONFLICT DO NOTHING;
     GET DIAGNOSTICS v_n = ROW_COUNT;
@@ -2243,7 +2281,7 @@ BEGIN
 END
 $fn$;
 COMMENT ON FUNCTION lock_monitoring.record_lock_waits(text, text, timestamptz, jsonb) IS
-    'record_cycle part: lock_blocking_l (a waiting lock and the blocker it waits for). Returns links added.';
+    'record_cycle part: lock_blocking_l (a waiting lock, the blocker it waits for, and how: hard or soft). Returns links added.';
 GRANT EXECUTE ON FUNCTION lock_monitoring.record_lock_waits(text, text, timestamptz, jsonb) TO lock_writer_role;
 """####),
         Migration.File(path: "functions/record_locks.sql", sql: ####"""
@@ -2302,10 +2340,10 @@ BEGIN
     ended AS (SELECT lock_activity_hk FROM ended_all UNION ALL SELECT lock_activity_hk FROM ended_listed),
     added AS (
         INSERT INTO lock_activity_s (lock_activity_hk, load_date, hash_diff, record_source, lock_type, lock_mode, lock_granted, database_name,
-                                     relation_name, lock_target, advisory_key, wait_start, lock_since, blocking_pid, blocked_by_pids, session_pid,
+                                     relation_name, lock_target, advisory_key, wait_start, lock_since, blocking_pid, block_kind, blocked_by_pids, session_pid,
                                      user_name, application_name, client_addr, session_state, query)
         SELECT DISTINCT ON (l.hk) l.hk, p_at, (s).hash_diff, p_src, (s).lock_type, (s).lock_mode, (s).lock_granted, (s).database_name,
-               (s).relation_name, (s).lock_target, (s).advisory_key, (s).wait_start, coalesce((s).lock_since, p_at), (s).blocking_pid,
+               (s).relation_name, (s).lock_target, (s).advisory_key, (s).wait_start, coalesce((s).lock_since, p_at), (s).blocking_pid, (s).block_kind,
                (s).blocked_by_pids, (s).session_pid, (s).user_name, (s).application_name, (s).client_addr, (s).session_state, (s).query
         FROM l
         WHERE l.hk IN (SELECT lock_activity_hk FROM ended)
@@ -2476,7 +2514,9 @@ SELECT s.session_pid,
        s.blocked_pids,
        left(regexp_replace(s.query, '\s+', ' ', 'g'), 60) AS query,
        h.system_identifier,
-       s.load_date AS recorded_at
+       s.load_date AS recorded_at,
+       s.blocks_as,
+       s.queued_for_mode
 FROM lock_monitoring.blocking_session_s s
 JOIN lock_monitoring.blocking_session_h h USING (blocking_session_hk)
 LEFT JOIN LATERAL (
@@ -2491,6 +2531,11 @@ COMMENT ON COLUMN lock_monitoring.blocking_sessions_dashboard.blocking_severity 
 COMMENT ON COLUMN lock_monitoring.blocking_sessions_dashboard.blocked_sessions_count IS 'Sessions held up, directly or through chains.';
 COMMENT ON COLUMN lock_monitoring.blocking_sessions_dashboard.blocking_duration_seconds IS 'Seconds since the longest wait in its tree began (live).';
 COMMENT ON COLUMN lock_monitoring.blocking_sessions_dashboard.recommended_action IS 'What to do about it.';
+COMMENT ON COLUMN lock_monitoring.blocking_sessions_dashboard.held_lock_mode IS
+    'Strongest lock mode it holds on what its waiters want; NULL when it holds none (blocks_as queued).';
+COMMENT ON COLUMN lock_monitoring.blocking_sessions_dashboard.blocks_as IS
+    'holder: its waiters wait for a lock it holds; queued: it holds nothing they need and blocks them by its own waiting request ahead of them in the queue (a queued request: cancel its statement and they go on); holder+queued: both. NULL for rows recorded before lockvault told them apart.';
+COMMENT ON COLUMN lock_monitoring.blocking_sessions_dashboard.queued_for_mode IS 'The lock mode it waits for itself, when it waits (e.g. an ALTER TABLE queued for AccessExclusiveLock).';
 COMMENT ON COLUMN lock_monitoring.blocking_sessions_dashboard.auto_kill_eligible IS
     'Whether the resolver ends it (in a dry run: would), by the same rule as lockvault resolve: on, severity, root, threshold, protections, exclusions, caps.';
 COMMENT ON COLUMN lock_monitoring.blocking_sessions_dashboard.auto_kill_reason IS 'Why it is or is not eligible; NULL for rows recorded before lockvault wrote it.';
@@ -2595,7 +2640,8 @@ SELECT s.session_pid,
        h.prepared_gid,
        left(regexp_replace(s.query, '\s+', ' ', 'g'), 60) AS query,
        h.system_identifier,
-       s.load_date AS recorded_at
+       s.load_date AS recorded_at,
+       s.block_kind
 FROM lock_monitoring.lock_activity_s s
 JOIN lock_monitoring.lock_activity_h h USING (lock_activity_hk)
 WHERE s.load_end_date IS NULL
@@ -2604,6 +2650,8 @@ COMMENT ON VIEW lock_monitoring.lock_activity_dashboard IS 'Locks captured right
 COMMENT ON COLUMN lock_monitoring.lock_activity_dashboard.granted IS 'false = waiting for the lock.';
 COMMENT ON COLUMN lock_monitoring.lock_activity_dashboard.lock_duration_seconds IS 'Seconds waiting (or held, since lockvault saw it / the transaction began).';
 COMMENT ON COLUMN lock_monitoring.lock_activity_dashboard.blocking_pid IS 'For a waiting lock: who it waits for (0 = prepared transaction).';
+COMMENT ON COLUMN lock_monitoring.lock_activity_dashboard.block_kind IS
+    'For a waiting lock: hard = blocking_pid holds the lock it wants; soft = blocking_pid holds nothing it needs and is only queued ahead of it (cancelling that queued request lets it through).';
 COMMENT ON COLUMN lock_monitoring.lock_activity_dashboard.advisory_key IS 'Advisory lock key as the application passed it.';
 
 -- Read-only: SELECT for readers (lock_admin_role through lock_monitoring_role) and the daemon.

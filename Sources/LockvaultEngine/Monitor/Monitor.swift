@@ -195,12 +195,14 @@ public actor Monitor {
         for d in decisions {
             var result = ExecutedDecision(decision: d, outcome: nil)
             if d.verdict == .act, !d.dryRun, let action = d.action, let s = d.assessment.session, let start = s.backendStart, let conn = target {
-                let outcome = SessionSignaller.signal(action == .cancel ? .cancel : .terminate, pid: s.pid, backendStart: start,
+                let signal: SignalAction = d.eligibility == .eligible(.cancelQueuedRequest) ? .cancelQueued : action == .cancel ? .cancel : .terminate
+                let outcome = SessionSignaller.signal(signal, pid: s.pid, backendStart: start,
                                                       terminateTimeout: .milliseconds(configuration.resolve.terminateTimeoutMs),
                                                       scope: scope, on: conn)
                 result.outcome = outcome
                 if outcome == .done || outcome == .timedOut {
-                    if action == .terminate { resolverMemory.recordTermination(at: now) } else {
+                    // A queued request's cancel escalates to nothing: it is not a holder to terminate later.
+                    if action == .terminate { resolverMemory.recordTermination(at: now) } else if signal == .cancel {
                         resolverMemory.recordCancel(SessionID(pid: s.pid, backendStart: start), at: now)
                     }
                 }

@@ -6,6 +6,9 @@ public import PostgresClient
 public enum SignalAction: String, Sendable, Codable {
     /// `pg_cancel_backend`: ends the running statement, keeps the session (and its transaction).
     case cancel
+    /// `pg_cancel_backend` of a queued request: only while it still waits for a lock and someone
+    /// is still queued behind it, so the cancel can only remove a request from a queue.
+    case cancelQueued = "cancel_queued"
     /// `pg_terminate_backend(pid, timeout)`: ends the session; its transaction rolls back and
     /// its locks are released.
     case terminate
@@ -46,6 +49,21 @@ public enum SessionSignaller {
                 WHERE w.wait_event_type = 'Lock' AND a.pid = ANY (pg_blocking_pids(w.pid)))
         """
 
+    /// Someone waits for `a` while `a` holds no granted lock on what it waits for: `a` is only
+    /// ahead of it in the queue (a soft edge; see ``BlockKind``).
+    static let queuedAheadOfSomeone = """
+        EXISTS (SELECT 1 FROM pg_stat_activity w
+                WHERE w.wait_event_type = 'Lock' AND a.pid = ANY (pg_blocking_pids(w.pid))
+                  AND NOT EXISTS (
+                      SELECT 1 FROM pg_locks wl JOIN pg_locks hl
+                        ON hl.locktype = wl.locktype AND hl.database IS NOT DISTINCT FROM wl.database
+                       AND hl.relation IS NOT DISTINCT FROM wl.relation AND hl.page IS NOT DISTINCT FROM wl.page
+                       AND hl.tuple IS NOT DISTINCT FROM wl.tuple AND hl.virtualxid IS NOT DISTINCT FROM wl.virtualxid
+                       AND hl.transactionid IS NOT DISTINCT FROM wl.transactionid AND hl.classid IS NOT DISTINCT FROM wl.classid
+                       AND hl.objid IS NOT DISTINCT FROM wl.objid AND hl.objsubid IS NOT DISTINCT FROM wl.objsubid
+                      WHERE wl.pid = w.pid AND NOT wl.granted AND hl.pid = a.pid AND hl.granted))
+        """
+
     static let signalSQL = """
         SELECT a.pid,
                CASE $3::text WHEN 'terminate' THEN pg_terminate_backend(a.pid, $4::bigint)
@@ -55,6 +73,7 @@ public enum SessionSignaller {
           AND a.backend_start = $2::timestamptz
           AND NOT (\(ProtectedSession.sqlAnyCondition(scopeParameters)))
           AND \(blocksSomeone)
+          AND ($3::text <> 'cancel_queued' OR (a.wait_event_type = 'Lock' AND \(queuedAheadOfSomeone)))
         """
 
     /// $3 allow superuser, $4 lockvault's application_name, $5 lockvault's pids.
@@ -63,7 +82,8 @@ public enum SessionSignaller {
     /// One column per protection (`protected_<name>`), and whether it still blocks someone.
     static let explainSQL = """
         SELECT \(ProtectedSession.allCases.map { "(\($0.sqlCondition(explainParameters))) AS protected_\($0.rawValue.lowercased())" }.joined(separator: ",\n       ")),
-               \(blocksSomeone) AS blocks
+               \(blocksSomeone) AS blocks,
+               (a.wait_event_type = 'Lock' AND \(queuedAheadOfSomeone)) AS queued
         FROM pg_stat_activity a
         WHERE a.pid = $1::int AND a.backend_start = $2::timestamptz
         """
@@ -91,18 +111,21 @@ public enum SessionSignaller {
             if let row = rows.first {
                 return try row.decode("signalled", as: Bool.self) ? .done : (action == .terminate ? .timedOut : .refused("pg_cancel_backend returned false"))
             }
-            return try explain(pid: pid, backendStart: backendStart, scope: scope, on: conn)
+            return try explain(action, pid: pid, backendStart: backendStart, scope: scope, on: conn)
         } catch {
             return .refused(error.message)
         }
     }
 
-    private static func explain(pid: Int32, backendStart: Date, scope: SignalScope, on conn: PostgresConnection) throws(PostgresError) -> SignalOutcome {
+    private static func explain(_ action: SignalAction, pid: Int32, backendStart: Date, scope: SignalScope, on conn: PostgresConnection) throws(PostgresError) -> SignalOutcome {
         let rows = try conn.query(explainSQL, [pid, backendStart, scope.allowSuperuser, scope.ownApplicationName, scope.ownPids.sorted()])
         guard let row = rows.first else { return .identityChanged }
         for protection in ProtectedSession.allCases {
             if try row.decode("protected_\(protection.rawValue.lowercased())", as: Bool.self) { return .protected }
         }
-        return try row.decode("blocks", as: Bool.self) ? .refused("the session changed between check and signal") : .noLongerBlocking
+        let stillBlocks = try row.decode("blocks", as: Bool.self)
+        let stillQueued = try row.decode("queued", as: Bool?.self) == true
+        let blocks = stillBlocks && (action != .cancelQueued || stillQueued)
+        return blocks ? .refused("the session changed between check and signal") : .noLongerBlocking
     }
 }

@@ -77,7 +77,12 @@ struct CycleRecord: Encodable, Sendable {
                 } else {
                     holder = named.prepared(prepared.gid(forVirtualTransaction: lock.virtualTransaction) ?? "unknown", database: lock.databaseName)
                 }
-                let row = LockActivityRow(lock, holder: holder, backend: backend, prepared: prepared, capturedAt: snapshot.capturedAt, memo: memo)
+                let firstBlocker = lock.granted ? nil : backend.flatMap { b in b.blockedBy.min().map { (waiter: b.sessionPid, pid: $0) } }
+                let kind = firstBlocker.map { first in
+                    first.pid == 0 ? BlockKind.hard : graph.kind(waiter: .session(first.waiter), blocker: .session(named.backend(first.pid)?.sessionPid ?? first.pid))
+                }
+                let row = LockActivityRow(lock, holder: holder, backend: backend, prepared: prepared, capturedAt: snapshot.capturedAt,
+                                          blockKind: kind, memo: memo)
                 locks.append(row)
                 // Waiting lock → each blocker it waits for.
                 if !lock.granted, let waiter = backend?.sessionPid {
@@ -90,7 +95,8 @@ struct CycleRecord: Encodable, Sendable {
                         case .prepared(let gid):
                             blocking = named.prepared(gid, database: lock.databaseName)
                         }
-                        waits.append(LockWaitRow(lock_activity: row.lock_activity, blocked_session: holder, blocking_session: blocking))
+                        waits.append(LockWaitRow(lock_activity: row.lock_activity, blocked_session: holder, blocking_session: blocking,
+                                                 block_kind: graph.kind(waiter: .session(waiter), blocker: blocker).rawValue))
                     }
                 }
             }

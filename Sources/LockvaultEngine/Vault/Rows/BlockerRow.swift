@@ -22,6 +22,8 @@ struct BlockerRow: Encodable, Sendable {
     var blocking_started: Date
     var blocking_severity: String
     var held_lock_mode: String?
+    var queued_for_mode: String?
+    var blocks_as: String
     var lock_target: String?
     var relation_name: String?
     var is_root_blocker: Bool
@@ -53,6 +55,8 @@ struct BlockerRow: Encodable, Sendable {
         blocking_started = a.blockingSince ?? capturedAt
         blocking_severity = a.severity.rawValue
         held_lock_mode = a.heldMode?.description
+        queued_for_mode = a.queuedForMode?.description
+        blocks_as = a.blocksAs.rawValue
         lock_target = a.contendedTarget
         relation_name = a.relationName
         is_root_blocker = a.isRoot
@@ -64,11 +68,14 @@ struct BlockerRow: Encodable, Sendable {
         xact_start = s?.transactionStart
         query = s?.query
         // Not the live duration or the running query: a steady blocker writes nothing.
+        // How it blocks only when not as a plain holder: a holder's hash stays what it was before
+        // lockvault told holders from queued requests, so an upgrade rewrites no steady row.
+        let queueParts: [String?] = a.blocksAs == .holder && a.queuedForMode == nil ? [] : [a.blocksAs.rawValue, a.queuedForMode?.description]
         hash_diff = HashDiff([
             a.severity.rawValue, a.transitivelyBlocked.map(String.init).joined(separator: ","), String(a.directlyBlocked.count),
             s?.state.description, a.heldMode?.description, a.contendedTarget, HashDiff.flag(a.isRoot), HashDiff.flag(a.inCycle),
             HashDiff.flag(eligibility.isEligible), HashDiff.flag(a.isSuperuser), a.blockingSince.map(VaultHash.timestamp), s?.user, s?.applicationName,
             eligibility.reason,
-        ])
+        ] + queueParts)
     }
 }

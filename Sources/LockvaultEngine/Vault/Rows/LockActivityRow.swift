@@ -15,6 +15,9 @@ struct LockActivityRow: Encodable, Sendable {
     var wait_start: Date?
     var lock_since: Date
     var blocking_pid: Int32?
+    /// How this waiting lock waits for `blocking_pid`: hard (it holds the lock) or soft (it is
+    /// queued ahead).
+    var block_kind: String?
     var blocked_by_pids: [Int32]
     var session_pid: Int32?
     var user_name: String?
@@ -23,13 +26,16 @@ struct LockActivityRow: Encodable, Sendable {
     var session_state: String?
     var query: String?
 
-    init(_ lock: LockRecord, holder: SessionKey, backend: BackendActivity?, prepared: PreparedGids, capturedAt: Date, memo: LockRowMemo? = nil) {
+    /// `blockKind`: the kind of the edge to the first of `blockedBy` (nil for a granted lock).
+    init(_ lock: LockRecord, holder: SessionKey, backend: BackendActivity?, prepared: PreparedGids, capturedAt: Date, blockKind: BlockKind?,
+         memo: LockRowMemo? = nil) {
         let blockedBy = lock.granted ? [] : (backend?.blockedBy ?? []).sorted()
+        let blockKind = blockedBy.isEmpty ? nil : blockKind
         let since: Date? = lock.granted
             ? (backend?.transactionStart ?? prepared.preparedAt(forVirtualTransaction: lock.virtualTransaction))
             : (lock.waitStart ?? backend?.stateChange)
-        let identity = memo?.identity(of: lock, holder: holder, blockedBy: blockedBy)
-            ?? LockRowMemo.Identity(key: LockKey(holder: holder, lock: lock), hashDiff: Self.hashDiff(lock, blockedBy: blockedBy))
+        let identity = memo?.identity(of: lock, holder: holder, blockedBy: blockedBy, blockKind: blockKind)
+            ?? LockRowMemo.Identity(key: LockKey(holder: holder, lock: lock), hashDiff: Self.hashDiff(lock, blockedBy: blockedBy, blockKind: blockKind))
         lock_activity = identity.key
         hash_diff = identity.hashDiff
         lock_type = lock.lockType.description
@@ -42,6 +48,7 @@ struct LockActivityRow: Encodable, Sendable {
         wait_start = lock.waitStart
         lock_since = since ?? capturedAt
         blocking_pid = blockedBy.first
+        block_kind = blockKind?.rawValue
         blocked_by_pids = blockedBy
         session_pid = holder.session_pid
         user_name = backend?.user ?? (lock.pid == nil ? prepared.owner(forVirtualTransaction: lock.virtualTransaction) : nil)
@@ -52,10 +59,13 @@ struct LockActivityRow: Encodable, Sendable {
     }
 
     /// Not the query text or durations: a steady lock writes nothing.
-    static func hashDiff(_ lock: LockRecord, blockedBy: [Int32]) -> HashDiff {
-        HashDiff([
+    static func hashDiff(_ lock: LockRecord, blockedBy: [Int32], blockKind: BlockKind?) -> HashDiff {
+        // The kind only when soft: rows of hard waits keep the hash they had before kinds were told apart.
+        var parts: [String?] = [
             HashDiff.flag(lock.granted), lock.waitStart.map(VaultHash.timestamp), blockedBy.map(String.init).joined(separator: ","), lock.relationName,
-        ])
+        ]
+        if blockKind == .soft { parts.append(BlockKind.soft.rawValue) }
+        return HashDiff(parts)
     }
 }
 
@@ -64,6 +74,9 @@ struct LockWaitRow: Encodable, Sendable {
     var lock_activity: LockKey
     var blocked_session: SessionKey
     var blocking_session: SessionKey
+    /// hard or soft (``BlockKind``): a link of its own per kind, so a queued request that is
+    /// granted later shows as both, each from when it was first seen so.
+    var block_kind: String
 }
 
 /// Maps a prepared transaction's locks (pid NULL) to its gid via the shared virtualtransaction.

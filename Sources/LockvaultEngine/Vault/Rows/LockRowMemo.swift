@@ -18,6 +18,7 @@ final class LockRowMemo {
         var lock: LockRecord
         var holder: SessionKey
         var blockedBy: [Int32]
+        var blockKind: BlockKind?
     }
 
     private var previous: [Input: Identity] = [:]
@@ -82,13 +83,13 @@ final class LockRowMemo {
 
     init() {}
 
-    func identity(of lock: LockRecord, holder: SessionKey, blockedBy: [Int32]) -> Identity {
-        let input = Input(lock: lock, holder: holder, blockedBy: blockedBy)
+    func identity(of lock: LockRecord, holder: SessionKey, blockedBy: [Int32], blockKind: BlockKind?) -> Identity {
+        let input = Input(lock: lock, holder: holder, blockedBy: blockedBy, blockKind: blockKind)
         if let known = current[input] ?? previous[input] {
             current[input] = known
             return known
         }
-        let made = Identity(key: LockKey(holder: holder, lock: lock), hashDiff: LockActivityRow.hashDiff(lock, blockedBy: blockedBy))
+        let made = Identity(key: LockKey(holder: holder, lock: lock), hashDiff: LockActivityRow.hashDiff(lock, blockedBy: blockedBy, blockKind: blockKind))
         current[input] = made
         return made
     }
