@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The newcomer's first command. Builds lockvault, starts a private throwaway PostgreSQL 15
 # (.pgdata/, unix socket only), migrates a demo vault, provokes real contention — a blocking
-# chain, an idle-in-transaction blocker, an advisory-lock queue and a deadlock — samples it, and
+# chain, an idle-in-transaction blocker, an advisory-lock queue, a migration queued behind a long
+# transaction with the application queued behind it, and a deadlock — samples it, and
 # prints the blocking tree and the dashboards. Run it again any time; stop the cluster with
 # scripts/pg-cluster.sh stop.
 set -euo pipefail
@@ -34,6 +35,13 @@ CREATE TABLE orders (id int PRIMARY KEY, total int);
 CREATE TABLE shipments (id int PRIMARY KEY);
 CREATE TABLE dl (id int PRIMARY KEY, v int);
 INSERT INTO dl VALUES (1, 0), (2, 0);
+-- The lock-queue pile-up runs as an ordinary role (the resolver never signals a superuser).
+DO $$ BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'demo_app') THEN CREATE ROLE demo_app LOGIN; END IF;
+END $$;
+CREATE TABLE products (id int PRIMARY KEY, name text);
+INSERT INTO products VALUES (1, 'lamp');
+ALTER TABLE products OWNER TO demo_app;
 SQL
 
 pids=()
@@ -62,12 +70,22 @@ hold demo-report "BEGIN; LOCK TABLE shipments IN ACCESS EXCLUSIVE MODE; SELECT c
 until_waiters 2
 wait_on demo-shipper "SELECT count(*) FROM shipments"
 until_waiters 3
-echo "  • advisory-lock queue: demo-worker-1 holds pg_advisory_lock(hashtext('invoice:42')); two more workers queue"
+echo "  • advisory-lock queue: demo-worker-1 holds pg_advisory_lock(hashtext('invoice:42')); demo-worker-3 queues, demo-worker-2 behind it"
 hold demo-worker-1 "SELECT pg_advisory_lock(hashtext('invoice:42'));"
 sleep 0.3
-wait_on demo-worker-2 "SELECT pg_advisory_lock(hashtext('invoice:42'))"
 wait_on demo-worker-3 "SELECT pg_advisory_lock(hashtext('invoice:42'))"
+until_waiters 4
+wait_on demo-worker-2 "SELECT pg_advisory_lock(hashtext('invoice:42'))"
 until_waiters 5
+echo "  • lock-queue pile-up: demo-analytics reads products in an open transaction; demo-deploy's ALTER TABLE queues"
+echo "    for ACCESS EXCLUSIVE behind it; demo-shop-1 and demo-shop-2 queue behind the ALTER TABLE"
+PGUSER=demo_app hold demo-analytics "BEGIN; SELECT count(*) FROM products;"
+sleep 0.3
+PGUSER=demo_app wait_on demo-deploy "ALTER TABLE products ADD COLUMN sku text"
+until_waiters 6
+PGUSER=demo_app wait_on demo-shop-1 "SELECT * FROM products"
+PGUSER=demo_app wait_on demo-shop-2 "SELECT * FROM products"
+until_waiters 8
 echo "  • deadlock: demo-dl-a and demo-dl-b update two rows in opposite order"
 PGAPPNAME=demo-dl-a psql -Xq -c "BEGIN; UPDATE dl SET v = 1 WHERE id = 1; SELECT pg_sleep(0.5); UPDATE dl SET v = 1 WHERE id = 2; COMMIT;" >/dev/null 2>&1 & pids+=($!)
 PGAPPNAME=demo-dl-b psql -Xq -c "BEGIN; UPDATE dl SET v = 2 WHERE id = 2; SELECT pg_sleep(0.5); UPDATE dl SET v = 2 WHERE id = 1; COMMIT;" >/dev/null 2>&1 & pids+=($!)
@@ -80,12 +98,15 @@ step "lockvault blocking — the live blocking tree"
 
 step "lock_monitoring.blocking_sessions_dashboard"
 psql -X -P pager=off -c "SELECT session_pid AS pid, blocking_severity AS severity, blocked_sessions_count AS blocked,
-    blocking_duration_seconds AS secs, session_state AS state, application_name AS app, held_lock_mode AS mode, lock_target,
-    left(recommended_action, 70) AS recommended_action FROM lock_monitoring.blocking_sessions_dashboard"
+    blocking_duration_seconds AS secs, session_state AS state, application_name AS app, blocks_as, held_lock_mode AS held,
+    queued_for_mode AS queued_for, lock_target, left(recommended_action, 70) AS recommended_action FROM lock_monitoring.blocking_sessions_dashboard"
 
 step "lock_monitoring.lock_activity_dashboard (waiting locks)"
-psql -X -P pager=off -c "SELECT session_pid AS pid, lock_mode, lock_target, lock_duration_seconds AS secs, blocking_pid, application_name AS app, advisory_key
+psql -X -P pager=off -c "SELECT session_pid AS pid, lock_mode, lock_target, lock_duration_seconds AS secs, blocking_pid, block_kind, application_name AS app, advisory_key
     FROM lock_monitoring.lock_activity_dashboard WHERE NOT granted"
+
+step "lockvault resolve --threshold 1 --min-severity LOW --cancel-queued-after 1 — a dry run: the queued ALTER TABLE is the one to cancel"
+"$bin" resolve --threshold 1 --min-severity LOW --cancel-queued-after 1 --max 5 || [[ $? -eq 2 ]]
 
 step "lock_monitoring.deadlock_events_dashboard"
 psql -X -P pager=off -c "SELECT detected_at, database_name, participant_pids, victim_pid, sources FROM lock_monitoring.deadlock_events_dashboard"

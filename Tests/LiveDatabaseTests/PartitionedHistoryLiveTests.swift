@@ -524,6 +524,9 @@ extension LiveDatabaseSuite {
             }
         }
 
+        /// Numbered migrations after 030 that only add columns, independent of 030's layout.
+        static let columnsOnlyAfter030: Set<String> = ["031_block_kinds.sql"]
+
         /// A vault built by the migrations before 030 (current rows anywhere in the days) upgrades
         /// with every row kept, its current rows moved to the current partitions, and the writer
         /// and retention going on with the same history.
@@ -531,7 +534,9 @@ extension LiveDatabaseSuite {
             try await LiveDatabase.withTemporaryDatabase { db in
                 let setup = try LiveDatabase.connect(database: db)
                 defer { setup.close() }
-                let before030 = Migration.embedded.filter { $0.kind == .repeatable || $0.name < "030" }
+                // Today's functions and views are the repeatable set here, so the columns they name
+                // must exist: later migrations that only add columns come along.
+                let before030 = Migration.embedded.filter { $0.kind == .repeatable || $0.name < "030" || Self.columnsOnlyAfter030.contains($0.name) }
                 #expect(try Migrator(migrations: before030, superseded: [:]).apply(on: setup).count == before030.count)
                 let s = try EngineScenario(database: db, migrator: nil)
                 do {

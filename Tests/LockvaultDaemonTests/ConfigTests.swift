@@ -215,6 +215,21 @@ import LockvaultCore
         #expect(env.description.contains("only be set in the config file"))
     }
 
+    @Test func cancellingQueuedRequestsIsOffUntilANumberIsGiven() throws {
+        #expect(try ConfigLoader.parse("", source: "t.yaml").resolve.cancelQueuedAfterSeconds == nil)
+        #expect(try ConfigLoader.parse("resolve:\n  cancel_queued_after_seconds: null\n", source: "t.yaml").resolve.cancelQueuedAfterSeconds == nil)
+        #expect(try ConfigLoader.parse("resolve:\n  cancel_queued_after_seconds: 2.5\n", source: "t.yaml").resolve.cancelQueuedAfterSeconds == 2.5)
+        var config = LockvaultConfig()
+        try ConfigLoader.applyEnvironment(["LOCKVAULT_RESOLVE_CANCEL_QUEUED_AFTER_SECONDS": "10"], to: &config)
+        #expect(config.resolve.cancelQueuedAfterSeconds == 10)
+        for (value, code) in [("yes", ConfigError.Code.wrongType), ("-1", .outOfRange), ("\"soon\"", .wrongType)] {
+            let error = try #require(throws: ConfigError.self) {
+                try ConfigLoader.parse("resolve:\n  cancel_queued_after_seconds: \(value)\n", source: "t.yaml")
+            }
+            #expect(error.code == code && error.keyPath == "resolve.cancel_queued_after_seconds" && error.line == 2, "\(error)")
+        }
+    }
+
     @Test(arguments: bad)
     func badConfigsAreRejectedWithKeyAndLine(_ bad: Bad) throws {
         let error = try #require(throws: ConfigError.self) {
