@@ -171,12 +171,20 @@ public struct LockSnapshot: Sendable, Hashable, Codable {
     public var deadlockCounts: [String: Int64]
     /// lockvault's own sessions: never blockers to act on.
     public var monitorPids: Set<Int32>
+    /// Sessions waiting for a lock now, short waits included.
+    public var lockWaiters: Int
+    /// Of ``lockWaiters``, those younger than `sampling.min_wait_seconds`: counted, not resolved
+    /// (they are in neither ``backends`` nor ``locks``, unless they block someone).
+    public var shortWaits: Int
+    /// The longest lock wait now, in seconds, short ones as long as lockvault has seen them.
+    public var longestWaitSeconds: Double
 
     public init(
         capturedAt: Date, systemIdentifier: String = "0", serverVersionNum: Int = 150000, backends: [BackendActivity] = [],
         backendCount: Int? = nil, sessionDatabases: [Int32: String]? = nil, sessionStarts: [Int32: Date]? = nil,
         locks: [LockRecord] = [], preparedTransactions: [PreparedTransaction] = [], lockTable: LockTableUsage? = nil,
-        deadlockCounts: [String: Int64] = [:], monitorPids: Set<Int32> = []
+        deadlockCounts: [String: Int64] = [:], monitorPids: Set<Int32> = [], lockWaiters: Int? = nil, shortWaits: Int = 0,
+        longestWaitSeconds: Double? = nil
     ) {
         self.capturedAt = capturedAt
         self.systemIdentifier = systemIdentifier
@@ -190,6 +198,10 @@ public struct LockSnapshot: Sendable, Hashable, Codable {
         self.lockTable = lockTable
         self.deadlockCounts = deadlockCounts
         self.monitorPids = monitorPids
+        self.lockWaiters = lockWaiters ?? backends.filter(\.isWaitingOnLock).count
+        self.shortWaits = shortWaits
+        self.longestWaitSeconds = longestWaitSeconds
+            ?? locks.filter { !$0.granted }.compactMap(\.waitStart).min().map { max(0, capturedAt.timeIntervalSince($0)) } ?? 0
     }
 
     public func backend(_ pid: Int32) -> BackendActivity? { backends.first { $0.pid == pid } }

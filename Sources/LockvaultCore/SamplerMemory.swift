@@ -30,11 +30,14 @@ public struct SamplerMemory: Sendable {
     public private(set) var blockerLocks: [Int32: [LockRecord]] = [:]
 
     /// What identifies one lock wait without reading pg_locks: the session, the statement, what it
-    /// waits for in pg_stat_activity's words, and whom `pg_blocking_pids()` names. While all of
-    /// these are the same, the waiter's locks (target, mode, `waitstart`) and its blockers' locks
-    /// are taken as unchanged. What this can miss: a statement that, after one lock was granted,
-    /// waits for another of the same kind behind the same blockers — its details are then up to
-    /// one lock-table cycle (a minute) old, since that cycle re-reads every waiter.
+    /// waits for in pg_stat_activity's words, and the blockers found when its locks were last read
+    /// (and which of them were themselves waiting). While the wait is the same and none of its
+    /// blockers changed in pg_stat_activity (no new statement or state, waiting as before), the
+    /// waiter's locks and blockers and its blockers' locks are taken as unchanged: a session that
+    /// holds nothing it needs cannot come to block it without waiting itself, behind it. What this
+    /// can miss: a statement that, after one lock was granted, waits for another of the same kind
+    /// behind the same blockers — its details are then up to one lock-table cycle (a minute) old,
+    /// since that cycle re-reads every waiter.
     public struct WaitKey: Sendable, Hashable {
         public var pid: Int32
         public var backendStart: Date?
@@ -42,14 +45,52 @@ public struct SamplerMemory: Sendable {
         public var waitEvent: String?
         /// Sorted.
         public var blockedBy: [Int32]
+        /// The blockers that were waiting for a lock themselves (queued ahead, or in a chain).
+        public var waitingBlockers: Set<Int32>
 
-        public init(_ b: BackendActivity) {
+        public init(_ b: BackendActivity, waitingBlockers: Set<Int32> = []) {
             pid = b.pid
             backendStart = b.backendStart
             queryStart = b.queryStart
             waitEvent = b.waitEvent
             blockedBy = b.blockedBy.sorted()
+            self.waitingBlockers = waitingBlockers.intersection(b.blockedBy)
         }
+    }
+
+    /// One lock wait as pg_stat_activity shows it, without pg_locks: enough to tell the same wait
+    /// from one cycle to the next, and so how long it has lasted at least.
+    public struct WaitSighting: Sendable, Hashable {
+        public var pid: Int32
+        public var backendStart: Date?
+        public var queryStart: Date?
+        public var waitEvent: String?
+
+        public init(pid: Int32, backendStart: Date?, queryStart: Date?, waitEvent: String?) {
+            self.pid = pid
+            self.backendStart = backendStart
+            self.queryStart = queryStart
+            self.waitEvent = waitEvent
+        }
+    }
+
+    /// When each lock wait of the last cycle was first seen. A wait lasts at least from then;
+    /// waits younger than `sampling.min_wait_seconds` are counted, not resolved.
+    public private(set) var waitFirstSeen: [WaitSighting: Date] = [:]
+
+    /// The cycle's lock waits (all of them, short or not): remembers when each was first seen
+    /// and forgets those that ended. Returns the longest seen so far, in seconds.
+    public mutating func sighted(_ waits: [WaitSighting], at capturedAt: Date) -> Double {
+        var next: [WaitSighting: Date] = [:]
+        next.reserveCapacity(waits.count)
+        var longest = 0.0
+        for w in waits {
+            let first = waitFirstSeen[w] ?? capturedAt
+            next[w] = first
+            longest = max(longest, capturedAt.timeIntervalSince(first))
+        }
+        waitFirstSeen = next
+        return longest
     }
 
     /// The waits the next statement may take as known (it reads pg_locks when any current waiter
@@ -61,14 +102,18 @@ public struct SamplerMemory: Sendable {
     /// known and unchanged), the remembered locks of the current waiters and blockers are added
     /// to `locks` (those of pids already in `locks`, e.g. long transactions, are not repeated).
     /// - Returns: the cycle's locks.
-    public mutating func absorbLocks(backends: [BackendActivity], locks: [LockRecord], locksRead: Bool) -> [LockRecord] {
-        let waiters = backends.filter(\.isWaitingOnLock)
+    ///
+    /// `longWaiters`: the waits old enough to resolve (nil: every waiter of `backends`).
+    public mutating func absorbLocks(backends: [BackendActivity], locks: [LockRecord], locksRead: Bool, longWaiters: Set<Int32>? = nil) -> [LockRecord] {
+        let waiters = backends.filter { $0.isWaitingOnLock && longWaiters?.contains($0.pid) != false }
         let blockers = Set(waiters.flatMap(\.blockedBy))
         var result = locks
         if locksRead {
             var byPid: [Int32: [LockRecord]] = [:]
             for l in locks { byPid[l.pid ?? 0, default: []].append(l) }
-            waits = Dictionary(waiters.map { w in (w.pid, (WaitKey(w), (byPid[w.pid] ?? []).filter { !$0.granted })) }, uniquingKeysWith: { a, _ in a })
+            let waiting = Set(backends.filter(\.isWaitingOnLock).map(\.pid))
+            waits = Dictionary(waiters.map { w in (w.pid, (WaitKey(w, waitingBlockers: waiting), (byPid[w.pid] ?? []).filter { !$0.granted })) },
+                               uniquingKeysWith: { a, _ in a })
             blockerLocks = Dictionary(blockers.map { ($0, byPid[$0] ?? []) }, uniquingKeysWith: { a, _ in a })
             return result
         }
@@ -131,6 +176,9 @@ public struct SamplerMemory: Sendable {
         previousCapture = capturedAt
         return backends + carried.sorted { $0.pid < $1.pid }
     }
+
+    /// The blockers remembered for a wait that this cycle did not read again.
+    public func carriedBlockers(of pid: Int32) -> [Int32]? { waits[pid]?.key.blockedBy }
 
     /// Forgets everything (a new connection, or a failed cycle: the next one reads it all).
     public mutating func reset() { self = SamplerMemory() }

@@ -61,8 +61,14 @@ struct SampleCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Don't write to the vault (just look).")
     var noWrite = false
 
+    @Option(name: .long, help: "Count lock waits younger than this many seconds instead of resolving them (sampling.min_wait_seconds; default 0: resolve every wait). Needs --cycles: a wait's age is learnt from the cycle that first saw it.")
+    var minWait: Double = 0
+
     func run() async throws {
-        let monitor = Monitor(configuration: try connection.monitorConfiguration(), logger: Logger(label: "lockvault.sample") { _ in SwiftLogNoOpLogHandler() })
+        guard minWait.isFinite, (0...3600).contains(minWait) else { throw ValidationError("--min-wait must be between 0 and 3600 seconds, not '\(minWait)'") }
+        var configuration = try connection.monitorConfiguration()
+        configuration.snapshot.minWaitSeconds = minWait
+        let monitor = Monitor(configuration: configuration, logger: Logger(label: "lockvault.sample") { _ in SwiftLogNoOpLogHandler() })
         do {
             try await monitor.checkTarget()
             if !noWrite { try await monitor.checkVault() }
@@ -84,7 +90,8 @@ struct SampleCommand: AsyncParsableCommand {
 
     static func text(_ o: CycleOutcome) -> String {
         let locks = o.snapshot?.locks.count ?? 0
-        return "\(o.succeeded ? "ok" : "degraded"): locks_captured=\(locks) blocking_sessions=\(o.assessments.count) deadlocks_detected=\(o.deadlocks.count) critical_issues=\(o.criticalCount) cycle_ms=\(String(format: "%.1f", o.cycleMilliseconds))"
+        let waits = o.snapshot.map { " waiting=\($0.lockWaiters) short_waits=\($0.shortWaits) longest_wait_s=\(String(format: "%.1f", $0.longestWaitSeconds))" } ?? ""
+        return "\(o.succeeded ? "ok" : "degraded"): locks_captured=\(locks) blocking_sessions=\(o.assessments.count) deadlocks_detected=\(o.deadlocks.count) critical_issues=\(o.criticalCount) cycle_ms=\(String(format: "%.1f", o.cycleMilliseconds))\(waits)"
             + (o.targetError.map { " target_error=\($0)" } ?? "") + (o.vaultError.map { " vault_error=\($0)" } ?? "")
     }
 
@@ -93,6 +100,8 @@ struct SampleCommand: AsyncParsableCommand {
             "ok": o.succeeded, "locks_captured": o.snapshot?.locks.count ?? 0, "blocking_sessions": o.assessments.count,
             "deadlocks_detected": o.deadlocks.count, "critical_issues": o.criticalCount, "cycle_ms": o.cycleMilliseconds,
             "target_error": o.targetError ?? NSNull(), "vault_error": o.vaultError ?? NSNull(),
+            "waiting": o.snapshot?.lockWaiters ?? NSNull(), "short_waits": o.snapshot?.shortWaits ?? NSNull(),
+            "longest_wait_seconds": o.snapshot?.longestWaitSeconds ?? NSNull(),
         ]
         return String(decoding: (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data(), as: UTF8.self)
     }
@@ -143,7 +152,7 @@ struct BlockingCommand: AsyncParsableCommand {
                 print(String(decoding: try encoder.encode(report), as: UTF8.self))
             } else {
                 if watch { print("\u{1B}[2J\u{1B}[H", terminator: "") }
-                print("lockvault blocking — \(snapshot.backendCount) backends, \(snapshot.backends.filter(\.isWaitingOnLock).count) waiting for locks")
+                print("lockvault blocking — \(snapshot.backendCount) backends, \(snapshot.lockWaiters) waiting for locks")
                 print(BlockingForestRenderer().render(snapshot, forest: outcome.forest, assessments: outcome.assessments))
             }
             if watch { try await Task.sleep(for: .milliseconds(Int(interval * 1000))) }

@@ -29,11 +29,12 @@ BEGIN
     UPDATE monitor_cycle_s SET load_end_date = p_at WHERE cluster_hk = v_cluster AND load_end_date IS NULL AND load_date < p_at;
     INSERT INTO monitor_cycle_s (cluster_hk, load_date, hash_diff, record_source, cluster_name, last_cycle_at, cycle_ms, backends,
                                  waiting_sessions, blockers, critical_blockers, locks_captured, locks_in_use, lock_table_capacity,
-                                 server_version_num, daemon_version, buffered_cycles, spooled_cycles, high_blockers, medium_blockers, low_blockers)
+                                 server_version_num, daemon_version, buffered_cycles, spooled_cycles, high_blockers, medium_blockers, low_blockers,
+                                 short_waits, longest_wait_seconds)
     VALUES (v_cluster, p_at, v_sum.hash_diff, p_src, v_sum.cluster_name, p_at, v_sum.cycle_ms, v_sum.backends,
             v_sum.waiting_sessions, v_sum.blockers, v_sum.critical_blockers, v_sum.locks_captured, v_sum.locks_in_use, v_sum.lock_table_capacity,
             v_sum.server_version_num, v_sum.daemon_version, v_sum.buffered_cycles, v_sum.spooled_cycles,
-            v_sum.high_blockers, v_sum.medium_blockers, v_sum.low_blockers)
+            v_sum.high_blockers, v_sum.medium_blockers, v_sum.low_blockers, v_sum.short_waits, v_sum.longest_wait_seconds)
     ON CONFLICT DO NOTHING;
     GET DIAGNOSTICS v_n = ROW_COUNT;
     RETURN v_n;

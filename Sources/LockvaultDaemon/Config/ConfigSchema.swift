@@ -56,6 +56,7 @@ enum ConfigSchema {
         .init(path: "vault.spool_max_mb", kind: .int(\.spoolMaxMB, 1...1_048_576)),
         .init(path: "sampling.interval_seconds", kind: .double(\.intervalSeconds, 0.1...3600)),
         .init(path: "sampling.query_text_length", kind: .int(\.snapshot.queryTextLength, 0...1_048_576)),
+        .init(path: "sampling.min_wait_seconds", kind: .double(\.snapshot.minWaitSeconds, 0...3600)),
         .init(path: "sampling.lock_hold_threshold_seconds", kind: .double(\.snapshot.lockHoldThresholdSeconds, 0...86400)),
         .init(path: "sampling.statement_timeout_ms", kind: .int(\.session.statementTimeoutMs, 100...600_000)),
         .init(path: "sampling.lock_timeout_ms", kind: .int(\.session.lockTimeoutMs, 10...600_000)),

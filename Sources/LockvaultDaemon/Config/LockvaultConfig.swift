@@ -26,7 +26,9 @@ public struct LockvaultConfig: Sendable, Equatable {
 
     public var intervalSeconds = 1.0
     /// `sampling.query_text_length`, `sampling.lock_hold_threshold_seconds`.
-    public var snapshot = SnapshotOptions()
+    /// The daemon resolves a wait once it is a second old (`sampling.min_wait_seconds`); the
+    /// one-shot commands, which see a moment once, resolve every wait.
+    public var snapshot = SnapshotOptions(minWaitSeconds: 1)
     /// `sampling.statement_timeout_ms`, `sampling.lock_timeout_ms` for lockvault's own sessions.
     public var session = SessionSettings(applicationName: "lockvault")
     public var serverLogPath: String? = nil

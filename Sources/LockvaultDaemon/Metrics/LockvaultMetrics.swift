@@ -25,6 +25,9 @@ public final class LockvaultMetrics: Sendable {
     private let blockers: [BlockerSeverity: Gauge]
     private let blockedSessions: Gauge
     private let longestWait: Gauge
+    /// Every session waiting for a lock, and of those the waits too young to resolve (sampling.min_wait_seconds).
+    private let lockWaiters: Gauge
+    private let shortWaits: Gauge
     private let lockTableUtilisation: Gauge
     private let lockTableLocks: Gauge
     private let deadlocks: Counter
@@ -45,6 +48,8 @@ public final class LockvaultMetrics: Sendable {
         })
         blockedSessions = Gauge(label: "lockvault_blocked_sessions", factory: factory)
         longestWait = Gauge(label: "lockvault_longest_wait_seconds", factory: factory)
+        lockWaiters = Gauge(label: "lockvault_lock_waiters", factory: factory)
+        shortWaits = Gauge(label: "lockvault_short_lock_waits", factory: factory)
         lockTableUtilisation = Gauge(label: "lockvault_lock_table_utilization_ratio", factory: factory)
         lockTableLocks = Gauge(label: "lockvault_lock_table_locks", factory: factory)
         deadlocks = Counter(label: "lockvault_deadlocks_total", factory: factory)
@@ -86,9 +91,9 @@ public final class LockvaultMetrics: Sendable {
         }
         let waiting = snapshot.backends.filter { !$0.blockedBy.isEmpty }
         blockedSessions.record(Double(waiting.count))
-        let longest = snapshot.locks.filter { !$0.granted }.compactMap(\.waitStart).min().map { max(0, snapshot.capturedAt.timeIntervalSince($0)) }
-            ?? outcome.assessments.map(\.blockingDurationSeconds).max() ?? 0
-        longestWait.record(longest)
+        longestWait.record(max(snapshot.longestWaitSeconds, outcome.assessments.map(\.blockingDurationSeconds).max() ?? 0))
+        lockWaiters.record(Double(snapshot.lockWaiters))
+        shortWaits.record(Double(snapshot.shortWaits))
         if let table = snapshot.lockTable {
             lockTableUtilisation.record(table.utilisation)
             lockTableLocks.record(Double(table.locksInUse))

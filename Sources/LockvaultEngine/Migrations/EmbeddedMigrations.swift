@@ -1046,6 +1046,24 @@ COMMENT ON COLUMN lock_monitoring.blocking_session_s.queued_for_mode IS 'The loc
 COMMENT ON COLUMN lock_monitoring.blocking_session_s.held_lock_mode IS
     'Strongest mode it holds (granted) on what its waiters want; NULL when it holds none (a queued request). Rows recorded before blocks_as may name a mode it was queued for.';
 """####),
+        Migration(name: "033_short_waits.sql", sql: ####"""
+-- Migration 033: short lock waits are counted, not resolved. A wait younger than the daemon's
+-- sampling.min_wait_seconds (default 1 s, PostgreSQL's own deadlock_timeout and the start of
+-- log_lock_waits) costs no pg_locks read and writes no lock row; the cycle summary carries how
+-- many there were and the longest wait. Neither is in the summary's hash diff: a contention storm
+-- of millisecond waits changes them every second, and would otherwise write a row every second.
+-- They are as of the summary row's last_cycle_at (a change or the heartbeat). NULL: written by a
+-- lockvault that did not count them.
+
+ALTER TABLE lock_monitoring.monitor_cycle_s ADD COLUMN IF NOT EXISTS short_waits integer;
+ALTER TABLE lock_monitoring.monitor_cycle_s ADD COLUMN IF NOT EXISTS longest_wait_seconds double precision;
+COMMENT ON COLUMN lock_monitoring.monitor_cycle_s.short_waits IS
+    'Of waiting_sessions, the waits younger than sampling.min_wait_seconds: counted, not resolved (no blockers, no lock rows). As of last_cycle_at; not in the hash diff.';
+COMMENT ON COLUMN lock_monitoring.monitor_cycle_s.longest_wait_seconds IS
+    'The longest lock wait at last_cycle_at, in seconds, short waits included (as long as lockvault had seen them). Not in the hash diff.';
+COMMENT ON COLUMN lock_monitoring.monitor_cycle_s.waiting_sessions IS
+    'Sessions waiting for a lock, short waits included; a change of the waits that were resolved (waiting_sessions - short_waits) writes a summary row.';
+"""####),
     ]
 
     /// The repeatable set: sql/functions/*.sql, then sql/views/*.sql.
@@ -2104,11 +2122,12 @@ BEGIN
     UPDATE monitor_cycle_s SET load_end_date = p_at WHERE cluster_hk = v_cluster AND load_end_date IS NULL AND load_date < p_at;
     INSERT INTO monitor_cycle_s (cluster_hk, load_date, hash_diff, record_source, cluster_name, last_cycle_at, cycle_ms, backends,
                                  waiting_sessions, blockers, critical_blockers, locks_captured, locks_in_use, lock_table_capacity,
-                                 server_version_num, daemon_version, buffered_cycles, spooled_cycles, high_blockers, medium_blockers, low_blockers)
+                                 server_version_num, daemon_version, buffered_cycles, spooled_cycles, high_blockers, medium_blockers, low_blockers,
+                                 short_waits, longest_wait_seconds)
     VALUES (v_cluster, p_at, v_sum.hash_diff, p_src, v_sum.cluster_name, p_at, v_sum.cycle_ms, v_sum.backends,
             v_sum.waiting_sessions, v_sum.blockers, v_sum.critical_blockers, v_sum.locks_captured, v_sum.locks_in_use, v_sum.lock_table_capacity,
             v_sum.server_version_num, v_sum.daemon_version, v_sum.buffered_cycles, v_sum.spooled_cycles,
-            v_sum.high_blockers, v_sum.medium_blockers, v_sum.low_blockers)
+            v_sum.high_blockers, v_sum.medium_blockers, v_sum.low_blockers, v_sum.short_waits, v_sum.longest_wait_seconds)
     ON CONFLICT DO NOTHING;
     GET DIAGNOSTICS v_n = ROW_COUNT;
     RETURN v_n;

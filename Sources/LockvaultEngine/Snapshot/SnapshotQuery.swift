@@ -6,30 +6,34 @@ import Foundation
 /// a slightly different instant; one round trip keeps them as close together as the server
 /// allows and costs one network hop.
 ///
-/// Why it is shaped like this (see docs and /shared/notes on cost): reading `pg_locks` and
-/// calling `pg_blocking_pids()` take the lock manager's partition locks, so
-/// - `pg_blocking_pids()` runs only for backends whose `wait_event_type = 'Lock'`;
-/// - `pg_locks` is read only when someone waits or some transaction is older than the hold
-///   threshold (`$2`); in a quiet cycle the function scan is never executed (a gated one-time
-///   filter); the lock-table usage count reads it a second time only when asked (`$3`, once a
-///   minute by default);
-/// - of `pg_locks`, only rows that matter are kept, filtered during the scan: waiting locks,
-///   locks of blockers, locks of prepared transactions (pid NULL) and locks of transactions
-///   older than the hold threshold;
+/// Why it is shaped like this (docs/operations.md, "What a cycle reads"): reading `pg_locks` and
+/// calling `pg_blocking_pids()` each take all of the lock manager's partition locks, so a cycle
+/// takes them at most once, and only when it must:
+/// - `pg_blocking_pids()` is not called (but on PostgreSQL 13, see ``sql(serverVersion:)``): who
+///   blocks whom comes from the one `pg_locks` read, by ``LockQueue`` (holders of a conflicting
+///   lock, and waiters ahead in the queue by `waitstart`);
+/// - a lock wait younger than `sampling.min_wait_seconds` is a short wait: counted (`waits`), not
+///   resolved. A wait's age is known without pg_locks from the cycle that first saw it: `$7` lists
+///   the waits seen before as `[[pid, backend_start, query_start, wait_event, first_seen], …]`
+///   and `$8` the age from which a wait is resolved (0: every wait; `long_waits` lists them);
+/// - `pg_locks` is read (once: `pl`, which also serves the lock-table count) only when a long wait
+///   is new or changed, when some transaction newly crossed the hold threshold (`$2`), or when
+///   forced (`$3`, the lock-table reading, once a minute by default); in a quiet cycle or a storm of
+///   short waits the function scan is never executed;
+/// - of `pg_locks`, only rows that matter come back: the long waiters' waiting locks, and the
+///   granted locks of prepared transactions (pid NULL), of the sessions holding or queued for
+///   what the long waiters want, and of transactions older than the hold threshold;
 /// - a long transaction's locks are read once, when it is first seen older than the threshold,
 ///   and again only when they changed: `$4` lists the long transactions whose locks the reader
 ///   already holds, as `[[pid, xact_start, fingerprint], …]`, and the statement skips them. In
-///   the once-a-minute lock-table reading (`$3`), the same single pass over pg_locks computes each
-///   pid's fingerprint (lock count and a sum over targets and modes), and a long transaction whose
-///   fingerprint moved is read again. Returning every lock of every long transaction every second
-///   was 14× the cost of reading pg_locks on a busy cluster (docs/benchmarks.md); now a steady
-///   cycle does not read pg_locks at all unless someone waits or a transaction newly crossed the
-///   threshold. `long_read` lists `[pid, fingerprint]` of the transactions read in full this time.
+///   the lock-table reading (`$3`), the same pass over pg_locks computes each pid's fingerprint
+///   (lock count and a sum over targets and modes), and a long transaction whose fingerprint
+///   moved is read again. `long_read` lists `[pid, fingerprint]` of those read in full this time.
 /// Relation names are resolved here only where the OID belongs to this database (or is a shared
 /// catalog); other databases' OIDs are resolved by ``RelationNameResolver`` on a connection to
 /// that database, because this database's catalog would name the wrong table.
 ///
-/// Of pg_stat_activity, only the backends that matter come back as JSON — waiters, their
+/// Of pg_stat_activity, only the backends that matter come back as JSON — long waiters, their
 /// blockers, long transactions, and the parallel groups of these — and of those only the ones
 /// the reader doesn't already know unchanged: a long transaction in `$4` whose `state_change`
 /// is older than the previous capture (`$5`) is not returned again (`long_kept` says it is
@@ -38,22 +42,22 @@ import Foundation
 /// them in a lock-table cycle). The cluster's identity, version and lock-table capacity never
 /// change on a connection and are read once (`connectionFactsSQL`).
 ///
-/// A waiter already read is not read again: `$6` lists the waits whose lock details the reader
-/// holds, as `[[pid, backend_start, query_start, wait_event, [blocked_by, sorted]], …]`
-/// (`SamplerMemory.WaitKey`); when every current waiter matches one, pg_locks is not read
-/// (`locks_read` false) and the reader adds the remembered locks of the waiters and of the
-/// blockers `pg_blocking_pids()` named this time. Any new or changed wait, a new blocker, a
-/// blocker whose `state_change` moved since `$5` (it ran a statement, or its own wait ended and it
-/// took the lock), or the once-a-minute lock-table cycle (`$3`) reads pg_locks again. What is
-/// carried stale: locks a blocker takes in the middle of one statement that is still running, with
-/// its waiters' waits unchanged — seen at the next lock-table cycle, at most
-/// `lockTableCheckIntervalSeconds` (60 s) late.
+/// A long wait already read is not read again: `$6` lists them, as
+/// `[[pid, backend_start, query_start, wait_event, [[blocker, blocker_was_waiting], …]], …]`
+/// (`SamplerMemory.WaitKey`). When every long waiter matches one (`carried`), and none of its
+/// blockers left, ran a statement or changed state since `$5`, or started or stopped waiting,
+/// pg_locks is not read (`locks_read` false) and the reader carries the waits' blockers and locks.
+/// A session that holds nothing a waiter needs cannot come to block it without queueing behind it,
+/// so nothing new can block a carried wait unseen. What is carried stale: locks a blocker takes in
+/// the middle of one statement that is still running, with its waiters' waits unchanged — seen at
+/// the next lock-table cycle, at most `lockTableCheckIntervalSeconds` (60 s) late.
 ///
 /// Parameters: `$1` query text length, `$2` hold threshold in seconds, `$3` force reading
 /// pg_locks (lock-table usage and fingerprints), `$4` long transactions whose locks are already
 /// known (jsonb; NULL or `[]` = read them all), `$5` the previous cycle's `captured_at`
 /// (timestamptz; NULL = return every backend that matters), `$6` known waits (jsonb; NULL or
-/// `[]` = none known).
+/// `[]` = none known), `$7` waits seen before with when (jsonb), `$8` the age in seconds from which
+/// a wait is resolved (0 = every wait).
 public enum SnapshotQuery {
     /// A pid's locks in one text: their count and a sum over type, mode and target. Computed the
     /// same way over pg_locks (`scan`) and over the rows returned (`lk`), so equal text = same
@@ -64,18 +68,63 @@ public enum SnapshotQuery {
         WITH act AS MATERIALIZED (
             SELECT a.pid, a.backend_start, a.backend_type, a.datname, a.usename, a.application_name,
                    a.client_addr, a.state, a.xact_start, a.query_start, a.state_change,
-                   a.wait_event_type, a.wait_event, a.query, a.leader_pid, a.usesysid,
-                   CASE WHEN a.wait_event_type = 'Lock' THEN pg_blocking_pids(a.pid) END AS blocked_by
+                   a.wait_event_type, a.wait_event, a.query, a.leader_pid, a.usesysid
             FROM pg_stat_activity a
+        ),
+        seen AS MATERIALIZED (
+            SELECT (k->>0)::int AS pid, (k->>1)::timestamptz AS backend_start, (k->>2)::timestamptz AS query_start,
+                   k->>3 AS wait_event, (k->>4)::timestamptz AS first_seen
+            FROM jsonb_array_elements(coalesce($7::jsonb, '[]')) k
+        ),
+        longw AS MATERIALIZED (
+            SELECT a.pid FROM act a
+            WHERE a.wait_event_type = 'Lock'
+              AND ($8::float8 <= 0 OR EXISTS (
+                  SELECT 1 FROM seen s
+                  WHERE s.pid = a.pid AND s.backend_start IS NOT DISTINCT FROM a.backend_start
+                    AND s.query_start IS NOT DISTINCT FROM a.query_start AND s.wait_event IS NOT DISTINCT FROM a.wait_event
+                    AND s.first_seen <= now() - make_interval(secs => $8::float8)))
         ),
         known AS MATERIALIZED (
             SELECT (k->>0)::int AS pid, (k->>1)::timestamptz AS xact_start, k->>2 AS fp FROM jsonb_array_elements(coalesce($4::jsonb, '[]')) k
         ),
+        known_waits AS MATERIALIZED (
+            SELECT (k->>0)::int AS pid, (k->>1)::timestamptz AS backend_start, (k->>2)::timestamptz AS query_start,
+                   k->>3 AS wait_event, coalesce(k->4, '[]') AS blockers
+            FROM jsonb_array_elements(coalesce($6::jsonb, '[]')) k
+        ),
+        carried AS MATERIALIZED (
+            SELECT w.pid, w.blockers FROM known_waits w JOIN act a ON a.pid = w.pid
+            WHERE a.pid IN (SELECT pid FROM longw) AND $5::timestamptz IS NOT NULL
+              AND w.backend_start IS NOT DISTINCT FROM a.backend_start AND w.query_start IS NOT DISTINCT FROM a.query_start
+              AND w.wait_event IS NOT DISTINCT FROM a.wait_event
+              -- Its blockers as they were: still there, no statement or state change since the
+              -- previous capture, and waiting (queued ahead) or not as before.
+              AND NOT EXISTS (SELECT 1 FROM jsonb_array_elements(w.blockers) b LEFT JOIN act x ON x.pid = (b->>0)::int
+                              WHERE (b->>0)::int <> 0
+                                AND (x.pid IS NULL OR x.state_change >= $5::timestamptz
+                                     OR (x.wait_event_type IS NOT DISTINCT FROM 'Lock') <> (b->>1)::bool))
+        ),
+        longx0 AS MATERIALIZED (
+            SELECT a.pid FROM act a
+            WHERE a.xact_start < now() - make_interval(secs => $2::float8)
+              AND NOT EXISTS (SELECT 1 FROM known k WHERE k.pid = a.pid AND k.xact_start = a.xact_start)
+        ),
+        gate AS MATERIALIZED (
+            SELECT EXISTS (SELECT 1 FROM longw WHERE pid NOT IN (SELECT pid FROM carried)) AS someone_waits,
+                   EXISTS (SELECT 1 FROM longx0) AS long_xacts
+        ),
+        pl AS MATERIALIZED (
+            SELECT l.locktype, l.database::int8 AS database, l.relation::int8 AS relation, l.page, l.tuple, l.virtualxid, l.transactionid::text AS transactionid,
+                   l.classid::int8 AS classid, l.objid::int8 AS objid, l.objsubid, l.virtualtransaction, l.pid, l.mode, l.granted, l.fastpath, l.waitstart,
+                   l.locktype || ':' || coalesce(l.database::text, '') || ':' || coalesce(l.relation::text, '') || ':' || coalesce(l.page::text, '') || ':'
+                     || coalesce(l.tuple::text, '') || ':' || coalesce(l.virtualxid, '') || ':' || coalesce(l.transactionid::text, '') || ':'
+                     || coalesce(l.classid::text, '') || ':' || coalesce(l.objid::text, '') || ':' || coalesce(l.objsubid::text, '') AS target
+            FROM pg_locks l, gate
+            WHERE $3::bool OR gate.someone_waits OR gate.long_xacts
+        ),
         scan AS MATERIALIZED (
-            SELECT pid, count(*) FILTER (WHERE NOT fastpath) AS slow, \(fingerprint) AS fp
-            FROM (SELECT l.pid, l.locktype, l.mode, l.relation::int8 AS relation, l.objid::int8 AS objid, l.page, l.tuple, l.fastpath
-                  FROM pg_locks l WHERE $3::bool) s
-            GROUP BY pid
+            SELECT pid, count(*) FILTER (WHERE NOT fastpath) AS slow, \(fingerprint) AS fp FROM pl WHERE $3::bool GROUP BY pid
         ),
         valid AS MATERIALIZED (
             SELECT k.pid, k.xact_start FROM known k LEFT JOIN scan s ON s.pid = k.pid
@@ -86,46 +135,32 @@ public enum SnapshotQuery {
             WHERE a.xact_start < now() - make_interval(secs => $2::float8)
               AND NOT EXISTS (SELECT 1 FROM valid v WHERE v.pid = a.pid AND v.xact_start = a.xact_start)
         ),
+        wanted AS MATERIALIZED (
+            SELECT DISTINCT target FROM pl WHERE NOT granted AND pid IN (SELECT pid FROM longw)
+        ),
+        holders AS MATERIALIZED (
+            SELECT DISTINCT pid FROM pl
+            WHERE pid IS NOT NULL AND target IN (SELECT target FROM wanted) AND (granted OR pid IN (SELECT pid FROM longw))
+        ),
         blockers AS MATERIALIZED (
-            SELECT DISTINCT unnest(blocked_by) AS pid FROM act WHERE blocked_by IS NOT NULL
+            SELECT pid FROM holders
+            UNION SELECT (b->>0)::int FROM carried c, jsonb_array_elements(c.blockers) b
         ),
         core AS MATERIALIZED (
             SELECT a.pid, a.leader_pid FROM act a
-            WHERE a.wait_event_type = 'Lock'
+            WHERE a.pid IN (SELECT pid FROM longw)
                OR a.pid IN (SELECT pid FROM blockers)
                OR a.pid IN (SELECT pid FROM longx)
                OR (a.xact_start < now() - make_interval(secs => $2::float8)
                    AND (NOT EXISTS (SELECT 1 FROM known k WHERE k.pid = a.pid AND k.xact_start = a.xact_start)
                         OR $5::timestamptz IS NULL OR a.state_change >= $5::timestamptz))
         ),
-        known_waits AS MATERIALIZED (
-            SELECT (k->>0)::int AS pid, (k->>1)::timestamptz AS backend_start, (k->>2)::timestamptz AS query_start,
-                   k->>3 AS wait_event, k->4 AS blocked_by
-            FROM jsonb_array_elements(coalesce($6::jsonb, '[]')) k
-        ),
-        need AS (
-            SELECT EXISTS (SELECT 1 FROM act a WHERE a.wait_event_type = 'Lock'
-                             AND ($3::bool OR NOT EXISTS (
-                                 SELECT 1 FROM known_waits w
-                                 WHERE w.pid = a.pid AND w.backend_start IS NOT DISTINCT FROM a.backend_start
-                                   AND w.query_start IS NOT DISTINCT FROM a.query_start AND w.wait_event IS NOT DISTINCT FROM a.wait_event
-                                   AND w.blocked_by = (SELECT coalesce(jsonb_agg(x ORDER BY x), '[]'::jsonb) FROM unnest(a.blocked_by) x)))
-                   )
-                   -- A blocker that ran a statement or finished waiting since the previous capture may
-                   -- hold locks the reader has not seen: read them (its waiters' keys did not move).
-                   OR EXISTS (SELECT 1 FROM act a WHERE a.pid IN (SELECT pid FROM blockers) AND a.state_change >= $5::timestamptz)
-                   AS someone_waits,
-                   EXISTS (SELECT 1 FROM longx) AS long_xacts
-        ),
         lk AS MATERIALIZED (
-            SELECT l.locktype, l.database::int8 AS database, l.relation::int8 AS relation, l.page, l.tuple, l.virtualxid, l.transactionid::text AS transactionid,
-                   l.classid::int8 AS classid, l.objid::int8 AS objid, l.objsubid, l.virtualtransaction, l.pid, l.mode, l.granted, l.fastpath, l.waitstart
-            FROM pg_locks l, need
-            WHERE (need.someone_waits OR need.long_xacts)
-              AND (NOT l.granted
-                   OR l.pid IS NULL
-                   OR l.pid IN (SELECT unnest(blocked_by) FROM act WHERE blocked_by IS NOT NULL)
-                   OR l.pid IN (SELECT pid FROM longx))
+            SELECT locktype, database, relation, page, tuple, virtualxid, transactionid, classid, objid, objsubid, virtualtransaction,
+                   pid, mode, granted, fastpath, waitstart
+            FROM pl
+            WHERE (NOT granted AND pid IN (SELECT pid FROM longw))
+               OR (granted AND (pid IS NULL OR pid IN (SELECT pid FROM holders) OR pid IN (SELECT pid FROM longx)))
         )
         SELECT
             now() AS captured_at,
@@ -135,12 +170,14 @@ public enum SnapshotQuery {
                        host(a.client_addr) AS client_addr, a.state, a.xact_start, a.query_start, a.state_change,
                        a.wait_event_type, a.wait_event, left(a.query, $1::int) AS query, a.leader_pid,
                        coalesce(r.rolsuper, a.usesysid IS NOT NULL) AS is_superuser,   -- role gone: counted as superuser, like the signalling guard
-                       a.blocked_by
+                       NULL::int[] AS blocked_by
                 FROM act a LEFT JOIN pg_roles r ON r.oid = a.usesysid
                 WHERE a.pid IN (SELECT pid FROM core) OR a.pid IN (SELECT leader_pid FROM core)
                    OR a.leader_pid IN (SELECT pid FROM core)
             ) b) AS backends,
             (SELECT count(*) FROM act) AS backend_count,
+            (SELECT json_agg(json_build_array(pid, backend_start, query_start, wait_event)) FROM act WHERE wait_event_type = 'Lock') AS waits,
+            (SELECT json_agg(pid) FROM longw) AS long_waits,
             (SELECT json_agg(k.pid) FROM known k JOIN act a ON a.pid = k.pid AND a.xact_start = k.xact_start) AS long_kept,
             (SELECT json_agg(json_build_array(pid, datname, backend_start)) FROM act
              WHERE datname IS NOT NULL AND ($3::bool OR $5::timestamptz IS NULL OR backend_start >= $5::timestamptz)) AS sessions,
@@ -153,7 +190,7 @@ public enum SnapshotQuery {
                      AND (lk.database = 0 OR lk.database = (SELECT oid FROM pg_database WHERE datname = current_database()))
                 LEFT JOIN pg_namespace n ON n.oid = c.relnamespace
             ) x) AS locks,
-            (SELECT someone_waits OR long_xacts FROM need) AS locks_read,
+            (SELECT $3::bool OR someone_waits OR long_xacts FROM gate) AS locks_read,
             (SELECT CASE WHEN $3::bool THEN coalesce(sum(slow), 0) END FROM scan) AS locks_in_use,
             (SELECT json_agg(json_build_array(x.pid, f.fp)) FROM longx x LEFT JOIN (
                 SELECT pid, \(fingerprint) AS fp FROM lk WHERE pid IN (SELECT pid FROM longx) GROUP BY pid) f ON f.pid = x.pid) AS long_read,
@@ -161,10 +198,13 @@ public enum SnapshotQuery {
             (SELECT json_object_agg(datname, deadlocks) FROM pg_stat_database WHERE datname IS NOT NULL) AS deadlocks
         """
 
-    /// The statement for a server version: `pg_locks.waitstart` exists from PostgreSQL 14; on 13
-    /// it reads as NULL (waits are then timed from the waiter's state_change).
+    /// The statement for a server version: `pg_locks.waitstart` exists from PostgreSQL 14. On 13
+    /// it reads as NULL (waits are then timed from the waiter's state_change), the queue's order
+    /// is unknown, and the long waiters' blockers come from `pg_blocking_pids()`, one call each.
     public static func sql(serverVersion: Int) -> String {
-        serverVersion >= 140000 ? sql : sql.replacingOccurrences(of: "l.fastpath, l.waitstart", with: "l.fastpath, NULL::timestamptz AS waitstart")
+        guard serverVersion < 140000 else { return sql }
+        return sql.replacingOccurrences(of: "l.fastpath, l.waitstart", with: "l.fastpath, NULL::timestamptz AS waitstart")
+            .replacingOccurrences(of: "NULL::int[] AS blocked_by", with: "CASE WHEN a.pid IN (SELECT pid FROM longw) THEN pg_blocking_pids(a.pid) END AS blocked_by")
     }
 
     /// Capacity of the shared lock table: `max_locks_per_transaction × (max_connections +

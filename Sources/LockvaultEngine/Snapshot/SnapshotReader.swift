@@ -12,14 +12,21 @@ public struct SnapshotOptions: Sendable, Equatable {
     public var lockTableCheckIntervalSeconds: Double
 
     /// Return only what changed since the previous cycle (``SamplerMemory``): long transactions'
-    /// unchanged backend rows and unchanged waiters' locks are carried, not re-read. `false` is
-    /// the path before issue 16 (every backend that matters and every waiter's locks every
-    /// cycle); kept so that live tests can prove both paths see the same.
+    /// unchanged backend rows and unchanged waiters' locks are carried, not re-read. `false`
+    /// reads every backend that matters and every waiter's locks every cycle; kept so that live
+    /// tests can prove both ways see the same.
     public var readOnlyWhatChanged: Bool
+    /// A lock wait younger than this is a short wait: counted (``LockSnapshot/shortWaits``), not
+    /// resolved — no pg_locks read, no blockers, no vault row. 0 resolves every wait. A wait's
+    /// age is known without pg_locks from the cycle that first saw it (``SamplerMemory``), so a
+    /// wait is resolved from the cycle after it is `minWaitSeconds` old, at most one sampling
+    /// interval late, and any wait that lasts `minWaitSeconds` plus an interval is resolved.
+    public var minWaitSeconds: Double
 
     public init(queryTextLength: Int = 1024, lockHoldThresholdSeconds: Double = 5, lockTableCheckIntervalSeconds: Double = 60,
-                readOnlyWhatChanged: Bool = true) {
+                readOnlyWhatChanged: Bool = true, minWaitSeconds: Double = 0) {
         self.readOnlyWhatChanged = readOnlyWhatChanged
+        self.minWaitSeconds = minWaitSeconds
         self.queryTextLength = queryTextLength
         self.lockHoldThresholdSeconds = lockHoldThresholdSeconds
         self.lockTableCheckIntervalSeconds = lockTableCheckIntervalSeconds
@@ -73,7 +80,9 @@ public final class SnapshotReader {
         let rows = try conn.queryPrepared("lockvault_snapshot", SnapshotQuery.sql(serverVersion: conn.serverVersion),
                                           [options.queryTextLength, options.lockHoldThresholdSeconds, forceLocks, known,
                                            options.readOnlyWhatChanged ? memory.previousCapture : nil,
-                                           options.readOnlyWhatChanged ? Self.knownWaitsJSON(memory.knownWaits) : "[]"])
+                                           options.readOnlyWhatChanged ? Self.knownWaitsJSON(memory.knownWaits) : "[]",
+                                           options.minWaitSeconds > 0 ? Self.seenWaitsJSON(memory.waitFirstSeen) : "[]",
+                                           Self.longWaitThreshold(options.minWaitSeconds)])
         let row = rows[0]
         let capturedAt = try row.decode("captured_at", as: Date.self)
 
@@ -87,14 +96,29 @@ public final class SnapshotReader {
         let preparedRows = try SnapshotJSON.decode([PreparedRow].self, from: row.decode("prepared", as: String?.self)) ?? []
         let deadlocks = try SnapshotJSON.decode([String: Int64].self, from: row.decode("deadlocks", as: String?.self)) ?? [:]
         let locksInUse = try row.decode("locks_in_use", as: Int?.self)
+        let waits = try SnapshotJSON.decode([WaitRow].self, from: row.decode("waits", as: String?.self)) ?? []
+        let longWaiters = Set(try SnapshotJSON.decode([Int32].self, from: row.decode("long_waits", as: String?.self)) ?? [])
 
         // Names of relations in other databases: only this database's catalog was consulted.
         let currentDatabase = try row.decode("current_database", as: String.self)
         relationNames.resolve(&lockRows, currentDatabase: currentDatabase)
-        let backends = memory.absorb(capturedAt: capturedAt, backends: returnedBackends.map(Self.backend), keptLongTransactions: Set(kept),
+        var backends = memory.absorb(capturedAt: capturedAt, backends: returnedBackends.map(Self.backend), keptLongTransactions: Set(kept),
                                      sessions: sessions.map { ($0.pid, $0.database, $0.backendStart) }, allSessions: locksInUse != nil,
                                      holdThreshold: options.lockHoldThresholdSeconds)
         mergeLongTransactionLocks(&lockRows, backends: backends, read: longRead)
+        var lockRecords = lockRows.map(Self.lock)
+        let longestSeen = memory.sighted(waits.map(\.sighting), at: capturedAt)
+        findBlockers(&backends, longWaiters: longWaiters, locks: lockRecords, locksRead: locksRead, serverVersion: facts.serverVersionNum)
+        if locksRead {
+            // The statement returns the granted locks of everyone holding or queued for what a long
+            // waiter wants; keep those of the ones that turned out to block (as a carried cycle
+            // would), of prepared transactions and of long transactions.
+            let blockers = Set(backends.flatMap(\.blockedBy))
+            lockRecords.removeAll { lock in
+                guard lock.granted, let pid = lock.pid else { return false }
+                return !blockers.contains(pid) && longTransactionLocks[pid] == nil
+            }
+        }
 
         var lockTable: LockTableUsage?
         if let locksInUse {
@@ -102,6 +126,8 @@ public final class SnapshotReader {
             lastLockTableReading = now
         }
 
+        let locks = memory.absorbLocks(backends: backends, locks: lockRecords, locksRead: locksRead, longWaiters: longWaiters)
+        let longestResolved = locks.filter { !$0.granted }.compactMap(\.waitStart).min().map { max(0, capturedAt.timeIntervalSince($0)) } ?? 0
         return LockSnapshot(
             capturedAt: capturedAt,
             systemIdentifier: facts.systemIdentifier,
@@ -110,12 +136,45 @@ public final class SnapshotReader {
             backendCount: backendCount,
             sessionDatabases: memory.sessionDatabases,
             sessionStarts: memory.sessionStarts,
-            locks: memory.absorbLocks(backends: backends, locks: lockRows.map(Self.lock), locksRead: locksRead),
+            locks: locks,
             preparedTransactions: preparedRows.compactMap(Self.prepared),
             lockTable: lockTable,
             deadlockCounts: deadlocks,
-            monitorPids: monitorPids.union([conn.backendPID])
+            monitorPids: monitorPids.union([conn.backendPID]),
+            lockWaiters: waits.count,
+            shortWaits: waits.count - longWaiters.count,
+            longestWaitSeconds: max(longestSeen, longestResolved)
         )
+    }
+
+    /// Each long waiter's blockers: from this cycle's one pg_locks read (``LockQueue``), or, when
+    /// the statement did not read it (every long wait known and unchanged), as remembered. On
+    /// PostgreSQL 13 (no `waitstart`, so no queue order) the statement asked `pg_blocking_pids()`.
+    private func findBlockers(_ backends: inout [BackendActivity], longWaiters: Set<Int32>, locks: [LockRecord], locksRead: Bool, serverVersion: Int) {
+        guard serverVersion >= 140000, !longWaiters.isEmpty else { return }
+        var found: [Int32: [Int32]] = [:]
+        if locksRead {
+            let leaderOf = Dictionary(backends.map { ($0.pid, $0.sessionPid) }, uniquingKeysWith: { a, _ in a })
+            found = LockQueue.blockers(of: longWaiters, locks: locks, leaderOf: leaderOf)
+        }
+        for i in backends.indices where longWaiters.contains(backends[i].pid) {
+            backends[i].blockedBy = locksRead ? found[backends[i].pid] ?? [] : memory.carriedBlockers(of: backends[i].pid) ?? []
+        }
+    }
+
+    /// What the statement compares the age of a wait with (`$8`): a little less than
+    /// `minWaitSeconds`, because a wait seen one interval apart has lasted at least about an
+    /// interval but the two captures may be a little less than an interval apart.
+    static func longWaitThreshold(_ minWait: Double) -> Double { minWait > 0 ? minWait * 0.8 : 0 }
+
+    /// `[[pid, backend_start, query_start, wait_event, first_seen], …]` (`$7`).
+    static func seenWaitsJSON(_ seen: [SamplerMemory.WaitSighting: Date]) -> String {
+        let entries: [[Any]] = seen.map { w, first in
+            [Int(w.pid), w.backendStart.map(PostgresTimestamp.format) ?? NSNull(), w.queryStart.map(PostgresTimestamp.format) ?? NSNull(),
+             w.waitEvent ?? NSNull(), PostgresTimestamp.format(first)]
+        }
+        guard let data = try? JSONSerialization.data(withJSONObject: entries) else { return "[]" }   // every wait counts as new
+        return String(decoding: data, as: UTF8.self)
     }
 
     /// Adds the remembered locks of long transactions that this cycle didn't re-read, and
@@ -167,11 +226,11 @@ public final class SnapshotReader {
         return String(decoding: data, as: UTF8.self)
     }
 
-    /// `[[pid, backend_start, query_start, wait_event, [blocked_by…]], …]` (see ``SnapshotQuery``).
+    /// `[[pid, backend_start, query_start, wait_event, [[blocker, waiting], …]], …]` (see ``SnapshotQuery``).
     static func knownWaitsJSON(_ waits: [SamplerMemory.WaitKey]) -> String {
         let entries: [[Any]] = waits.map { w in
             [Int(w.pid), w.backendStart.map(PostgresTimestamp.format) ?? NSNull(), w.queryStart.map(PostgresTimestamp.format) ?? NSNull(),
-             w.waitEvent ?? NSNull(), w.blockedBy.map(Int.init)]
+             w.waitEvent ?? NSNull(), w.blockedBy.map { [Int($0), w.waitingBlockers.contains($0)] as [Any] }]
         }
         guard let data = try? JSONSerialization.data(withJSONObject: entries) else { return "[]" }   // read them all
         return String(decoding: data, as: UTF8.self)

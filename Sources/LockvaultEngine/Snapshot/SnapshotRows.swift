@@ -1,4 +1,5 @@
 import Foundation
+import LockvaultCore
 import PostgresClient
 
 /// The JSON shapes `SnapshotQuery` returns; decoded here, mapped to LockvaultCore values by
@@ -42,6 +43,17 @@ struct LockRow: Decodable {
     var waitstart: String?
     var database_name: String?
     var relation_name: String?
+}
+
+/// `[pid, backend_start, query_start, wait_event]` of a session waiting for a lock.
+struct WaitRow: Decodable {
+    var sighting: SamplerMemory.WaitSighting
+
+    init(from decoder: any Decoder) throws {
+        var c = try decoder.unkeyedContainer()
+        sighting = SamplerMemory.WaitSighting(pid: try c.decode(Int32.self), backendStart: SnapshotJSON.date(try c.decodeIfPresent(String.self)),
+                                              queryStart: SnapshotJSON.date(try c.decodeIfPresent(String.self)), waitEvent: try c.decodeIfPresent(String.self))
+    }
 }
 
 /// `[pid, fingerprint]` of a long transaction whose locks were read in full.

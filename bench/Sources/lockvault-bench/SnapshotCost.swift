@@ -175,20 +175,22 @@ func snapshotCost(smoke: Bool) async throws -> String {
         // everything above settled, so long transactions' state_change is older.
         let previousCapture = try monitor.query("SELECT now() AS t")[0].decode("t", as: Date.self)
         // What the reader passes as $6 once it has read the waiters (SamplerMemory.WaitKey).
+        // Set-up only (not measured): each waiter's blockers and whether each of them waits too.
         let knownWaits = try monitor.query("""
-            SELECT coalesce(json_agg(json_build_array(pid, backend_start, query_start, wait_event,
-                       (SELECT coalesce(json_agg(x ORDER BY x), '[]') FROM unnest(pg_blocking_pids(pid)) x))), '[]')::text AS k
-            FROM pg_stat_activity WHERE wait_event_type = 'Lock'
+            SELECT coalesce(json_agg(json_build_array(w.pid, w.backend_start, w.query_start, w.wait_event,
+                       (SELECT coalesce(json_agg(json_build_array(x, EXISTS (SELECT 1 FROM pg_stat_activity b WHERE b.pid = x AND b.wait_event_type = 'Lock'))
+                                                 ORDER BY x), '[]') FROM unnest(pg_blocking_pids(w.pid)) x))), '[]')::text AS k
+            FROM pg_stat_activity w WHERE w.wait_event_type = 'Lock'
             """)[0].decode("k", as: String.self)
         // lockvault runs its statement prepared (planned once per connection), so measure it so.
         var queries: [(String, String, [(any PostgresEncodable)?])] = [
             ("L: count(*) FROM pg_locks (floor)", floorSQL, []),
-            ("lockvault, steady cycle", lockvaultSQL, [1024, 5.0, false, known, previousCapture, knownWaits]),
-            ("lockvault, lock-table cycle (1 a minute)", lockvaultSQL, [1024, 5.0, true, known, previousCapture, knownWaits]),
-            ("lockvault, first cycle (reads everything that matters)", lockvaultSQL, [1024, 5.0, false, String?.none, Date?.none, String?.none]),
+            ("lockvault, steady cycle", lockvaultSQL, [1024, 5.0, false, known, previousCapture, knownWaits, "[]", 0.0]),
+            ("lockvault, lock-table cycle (1 a minute)", lockvaultSQL, [1024, 5.0, true, known, previousCapture, knownWaits, "[]", 0.0]),
+            ("lockvault, first cycle (reads everything that matters)", lockvaultSQL, [1024, 5.0, false, String?.none, Date?.none, String?.none, "[]", 0.0]),
             ("A: count(*) of Lock waiters in pg_stat_activity", refA, []),
             ("B: pg_blocking_pids() of Lock waiters", refB, []),
-            ("lockvault, new waits (waiters not known yet)", lockvaultSQL, [1024, 5.0, false, known, previousCapture, "[]"]),
+            ("lockvault, new waits (waiters not known yet)", lockvaultSQL, [1024, 5.0, false, known, previousCapture, "[]", "[]", 0.0]),
         ]
         if scale.selfJoins {
             queries += [("wiki self-join", wikiSQL, []), ("pg_activity-style", pgActivityStyleSQL, [])]

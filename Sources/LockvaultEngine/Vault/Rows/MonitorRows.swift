@@ -9,6 +9,10 @@ struct CycleSummaryRow: Encodable, Sendable {
     var cycle_ms: Double
     var backends: Int
     var waiting_sessions: Int
+    /// Of `waiting_sessions`, the waits too young to resolve, and the longest wait: not in the
+    /// hash diff (a storm of millisecond waits moves them every cycle).
+    var short_waits: Int
+    var longest_wait_seconds: Double
     var blockers: Int
     /// The cycle's blocker rows by severity (``BlockerRow/blocking_severity``): what
     /// fleet_status shows, read from the current summary instead of every partition of
@@ -28,13 +32,16 @@ struct CycleSummaryRow: Encodable, Sendable {
     var buffered_cycles: Int
     var spooled_cycles: Int
 
-    init(clusterName: String, cycleMilliseconds: Double, backends: Int, waitingSessions: Int, blockers: Int, bySeverity: [String: Int],
+    init(clusterName: String, cycleMilliseconds: Double, backends: Int, waitingSessions: Int, shortWaits: Int = 0, longestWaitSeconds: Double = 0,
+         blockers: Int, bySeverity: [String: Int],
          locksCaptured: Int, locksInUse: Int?, lockTableCapacity: Int?, serverVersionNum: Int,
          bufferedCycles: Int = 0, spooledCycles: Int = 0, daemonVersion: String = LockvaultVersion.current) {
         cluster_name = clusterName
         cycle_ms = cycleMilliseconds
         self.backends = backends
         waiting_sessions = waitingSessions
+        short_waits = shortWaits
+        longest_wait_seconds = (longestWaitSeconds * 10).rounded() / 10
         self.blockers = blockers
         critical_blockers = bySeverity[BlockerSeverity.critical.rawValue] ?? 0
         high_blockers = bySeverity[BlockerSeverity.high.rawValue] ?? 0
@@ -50,7 +57,7 @@ struct CycleSummaryRow: Encodable, Sendable {
         // Not the backend count (it moves with every connection) nor the lock-table reading
         // (taken once a minute): either would defeat change-only writes.
         // A backlog is a change (written as it starts and as it ends), its size is not.
-        var parts = [String(waitingSessions), String(blockers), String(critical_blockers), String(locksCaptured), String(serverVersionNum),
+        var parts = [String(waitingSessions - shortWaits), String(blockers), String(critical_blockers), String(locksCaptured), String(serverVersionNum),
                      "\(high_blockers),\(medium_blockers),\(low_blockers)"]
         if bufferedCycles > 0 { parts.append("buffering") }
         hash_diff = HashDiff(parts)
