@@ -239,7 +239,7 @@ echo "    blockers coming and going: ${LAT_BLOCKING} blocking + ${LAT_DEADLOCKS}
 rows_before=$(table_rows lv_vault)
 change_from=$(q -c "SELECT now()")
 window_begin; rc_begin
-latency_md=$("$bench" latency --work-db lv_work --vault-db lv_vault --blocking "$LAT_BLOCKING" --deadlocks "$LAT_DEADLOCKS" 2>/dev/null)
+latency_md=$("$bench" latency --work-db lv_work --vault-db lv_vault --blocking "$LAT_BLOCKING" --deadlocks "$LAT_DEADLOCKS" --min-wait 1 2>/dev/null)
 rc_end change; window_end change
 change_to=$(q -c "SELECT now()")
 rows_after=$(table_rows lv_vault)

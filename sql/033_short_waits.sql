@@ -9,8 +9,8 @@
 ALTER TABLE lock_monitoring.monitor_cycle_s ADD COLUMN IF NOT EXISTS short_waits integer;
 ALTER TABLE lock_monitoring.monitor_cycle_s ADD COLUMN IF NOT EXISTS longest_wait_seconds double precision;
 COMMENT ON COLUMN lock_monitoring.monitor_cycle_s.short_waits IS
-    'Of waiting_sessions, the waits younger than sampling.min_wait_seconds: counted, not resolved (no blockers, no lock rows). As of last_cycle_at; not in the hash diff.';
+    'Lock waits younger than sampling.min_wait_seconds, besides waiting_sessions: counted, not resolved (no blockers, no lock rows). As of last_cycle_at; not in the hash diff.';
 COMMENT ON COLUMN lock_monitoring.monitor_cycle_s.longest_wait_seconds IS
     'The longest lock wait at last_cycle_at, in seconds, short waits included (as long as lockvault had seen them). Not in the hash diff.';
 COMMENT ON COLUMN lock_monitoring.monitor_cycle_s.waiting_sessions IS
-    'Sessions waiting for a lock, short waits included; a change of the waits that were resolved (waiting_sessions - short_waits) writes a summary row.';
+    'Sessions waiting for a lock for at least sampling.min_wait_seconds (every waiting session when it is 0): the waits lockvault resolved. short_waits counts the others.';

@@ -78,18 +78,29 @@ public struct SamplerMemory: Sendable {
     /// waits younger than `sampling.min_wait_seconds` are counted, not resolved.
     public private(set) var waitFirstSeen: [WaitSighting: Date] = [:]
 
-    /// The cycle's lock waits (all of them, short or not): remembers when each was first seen
-    /// and forgets those that ended. Returns the longest seen so far, in seconds.
-    public mutating func sighted(_ waits: [WaitSighting], at capturedAt: Date) -> Double {
+    /// The waits that were resolved once: they stay resolved while they last (a daemon's first
+    /// cycle resolves every wait it sees, not knowing their ages, and a wait must not flap).
+    public private(set) var resolvedWaits: Set<WaitSighting> = []
+
+    /// The cycle's lock waits (all of them, short or not), and the pids of those it resolved:
+    /// remembers when each was first seen and forgets those that ended. Returns the longest of
+    /// the waits not resolved, as long as they have been seen, in seconds.
+    public mutating func sighted(_ waits: [WaitSighting], resolved: Set<Int32>, at capturedAt: Date) -> Double {
         var next: [WaitSighting: Date] = [:]
+        var nextResolved: Set<WaitSighting> = []
         next.reserveCapacity(waits.count)
         var longest = 0.0
         for w in waits {
             let first = waitFirstSeen[w] ?? capturedAt
             next[w] = first
-            longest = max(longest, capturedAt.timeIntervalSince(first))
+            if resolved.contains(w.pid) || resolvedWaits.contains(w) {
+                nextResolved.insert(w)
+            } else {
+                longest = max(longest, capturedAt.timeIntervalSince(first))
+            }
         }
         waitFirstSeen = next
+        resolvedWaits = nextResolved
         return longest
     }
 

@@ -87,14 +87,18 @@ extension LiveDatabaseSuite {
                 // A hung cycle: the vault write waits on a lock we hold. No more WATCHDOG pings.
                 try admin.execute("BEGIN")
                 try admin.execute("LOCK TABLE lock_monitoring.monitor_cycle_s IN ACCESS EXCLUSIVE MODE")
-                // A reader queued behind that lock: a change the daemon must write (a steady
-                // cycle makes no vault call at all, so only a write can hang a cycle).
+                // A reader queued behind that lock: a change the daemon must write once the wait is
+                // past sampling.min_wait_seconds (a steady cycle makes no vault call at all, so only
+                // a write can hang a cycle).
                 let reader = try await BackgroundSession(database: db, applicationName: "lv-test-reader")
                 let read = reader.start("SELECT count(*) FROM lock_monitoring.monitor_cycle_s")
                 try await waitUntil("the daemon's vault write is stuck") {
                     try LiveDatabase.connect(database: db).query(
-                        "SELECT 1 FROM pg_stat_activity WHERE application_name = 'lockvault' AND wait_event_type = 'Lock'").count > 0
+                        "SELECT 1 FROM pg_stat_activity WHERE application_name = 'lockvault' AND wait_event_type = 'Lock' AND query LIKE '%record_cycle%'").count > 0
                 }
+                // What the cycles before the hang sent (the reader's wait was short for its first
+                // second) is still queued on the socket: read it first, then watch.
+                while listener.receive(timeout: .milliseconds(50)) != nil {}
                 let stuck = Self.drain(listener, for: .seconds(2))
                 let stuckPings = stuck.filter { $0 == "WATCHDOG=1" }.count
                 #expect(stuckPings <= 1, "pings continued while the cycle hung: \(stuck)")

@@ -525,7 +525,7 @@ extension LiveDatabaseSuite {
         }
 
         /// Numbered migrations after 030 that only add columns, independent of 030's layout.
-        static let columnsOnlyAfter030: Set<String> = ["031_block_kinds.sql"]
+        static let columnsOnlyAfter030: Set<String> = ["031_block_kinds.sql", "033_short_waits.sql"]
 
         /// A vault built by the migrations before 030 (current rows anywhere in the days) upgrades
         /// with every row kept, its current rows moved to the current partitions, and the writer

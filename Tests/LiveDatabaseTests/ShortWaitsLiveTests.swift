@@ -12,6 +12,8 @@ extension LiveDatabaseSuite {
         static func scenario(minWait: Double, _ body: (EngineScenario) async throws -> Void) async throws {
             try await EngineScenario.run(configure: { $0.snapshot.minWaitSeconds = minWait }) { s in
                 try s.admin.executeScript("CREATE TABLE t (id int); CREATE TABLE t2 (id int)")
+                // A running daemon's cycle: the first one knows no wait's age, and resolves every wait.
+                try await s.cycle()
                 try await body(s)
             }
         }
@@ -45,9 +47,9 @@ extension LiveDatabaseSuite {
                 }
                 #expect(try Self.count(s, "lock_monitoring.lock_activity_s") == 0, "no lock row")
                 #expect(try Self.count(s, "lock_monitoring.blocking_session_s") == 0, "no blocker row")
-                let summary = try #require(try s.rows("SELECT waiting_sessions, short_waits FROM lock_monitoring.monitor_cycle_s ORDER BY load_date").first)
-                #expect(try summary.decode("waiting_sessions", as: Int.self) == 1 && summary.decode("short_waits", as: Int.self) == 1)
                 #expect(try Self.count(s, "lock_monitoring.monitor_cycle_s") == 1, "short waits coming and going write no summary row either")
+                #expect(try s.rows("SELECT short_waits FROM lock_monitoring.monitor_cycle_s")[0].decode("short_waits", as: Int.self) == 0,
+                        "the row is the first cycle's, before the waits; the cycle summaries above counted them")
             }
         }
 

@@ -115,3 +115,31 @@ import Testing
         #expect(withLong.filter { $0.pid == 7 } == [h7])
     }
 }
+
+/// How old a lock wait is, known without pg_locks: from the cycle that first saw it.
+@Suite struct WaitSightingTests {
+    static let t0 = Date(timeIntervalSince1970: 1_800_000_000)
+    static func wait(_ pid: Int32, query: Double = 0) -> SamplerMemory.WaitSighting {
+        .init(pid: pid, backendStart: t0.addingTimeInterval(-100), queryStart: t0.addingTimeInterval(query), waitEvent: "relation")
+    }
+
+    @Test func aWaitIsAsOldAsItsFirstSightingAndForgottenWhenItEnds() {
+        var memory = SamplerMemory()
+        #expect(memory.sighted([Self.wait(1)], resolved: [], at: Self.t0) == 0)
+        #expect(memory.sighted([Self.wait(1), Self.wait(2)], resolved: [], at: Self.t0 + 1) == 1)
+        #expect(memory.waitFirstSeen[Self.wait(2)] == Self.t0 + 1)
+        #expect(memory.sighted([Self.wait(2)], resolved: [], at: Self.t0 + 2) == 1, "1 ended")
+        #expect(memory.waitFirstSeen[Self.wait(1)] == nil)
+        #expect(memory.sighted([Self.wait(2, query: 2)], resolved: [], at: Self.t0 + 3) == 0, "another statement is another wait")
+    }
+
+    @Test func aResolvedWaitStaysResolvedWhileItLasts() {
+        var memory = SamplerMemory()
+        _ = memory.sighted([Self.wait(1)], resolved: [1], at: Self.t0)   // a first cycle resolves what it sees
+        #expect(memory.resolvedWaits == [Self.wait(1)])
+        #expect(memory.sighted([Self.wait(1)], resolved: [], at: Self.t0 + 0.2) == 0, "not counted among the short ones")
+        #expect(memory.resolvedWaits == [Self.wait(1)])
+        _ = memory.sighted([Self.wait(1, query: 5)], resolved: [], at: Self.t0 + 6)
+        #expect(memory.resolvedWaits.isEmpty, "its next statement's wait starts young")
+    }
+}

@@ -18,7 +18,7 @@ COMMENT ON COLUMN lock_monitoring.fleet_dashboard.critical_blockers IS 'Sessions
 COMMENT ON COLUMN lock_monitoring.fleet_dashboard.high_blockers IS 'Sessions blocking others right now at HIGH severity.';
 COMMENT ON COLUMN lock_monitoring.fleet_dashboard.medium_blockers IS 'Sessions blocking others right now at MEDIUM severity.';
 COMMENT ON COLUMN lock_monitoring.fleet_dashboard.low_blockers IS 'Sessions blocking others right now at LOW severity.';
-COMMENT ON COLUMN lock_monitoring.fleet_dashboard.waiting_sessions IS 'Sessions waiting on a lock in the last recorded cycle summary.';
+COMMENT ON COLUMN lock_monitoring.fleet_dashboard.waiting_sessions IS 'Sessions waiting on a lock (for at least sampling.min_wait_seconds) in the last recorded cycle summary.';
 COMMENT ON COLUMN lock_monitoring.fleet_dashboard.longest_wait_seconds IS 'Seconds the longest current lock wait has lasted (lock_activity_dashboard); NULL when nobody waits.';
 COMMENT ON COLUMN lock_monitoring.fleet_dashboard.deadlocks_24h IS 'Deadlocks detected in the last 24 hours (deadlock_events_dashboard).';
 COMMENT ON COLUMN lock_monitoring.fleet_dashboard.daemon_version IS 'Version of the lockvault that wrote the last cycle summary; NULL before lockvault recorded it.';

@@ -160,7 +160,11 @@ public actor DaemonEngine: SamplingEngine {
             ])
         }
         critical = nowCritical
-        logger.debug("cycle", metadata: ["cycle_ms": "\(String(format: "%.1f", outcome.cycleMilliseconds))", "blockers": "\(outcome.assessments.count)"])
+        logger.debug("cycle", metadata: [
+            "cycle_ms": "\(String(format: "%.1f", outcome.cycleMilliseconds))", "blockers": "\(outcome.assessments.count)",
+            "waiting": "\(outcome.snapshot?.lockWaiters ?? 0)", "short_waits": "\(outcome.snapshot?.shortWaits ?? 0)",
+            "lock_manager_passes": "\(outcome.snapshot?.lockManagerPasses ?? 0)",
+        ])
     }
 
     /// Alerts for what changed this cycle: logged as one event each (journal fields

@@ -1058,11 +1058,11 @@ COMMENT ON COLUMN lock_monitoring.blocking_session_s.held_lock_mode IS
 ALTER TABLE lock_monitoring.monitor_cycle_s ADD COLUMN IF NOT EXISTS short_waits integer;
 ALTER TABLE lock_monitoring.monitor_cycle_s ADD COLUMN IF NOT EXISTS longest_wait_seconds double precision;
 COMMENT ON COLUMN lock_monitoring.monitor_cycle_s.short_waits IS
-    'Of waiting_sessions, the waits younger than sampling.min_wait_seconds: counted, not resolved (no blockers, no lock rows). As of last_cycle_at; not in the hash diff.';
+    'Lock waits younger than sampling.min_wait_seconds, besides waiting_sessions: counted, not resolved (no blockers, no lock rows). As of last_cycle_at; not in the hash diff.';
 COMMENT ON COLUMN lock_monitoring.monitor_cycle_s.longest_wait_seconds IS
     'The longest lock wait at last_cycle_at, in seconds, short waits included (as long as lockvault had seen them). Not in the hash diff.';
 COMMENT ON COLUMN lock_monitoring.monitor_cycle_s.waiting_sessions IS
-    'Sessions waiting for a lock, short waits included; a change of the waits that were resolved (waiting_sessions - short_waits) writes a summary row.';
+    'Sessions waiting for a lock for at least sampling.min_wait_seconds (every waiting session when it is 0): the waits lockvault resolved. short_waits counts the others.';
 """####),
     ]
 
@@ -2619,7 +2619,7 @@ COMMENT ON COLUMN lock_monitoring.fleet_dashboard.critical_blockers IS 'Sessions
 COMMENT ON COLUMN lock_monitoring.fleet_dashboard.high_blockers IS 'Sessions blocking others right now at HIGH severity.';
 COMMENT ON COLUMN lock_monitoring.fleet_dashboard.medium_blockers IS 'Sessions blocking others right now at MEDIUM severity.';
 COMMENT ON COLUMN lock_monitoring.fleet_dashboard.low_blockers IS 'Sessions blocking others right now at LOW severity.';
-COMMENT ON COLUMN lock_monitoring.fleet_dashboard.waiting_sessions IS 'Sessions waiting on a lock in the last recorded cycle summary.';
+COMMENT ON COLUMN lock_monitoring.fleet_dashboard.waiting_sessions IS 'Sessions waiting on a lock (for at least sampling.min_wait_seconds) in the last recorded cycle summary.';
 COMMENT ON COLUMN lock_monitoring.fleet_dashboard.longest_wait_seconds IS 'Seconds the longest current lock wait has lasted (lock_activity_dashboard); NULL when nobody waits.';
 COMMENT ON COLUMN lock_monitoring.fleet_dashboard.deadlocks_24h IS 'Deadlocks detected in the last 24 hours (deadlock_events_dashboard).';
 COMMENT ON COLUMN lock_monitoring.fleet_dashboard.daemon_version IS 'Version of the lockvault that wrote the last cycle summary; NULL before lockvault recorded it.';

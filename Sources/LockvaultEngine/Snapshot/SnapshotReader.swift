@@ -81,8 +81,8 @@ public final class SnapshotReader {
                                           [options.queryTextLength, options.lockHoldThresholdSeconds, forceLocks, known,
                                            options.readOnlyWhatChanged ? memory.previousCapture : nil,
                                            options.readOnlyWhatChanged ? Self.knownWaitsJSON(memory.knownWaits) : "[]",
-                                           options.minWaitSeconds > 0 ? Self.seenWaitsJSON(memory.waitFirstSeen) : "[]",
-                                           Self.longWaitThreshold(options.minWaitSeconds)])
+                                           options.minWaitSeconds > 0 ? Self.seenWaitsJSON(memory.waitFirstSeen, resolved: memory.resolvedWaits) : "[]",
+                                           memory.previousCapture == nil ? 0 : Self.longWaitThreshold(options.minWaitSeconds)])
         let row = rows[0]
         let capturedAt = try row.decode("captured_at", as: Date.self)
 
@@ -107,7 +107,7 @@ public final class SnapshotReader {
                                      holdThreshold: options.lockHoldThresholdSeconds)
         mergeLongTransactionLocks(&lockRows, backends: backends, read: longRead)
         var lockRecords = lockRows.map(Self.lock)
-        let longestSeen = memory.sighted(waits.map(\.sighting), at: capturedAt)
+        let longestSeen = memory.sighted(waits.map(\.sighting), resolved: longWaiters, at: capturedAt)
         findBlockers(&backends, longWaiters: longWaiters, locks: lockRecords, locksRead: locksRead, serverVersion: facts.serverVersionNum)
         if locksRead {
             // The statement returns the granted locks of everyone holding or queued for what a long
@@ -128,7 +128,7 @@ public final class SnapshotReader {
 
         let locks = memory.absorbLocks(backends: backends, locks: lockRecords, locksRead: locksRead, longWaiters: longWaiters)
         let longestResolved = locks.filter { !$0.granted }.compactMap(\.waitStart).min().map { max(0, capturedAt.timeIntervalSince($0)) } ?? 0
-        return LockSnapshot(
+        var snapshot = LockSnapshot(
             capturedAt: capturedAt,
             systemIdentifier: facts.systemIdentifier,
             serverVersionNum: facts.serverVersionNum,
@@ -145,6 +145,8 @@ public final class SnapshotReader {
             shortWaits: waits.count - longWaiters.count,
             longestWaitSeconds: max(longestSeen, longestResolved)
         )
+        snapshot.lockManagerPasses = (locksRead ? 1 : 0) + (facts.serverVersionNum < 140000 ? longWaiters.count : 0)
+        return snapshot
     }
 
     /// Each long waiter's blockers: from this cycle's one pg_locks read (``LockQueue``), or, when
@@ -162,16 +164,19 @@ public final class SnapshotReader {
         }
     }
 
-    /// What the statement compares the age of a wait with (`$8`): a little less than
+    /// What the statement compares the age of a wait with (`$8`; 0 in a first cycle, which knows no
+    /// wait's age and so resolves them all, as a daemon that restarts must: its long waits are
+    /// still long, and their rows must not end and start again): a little less than
     /// `minWaitSeconds`, because a wait seen one interval apart has lasted at least about an
     /// interval but the two captures may be a little less than an interval apart.
     static func longWaitThreshold(_ minWait: Double) -> Double { minWait > 0 ? minWait * 0.8 : 0 }
 
-    /// `[[pid, backend_start, query_start, wait_event, first_seen], …]` (`$7`).
-    static func seenWaitsJSON(_ seen: [SamplerMemory.WaitSighting: Date]) -> String {
+    /// `[[pid, backend_start, query_start, wait_event, first_seen], …]` (`$7`); a wait resolved
+    /// before is `-infinity`, old enough whatever the threshold.
+    static func seenWaitsJSON(_ seen: [SamplerMemory.WaitSighting: Date], resolved: Set<SamplerMemory.WaitSighting>) -> String {
         let entries: [[Any]] = seen.map { w, first in
             [Int(w.pid), w.backendStart.map(PostgresTimestamp.format) ?? NSNull(), w.queryStart.map(PostgresTimestamp.format) ?? NSNull(),
-             w.waitEvent ?? NSNull(), PostgresTimestamp.format(first)]
+             w.waitEvent ?? NSNull(), resolved.contains(w) ? "-infinity" : PostgresTimestamp.format(first)]
         }
         guard let data = try? JSONSerialization.data(withJSONObject: entries) else { return "[]" }   // every wait counts as new
         return String(decoding: data, as: UTF8.self)

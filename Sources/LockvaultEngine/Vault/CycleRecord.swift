@@ -121,7 +121,7 @@ struct CycleRecord: Encodable, Sendable {
         // By severity, the blocker rows written (what blocking_session_s holds as current), not the assessments.
         summary = CycleSummaryRow(
             clusterName: clusterName, cycleMilliseconds: cycleMilliseconds, backends: snapshot.backendCount,
-            waitingSessions: snapshot.lockWaiters, shortWaits: snapshot.shortWaits, longestWaitSeconds: snapshot.longestWaitSeconds,
+            waitingSessions: snapshot.lockWaiters - snapshot.shortWaits, shortWaits: snapshot.shortWaits, longestWaitSeconds: snapshot.longestWaitSeconds,
             blockers: assessments.count,
             bySeverity: blockers.reduce(into: [:]) { $0[$1.blocking_severity, default: 0] += 1 }, locksCaptured: snapshot.locks.count,
             locksInUse: snapshot.lockTable?.locksInUse, lockTableCapacity: snapshot.lockTable?.capacity, serverVersionNum: snapshot.serverVersionNum,

@@ -2,12 +2,13 @@
 // daemon and pgbench, and writes docs/benchmarks.md). Each subcommand prints markdown.
 //
 //   lockvault-bench snapshot [--smoke]
-//   lockvault-bench latency --work-db DB --vault-db DB --blocking N --deadlocks N
+//   lockvault-bench latency --work-db DB --vault-db DB --blocking N --deadlocks N [--min-wait S]
 //   lockvault-bench dashboards --vault-db DB --rounds N
 //   lockvault-bench worstcase --db DB [--backends 200] [--waiters 10]   (holds issue 16's worst case until stdin closes)
 //   lockvault-bench fleet-dashboard --vault-db DB --rounds N
 //   lockvault-bench fleet --work-db DB --vault-db DB --clusters N --seconds S
 //   lockvault-bench retention --vault-db DB --days N   (retention as the daemon runs it, timed)
+//   lockvault-bench storm-report FILE   (bench/storm.sh's runs: the five arms side by side)
 import Foundation
 
 let args = CommandLine.arguments
@@ -21,7 +22,8 @@ case "snapshot":
     print(try await snapshotCost(smoke: args.contains("--smoke")))
 case "latency":
     print(try await detectionLatency(workDB: option("--work-db", "lv_work"), vaultDB: option("--vault-db", "lv_vault"),
-                                     blockingTrials: Int(option("--blocking", "50"))!, deadlockTrials: Int(option("--deadlocks", "50"))!))
+                                     blockingTrials: Int(option("--blocking", "50"))!, deadlockTrials: Int(option("--deadlocks", "50"))!,
+                                     minWait: Double(option("--min-wait", "0"))!))
 case "worstcase":
     try await worstCaseLoad(db: option("--db", "lv_work"), backends: Int(option("--backends", "200"))!, waiters: Int(option("--waiters", "10"))!)
 case "dashboards":
@@ -31,9 +33,11 @@ case "fleet-dashboard":
 case "fleet":
     print(try await fleet(workDB: option("--work-db", "lv_work"), vaultDB: option("--vault-db", "lv_fleet"),
                           clusters: Int(option("--clusters", "200"))!, seconds: Double(option("--seconds", "60"))!))
+case "storm-report":
+    print(try stormReport(path: args.count > 2 ? args[2] : "storm.tsv"))
 case "retention":
     print(try fleetRetention(vaultDB: option("--vault-db", "lv_fleet"), days: Int(option("--days", "29"))!))
 default:
-    FileHandle.standardError.write(Data("usage: lockvault-bench snapshot|latency|dashboards|worstcase|fleet-dashboard|fleet|retention ...\n".utf8))
+    FileHandle.standardError.write(Data("usage: lockvault-bench snapshot|latency|dashboards|worstcase|fleet-dashboard|fleet|retention|storm-report ...\n".utf8))
     exit(2)
 }

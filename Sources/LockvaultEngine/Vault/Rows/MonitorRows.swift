@@ -8,9 +8,10 @@ struct CycleSummaryRow: Encodable, Sendable {
     var cluster_name: String
     var cycle_ms: Double
     var backends: Int
+    /// The lock waits resolved (old enough: `sampling.min_wait_seconds`).
     var waiting_sessions: Int
-    /// Of `waiting_sessions`, the waits too young to resolve, and the longest wait: not in the
-    /// hash diff (a storm of millisecond waits moves them every cycle).
+    /// The waits too young to resolve, and the longest wait: not in the hash diff (a storm of
+    /// millisecond waits moves them every cycle).
     var short_waits: Int
     var longest_wait_seconds: Double
     var blockers: Int
@@ -57,7 +58,7 @@ struct CycleSummaryRow: Encodable, Sendable {
         // Not the backend count (it moves with every connection) nor the lock-table reading
         // (taken once a minute): either would defeat change-only writes.
         // A backlog is a change (written as it starts and as it ends), its size is not.
-        var parts = [String(waitingSessions - shortWaits), String(blockers), String(critical_blockers), String(locksCaptured), String(serverVersionNum),
+        var parts = [String(waitingSessions), String(blockers), String(critical_blockers), String(locksCaptured), String(serverVersionNum),
                      "\(high_blockers),\(medium_blockers),\(low_blockers)"]
         if bufferedCycles > 0 { parts.append("buffering") }
         hash_diff = HashDiff(parts)

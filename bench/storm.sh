@@ -1,0 +1,178 @@
+#!/usr/bin/env bash
+# A contention storm, five arms side by side in one run: 100 pgbench clients updating 4 hot rows
+# (each holds its row for 1 ms, so about 96 wait at any moment), with in every round, in a shuffled
+# order: off; B, `pid, pg_blocking_pids(pid)` of every Lock waiter at 1 Hz (the least a sampler that
+# names blockers does); the PostgreSQL wiki's pg_locks self-join at 1 Hz; lockvault with its vault
+# in the monitored cluster; lockvault with its vault in a second cluster. Then the worst case
+# (150 idle in transaction × 20 locks, 10 row waiters), a callgrind profile of the daemon's steady
+# cycle in it, and the detection latency of 3 s waits. Prints the markdown for docs/benchmarks.md.
+#
+#   bench/storm.sh [ROUNDS [SECONDS]]      default 10 rounds, 10 s per arm (about 12 minutes)
+#
+# Two private clusters (.pgdata-storm on port 54342, .pgdata-storm2 on 54344), removed at the end.
+# The daemon runs with its default configuration (sampling.min_wait_seconds 1) but debug logging,
+# whose one line per cycle says how many lock-manager passes the cycle made.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+rounds=${1:-10} seconds=${2:-10}
+scratch=${LOCKVAULT_BENCH_SCRATCH:-.build-bench}
+swift build -c release --scratch-path "$scratch" --product lockvault 2>&1 | tail -1 >&2
+swift build -c release --scratch-path "$scratch" --product lockvault-bench 2>&1 | tail -1 >&2
+bin=$(swift build -c release --scratch-path "$scratch" --show-bin-path)
+read -r -a lockvault <<<"env $(compgen -e | sed -n 's/^\(LOCKVAULT_.*\)/-u \1/p' | tr '\n' ' ') $bin/lockvault"
+pgbench=$(command -v pgbench || echo /usr/lib/postgresql/15/bin/pgbench)
+work=$(mktemp -d /tmp/lockvault-storm.XXXXXX)
+clk=$(getconf CLK_TCK)
+
+cluster() { env LOCKVAULT_PGDATA="$(pwd)/.pgdata-storm$1" LOCKVAULT_PGPORT=$((54342 + ${1:-0})) LOCKVAULT_PG_MAX_CONNECTIONS=400 scripts/pg-cluster.sh "${@:2}"; }
+sampler_pid= daemon_pid=
+cleanup() {
+    [[ -n $daemon_pid ]] && { kill "$daemon_pid" 2>/dev/null; wait "$daemon_pid" 2>/dev/null; }
+    [[ -n $sampler_pid ]] && { kill "$sampler_pid" 2>/dev/null; wait "$sampler_pid" 2>/dev/null; }
+    cluster "" destroy >/dev/null 2>&1 || true; cluster 2 destroy >/dev/null 2>&1 || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+for c in "" 2; do cluster "$c" destroy >/dev/null 2>&1 || true; cluster "$c" start >&2; done
+eval "$(cluster "" env)"
+host_a=$PGHOST port_a=$PGPORT
+host_b=$(cluster 2 env | sed -n "s/.*PGHOST='\([^']*\)'.*/\1/p")
+q() { psql -XAtq -v ON_ERROR_STOP=1 "$@"; }
+q -c "CREATE DATABASE lv_work" -c "CREATE DATABASE lv_vault"
+q -h "$host_b" -p 54344 -c "CREATE DATABASE lv_vault"
+"${lockvault[@]}" migrate --dsn "host=$host_a port=$port_a dbname=lv_vault" >/dev/null
+"${lockvault[@]}" migrate --dsn "host=$host_b port=54344 dbname=lv_vault" >/dev/null
+q -d lv_work -c "CREATE TABLE bench_hot (id int PRIMARY KEY, n int)" -c "INSERT INTO bench_hot SELECT g, 0 FROM generate_series(1, 4) g"
+printf '%s\n' '\set id random(1, 4)' 'BEGIN;' 'UPDATE bench_hot SET n = n + 1 WHERE id = :id;' 'SELECT pg_sleep(0.001);' 'END;' >"$work/hot.sql"
+for arm in lockvault lockvault-remote; do
+    vault="host=$host_a port=$port_a dbname=lv_vault"
+    [[ $arm == lockvault-remote ]] && vault="host=$host_b port=54344 dbname=lv_vault"
+    printf 'target:\n  dsn: "host=%s port=%s dbname=lv_vault"\nvault:\n  dsn: "%s"\nlogging:\n  level: debug\n  destination: json\n' \
+        "$host_a" "$port_a" "$vault" >"$work/$arm.yaml"
+    "${lockvault[@]}" check-config --config "$work/$arm.yaml" >/dev/null
+done
+B_SQL="SELECT pid, pg_blocking_pids(pid) FROM pg_stat_activity WHERE wait_event_type = 'Lock';"
+WIKI_SQL="SELECT blocked_locks.pid AS blocked_pid, blocked_activity.usename AS blocked_user, blocking_locks.pid AS blocking_pid,
+  blocking_activity.usename AS blocking_user, blocked_activity.query AS blocked_statement, blocking_activity.query AS current_statement_in_blocking_process
+FROM pg_catalog.pg_locks blocked_locks
+JOIN pg_catalog.pg_stat_activity blocked_activity ON blocked_activity.pid = blocked_locks.pid
+JOIN pg_catalog.pg_locks blocking_locks ON blocking_locks.locktype = blocked_locks.locktype
+  AND blocking_locks.database IS NOT DISTINCT FROM blocked_locks.database AND blocking_locks.relation IS NOT DISTINCT FROM blocked_locks.relation
+  AND blocking_locks.page IS NOT DISTINCT FROM blocked_locks.page AND blocking_locks.tuple IS NOT DISTINCT FROM blocked_locks.tuple
+  AND blocking_locks.virtualxid IS NOT DISTINCT FROM blocked_locks.virtualxid AND blocking_locks.transactionid IS NOT DISTINCT FROM blocked_locks.transactionid
+  AND blocking_locks.classid IS NOT DISTINCT FROM blocked_locks.classid AND blocking_locks.objid IS NOT DISTINCT FROM blocked_locks.objid
+  AND blocking_locks.objsubid IS NOT DISTINCT FROM blocked_locks.objsubid AND blocking_locks.pid != blocked_locks.pid
+JOIN pg_catalog.pg_stat_activity blocking_activity ON blocking_activity.pid = blocking_locks.pid
+WHERE NOT blocked_locks.granted;"
+
+ticks() { [[ -r /proc/$1/stat ]] && awk '{ print $14 + $15 }' "/proc/$1/stat" || echo 0; }
+# CPU ticks of the server sessions with this application_name, on both clusters.
+session_ticks() {
+    local t=0 p
+    for p in $(q -c "SELECT pid FROM pg_stat_activity WHERE application_name = '$1'") $(q -h "$host_b" -p 54344 -c "SELECT pid FROM pg_stat_activity WHERE application_name = '$1'"); do
+        t=$(( t + $(ticks "$p") ))
+    done
+    echo "$t"
+}
+start_arm() {   # sets client_pid and app
+    case $1 in
+        off) client_pid= app=none ;;
+        B|wiki)
+            local sql=$B_SQL; [[ $1 == wiki ]] && sql=$WIKI_SQL
+            (while :; do echo "$sql"; sleep 1; done) | PGAPPNAME=bench-sampler psql -Xq -d lv_work -o /dev/null &
+            sampler_pid=$! client_pid=$! app=bench-sampler
+            until [[ -n $(q -c "SELECT 1 FROM pg_stat_activity WHERE application_name = 'bench-sampler'") ]]; do sleep 0.1; done ;;
+        lockvault*)
+            : >"$work/daemon.log"
+            "${lockvault[@]}" run --config "$work/$1.yaml" >>"$work/daemon.log" 2>&1 &
+            daemon_pid=$! client_pid=$! app=lockvault
+            until grep -q '"lockvault ready"' "$work/daemon.log"; do kill -0 "$daemon_pid" || { cat "$work/daemon.log" >&2; exit 1; }; sleep 0.1; done
+            sleep 1 ;;   # past the first cycle
+    esac
+}
+stop_arm() {
+    if [[ -n $daemon_pid ]]; then kill -TERM "$daemon_pid"; wait "$daemon_pid" || true; daemon_pid=; fi
+    if [[ -n $sampler_pid ]]; then kill "$sampler_pid" 2>/dev/null; wait "$sampler_pid" 2>/dev/null || true; sampler_pid=; fi
+    q -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'bench-sampler'" >/dev/null
+}
+cycle_lines() { grep '"msg":"cycle"' "$work/daemon.log" 2>/dev/null || true; }
+
+echo "# round	arm	tps	wall_s	client_cpu_s	server_cpu_s	cycles	passes" >"$work/storm.tsv"
+echo "==> $rounds rounds × 5 arms × $seconds s, shuffled" >&2
+for round in $(seq 1 "$rounds"); do
+    for arm in $(printf '%s\n' off B wiki lockvault lockvault-remote | shuf); do
+        q -d lv_work -c "VACUUM ANALYZE bench_hot" -c "CHECKPOINT"
+        start_arm "$arm"
+        c0=$(ticks "${client_pid:-0}"); s0=$(session_ticks "$app"); n0=$(cycle_lines | wc -l); t0=$(date +%s.%N)
+        out=$("$pgbench" -n -f "$work/hot.sql" -c 100 -j 2 -T "$seconds" lv_work 2>&1)
+        c1=$(ticks "${client_pid:-0}"); s1=$(session_ticks "$app"); t1=$(date +%s.%N)
+        lines=$(cycle_lines | tail -n +$(( n0 + 1 )))
+        cycles=$(grep -c . <<<"$lines" || true) passes=$(sed -n 's/.*"lock_manager_passes":"\([0-9]*\)".*/\1/p' <<<"$lines" | paste -sd+ | bc 2>/dev/null || echo 0)
+        stop_arm
+        tps=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p' <<<"$out")
+        [[ -n $tps ]] || { echo "pgbench failed: $out" >&2; exit 1; }
+        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$arm" "$tps" "$(bc -l <<<"$t1 - $t0")" "$(bc -l <<<"($c1 - $c0) / $clk")" \
+            "$(bc -l <<<"($s1 - $s0) / $clk")" "${cycles:-0}" "${passes:-0}" >>"$work/storm.tsv"
+        echo "    round $round $arm: $tps tps" >&2
+    done
+done
+
+echo "==> worst case: 150 idle in transaction × 20 locks, 10 row waiters" >&2
+mkfifo "$work/worst.in"
+"$bin/lockvault-bench" worstcase --db lv_work --backends 200 --waiters 10 <"$work/worst.in" >"$work/worst.out" 2>&1 &
+worst_pid=$!
+exec {worst_fd}>"$work/worst.in"
+until grep -q '^ready' "$work/worst.out"; do kill -0 "$worst_pid" || { cat "$work/worst.out" >&2; exit 1; }; sleep 0.2; done
+worst_locks=$(q -c "SELECT count(*) FROM pg_locks")
+start_arm lockvault
+sleep 6   # past the 5 s hold threshold: every long transaction's locks read once, then carried
+c0=$(ticks "$daemon_pid"); s0=$(session_ticks lockvault); n0=$(cycle_lines | wc -l); t0=$(date +%s.%N)
+sleep 60
+c1=$(ticks "$daemon_pid"); s1=$(session_ticks lockvault); t1=$(date +%s.%N)
+worst_lines=$(cycle_lines | tail -n +$(( n0 + 1 )))
+stop_arm
+worst_cycles=$(grep -c . <<<"$worst_lines" || true)
+worst_passes=$(sed -n 's/.*"lock_manager_passes":"\([0-9]*\)".*/\1/p' <<<"$worst_lines" | paste -sd+ | bc)
+read -r worst_client worst_server <<<"$(bc -l <<<"scale=2; 100 * ($c1 - $c0) / $clk / ($t1 - $t0); 100 * ($s1 - $s0) / $clk / ($t1 - $t0)" | tr '\n' ' ')"
+
+echo "==> callgrind: the daemon's steady cycle with $worst_locks locks" >&2
+: >"$work/daemon.log"
+"${lockvault[@]:0:${#lockvault[@]}-1}" valgrind --tool=callgrind --callgrind-out-file="$work/callgrind.out" "$bin/lockvault" run --config "$work/lockvault.yaml" \
+    >>"$work/daemon.log" 2>"$work/valgrind.log" &
+daemon_pid=$!
+until grep -q '"lockvault ready"' "$work/daemon.log"; do kill -0 "$daemon_pid" || { cat "$work/valgrind.log" >&2; exit 1; }; sleep 0.5; done
+sleep 40
+kill -TERM "$daemon_pid"; wait "$daemon_pid" || true; daemon_pid=
+profile=$(callgrind_annotate --inclusive=no "$work/callgrind.out" 2>/dev/null | sed -n '/^Ir/,$p' | head -25 | sed 's/^/    /')
+profile_cycles=$(cycle_lines | wc -l)
+exec {worst_fd}>&-
+wait "$worst_pid" || true
+
+echo "==> detection latency of 3 s waits" >&2
+start_arm lockvault
+latency=$("$bin/lockvault-bench" latency --work-db lv_work --vault-db lv_vault --blocking 20 --deadlocks 0 --min-wait 1 2>/dev/null)
+stop_arm
+
+cat <<EOF
+### Storm: five arms side by side ($rounds rounds, $seconds s each, shuffled per round)
+
+\`bench/storm.sh $rounds $seconds\` on $(date -u +%Y-%m-%d), PostgreSQL $(q -c "SHOW server_version"), $(nproc) cores; lockvault $(git rev-parse --short HEAD)
+(release build, default configuration: \`sampling.min_wait_seconds\` 1, 1 Hz; debug logging, one line a cycle).
+TPS cost = 1 − arm / off of the same round, mean over the rounds with its 95 % CI; CPU from /proc (utime + stime), % of one core
+over the arms' pgbench windows.
+
+$("$bin/lockvault-bench" storm-report "$work/storm.tsv")
+
+### Worst case: 150 idle in transaction × 20 ACCESS SHARE, 40 idle, 1 row blocker + 10 waiters ($worst_locks locks)
+
+60 s, $worst_cycles cycles, $worst_passes of them read pg_locks: the daemon $worst_client % of a core, its server sessions
+$worst_server % (target: together ≤ 0.5 %: $(bc -l <<<"$worst_client + $worst_server <= 0.5" | sed 's/1/met/;s/0/MISSED/')).
+
+### Profile: the daemon's steady cycle in the worst case (callgrind, $profile_cycles cycles, self cost)
+
+$profile
+
+### Detection latency of a 3 s wait (target p99 ≤ min_wait_seconds + 1.5 s = 2500 ms)
+
+$latency
+EOF
