@@ -116,7 +116,7 @@ public struct SamplerMemory: Sendable {
     ///
     /// `longWaiters`: the waits old enough to resolve (nil: every waiter of `backends`).
     public mutating func absorbLocks(backends: [BackendActivity], locks: [LockRecord], locksRead: Bool, longWaiters: Set<Int32>? = nil) -> [LockRecord] {
-        let waiters = backends.filter { $0.isWaitingOnLock && longWaiters?.contains($0.pid) != false }
+        let waiters = backends.filter { $0.isWaitingOnLock && longWaiters?.contains($0.pid) != false }.sorted { $0.pid < $1.pid }
         let blockers = Set(waiters.flatMap(\.blockedBy))
         var result = locks
         if locksRead {

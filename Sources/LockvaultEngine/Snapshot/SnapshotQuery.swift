@@ -165,7 +165,9 @@ public enum SnapshotQuery {
         SELECT
             now() AS captured_at,
             current_database() AS current_database,
-            (SELECT json_agg(b) FROM (
+            -- In a stable order (pid, then each lock's identity), so that an unchanged cycle comes back
+            -- the same, and the rows built from it are recognised as the previous cycle's.
+            (SELECT json_agg(b ORDER BY b.pid) FROM (
                 SELECT a.pid, a.backend_start, a.backend_type, a.datname, a.usename, a.application_name,
                        host(a.client_addr) AS client_addr, a.state, a.xact_start, a.query_start, a.state_change,
                        a.wait_event_type, a.wait_event, left(a.query, $1::int) AS query, a.leader_pid,
@@ -181,7 +183,8 @@ public enum SnapshotQuery {
             (SELECT json_agg(k.pid) FROM known k JOIN act a ON a.pid = k.pid AND a.xact_start = k.xact_start) AS long_kept,
             (SELECT json_agg(json_build_array(pid, datname, backend_start)) FROM act
              WHERE datname IS NOT NULL AND ($3::bool OR $5::timestamptz IS NULL OR backend_start >= $5::timestamptz)) AS sessions,
-            (SELECT json_agg(x) FROM (
+            (SELECT json_agg(x ORDER BY x.pid, x.granted, x.locktype, x.database, x.relation, x.page, x.tuple, x.virtualxid, x.transactionid,
+                                        x.classid, x.objid, x.objsubid, x.mode) FROM (
                 SELECT lk.*, d.datname AS database_name,
                        CASE WHEN c.oid IS NOT NULL THEN quote_ident(n.nspname) || '.' || quote_ident(c.relname) END AS relation_name
                 FROM lk
