@@ -119,6 +119,13 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // What more than one test target uses: a stand-in for systemd's notification socket.
+        .target(
+            name: "TestSupport",
+            path: "Tests/TestSupport",
+            swiftSettings: swiftSettings
+        ),
+
         // Unit tests: no server needed.
         .testTarget(
             name: "LockvaultCoreTests",
@@ -137,7 +144,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SystemdSupportTests",
-            dependencies: ["SystemdSupport"],
+            dependencies: ["SystemdSupport", "TestSupport"],
             swiftSettings: swiftSettings
         ),
 
@@ -149,6 +156,7 @@ let package = Package(
                 "LockvaultEngine",
                 "LockvaultDaemon",
                 "PostgresClient",
+                "TestSupport",
             ],
             swiftSettings: swiftSettings
         ),

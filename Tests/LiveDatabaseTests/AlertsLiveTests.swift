@@ -4,7 +4,7 @@ import LockvaultDaemon
 import LockvaultEngine
 import Logging
 import PostgresClient
-import SystemdSupport
+import TestSupport
 import Testing
 
 extension LiveDatabaseSuite {

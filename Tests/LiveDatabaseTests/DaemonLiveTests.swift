@@ -2,7 +2,7 @@ import Foundation
 import LockvaultEngine
 import LockvaultDaemon
 import PostgresClient
-import SystemdSupport
+import TestSupport
 import Testing
 
 extension LiveDatabaseSuite {

@@ -2,7 +2,7 @@ import Foundation
 import LockvaultEngine
 import PostgresClient
 import Synchronization
-import SystemdSupport
+import TestSupport
 import Testing
 
 extension LiveDatabaseSuite {
