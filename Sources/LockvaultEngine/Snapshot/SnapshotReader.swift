@@ -12,9 +12,9 @@ public struct SnapshotOptions: Sendable, Equatable {
     public var lockTableCheckIntervalSeconds: Double
 
     /// Return only what changed since the previous cycle (``SamplerMemory``): long transactions'
-    /// unchanged backend rows and unchanged waiters' locks are carried, not re-read. `false` is
-    /// the path before issue 16 (every backend that matters and every waiter's locks every
-    /// cycle); kept so that live tests can prove both paths see the same.
+    /// unchanged backend rows and unchanged waiters' locks are carried, not re-read. `false`
+    /// reads every backend that matters and every waiter's locks every cycle; kept so that live
+    /// tests can prove both paths see the same.
     public var readOnlyWhatChanged: Bool
 
     public init(queryTextLength: Int = 1024, lockHoldThresholdSeconds: Double = 5, lockTableCheckIntervalSeconds: Double = 60,
