@@ -119,9 +119,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
-        // What more than one test target uses: a stand-in for systemd's notification socket.
+        // What more than one test target uses: a stand-in for systemd's notification socket, and
+        // the one way tests start a program (swift-subprocess).
         .target(
             name: "TestSupport",
+            dependencies: [.product(name: "Subprocess", package: "swift-subprocess")],
             path: "Tests/TestSupport",
             swiftSettings: swiftSettings
         ),
@@ -139,7 +141,7 @@ let package = Package(
         ),
         .testTarget(
             name: "LockvaultDaemonTests",
-            dependencies: ["LockvaultDaemon"],
+            dependencies: ["LockvaultDaemon", "TestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
