@@ -119,6 +119,15 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // What more than one test target uses: a stand-in for systemd's notification socket, and
+        // the one way tests start a program (swift-subprocess).
+        .target(
+            name: "TestSupport",
+            dependencies: [.product(name: "Subprocess", package: "swift-subprocess")],
+            path: "Tests/TestSupport",
+            swiftSettings: swiftSettings
+        ),
+
         // Unit tests: no server needed.
         .testTarget(
             name: "LockvaultCoreTests",
@@ -132,12 +141,12 @@ let package = Package(
         ),
         .testTarget(
             name: "LockvaultDaemonTests",
-            dependencies: ["LockvaultDaemon"],
+            dependencies: ["LockvaultDaemon", "TestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "SystemdSupportTests",
-            dependencies: ["SystemdSupport"],
+            dependencies: ["SystemdSupport", "TestSupport"],
             swiftSettings: swiftSettings
         ),
 
@@ -149,6 +158,7 @@ let package = Package(
                 "LockvaultEngine",
                 "LockvaultDaemon",
                 "PostgresClient",
+                "TestSupport",
             ],
             swiftSettings: swiftSettings
         ),

@@ -36,7 +36,6 @@ public struct ExclusionPattern: Sendable, Hashable, Codable, CustomStringConvert
         do { try self.init(text) } catch { preconditionFailure("\(error)") }
     }
 
-    public var isRegex: Bool { regex != nil }
     public var description: String { text }
 
     public func matches(_ value: String?) -> Bool {

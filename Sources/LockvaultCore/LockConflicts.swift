@@ -25,8 +25,4 @@ extension LockMode {
     ]
 
     private static func mask(_ strengths: Int...) -> Int { strengths.reduce(0) { $0 | 1 << $1 } }
-
-    /// The eight modes of the conflict table, weakest first.
-    public static let tableModes: [LockMode] = [.accessShare, .rowShare, .rowExclusive, .shareUpdateExclusive, .share,
-                                               .shareRowExclusive, .exclusive, .accessExclusive]
 }

@@ -101,7 +101,6 @@ public struct BackendActivity: Sendable, Hashable, Codable {
         self.blockedBy = blockedBy
     }
 
-    public var sessionID: SessionID? { backendStart.map { SessionID(pid: pid, backendStart: $0) } }
     public var isWaitingOnLock: Bool { waitEventType == "Lock" }
     public var isClientBackend: Bool { backendType == "client backend" }
     /// The session this backend works for: the leader for a parallel worker, itself otherwise.

@@ -259,10 +259,10 @@ public final class PostgresConnection {
     /// password" from "server down".
     static func authenticationState(_ message: String, needsPassword: Bool) -> String? {
         if message.contains("password authentication failed") || message.contains("no password supplied")
-            || message.contains("no password was provided") || needsPassword { return "28P01" }
+            || message.contains("no password was provided") || needsPassword { return SQLState.invalidPassword }
         if message.contains("authentication failed") || message.contains("no pg_hba.conf entry")
             || (message.contains("role \"") && message.contains("does not exist"))
-            || message.contains("is not permitted to log in") { return "28000" }
+            || message.contains("is not permitted to log in") { return SQLState.invalidAuthorization }
         return nil
     }
 

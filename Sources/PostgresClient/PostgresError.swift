@@ -63,21 +63,17 @@ public struct PostgresError: Error, CustomStringConvertible, Sendable {
     /// Errors after which the connection can't be used and must be re-established.
     public var requiresReconnect: Bool {
         code == .connectionLost || code == .connectionFailed || code == .closed
-            || (sqlState?.hasPrefix("08") ?? false) || sqlState == "57P01" || sqlState == "57P02" || sqlState == "57P03"
+            || (sqlState?.hasPrefix("08") ?? false) || sqlState == SQLState.adminShutdown || sqlState == "57P02" || sqlState == "57P03"
     }
 }
 
 /// Well-known SQLSTATE codes lockvault reacts to.
 public enum SQLState {
-    public static let lockNotAvailable = "55P03"
-    public static let queryCanceled = "57014"
-    public static let deadlockDetected = "40P01"
     public static let adminShutdown = "57P01"
     public static let insufficientPrivilege = "42501"
     public static let undefinedTable = "42P01"
     public static let invalidPassword = "28P01"
     public static let invalidAuthorization = "28000"
-    public static let invalidCatalogName = "3D000"
     public static let uniqueViolation = "23505"
     public static let duplicateObject = "42710"
 }

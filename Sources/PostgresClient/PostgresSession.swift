@@ -42,11 +42,6 @@ public actor PostgresSession {
         }
     }
 
-    /// True when a connection is open and answers.
-    public func isConnected() -> Bool {
-        connection?.isHealthy() ?? false
-    }
-
     /// The backend pid of the current connection, if connected.
     public func backendPID() -> Int32? {
         connection.map(\.backendPID)

@@ -14,8 +14,9 @@ struct DoctorCommand: ParsableCommand {
         discussion: """
             Connects as the daemon would: with --config, its target and vault DSNs, server log and resolve settings; \
             otherwise with --dsn / --vault-dsn (libpq defaults when omitted). Read-only.
-            Exit codes: 0 nothing failing (warnings allowed); 1 at least one check failed; 64 malformed DSN; \
-            69 cannot reach the monitored cluster; 77 authentication failed; 78 invalid configuration.
+            \(LockvaultExit.help(success: "nothing failing (warnings allowed)", .init(LockvaultExit.failure, "at least one check failed"),
+                                 .malformedDSN, .init(LockvaultExit.unavailable, "cannot reach the monitored cluster"),
+                                 .authenticationFailed, .invalidConfiguration))
             """
     )
 
@@ -52,7 +53,7 @@ struct DoctorCommand: ParsableCommand {
         }
         let target: PostgresConnection
         do { target = try PostgresConnection(conninfo: targetDSN, settings: session) } catch {
-            // Can't check anything without a connection: unreachable 69, bad DSN 64, auth 77.
+            // Can't check anything without a connection: unreachable, bad DSN or authentication.
             throw MonitorFailure.classify(error, side: .target).exit("doctor")
         }
         defer { target.close() }

@@ -1,3 +1,4 @@
+import ArgumentParser
 import LockvaultCore
 import LockvaultDaemon
 import LockvaultEngine
@@ -7,7 +8,6 @@ import LockvaultEngine
 /// ``StartupError/Kind``, ``MigrationError``); this decides the number. Documented in the
 /// README's command table and docs/operations.md "Exit codes" — keep the three in step.
 enum LockvaultExit {
-    static let ok: Int32 = 0
     /// An error no other code describes (`status`: stale or nothing recorded; `migrate`: a
     /// migration failed and was rolled back; `doctor`: a check failed).
     static let failure: Int32 = 1
@@ -19,7 +19,6 @@ enum LockvaultExit {
     static let dataError: Int32 = 65
     /// A server can't be reached now (or `run` can't bind the metrics address).
     static let unavailable: Int32 = 69
-    static let software: Int32 = 70
     /// PostgreSQL older than 13.
     static let unsupportedServer: Int32 = 76
     /// Authentication failed, or a privilege is missing (pg_monitor, the vault roles); `migrate`:
@@ -55,5 +54,33 @@ enum LockvaultExit {
         case .rolesNotPermitted: noPermission
         default: dataError
         }
+    }
+}
+
+/// One entry of a command's "Exit codes:" help: a code from ``LockvaultExit`` and what it means
+/// for that command. The entries several commands share are here, so each is worded once.
+struct ExitMeaning {
+    let code: Int32
+    let meaning: String
+
+    init(_ code: Int32, _ meaning: String) {
+        self.code = code
+        self.meaning = meaning
+    }
+
+    static let malformedDSN = ExitMeaning(LockvaultExit.usage, "malformed DSN")
+    static let cannotConnect = ExitMeaning(LockvaultExit.unavailable, "cannot connect")
+    static let notMigrated = ExitMeaning(LockvaultExit.dataError, "the vault is not migrated")
+    static let unsupportedServer = ExitMeaning(LockvaultExit.unsupportedServer, "PostgreSQL older than \(ServerRequirements.minimumMajorVersion)")
+    static let authenticationFailed = ExitMeaning(LockvaultExit.noPermission, "authentication failed")
+    static let invalidConfiguration = ExitMeaning(LockvaultExit.config, "invalid configuration")
+}
+
+extension LockvaultExit {
+    /// A command's exit codes as its help shows them, lowest first: "Exit codes: 0 connected;
+    /// 64 malformed DSN; …". Success is always 0 and so needs only its meaning.
+    static func help(success: String, _ failures: ExitMeaning...) -> String {
+        let entries = [ExitMeaning(ExitCode.success.rawValue, success)] + failures.sorted { $0.code < $1.code }
+        return "Exit codes: " + entries.map { "\($0.code) \($0.meaning)" }.joined(separator: "; ") + "."
     }
 }

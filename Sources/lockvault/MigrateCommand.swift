@@ -14,14 +14,15 @@ struct MigrateCommand: ParsableCommand {
             lock_admin_role's membership in lock_monitoring_role), one line each: created, already there, or — when \
             one is missing and this role may not create it (no SUPERUSER or CREATEROLE; on PostgreSQL 16+ no ADMIN \
             OPTION on a role it did not create) — nothing is changed at all, the CREATE ROLE / GRANT statements to \
-            run as a role that may are printed on standard output, and the exit code is 77. Then the numbered \
+            run as a role that may are printed on standard output, and the exit code is \(LockvaultExit.noPermission). Then the numbered \
             migrations (sql/NNN_*.sql: tables, columns, indexes) are applied once, each in its own transaction; then \
             the functions and views (sql/functions, sql/views) are re-applied as one set, in one transaction, \
             whenever they changed. Safe to run again (nothing to do is success) and concurrently (runs serialise on \
             an advisory lock). Refuses when an applied numbered migration's file changed since it was applied.
-            Exit codes: 0 up to date / applied; 1 a migration failed (rolled back); 65 an applied migration was \
-            changed or is unknown to this lockvault; 64 malformed DSN; 69 cannot connect; 77 authentication failed, \
-            or a vault role is missing and this role may not create it (also with --dry-run).
+            \(LockvaultExit.help(success: "up to date / applied", .init(LockvaultExit.failure, "a migration failed (rolled back)"),
+                                 .init(LockvaultExit.dataError, "an applied migration was changed or is unknown to this lockvault"),
+                                 .malformedDSN, .cannotConnect,
+                                 .init(LockvaultExit.noPermission, "authentication failed, or a vault role is missing and this role may not create it (also with --dry-run)")))
             """
     )
 

@@ -10,7 +10,7 @@ struct PingCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ping",
         abstract: "Connect to PostgreSQL with lockvault's session settings and print what the server reports.",
-        discussion: "Exit codes: 0 connected; 64 malformed DSN; 69 cannot connect; 77 authentication failed."
+        discussion: LockvaultExit.help(success: "connected", .malformedDSN, .cannotConnect, .authenticationFailed)
     )
 
     @Option(name: .long, help: "libpq conninfo or URI; default: libpq environment (PGHOST, PGPORT, …).")

@@ -13,7 +13,11 @@ struct ReloadCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "reload",
         abstract: "Ask a running lockvault daemon to reload its configuration (sends it SIGHUP).",
-        discussion: "For systemd's ExecReload= (`lockvault reload --pid $MAINPID`). Exit codes: 0 sent; 1 no such process; 64 bad pid; 77 not permitted."
+        discussion: """
+            For systemd's ExecReload= (`lockvault reload --pid $MAINPID`). \
+            \(LockvaultExit.help(success: "sent", .init(LockvaultExit.failure, "no such process"), .init(LockvaultExit.usage, "bad pid"),
+                                 .init(LockvaultExit.noPermission, "not permitted")))
+            """
     )
 
     @Option(name: .long, help: "The daemon's process id (systemd: $MAINPID).")

@@ -16,9 +16,9 @@ struct ResolveCommand: AsyncParsableCommand {
             `lockvault resolve --threshold 300`.
             The vault must be reachable and migrated before anything is decided: an action that could not be \
             audited is not taken.
-            Exit codes: 0 nothing to do; 2 would act (dry run) or acted; 1 error; 64 malformed DSN; 65 the vault is \
-            not migrated; 69 cannot connect; 76 PostgreSQL older than 13; 77 authentication failed or a privilege is \
-            missing.
+            \(LockvaultExit.help(success: "nothing to do", .init(LockvaultExit.wouldAct, "would act (dry run) or acted"),
+                                 .init(LockvaultExit.failure, "error"), .malformedDSN, .notMigrated, .cannotConnect, .unsupportedServer,
+                                 .init(LockvaultExit.noPermission, "authentication failed or a privilege is missing")))
             """
     )
 

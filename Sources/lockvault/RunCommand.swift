@@ -12,10 +12,11 @@ struct RunCommand: AsyncParsableCommand {
         abstract: "Run the monitoring daemon (systemd Type=notify; SIGHUP reloads the config, SIGTERM stops).",
         discussion: """
             Before READY it waits (with backoff) for an unreachable vault; an unreachable monitored cluster is \
-            retried by the cycles (STATUS=degraded). Exit codes: 0 stopped cleanly; 65 the vault is not migrated \
-            (run lockvault migrate); 69 the metrics address cannot be bound; 76 PostgreSQL older than 13; \
-            77 authentication failed or a privilege is missing (pg_monitor, lock_writer_role); 78 invalid \
-            configuration (including a malformed DSN).
+            retried by the cycles (STATUS=degraded). \
+            \(LockvaultExit.help(success: "stopped cleanly", .init(LockvaultExit.dataError, "the vault is not migrated (run lockvault migrate)"),
+                                 .init(LockvaultExit.unavailable, "the metrics address cannot be bound"), .unsupportedServer,
+                                 .init(LockvaultExit.noPermission, "authentication failed or a privilege is missing (pg_monitor, lock_writer_role)"),
+                                 .init(LockvaultExit.config, "invalid configuration (including a malformed DSN)")))
             """
     )
 
@@ -74,7 +75,7 @@ struct CheckConfigCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "check-config",
         abstract: "Validate a configuration file (and LOCKVAULT_* overrides) without connecting.",
-        discussion: "Exit codes: 0 valid; 78 invalid (the message names the key and line)."
+        discussion: LockvaultExit.help(success: "valid", .init(LockvaultExit.config, "invalid (the message names the key and line)"))
     )
 
     @Option(name: .long, help: "Configuration file.")

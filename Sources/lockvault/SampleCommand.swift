@@ -38,9 +38,10 @@ struct SampleCommand: AsyncParsableCommand {
         commandName: "sample",
         abstract: "Run sampling cycles and record them in the vault; print a summary per cycle.",
         discussion: """
-            Exit codes: 0 sampled and recorded; 64 malformed DSN; 65 the vault is not migrated; 69 the cluster or vault \
-            is unreachable (or a write waited longer than lock_timeout); 76 PostgreSQL older than 13; 77 authentication \
-            failed or a privilege is missing (pg_monitor on the cluster, lock_writer_role on the vault).
+            \(LockvaultExit.help(success: "sampled and recorded", .malformedDSN, .notMigrated,
+                                 .init(LockvaultExit.unavailable, "the cluster or vault is unreachable (or a write waited longer than lock_timeout)"),
+                                 .unsupportedServer,
+                                 .init(LockvaultExit.noPermission, "authentication failed or a privilege is missing (pg_monitor on the cluster, lock_writer_role on the vault)")))
             """
     )
 
@@ -112,7 +113,8 @@ struct BlockingCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "blocking",
         abstract: "Show who blocks whom right now, as a tree (read-only; nothing is written).",
-        discussion: "Exit codes: 0 shown; 64 malformed DSN; 69 the cluster is unreachable; 76 PostgreSQL older than 13; 77 authentication failed or no pg_monitor."
+        discussion: LockvaultExit.help(success: "shown", .malformedDSN, .init(LockvaultExit.unavailable, "the cluster is unreachable"), .unsupportedServer,
+                                       .init(LockvaultExit.noPermission, "authentication failed or no pg_monitor"))
     )
 
     @OptionGroup var connection: ConnectionOptions

@@ -13,9 +13,9 @@ struct StatusCommand: ParsableCommand {
             The daemon writes a cycle summary when it changes and a heartbeat at least every 60 s, so a daemon is \
             'alive' when its last record is younger than --stale-after seconds (the vault's rule, \
             lock_monitoring.fleet_status; 90 by default). --json prints the rows of fleet_dashboard as JSON. \
-            Exit codes: 0 every cluster alive; 1 a cluster is stale or nothing was ever recorded; 64 malformed DSN; \
-            65 the vault is not migrated; 69 cannot connect; 77 authentication failed or the role may not read the \
-            vault (GRANT lock_monitoring_role).
+            \(LockvaultExit.help(success: "every cluster alive", .init(LockvaultExit.failure, "a cluster is stale or nothing was ever recorded"),
+                                 .malformedDSN, .notMigrated, .cannotConnect,
+                                 .init(LockvaultExit.noPermission, "authentication failed or the role may not read the vault (GRANT lock_monitoring_role)")))
             """
     )
 

@@ -4,7 +4,7 @@ import LockvaultDaemon
 import LockvaultEngine
 import Logging
 import PostgresClient
-import SystemdSupport
+import TestSupport
 import Testing
 
 extension LiveDatabaseSuite {
@@ -49,7 +49,7 @@ extension LiveDatabaseSuite {
                 let alertFile = FileManager.default.temporaryDirectory.appendingPathComponent("lv-alerts-\(UUID().uuidString.prefix(8)).jsonl").path
                 defer { unlink(alertFile) }
                 let metricsPort = try WebhookReceiver.freePort()
-                let configPath = try DaemonProcess.writeConfig("""
+                let configPath = try writeTemporaryConfig("""
                     target: { dsn: "dbname=\(db)" }
                     sampling: { interval_seconds: 0.5, lock_timeout_ms: 600000, statement_timeout_ms: 600000 }
                     severity: { medium_after_seconds: 1, high_after_seconds: 2, critical_after_seconds: 5, idle_in_transaction_factor: 1, exclusive_lock_escalates: false }
@@ -66,7 +66,7 @@ extension LiveDatabaseSuite {
                     """)
                 defer { unlink(configPath) }
                 let listener = try NotifySocketListener()
-                let daemon = try DaemonProcess(arguments: ["run", "--config", configPath], environment: ["NOTIFY_SOCKET": listener.path])
+                let daemon = try await ChildProcess(lockvault: ["run", "--config", configPath], environment: ["NOTIFY_SOCKET": listener.path], combinedOutput: true)
                 var log: [String] = []
                 _ = try DaemonLiveTests.expect(listener, "READY=1", into: &log) { $0 == "READY=1" }
                 let quiet = try Self.scrape(metricsPort)
@@ -174,7 +174,7 @@ extension LiveDatabaseSuite {
                 #expect(daemon.output.contains("\"msg\":\"alert delivery failed\""))
 
                 daemon.signal(SIGTERM)
-                #expect(try await daemon.waitForExit(timeout: .seconds(20)) == 0, "\(daemon.output.suffix(1500))")
+                #expect(try await daemon.waitForExit(timeout: .seconds(20)).status == 0, "\(daemon.output.suffix(1500))")
                 for s in [blocker, waiter, a, b] { await s.close() }
             }
         }
@@ -240,8 +240,8 @@ extension LiveDatabaseSuite {
                 try admin.execute("GRANT CONNECT ON DATABASE \(db) TO \(role)")
                 try admin.execute("GRANT lock_writer_role TO \(role)")
 
-                let lacking = try DaemonProcess(arguments: ["doctor", "--dsn", "dbname=\(db) user=\(role)"])
-                #expect(try await lacking.waitForExit() == 1)
+                let lacking = try await ChildProcess(lockvault: ["doctor", "--dsn", "dbname=\(db) user=\(role)"], combinedOutput: true)
+                #expect(try await lacking.waitForExit().status == 1)
                 let report = lacking.output
                 #expect(report.contains("[FAIL] pg_monitor: role \(role) lacks pg_monitor"), "\(report)")
                 #expect(report.contains("fix: GRANT pg_monitor TO \(role);"), "\(report)")
@@ -249,16 +249,16 @@ extension LiveDatabaseSuite {
                 #expect(report.contains("verdict: NOT ready"))
 
                 try admin.execute("GRANT pg_monitor TO \(role)")
-                let granted = try DaemonProcess(arguments: ["doctor", "--dsn", "dbname=\(db) user=\(role)", "--json"])
-                #expect(try await granted.waitForExit() == 0, "\(granted.output)")
+                let granted = try await ChildProcess(lockvault: ["doctor", "--dsn", "dbname=\(db) user=\(role)", "--json"], combinedOutput: true)
+                #expect(try await granted.waitForExit().status == 0, "\(granted.output)")
                 let object = try #require(try JSONSerialization.jsonObject(with: Data(granted.output.utf8)) as? [String: Any])
                 let checks = try #require(object["checks"] as? [[String: String]])
                 #expect(checks.first { $0["check"] == "pg_monitor" }?["verdict"] == "OK")
                 #expect(checks.first { $0["check"] == "pg_signal_backend" }?["verdict"] == "WARN")
                 #expect(checks.first { $0["check"] == "vault privileges" }?["verdict"] == "OK")
 
-                let unreachable = try DaemonProcess(arguments: ["doctor", "--dsn", "host=/nonexistent-dir dbname=x password=hunter2"])
-                #expect(try await unreachable.waitForExit() == 69)
+                let unreachable = try await ChildProcess(lockvault: ["doctor", "--dsn", "host=/nonexistent-dir dbname=x password=hunter2"], combinedOutput: true)
+                #expect(try await unreachable.waitForExit().status == 69)
                 #expect(!unreachable.output.contains("hunter2"))
             }
         }

@@ -2,6 +2,7 @@ import Foundation
 import LockvaultEngine
 import PostgresClient
 import Testing
+import TestSupport
 
 extension LiveDatabaseSuite {
     /// What a DBA sees when lockvault is pointed at the wrong place, with the wrong password,
@@ -50,7 +51,7 @@ extension LiveDatabaseSuite {
         }
 
         static func daemonConfig(target: String, vault: String? = nil) throws -> String {
-            try DaemonProcess.writeConfig("""
+            try writeTemporaryConfig("""
                 target: { dsn: '\(target.replacingOccurrences(of: "'", with: "''"))' }
                 vault: { dsn: \(vault.map { "'\($0)'" } ?? "null") }
                 sampling: { interval_seconds: 0.2 }
@@ -96,7 +97,7 @@ extension LiveDatabaseSuite {
             // why; SIGTERM while it waits is a clean stop.
             let config = try Self.daemonConfig(target: dsn)
             defer { unlink(config) }
-            let daemon = try ChildProcess(lockvault: ["run", "--config", config])
+            let daemon = try await ChildProcess(lockvault: ["run", "--config", config])
             try await waitUntil("the daemon reports it is waiting for the vault", timeout: .seconds(30)) {
                 daemon.stdout.contains("vault not reachable yet")
             }

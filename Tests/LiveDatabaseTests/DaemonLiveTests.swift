@@ -2,7 +2,7 @@ import Foundation
 import LockvaultEngine
 import LockvaultDaemon
 import PostgresClient
-import SystemdSupport
+import TestSupport
 import Testing
 
 extension LiveDatabaseSuite {
@@ -48,11 +48,11 @@ extension LiveDatabaseSuite {
                 let admin = try LiveDatabase.connect(database: db)
                 defer { admin.close() }
                 try Migrator().apply(on: admin)
-                let configPath = try DaemonProcess.writeConfig(Self.config(database: db))
+                let configPath = try writeTemporaryConfig(Self.config(database: db))
                 defer { unlink(configPath) }
                 let listener = try NotifySocketListener()
-                let daemon = try DaemonProcess(arguments: ["run", "--config", configPath],
-                                               environment: ["NOTIFY_SOCKET": listener.path, "WATCHDOG_USEC": "800000"])
+                let daemon = try await ChildProcess(lockvault: ["run", "--config", configPath],
+                                                    environment: ["NOTIFY_SOCKET": listener.path, "WATCHDOG_USEC": "800000"], combinedOutput: true)
                 var log: [String] = []
                 _ = try Self.expect(listener, "READY=1", into: &log) { $0 == "READY=1" }
                 let statusBeforeReady = log.contains { $0.hasPrefix("STATUS=ok: ") }
@@ -81,7 +81,7 @@ extension LiveDatabaseSuite {
                 _ = try Self.expect(listener, "RELOADING=1 (bad config)", into: &log) { $0.hasPrefix("RELOADING=1") }
                 _ = try Self.expect(listener, "READY=1 (bad config kept the old one)", into: &log) { $0 == "READY=1" }
                 _ = try Self.expect(listener, "sampling continues", into: &log) { $0.hasPrefix("STATUS=ok:") }
-                #expect(daemon.process.isRunning)
+                #expect(daemon.isRunning)
                 #expect(daemon.output.contains("configuration reload rejected"))
 
                 // A hung cycle: the vault write waits on a lock we hold. No more WATCHDOG pings.
@@ -110,11 +110,10 @@ extension LiveDatabaseSuite {
                 // SIGTERM: STOPPING, then a clean exit.
                 daemon.signal(SIGTERM)
                 _ = try Self.expect(listener, "STOPPING=1", into: &log) { $0 == "STOPPING=1" }
-                #expect(try await daemon.waitForExit() == 0, "\(daemon.output.suffix(2000))")
+                #expect(try await daemon.waitForExit().status == 0, "\(daemon.output.suffix(2000))")
             }
         }
 
-        /// Runs a command to completion with posix_spawn + waitpid (no Foundation.Process).
         @Test func survivesARealServerRestart() async throws {
             try await LiveDatabase.withTemporaryDatabase { db in
                 do {
@@ -122,10 +121,10 @@ extension LiveDatabaseSuite {
                     try Migrator().apply(on: admin)
                     admin.close()
                 }
-                let configPath = try DaemonProcess.writeConfig(Self.config(database: db))
+                let configPath = try writeTemporaryConfig(Self.config(database: db))
                 defer { unlink(configPath) }
                 let listener = try NotifySocketListener()
-                let daemon = try DaemonProcess(arguments: ["run", "--config", configPath], environment: ["NOTIFY_SOCKET": listener.path])
+                let daemon = try await ChildProcess(lockvault: ["run", "--config", configPath], environment: ["NOTIFY_SOCKET": listener.path], combinedOutput: true)
                 var log: [String] = []
                 _ = try Self.expect(listener, "READY=1", into: &log) { $0 == "READY=1" }
                 let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
@@ -137,31 +136,31 @@ extension LiveDatabaseSuite {
                     $0.hasPrefix("STATUS=degraded")
                 }
                 _ = try Self.expect(listener, "ok again", within: .seconds(60), into: &log) { $0.hasPrefix("STATUS=ok:") }
-                #expect(daemon.process.isRunning)
+                #expect(daemon.isRunning)
                 try await waitUntil("the gap is recorded", timeout: .seconds(20)) {
                     let conn = try LiveDatabase.connect(database: db)
                     defer { conn.close() }
                     return try conn.query("SELECT count(*) AS n FROM lock_monitoring.monitor_gap_s WHERE gap_end > gap_start")[0].decode("n", as: Int.self) >= 1
                 }
                 daemon.signal(SIGTERM)
-                #expect(try await daemon.waitForExit() == 0)
+                #expect(try await daemon.waitForExit().status == 0)
             }
         }
 
         @Test func statusTellsAliveFromStale() async throws {
             try await EngineScenario.run { s in
-                let empty = try DaemonProcess(arguments: ["status", "--dsn", "dbname=\(s.database)"])
-                #expect(try await empty.waitForExit() == 1, "nothing recorded yet")
+                let empty = try await ChildProcess(lockvault: ["status", "--dsn", "dbname=\(s.database)"], combinedOutput: true)
+                #expect(try await empty.waitForExit().status == 1, "nothing recorded yet")
                 try await s.cycle()
-                let alive = try DaemonProcess(arguments: ["status", "--dsn", "dbname=\(s.database)"])
-                #expect(try await alive.waitForExit() == 0, "\(alive.output)")
+                let alive = try await ChildProcess(lockvault: ["status", "--dsn", "dbname=\(s.database)"], combinedOutput: true)
+                #expect(try await alive.waitForExit().status == 0, "\(alive.output)")
                 #expect(alive.output.contains("alive") && alive.output.contains("cluster test"))
-                let stale = try DaemonProcess(arguments: ["status", "--dsn", "dbname=\(s.database)", "--stale-after", "0"])
-                #expect(try await stale.waitForExit() == 1)
+                let stale = try await ChildProcess(lockvault: ["status", "--dsn", "dbname=\(s.database)", "--stale-after", "0"], combinedOutput: true)
+                #expect(try await stale.waitForExit().status == 1)
                 #expect(stale.output.contains("STALE"))
                 // --json: the rows of fleet_dashboard, the same verdict.
-                let json = try DaemonProcess(arguments: ["status", "--dsn", "dbname=\(s.database)", "--json"])
-                #expect(try await json.waitForExit() == 0, "\(json.output)")
+                let json = try await ChildProcess(lockvault: ["status", "--dsn", "dbname=\(s.database)", "--json"], combinedOutput: true)
+                #expect(try await json.waitForExit().status == 0, "\(json.output)")
                 let start = try #require(json.output.firstIndex(of: "["), "\(json.output)")
                 let rows = try #require(try JSONSerialization.jsonObject(with: Data(json.output[start...].utf8)) as? [[String: Any]])
                 let view = try s.rows("SELECT system_identifier, state, daemon_version FROM lock_monitoring.fleet_dashboard")
@@ -172,8 +171,8 @@ extension LiveDatabaseSuite {
                 #expect(rows.first?["system_identifier"] as? String == viewSysid)
                 #expect(rows.first?["daemon_version"] as? String == LockvaultVersion.current)
                 #expect(rows.first?["vault_buffer"] as? String == "empty")
-                let staleJSON = try DaemonProcess(arguments: ["status", "--dsn", "dbname=\(s.database)", "--json", "--stale-after", "0"])
-                #expect(try await staleJSON.waitForExit() == 1)
+                let staleJSON = try await ChildProcess(lockvault: ["status", "--dsn", "dbname=\(s.database)", "--json", "--stale-after", "0"], combinedOutput: true)
+                #expect(try await staleJSON.waitForExit().status == 1)
                 #expect(staleJSON.output.contains("\"stale\""))
             }
         }
@@ -186,16 +185,16 @@ extension LiveDatabaseSuite {
                 ("logging:\n  level: loud\n", "logging.level"),
             ]
             for (yaml, key) in cases {
-                let path = try DaemonProcess.writeConfig(yaml)
+                let path = try writeTemporaryConfig(yaml)
                 defer { unlink(path) }
                 for verb in ["run", "check-config"] {
-                    let p = try DaemonProcess(arguments: [verb, "--config", path])
-                    #expect(try await p.waitForExit() == 78, "\(verb) \(yaml)")
+                    let p = try await ChildProcess(lockvault: [verb, "--config", path], combinedOutput: true)
+                    #expect(try await p.waitForExit().status == 78, "\(verb) \(yaml)")
                     #expect(p.output.contains(key), "\(verb): \(p.output)")
                 }
             }
-            let missing = try DaemonProcess(arguments: ["run", "--config", "/nonexistent/lockvault.yaml"])
-            #expect(try await missing.waitForExit() == 78)
+            let missing = try await ChildProcess(lockvault: ["run", "--config", "/nonexistent/lockvault.yaml"], combinedOutput: true)
+            #expect(try await missing.waitForExit().status == 78)
             #expect(missing.output.contains("no such file"))
         }
 
@@ -210,10 +209,10 @@ extension LiveDatabaseSuite {
                     try Migrator().apply(on: admin)
                     admin.close()
                 }
-                let configPath = try DaemonProcess.writeConfig(Self.config(database: db))
+                let configPath = try writeTemporaryConfig(Self.config(database: db))
                 defer { unlink(configPath) }
                 let listener = try NotifySocketListener()
-                let daemon = try DaemonProcess(arguments: ["run", "--config", configPath], environment: ["NOTIFY_SOCKET": listener.path])
+                let daemon = try await ChildProcess(lockvault: ["run", "--config", configPath], environment: ["NOTIFY_SOCKET": listener.path], combinedOutput: true)
                 var log: [String] = []
                 _ = try Self.expect(listener, "READY=1", into: &log) { $0 == "READY=1" }
 
@@ -225,7 +224,7 @@ extension LiveDatabaseSuite {
                 _ = try Self.expect(listener, "degraded while the database refuses connections", within: .seconds(30), into: &log) { $0.hasPrefix("STATUS=degraded") }
                 try admin.execute("ALTER DATABASE \(db) ALLOW_CONNECTIONS true")
                 _ = try Self.expect(listener, "ok again", within: .seconds(60), into: &log) { $0.hasPrefix("STATUS=ok:") }
-                #expect(daemon.process.isRunning)
+                #expect(daemon.isRunning)
 
                 try await waitUntil("the gap is recorded", timeout: .seconds(20)) {
                     let conn = try LiveDatabase.connect(database: db)
@@ -237,7 +236,7 @@ extension LiveDatabaseSuite {
                 conn.close()
                 #expect(reason.contains("target unavailable"))
                 daemon.signal(SIGTERM)
-                #expect(try await daemon.waitForExit() == 0)
+                #expect(try await daemon.waitForExit().status == 0)
             }
         }
     }

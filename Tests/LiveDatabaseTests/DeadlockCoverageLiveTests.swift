@@ -4,6 +4,7 @@ import LockvaultEngine
 import LockvaultDaemon
 import PostgresClient
 import Testing
+import TestSupport
 
 extension LiveDatabaseSuite {
     /// Deadlocks nobody sampled (between cron runs of `lockvault sample --once`), and deadlocks
@@ -164,7 +165,7 @@ extension LiveDatabaseSuite {
                     try Migrator().apply(on: admin)
                     let alertFile = FileManager.default.temporaryDirectory.appendingPathComponent("lv-dl-alerts-\(UUID().uuidString.prefix(8))").path
                     defer { unlink(alertFile) }
-                    let configPath = try DaemonProcess.writeConfig("""
+                    let configPath = try writeTemporaryConfig("""
                         target: { dsn: "dbname=\(db)" }
                         sampling:
                           interval_seconds: 0.2
@@ -174,7 +175,7 @@ extension LiveDatabaseSuite {
                             - {name: file, type: command, command: ["/bin/sh", "-c", "cat >> '\(alertFile)'; echo >> '\(alertFile)'"]}
                         """)
                     defer { unlink(configPath) }
-                    let daemon = try ChildProcess(lockvault: ["run", "--config", configPath])
+                    let daemon = try await ChildProcess(lockvault: ["run", "--config", configPath])
                     try await waitUntil("the daemon records its first cycle", timeout: .seconds(30), every: .milliseconds(100)) {
                         try !admin.query("SELECT 1 FROM lock_monitoring.monitor_cycle_s").isEmpty
                     }

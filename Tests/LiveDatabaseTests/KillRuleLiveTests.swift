@@ -3,6 +3,7 @@ import LockvaultCore
 import LockvaultEngine
 import PostgresClient
 import Testing
+import TestSupport
 
 extension LiveDatabaseSuite {
     /// One kill rule: for every blocker, what `blocking_sessions_dashboard` says

@@ -2,7 +2,7 @@ import Foundation
 import LockvaultEngine
 import PostgresClient
 import Synchronization
-import SystemdSupport
+import TestSupport
 import Testing
 
 extension LiveDatabaseSuite {
@@ -67,14 +67,14 @@ extension LiveDatabaseSuite {
                     """)
 
                 // The real daemon, as the least-privileged role, at 1 Hz.
-                let config = try DaemonProcess.writeConfig("""
+                let config = try writeTemporaryConfig("""
                     target: { dsn: "\(try LiveDatabase.conninfo(database: db, user: EngineScenario.leastPrivilegedRole))" }
                     sampling: { interval_seconds: 1.0 }
                     logging: { destination: json }
                     """)
                 defer { unlink(config) }
                 let listener = try NotifySocketListener()
-                let daemon = try ChildProcess(lockvault: ["run", "--config", config], environment: ["NOTIFY_SOCKET": listener.path])
+                let daemon = try await ChildProcess(lockvault: ["run", "--config", config], environment: ["NOTIFY_SOCKET": listener.path])
                 var statuses: [String] = []
                 try await waitUntil("READY=1", timeout: .seconds(30), every: .milliseconds(1)) {
                     guard daemon.isRunning else { throw ScenarioError(message: "lockvault run exited: \(daemon.stderr)\(daemon.stdout.suffix(2000))") }

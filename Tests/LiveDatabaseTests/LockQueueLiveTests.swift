@@ -3,6 +3,7 @@ import LockvaultCore
 import LockvaultEngine
 import PostgresClient
 import Testing
+import TestSupport
 
 extension LiveDatabaseSuite {
     /// Lock queues told truly, against real sessions of an ordinary role, with lockvault as the

@@ -3,6 +3,7 @@ import LockvaultCore
 import LockvaultEngine
 import PostgresClient
 import Testing
+import TestSupport
 
 extension LiveDatabaseSuite {
     /// `lockvault migrate` as a user runs it — the real binary — by a database owner without

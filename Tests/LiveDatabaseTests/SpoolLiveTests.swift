@@ -2,6 +2,7 @@ import Foundation
 import LockvaultEngine
 import PostgresClient
 import Testing
+import TestSupport
 
 extension LiveDatabaseSuite {
     /// The real daemon loses nothing to a restart during a vault outage: what it buffered is
@@ -44,7 +45,7 @@ extension LiveDatabaseSuite {
                     try FileManager.default.createDirectory(atPath: state, withIntermediateDirectories: true)
                     defer { try? FileManager.default.removeItem(atPath: state) }
                     let spool = "\(state)/spool"
-                    let configPath = try DaemonProcess.writeConfig("""
+                    let configPath = try writeTemporaryConfig("""
                         target: { dsn: "dbname=\(target) user=\(role)" }
                         vault: { dsn: "dbname=\(vaultDB) user=\(role)" }
                         sampling: { interval_seconds: 0.2 }
@@ -76,7 +77,7 @@ extension LiveDatabaseSuite {
                         Task { await holder.close() }
                     }
 
-                    let first = try ChildProcess(lockvault: ["run", "--config", configPath], environment: environment)
+                    let first = try await ChildProcess(lockvault: ["run", "--config", configPath], environment: environment)
                     try await waitUntil("the first daemon records the holder alone", timeout: .seconds(30), every: .milliseconds(100)) { try waitingRows() == [0] }
                     try await addWaiter()
                     try await waitUntil("the first daemon records one waiter", timeout: .seconds(30), every: .milliseconds(100)) { try waitingRows().last == 1 }
@@ -97,7 +98,7 @@ extension LiveDatabaseSuite {
                     #expect(Set(onDisk.map(\.waiting)).isSuperset(of: [2, 3]), "\(onDisk.map(\.waiting))")
 
                     // Restarted while the vault is still away: it waits for it, then replays.
-                    let second = try ChildProcess(lockvault: ["run", "--config", configPath], environment: environment)
+                    let second = try await ChildProcess(lockvault: ["run", "--config", configPath], environment: environment)
                     try await waitUntil("the restarted daemon finds the spool", timeout: .seconds(30)) {
                         second.stdout.contains("found spooled cycle records")
                     }
@@ -173,13 +174,13 @@ extension LiveDatabaseSuite {
                     let blocker = FileManager.default.temporaryDirectory.appendingPathComponent("lv-not-a-dir-\(UUID().uuidString.prefix(8))").path
                     try "x".write(toFile: blocker, atomically: true, encoding: .utf8)
                     defer { unlink(blocker) }
-                    let configPath = try DaemonProcess.writeConfig("""
+                    let configPath = try writeTemporaryConfig("""
                         target: { dsn: "dbname=\(target)" }
                         vault: { dsn: "dbname=\(vaultDB)", spool_directory: "\(blocker)/spool" }
                         sampling: { interval_seconds: 0.2 }
                         """)
                     defer { unlink(configPath) }
-                    let daemon = try ChildProcess(lockvault: ["run", "--config", configPath])
+                    let daemon = try await ChildProcess(lockvault: ["run", "--config", configPath])
                     try await waitUntil("the daemon writes its first cycle", timeout: .seconds(30), every: .milliseconds(100)) {
                         let conn = try LiveDatabase.connect(database: vaultDB)
                         defer { conn.close() }

@@ -3,6 +3,7 @@ import LockvaultCore
 import LockvaultEngine
 import PostgresClient
 import Testing
+import TestSupport
 
 extension LiveDatabaseSuite {
     @Suite struct VaultMigrationLiveTests {

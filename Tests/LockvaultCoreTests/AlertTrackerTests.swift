@@ -54,7 +54,7 @@ import Testing
         #expect(cleared.map(\.kind) == [.cleared])
         #expect(cleared.first?.alertID == raised.first?.alertID)
         #expect(run(&tracker, at: 13, wait: nil).isEmpty)
-        #expect(tracker.openIncidents == 0)
+        #expect(tracker.open.isEmpty, "no incident is left open")
     }
 
     @Test func aFlappingBlockerIsNotAnnouncedAgain() {

@@ -208,3 +208,9 @@ import Testing
         #expect(answers[1] == .eligible(.terminateIdle(.idleInTransaction)))
     }
 }
+
+extension LockMode {
+    /// The eight modes of the conflict table, weakest first.
+    static let tableModes: [LockMode] = [.accessShare, .rowShare, .rowExclusive, .shareUpdateExclusive, .share,
+                                                    .shareRowExclusive, .exclusive, .accessExclusive]
+}

@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import LockvaultCore
 @testable import LockvaultDaemon
+import TestSupport
 
 @Suite struct ConfigTests {
     static let etcFile = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
@@ -91,7 +92,7 @@ import LockvaultCore
         resolve.excludeApplications = ["/^batch-/"]
         resolve.excludeClientAddresses = ["10.0.0.9"]
         #expect(c.resolve == resolve)
-        #expect(c.resolve.excludeApplications[0].isRegex && c.resolve.excludeApplications[0].matches("batch-7"), "compiled when loaded")
+        #expect(c.resolve.excludeApplications[0].matches("batch-7") && !c.resolve.excludeApplications[0].matches("/^batch-/"), "compiled when loaded")
         let monitor = c.monitorConfiguration
         #expect(monitor.resolve == resolve, "the kill threshold reaches the engine in one piece")
         #expect(monitor.snapshot.queryTextLength == 99 && monitor.snapshot.lockHoldThresholdSeconds == 7)
@@ -259,42 +260,25 @@ import LockvaultCore
 /// The same bad configs through the real binary: `check-config` and `run` exit 78 and name the key.
 @Suite struct BadConfigExitCodeTests {
     static var binary: String? {
-        if let path = ProcessInfo.processInfo.environment["LOCKVAULT_TEST_BINARY"] { return path }
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        let path = root.appendingPathComponent(".build/debug/lockvault").path
-        return FileManager.default.isExecutableFile(atPath: path) ? path : nil
+        FileManager.default.isExecutableFile(atPath: ChildProcess.lockvaultBinary) ? ChildProcess.lockvaultBinary : nil
     }
 
-    /// Runs the binary; returns exit status and combined output.
-    static func run(_ binary: String, _ args: [String]) throws -> (Int32, String) {
-        let out = FileManager.default.temporaryDirectory.appendingPathComponent("lv-out-\(UUID()).txt").path
-        defer { unlink(out) }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 1, out, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        let argv = ([binary] + args).map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        var env = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("LOCKVAULT_") || $0.key.hasPrefix("LOCKVAULT_TEST_") }
-        env["PGCONNECT_TIMEOUT"] = "1"
-        let envp = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer { envp.forEach { free($0) } }
-        var pid: pid_t = 0
-        guard posix_spawn(&pid, binary, &actions, nil, argv, envp) == 0 else { throw POSIXError(.ENOENT) }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
-        return ((status >> 8) & 0xff, (try? String(contentsOfFile: out, encoding: .utf8)) ?? "")
+    /// Runs the binary without the runner's LOCKVAULT_* settings; returns exit status and combined output.
+    static func run(_ binary: String, _ args: [String]) async throws -> (Int32, String) {
+        let child = try await ChildProcess(path: binary, arguments: args, environment: ["PGCONNECT_TIMEOUT": "1"],
+                                           inheriting: { !$0.hasPrefix("LOCKVAULT_") || $0.hasPrefix("LOCKVAULT_TEST_") }, combinedOutput: true)
+        let result = try await child.waitForExit()
+        return (result.status, result.output)
     }
 
     @Test(arguments: ConfigTests.bad)
-    func exits78NamingTheKey(_ bad: ConfigTests.Bad) throws {
+    func exits78NamingTheKey(_ bad: ConfigTests.Bad) async throws {
         let binary = try #require(Self.binary, "build the lockvault binary first (scripts/test.sh does)")
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("lv-bad-\(UUID()).yaml").path
         try bad.yaml.write(toFile: path, atomically: true, encoding: .utf8)
         defer { unlink(path) }
         for verb in ["check-config", "run"] {
-            let (status, output) = try Self.run(binary, [verb, "--config", path])
+            let (status, output) = try await Self.run(binary, [verb, "--config", path])
             #expect(status == 78, "\(verb): \(output)")
             if !bad.key.isEmpty { #expect(output.contains(bad.key), "\(verb): \(output)") }
             if let line = bad.line { #expect(output.contains(".yaml:\(line):"), "\(verb): \(output)") }

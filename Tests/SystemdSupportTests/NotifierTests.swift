@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import SystemdSupport
+import TestSupport
 
 @Suite(.serialized) struct SystemdNotifierTests {
     @Test func sendsEachStateToTheNotifySocket() throws {

@@ -3,36 +3,33 @@
 -- references any more. Current rows are never removed, whatever their age, and neither are
 -- the hubs they point to. The daemon runs it (retention.days); DBAs may too.
 --
--- The partitioned history tables (migration 020, history_partitioning) lose whole days: a
--- daily partition that ends before the cutoff is detached and dropped, after the rows its
--- keep_when rule keeps (current rows, rows closed after the cutoff) were moved to the default
--- partition — no DELETE, no dead rows, no vacuum debt. A day is dropped once all of it is
--- older than the cutoff, so rows may stay up to a day longer than retention_days. The default
--- partition (those kept rows, writes no partition covered) is cleaned by DELETE once its rows
--- are closed before the cutoff; it holds only the rows keep_when kept from dropped days and
--- rows of days without a partition. The current rows of the end-dated satellites are in a partition of their
--- own (migration 030; history_partitioning.range_table is the tree of days): retention never
--- reads them. Hubs, links and the alert trail are not partitioned and are
--- DELETEd — but only the hubs and links that the removed rows (and removed links) referred to
--- are looked at, and the session hubs first seen on the dropped days (migration 022): proving
--- a hub unreferenced probes every partition of the tables that refer to it, so looking at
--- every old hub (most of them still referenced) cost seconds on every run.
+-- Partitioned history loses whole days, so that retention leaves no dead rows and no vacuum
+-- debt: a daily partition that ends before the cutoff is detached and dropped, after the rows
+-- its keep_when rule keeps (current rows, rows closed after the cutoff) are moved to the default
+-- partition. Rows may therefore stay up to a day longer than retention_days. The default
+-- partition (those kept rows, and writes no partition covered) is cleaned by DELETE. The
+-- current rows of end-dated satellites have a partition of their own, which retention never
+-- reads.
 --
--- The partitioned tables have no foreign keys to their hubs (migration 023): each hub removed
--- used to be proven unreferenced twice (here, and by every key's own check of every
--- partition), and dropping a partition locked the hubs its keys pointed to. What the keys
--- guaranteed, the hub lock keeps (hub_lock.sql): whatever removes hubs holds it exclusively,
--- taken before any table lock (writers take it shared before theirs, so the two never
--- deadlock): no write is in flight while it decides that nothing refers to a hub, and none
--- starts until it commits — a writer then re-creates a hub it needs (record_cycle inserts
--- every hub it names if missing). A run with nothing to drop or delete does not take it.
+-- Hubs, links and the alert trail are not partitioned and are DELETEd. Only the hubs and links
+-- the removed rows referred to are looked at, and the session hubs first seen on the dropped
+-- days: proving a hub unreferenced probes every partition of the tables that refer to it, far
+-- too slow for every old hub on every run.
 --
--- Two parts (migration 029): retention_drop removes the rows and records the keys they
--- referred to in retention_retired_key; retention_sweep takes those keys in batches and
--- removes the hubs and links nothing refers to any more, holding the hub lock for one batch.
--- cleanup_old_data runs both in one transaction (what DBAs call); the daemon runs the drop,
--- then batches, each in a transaction of its own, so that writers wait for one batch instead
--- of a day's hubs (Sources/LockvaultEngine/Vault/Retention.swift).
+-- The history has no foreign keys to its hubs, so a removed hub is proven unreferenced once,
+-- and dropping a partition locks no hub. The hub lock (hub_lock.sql) guarantees what keys
+-- would: whatever removes hubs holds it exclusively, taken before any table lock (writers take
+-- it shared before theirs, so the two never deadlock); no write is in flight while it decides
+-- that nothing refers to a hub, and none starts until it commits — a writer then re-creates a
+-- hub it needs (record_cycle inserts every hub it names if missing). A run with nothing to
+-- drop or delete does not take it.
+--
+-- Two parts, so that writers wait for one batch of hubs rather than a day's: retention_drop
+-- removes the rows and records the keys they referred to in retention_retired_key;
+-- retention_sweep takes those keys in batches and removes the hubs and links nothing refers to
+-- any more, holding the hub lock for one batch. cleanup_old_data runs both in one transaction
+-- (what DBAs call); the daemon runs the drop, then each batch in a transaction of its own
+-- (Sources/LockvaultEngine/Vault/Retention.swift).
 -- SECURITY DEFINER: dropping a partition needs the tables' owner.
 
 -- Vaults migrated before the functions moved to sql/functions had the history part split off

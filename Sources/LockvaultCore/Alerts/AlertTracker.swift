@@ -42,7 +42,7 @@ public struct AlertTracker: Sendable {
 
     public var policy: AlertPolicy
     public let cluster: String
-    private var open: [Subject: Incident] = [:]
+    private(set) var open: [Subject: Incident] = [:]
     private var recentlyCleared: [Subject: Date] = [:]
     private var seenDeadlocks: [String] = []
     private var seenDeadlockSet: Set<String> = []
@@ -53,9 +53,6 @@ public struct AlertTracker: Sendable {
         self.policy = policy
         self.cluster = cluster
     }
-
-    /// Incidents currently open (raised and not yet cleared).
-    public var openIncidents: Int { open.count }
 
     /// Feeds one sampled cycle; returns the alerts to send, raises and escalations first (worst
     /// first), then clears, then deadlocks.

@@ -67,11 +67,12 @@ public enum Diagnosis {
         let role = quoteIdent(f.role)
 
         // Server version and what it enables.
-        if f.serverVersionNum < 130000 {
-            out.append(.init(.fail, "server version", "\(f.serverVersion): lockvault needs PostgreSQL 13 or later", fix: "upgrade PostgreSQL"))
-        } else if f.serverVersionNum < 140000 {
-            out.append(.init(.warn, "server version", "\(f.serverVersion): no pg_locks.waitstart (PostgreSQL 14+), wait times are estimated from state_change",
-                             fix: "upgrade to PostgreSQL 14 or later for exact wait times"))
+        let minimum = ServerRequirements.minimumMajorVersion, waitStart = ServerRequirements.waitStartServerVersionNum / 10000
+        if f.serverVersionNum < ServerRequirements.minimumServerVersionNum {
+            out.append(.init(.fail, "server version", "\(f.serverVersion): lockvault needs PostgreSQL \(minimum) or later", fix: "upgrade PostgreSQL"))
+        } else if f.serverVersionNum < ServerRequirements.waitStartServerVersionNum {
+            out.append(.init(.warn, "server version", "\(f.serverVersion): no pg_locks.waitstart (PostgreSQL \(waitStart)+), wait times are estimated from state_change",
+                             fix: "upgrade to PostgreSQL \(waitStart) or later for exact wait times"))
         } else {
             out.append(.init(.ok, "server version", "\(f.serverVersion): pg_locks.waitstart gives exact wait times"))
         }

@@ -9,14 +9,3 @@ public protocol LifecycleNotifier: Sendable {
     /// Half of this is the ping period; nil when the supervisor wants no pings.
     var watchdogInterval: Duration? { get }
 }
-
-/// Outside systemd: every notification is a no-op.
-public struct SilentNotifier: LifecycleNotifier {
-    public init() {}
-    public func ready() {}
-    public func status(_ line: String) {}
-    public func watchdog() {}
-    public func reloading() {}
-    public func stopping() {}
-    public var watchdogInterval: Duration? { nil }
-}

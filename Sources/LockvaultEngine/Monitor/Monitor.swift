@@ -458,11 +458,6 @@ public actor Monitor {
         try body(vaultConnection())
     }
 
-    /// Runs `body` on the target connection (resolve actions).
-    public func withTarget<T: Sendable>(_ body: (PostgresConnection) throws -> T) throws -> T {
-        try body(targetConnection())
-    }
-
     /// Closes the connections and ends the monitor's thread once this call returns. Buffered
     /// records not yet written are lost (``writeBuffered()`` first). A call made after it still
     /// runs, on a thread that ends again when it is done.

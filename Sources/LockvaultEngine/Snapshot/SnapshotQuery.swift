@@ -1,4 +1,5 @@
 import Foundation
+import LockvaultCore
 
 /// The one statement a sampling cycle sends to the monitored cluster.
 ///
@@ -205,7 +206,7 @@ public enum SnapshotQuery {
     /// it reads as NULL (waits are then timed from the waiter's state_change), the queue's order
     /// is unknown, and the long waiters' blockers come from `pg_blocking_pids()`, one call each.
     public static func sql(serverVersion: Int) -> String {
-        guard serverVersion < 140000 else { return sql }
+        guard serverVersion < ServerRequirements.waitStartServerVersionNum else { return sql }
         return sql.replacingOccurrences(of: "l.fastpath, l.waitstart", with: "l.fastpath, NULL::timestamptz AS waitstart")
             .replacingOccurrences(of: "NULL::int[] AS blocked_by", with: "CASE WHEN a.pid IN (SELECT pid FROM longw) THEN pg_blocking_pids(a.pid) END AS blocked_by")
     }

@@ -145,7 +145,7 @@ public final class SnapshotReader {
             shortWaits: waits.count - longWaiters.count,
             longestWaitSeconds: max(longestSeen, longestResolved)
         )
-        snapshot.lockManagerPasses = (locksRead ? 1 : 0) + (facts.serverVersionNum < 140000 ? longWaiters.count : 0)
+        snapshot.lockManagerPasses = (locksRead ? 1 : 0) + (facts.serverVersionNum < ServerRequirements.waitStartServerVersionNum ? longWaiters.count : 0)
         return snapshot
     }
 
@@ -153,7 +153,7 @@ public final class SnapshotReader {
     /// the statement did not read it (every long wait known and unchanged), as remembered. On
     /// PostgreSQL 13 (no `waitstart`, so no queue order) the statement asked `pg_blocking_pids()`.
     private func findBlockers(_ backends: inout [BackendActivity], longWaiters: Set<Int32>, locks: [LockRecord], locksRead: Bool, serverVersion: Int) {
-        guard serverVersion >= 140000, !longWaiters.isEmpty else { return }
+        guard serverVersion >= ServerRequirements.waitStartServerVersionNum, !longWaiters.isEmpty else { return }
         var found: [Int32: [Int32]] = [:]
         if locksRead {
             let leaderOf = Dictionary(backends.map { ($0.pid, $0.sessionPid) }, uniquingKeysWith: { a, _ in a })

@@ -132,3 +132,10 @@ final class BackgroundSession: Sendable {
 
     func close() async { await session.close() }
 }
+
+/// Writes a daemon config to a temporary file; returns its path (the caller unlinks it).
+func writeTemporaryConfig(_ yaml: String) throws -> String {
+    let path = FileManager.default.temporaryDirectory.appendingPathComponent("lv-\(UUID().uuidString.prefix(8)).yaml").path
+    try yaml.write(toFile: path, atomically: true, encoding: .utf8)
+    return path
+}

@@ -4,10 +4,9 @@ import LockvaultCore
 /// The business key and hash diff of each lock row, remembered from one cycle to the next.
 ///
 /// Why: both are pure functions of the lock, its holder and whom it waits for, and computing
-/// them (the target key's text, a SHA-256) for every carried lock every second was the
-/// daemon's largest cost in issue 16's worst case (3,000 granted locks of 150 idle
-/// transactions, unchanged for minutes). Only the previous cycle's entries are kept, so
-/// memory follows the lock count.
+/// them (the target key's text, a SHA-256) for every carried lock every second is the
+/// daemon's largest cost when thousands of granted locks of idle transactions stay unchanged
+/// for minutes. Only the previous cycle's entries are kept, so memory follows the lock count.
 final class LockRowMemo {
     struct Identity {
         var key: LockKey

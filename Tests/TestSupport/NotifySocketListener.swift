@@ -1,7 +1,7 @@
 import Foundation
 
 /// A real AF_UNIX datagram socket standing in for systemd's notification socket: lets tests
-/// (and anyone checking a deployment) watch exactly what lockvault tells systemd.
+/// watch exactly what lockvault tells systemd.
 ///
 /// A reader thread drains the socket continuously, like systemd does: a notification socket
 /// nobody reads fills up, and then the sender's `sd_notify` blocks.

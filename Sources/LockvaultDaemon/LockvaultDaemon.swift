@@ -1,1 +1,0 @@
-// LockvaultDaemon: see the module's other files.

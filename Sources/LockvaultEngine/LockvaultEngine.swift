@@ -1,1 +1,0 @@
-// LockvaultEngine: see the module's other files.
