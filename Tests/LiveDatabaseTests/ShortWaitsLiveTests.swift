@@ -18,17 +18,27 @@ extension LiveDatabaseSuite {
             }
         }
 
+        /// Until `session`'s lock wait is `seconds` old (by the server's clock and its waitstart).
+        static func waitAged(_ s: EngineScenario, _ session: BackgroundSession, seconds: Double) async throws {
+            try await waitUntil("the wait is \(seconds) s old", every: .milliseconds(10)) {
+                try !s.rows("SELECT 1 FROM pg_locks WHERE pid = $1 AND NOT granted AND waitstart <= now() - make_interval(secs => $2)",
+                            [session.pid, seconds]).isEmpty
+            }
+        }
+
         static func count(_ s: EngineScenario, _ from: String) throws -> Int {
             try s.rows("SELECT count(*) AS n FROM \(from)")[0].decode("n", as: Int.self)
         }
 
-        /// One wait of a moment: `b` waits for `a`'s lock while `cycles` cycles run, then `a` lets go.
+        /// A wait of 0.2 s: `b` waits for `a`'s lock while `cycles` cycles run, and once it is 0.2 s
+        /// old `a` lets go.
         static func briefWait(_ s: EngineScenario, _ a: BackgroundSession, _ b: BackgroundSession, cycles: Int) async throws -> [CycleOutcome] {
             try await a.run("BEGIN", "LOCK TABLE t IN ACCESS EXCLUSIVE MODE")
             let waits = b.start("SELECT * FROM t")
             try await s.waitForWaiters(1)
             var outcomes: [CycleOutcome] = []
             for _ in 0..<cycles { outcomes.append(try await s.cycle()) }
+            try await Self.waitAged(s, b, seconds: 0.2)
             try await a.run("ROLLBACK")
             if case .failure(let e) = await waits.value { Issue.record("the waiter should proceed: \(e)") }
             return outcomes
@@ -53,7 +63,7 @@ extension LiveDatabaseSuite {
             }
         }
 
-        @Test func aLongerWaitIsRecordedWithItsBlockerAndItsRealWaitStart() async throws {
+        @Test func aThreeSecondWaitIsRecordedWithItsBlockerAndItsRealWaitStart() async throws {
             try await Self.scenario(minWait: 1) { s in
                 let a = try await s.session("lv-holder"), b = try await s.session("lv-waiter")
                 try await a.run("BEGIN", "LOCK TABLE t IN ACCESS EXCLUSIVE MODE")
@@ -69,6 +79,11 @@ extension LiveDatabaseSuite {
                 }
                 #expect(resolved?.assessments.map(\.pid) == [a.pid])
                 #expect(resolved?.snapshot?.shortWaits == 0)
+                // It goes on to last 3 s, sampled all the while; its rows stay the same.
+                try await waitUntil("the wait is 3 s old, sampled every 250 ms", timeout: .seconds(10), every: .milliseconds(250)) {
+                    #expect(try await s.cycle().assessments.map(\.pid) == [a.pid], "once resolved, it stays resolved")
+                    return try !s.rows("SELECT 1 FROM pg_locks WHERE pid = $1 AND NOT granted AND waitstart <= now() - interval '3 s'", [b.pid]).isEmpty
+                }
                 let real = try s.rows("SELECT waitstart FROM pg_locks WHERE pid = $1 AND NOT granted", [b.pid])[0].decode("waitstart", as: Date.self)
                 let row = try #require(try s.rows("SELECT blocking_pid, block_kind FROM lock_monitoring.lock_activity_dashboard WHERE session_pid = $1 AND NOT granted", [b.pid]).first)
                 #expect(try row.decode("blocking_pid", as: Int32.self) == a.pid && row.decode("block_kind", as: String.self) == "hard")

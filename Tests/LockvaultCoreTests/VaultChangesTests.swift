@@ -16,7 +16,7 @@ import Testing
     @discardableResult
     func write(_ changes: inout Changes, _ c: VaultCycleState<String>) -> Changes.Plan {
         let plan = changes.plan(c)
-        if plan != .skip { changes.written(c, summaryAt: c.capturedAt) }
+        if plan == .skip { changes.unchanged(c) } else { changes.written(c, summaryAt: c.capturedAt) }
         return plan
     }
 
@@ -102,5 +102,20 @@ import Testing
         // A state without a bulk (a whole row set) after one with it: compared in full.
         #expect(write(&changes, cycle(["b1": 2, "l1": 2, "l3": 1], at: 5)) == .skip)
         #expect(write(&changes, cycle(["b1": 2], at: 6)) == .changes(send: [], end: ["l1", "l3"]))
+    }
+
+    /// A rebuilt bulk that sent nothing is what the vault holds: its generation is not compared
+    /// row by row again (rows that differ, against the builder's promise, show it is not looked at).
+    @Test func aRebuiltBulkThatChangedNothingIsNotComparedAgain() {
+        var changes = Changes(heartbeatSeconds: 60)
+        func bulky(_ bulk: [String: UInt8], generation: UInt64, at seconds: Double) -> VaultCycleState<String> {
+            var c = cycle([:], at: seconds)
+            c.bulk = .init(rows: bulk.mapValues { [$0] }, generation: generation)
+            return c
+        }
+        #expect(write(&changes, bulky(["l1": 1], generation: 1, at: 0)) == .all)
+        #expect(write(&changes, bulky(["l1": 1], generation: 2, at: 1)) == .skip, "compared: the same rows")
+        #expect(write(&changes, bulky(["l1": 9], generation: 2, at: 2)) == .skip, "generation 2 is known now: not compared")
+        #expect(write(&changes, bulky(["l1": 9], generation: 3, at: 3)) == .changes(send: ["l1"], end: []), "a new one is")
     }
 }

@@ -112,6 +112,16 @@ public struct VaultChanges<Key: Hashable & Sendable>: Sendable {
         summary = summaryAt.map { (cycle.summary, $0) }
     }
 
+    /// `cycle` was planned ``Plan/skip``: the vault holds exactly its rows already. Its bulk, if
+    /// of another generation than the last write's, is taken as known, so the next cycles with that
+    /// generation are not compared row by row again (a rebuilt but identical bulk would otherwise be
+    /// compared in full every cycle until something changed).
+    public mutating func unchanged(_ cycle: VaultCycleState<Key>) {
+        guard known != nil, cycle.bulk?.generation != knownBulk?.generation else { return }
+        known = cycle.rows
+        knownBulk = cycle.bulk
+    }
+
     /// What the vault holds is no longer known for certain: the next write is a whole one.
     public mutating func forget() {
         known = nil

@@ -242,6 +242,7 @@ public actor Monitor {
                 if gap != nil { state?.hasEvents = true }
                 let planned = state.map { changes.plan($0) } ?? .all
                 if planned == .skip {
+                    if let state { changes.unchanged(state) }
                     action = machine.writeSucceeded(at: clock.now())
                     spoolDone(sequence)
                     continue
