@@ -10,9 +10,12 @@
 -- older than the cutoff, so rows may stay up to a day longer than retention_days. The default
 -- partition (those kept rows, writes no partition covered) is cleaned by DELETE once its rows
 -- are closed before the cutoff; it holds only the rows keep_when kept from dropped days and
--- rows of days without a partition. The current rows of the end-dated satellites are in a partition of their
--- own (migration 030; history_partitioning.range_table is the tree of days): retention never
--- reads them. Hubs, links and the alert trail are not partitioned and are
+-- rows of days without a partition. The current rows of the state satellites (a blocker
+-- blocking now, a lock held now) are in a partition of their own (migration 030;
+-- history_partitioning.range_table is the tree of days): retention never reads them. The
+-- point events (deadlocks and their participants, monitor gaps, resolve decisions) have no
+-- such partition (migration 032): each row is in its day's, and leaves with it, the last row
+-- of a deadlock too (keep_when false). Hubs, links and the alert trail are not partitioned and are
 -- DELETEd — but only the hubs and links that the removed rows (and removed links) referred to
 -- are looked at, and the session hubs first seen on the dropped days (migration 022): proving
 -- a hub unreferenced probes every partition of the tables that refer to it, so looking at

@@ -1,6 +1,7 @@
 -- Partitions of the history tables (migration 020: one per UTC day of load_date, plus a
--- default; for the end-dated satellites, of their closed rows, <table>_ended, since migration
--- 030 keeps the current rows in <table>_current): which exist, and creating them ahead. The daemon calls
+-- default; for the state satellites, of their closed rows, <table>_ended, since migration
+-- 030 keeps the current rows in <table>_current; the point events by day alone, migration
+-- 032): which exist, and creating them ahead. The daemon calls
 -- ensure_history_partitions() at start and every hour, so a day's partition exists before its
 -- first write; a write for a day without one (the daemon was stopped for a week, a clock far
 -- ahead, `lockvault sample` from cron) lands in the default partition and is moved into the
