@@ -1,4 +1,5 @@
--- Migration 032: a deadlock leaves with retention, by its own day.
+-- Migration 032: point events (deadlocks, alerts, resolve decisions) leave with retention by
+-- their own day.
 --
 -- Why: a deadlock is a point event. Its satellites (deadlock_event_s, deadlock_involvement_s)
 -- are end-dated only when a later source adds detail (the server log after the counter), so
@@ -167,6 +168,132 @@ $fn$;
 
 SELECT pg_temp.lv_events_by_day(t) FROM unnest(ARRAY['deadlock_event_s', 'deadlock_involvement_s']) AS t ORDER BY t;
 DROP FUNCTION pg_temp.lv_events_by_day(text);
+
+-- The alert trail is point events too: alert_event_s and alert_delivery_s are partitioned by
+-- day of event_at (their own time, and part of their keys, so a replayed write still inserts
+-- nothing twice), registered in history_partitioning, and retention drops their days whole
+-- instead of DELETEing rows. alert_delivery_s loses its foreign key to alert_event_s (a day of
+-- events could not be dropped while the key had to be checked against it): both leave with
+-- the same day, and AlertAudit writes an event before its deliveries, in one transaction.
+-- alert_event_s keeps its key to alert_h, whose rows retention still DELETEs once no event
+-- refers to them.
+ALTER TABLE lock_monitoring.history_partitioning ADD COLUMN IF NOT EXISTS partition_column text NOT NULL DEFAULT 'load_date';
+COMMENT ON COLUMN lock_monitoring.history_partitioning.partition_column IS
+    'The column whose UTC day a row''s partition is: load_date, or the event''s own time for the alert trail (event_at, migration 032).';
+
+CREATE FUNCTION pg_temp.lv_partition_by_day(p_table text, p_column text, p_days_ahead integer)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, lock_monitoring
+AS $fn$
+DECLARE
+    v_old     oid := format('lock_monitoring.%I', p_table)::regclass::oid;
+    v_twin    text := p_table || '__partitioned';
+    v_cols    text;
+    v_opts    text[];
+    v_with    text := '';
+    v_rows    bigint;
+    v_copied  bigint;
+    v_day     date;
+    v_stmts   text[] := '{}';
+    v_comment text;
+    v_s       text;
+    v_view    record;
+BEGIN
+    IF (SELECT relkind FROM pg_class WHERE oid = v_old) = 'p' THEN
+        RETURN NULL;   -- already partitioned
+    END IF;
+    SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) INTO v_cols
+    FROM pg_attribute WHERE attrelid = v_old AND attnum > 0 AND NOT attisdropped AND attgenerated = '';
+    SELECT reloptions INTO v_opts FROM pg_class WHERE oid = v_old;
+    IF v_opts IS NOT NULL THEN
+        v_with := ' WITH (' || array_to_string(v_opts, ', ') || ')';
+    END IF;
+
+    -- What to recreate on the twin, spelled while the old table still has the name.
+    SELECT array_agg(format('ALTER TABLE lock_monitoring.%I ADD CONSTRAINT %I %s', p_table, conname, pg_get_constraintdef(oid))
+                     ORDER BY contype = 'f', conname) INTO v_stmts
+    FROM pg_constraint WHERE conrelid = v_old AND contype IN ('p', 'u', 'f', 'x');
+    v_stmts := coalesce(v_stmts, '{}') || coalesce((
+        SELECT array_agg(pg_get_indexdef(i.indexrelid) ORDER BY c.relname)
+        FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+        WHERE i.indrelid = v_old AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid AND k.conrelid = v_old)), '{}');
+    v_stmts := v_stmts || coalesce((
+        SELECT array_agg(format('COMMENT ON INDEX lock_monitoring.%I IS %L', c.relname, d.description))
+        FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_description d ON d.objoid = c.oid AND d.classoid = 'pg_class'::regclass
+        WHERE i.indrelid = v_old), '{}');
+    v_stmts := v_stmts || coalesce((
+        SELECT array_agg(format('GRANT %s ON lock_monitoring.%I TO %s', a.privilege_type, p_table,
+                                CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END))
+        FROM pg_class c CROSS JOIN LATERAL aclexplode(c.relacl) a
+        WHERE c.oid = v_old AND a.grantee <> c.relowner), '{}');
+    v_comment := obj_description(v_old, 'pg_class');
+
+    -- The twin: same columns, defaults, CHECKs, column comments; a partition for every UTC day
+    -- that has rows, and for yesterday up to p_days_ahead days ahead.
+    EXECUTE format('CREATE TABLE lock_monitoring.%I (LIKE lock_monitoring.%I INCLUDING DEFAULTS INCLUDING GENERATED INCLUDING CONSTRAINTS '
+                   'INCLUDING COMMENTS INCLUDING STORAGE INCLUDING COMPRESSION) PARTITION BY RANGE (%I)', v_twin, p_table, p_column);
+    EXECUTE format('CREATE TABLE lock_monitoring.%I PARTITION OF lock_monitoring.%I DEFAULT%s', p_table || '_default', v_twin, v_with);
+    FOR v_day IN EXECUTE format(
+        'SELECT DISTINCT (%I AT TIME ZONE ''UTC'')::date FROM lock_monitoring.%I '
+        'UNION SELECT generate_series((now() AT TIME ZONE ''UTC'')::date - 1, (now() AT TIME ZONE ''UTC'')::date + $1, interval ''1 day'')::date '
+        'ORDER BY 1', p_column, p_table) USING p_days_ahead
+    LOOP
+        EXECUTE format('CREATE TABLE lock_monitoring.%I PARTITION OF lock_monitoring.%I FOR VALUES FROM (%L) TO (%L)%s',
+                       p_table || '_p' || to_char(v_day, 'YYYYMMDD'), v_twin,
+                       (v_day::timestamp AT TIME ZONE 'UTC'), ((v_day + 1)::timestamp AT TIME ZONE 'UTC'), v_with);
+    END LOOP;
+    EXECUTE format('SELECT count(*) FROM lock_monitoring.%I', p_table) INTO v_rows;
+    EXECUTE format('INSERT INTO lock_monitoring.%I (%s) SELECT %s FROM lock_monitoring.%I', v_twin, v_cols, v_cols, p_table);
+    GET DIAGNOSTICS v_copied = ROW_COUNT;
+    IF v_copied <> v_rows THEN
+        RAISE EXCEPTION 'lock_monitoring.%: copied % of % rows into the partitioned table', p_table, v_copied, v_rows;
+    END IF;
+
+    -- lockvault's views on it go (the repeatable set recreates them); anyone else's view on it
+    -- makes DROP TABLE fail, by name, and the migration roll back.
+    FOR v_view IN
+        WITH RECURSIVE dep(oid, depth) AS (
+            SELECT DISTINCT r.ev_class, 1 FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid
+            WHERE d.classid = 'pg_rewrite'::regclass AND d.refobjid = v_old AND r.ev_class <> v_old
+            UNION
+            SELECT r.ev_class, dep.depth + 1 FROM dep JOIN pg_depend d ON d.refobjid = dep.oid AND d.classid = 'pg_rewrite'::regclass
+            JOIN pg_rewrite r ON r.oid = d.objid WHERE r.ev_class <> dep.oid)
+        SELECT c.oid::regclass AS v, max(depth) AS depth FROM dep JOIN pg_class c ON c.oid = dep.oid
+        WHERE c.relnamespace = 'lock_monitoring'::regnamespace AND c.relkind IN ('v', 'm')
+        GROUP BY c.oid ORDER BY max(depth) DESC
+    LOOP
+        EXECUTE format('DROP VIEW IF EXISTS %s', v_view.v);
+    END LOOP;
+    EXECUTE format('DROP TABLE lock_monitoring.%I', p_table);
+    EXECUTE format('ALTER TABLE lock_monitoring.%I RENAME TO %I', v_twin, p_table);
+    FOREACH v_s IN ARRAY v_stmts LOOP
+        EXECUTE v_s;
+    END LOOP;
+    IF v_comment IS NOT NULL THEN
+        EXECUTE format('COMMENT ON TABLE lock_monitoring.%I IS %L', p_table, v_comment);
+    END IF;
+    INSERT INTO history_partitioning (table_name, keep_when, partition_options, range_table, partition_column)
+    VALUES (p_table, 'false', v_opts, p_table, p_column)
+    ON CONFLICT (table_name) DO NOTHING;
+    RETURN v_copied;
+END
+$fn$;
+
+DO $drop_key$
+DECLARE
+    v_key name;
+BEGIN
+    FOR v_key IN SELECT conname FROM pg_constraint WHERE conrelid = 'lock_monitoring.alert_delivery_s'::regclass
+                 AND contype = 'f' AND confrelid = 'lock_monitoring.alert_event_s'::regclass LOOP
+        EXECUTE format('ALTER TABLE lock_monitoring.alert_delivery_s DROP CONSTRAINT %I', v_key);
+    END LOOP;
+END
+$drop_key$;
+SELECT pg_temp.lv_partition_by_day(t, 'event_at', 7) FROM unnest(ARRAY['alert_delivery_s', 'alert_event_s']) AS t ORDER BY t;
+DROP FUNCTION pg_temp.lv_partition_by_day(text, text, integer);
+COMMENT ON TABLE lock_monitoring.alert_delivery_s IS
+    'Satellite (lockvault): the outcome of handing one alert to one configured sink (alerts.sinks). One partition a UTC day of event_at, as its alert_event_s row (no foreign key to it: both leave with their day, migration 032).';
 
 -- A resolve decision is a point event too: it leaves with its day, even while its blocker is
 -- still blocking (the blocker's own rows stay; the decisions about it are history).

@@ -97,9 +97,11 @@ extension LiveDatabaseSuite {
         /// 40 days ago: the blocker appears (and is still blocking: its row stays current), a
         /// deadlock is seen and a second later given the server log's detail, an alert is
         /// raised, the monitor had a gap. 2 days ago: another deadlock, another alert.
-        static func writeEvents(_ sampled: Part.Sampled, on conn: PostgresConnection) throws -> (old: Date, recent: Date) {
+        /// Without `partitions`, the old days get none (the default partitions take their rows),
+        /// as before an upgrade, whose functions are not those of this version.
+        static func writeEvents(_ sampled: Part.Sampled, partitions: Bool = true, on conn: PostgresConnection) throws -> (old: Date, recent: Date) {
             let old = Date().addingTimeInterval(-40 * 86_400), recent = Date().addingTimeInterval(-2 * 86_400)
-            for day in [old, recent] {
+            for day in [old, recent] where partitions {
                 _ = try conn.query("SELECT * FROM lock_monitoring.create_history_partitions(($1::timestamptz AT TIME ZONE 'UTC')::date - 1, ($1::timestamptz AT TIME ZONE 'UTC')::date + 2)",
                                    [day])
             }
@@ -128,12 +130,16 @@ extension LiveDatabaseSuite {
                     JOIN lock_monitoring.deadlock_event_h h USING (deadlock_event_hk) WHERE h.event_key = 'dl-old'
                     """).map { try $0.decode("p", as: String.self) }
                 #expect(parts == ["lock_monitoring.deadlock_event_s_p" + Self.day(old)], "\(parts)")
+                let alertParts = try s.rows("SELECT DISTINCT tableoid::regclass::text AS p FROM lock_monitoring.alert_event_s WHERE summary = 'alert-old'")
+                    .map { try $0.decode("p", as: String.self) }
+                #expect(alertParts == ["lock_monitoring.alert_event_s_p" + Self.day(old)], "the alert trail by day of event_at: \(alertParts)")
 
                 let report = try s.rows("SELECT table_name, rows_deleted, partitions_dropped FROM lock_monitoring.cleanup_old_data(30)")
                     .reduce(into: [String: (Int64, Int)]()) { $0[try $1.decode("table_name", as: String.self)] = (try $1.decode("rows_deleted"), try $1.decode("partitions_dropped")) }
                 #expect(report["deadlock_event_s"]?.0 == 2 && (report["deadlock_event_s"]?.1 ?? 0) >= 1, "\(report)")
                 #expect(report["deadlock_involvement_s"]?.0 == 2, "\(report)")
                 #expect(report["monitor_gap_s"]?.0 == 1, "\(report)")
+                #expect(report["alert_event_s"]?.0 == 1 && (report["alert_event_s"]?.1 ?? 0) >= 1, "\(report)")
 
                 let after = try Shown.read(s.admin)
                 #expect(after == Shown(deadlocks: ["dl-recent"], deadlockHubs: ["dl-recent"], alerts: ["alert-recent"], blockers: [sampled.holderPid]), "\(after)")
@@ -159,7 +165,7 @@ extension LiveDatabaseSuite {
                 let s = try EngineScenario(database: db, migrator: nil)
                 do {
                     let sampled = try await Self.sampleWithDeadlock(s)
-                    _ = try Self.writeEvents(sampled, on: s.admin)
+                    _ = try Self.writeEvents(sampled, partitions: false, on: s.admin)
                     #expect(try Part.count(s.admin, "ONLY lock_monitoring.deadlock_event_s_current") == 2, "both deadlocks' last rows are 'current'")
                     let partitions = Set(try s.rows("SELECT relname::text AS n FROM pg_class WHERE relnamespace = 'lock_monitoring'::regnamespace AND relispartition")
                         .map { try $0.decode("n", as: String.self) })
@@ -172,12 +178,14 @@ extension LiveDatabaseSuite {
                     #expect(try VaultUpgradeLiveTests.contents(s.admin, columns: columns) == contents, "no row lost or changed")
                     #expect(try Shown.read(s.admin) == shown)
                     let layout = try s.rows("""
-                        SELECT c.relname::text AS t, p.partstrat::text AS s, h.range_table, h.keep_when
+                        SELECT concat_ws(' ', c.relname, p.partstrat, h.range_table, h.partition_column, h.keep_when) AS l
                         FROM pg_partitioned_table p JOIN pg_class c ON c.oid = p.partrelid
                         JOIN lock_monitoring.history_partitioning h ON h.table_name = c.relname::text
-                        WHERE c.relname IN ('deadlock_event_s', 'deadlock_involvement_s') ORDER BY 1
-                        """).map { "\(try $0.decode("t", as: String.self)) \(try $0.decode("s", as: String.self)) \(try $0.decode("range_table", as: String.self)) \(try $0.decode("keep_when", as: String.self))" }
-                    #expect(layout == ["deadlock_event_s r deadlock_event_s false", "deadlock_involvement_s r deadlock_involvement_s false"], "\(layout)")
+                        WHERE c.relname IN ('deadlock_event_s', 'deadlock_involvement_s', 'alert_event_s', 'alert_delivery_s') ORDER BY 1
+                        """).map { try $0.decode("l", as: String.self) }
+                    #expect(layout == ["alert_delivery_s r alert_delivery_s event_at false", "alert_event_s r alert_event_s event_at false",
+                                       "deadlock_event_s r deadlock_event_s load_date false", "deadlock_involvement_s r deadlock_involvement_s load_date false"],
+                            "\(layout)")
                     #expect(try Part.count(s.admin, "pg_class WHERE relkind IN ('r', 'p') AND relname ~ '^deadlock_(event|involvement)_s_(current|ended)'") == 0)
 
                     // A deadlock recorded after the upgrade is written and shown as before.

@@ -1,6 +1,6 @@
 -- Retention: removes history and alerts older than the retention — closed satellite rows
--- (load_end_date older than the cutoff), event rows by age, then hubs and links nothing
--- references any more. Current rows are never removed, whatever their age, and neither are
+-- (load_end_date older than the cutoff), point events (deadlocks, alerts, gaps, resolve
+-- decisions) by their day, then hubs and links nothing references any more. Current rows are never removed, whatever their age, and neither are
 -- the hubs they point to. The daemon runs it (retention.days); DBAs may too.
 --
 -- The partitioned history tables (migration 020, history_partitioning) lose whole days: a
@@ -15,7 +15,8 @@
 -- history_partitioning.range_table is the tree of days): retention never reads them. The
 -- point events (deadlocks and their participants, monitor gaps, resolve decisions) have no
 -- such partition (migration 032): each row is in its day's, and leaves with it, the last row
--- of a deadlock too (keep_when false). Hubs, links and the alert trail are not partitioned and are
+-- of a deadlock too (keep_when false); the alert trail's days are those of event_at
+-- (history_partitioning.partition_column). Hubs and links are not partitioned and are
 -- DELETEd — but only the hubs and links that the removed rows (and removed links) referred to
 -- are looked at, and the session hubs first seen on the dropped days (migration 022): proving
 -- a hub unreferenced probes every partition of the tables that refer to it, so looking at
@@ -128,11 +129,11 @@ BEGIN
     -- for retention_sweep to decide about.
 
     -- Partitioned history: whole days.
-    FOR v_t IN SELECT hp.table_name, hp.range_table, hp.keep_when FROM history_partitioning hp ORDER BY hp.table_name LOOP
+    FOR v_t IN SELECT hp.table_name, hp.range_table, hp.keep_when, hp.partition_column FROM history_partitioning hp ORDER BY hp.table_name LOOP
         table_name := v_t.table_name; rows_deleted := 0; partitions_dropped := 0;
         SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum),
                array_agg(attname::text ORDER BY attnum) FILTER (WHERE attname LIKE '%\_hk' AND atttypid = 'bytea'::regtype
-                                                                  AND attname NOT IN ('cluster_hk', 'tenant_hk'))
+                                                                  AND attname NOT IN ('cluster_hk', 'tenant_hk', 'alert_hk'))
         INTO v_cols, v_keys
         FROM pg_attribute WHERE attrelid = format('lock_monitoring.%I', v_t.table_name)::regclass
           AND attnum > 0 AND NOT attisdropped AND attgenerated = '';
@@ -159,14 +160,14 @@ BEGIN
         END LOOP;
         -- The default partition (rows kept from dropped days, writes for days without a partition): by DELETE.
         IF v_keys IS NULL THEN
-            EXECUTE format('DELETE FROM lock_monitoring.%I t WHERE t.load_date < $1 AND (%s) IS FALSE', v_t.range_table || '_default', v_t.keep_when)
+            EXECUTE format('DELETE FROM lock_monitoring.%I t WHERE t.%I < $1 AND (%s) IS FALSE', v_t.range_table || '_default', v_t.partition_column, v_t.keep_when)
                 USING v_cutoff;
             GET DIAGNOSTICS v_n = ROW_COUNT;
         ELSE
-            EXECUTE format('WITH d AS (DELETE FROM lock_monitoring.%I t WHERE t.load_date < $1 AND (%s) IS FALSE RETURNING %s), '
+            EXECUTE format('WITH d AS (DELETE FROM lock_monitoring.%I t WHERE t.%I < $1 AND (%s) IS FALSE RETURNING %s), '
                            'k AS (INSERT INTO lock_monitoring.retention_retired_key (key_column, hk, cutoff) %s ON CONFLICT DO NOTHING) '
                            'SELECT count(*) FROM d',
-                           v_t.range_table || '_default', v_t.keep_when,
+                           v_t.range_table || '_default', v_t.partition_column, v_t.keep_when,
                            (SELECT string_agg(format('t.%I', k), ', ') FROM unnest(v_keys) k),
                            (SELECT string_agg(format('SELECT %L, d.%I, $1 FROM d', k, k), ' UNION ') FROM unnest(v_keys) k))
                 INTO v_n USING v_cutoff;
@@ -189,10 +190,9 @@ BEGIN
         AND NOT EXISTS (SELECT 1 FROM lock_wait_analysis_s s WHERE s.lock_wait_analysis_hk = h.lock_wait_analysis_hk);
     GET DIAGNOSTICS v_n = ROW_COUNT; table_name := 'lock_wait_analysis_h'; rows_deleted := v_n; RETURN NEXT;
 
-    -- The alert trail: events are never superseded, so they go by age; an incident's hub
-    -- once none of its events remain.
-    DELETE FROM alert_delivery_s WHERE event_at < v_cutoff;   GET DIAGNOSTICS v_n = ROW_COUNT; table_name := 'alert_delivery_s'; rows_deleted := v_n; RETURN NEXT;
-    DELETE FROM alert_event_s WHERE event_at < v_cutoff;      GET DIAGNOSTICS v_n = ROW_COUNT; table_name := 'alert_event_s'; rows_deleted := v_n; RETURN NEXT;
+    -- The alert trail's events and deliveries went with their days (partitioned by event_at,
+    -- migration 032) above; an incident's hub goes once none of its events remain (its events
+    -- have a foreign key to it: a write of a new event for it makes this wait, or fail it).
     DELETE FROM alert_h h WHERE h.load_date < v_cutoff
         AND NOT EXISTS (SELECT 1 FROM alert_event_s e WHERE e.alert_hk = h.alert_hk);
     GET DIAGNOSTICS v_n = ROW_COUNT; table_name := 'alert_h'; rows_deleted := v_n; RETURN NEXT;

@@ -1022,7 +1022,8 @@ ORDER BY hp.table_name;
 DROP FUNCTION pg_temp.lv_current_apart(text);
 """####),
         Migration(name: "032_point_events_by_day.sql", sql: ####"""
--- Migration 032: a deadlock leaves with retention, by its own day.
+-- Migration 032: point events (deadlocks, alerts, resolve decisions) leave with retention by
+-- their own day.
 --
 -- Why: a deadlock is a point event. Its satellites (deadlock_event_s, deadlock_involvement_s)
 -- are end-dated only when a later source adds detail (the server log after the counter), so
@@ -1192,6 +1193,132 @@ $fn$;
 SELECT pg_temp.lv_events_by_day(t) FROM unnest(ARRAY['deadlock_event_s', 'deadlock_involvement_s']) AS t ORDER BY t;
 DROP FUNCTION pg_temp.lv_events_by_day(text);
 
+-- The alert trail is point events too: alert_event_s and alert_delivery_s are partitioned by
+-- day of event_at (their own time, and part of their keys, so a replayed write still inserts
+-- nothing twice), registered in history_partitioning, and retention drops their days whole
+-- instead of DELETEing rows. alert_delivery_s loses its foreign key to alert_event_s (a day of
+-- events could not be dropped while the key had to be checked against it): both leave with
+-- the same day, and AlertAudit writes an event before its deliveries, in one transaction.
+-- alert_event_s keeps its key to alert_h, whose rows retention still DELETEs once no event
+-- refers to them.
+ALTER TABLE lock_monitoring.history_partitioning ADD COLUMN IF NOT EXISTS partition_column text NOT NULL DEFAULT 'load_date';
+COMMENT ON COLUMN lock_monitoring.history_partitioning.partition_column IS
+    'The column whose UTC day a row''s partition is: load_date, or the event''s own time for the alert trail (event_at, migration 032).';
+
+CREATE FUNCTION pg_temp.lv_partition_by_day(p_table text, p_column text, p_days_ahead integer)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, lock_monitoring
+AS $fn$
+DECLARE
+    v_old     oid := format('lock_monitoring.%I', p_table)::regclass::oid;
+    v_twin    text := p_table || '__partitioned';
+    v_cols    text;
+    v_opts    text[];
+    v_with    text := '';
+    v_rows    bigint;
+    v_copied  bigint;
+    v_day     date;
+    v_stmts   text[] := '{}';
+    v_comment text;
+    v_s       text;
+    v_view    record;
+BEGIN
+    IF (SELECT relkind FROM pg_class WHERE oid = v_old) = 'p' THEN
+        RETURN NULL;   -- already partitioned
+    END IF;
+    SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) INTO v_cols
+    FROM pg_attribute WHERE attrelid = v_old AND attnum > 0 AND NOT attisdropped AND attgenerated = '';
+    SELECT reloptions INTO v_opts FROM pg_class WHERE oid = v_old;
+    IF v_opts IS NOT NULL THEN
+        v_with := ' WITH (' || array_to_string(v_opts, ', ') || ')';
+    END IF;
+
+    -- What to recreate on the twin, spelled while the old table still has the name.
+    SELECT array_agg(format('ALTER TABLE lock_monitoring.%I ADD CONSTRAINT %I %s', p_table, conname, pg_get_constraintdef(oid))
+                     ORDER BY contype = 'f', conname) INTO v_stmts
+    FROM pg_constraint WHERE conrelid = v_old AND contype IN ('p', 'u', 'f', 'x');
+    v_stmts := coalesce(v_stmts, '{}') || coalesce((
+        SELECT array_agg(pg_get_indexdef(i.indexrelid) ORDER BY c.relname)
+        FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+        WHERE i.indrelid = v_old AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid AND k.conrelid = v_old)), '{}');
+    v_stmts := v_stmts || coalesce((
+        SELECT array_agg(format('COMMENT ON INDEX lock_monitoring.%I IS %L', c.relname, d.description))
+        FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_description d ON d.objoid = c.oid AND d.classoid = 'pg_class'::regclass
+        WHERE i.indrelid = v_old), '{}');
+    v_stmts := v_stmts || coalesce((
+        SELECT array_agg(format('GRANT %s ON lock_monitoring.%I TO %s', a.privilege_type, p_table,
+                                CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END))
+        FROM pg_class c CROSS JOIN LATERAL aclexplode(c.relacl) a
+        WHERE c.oid = v_old AND a.grantee <> c.relowner), '{}');
+    v_comment := obj_description(v_old, 'pg_class');
+
+    -- The twin: same columns, defaults, CHECKs, column comments; a partition for every UTC day
+    -- that has rows, and for yesterday up to p_days_ahead days ahead.
+    EXECUTE format('CREATE TABLE lock_monitoring.%I (LIKE lock_monitoring.%I INCLUDING DEFAULTS INCLUDING GENERATED INCLUDING CONSTRAINTS '
+                   'INCLUDING COMMENTS INCLUDING STORAGE INCLUDING COMPRESSION) PARTITION BY RANGE (%I)', v_twin, p_table, p_column);
+    EXECUTE format('CREATE TABLE lock_monitoring.%I PARTITION OF lock_monitoring.%I DEFAULT%s', p_table || '_default', v_twin, v_with);
+    FOR v_day IN EXECUTE format(
+        'SELECT DISTINCT (%I AT TIME ZONE ''UTC'')::date FROM lock_monitoring.%I '
+        'UNION SELECT generate_series((now() AT TIME ZONE ''UTC'')::date - 1, (now() AT TIME ZONE ''UTC'')::date + $1, interval ''1 day'')::date '
+        'ORDER BY 1', p_column, p_table) USING p_days_ahead
+    LOOP
+        EXECUTE format('CREATE TABLE lock_monitoring.%I PARTITION OF lock_monitoring.%I FOR VALUES FROM (%L) TO (%L)%s',
+                       p_table || '_p' || to_char(v_day, 'YYYYMMDD'), v_twin,
+                       (v_day::timestamp AT TIME ZONE 'UTC'), ((v_day + 1)::timestamp AT TIME ZONE 'UTC'), v_with);
+    END LOOP;
+    EXECUTE format('SELECT count(*) FROM lock_monitoring.%I', p_table) INTO v_rows;
+    EXECUTE format('INSERT INTO lock_monitoring.%I (%s) SELECT %s FROM lock_monitoring.%I', v_twin, v_cols, v_cols, p_table);
+    GET DIAGNOSTICS v_copied = ROW_COUNT;
+    IF v_copied <> v_rows THEN
+        RAISE EXCEPTION 'lock_monitoring.%: copied % of % rows into the partitioned table', p_table, v_copied, v_rows;
+    END IF;
+
+    -- lockvault's views on it go (the repeatable set recreates them); anyone else's view on it
+    -- makes DROP TABLE fail, by name, and the migration roll back.
+    FOR v_view IN
+        WITH RECURSIVE dep(oid, depth) AS (
+            SELECT DISTINCT r.ev_class, 1 FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid
+            WHERE d.classid = 'pg_rewrite'::regclass AND d.refobjid = v_old AND r.ev_class <> v_old
+            UNION
+            SELECT r.ev_class, dep.depth + 1 FROM dep JOIN pg_depend d ON d.refobjid = dep.oid AND d.classid = 'pg_rewrite'::regclass
+            JOIN pg_rewrite r ON r.oid = d.objid WHERE r.ev_class <> dep.oid)
+        SELECT c.oid::regclass AS v, max(depth) AS depth FROM dep JOIN pg_class c ON c.oid = dep.oid
+        WHERE c.relnamespace = 'lock_monitoring'::regnamespace AND c.relkind IN ('v', 'm')
+        GROUP BY c.oid ORDER BY max(depth) DESC
+    LOOP
+        EXECUTE format('DROP VIEW IF EXISTS %s', v_view.v);
+    END LOOP;
+    EXECUTE format('DROP TABLE lock_monitoring.%I', p_table);
+    EXECUTE format('ALTER TABLE lock_monitoring.%I RENAME TO %I', v_twin, p_table);
+    FOREACH v_s IN ARRAY v_stmts LOOP
+        EXECUTE v_s;
+    END LOOP;
+    IF v_comment IS NOT NULL THEN
+        EXECUTE format('COMMENT ON TABLE lock_monitoring.%I IS %L', p_table, v_comment);
+    END IF;
+    INSERT INTO history_partitioning (table_name, keep_when, partition_options, range_table, partition_column)
+    VALUES (p_table, 'false', v_opts, p_table, p_column)
+    ON CONFLICT (table_name) DO NOTHING;
+    RETURN v_copied;
+END
+$fn$;
+
+DO $drop_key$
+DECLARE
+    v_key name;
+BEGIN
+    FOR v_key IN SELECT conname FROM pg_constraint WHERE conrelid = 'lock_monitoring.alert_delivery_s'::regclass
+                 AND contype = 'f' AND confrelid = 'lock_monitoring.alert_event_s'::regclass LOOP
+        EXECUTE format('ALTER TABLE lock_monitoring.alert_delivery_s DROP CONSTRAINT %I', v_key);
+    END LOOP;
+END
+$drop_key$;
+SELECT pg_temp.lv_partition_by_day(t, 'event_at', 7) FROM unnest(ARRAY['alert_delivery_s', 'alert_event_s']) AS t ORDER BY t;
+DROP FUNCTION pg_temp.lv_partition_by_day(text, text, integer);
+COMMENT ON TABLE lock_monitoring.alert_delivery_s IS
+    'Satellite (lockvault): the outcome of handing one alert to one configured sink (alerts.sinks). One partition a UTC day of event_at, as its alert_event_s row (no foreign key to it: both leave with their day, migration 032).';
+
 -- A resolve decision is a point event too: it leaves with its day, even while its blocker is
 -- still blocking (the blocker's own rows stay; the decisions about it are history).
 UPDATE lock_monitoring.history_partitioning SET keep_when = 'false' WHERE table_name = 'resolve_decision_s';
@@ -1306,8 +1433,8 @@ GRANT EXECUTE ON FUNCTION lock_monitoring.analyze_lock_waits(timestamptz, timest
 """####),
         Migration.File(path: "functions/cleanup_old_data.sql", sql: ####"""
 -- Retention: removes history and alerts older than the retention — closed satellite rows
--- (load_end_date older than the cutoff), event rows by age, then hubs and links nothing
--- references any more. Current rows are never removed, whatever their age, and neither are
+-- (load_end_date older than the cutoff), point events (deadlocks, alerts, gaps, resolve
+-- decisions) by their day, then hubs and links nothing references any more. Current rows are never removed, whatever their age, and neither are
 -- the hubs they point to. The daemon runs it (retention.days); DBAs may too.
 --
 -- The partitioned history tables (migration 020, history_partitioning) lose whole days: a
@@ -1322,7 +1449,8 @@ GRANT EXECUTE ON FUNCTION lock_monitoring.analyze_lock_waits(timestamptz, timest
 -- history_partitioning.range_table is the tree of days): retention never reads them. The
 -- point events (deadlocks and their participants, monitor gaps, resolve decisions) have no
 -- such partition (migration 032): each row is in its day's, and leaves with it, the last row
--- of a deadlock too (keep_when false). Hubs, links and the alert trail are not partitioned and are
+-- of a deadlock too (keep_when false); the alert trail's days are those of event_at
+-- (history_partitioning.partition_column). Hubs and links are not partitioned and are
 -- DELETEd — but only the hubs and links that the removed rows (and removed links) referred to
 -- are looked at, and the session hubs first seen on the dropped days (migration 022): proving
 -- a hub unreferenced probes every partition of the tables that refer to it, so looking at
@@ -1435,11 +1563,11 @@ BEGIN
     -- for retention_sweep to decide about.
 
     -- Partitioned history: whole days.
-    FOR v_t IN SELECT hp.table_name, hp.range_table, hp.keep_when FROM history_partitioning hp ORDER BY hp.table_name LOOP
+    FOR v_t IN SELECT hp.table_name, hp.range_table, hp.keep_when, hp.partition_column FROM history_partitioning hp ORDER BY hp.table_name LOOP
         table_name := v_t.table_name; rows_deleted := 0; partitions_dropped := 0;
         SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum),
                array_agg(attname::text ORDER BY attnum) FILTER (WHERE attname LIKE '%\_hk' AND atttypid = 'bytea'::regtype
-                                                                  AND attname NOT IN ('cluster_hk', 'tenant_hk'))
+                                                                  AND attname NOT IN ('cluster_hk', 'tenant_hk', 'alert_hk'))
         INTO v_cols, v_keys
         FROM pg_attribute WHERE attrelid = format('lock_monitoring.%I', v_t.table_name)::regclass
           AND attnum > 0 AND NOT attisdropped AND attgenerated = '';
@@ -1466,14 +1594,14 @@ BEGIN
         END LOOP;
         -- The default partition (rows kept from dropped days, writes for days without a partition): by DELETE.
         IF v_keys IS NULL THEN
-            EXECUTE format('DELETE FROM lock_monitoring.%I t WHERE t.load_date < $1 AND (%s) IS FALSE', v_t.range_table || '_default', v_t.keep_when)
+            EXECUTE format('DELETE FROM lock_monitoring.%I t WHERE t.%I < $1 AND (%s) IS FALSE', v_t.range_table || '_default', v_t.partition_column, v_t.keep_when)
                 USING v_cutoff;
             GET DIAGNOSTICS v_n = ROW_COUNT;
         ELSE
-            EXECUTE format('WITH d AS (DELETE FROM lock_monitoring.%I t WHERE t.load_date < $1 AND (%s) IS FALSE RETURNING %s), '
+            EXECUTE format('WITH d AS (DELETE FROM lock_monitoring.%I t WHERE t.%I < $1 AND (%s) IS FALSE RETURNING %s), '
                            'k AS (INSERT INTO lock_monitoring.retention_retired_key (key_column, hk, cutoff) %s ON CONFLICT DO NOTHING) '
                            'SELECT count(*) FROM d',
-                           v_t.range_table || '_default', v_t.keep_when,
+                           v_t.range_table || '_default', v_t.partition_column, v_t.keep_when,
                            (SELECT string_agg(format('t.%I', k), ', ') FROM unnest(v_keys) k),
                            (SELECT string_agg(format('SELECT %L, d.%I, $1 FROM d', k, k), ' UNION ') FROM unnest(v_keys) k))
                 INTO v_n USING v_cutoff;
@@ -1496,10 +1624,9 @@ BEGIN
         AND NOT EXISTS (SELECT 1 FROM lock_wait_analysis_s s WHERE s.lock_wait_analysis_hk = h.lock_wait_analysis_hk);
     GET DIAGNOSTICS v_n = ROW_COUNT; table_name := 'lock_wait_analysis_h'; rows_deleted := v_n; RETURN NEXT;
 
-    -- The alert trail: events are never superseded, so they go by age; an incident's hub
-    -- once none of its events remain.
-    DELETE FROM alert_delivery_s WHERE event_at < v_cutoff;   GET DIAGNOSTICS v_n = ROW_COUNT; table_name := 'alert_delivery_s'; rows_deleted := v_n; RETURN NEXT;
-    DELETE FROM alert_event_s WHERE event_at < v_cutoff;      GET DIAGNOSTICS v_n = ROW_COUNT; table_name := 'alert_event_s'; rows_deleted := v_n; RETURN NEXT;
+    -- The alert trail's events and deliveries went with their days (partitioned by event_at,
+    -- migration 032) above; an incident's hub goes once none of its events remain (its events
+    -- have a foreign key to it: a write of a new event for it makes this wait, or fail it).
     DELETE FROM alert_h h WHERE h.load_date < v_cutoff
         AND NOT EXISTS (SELECT 1 FROM alert_event_s e WHERE e.alert_hk = h.alert_hk);
     GET DIAGNOSTICS v_n = ROW_COUNT; table_name := 'alert_h'; rows_deleted := v_n; RETURN NEXT;
@@ -1810,7 +1937,7 @@ GRANT EXECUTE ON FUNCTION lock_monitoring.fleet_status(double precision) TO lock
 -- Partitions of the history tables (migration 020: one per UTC day of load_date, plus a
 -- default; for the state satellites, of their closed rows, <table>_ended, since migration
 -- 030 keeps the current rows in <table>_current; the point events by day alone, migration
--- 032): which exist, and creating them ahead. The daemon calls
+-- 032; the alert trail by day of event_at, migration 032): which exist, and creating them ahead. The daemon calls
 -- ensure_history_partitions() at start and every hour, so a day's partition exists before its
 -- first write; a write for a day without one (the daemon was stopped for a week, a clock far
 -- ahead, `lockvault sample` from cron) lands in the default partition and is moved into the
@@ -1835,7 +1962,7 @@ AS $fn$
     WHERE p_table IS NULL OR hp.table_name = p_table
 $fn$;
 COMMENT ON FUNCTION lock_monitoring.history_partition_ranges(text) IS
-    'The partitions of the partitioned history tables (all, or of one) and their load_date ranges (NULL for the default partition), without sizes: history_partitions() adds them.';
+    'The partitions of the partitioned history tables (all, or of one) and their ranges of history_partitioning.partition_column (load_date; event_at for the alert trail), NULL for the default partition, without sizes: history_partitions() adds them.';
 REVOKE ALL ON FUNCTION lock_monitoring.history_partition_ranges(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION lock_monitoring.history_partition_ranges(text) TO lock_monitoring_role, lock_writer_role;
 
@@ -1852,7 +1979,7 @@ AS $fn$
     ORDER BY 1, 4 NULLS FIRST
 $fn$;
 COMMENT ON FUNCTION lock_monitoring.history_partitions(text) IS
-    'The partitions of the partitioned history tables (all, or of one): range of load_date, or the default partition; estimated rows and bytes.';
+    'The partitions of the partitioned history tables (all, or of one): range of load_date (event_at for the alert trail), or the default partition; estimated rows and bytes.';
 REVOKE ALL ON FUNCTION lock_monitoring.history_partitions(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION lock_monitoring.history_partitions(text) TO lock_monitoring_role, lock_writer_role;
 
@@ -1877,7 +2004,7 @@ BEGIN
     END IF;
     -- Every daemon of a fleet runs this: one at a time (and never beside cleanup_old_data).
     PERFORM pg_advisory_xact_lock(hashtext('lock_monitoring history partitions'));
-    FOR v_t IN SELECT hp.table_name, hp.range_table, hp.partition_options FROM history_partitioning hp ORDER BY hp.table_name LOOP
+    FOR v_t IN SELECT hp.table_name, hp.range_table, hp.partition_options, hp.partition_column FROM history_partitioning hp ORDER BY hp.table_name LOOP
         v_with := CASE WHEN v_t.partition_options IS NULL THEN '' ELSE ' WITH (' || array_to_string(v_t.partition_options, ', ') || ')' END;
         SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) INTO v_cols
         FROM pg_attribute WHERE attrelid = format('lock_monitoring.%I', v_t.table_name)::regclass
@@ -1891,8 +2018,8 @@ BEGIN
                            WHERE NOT p.is_default AND p.range_start < v_hi AND p.range_end > v_lo) THEN
                 v_name := v_t.range_table || '_p' || to_char(v_day, 'YYYYMMDD');
                 -- Rows the default partition took for this day move into the new partition.
-                EXECUTE format('SELECT count(*) FROM lock_monitoring.%I WHERE load_date >= $1 AND load_date < $2',
-                               v_t.range_table || '_default') INTO v_n USING v_lo, v_hi;
+                EXECUTE format('SELECT count(*) FROM lock_monitoring.%I WHERE %I >= $1 AND %I < $2',
+                               v_t.range_table || '_default', v_t.partition_column, v_t.partition_column) INTO v_n USING v_lo, v_hi;
                 IF v_n = 0 THEN
                     EXECUTE format('CREATE TABLE lock_monitoring.%I PARTITION OF lock_monitoring.%I FOR VALUES FROM (%L) TO (%L)%s',
                                    v_name, v_t.range_table, v_lo, v_hi, v_with);
@@ -1900,8 +2027,9 @@ BEGIN
                     -- Rows the default partition took for this day move into the new partition
                     -- (it can't be created while the default holds rows of its range).
                     EXECUTE format('CREATE TEMP TABLE lv_moving ON COMMIT DROP AS SELECT %s FROM lock_monitoring.%I WITH NO DATA', v_cols, v_t.table_name);
-                    EXECUTE format('WITH d AS (DELETE FROM lock_monitoring.%I WHERE load_date >= $1 AND load_date < $2 RETURNING %s) '
-                                   'INSERT INTO pg_temp.lv_moving SELECT * FROM d', v_t.range_table || '_default', v_cols) USING v_lo, v_hi;
+                    EXECUTE format('WITH d AS (DELETE FROM lock_monitoring.%I WHERE %I >= $1 AND %I < $2 RETURNING %s) '
+                                   'INSERT INTO pg_temp.lv_moving SELECT * FROM d', v_t.range_table || '_default', v_t.partition_column, v_t.partition_column, v_cols)
+                        USING v_lo, v_hi;
                     GET DIAGNOSTICS v_n = ROW_COUNT;
                     EXECUTE format('CREATE TABLE lock_monitoring.%I PARTITION OF lock_monitoring.%I FOR VALUES FROM (%L) TO (%L)%s',
                                    v_name, v_t.range_table, v_lo, v_hi, v_with);
