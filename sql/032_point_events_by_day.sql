@@ -172,11 +172,14 @@ DROP FUNCTION pg_temp.lv_events_by_day(text);
 -- The alert trail is point events too: alert_event_s and alert_delivery_s are partitioned by
 -- day of event_at (their own time, and part of their keys, so a replayed write still inserts
 -- nothing twice), registered in history_partitioning, and retention drops their days whole
--- instead of DELETEing rows. alert_delivery_s loses its foreign key to alert_event_s (a day of
--- events could not be dropped while the key had to be checked against it): both leave with
--- the same day, and AlertAudit writes an event before its deliveries, in one transaction.
--- alert_event_s keeps its key to alert_h, whose rows retention still DELETEs once no event
--- refers to them.
+-- instead of DELETEing rows. Their foreign keys go, as the other partitioned tables' did
+-- (migration 023): alert_delivery_s's to alert_event_s (a day of events could not be dropped
+-- while the key had to be checked against it; both leave with the same day, and AlertAudit
+-- writes an event before its deliveries, in one transaction), and alert_event_s's to alert_h
+-- (dropping a day would lock the hub table, and an alert writer holding that while it waited
+-- for the day deadlocked with retention). What the key guaranteed, the hub lock keeps: the
+-- alert writer takes it shared, and retention_sweep removes an incident's hub, holding it
+-- exclusively, once none of its events remain.
 ALTER TABLE lock_monitoring.history_partitioning ADD COLUMN IF NOT EXISTS partition_column text NOT NULL DEFAULT 'load_date';
 COMMENT ON COLUMN lock_monitoring.history_partitioning.partition_column IS
     'The column whose UTC day a row''s partition is: load_date, or the event''s own time for the alert trail (event_at, migration 032).';
@@ -210,10 +213,10 @@ BEGIN
         v_with := ' WITH (' || array_to_string(v_opts, ', ') || ')';
     END IF;
 
-    -- What to recreate on the twin, spelled while the old table still has the name.
+    -- What to recreate on the twin, spelled while the old table still has the name (no foreign key: above).
     SELECT array_agg(format('ALTER TABLE lock_monitoring.%I ADD CONSTRAINT %I %s', p_table, conname, pg_get_constraintdef(oid))
-                     ORDER BY contype = 'f', conname) INTO v_stmts
-    FROM pg_constraint WHERE conrelid = v_old AND contype IN ('p', 'u', 'f', 'x');
+                     ORDER BY conname) INTO v_stmts
+    FROM pg_constraint WHERE conrelid = v_old AND contype IN ('p', 'u', 'x');
     v_stmts := coalesce(v_stmts, '{}') || coalesce((
         SELECT array_agg(pg_get_indexdef(i.indexrelid) ORDER BY c.relname)
         FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
@@ -280,18 +283,28 @@ BEGIN
 END
 $fn$;
 
-DO $drop_key$
+DO $drop_keys$
 DECLARE
-    v_key name;
+    v_key record;
 BEGIN
-    FOR v_key IN SELECT conname FROM pg_constraint WHERE conrelid = 'lock_monitoring.alert_delivery_s'::regclass
-                 AND contype = 'f' AND confrelid = 'lock_monitoring.alert_event_s'::regclass LOOP
-        EXECUTE format('ALTER TABLE lock_monitoring.alert_delivery_s DROP CONSTRAINT %I', v_key);
+    FOR v_key IN SELECT conrelid::regclass AS t, conname FROM pg_constraint
+                 WHERE conrelid IN ('lock_monitoring.alert_delivery_s'::regclass, 'lock_monitoring.alert_event_s'::regclass) AND contype = 'f'
+                 ORDER BY conrelid = 'lock_monitoring.alert_delivery_s'::regclass DESC LOOP
+        EXECUTE format('ALTER TABLE %s DROP CONSTRAINT %I', v_key.t, v_key.conname);
     END LOOP;
 END
-$drop_key$;
+$drop_keys$;
 SELECT pg_temp.lv_partition_by_day(t, 'event_at', 7) FROM unnest(ARRAY['alert_delivery_s', 'alert_event_s']) AS t ORDER BY t;
 DROP FUNCTION pg_temp.lv_partition_by_day(text, text, integer);
+-- The daemon VACUUMs the default partitions after retention DELETEd from them: from
+-- PostgreSQL 17 on, with the MAINTAIN privilege (migration 028 granted it on the tables there then).
+DO $maintain$
+BEGIN
+    IF current_setting('server_version_num')::int >= 170000 THEN
+        EXECUTE 'GRANT MAINTAIN ON lock_monitoring.alert_event_s_default, lock_monitoring.alert_delivery_s_default TO lock_writer_role';
+    END IF;
+END
+$maintain$;
 COMMENT ON TABLE lock_monitoring.alert_delivery_s IS
     'Satellite (lockvault): the outcome of handing one alert to one configured sink (alerts.sinks). One partition a UTC day of event_at, as its alert_event_s row (no foreign key to it: both leave with their day, migration 032).';
 

@@ -1196,11 +1196,14 @@ DROP FUNCTION pg_temp.lv_events_by_day(text);
 -- The alert trail is point events too: alert_event_s and alert_delivery_s are partitioned by
 -- day of event_at (their own time, and part of their keys, so a replayed write still inserts
 -- nothing twice), registered in history_partitioning, and retention drops their days whole
--- instead of DELETEing rows. alert_delivery_s loses its foreign key to alert_event_s (a day of
--- events could not be dropped while the key had to be checked against it): both leave with
--- the same day, and AlertAudit writes an event before its deliveries, in one transaction.
--- alert_event_s keeps its key to alert_h, whose rows retention still DELETEs once no event
--- refers to them.
+-- instead of DELETEing rows. Their foreign keys go, as the other partitioned tables' did
+-- (migration 023): alert_delivery_s's to alert_event_s (a day of events could not be dropped
+-- while the key had to be checked against it; both leave with the same day, and AlertAudit
+-- writes an event before its deliveries, in one transaction), and alert_event_s's to alert_h
+-- (dropping a day would lock the hub table, and an alert writer holding that while it waited
+-- for the day deadlocked with retention). What the key guaranteed, the hub lock keeps: the
+-- alert writer takes it shared, and retention_sweep removes an incident's hub, holding it
+-- exclusively, once none of its events remain.
 ALTER TABLE lock_monitoring.history_partitioning ADD COLUMN IF NOT EXISTS partition_column text NOT NULL DEFAULT 'load_date';
 COMMENT ON COLUMN lock_monitoring.history_partitioning.partition_column IS
     'The column whose UTC day a row''s partition is: load_date, or the event''s own time for the alert trail (event_at, migration 032).';
@@ -1234,10 +1237,10 @@ BEGIN
         v_with := ' WITH (' || array_to_string(v_opts, ', ') || ')';
     END IF;
 
-    -- What to recreate on the twin, spelled while the old table still has the name.
+    -- What to recreate on the twin, spelled while the old table still has the name (no foreign key: above).
     SELECT array_agg(format('ALTER TABLE lock_monitoring.%I ADD CONSTRAINT %I %s', p_table, conname, pg_get_constraintdef(oid))
-                     ORDER BY contype = 'f', conname) INTO v_stmts
-    FROM pg_constraint WHERE conrelid = v_old AND contype IN ('p', 'u', 'f', 'x');
+                     ORDER BY conname) INTO v_stmts
+    FROM pg_constraint WHERE conrelid = v_old AND contype IN ('p', 'u', 'x');
     v_stmts := coalesce(v_stmts, '{}') || coalesce((
         SELECT array_agg(pg_get_indexdef(i.indexrelid) ORDER BY c.relname)
         FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
@@ -1304,18 +1307,28 @@ BEGIN
 END
 $fn$;
 
-DO $drop_key$
+DO $drop_keys$
 DECLARE
-    v_key name;
+    v_key record;
 BEGIN
-    FOR v_key IN SELECT conname FROM pg_constraint WHERE conrelid = 'lock_monitoring.alert_delivery_s'::regclass
-                 AND contype = 'f' AND confrelid = 'lock_monitoring.alert_event_s'::regclass LOOP
-        EXECUTE format('ALTER TABLE lock_monitoring.alert_delivery_s DROP CONSTRAINT %I', v_key);
+    FOR v_key IN SELECT conrelid::regclass AS t, conname FROM pg_constraint
+                 WHERE conrelid IN ('lock_monitoring.alert_delivery_s'::regclass, 'lock_monitoring.alert_event_s'::regclass) AND contype = 'f'
+                 ORDER BY conrelid = 'lock_monitoring.alert_delivery_s'::regclass DESC LOOP
+        EXECUTE format('ALTER TABLE %s DROP CONSTRAINT %I', v_key.t, v_key.conname);
     END LOOP;
 END
-$drop_key$;
+$drop_keys$;
 SELECT pg_temp.lv_partition_by_day(t, 'event_at', 7) FROM unnest(ARRAY['alert_delivery_s', 'alert_event_s']) AS t ORDER BY t;
 DROP FUNCTION pg_temp.lv_partition_by_day(text, text, integer);
+-- The daemon VACUUMs the default partitions after retention DELETEd from them: from
+-- PostgreSQL 17 on, with the MAINTAIN privilege (migration 028 granted it on the tables there then).
+DO $maintain$
+BEGIN
+    IF current_setting('server_version_num')::int >= 170000 THEN
+        EXECUTE 'GRANT MAINTAIN ON lock_monitoring.alert_event_s_default, lock_monitoring.alert_delivery_s_default TO lock_writer_role';
+    END IF;
+END
+$maintain$;
 COMMENT ON TABLE lock_monitoring.alert_delivery_s IS
     'Satellite (lockvault): the outcome of handing one alert to one configured sink (alerts.sinks). One partition a UTC day of event_at, as its alert_event_s row (no foreign key to it: both leave with their day, migration 032).';
 
@@ -1477,6 +1490,9 @@ GRANT EXECUTE ON FUNCTION lock_monitoring.analyze_lock_waits(timestamptz, timest
 -- as cleanup_old_history (migration 012 renamed it to add the alert trail); it is one function
 -- again.
 DROP FUNCTION IF EXISTS lock_monitoring.cleanup_old_history(integer);
+-- retention_drop gained p_table (one table's days in a transaction of their own, as the daemon
+-- runs it): a new argument list is a new function.
+DROP FUNCTION IF EXISTS lock_monitoring.retention_drop(integer);
 -- Its result gained partitions_dropped (migration 020): a new result type needs a new function.
 DO $shape$
 BEGIN
@@ -1524,11 +1540,21 @@ REVOKE ALL ON FUNCTION lock_monitoring.history_references(text, text, bytea[]) F
 -- temporary one, so that the sweep can run after the drop, in batches (migration 029).
 
 -- Retention, part 1: whole days of the partitioned history, the default partitions' old
--- rows, the analysis rows and the alert trail; the keys the removed rows referred to are
--- kept in retention_retired_key. It takes no hub lock: it removes no hub, and writers (which
--- take the hub lock before their table locks) wait only for its table locks. A DBA calls
+-- rows and the analysis rows; the keys the removed rows referred to are kept in
+-- retention_retired_key. It takes no hub lock: it removes no hub, and writers (which take the
+-- hub lock before their table locks) wait only for its table locks. A DBA calls
 -- cleanup_old_data, which runs both parts in one transaction.
-CREATE OR REPLACE FUNCTION lock_monitoring.retention_drop(retention_days integer DEFAULT 30)
+--
+-- With p_table, only that table's days and default partition: the daemon runs it table by
+-- table, each in a transaction of its own, then once without p_table for the rest. Why: a
+-- dashboard reads several history tables in one statement (alerts_dashboard: the events, then
+-- their deliveries), taking their locks in its own order, while dropping a day holds its
+-- table's lock until commit; holding two tables' locks, retention could wait for a reader that
+-- waits for it (a deadlock, and the dashboard query was the one cancelled). Holding one
+-- table's at a time, it never does. Without p_table, the days of every table in one
+-- transaction: it first locks every table it drops days from, all at once and without
+-- waiting, again after 10 ms until it gets them all, so it never waits while it holds one.
+CREATE OR REPLACE FUNCTION lock_monitoring.retention_drop(retention_days integer DEFAULT 30, p_table text DEFAULT NULL)
 RETURNS TABLE (table_name text, rows_deleted bigint, partitions_dropped integer)
 LANGUAGE plpgsql
 SECURITY DEFINER
@@ -1546,6 +1572,7 @@ DECLARE
     v_born_from timestamptz;
     v_born_to timestamptz;
     v_drop jsonb;
+    v_lock text;
 BEGIN
     IF retention_days IS NULL OR retention_days < 1 THEN
         RAISE EXCEPTION 'retention: retention_days must be at least 1, got %', retention_days USING ERRCODE = '22023';
@@ -1557,17 +1584,35 @@ BEGIN
     SELECT jsonb_agg(jsonb_build_object('table_name', r.table_name, 'partition_name', r.partition_name,
                                         'range_start', r.range_start, 'range_end', r.range_end))
     INTO v_drop
-    FROM history_partition_ranges() r WHERE NOT r.is_default AND r.range_end <= v_cutoff;
+    FROM history_partition_ranges(p_table) r WHERE NOT r.is_default AND r.range_end <= v_cutoff;
+    IF p_table IS NOT NULL AND NOT EXISTS (SELECT 1 FROM history_partitioning hp WHERE hp.table_name = p_table) THEN
+        RAISE EXCEPTION 'retention_drop: % is not a partitioned history table', p_table USING ERRCODE = '22023';
+    END IF;
+    IF p_table IS NULL THEN
+        SELECT string_agg(DISTINCT format('lock_monitoring.%I', hp.range_table), ', ') INTO v_lock
+        FROM history_partitioning hp
+        WHERE hp.table_name IN (SELECT d.table_name FROM jsonb_to_recordset(coalesce(v_drop, '[]')) AS d(table_name text));
+        WHILE v_lock IS NOT NULL LOOP
+            BEGIN
+                EXECUTE 'LOCK TABLE ' || v_lock || ' IN ACCESS EXCLUSIVE MODE NOWAIT';
+                EXIT;
+            EXCEPTION WHEN lock_not_available THEN
+                -- The subtransaction's locks are released: nothing is held while it waits.
+                PERFORM pg_sleep(0.01);
+            END;
+        END LOOP;
+    END IF;
     -- The hub and link keys that removed rows referred to (key_column = the column's name) go
     -- to retention_retired_key: the only hubs and links that may have become unreferenced,
     -- for retention_sweep to decide about.
 
     -- Partitioned history: whole days.
-    FOR v_t IN SELECT hp.table_name, hp.range_table, hp.keep_when, hp.partition_column FROM history_partitioning hp ORDER BY hp.table_name LOOP
+    FOR v_t IN SELECT hp.table_name, hp.range_table, hp.keep_when, hp.partition_column FROM history_partitioning hp
+               WHERE p_table IS NULL OR hp.table_name = p_table ORDER BY hp.table_name LOOP
         table_name := v_t.table_name; rows_deleted := 0; partitions_dropped := 0;
         SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum),
                array_agg(attname::text ORDER BY attnum) FILTER (WHERE attname LIKE '%\_hk' AND atttypid = 'bytea'::regtype
-                                                                  AND attname NOT IN ('cluster_hk', 'tenant_hk', 'alert_hk'))
+                                                                  AND attname NOT IN ('cluster_hk', 'tenant_hk'))
         INTO v_cols, v_keys
         FROM pg_attribute WHERE attrelid = format('lock_monitoring.%I', v_t.table_name)::regclass
           AND attnum > 0 AND NOT attisdropped AND attgenerated = '';
@@ -1609,8 +1654,6 @@ BEGIN
         rows_deleted := rows_deleted + v_n;
         RETURN NEXT;
     END LOOP;
-    partitions_dropped := 0;
-    DELETE FROM lock_wait_analysis_s WHERE load_end_date < v_cutoff;      GET DIAGNOSTICS v_n = ROW_COUNT; table_name := 'lock_wait_analysis_s'; rows_deleted := v_n; RETURN NEXT;
 
     -- Session hubs first seen on the dropped days: a cycle writes the hub of every session it
     -- names, so these may be referenced by no removed row at all.
@@ -1619,23 +1662,24 @@ BEGIN
         SELECT 'blocking_session_hk', h.blocking_session_hk, v_cutoff FROM blocking_session_h h
         WHERE h.load_date >= v_born_from AND h.load_date < least(v_born_to, v_cutoff) ON CONFLICT DO NOTHING;
     END IF;
+    IF p_table IS NOT NULL THEN
+        RETURN;
+    END IF;
+
+    partitions_dropped := 0;
+    DELETE FROM lock_wait_analysis_s WHERE load_end_date < v_cutoff;      GET DIAGNOSTICS v_n = ROW_COUNT; table_name := 'lock_wait_analysis_s'; rows_deleted := v_n; RETURN NEXT;
 
     DELETE FROM lock_wait_analysis_h h WHERE h.load_date < v_cutoff
         AND NOT EXISTS (SELECT 1 FROM lock_wait_analysis_s s WHERE s.lock_wait_analysis_hk = h.lock_wait_analysis_hk);
     GET DIAGNOSTICS v_n = ROW_COUNT; table_name := 'lock_wait_analysis_h'; rows_deleted := v_n; RETURN NEXT;
-
-    -- The alert trail's events and deliveries went with their days (partitioned by event_at,
-    -- migration 032) above; an incident's hub goes once none of its events remain (its events
-    -- have a foreign key to it: a write of a new event for it makes this wait, or fail it).
-    DELETE FROM alert_h h WHERE h.load_date < v_cutoff
-        AND NOT EXISTS (SELECT 1 FROM alert_event_s e WHERE e.alert_hk = h.alert_hk);
-    GET DIAGNOSTICS v_n = ROW_COUNT; table_name := 'alert_h'; rows_deleted := v_n; RETURN NEXT;
+    -- (The alert trail's events and deliveries go with their days, above, since migration 032;
+    -- their incidents' hubs with retention_sweep.)
 END
 $fn$;
-COMMENT ON FUNCTION lock_monitoring.retention_drop(integer) IS
-    'Retention, part 1 (cleanup_old_data runs both parts): drops the daily partitions older than retention_days (their kept rows moved to the default partition), DELETEs old rows of the default partitions, the analysis and the alert trail, and records the hub and link keys the removed rows referred to in retention_retired_key for retention_sweep. Takes no hub lock. Returns rows removed and partitions dropped per table.';
-REVOKE ALL ON FUNCTION lock_monitoring.retention_drop(integer) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION lock_monitoring.retention_drop(integer) TO lock_writer_role;
+COMMENT ON FUNCTION lock_monitoring.retention_drop(integer, text) IS
+    'Retention, part 1 (cleanup_old_data runs both parts): drops the daily partitions older than retention_days (their kept rows moved to the default partition), DELETEs old rows of the default partitions and the analysis, and records the hub and link keys the removed rows referred to in retention_retired_key for retention_sweep. With p_table, only that table''s days and default partition (the daemon runs each table in a transaction of its own, then the rest without p_table). Takes no hub lock. Returns rows removed and partitions dropped per table.';
+REVOKE ALL ON FUNCTION lock_monitoring.retention_drop(integer, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION lock_monitoring.retention_drop(integer, text) TO lock_writer_role;
 
 -- Retention, part 2: up to batch_size retired keys (lock keys first: removing their links
 -- retires session keys, which this batch then takes too), the links and hubs among them that
@@ -1673,7 +1717,7 @@ BEGIN
     END IF;
     IF NOT EXISTS (SELECT 1 FROM retention_retired_key) THEN
         FOREACH table_name IN ARRAY ARRAY['lock_blocking_l', 'deadlock_involvement_l', 'lock_activity_h', 'deadlock_event_h',
-                                          'blocking_session_h', 'retention_retired_key'] LOOP
+                                          'blocking_session_h', 'alert_h', 'retention_retired_key'] LOOP
             rows_deleted := 0; RETURN NEXT;
         END LOOP;
         RETURN;
@@ -1749,6 +1793,12 @@ BEGIN
         AND NOT EXISTS (SELECT 1 FROM lock_blocking_l l WHERE l.blocked_session_hk = h.blocking_session_hk)
         AND NOT EXISTS (SELECT 1 FROM deadlock_involvement_l l WHERE l.blocking_session_hk = h.blocking_session_hk);
     GET DIAGNOSTICS v_n = ROW_COUNT; table_name := 'blocking_session_h'; rows_deleted := v_n; RETURN NEXT;
+    -- An alert incident whose events are all gone (the alert writer takes the hub lock shared,
+    -- Sources/LockvaultEngine/Vault/AlertAudit.swift: none is writing one now).
+    DELETE FROM alert_h h
+    WHERE h.alert_hk IN (SELECT r.hk FROM pg_temp.lv_retired_keys r WHERE r.key_column = 'alert_hk') AND h.load_date < v_cutoff
+        AND NOT EXISTS (SELECT 1 FROM alert_event_s e WHERE e.alert_hk = h.alert_hk);
+    GET DIAGNOSTICS v_n = ROW_COUNT; table_name := 'alert_h'; rows_deleted := v_n; RETURN NEXT;
     table_name := 'retention_retired_key'; rows_deleted := v_taken; RETURN NEXT;
 END
 $fn$;
