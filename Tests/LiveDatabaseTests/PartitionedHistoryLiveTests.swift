@@ -548,7 +548,9 @@ extension LiveDatabaseSuite {
                     #expect(currentBefore == 2 && before.values.reduce(0) { $0 + $1.count } > 20)
                     let shownBefore = try s.rows("SELECT ROW(d.session_pid, d.blocking_severity, d.blocked_sessions_count, d.system_identifier, d.recorded_at)::text AS r FROM lock_monitoring.blocking_sessions_dashboard d ORDER BY 1").map { try $0.decode("r", as: String.self) }
 
-                    #expect(try Migrator().apply(on: s.admin) == ["030_current_rows_apart.sql", "032_point_events_by_day.sql", Migration.repeatableName])
+                    let later = Migration.embedded.filter { m in m.kind == .versioned && !before030.contains { $0.name == m.name } }.map(\.name)
+                    #expect(later.first == "030_current_rows_apart.sql")
+                    #expect(try Migrator().apply(on: s.admin) == later + [Migration.repeatableName])
                     #expect(try VaultUpgradeLiveTests.contents(s.admin, columns: columns) == before, "no row lost or changed")
                     #expect(try s.rows("SELECT ROW(d.session_pid, d.blocking_severity, d.blocked_sessions_count, d.system_identifier, d.recorded_at)::text AS r FROM lock_monitoring.blocking_sessions_dashboard d ORDER BY 1").map { try $0.decode("r", as: String.self) } == shownBefore)
                     let tables = try s.rows("SELECT table_name, range_table FROM lock_monitoring.history_partitioning ORDER BY 1")
