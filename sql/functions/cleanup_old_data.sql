@@ -1,6 +1,6 @@
 -- Retention: removes history and alerts older than the retention — closed satellite rows
--- (load_end_date older than the cutoff), event rows by age, then hubs and links nothing
--- references any more. Current rows are never removed, whatever their age, and neither are
+-- (load_end_date older than the cutoff), point events (deadlocks, alerts, gaps, resolve
+-- decisions) by their day, then hubs and links nothing references any more. Current rows are never removed, whatever their age, and neither are
 -- the hubs they point to. The daemon runs it (retention.days); DBAs may too.
 --
 -- Partitioned history loses whole days, so that retention leaves no dead rows and no vacuum
@@ -8,8 +8,15 @@
 -- its keep_when rule keeps (current rows, rows closed after the cutoff) are moved to the default
 -- partition. Rows may therefore stay up to a day longer than retention_days. The default
 -- partition (those kept rows, and writes no partition covered) is cleaned by DELETE. The
--- current rows of end-dated satellites have a partition of their own, which retention never
--- reads.
+-- current rows of the state satellites (a blocker blocking now, a lock held now) have a
+-- partition of their own (history_partitioning.range_table is the tree of days), which
+-- retention never reads. The point events (deadlocks and their participants, monitor gaps,
+-- resolve decisions, the alert trail) have none: each row is in its own day's partition and
+-- leaves with it (keep_when false; the alert trail's days are those of event_at,
+-- history_partitioning.partition_column). Hubs and links are not partitioned and are DELETEd,
+-- but only those the removed rows referred to are looked at: proving a hub unreferenced probes
+-- every partition of the tables that refer to it, so looking at every old hub would cost
+-- seconds on every run.
 --
 -- Hubs, links and the alert trail are not partitioned and are DELETEd. Only the hubs and links
 -- the removed rows referred to are looked at, and the session hubs first seen on the dropped
@@ -36,6 +43,9 @@
 -- as cleanup_old_history (migration 012 renamed it to add the alert trail); it is one function
 -- again.
 DROP FUNCTION IF EXISTS lock_monitoring.cleanup_old_history(integer);
+-- retention_drop gained p_table (one table's days in a transaction of their own, as the daemon
+-- runs it): a new argument list is a new function.
+DROP FUNCTION IF EXISTS lock_monitoring.retention_drop(integer);
 -- Its result gained partitions_dropped (migration 020): a new result type needs a new function.
 DO $shape$
 BEGIN
@@ -83,11 +93,21 @@ REVOKE ALL ON FUNCTION lock_monitoring.history_references(text, text, bytea[]) F
 -- temporary one, so that the sweep can run after the drop, in batches (migration 029).
 
 -- Retention, part 1: whole days of the partitioned history, the default partitions' old
--- rows, the analysis rows and the alert trail; the keys the removed rows referred to are
--- kept in retention_retired_key. It takes no hub lock: it removes no hub, and writers (which
--- take the hub lock before their table locks) wait only for its table locks. A DBA calls
+-- rows and the analysis rows; the keys the removed rows referred to are kept in
+-- retention_retired_key. It takes no hub lock: it removes no hub, and writers (which take the
+-- hub lock before their table locks) wait only for its table locks. A DBA calls
 -- cleanup_old_data, which runs both parts in one transaction.
-CREATE OR REPLACE FUNCTION lock_monitoring.retention_drop(retention_days integer DEFAULT 30)
+--
+-- With p_table, only that table's days and default partition: the daemon runs it table by
+-- table, each in a transaction of its own, then once without p_table for the rest. Why: a
+-- dashboard reads several history tables in one statement (alerts_dashboard: the events, then
+-- their deliveries), taking their locks in its own order, while dropping a day holds its
+-- table's lock until commit; holding two tables' locks, retention could wait for a reader that
+-- waits for it (a deadlock, and the dashboard query was the one cancelled). Holding one
+-- table's at a time, it never does. Without p_table, the days of every table in one
+-- transaction: it first locks every table it drops days from, all at once and without
+-- waiting, again after 10 ms until it gets them all, so it never waits while it holds one.
+CREATE OR REPLACE FUNCTION lock_monitoring.retention_drop(retention_days integer DEFAULT 30, p_table text DEFAULT NULL)
 RETURNS TABLE (table_name text, rows_deleted bigint, partitions_dropped integer)
 LANGUAGE plpgsql
 SECURITY DEFINER
@@ -105,6 +125,7 @@ DECLARE
     v_born_from timestamptz;
     v_born_to timestamptz;
     v_drop jsonb;
+    v_lock text;
 BEGIN
     IF retention_days IS NULL OR retention_days < 1 THEN
         RAISE EXCEPTION 'retention: retention_days must be at least 1, got %', retention_days USING ERRCODE = '22023';
@@ -116,13 +137,31 @@ BEGIN
     SELECT jsonb_agg(jsonb_build_object('table_name', r.table_name, 'partition_name', r.partition_name,
                                         'range_start', r.range_start, 'range_end', r.range_end))
     INTO v_drop
-    FROM history_partition_ranges() r WHERE NOT r.is_default AND r.range_end <= v_cutoff;
+    FROM history_partition_ranges(p_table) r WHERE NOT r.is_default AND r.range_end <= v_cutoff;
+    IF p_table IS NOT NULL AND NOT EXISTS (SELECT 1 FROM history_partitioning hp WHERE hp.table_name = p_table) THEN
+        RAISE EXCEPTION 'retention_drop: % is not a partitioned history table', p_table USING ERRCODE = '22023';
+    END IF;
+    IF p_table IS NULL THEN
+        SELECT string_agg(DISTINCT format('lock_monitoring.%I', hp.range_table), ', ') INTO v_lock
+        FROM history_partitioning hp
+        WHERE hp.table_name IN (SELECT d.table_name FROM jsonb_to_recordset(coalesce(v_drop, '[]')) AS d(table_name text));
+        WHILE v_lock IS NOT NULL LOOP
+            BEGIN
+                EXECUTE 'LOCK TABLE ' || v_lock || ' IN ACCESS EXCLUSIVE MODE NOWAIT';
+                EXIT;
+            EXCEPTION WHEN lock_not_available THEN
+                -- The subtransaction's locks are released: nothing is held while it waits.
+                PERFORM pg_sleep(0.01);
+            END;
+        END LOOP;
+    END IF;
     -- The hub and link keys that removed rows referred to (key_column = the column's name) go
     -- to retention_retired_key: the only hubs and links that may have become unreferenced,
     -- for retention_sweep to decide about.
 
     -- Partitioned history: whole days.
-    FOR v_t IN SELECT hp.table_name, hp.range_table, hp.keep_when FROM history_partitioning hp ORDER BY hp.table_name LOOP
+    FOR v_t IN SELECT hp.table_name, hp.range_table, hp.keep_when, hp.partition_column FROM history_partitioning hp
+               WHERE p_table IS NULL OR hp.table_name = p_table ORDER BY hp.table_name LOOP
         table_name := v_t.table_name; rows_deleted := 0; partitions_dropped := 0;
         SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum),
                array_agg(attname::text ORDER BY attnum) FILTER (WHERE attname LIKE '%\_hk' AND atttypid = 'bytea'::regtype
@@ -153,14 +192,14 @@ BEGIN
         END LOOP;
         -- The default partition (rows kept from dropped days, writes for days without a partition): by DELETE.
         IF v_keys IS NULL THEN
-            EXECUTE format('DELETE FROM lock_monitoring.%I t WHERE t.load_date < $1 AND (%s) IS FALSE', v_t.range_table || '_default', v_t.keep_when)
+            EXECUTE format('DELETE FROM lock_monitoring.%I t WHERE t.%I < $1 AND (%s) IS FALSE', v_t.range_table || '_default', v_t.partition_column, v_t.keep_when)
                 USING v_cutoff;
             GET DIAGNOSTICS v_n = ROW_COUNT;
         ELSE
-            EXECUTE format('WITH d AS (DELETE FROM lock_monitoring.%I t WHERE t.load_date < $1 AND (%s) IS FALSE RETURNING %s), '
+            EXECUTE format('WITH d AS (DELETE FROM lock_monitoring.%I t WHERE t.%I < $1 AND (%s) IS FALSE RETURNING %s), '
                            'k AS (INSERT INTO lock_monitoring.retention_retired_key (key_column, hk, cutoff) %s ON CONFLICT DO NOTHING) '
                            'SELECT count(*) FROM d',
-                           v_t.range_table || '_default', v_t.keep_when,
+                           v_t.range_table || '_default', v_t.partition_column, v_t.keep_when,
                            (SELECT string_agg(format('t.%I', k), ', ') FROM unnest(v_keys) k),
                            (SELECT string_agg(format('SELECT %L, d.%I, $1 FROM d', k, k), ' UNION ') FROM unnest(v_keys) k))
                 INTO v_n USING v_cutoff;
@@ -168,8 +207,6 @@ BEGIN
         rows_deleted := rows_deleted + v_n;
         RETURN NEXT;
     END LOOP;
-    partitions_dropped := 0;
-    DELETE FROM lock_wait_analysis_s WHERE load_end_date < v_cutoff;      GET DIAGNOSTICS v_n = ROW_COUNT; table_name := 'lock_wait_analysis_s'; rows_deleted := v_n; RETURN NEXT;
 
     -- Session hubs first seen on the dropped days: a cycle writes the hub of every session it
     -- names, so these may be referenced by no removed row at all.
@@ -178,24 +215,24 @@ BEGIN
         SELECT 'blocking_session_hk', h.blocking_session_hk, v_cutoff FROM blocking_session_h h
         WHERE h.load_date >= v_born_from AND h.load_date < least(v_born_to, v_cutoff) ON CONFLICT DO NOTHING;
     END IF;
+    IF p_table IS NOT NULL THEN
+        RETURN;
+    END IF;
+
+    partitions_dropped := 0;
+    DELETE FROM lock_wait_analysis_s WHERE load_end_date < v_cutoff;      GET DIAGNOSTICS v_n = ROW_COUNT; table_name := 'lock_wait_analysis_s'; rows_deleted := v_n; RETURN NEXT;
 
     DELETE FROM lock_wait_analysis_h h WHERE h.load_date < v_cutoff
         AND NOT EXISTS (SELECT 1 FROM lock_wait_analysis_s s WHERE s.lock_wait_analysis_hk = h.lock_wait_analysis_hk);
     GET DIAGNOSTICS v_n = ROW_COUNT; table_name := 'lock_wait_analysis_h'; rows_deleted := v_n; RETURN NEXT;
-
-    -- The alert trail: events are never superseded, so they go by age; an incident's hub
-    -- once none of its events remain.
-    DELETE FROM alert_delivery_s WHERE event_at < v_cutoff;   GET DIAGNOSTICS v_n = ROW_COUNT; table_name := 'alert_delivery_s'; rows_deleted := v_n; RETURN NEXT;
-    DELETE FROM alert_event_s WHERE event_at < v_cutoff;      GET DIAGNOSTICS v_n = ROW_COUNT; table_name := 'alert_event_s'; rows_deleted := v_n; RETURN NEXT;
-    DELETE FROM alert_h h WHERE h.load_date < v_cutoff
-        AND NOT EXISTS (SELECT 1 FROM alert_event_s e WHERE e.alert_hk = h.alert_hk);
-    GET DIAGNOSTICS v_n = ROW_COUNT; table_name := 'alert_h'; rows_deleted := v_n; RETURN NEXT;
+    -- (The alert trail's events and deliveries go with their days, above, since migration 032;
+    -- their incidents' hubs with retention_sweep.)
 END
 $fn$;
-COMMENT ON FUNCTION lock_monitoring.retention_drop(integer) IS
-    'Retention, part 1 (cleanup_old_data runs both parts): drops the daily partitions older than retention_days (their kept rows moved to the default partition), DELETEs old rows of the default partitions, the analysis and the alert trail, and records the hub and link keys the removed rows referred to in retention_retired_key for retention_sweep. Takes no hub lock. Returns rows removed and partitions dropped per table.';
-REVOKE ALL ON FUNCTION lock_monitoring.retention_drop(integer) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION lock_monitoring.retention_drop(integer) TO lock_writer_role;
+COMMENT ON FUNCTION lock_monitoring.retention_drop(integer, text) IS
+    'Retention, part 1 (cleanup_old_data runs both parts): drops the daily partitions older than retention_days (their kept rows moved to the default partition), DELETEs old rows of the default partitions and the analysis, and records the hub and link keys the removed rows referred to in retention_retired_key for retention_sweep. With p_table, only that table''s days and default partition (the daemon runs each table in a transaction of its own, then the rest without p_table). Takes no hub lock. Returns rows removed and partitions dropped per table.';
+REVOKE ALL ON FUNCTION lock_monitoring.retention_drop(integer, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION lock_monitoring.retention_drop(integer, text) TO lock_writer_role;
 
 -- Retention, part 2: up to batch_size retired keys (lock keys first: removing their links
 -- retires session keys, which this batch then takes too), the links and hubs among them that
@@ -233,7 +270,7 @@ BEGIN
     END IF;
     IF NOT EXISTS (SELECT 1 FROM retention_retired_key) THEN
         FOREACH table_name IN ARRAY ARRAY['lock_blocking_l', 'deadlock_involvement_l', 'lock_activity_h', 'deadlock_event_h',
-                                          'blocking_session_h', 'retention_retired_key'] LOOP
+                                          'blocking_session_h', 'alert_h', 'retention_retired_key'] LOOP
             rows_deleted := 0; RETURN NEXT;
         END LOOP;
         RETURN;
@@ -309,6 +346,12 @@ BEGIN
         AND NOT EXISTS (SELECT 1 FROM lock_blocking_l l WHERE l.blocked_session_hk = h.blocking_session_hk)
         AND NOT EXISTS (SELECT 1 FROM deadlock_involvement_l l WHERE l.blocking_session_hk = h.blocking_session_hk);
     GET DIAGNOSTICS v_n = ROW_COUNT; table_name := 'blocking_session_h'; rows_deleted := v_n; RETURN NEXT;
+    -- An alert incident whose events are all gone (the alert writer takes the hub lock shared,
+    -- Sources/LockvaultEngine/Vault/AlertAudit.swift: none is writing one now).
+    DELETE FROM alert_h h
+    WHERE h.alert_hk IN (SELECT r.hk FROM pg_temp.lv_retired_keys r WHERE r.key_column = 'alert_hk') AND h.load_date < v_cutoff
+        AND NOT EXISTS (SELECT 1 FROM alert_event_s e WHERE e.alert_hk = h.alert_hk);
+    GET DIAGNOSTICS v_n = ROW_COUNT; table_name := 'alert_h'; rows_deleted := v_n; RETURN NEXT;
     table_name := 'retention_retired_key'; rows_deleted := v_taken; RETURN NEXT;
 END
 $fn$;
@@ -357,29 +400,3 @@ COMMENT ON FUNCTION lock_monitoring.cleanup_old_data(integer) IS
     'Removes closed history and alerts older than retention_days (never current rows, nor the hubs they point to; hubs/links only when unreferenced): partitioned history by dropping whole days, the rest by DELETE; retention_drop then retention_sweep, in one transaction. Writes wait for a run that drops or deletes anything (it holds the hub lock, hub_lock_key()). Returns rows removed and partitions dropped per table.';
 REVOKE ALL ON FUNCTION lock_monitoring.cleanup_old_data(integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION lock_monitoring.cleanup_old_data(integer) TO lock_writer_role;
-
--- What cleanup_old_data DELETEs from leaves dead tuples until a VACUUM: the hubs and links no
--- row refers to any more, the default partitions' old rows, the alert trail (the daily
--- partitions it drops leave none). VACUUM can't run inside a function, so the daemon runs
--- these statements after a run that removed rows (Sources/LockvaultEngine/Vault/Retention.swift),
--- as a DBA may: every ordinary table of the schema but the daily partitions, those this role may
--- vacuum (owner; MAINTAIN from PostgreSQL 17, migration 028). A table with nothing to reclaim
--- costs a visibility-map read. For the others, statement is NULL: autovacuum (migration 028 sets
--- the hubs' and links' thresholds) or the DBA reclaims them.
-CREATE OR REPLACE FUNCTION lock_monitoring.retention_vacuum_statements()
-RETURNS TABLE (table_name text, statement text)
-LANGUAGE sql STABLE
-SET search_path = pg_catalog, lock_monitoring
-AS $fn$
-    SELECT c.relname::text,
-           CASE WHEN pg_has_role(current_user, c.relowner, 'USAGE')
-                     OR CASE WHEN current_setting('server_version_num')::int >= 170000
-                             THEN has_table_privilege(c.oid, 'MAINTAIN') ELSE false END
-                THEN format('VACUUM lock_monitoring.%I', c.relname) END
-    FROM pg_class c
-    WHERE c.relnamespace = 'lock_monitoring'::regnamespace AND c.relkind = 'r'
-      AND (NOT c.relispartition OR pg_get_expr(c.relpartbound, c.oid) = 'DEFAULT')
-    ORDER BY c.relname
-$fn$;
-COMMENT ON FUNCTION lock_monitoring.retention_vacuum_statements() IS
-    'The VACUUM to run after cleanup_old_data for each table it may DELETE from (every ordinary table but the daily partitions, which it drops whole); statement is NULL where the current role may not vacuum the table.';

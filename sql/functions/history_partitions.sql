@@ -1,6 +1,7 @@
 -- Partitions of the history tables (migration 020: one per UTC day of load_date, plus a
--- default; for the end-dated satellites, of their closed rows, <table>_ended, since migration
--- 030 keeps the current rows in <table>_current): which exist, and creating them ahead. The daemon calls
+-- default; for the state satellites, of their closed rows, <table>_ended, since migration
+-- 030 keeps the current rows in <table>_current; the point events by day alone, migration
+-- 032; the alert trail by day of event_at, migration 032): which exist, and creating them ahead. The daemon calls
 -- ensure_history_partitions() at start and every hour, so a day's partition exists before its
 -- first write; a write for a day without one (the daemon was stopped for a week, a clock far
 -- ahead, `lockvault sample` from cron) lands in the default partition and is moved into the
@@ -25,7 +26,7 @@ AS $fn$
     WHERE p_table IS NULL OR hp.table_name = p_table
 $fn$;
 COMMENT ON FUNCTION lock_monitoring.history_partition_ranges(text) IS
-    'The partitions of the partitioned history tables (all, or of one) and their load_date ranges (NULL for the default partition), without sizes: history_partitions() adds them.';
+    'The partitions of the partitioned history tables (all, or of one) and their ranges of history_partitioning.partition_column (load_date; event_at for the alert trail), NULL for the default partition, without sizes: history_partitions() adds them.';
 REVOKE ALL ON FUNCTION lock_monitoring.history_partition_ranges(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION lock_monitoring.history_partition_ranges(text) TO lock_monitoring_role, lock_writer_role;
 
@@ -42,7 +43,7 @@ AS $fn$
     ORDER BY 1, 4 NULLS FIRST
 $fn$;
 COMMENT ON FUNCTION lock_monitoring.history_partitions(text) IS
-    'The partitions of the partitioned history tables (all, or of one): range of load_date, or the default partition; estimated rows and bytes.';
+    'The partitions of the partitioned history tables (all, or of one): range of load_date (event_at for the alert trail), or the default partition; estimated rows and bytes.';
 REVOKE ALL ON FUNCTION lock_monitoring.history_partitions(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION lock_monitoring.history_partitions(text) TO lock_monitoring_role, lock_writer_role;
 
@@ -67,7 +68,7 @@ BEGIN
     END IF;
     -- Every daemon of a fleet runs this: one at a time (and never beside cleanup_old_data).
     PERFORM pg_advisory_xact_lock(hashtext('lock_monitoring history partitions'));
-    FOR v_t IN SELECT hp.table_name, hp.range_table, hp.partition_options FROM history_partitioning hp ORDER BY hp.table_name LOOP
+    FOR v_t IN SELECT hp.table_name, hp.range_table, hp.partition_options, hp.partition_column FROM history_partitioning hp ORDER BY hp.table_name LOOP
         v_with := CASE WHEN v_t.partition_options IS NULL THEN '' ELSE ' WITH (' || array_to_string(v_t.partition_options, ', ') || ')' END;
         SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) INTO v_cols
         FROM pg_attribute WHERE attrelid = format('lock_monitoring.%I', v_t.table_name)::regclass
@@ -81,8 +82,8 @@ BEGIN
                            WHERE NOT p.is_default AND p.range_start < v_hi AND p.range_end > v_lo) THEN
                 v_name := v_t.range_table || '_p' || to_char(v_day, 'YYYYMMDD');
                 -- Rows the default partition took for this day move into the new partition.
-                EXECUTE format('SELECT count(*) FROM lock_monitoring.%I WHERE load_date >= $1 AND load_date < $2',
-                               v_t.range_table || '_default') INTO v_n USING v_lo, v_hi;
+                EXECUTE format('SELECT count(*) FROM lock_monitoring.%I WHERE %I >= $1 AND %I < $2',
+                               v_t.range_table || '_default', v_t.partition_column, v_t.partition_column) INTO v_n USING v_lo, v_hi;
                 IF v_n = 0 THEN
                     EXECUTE format('CREATE TABLE lock_monitoring.%I PARTITION OF lock_monitoring.%I FOR VALUES FROM (%L) TO (%L)%s',
                                    v_name, v_t.range_table, v_lo, v_hi, v_with);
@@ -90,8 +91,9 @@ BEGIN
                     -- Rows the default partition took for this day move into the new partition
                     -- (it can't be created while the default holds rows of its range).
                     EXECUTE format('CREATE TEMP TABLE lv_moving ON COMMIT DROP AS SELECT %s FROM lock_monitoring.%I WITH NO DATA', v_cols, v_t.table_name);
-                    EXECUTE format('WITH d AS (DELETE FROM lock_monitoring.%I WHERE load_date >= $1 AND load_date < $2 RETURNING %s) '
-                                   'INSERT INTO pg_temp.lv_moving SELECT * FROM d', v_t.range_table || '_default', v_cols) USING v_lo, v_hi;
+                    EXECUTE format('WITH d AS (DELETE FROM lock_monitoring.%I WHERE %I >= $1 AND %I < $2 RETURNING %s) '
+                                   'INSERT INTO pg_temp.lv_moving SELECT * FROM d', v_t.range_table || '_default', v_t.partition_column, v_t.partition_column, v_cols)
+                        USING v_lo, v_hi;
                     GET DIAGNOSTICS v_n = ROW_COUNT;
                     EXECUTE format('CREATE TABLE lock_monitoring.%I PARTITION OF lock_monitoring.%I FOR VALUES FROM (%L) TO (%L)%s',
                                    v_name, v_t.range_table, v_lo, v_hi, v_with);

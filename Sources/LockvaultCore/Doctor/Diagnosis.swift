@@ -68,11 +68,16 @@ public enum Diagnosis {
 
         // Server version and what it enables.
         let minimum = ServerRequirements.minimumMajorVersion, waitStart = ServerRequirements.waitStartServerVersionNum / 10000
+        let tested = ServerRequirements.testedMajorVersions
         if f.serverVersionNum < ServerRequirements.minimumServerVersionNum {
             out.append(.init(.fail, "server version", "\(f.serverVersion): lockvault needs PostgreSQL \(minimum) or later", fix: "upgrade PostgreSQL"))
         } else if f.serverVersionNum < ServerRequirements.waitStartServerVersionNum {
-            out.append(.init(.warn, "server version", "\(f.serverVersion): no pg_locks.waitstart (PostgreSQL \(waitStart)+), wait times are estimated from state_change",
+            out.append(.init(.warn, "server version", "\(f.serverVersion): no pg_locks.waitstart (PostgreSQL \(waitStart)+), wait times are estimated from state_change; accepted, but lockvault's tests run on \(tested.first!)-\(tested.last!) only",
                              fix: "upgrade to PostgreSQL \(waitStart) or later for exact wait times"))
+        } else if !ServerRequirements.isTested(serverVersionNum: f.serverVersionNum) {
+            // Accepted, and what it lacks is handled, but no test of lockvault ran on it (docs/operations.md, "PostgreSQL versions").
+            out.append(.init(.warn, "server version", "\(f.serverVersion): accepted, but lockvault's tests run on PostgreSQL \(tested.first!)-\(tested.last!) only",
+                             fix: "expect to be the first to find what differs; PostgreSQL \(tested.first!) or later is tested"))
         } else {
             out.append(.init(.ok, "server version", "\(f.serverVersion): pg_locks.waitstart gives exact wait times"))
         }

@@ -1046,6 +1046,326 @@ COMMENT ON COLUMN lock_monitoring.blocking_session_s.queued_for_mode IS 'The loc
 COMMENT ON COLUMN lock_monitoring.blocking_session_s.held_lock_mode IS
     'Strongest mode it holds (granted) on what its waiters want; NULL when it holds none (a queued request). Rows recorded before blocks_as may name a mode it was queued for.';
 """####),
+        Migration(name: "032_point_events_by_day.sql", sql: ####"""
+-- Migration 032: point events (deadlocks, alerts, resolve decisions) leave with retention by
+-- their own day.
+--
+-- Why: a deadlock is a point event. Its satellites (deadlock_event_s, deadlock_involvement_s)
+-- are end-dated only when a later source adds detail (the server log after the counter), so
+-- an event's last row stays "current" (load_end_date NULL) forever. Migration 030 keeps the
+-- current rows of the end-dated satellites in <table>_current, which retention never reads:
+-- every deadlock ever recorded stayed on deadlock_events_dashboard, and the current partition
+-- grew with each. Now these two tables are partitioned by load_date alone again, as
+-- monitor_gap_s and resolve_decision_s are (one partition a UTC day and a default), and
+-- retention drops their days whole, the last row of an event with the others
+-- (history_partitioning.keep_when false): an event leaves once the day it was recorded on is
+-- older than the retention; its hub and links are swept as any other (retention_sweep).
+--
+-- The cost: a write of a deadlock looks for the event's current row in every day's partition.
+-- It happens only in the cycles that saw a deadlock (record_cycle calls the deadlock writers
+-- only then), not in every cycle, which is what migration 030 was for.
+--
+-- Existing vaults are converted in place, without copying the history: the ended tree
+-- (<table>_ended, partitioned by day) is detached and takes back the table's name, its
+-- partitions' and indexes' names; the current rows move into it, each into its day's partition
+-- (created for the days that have none); the table of migration 030 and its current partition
+-- are dropped. Every row is kept (counted before and after). The indexes on current rows are
+-- made again on the whole table; lockvault's views on the table are dropped (the
+-- functions+views set, re-applied after every numbered migration, recreates them); anyone
+-- else's view on it stops the migration, by name.
+
+CREATE FUNCTION pg_temp.lv_events_by_day(p_table text)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, lock_monitoring
+AS $fn$
+DECLARE
+    v_old      oid := format('lock_monitoring.%I', p_table)::regclass::oid;
+    v_ended    text := p_table || '_ended';
+    v_current  text := p_table || '_current';
+    v_cols     text;
+    v_opts     text[];
+    v_with     text := '';
+    v_before   bigint;
+    v_after    bigint;
+    v_moved    bigint;
+    v_current_rows bigint;
+    v_stmts    text[] := '{}';
+    v_comment  text;
+    v_s        text;
+    v_name     text;
+    v_day      date;
+    v_n        bigint;
+    v_r        record;
+BEGIN
+    IF (SELECT partstrat FROM pg_partitioned_table WHERE partrelid = v_old) = 'r' THEN
+        RETURN NULL;   -- already by day
+    END IF;
+    SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) INTO v_cols
+    FROM pg_attribute WHERE attrelid = v_old AND attnum > 0 AND NOT attisdropped AND attgenerated = '';
+    SELECT partition_options INTO v_opts FROM history_partitioning WHERE table_name = p_table;
+    IF v_opts IS NOT NULL THEN
+        v_with := ' WITH (' || array_to_string(v_opts, ', ') || ')';
+    END IF;
+    EXECUTE format('SELECT count(*) FROM lock_monitoring.%I', p_table) INTO v_before;
+
+    -- lockvault's views on it go (dropping the table would take them); anyone else's stop the migration.
+    FOR v_r IN
+        WITH RECURSIVE dep(oid, depth) AS (
+            SELECT DISTINCT r.ev_class, 1 FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid
+            WHERE d.classid = 'pg_rewrite'::regclass AND d.refobjid = v_old AND r.ev_class <> v_old
+            UNION
+            SELECT r.ev_class, dep.depth + 1 FROM dep JOIN pg_depend d ON d.refobjid = dep.oid AND d.classid = 'pg_rewrite'::regclass
+            JOIN pg_rewrite r ON r.oid = d.objid WHERE r.ev_class <> dep.oid)
+        SELECT c.oid::regclass AS v, c.relnamespace = 'lock_monitoring'::regnamespace AS ours, max(depth) AS depth
+        FROM dep JOIN pg_class c ON c.oid = dep.oid
+        WHERE c.relkind IN ('v', 'm')
+        GROUP BY c.oid ORDER BY max(depth) DESC
+    LOOP
+        IF NOT v_r.ours THEN
+            RAISE EXCEPTION 'lock_monitoring.%: the view % depends on it; drop it, migrate, then create it again', p_table, v_r.v;
+        END IF;
+        EXECUTE format('DROP VIEW IF EXISTS %s', v_r.v);
+    END LOOP;
+
+    -- Spelled while the table of migration 030 still has the name: its privileges and comment.
+    v_stmts := coalesce((
+        SELECT array_agg(format('GRANT %s ON lock_monitoring.%I TO %s', a.privilege_type, p_table,
+                                CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END))
+        FROM pg_class c CROSS JOIN LATERAL aclexplode(c.relacl) a
+        WHERE c.oid = v_old AND a.grantee <> c.relowner), '{}');
+    v_stmts := v_stmts || coalesce((
+        SELECT array_agg(format('GRANT %s (%I) ON lock_monitoring.%I TO %s', a.privilege_type, att.attname, p_table,
+                                CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END))
+        FROM pg_attribute att CROSS JOIN LATERAL aclexplode(att.attacl) a
+        WHERE att.attrelid = v_old AND att.attacl IS NOT NULL), '{}');
+    v_comment := obj_description(v_old, 'pg_class');
+    -- The current partition's own indexes (on current rows only; not its primary key, not those
+    -- of the parent's indexes): made again on the whole table, under their names of before 030.
+    FOR v_r IN SELECT c.relname, pg_get_indexdef(i.indexrelid) AS def, obj_description(i.indexrelid, 'pg_class') AS comment
+               FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+               WHERE i.indrelid = format('lock_monitoring.%I', v_current)::regclass
+                 AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid)
+                 AND NOT EXISTS (SELECT 1 FROM pg_inherits h WHERE h.inhrelid = i.indexrelid)
+               ORDER BY c.relname LOOP
+        v_name := CASE WHEN v_r.relname = v_current || '_key' THEN v_current ELSE v_r.relname END;
+        v_stmts := v_stmts || regexp_replace(v_r.def, '^(CREATE (UNIQUE )?INDEX )\S+ ON lock_monitoring\.\S+ ',
+                                             format('\1%I ON lock_monitoring.%I ', v_name, p_table));
+        IF v_r.comment IS NOT NULL THEN
+            v_stmts := v_stmts || format('COMMENT ON INDEX lock_monitoring.%I IS %L', v_name, v_r.comment);
+        END IF;
+    END LOOP;
+
+    -- The ended tree on its own, taking current rows again.
+    EXECUTE format('ALTER TABLE lock_monitoring.%I DETACH PARTITION lock_monitoring.%I', p_table, v_ended);
+    EXECUTE format('ALTER TABLE lock_monitoring.%I ALTER COLUMN load_end_date DROP NOT NULL', v_ended);
+    -- A partition for every UTC day of a current row that none covers (the default may hold
+    -- rows of such a day: they move into it too).
+    FOR v_day IN EXECUTE format('SELECT DISTINCT (load_date AT TIME ZONE ''UTC'')::date FROM lock_monitoring.%I ORDER BY 1', v_current) LOOP
+        CONTINUE WHEN EXISTS (
+            SELECT 1 FROM pg_inherits i JOIN pg_class p ON p.oid = i.inhrelid
+            CROSS JOIN LATERAL (SELECT pg_get_expr(p.relpartbound, p.oid) AS bound) b
+            WHERE i.inhparent = format('lock_monitoring.%I', v_ended)::regclass AND b.bound <> 'DEFAULT'
+              AND (regexp_match(b.bound, 'FROM \(''([^'']+)''\)'))[1]::timestamptz < (v_day + 1)::timestamp AT TIME ZONE 'UTC'
+              AND (regexp_match(b.bound, 'TO \(''([^'']+)''\)'))[1]::timestamptz > v_day::timestamp AT TIME ZONE 'UTC');
+        EXECUTE format('CREATE TEMP TABLE lv_moving ON COMMIT DROP AS SELECT %s FROM lock_monitoring.%I WITH NO DATA', v_cols, v_ended);
+        EXECUTE format('WITH d AS (DELETE FROM lock_monitoring.%I WHERE load_date >= $1 AND load_date < $2 RETURNING %s) '
+                       'INSERT INTO pg_temp.lv_moving SELECT * FROM d', v_ended || '_default', v_cols)
+            USING v_day::timestamp AT TIME ZONE 'UTC', (v_day + 1)::timestamp AT TIME ZONE 'UTC';
+        EXECUTE format('CREATE TABLE lock_monitoring.%I PARTITION OF lock_monitoring.%I FOR VALUES FROM (%L) TO (%L)%s',
+                       p_table || '_p' || to_char(v_day, 'YYYYMMDD'), v_ended,
+                       v_day::timestamp AT TIME ZONE 'UTC', (v_day + 1)::timestamp AT TIME ZONE 'UTC', v_with);
+        EXECUTE format('INSERT INTO lock_monitoring.%I (%s) SELECT %s FROM pg_temp.lv_moving', v_ended, v_cols, v_cols);
+        DROP TABLE pg_temp.lv_moving;
+    END LOOP;
+    EXECUTE format('SELECT count(*) FROM lock_monitoring.%I', v_current) INTO v_current_rows;
+    EXECUTE format('INSERT INTO lock_monitoring.%I (%s) SELECT %s FROM lock_monitoring.%I', v_ended, v_cols, v_cols, v_current);
+    GET DIAGNOSTICS v_moved = ROW_COUNT;
+    IF v_moved <> v_current_rows THEN
+        RAISE EXCEPTION 'lock_monitoring.%: moved % of % current rows', p_table, v_moved, v_current_rows;
+    END IF;
+    EXECUTE format('DROP TABLE lock_monitoring.%I', p_table);
+
+    -- The names of before migration 030: the table, its days, its default, its indexes.
+    EXECUTE format('ALTER TABLE lock_monitoring.%I RENAME TO %I', v_ended, p_table);
+    FOR v_r IN SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+               WHERE i.inhparent = format('lock_monitoring.%I', p_table)::regclass AND c.relname LIKE v_ended || '\_%' LOOP
+        EXECUTE format('ALTER TABLE lock_monitoring.%I RENAME TO %I', v_r.relname, p_table || substr(v_r.relname, length(v_ended) + 1));
+    END LOOP;
+    FOR v_r IN SELECT conname FROM pg_constraint WHERE conrelid = format('lock_monitoring.%I', p_table)::regclass
+               AND contype = 'p' AND conname = v_ended || '_pkey' LOOP
+        EXECUTE format('ALTER TABLE lock_monitoring.%I RENAME CONSTRAINT %I TO %I', p_table, v_r.conname, p_table || '_pkey');
+    END LOOP;
+    FOR v_r IN SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+               WHERE i.indrelid = format('lock_monitoring.%I', p_table)::regclass AND c.relname LIKE v_ended || '%'
+                 AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid) LOOP
+        EXECUTE format('ALTER INDEX lock_monitoring.%I RENAME TO %I', v_r.relname, p_table || substr(v_r.relname, length(v_ended) + 1));
+    END LOOP;
+    FOREACH v_s IN ARRAY v_stmts LOOP
+        EXECUTE v_s;
+    END LOOP;
+    EXECUTE format('COMMENT ON TABLE lock_monitoring.%I IS %L', p_table, v_comment);
+    UPDATE history_partitioning SET range_table = p_table, keep_when = 'false' WHERE table_name = p_table;
+
+    EXECUTE format('SELECT count(*) FROM lock_monitoring.%I', p_table) INTO v_after;
+    IF v_after <> v_before THEN
+        RAISE EXCEPTION 'lock_monitoring.%: % rows before, % after', p_table, v_before, v_after;
+    END IF;
+    RETURN v_moved;
+END
+$fn$;
+
+SELECT pg_temp.lv_events_by_day(t) FROM unnest(ARRAY['deadlock_event_s', 'deadlock_involvement_s']) AS t ORDER BY t;
+DROP FUNCTION pg_temp.lv_events_by_day(text);
+
+-- The alert trail is point events too: alert_event_s and alert_delivery_s are partitioned by
+-- day of event_at (their own time, and part of their keys, so a replayed write still inserts
+-- nothing twice), registered in history_partitioning, and retention drops their days whole
+-- instead of DELETEing rows. Their foreign keys go, as the other partitioned tables' did
+-- (migration 023): alert_delivery_s's to alert_event_s (a day of events could not be dropped
+-- while the key had to be checked against it; both leave with the same day, and AlertAudit
+-- writes an event before its deliveries, in one transaction), and alert_event_s's to alert_h
+-- (dropping a day would lock the hub table, and an alert writer holding that while it waited
+-- for the day deadlocked with retention). What the key guaranteed, the hub lock keeps: the
+-- alert writer takes it shared, and retention_sweep removes an incident's hub, holding it
+-- exclusively, once none of its events remain.
+ALTER TABLE lock_monitoring.history_partitioning ADD COLUMN IF NOT EXISTS partition_column text NOT NULL DEFAULT 'load_date';
+COMMENT ON COLUMN lock_monitoring.history_partitioning.partition_column IS
+    'The column whose UTC day a row''s partition is: load_date, or the event''s own time for the alert trail (event_at, migration 032).';
+
+CREATE FUNCTION pg_temp.lv_partition_by_day(p_table text, p_column text, p_days_ahead integer)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, lock_monitoring
+AS $fn$
+DECLARE
+    v_old     oid := format('lock_monitoring.%I', p_table)::regclass::oid;
+    v_twin    text := p_table || '__partitioned';
+    v_cols    text;
+    v_opts    text[];
+    v_with    text := '';
+    v_rows    bigint;
+    v_copied  bigint;
+    v_day     date;
+    v_stmts   text[] := '{}';
+    v_comment text;
+    v_s       text;
+    v_view    record;
+BEGIN
+    IF (SELECT relkind FROM pg_class WHERE oid = v_old) = 'p' THEN
+        RETURN NULL;   -- already partitioned
+    END IF;
+    SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) INTO v_cols
+    FROM pg_attribute WHERE attrelid = v_old AND attnum > 0 AND NOT attisdropped AND attgenerated = '';
+    SELECT reloptions INTO v_opts FROM pg_class WHERE oid = v_old;
+    IF v_opts IS NOT NULL THEN
+        v_with := ' WITH (' || array_to_string(v_opts, ', ') || ')';
+    END IF;
+
+    -- What to recreate on the twin, spelled while the old table still has the name (no foreign key: above).
+    SELECT array_agg(format('ALTER TABLE lock_monitoring.%I ADD CONSTRAINT %I %s', p_table, conname, pg_get_constraintdef(oid))
+                     ORDER BY conname) INTO v_stmts
+    FROM pg_constraint WHERE conrelid = v_old AND contype IN ('p', 'u', 'x');
+    v_stmts := coalesce(v_stmts, '{}') || coalesce((
+        SELECT array_agg(pg_get_indexdef(i.indexrelid) ORDER BY c.relname)
+        FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+        WHERE i.indrelid = v_old AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid AND k.conrelid = v_old)), '{}');
+    v_stmts := v_stmts || coalesce((
+        SELECT array_agg(format('COMMENT ON INDEX lock_monitoring.%I IS %L', c.relname, d.description))
+        FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_description d ON d.objoid = c.oid AND d.classoid = 'pg_class'::regclass
+        WHERE i.indrelid = v_old), '{}');
+    v_stmts := v_stmts || coalesce((
+        SELECT array_agg(format('GRANT %s ON lock_monitoring.%I TO %s', a.privilege_type, p_table,
+                                CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END))
+        FROM pg_class c CROSS JOIN LATERAL aclexplode(c.relacl) a
+        WHERE c.oid = v_old AND a.grantee <> c.relowner), '{}');
+    v_comment := obj_description(v_old, 'pg_class');
+
+    -- The twin: same columns, defaults, CHECKs, column comments; a partition for every UTC day
+    -- that has rows, and for yesterday up to p_days_ahead days ahead.
+    EXECUTE format('CREATE TABLE lock_monitoring.%I (LIKE lock_monitoring.%I INCLUDING DEFAULTS INCLUDING GENERATED INCLUDING CONSTRAINTS '
+                   'INCLUDING COMMENTS INCLUDING STORAGE INCLUDING COMPRESSION) PARTITION BY RANGE (%I)', v_twin, p_table, p_column);
+    EXECUTE format('CREATE TABLE lock_monitoring.%I PARTITION OF lock_monitoring.%I DEFAULT%s', p_table || '_default', v_twin, v_with);
+    FOR v_day IN EXECUTE format(
+        'SELECT DISTINCT (%I AT TIME ZONE ''UTC'')::date FROM lock_monitoring.%I '
+        'UNION SELECT generate_series((now() AT TIME ZONE ''UTC'')::date - 1, (now() AT TIME ZONE ''UTC'')::date + $1, interval ''1 day'')::date '
+        'ORDER BY 1', p_column, p_table) USING p_days_ahead
+    LOOP
+        EXECUTE format('CREATE TABLE lock_monitoring.%I PARTITION OF lock_monitoring.%I FOR VALUES FROM (%L) TO (%L)%s',
+                       p_table || '_p' || to_char(v_day, 'YYYYMMDD'), v_twin,
+                       (v_day::timestamp AT TIME ZONE 'UTC'), ((v_day + 1)::timestamp AT TIME ZONE 'UTC'), v_with);
+    END LOOP;
+    EXECUTE format('SELECT count(*) FROM lock_monitoring.%I', p_table) INTO v_rows;
+    EXECUTE format('INSERT INTO lock_monitoring.%I (%s) SELECT %s FROM lock_monitoring.%I', v_twin, v_cols, v_cols, p_table);
+    GET DIAGNOSTICS v_copied = ROW_COUNT;
+    IF v_copied <> v_rows THEN
+        RAISE EXCEPTION 'lock_monitoring.%: copied % of % rows into the partitioned table', p_table, v_copied, v_rows;
+    END IF;
+
+    -- lockvault's views on it go (the repeatable set recreates them); anyone else's view on it
+    -- makes DROP TABLE fail, by name, and the migration roll back.
+    FOR v_view IN
+        WITH RECURSIVE dep(oid, depth) AS (
+            SELECT DISTINCT r.ev_class, 1 FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid
+            WHERE d.classid = 'pg_rewrite'::regclass AND d.refobjid = v_old AND r.ev_class <> v_old
+            UNION
+            SELECT r.ev_class, dep.depth + 1 FROM dep JOIN pg_depend d ON d.refobjid = dep.oid AND d.classid = 'pg_rewrite'::regclass
+            JOIN pg_rewrite r ON r.oid = d.objid WHERE r.ev_class <> dep.oid)
+        SELECT c.oid::regclass AS v, max(depth) AS depth FROM dep JOIN pg_class c ON c.oid = dep.oid
+        WHERE c.relnamespace = 'lock_monitoring'::regnamespace AND c.relkind IN ('v', 'm')
+        GROUP BY c.oid ORDER BY max(depth) DESC
+    LOOP
+        EXECUTE format('DROP VIEW IF EXISTS %s', v_view.v);
+    END LOOP;
+    EXECUTE format('DROP TABLE lock_monitoring.%I', p_table);
+    EXECUTE format('ALTER TABLE lock_monitoring.%I RENAME TO %I', v_twin, p_table);
+    FOREACH v_s IN ARRAY v_stmts LOOP
+        EXECUTE v_s;
+    END LOOP;
+    IF v_comment IS NOT NULL THEN
+        EXECUTE format('COMMENT ON TABLE lock_monitoring.%I IS %L', p_table, v_comment);
+    END IF;
+    INSERT INTO history_partitioning (table_name, keep_when, partition_options, range_table, partition_column)
+    VALUES (p_table, 'false', v_opts, p_table, p_column)
+    ON CONFLICT (table_name) DO NOTHING;
+    RETURN v_copied;
+END
+$fn$;
+
+DO $drop_keys$
+DECLARE
+    v_key record;
+BEGIN
+    FOR v_key IN SELECT conrelid::regclass AS t, conname FROM pg_constraint
+                 WHERE conrelid IN ('lock_monitoring.alert_delivery_s'::regclass, 'lock_monitoring.alert_event_s'::regclass) AND contype = 'f'
+                 ORDER BY conrelid = 'lock_monitoring.alert_delivery_s'::regclass DESC LOOP
+        EXECUTE format('ALTER TABLE %s DROP CONSTRAINT %I', v_key.t, v_key.conname);
+    END LOOP;
+END
+$drop_keys$;
+SELECT pg_temp.lv_partition_by_day(t, 'event_at', 7) FROM unnest(ARRAY['alert_delivery_s', 'alert_event_s']) AS t ORDER BY t;
+DROP FUNCTION pg_temp.lv_partition_by_day(text, text, integer);
+-- The daemon VACUUMs the default partitions after retention DELETEd from them: from
+-- PostgreSQL 17 on, with the MAINTAIN privilege (migration 028 granted it on the tables there then).
+DO $maintain$
+BEGIN
+    IF current_setting('server_version_num')::int >= 170000 THEN
+        EXECUTE 'GRANT MAINTAIN ON lock_monitoring.alert_event_s_default, lock_monitoring.alert_delivery_s_default TO lock_writer_role';
+    END IF;
+END
+$maintain$;
+COMMENT ON TABLE lock_monitoring.alert_delivery_s IS
+    'Satellite (lockvault): the outcome of handing one alert to one configured sink (alerts.sinks). One partition a UTC day of event_at, as its alert_event_s row (no foreign key to it: both leave with their day, migration 032).';
+
+-- A resolve decision is a point event too: it leaves with its day, even while its blocker is
+-- still blocking (the blocker's own rows stay; the decisions about it are history).
+UPDATE lock_monitoring.history_partitioning SET keep_when = 'false' WHERE table_name = 'resolve_decision_s';
+
+COMMENT ON COLUMN lock_monitoring.history_partitioning.range_table IS
+    'The table whose partitions are the UTC days: <table>_ended for the state satellites (their current rows are in <table>_current, migration 030), the table itself for the point events (deadlocks, gaps, resolve decisions: migration 032).';
+COMMENT ON COLUMN lock_monitoring.history_partitioning.keep_when IS
+    'SQL condition on a row t of a partition older than the retention, $1 = the cutoff: rows for which it is not false are moved to the default partition before the partition is dropped (rows closed after the cutoff, a gap that ended after it). false for the point events, which leave with their day.';
+"""####),
         Migration(name: "033_short_waits.sql", sql: ####"""
 -- Migration 033: short lock waits are counted, not resolved. A wait younger than the daemon's
 -- sampling.min_wait_seconds (default 1 s, PostgreSQL's own deadlock_timeout and the start of
@@ -1169,8 +1489,8 @@ GRANT EXECUTE ON FUNCTION lock_monitoring.analyze_lock_waits(timestamptz, timest
 """####),
         Migration.File(path: "functions/cleanup_old_data.sql", sql: ####"""
 -- Retention: removes history and alerts older than the retention — closed satellite rows
--- (load_end_date older than the cutoff), event rows by age, then hubs and links nothing
--- references any more. Current rows are never removed, whatever their age, and neither are
+-- (load_end_date older than the cutoff), point events (deadlocks, alerts, gaps, resolve
+-- decisions) by their day, then hubs and links nothing references any more. Current rows are never removed, whatever their age, and neither are
 -- the hubs they point to. The daemon runs it (retention.days); DBAs may too.
 --
 -- Partitioned history loses whole days, so that retention leaves no dead rows and no vacuum
@@ -1178,8 +1498,15 @@ GRANT EXECUTE ON FUNCTION lock_monitoring.analyze_lock_waits(timestamptz, timest
 -- its keep_when rule keeps (current rows, rows closed after the cutoff) are moved to the default
 -- partition. Rows may therefore stay up to a day longer than retention_days. The default
 -- partition (those kept rows, and writes no partition covered) is cleaned by DELETE. The
--- current rows of end-dated satellites have a partition of their own, which retention never
--- reads.
+-- current rows of the state satellites (a blocker blocking now, a lock held now) have a
+-- partition of their own (history_partitioning.range_table is the tree of days), which
+-- retention never reads. The point events (deadlocks and their participants, monitor gaps,
+-- resolve decisions, the alert trail) have none: each row is in its own day's partition and
+-- leaves with it (keep_when false; the alert trail's days are those of event_at,
+-- history_partitioning.partition_column). Hubs and links are not partitioned and are DELETEd,
+-- but only those the removed rows referred to are looked at: proving a hub unreferenced probes
+-- every partition of the tables that refer to it, so looking at every old hub would cost
+-- seconds on every run.
 --
 -- Hubs, links and the alert trail are not partitioned and are DELETEd. Only the hubs and links
 -- the removed rows referred to are looked at, and the session hubs first seen on the dropped
@@ -1206,6 +1533,9 @@ GRANT EXECUTE ON FUNCTION lock_monitoring.analyze_lock_waits(timestamptz, timest
 -- as cleanup_old_history (migration 012 renamed it to add the alert trail); it is one function
 -- again.
 DROP FUNCTION IF EXISTS lock_monitoring.cleanup_old_history(integer);
+-- retention_drop gained p_table (one table's days in a transaction of their own, as the daemon
+-- runs it): a new argument list is a new function.
+DROP FUNCTION IF EXISTS lock_monitoring.retention_drop(integer);
 -- Its result gained partitions_dropped (migration 020): a new result type needs a new function.
 DO $shape$
 BEGIN
@@ -1253,11 +1583,21 @@ REVOKE ALL ON FUNCTION lock_monitoring.history_references(text, text, bytea[]) F
 -- temporary one, so that the sweep can run after the drop, in batches (migration 029).
 
 -- Retention, part 1: whole days of the partitioned history, the default partitions' old
--- rows, the analysis rows and the alert trail; the keys the removed rows referred to are
--- kept in retention_retired_key. It takes no hub lock: it removes no hub, and writers (which
--- take the hub lock before their table locks) wait only for its table locks. A DBA calls
+-- rows and the analysis rows; the keys the removed rows referred to are kept in
+-- retention_retired_key. It takes no hub lock: it removes no hub, and writers (which take the
+-- hub lock before their table locks) wait only for its table locks. A DBA calls
 -- cleanup_old_data, which runs both parts in one transaction.
-CREATE OR REPLACE FUNCTION lock_monitoring.retention_drop(retention_days integer DEFAULT 30)
+--
+-- With p_table, only that table's days and default partition: the daemon runs it table by
+-- table, each in a transaction of its own, then once without p_table for the rest. Why: a
+-- dashboard reads several history tables in one statement (alerts_dashboard: the events, then
+-- their deliveries), taking their locks in its own order, while dropping a day holds its
+-- table's lock until commit; holding two tables' locks, retention could wait for a reader that
+-- waits for it (a deadlock, and the dashboard query was the one cancelled). Holding one
+-- table's at a time, it never does. Without p_table, the days of every table in one
+-- transaction: it first locks every table it drops days from, all at once and without
+-- waiting, again after 10 ms until it gets them all, so it never waits while it holds one.
+CREATE OR REPLACE FUNCTION lock_monitoring.retention_drop(retention_days integer DEFAULT 30, p_table text DEFAULT NULL)
 RETURNS TABLE (table_name text, rows_deleted bigint, partitions_dropped integer)
 LANGUAGE plpgsql
 SECURITY DEFINER
@@ -1275,6 +1615,7 @@ DECLARE
     v_born_from timestamptz;
     v_born_to timestamptz;
     v_drop jsonb;
+    v_lock text;
 BEGIN
     IF retention_days IS NULL OR retention_days < 1 THEN
         RAISE EXCEPTION 'retention: retention_days must be at least 1, got %', retention_days USING ERRCODE = '22023';
@@ -1286,13 +1627,31 @@ BEGIN
     SELECT jsonb_agg(jsonb_build_object('table_name', r.table_name, 'partition_name', r.partition_name,
                                         'range_start', r.range_start, 'range_end', r.range_end))
     INTO v_drop
-    FROM history_partition_ranges() r WHERE NOT r.is_default AND r.range_end <= v_cutoff;
+    FROM history_partition_ranges(p_table) r WHERE NOT r.is_default AND r.range_end <= v_cutoff;
+    IF p_table IS NOT NULL AND NOT EXISTS (SELECT 1 FROM history_partitioning hp WHERE hp.table_name = p_table) THEN
+        RAISE EXCEPTION 'retention_drop: % is not a partitioned history table', p_table USING ERRCODE = '22023';
+    END IF;
+    IF p_table IS NULL THEN
+        SELECT string_agg(DISTINCT format('lock_monitoring.%I', hp.range_table), ', ') INTO v_lock
+        FROM history_partitioning hp
+        WHERE hp.table_name IN (SELECT d.table_name FROM jsonb_to_recordset(coalesce(v_drop, '[]')) AS d(table_name text));
+        WHILE v_lock IS NOT NULL LOOP
+            BEGIN
+                EXECUTE 'LOCK TABLE ' || v_lock || ' IN ACCESS EXCLUSIVE MODE NOWAIT';
+                EXIT;
+            EXCEPTION WHEN lock_not_available THEN
+                -- The subtransaction's locks are released: nothing is held while it waits.
+                PERFORM pg_sleep(0.01);
+            END;
+        END LOOP;
+    END IF;
     -- The hub and link keys that removed rows referred to (key_column = the column's name) go
     -- to retention_retired_key: the only hubs and links that may have become unreferenced,
     -- for retention_sweep to decide about.
 
     -- Partitioned history: whole days.
-    FOR v_t IN SELECT hp.table_name, hp.range_table, hp.keep_when FROM history_partitioning hp ORDER BY hp.table_name LOOP
+    FOR v_t IN SELECT hp.table_name, hp.range_table, hp.keep_when, hp.partition_column FROM history_partitioning hp
+               WHERE p_table IS NULL OR hp.table_name = p_table ORDER BY hp.table_name LOOP
         table_name := v_t.table_name; rows_deleted := 0; partitions_dropped := 0;
         SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum),
                array_agg(attname::text ORDER BY attnum) FILTER (WHERE attname LIKE '%\_hk' AND atttypid = 'bytea'::regtype
@@ -1323,14 +1682,14 @@ BEGIN
         END LOOP;
         -- The default partition (rows kept from dropped days, writes for days without a partition): by DELETE.
         IF v_keys IS NULL THEN
-            EXECUTE format('DELETE FROM lock_monitoring.%I t WHERE t.load_date < $1 AND (%s) IS FALSE', v_t.range_table || '_default', v_t.keep_when)
+            EXECUTE format('DELETE FROM lock_monitoring.%I t WHERE t.%I < $1 AND (%s) IS FALSE', v_t.range_table || '_default', v_t.partition_column, v_t.keep_when)
                 USING v_cutoff;
             GET DIAGNOSTICS v_n = ROW_COUNT;
         ELSE
-            EXECUTE format('WITH d AS (DELETE FROM lock_monitoring.%I t WHERE t.load_date < $1 AND (%s) IS FALSE RETURNING %s), '
+            EXECUTE format('WITH d AS (DELETE FROM lock_monitoring.%I t WHERE t.%I < $1 AND (%s) IS FALSE RETURNING %s), '
                            'k AS (INSERT INTO lock_monitoring.retention_retired_key (key_column, hk, cutoff) %s ON CONFLICT DO NOTHING) '
                            'SELECT count(*) FROM d',
-                           v_t.range_table || '_default', v_t.keep_when,
+                           v_t.range_table || '_default', v_t.partition_column, v_t.keep_when,
                            (SELECT string_agg(format('t.%I', k), ', ') FROM unnest(v_keys) k),
                            (SELECT string_agg(format('SELECT %L, d.%I, $1 FROM d', k, k), ' UNION ') FROM unnest(v_keys) k))
                 INTO v_n USING v_cutoff;
@@ -1338,8 +1697,6 @@ BEGIN
         rows_deleted := rows_deleted + v_n;
         RETURN NEXT;
     END LOOP;
-    partitions_dropped := 0;
-    DELETE FROM lock_wait_analysis_s WHERE load_end_date < v_cutoff;      GET DIAGNOSTICS v_n = ROW_COUNT; table_name := 'lock_wait_analysis_s'; rows_deleted := v_n; RETURN NEXT;
 
     -- Session hubs first seen on the dropped days: a cycle writes the hub of every session it
     -- names, so these may be referenced by no removed row at all.
@@ -1348,24 +1705,24 @@ BEGIN
         SELECT 'blocking_session_hk', h.blocking_session_hk, v_cutoff FROM blocking_session_h h
         WHERE h.load_date >= v_born_from AND h.load_date < least(v_born_to, v_cutoff) ON CONFLICT DO NOTHING;
     END IF;
+    IF p_table IS NOT NULL THEN
+        RETURN;
+    END IF;
+
+    partitions_dropped := 0;
+    DELETE FROM lock_wait_analysis_s WHERE load_end_date < v_cutoff;      GET DIAGNOSTICS v_n = ROW_COUNT; table_name := 'lock_wait_analysis_s'; rows_deleted := v_n; RETURN NEXT;
 
     DELETE FROM lock_wait_analysis_h h WHERE h.load_date < v_cutoff
         AND NOT EXISTS (SELECT 1 FROM lock_wait_analysis_s s WHERE s.lock_wait_analysis_hk = h.lock_wait_analysis_hk);
     GET DIAGNOSTICS v_n = ROW_COUNT; table_name := 'lock_wait_analysis_h'; rows_deleted := v_n; RETURN NEXT;
-
-    -- The alert trail: events are never superseded, so they go by age; an incident's hub
-    -- once none of its events remain.
-    DELETE FROM alert_delivery_s WHERE event_at < v_cutoff;   GET DIAGNOSTICS v_n = ROW_COUNT; table_name := 'alert_delivery_s'; rows_deleted := v_n; RETURN NEXT;
-    DELETE FROM alert_event_s WHERE event_at < v_cutoff;      GET DIAGNOSTICS v_n = ROW_COUNT; table_name := 'alert_event_s'; rows_deleted := v_n; RETURN NEXT;
-    DELETE FROM alert_h h WHERE h.load_date < v_cutoff
-        AND NOT EXISTS (SELECT 1 FROM alert_event_s e WHERE e.alert_hk = h.alert_hk);
-    GET DIAGNOSTICS v_n = ROW_COUNT; table_name := 'alert_h'; rows_deleted := v_n; RETURN NEXT;
+    -- (The alert trail's events and deliveries go with their days, above, since migration 032;
+    -- their incidents' hubs with retention_sweep.)
 END
 $fn$;
-COMMENT ON FUNCTION lock_monitoring.retention_drop(integer) IS
-    'Retention, part 1 (cleanup_old_data runs both parts): drops the daily partitions older than retention_days (their kept rows moved to the default partition), DELETEs old rows of the default partitions, the analysis and the alert trail, and records the hub and link keys the removed rows referred to in retention_retired_key for retention_sweep. Takes no hub lock. Returns rows removed and partitions dropped per table.';
-REVOKE ALL ON FUNCTION lock_monitoring.retention_drop(integer) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION lock_monitoring.retention_drop(integer) TO lock_writer_role;
+COMMENT ON FUNCTION lock_monitoring.retention_drop(integer, text) IS
+    'Retention, part 1 (cleanup_old_data runs both parts): drops the daily partitions older than retention_days (their kept rows moved to the default partition), DELETEs old rows of the default partitions and the analysis, and records the hub and link keys the removed rows referred to in retention_retired_key for retention_sweep. With p_table, only that table''s days and default partition (the daemon runs each table in a transaction of its own, then the rest without p_table). Takes no hub lock. Returns rows removed and partitions dropped per table.';
+REVOKE ALL ON FUNCTION lock_monitoring.retention_drop(integer, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION lock_monitoring.retention_drop(integer, text) TO lock_writer_role;
 
 -- Retention, part 2: up to batch_size retired keys (lock keys first: removing their links
 -- retires session keys, which this batch then takes too), the links and hubs among them that
@@ -1403,7 +1760,7 @@ BEGIN
     END IF;
     IF NOT EXISTS (SELECT 1 FROM retention_retired_key) THEN
         FOREACH table_name IN ARRAY ARRAY['lock_blocking_l', 'deadlock_involvement_l', 'lock_activity_h', 'deadlock_event_h',
-                                          'blocking_session_h', 'retention_retired_key'] LOOP
+                                          'blocking_session_h', 'alert_h', 'retention_retired_key'] LOOP
             rows_deleted := 0; RETURN NEXT;
         END LOOP;
         RETURN;
@@ -1479,6 +1836,12 @@ BEGIN
         AND NOT EXISTS (SELECT 1 FROM lock_blocking_l l WHERE l.blocked_session_hk = h.blocking_session_hk)
         AND NOT EXISTS (SELECT 1 FROM deadlock_involvement_l l WHERE l.blocking_session_hk = h.blocking_session_hk);
     GET DIAGNOSTICS v_n = ROW_COUNT; table_name := 'blocking_session_h'; rows_deleted := v_n; RETURN NEXT;
+    -- An alert incident whose events are all gone (the alert writer takes the hub lock shared,
+    -- Sources/LockvaultEngine/Vault/AlertAudit.swift: none is writing one now).
+    DELETE FROM alert_h h
+    WHERE h.alert_hk IN (SELECT r.hk FROM pg_temp.lv_retired_keys r WHERE r.key_column = 'alert_hk') AND h.load_date < v_cutoff
+        AND NOT EXISTS (SELECT 1 FROM alert_event_s e WHERE e.alert_hk = h.alert_hk);
+    GET DIAGNOSTICS v_n = ROW_COUNT; table_name := 'alert_h'; rows_deleted := v_n; RETURN NEXT;
     table_name := 'retention_retired_key'; rows_deleted := v_taken; RETURN NEXT;
 END
 $fn$;
@@ -1527,32 +1890,6 @@ COMMENT ON FUNCTION lock_monitoring.cleanup_old_data(integer) IS
     'Removes closed history and alerts older than retention_days (never current rows, nor the hubs they point to; hubs/links only when unreferenced): partitioned history by dropping whole days, the rest by DELETE; retention_drop then retention_sweep, in one transaction. Writes wait for a run that drops or deletes anything (it holds the hub lock, hub_lock_key()). Returns rows removed and partitions dropped per table.';
 REVOKE ALL ON FUNCTION lock_monitoring.cleanup_old_data(integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION lock_monitoring.cleanup_old_data(integer) TO lock_writer_role;
-
--- What cleanup_old_data DELETEs from leaves dead tuples until a VACUUM: the hubs and links no
--- row refers to any more, the default partitions' old rows, the alert trail (the daily
--- partitions it drops leave none). VACUUM can't run inside a function, so the daemon runs
--- these statements after a run that removed rows (Sources/LockvaultEngine/Vault/Retention.swift),
--- as a DBA may: every ordinary table of the schema but the daily partitions, those this role may
--- vacuum (owner; MAINTAIN from PostgreSQL 17, migration 028). A table with nothing to reclaim
--- costs a visibility-map read. For the others, statement is NULL: autovacuum (migration 028 sets
--- the hubs' and links' thresholds) or the DBA reclaims them.
-CREATE OR REPLACE FUNCTION lock_monitoring.retention_vacuum_statements()
-RETURNS TABLE (table_name text, statement text)
-LANGUAGE sql STABLE
-SET search_path = pg_catalog, lock_monitoring
-AS $fn$
-    SELECT c.relname::text,
-           CASE WHEN pg_has_role(current_user, c.relowner, 'USAGE')
-                     OR CASE WHEN current_setting('server_version_num')::int >= 170000
-                             THEN has_table_privilege(c.oid, 'MAINTAIN') ELSE false END
-                THEN format('VACUUM lock_monitoring.%I', c.relname) END
-    FROM pg_class c
-    WHERE c.relnamespace = 'lock_monitoring'::regnamespace AND c.relkind = 'r'
-      AND (NOT c.relispartition OR pg_get_expr(c.relpartbound, c.oid) = 'DEFAULT')
-    ORDER BY c.relname
-$fn$;
-COMMENT ON FUNCTION lock_monitoring.retention_vacuum_statements() IS
-    'The VACUUM to run after cleanup_old_data for each table it may DELETE from (every ordinary table but the daily partitions, which it drops whole); statement is NULL where the current role may not vacuum the table.';
 """####),
         Migration.File(path: "functions/fleet_status.sql", sql: ####"""
 -- The fleet at a glance: one row per monitored cluster in this vault (many lockvault@NAME
@@ -1665,8 +2002,9 @@ GRANT EXECUTE ON FUNCTION lock_monitoring.fleet_status(double precision) TO lock
 """####),
         Migration.File(path: "functions/history_partitions.sql", sql: ####"""
 -- Partitions of the history tables (migration 020: one per UTC day of load_date, plus a
--- default; for the end-dated satellites, of their closed rows, <table>_ended, since migration
--- 030 keeps the current rows in <table>_current): which exist, and creating them ahead. The daemon calls
+-- default; for the state satellites, of their closed rows, <table>_ended, since migration
+-- 030 keeps the current rows in <table>_current; the point events by day alone, migration
+-- 032; the alert trail by day of event_at, migration 032): which exist, and creating them ahead. The daemon calls
 -- ensure_history_partitions() at start and every hour, so a day's partition exists before its
 -- first write; a write for a day without one (the daemon was stopped for a week, a clock far
 -- ahead, `lockvault sample` from cron) lands in the default partition and is moved into the
@@ -1691,7 +2029,7 @@ AS $fn$
     WHERE p_table IS NULL OR hp.table_name = p_table
 $fn$;
 COMMENT ON FUNCTION lock_monitoring.history_partition_ranges(text) IS
-    'The partitions of the partitioned history tables (all, or of one) and their load_date ranges (NULL for the default partition), without sizes: history_partitions() adds them.';
+    'The partitions of the partitioned history tables (all, or of one) and their ranges of history_partitioning.partition_column (load_date; event_at for the alert trail), NULL for the default partition, without sizes: history_partitions() adds them.';
 REVOKE ALL ON FUNCTION lock_monitoring.history_partition_ranges(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION lock_monitoring.history_partition_ranges(text) TO lock_monitoring_role, lock_writer_role;
 
@@ -1708,7 +2046,7 @@ AS $fn$
     ORDER BY 1, 4 NULLS FIRST
 $fn$;
 COMMENT ON FUNCTION lock_monitoring.history_partitions(text) IS
-    'The partitions of the partitioned history tables (all, or of one): range of load_date, or the default partition; estimated rows and bytes.';
+    'The partitions of the partitioned history tables (all, or of one): range of load_date (event_at for the alert trail), or the default partition; estimated rows and bytes.';
 REVOKE ALL ON FUNCTION lock_monitoring.history_partitions(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION lock_monitoring.history_partitions(text) TO lock_monitoring_role, lock_writer_role;
 
@@ -1733,7 +2071,7 @@ BEGIN
     END IF;
     -- Every daemon of a fleet runs this: one at a time (and never beside cleanup_old_data).
     PERFORM pg_advisory_xact_lock(hashtext('lock_monitoring history partitions'));
-    FOR v_t IN SELECT hp.table_name, hp.range_table, hp.partition_options FROM history_partitioning hp ORDER BY hp.table_name LOOP
+    FOR v_t IN SELECT hp.table_name, hp.range_table, hp.partition_options, hp.partition_column FROM history_partitioning hp ORDER BY hp.table_name LOOP
         v_with := CASE WHEN v_t.partition_options IS NULL THEN '' ELSE ' WITH (' || array_to_string(v_t.partition_options, ', ') || ')' END;
         SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) INTO v_cols
         FROM pg_attribute WHERE attrelid = format('lock_monitoring.%I', v_t.table_name)::regclass
@@ -1747,8 +2085,8 @@ BEGIN
                            WHERE NOT p.is_default AND p.range_start < v_hi AND p.range_end > v_lo) THEN
                 v_name := v_t.range_table || '_p' || to_char(v_day, 'YYYYMMDD');
                 -- Rows the default partition took for this day move into the new partition.
-                EXECUTE format('SELECT count(*) FROM lock_monitoring.%I WHERE load_date >= $1 AND load_date < $2',
-                               v_t.range_table || '_default') INTO v_n USING v_lo, v_hi;
+                EXECUTE format('SELECT count(*) FROM lock_monitoring.%I WHERE %I >= $1 AND %I < $2',
+                               v_t.range_table || '_default', v_t.partition_column, v_t.partition_column) INTO v_n USING v_lo, v_hi;
                 IF v_n = 0 THEN
                     EXECUTE format('CREATE TABLE lock_monitoring.%I PARTITION OF lock_monitoring.%I FOR VALUES FROM (%L) TO (%L)%s',
                                    v_name, v_t.range_table, v_lo, v_hi, v_with);
@@ -1756,8 +2094,9 @@ BEGIN
                     -- Rows the default partition took for this day move into the new partition
                     -- (it can't be created while the default holds rows of its range).
                     EXECUTE format('CREATE TEMP TABLE lv_moving ON COMMIT DROP AS SELECT %s FROM lock_monitoring.%I WITH NO DATA', v_cols, v_t.table_name);
-                    EXECUTE format('WITH d AS (DELETE FROM lock_monitoring.%I WHERE load_date >= $1 AND load_date < $2 RETURNING %s) '
-                                   'INSERT INTO pg_temp.lv_moving SELECT * FROM d', v_t.range_table || '_default', v_cols) USING v_lo, v_hi;
+                    EXECUTE format('WITH d AS (DELETE FROM lock_monitoring.%I WHERE %I >= $1 AND %I < $2 RETURNING %s) '
+                                   'INSERT INTO pg_temp.lv_moving SELECT * FROM d', v_t.range_table || '_default', v_t.partition_column, v_t.partition_column, v_cols)
+                        USING v_lo, v_hi;
                     GET DIAGNOSTICS v_n = ROW_COUNT;
                     EXECUTE format('CREATE TABLE lock_monitoring.%I PARTITION OF lock_monitoring.%I FOR VALUES FROM (%L) TO (%L)%s',
                                    v_name, v_t.range_table, v_lo, v_hi, v_with);
@@ -2461,6 +2800,35 @@ $fn$;
 COMMENT ON FUNCTION lock_monitoring.record_sessions(text, text, timestamptz, jsonb) IS
     'record_cycle part: hub rows (blocking_session_h) for every session named in the cycle. Returns hubs added.';
 GRANT EXECUTE ON FUNCTION lock_monitoring.record_sessions(text, text, timestamptz, jsonb) TO lock_writer_role;
+"""####),
+        Migration.File(path: "functions/retention_vacuum.sql", sql: ####"""
+-- Retention's VACUUM (the daemon runs it after cleanup_old_data's parts, Sources/LockvaultEngine/Vault/Retention.swift).
+
+-- What cleanup_old_data DELETEs from leaves dead tuples until a VACUUM: the hubs and links no
+-- row refers to any more (alert_h among them), the default partitions' old rows, the analysis
+-- (the daily partitions it drops leave none). VACUUM can't run inside a function, so the daemon runs
+-- these statements after a run that removed rows (Sources/LockvaultEngine/Vault/Retention.swift),
+-- as a DBA may: every ordinary table of the schema but the daily partitions, those this role may
+-- vacuum (owner; MAINTAIN from PostgreSQL 17, migration 028). A table with nothing to reclaim
+-- costs a visibility-map read. For the others, statement is NULL: autovacuum (migration 028 sets
+-- the hubs' and links' thresholds) or the DBA reclaims them.
+CREATE OR REPLACE FUNCTION lock_monitoring.retention_vacuum_statements()
+RETURNS TABLE (table_name text, statement text)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, lock_monitoring
+AS $fn$
+    SELECT c.relname::text,
+           CASE WHEN pg_has_role(current_user, c.relowner, 'USAGE')
+                     OR CASE WHEN current_setting('server_version_num')::int >= 170000
+                             THEN has_table_privilege(c.oid, 'MAINTAIN') ELSE false END
+                THEN format('VACUUM lock_monitoring.%I', c.relname) END
+    FROM pg_class c
+    WHERE c.relnamespace = 'lock_monitoring'::regnamespace AND c.relkind = 'r'
+      AND (NOT c.relispartition OR pg_get_expr(c.relpartbound, c.oid) = 'DEFAULT')
+    ORDER BY c.relname
+$fn$;
+COMMENT ON FUNCTION lock_monitoring.retention_vacuum_statements() IS
+    'The VACUUM to run after cleanup_old_data for each table it may DELETE from (every ordinary table but the daily partitions, which it drops whole); statement is NULL where the current role may not vacuum the table.';
 """####),
         Migration.File(path: "views/alerts_dashboard.sql", sql: ####"""
 -- What DBAs read in psql: current state first, worst first; long text cut so rows stay

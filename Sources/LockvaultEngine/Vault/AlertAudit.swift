@@ -35,6 +35,11 @@ public enum AlertAudit {
                              on conn: PostgresConnection) throws {
         guard !alerts.isEmpty || !deliveries.isEmpty else { return }
         try conn.transaction { tx in
+            // The hub lock, shared, before any table lock (sql/functions/hub_lock.sql): retention
+            // removes an incident's hub (alert_h) only while it holds the lock exclusively, so it
+            // never removes one this transaction is writing an event for (the events have no
+            // foreign key to their hub since migration 032: their days are dropped whole).
+            _ = try tx.query("SELECT pg_advisory_xact_lock_shared(lock_monitoring.hub_lock_key())")
             for (alert, sysid) in alerts {
                 _ = try tx.query("""
                     INSERT INTO lock_monitoring.alert_h (alert_hk, alert_id, cluster_hk, load_date, record_source)

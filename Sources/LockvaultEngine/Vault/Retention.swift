@@ -2,7 +2,8 @@ import LockvaultCore
 public import PostgresClient
 
 /// The vault's retention as the daemon runs it (`schedule.cleanup_interval_seconds`): what
-/// `cleanup_old_data(days)` does in one transaction, in several: `retention_drop(days)`, then
+/// `cleanup_old_data(days)` does in one transaction, in several: `retention_drop(days, table)`
+/// for each partitioned table, then `retention_drop(days)` for the rest, then
 /// `retention_sweep` batches until no retired key is left, then, when anything was removed, a
 /// VACUUM of each table it may have DELETEd from.
 ///
@@ -61,12 +62,19 @@ public struct RetentionRun: Sendable {
         let clock = ContinuousClock()
         func milliseconds(since start: ContinuousClock.Instant) -> Double { (clock.now - start).milliseconds }
         var start = clock.now
-        let dropped = try conn.query("""
-            SELECT coalesce(sum(rows_deleted), 0)::int8 AS rows, coalesce(sum(partitions_dropped), 0)::int4 AS partitions
-            FROM lock_monitoring.retention_drop($1)
-            """, [days])[0]
-        var run = RetentionRun(rowsRemoved: try dropped.decode("rows"), partitionsDropped: try dropped.decode("partitions"),
-                               sweepBatches: 0, vacuumed: [], notVacuumed: [])
+        var run = RetentionRun(rowsRemoved: 0, partitionsDropped: 0, sweepBatches: 0, vacuumed: [], notVacuumed: [])
+        // One table's days a transaction, then the rest (nil): holding one table's locks at a
+        // time, the drop never waits for a dashboard query that waits for it (retention_drop's comment).
+        let tables: [String?] = try conn.query("SELECT table_name FROM lock_monitoring.history_partitioning ORDER BY 1")
+            .map { try $0.decode("table_name", as: String.self) } + [nil]
+        for table in tables {
+            let dropped = try conn.query("""
+                SELECT coalesce(sum(rows_deleted), 0)::int8 AS rows, coalesce(sum(partitions_dropped), 0)::int4 AS partitions
+                FROM lock_monitoring.retention_drop($1, $2)
+                """, [days, table])[0]
+            run.rowsRemoved += try dropped.decode("rows", as: Int64.self)
+            run.partitionsDropped += try dropped.decode("partitions", as: Int.self)
+        }
         run.dropMilliseconds = milliseconds(since: start)
         // Also what an earlier run, stopped midway, left to sweep.
         while true {
