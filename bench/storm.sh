@@ -133,7 +133,7 @@ worst_lines=$(cycle_lines | tail -n +$(( n0 + 1 )))
 stop_arm
 worst_cycles=$(grep -c . <<<"$worst_lines" || true)
 worst_passes=$(sed -n 's/.*"lock_manager_passes":"\([0-9]*\)".*/\1/p' <<<"$worst_lines" | paste -sd+ | bc)
-read -r worst_client worst_server <<<"$(bc -l <<<"scale=2; 100 * ($c1 - $c0) / $clk / ($t1 - $t0); 100 * ($s1 - $s0) / $clk / ($t1 - $t0)" | tr '\n' ' ')"
+read -r worst_client worst_server <<<"$(bc -l <<<"100 * ($c1 - $c0) / $clk / ($t1 - $t0); 100 * ($s1 - $s0) / $clk / ($t1 - $t0)" | xargs printf '%.2f ')"
 
 echo "==> profile: the daemon's steady cycle with $worst_locks locks (perf, 30 s)" >&2
 # callgrind would count instructions, but valgrind 3.19 cannot run this toolchain's binaries

@@ -112,6 +112,7 @@ func detectionLatency(workDB: String, vaultDB: String, blockingTrials: Int, dead
     }
     var out = "| from → to | trials seen | p50 ms | p90 ms | p99 ms | max ms | target (p99) ms | |\n|---|---:|---:|---:|---:|---:|---:|---|\n"
     out += row("blocked statement issued → blocking_sessions_dashboard", result.blocking, 1500 + 1000 * minWait, result.blockingTimeouts, blockingTrials) + "\n"
+    guard deadlockTrials > 0 else { return out }
     out += row("deadlock cycle closed → deadlock_events_dashboard", result.deadlockFromCycle, 2000, result.deadlockTimeouts, deadlockTrials) + "\n"
     out += "| server reports the deadlock → deadlock_events_dashboard | \(result.deadlockFromServer.count) of \(deadlockTrials) | \(String(format: "%.0f", percentile(result.deadlockFromServer, 0.5))) | \(String(format: "%.0f", percentile(result.deadlockFromServer, 0.9))) | \(String(format: "%.0f", percentile(result.deadlockFromServer, 0.99))) | \(String(format: "%.0f", result.deadlockFromServer.max() ?? .nan)) | (informational) | |\n"
     out += "\nDeadlock rows by `sources` when first seen: " + result.deadlockSources.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ") + "."
