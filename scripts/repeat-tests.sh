@@ -34,7 +34,7 @@ cleanup() {
 trap cleanup EXIT
 
 eval "$(scripts/pg-cluster.sh env)"
-[[ ${LOCKVAULT_BUILT:-} == 1 ]] || swift build --build-tests   # .ci/run built already
+[[ ${LOCKVAULT_TEST_BUILT:-} == 1 ]] || swift build --build-tests   # .ci/run built already
 export LOCKVAULT_TEST_BINARY="$(swift build --show-bin-path)/lockvault"
 
 begin=$(date +%s)

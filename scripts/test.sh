@@ -35,8 +35,8 @@ trap cleanup EXIT
 
 eval "$(scripts/pg-cluster.sh env)"
 psql -XAtqc "SELECT 'live database: ' || version()"
-# CI builds once before its suites (.ci/run sets LOCKVAULT_BUILT=1): a build with nothing to do
+# CI builds once before its suites (.ci/run sets LOCKVAULT_TEST_BUILT=1; LOCKVAULT_TEST_* is the harness's, never read as configuration): a build with nothing to do
 # still costs some 20 s a suite.
-if [[ ${LOCKVAULT_BUILT:-} != 1 ]]; then lockvault_build --build-tests || exit $?; fi
+if [[ ${LOCKVAULT_TEST_BUILT:-} != 1 ]]; then lockvault_build --build-tests || exit $?; fi
 export LOCKVAULT_TEST_BINARY="$(swift build --show-bin-path)/lockvault"
 swift test --skip-build "$@"
