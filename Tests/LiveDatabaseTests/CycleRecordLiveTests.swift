@@ -50,9 +50,8 @@ extension LiveDatabaseSuite {
                 let record = CycleRecord(
                     snapshot: snapshot, assessments: outcome.assessments, graph: WaitGraph(snapshot), deadlocks: [deadlock],
                     decisions: outcome.decisions.map { $0.record(decidedBy: "test", at: snapshot.capturedAt) },
-                    killRule: outcome.rulings, killThresholdSeconds: 0, clusterName: "test",
-                    recordSource: "test", cycleMilliseconds: 1, heartbeatSeconds: 60,
-                    gap: (start: snapshot.capturedAt.addingTimeInterval(-10), end: snapshot.capturedAt, reason: "test"))
+                    rulings: outcome.rulings, context: CycleRecord.Context(clusterName: "test", recordSource: "test", killThresholdSeconds: 0, heartbeatSeconds: 60),
+                    cycleMilliseconds: 1, gap: ObservationGap(start: snapshot.capturedAt.addingTimeInterval(-10), end: snapshot.capturedAt, reason: "test"))
                 let document = try #require(try JSONSerialization.jsonObject(with: Data(try record.encoded().utf8)) as? [String: Any])
 
                 func columns(_ table: String) throws -> Set<String> {

@@ -84,8 +84,8 @@ extension LiveDatabaseSuite {
                 let snapshot = try #require(outcome.snapshot)
                 let record = CycleRecord(
                     snapshot: snapshot, assessments: outcome.assessments, graph: WaitGraph(snapshot), deadlocks: [], decisions: [],
-                    killRule: outcome.rulings, killThresholdSeconds: 0, clusterName: "older", recordSource: "test", cycleMilliseconds: 1,
-                    heartbeatSeconds: 3600, gap: nil)
+                    rulings: outcome.rulings, context: CycleRecord.Context(clusterName: "older", recordSource: "test", killThresholdSeconds: 0, heartbeatSeconds: 3600),
+                    cycleMilliseconds: 1, gap: nil)
                 // As a lockvault from before migration 025 sends it: no counts by severity.
                 var document = try #require(try JSONSerialization.jsonObject(with: Data(try record.encoded().utf8)) as? [String: Any])
                 var summary = try #require(document["summary"] as? [String: Any])

@@ -33,8 +33,8 @@ extension LiveDatabaseSuite {
             #expect(outcome.assessments.count == 1)
             let record = CycleRecord(
                 snapshot: snapshot, assessments: outcome.assessments, graph: WaitGraph(snapshot), deadlocks: [], decisions: [],
-                killRule: outcome.rulings, killThresholdSeconds: 0, clusterName: "part", recordSource: "test", cycleMilliseconds: 1,
-                heartbeatSeconds: 3600, gap: nil)
+                rulings: outcome.rulings, context: CycleRecord.Context(clusterName: "part", recordSource: "test", killThresholdSeconds: 0, heartbeatSeconds: 3600),
+                    cycleMilliseconds: 1, gap: nil)
             let document = try #require(try JSONSerialization.jsonObject(with: Data(try record.encoded().utf8)) as? [String: Any])
             return Sampled(document: document, holderPid: holder.pid, systemIdentifier: snapshot.systemIdentifier)
         }

@@ -8,13 +8,13 @@ import Testing
     let t0 = Date(timeIntervalSince1970: 1_800_000_000)
     typealias Changes = VaultChanges<String>
 
-    func cycle(_ rows: [String: UInt8], at seconds: Double, summary: UInt8 = 0, events: Bool = false) -> VaultCycleState<String> {
-        VaultCycleState(rows: rows.mapValues { [$0] }, summary: [summary], capturedAt: t0 + seconds, hasEvents: events)
+    func cycle(_ rows: [String: UInt8], at seconds: Double, summary: UInt8 = 0, events: Bool = false) -> VaultRowDigests<String> {
+        VaultRowDigests(rows: rows.mapValues { [$0] }, summary: [summary], capturedAt: t0 + seconds, hasEvents: events)
     }
 
     /// Plans `c`, and when it is to be sent, reports it written with the summary at `c`'s time.
     @discardableResult
-    func write(_ changes: inout Changes, _ c: VaultCycleState<String>) -> Changes.Plan {
+    func write(_ changes: inout Changes, _ c: VaultRowDigests<String>) -> Changes.Plan {
         let plan = changes.plan(c)
         if plan == .skip { changes.unchanged(c) } else { changes.written(c, summaryAt: c.capturedAt) }
         return plan
@@ -88,7 +88,7 @@ import Testing
     /// generation is compared row by row, so a bulk rebuilt with the same rows sends nothing.
     @Test func aBulkOfTheSameGenerationIsNotComparedAndANewOneIs() {
         var changes = Changes(heartbeatSeconds: 60)
-        func bulky(_ rows: [String: UInt8], bulk: [String: UInt8], generation: UInt64, at seconds: Double) -> VaultCycleState<String> {
+        func bulky(_ rows: [String: UInt8], bulk: [String: UInt8], generation: UInt64, at seconds: Double) -> VaultRowDigests<String> {
             var c = cycle(rows, at: seconds)
             c.bulk = .init(rows: bulk.mapValues { [$0] }, generation: generation)
             return c
@@ -108,7 +108,7 @@ import Testing
     /// row by row again (rows that differ, against the builder's promise, show it is not looked at).
     @Test func aRebuiltBulkThatChangedNothingIsNotComparedAgain() {
         var changes = Changes(heartbeatSeconds: 60)
-        func bulky(_ bulk: [String: UInt8], generation: UInt64, at seconds: Double) -> VaultCycleState<String> {
+        func bulky(_ bulk: [String: UInt8], generation: UInt64, at seconds: Double) -> VaultRowDigests<String> {
             var c = cycle([:], at: seconds)
             c.bulk = .init(rows: bulk.mapValues { [$0] }, generation: generation)
             return c

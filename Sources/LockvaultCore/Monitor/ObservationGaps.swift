@@ -31,13 +31,13 @@ public struct ObservationGaps: Sendable {
     /// A sample was taken at `capturedAt`; returns the gap it closes, if any. `lastRecordedCycle`
     /// is the vault's answer to ``wantsLastRecordedCycle`` (nil: not asked, never, or unknown —
     /// then no downtime is inferred: better none than a wrong one).
-    public mutating func sampled(at capturedAt: Date, lastRecordedCycle: Date? = nil) -> CycleGap? {
+    public mutating func sampled(at capturedAt: Date, lastRecordedCycle: Date? = nil) -> ObservationGap? {
         if lastObserved == nil, unobserved == nil, let last = lastRecordedCycle, capturedAt.timeIntervalSince(last) > heartbeatSeconds + 5 {
             unobserved = (last, "lockvault was not recording (stopped, crashed or not yet started); the gap starts at the last recorded cycle, which may be up to \(Int(heartbeatSeconds)) s before it stopped")
         }
         lastObserved = capturedAt
         guard let (since, reason) = unobserved else { return nil }
         unobserved = nil
-        return CycleGap(start: min(since, capturedAt), end: capturedAt, reason: reason)
+        return ObservationGap(start: min(since, capturedAt), end: capturedAt, reason: reason)
     }
 }

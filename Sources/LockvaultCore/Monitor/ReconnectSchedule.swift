@@ -36,4 +36,17 @@ public struct ReconnectSchedule: Sendable {
 
     /// The upper bound the next delay will be drawn under (for messages).
     public var ceiling: Duration { backoff.currentCeiling }
+
+    /// Whether a connection may be opened at `now`.
+    public func connectAction(at now: ContinuousClock.Instant) -> ConnectAction {
+        if isDue(at: now) { return .connect }
+        return .wait(until: nextAttempt ?? now, ceiling: ceiling)
+    }
+}
+
+/// Whether a connection may be opened now.
+public enum ConnectAction: Sendable, Equatable {
+    case connect
+    /// Backing off: no attempt before `until` (drawn under `ceiling`).
+    case wait(until: ContinuousClock.Instant, ceiling: Duration)
 }

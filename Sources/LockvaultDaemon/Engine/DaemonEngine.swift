@@ -128,14 +128,14 @@ public actor DaemonEngine: SamplingEngine {
         }
     }
 
-    public func runCycle() async -> CycleReport {
+    public func runCycle() async -> CycleOutcome {
         let outcome = await monitor.runCycle()
         metrics.record(outcome)
         report(outcome)
         raiseAlerts(outcome)
         await writeAlertAudit()
         await scheduledWork()
-        return CycleReport(succeeded: outcome.succeeded, statusLine: outcome.statusLine)
+        return outcome
     }
 
     private func report(_ outcome: CycleOutcome) {

@@ -1,30 +1,18 @@
 import Foundation
 import LockvaultCore
+public import LockvaultEngine
 public import Logging
 public import ServiceLifecycle
 import Synchronization
 import UnixSignals
-
-/// The outcome of one sampling cycle, as the service loop needs it.
-public struct CycleReport: Sendable, Equatable {
-    /// The cycle reached the database and recorded what it saw.
-    public var succeeded: Bool
-    /// One line for `STATUS=` (e.g. `ok: 2 blockers (1 CRITICAL), 0 deadlocks, cycle 3.1 ms`).
-    public var statusLine: String
-
-    public init(succeeded: Bool, statusLine: String) {
-        self.succeeded = succeeded
-        self.statusLine = statusLine
-    }
-}
 
 /// What the service loop drives: one cycle at a time, and a config reload on SIGHUP.
 public protocol SamplingEngine: Sendable {
     /// Before the first cycle: waits (while it may help) until the vault and the monitored
     /// cluster can be used; throws when waiting cannot help (the daemon then exits).
     func prepare() async throws
-    /// Runs one cycle. Never throws: failures are reported (and recovered from) in the report.
-    func runCycle() async -> CycleReport
+    /// Runs one cycle. Never throws: failures are reported (and recovered from) in the outcome.
+    func runCycle() async -> CycleOutcome
     /// Re-reads the configuration. Returns the new cycle interval; throws — keeping the old
     /// configuration in force — when the new one is invalid.
     func reload() async throws -> Duration
@@ -113,17 +101,17 @@ public final class SamplingService: Service {
         while !Task.isCancelled {
             let began = clock.now
             state.withLock { $0.progress.cycleStarted() }
-            let report = await engine.runCycle()
+            let outcome = await engine.runCycle()
             state.withLock { $0.progress.cycleFinished() }
-            notifier.status(report.statusLine)
-            if report.succeeded {
+            notifier.status(outcome.statusLine)
+            if outcome.succeeded {
                 let becameReady = state.withLock { s in
                     defer { s.ready = true }
                     return !s.ready
                 }
                 if becameReady {
                     notifier.ready()
-                    logger.info("lockvault ready", metadata: ["status": "\(report.statusLine)"])
+                    logger.info("lockvault ready", metadata: ["status": "\(outcome.statusLine)"])
                 }
             }
             let (interval, changed) = state.withLock { s in

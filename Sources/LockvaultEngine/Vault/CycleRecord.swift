@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 import LockvaultCore
 import PostgresClient
 
@@ -12,7 +12,30 @@ enum VaultRowKey: Hashable, Sendable {
 /// One cycle's findings as the document `lock_monitoring.record_cycle(jsonb)` writes, in one
 /// call: a list of rows per entity family (Vault/Rows/, one type per family, each computing
 /// its own hash diff), whose keys are the columns they fill.
-struct CycleRecord: Encodable, Sendable {
+public struct CycleRecord: Encodable, Sendable {
+    /// Who records the cycle and under which rules: the same for every cycle of a monitor.
+    public struct Context: Sendable, Equatable {
+        /// The cluster's label (the summary's cluster_name).
+        public var clusterName: String
+        /// `lockvault@host[/cluster]`: the record_source of everything written.
+        public var recordSource: String
+        /// Who decided, for the resolve audit ("daemon@host" or "cli@host").
+        public var decidedBy: String
+        /// The kill rule's threshold, shown with each blocker.
+        public var killThresholdSeconds: Double
+        /// The vault writes a summary row at least this often.
+        public var heartbeatSeconds: Double
+
+        public init(clusterName: String, recordSource: String, decidedBy: String = "", killThresholdSeconds: Double = 300,
+                    heartbeatSeconds: Double = 60) {
+            self.clusterName = clusterName
+            self.recordSource = recordSource
+            self.decidedBy = decidedBy
+            self.killThresholdSeconds = killThresholdSeconds
+            self.heartbeatSeconds = heartbeatSeconds
+        }
+    }
+
     var system_identifier: String
     var record_source: String
     var captured_at: Date
@@ -35,23 +58,39 @@ struct CycleRecord: Encodable, Sendable {
     var ended_locks: [LockKey]?
     var ended_blockers: [SessionKey]?
 
+    /// The cycle the daemon records for `outcome` (nil when nothing was sampled): for tools
+    /// that write real cycles through ``VaultWriter`` (the fleet bench).
+    public init?(_ outcome: CycleOutcome, context: Context) {
+        guard let snapshot = outcome.snapshot else { return nil }
+        self.init(snapshot: snapshot, outcome: outcome, graph: WaitGraph(snapshot), context: context)
+    }
+
+    /// The rows of `outcome`, sampled as `snapshot`.
+    init(snapshot: LockSnapshot, outcome: CycleOutcome, graph: WaitGraph, context: Context,
+         bufferedCycles: Int = 0, spooledCycles: Int = 0, memo: LockRowMemo? = nil) {
+        self.init(snapshot: snapshot, assessments: outcome.assessments, graph: graph, deadlocks: outcome.deadlocks,
+                  decisions: outcome.decisions.map { $0.record(decidedBy: context.decidedBy, at: snapshot.capturedAt) },
+                  rulings: outcome.rulings, context: context, cycleMilliseconds: outcome.cycleMilliseconds,
+                  bufferedCycles: bufferedCycles, spooledCycles: spooledCycles, memo: memo)
+    }
+
     init(
         snapshot: LockSnapshot,
-        assessments: [BlockerAssessment],
-        graph: WaitGraph,
-        deadlocks: [DeadlockEvent],
-        decisions: [ResolveDecisionRecord],
-        killRule: [ResolveDecision],
-        killThresholdSeconds: Double,
-        clusterName: String,
-        recordSource: String,
-        cycleMilliseconds: Double,
-        heartbeatSeconds: Double,
-        gap: (start: Date, end: Date, reason: String)?,
+        assessments: [BlockerAssessment] = [],
+        graph: WaitGraph? = nil,
+        deadlocks: [DeadlockEvent] = [],
+        decisions: [ResolveDecisionRecord] = [],
+        rulings: [ResolveDecision] = [],
+        context: Context,
+        cycleMilliseconds: Double = 0,
+        gap: ObservationGap? = nil,
         bufferedCycles: Int = 0,
         spooledCycles: Int = 0,
         memo: LockRowMemo? = nil
     ) {
+        let graph = graph ?? WaitGraph(snapshot)
+        let recordSource = context.recordSource, clusterName = context.clusterName
+        let killThresholdSeconds = context.killThresholdSeconds, heartbeatSeconds = context.heartbeatSeconds
         system_identifier = snapshot.systemIdentifier
         record_source = recordSource
         captured_at = snapshot.capturedAt
@@ -104,7 +143,7 @@ struct CycleRecord: Encodable, Sendable {
         }
 
         // The kill rule's answer per blocker (ResolvePolicy.decide): what the vault shows as auto_kill_eligible/_reason.
-        let eligibility = Dictionary(killRule.map { ($0.assessment.participant, $0.eligibility) }, uniquingKeysWith: { a, _ in a })
+        let eligibility = Dictionary(rulings.map { ($0.assessment.participant, $0.eligibility) }, uniquingKeysWith: { a, _ in a })
         for a in assessments {
             let key: SessionKey
             switch a.participant {
@@ -153,12 +192,12 @@ struct CycleRecord: Encodable, Sendable {
     /// events (always sent).
     /// - Parameter lockBulk: the locks' rows already keyed (``LockRowMemo/bulk(_:generation:)``):
     ///   they are then the state's bulk, not compared row by row while their generation holds.
-    func changeState(lockBulk: VaultCycleState<VaultRowKey>.Bulk? = nil) -> VaultCycleState<VaultRowKey> {
+    func changeState(lockBulk: VaultRowDigests<VaultRowKey>.Bulk? = nil) -> VaultRowDigests<VaultRowKey> {
         var rows: [VaultRowKey: [UInt8]] = lockBulk == nil ? Self.lockState(locks) : [:]
         rows.reserveCapacity(rows.count + blockers.count + deadlock_counters.count)
         for b in blockers { rows[.blocker(b.blocking_session)] = rows[.blocker(b.blocking_session)] ?? b.hash_diff.bytes }
         for c in deadlock_counters { rows[.deadlockCounter(c.database_name)] = c.hash_diff.bytes }
-        return VaultCycleState(rows: rows, bulk: lockBulk, summary: summary.hash_diff.bytes, capturedAt: captured_at,
+        return VaultRowDigests(rows: rows, bulk: lockBulk, summary: summary.hash_diff.bytes, capturedAt: captured_at,
                                hasEvents: !deadlocks.isEmpty || !deadlock_participants.isEmpty || !decisions.isEmpty || gap != nil)
     }
 
@@ -212,5 +251,18 @@ struct CycleRecord: Encodable, Sendable {
             try c.encode(PostgresTimestamp.format(date))
         }
         return String(decoding: try encoder.encode(self), as: UTF8.self)
+    }
+
+    /// The same cycle as cluster `systemIdentifier` would record it at `capturedAt`. Its
+    /// deadlocks get `eventSuffix` on their event keys, so that a replayed deadlock is a new one.
+    public func replayed(systemIdentifier: String, clusterName: String, recordSource: String, capturedAt: Date, eventSuffix: String) -> CycleRecord {
+        var copy = self
+        copy.system_identifier = systemIdentifier
+        copy.record_source = recordSource
+        copy.captured_at = capturedAt
+        copy.summary.cluster_name = clusterName
+        for i in copy.deadlocks.indices { copy.deadlocks[i].deadlock_event.event_key += eventSuffix }
+        for i in copy.deadlock_participants.indices { copy.deadlock_participants[i].deadlock_event.event_key += eventSuffix }
+        return copy
     }
 }

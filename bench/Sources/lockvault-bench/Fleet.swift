@@ -1,8 +1,8 @@
 // The fleet simulation (bench/fleet.sh, called from bench/run.sh): N synthetic clusters write
-// into one vault at 1 Hz, concurrently, each on its own vault connection and through
-// lockvault's own writer as the daemon runs it (ChangeOnlyCycleWriter: only what changed since
-// the cluster's last successful write, no call when nothing changed and no heartbeat is due;
-// record_cycle in its own transaction). Their cycle streams are real cycles, sampled by
+// into one vault at 1 Hz, concurrently, each through its own VaultWriter (the daemon's writer,
+// on a vault connection of its own: only what changed since the cluster's last successful
+// write, no call when nothing changed and no heartbeat is due; record_cycle in its own
+// transaction). Their cycle streams are real cycles, sampled by
 // lockvault's Monitor from a work database where real sessions hold and wait for locks: quiet,
 // a steady blocker, blockers coming and going, deadlocks. Each cluster replays one stream in a
 // loop under its own system_identifier, with the sample time of the moment it writes.
@@ -17,7 +17,7 @@ import PostgresClient
 /// One recorded stream: cycles as the daemon would record them, in order.
 struct FleetStream {
     var name: String
-    var cycles: [RecordedCycle]
+    var cycles: [CycleRecord]
 }
 
 /// Hands a value to a worker thread that alone uses it from then on.
@@ -55,12 +55,14 @@ func fleetRecord(workDB: String, vaultDB: String) async throws -> [FleetStream] 
                                       session: SessionSettings(applicationName: "lockvault"))
     config.severity = SeverityPolicy(mediumAfterSeconds: 1, highAfterSeconds: 3, criticalAfterSeconds: 6)
     let monitor = Monitor(configuration: config, logger: Logger(label: "bench") { _ in SwiftLogNoOpLogHandler() })
-    func sample(_ n: Int, every: Double = 0.2) async throws -> [RecordedCycle] {
-        var cycles: [RecordedCycle] = []
+    func sample(_ n: Int, every: Double = 0.2) async throws -> [CycleRecord] {
+        var cycles: [CycleRecord] = []
         for _ in 0..<n {
             let outcome = await monitor.runCycle(write: false)
             if let e = outcome.targetError { throw FleetError(message: e) }
-            if let c = RecordedCycle(outcome, clusterName: "recorded", recordSource: "lockvault@bench/recorded") { cycles.append(c) }
+            if let c = CycleRecord(outcome, context: CycleRecord.Context(clusterName: "recorded", recordSource: "lockvault@bench/recorded", decidedBy: "bench")) {
+                cycles.append(c)
+            }
             pause(every)
         }
         return cycles
@@ -82,7 +84,7 @@ func fleetRecord(workDB: String, vaultDB: String) async throws -> [FleetStream] 
     w.join()
 
     // Blockers coming and going: a new holder and waiter every 3 samples.
-    var churn: [RecordedCycle] = []
+    var churn: [CycleRecord] = []
     for _ in 0..<10 {
         let h = try PostgresConnection(conninfo: "dbname=\(workDB)", settings: settings)
         try h.execute("BEGIN")
@@ -100,7 +102,7 @@ func fleetRecord(workDB: String, vaultDB: String) async throws -> [FleetStream] 
     streams.append(FleetStream(name: "blockers coming and going", cycles: churn))
 
     // Deadlocks: two sessions update two rows in opposite order, once every 5 samples.
-    var deadlocks: [RecordedCycle] = []
+    var deadlocks: [CycleRecord] = []
     for _ in 0..<4 {
         let a = try PostgresConnection(conninfo: "dbname=\(workDB)", settings: settings)
         let b = try PostgresConnection(conninfo: "dbname=\(workDB)", settings: settings)
@@ -139,7 +141,7 @@ func fleetMix(_ i: Int) -> Int {
 }
 
 /// Stream cycle `cycle` as cluster `i` records it now (loop `loop`: a replayed deadlock is a new one).
-func fleetCycle(_ cycle: RecordedCycle, cluster i: Int, loop: Int, at: Date) -> RecordedCycle {
+func fleetCycle(_ cycle: CycleRecord, cluster i: Int, loop: Int, at: Date) -> CycleRecord {
     let name = String(format: "db%04d", i)
     return cycle.replayed(systemIdentifier: String(format: "fleet-%04d", i), clusterName: name, recordSource: "lockvault@bench/\(name)",
                           capturedAt: at, eventSuffix: "-\(loop)")
@@ -167,19 +169,26 @@ final class LatencyBox: @unchecked Sendable {
     var all: ([Double], [String], Int) { lock.withLock { (values, failures, cycles) } }
 }
 
-/// A cluster's vault connection and the writer it keeps from cycle to cycle, as a daemon does.
+/// A cluster's writer, kept from cycle to cycle as a daemon keeps it (with its vault connection).
 final class FleetCluster: @unchecked Sendable {
-    let conn: PostgresConnection
-    let stream: [RecordedCycle]
-    var writer = ChangeOnlyCycleWriter()
-    init(conn: PostgresConnection, stream: [RecordedCycle]) {
-        self.conn = conn
+    let writer: VaultWriter
+    let stream: [CycleRecord]
+    init(writer: VaultWriter, stream: [CycleRecord]) {
+        self.writer = writer
         self.stream = stream
+    }
+
+    /// Writes `cycle` as the daemon does. Returns whether the vault was called, or why it failed.
+    func write(_ cycle: CycleRecord) -> (called: Bool, failure: String?) {
+        let before = writer.statementsRun
+        writer.add(cycle, gap: nil)
+        let failure = writer.flush()
+        return (writer.statementsRun > before, failure.map(\.message))
     }
 }
 
 /// Records the streams, then replays them: `clusters` threads, one vault connection and one
-/// change-only writer each, one cycle a second each, spread over the second. Prints one line of
+/// VaultWriter each, one cycle a second each, spread over the second. Prints one line of
 /// `key=value` numbers for bench/fleet.sh. Latency is of the vault calls made (a cycle with
 /// nothing to write makes none, as in the daemon); `calls_per_cycle` says how many cycles made one.
 func fleet(workDB: String, vaultDB: String, clusters: Int, seconds: Double) async throws -> String {
@@ -187,10 +196,15 @@ func fleet(workDB: String, vaultDB: String, clusters: Int, seconds: Double) asyn
     let recorded = streams.map { "\($0.name): \($0.cycles.count) cycles" }.joined(separator: ", ")
     let settings = SessionSettings(applicationName: "lv-fleet", statementTimeoutMs: 30_000, lockTimeoutMs: 5_000, idleInTransactionSessionTimeoutMs: 0)
     var members: [FleetCluster] = []
-    for i in 0..<clusters { members.append(FleetCluster(conn: try PostgresConnection(conninfo: "dbname=\(vaultDB)", settings: settings), stream: streams[fleetMix(i)].cycles)) }
+    let quiet = Logger(label: "bench") { _ in SwiftLogNoOpLogHandler() }
+    for i in 0..<clusters {
+        let writer = VaultWriter(configuration: VaultWriter.Configuration(dsn: "dbname=\(vaultDB)", session: settings), logger: quiet)
+        _ = try writer.vault()
+        members.append(FleetCluster(writer: writer, stream: streams[fleetMix(i)].cycles))
+    }
     let probe = try PostgresConnection(conninfo: "dbname=\(vaultDB)", settings: SessionSettings(applicationName: "lv-fleet-probe", statementTimeoutMs: 0, lockTimeoutMs: 0))
-    defer { probe.close(); for m in members { m.conn.close() } }
-    let pids = members.map(\.conn.backendPID)
+    defer { probe.close(); for m in members { m.writer.close() } }
+    let pids = members.map(\.writer.backendPID)
     /// The WAL position, the bytes of every table (with its indexes) but the current partitions, and theirs.
     func sizes() throws -> (wal: String, bytes: Int64, current: Int64) {
         let r = try probe.query("""
@@ -214,10 +228,9 @@ func fleet(workDB: String, vaultDB: String, clusters: Int, seconds: Double) asyn
             _ = try probe.execute("VACUUM lock_monitoring.\(try r.decode("t", as: String.self))")
         }
     }
-    // Warm-up, outside the measurement: each cluster's connection writes its stream once whole
-    // (every record_* function planned and every partition opened once on it, as on a running
-    // daemon's connection; the hubs exist), then once more through its own change-only writer,
-    // which then knows what the vault holds. Each cluster's stream is shifted back by up to a
+    // Warm-up, outside the measurement: each cluster's writer writes its stream twice (every
+    // record_* function planned and every partition opened once on its connection, as on a
+    // running daemon's; the hubs exist), and then knows what the vault holds. Each cluster's stream is shifted back by up to a
     // minute (i % 60 s) so that the quiet clusters' heartbeats don't all fall in one second, as
     // daemons started at different times don't.
     let warm = LatencyBox()
@@ -227,12 +240,14 @@ func fleet(workDB: String, vaultDB: String, clusters: Int, seconds: Double) asyn
             var failures: [String] = []
             let n = member.stream.count, phase = Double(i % 60)
             for (k, c) in member.stream.enumerated() {
-                do { try CycleWriter.record(try fleetCycle(c, cluster: i, loop: 0, at: Date().addingTimeInterval(Double(k - 2 * n) - 1 - phase)).document(), on: member.conn) }
-                catch { failures.append("\(error)") }
+                if let f = member.write(fleetCycle(c, cluster: i, loop: 0, at: Date().addingTimeInterval(Double(k - 2 * n) - 1 - phase))).failure {
+                    failures.append(f)
+                }
             }
             for (k, c) in member.stream.enumerated() {
-                do { _ = try member.writer.write(fleetCycle(c, cluster: i, loop: 0, at: Date().addingTimeInterval(Double(k - n) - 1 - phase)), on: member.conn) }
-                catch { failures.append("\(error)") }
+                if let f = member.write(fleetCycle(c, cluster: i, loop: 0, at: Date().addingTimeInterval(Double(k - n) - 1 - phase))).failure {
+                    failures.append(f)
+                }
             }
             warm.add([], failures, cycles: 0)
         })
@@ -259,9 +274,9 @@ func fleet(workDB: String, vaultDB: String, clusters: Int, seconds: Double) asyn
                 let k = (tick + 1 + i) % member.stream.count, loop = 1 + (tick + 1 + i) / member.stream.count
                 let cycle = fleetCycle(member.stream[k], cluster: i, loop: loop, at: Date())
                 let began = ContinuousClock.now
-                do {
-                    if try member.writer.write(cycle, on: member.conn) { latencies.append(ms(ContinuousClock.now - began)) }
-                } catch { failures.append("\(error)") }
+                let (called, failure) = member.write(cycle)
+                if called { latencies.append(ms(ContinuousClock.now - began)) }
+                if let failure { failures.append(failure) }
                 tick += 1
             }
             box.add(latencies, failures, cycles: tick)

@@ -53,15 +53,15 @@ final class LockRowMemo {
     private var lastRows: (input: RowsInput, rows: Rows)?
     private var generation: UInt64 = 0
     /// The vault's view of the latest generation's lock rows (``VaultChanges``' bulk).
-    private var lastBulk: VaultCycleState<VaultRowKey>.Bulk?
+    private var lastBulk: VaultRowDigests<VaultRowKey>.Bulk?
 
     /// The generation of the lock rows built last (see ``rows(for:)``).
     var currentGeneration: UInt64? { lastRows?.rows.generation }
 
     /// `locks` (rows of `generation`) keyed as ``VaultChanges`` compares them; built once per generation.
-    func bulk(_ locks: [LockActivityRow], generation: UInt64) -> VaultCycleState<VaultRowKey>.Bulk {
+    func bulk(_ locks: [LockActivityRow], generation: UInt64) -> VaultRowDigests<VaultRowKey>.Bulk {
         if let lastBulk, lastBulk.generation == generation { return lastBulk }
-        let made = VaultCycleState<VaultRowKey>.Bulk(rows: CycleRecord.lockState(locks), generation: generation)
+        let made = VaultRowDigests<VaultRowKey>.Bulk(rows: CycleRecord.lockState(locks), generation: generation)
         if generation == currentGeneration { lastBulk = made }
         return made
     }

@@ -3,7 +3,7 @@ public import Foundation
 /// What one cycle found, as the vault keys it: every current-state row (a lock, a blocker, a
 /// deadlock counter…) by its key with its hash diff, the summary's hash diff, and whether the
 /// cycle carries events (deadlocks, resolve decisions, a gap), which are always written.
-public struct VaultCycleState<Key: Hashable & Sendable>: Sendable, Equatable {
+public struct VaultRowDigests<Key: Hashable & Sendable>: Sendable, Equatable {
     public var rows: [Key: [UInt8]]
     /// Rows that usually come unchanged from one cycle to the next (a cluster's carried locks),
     /// kept apart so that comparing them costs nothing while they are the same; `rows` and
@@ -66,7 +66,7 @@ public struct VaultChanges<Key: Hashable & Sendable>: Sendable {
     /// The vault's current rows after the last successful write (the bulk apart); nil when not known.
     public private(set) var known: [Key: [UInt8]]?
     /// The bulk of the last successful write.
-    private var knownBulk: VaultCycleState<Key>.Bulk?
+    private var knownBulk: VaultRowDigests<Key>.Bulk?
     /// The hash diff of the vault's current summary row and its last_cycle_at.
     public private(set) var summary: (digest: [UInt8], at: Date)?
     /// The vault writes a summary row at least this often (record_cycle_summary's rule).
@@ -77,7 +77,7 @@ public struct VaultChanges<Key: Hashable & Sendable>: Sendable {
     }
 
     /// What to send for `cycle`.
-    public func plan(_ cycle: VaultCycleState<Key>) -> Plan {
+    public func plan(_ cycle: VaultRowDigests<Key>) -> Plan {
         guard let known else { return .all }
         var send = Set<Key>()
         let end: Set<Key>
@@ -97,7 +97,7 @@ public struct VaultChanges<Key: Hashable & Sendable>: Sendable {
 
     /// Whether the vault would write a summary row for `cycle`: it differs from the current
     /// one, or the current one is a heartbeat old (or unknown).
-    public func summaryDue(_ cycle: VaultCycleState<Key>) -> Bool {
+    public func summaryDue(_ cycle: VaultRowDigests<Key>) -> Bool {
         guard let summary else { return true }
         return summary.digest != cycle.summary || cycle.capturedAt.timeIntervalSince(summary.at) >= heartbeatSeconds
             || cycle.capturedAt < summary.at
@@ -106,7 +106,7 @@ public struct VaultChanges<Key: Hashable & Sendable>: Sendable {
     /// The vault committed the write planned for `cycle` (any plan but ``Plan/skip``): its
     /// current rows are now the cycle's. `summaryAt` is the last_cycle_at of the vault's current
     /// summary row, as record_cycle returned it (nil: not returned, so unknown).
-    public mutating func written(_ cycle: VaultCycleState<Key>, summaryAt: Date?) {
+    public mutating func written(_ cycle: VaultRowDigests<Key>, summaryAt: Date?) {
         known = cycle.rows
         knownBulk = cycle.bulk
         summary = summaryAt.map { (cycle.summary, $0) }
@@ -116,7 +116,7 @@ public struct VaultChanges<Key: Hashable & Sendable>: Sendable {
     /// of another generation than the last write's, is taken as known, so the next cycles with that
     /// generation are not compared row by row again (a rebuilt but identical bulk would otherwise be
     /// compared in full every cycle until something changed).
-    public mutating func unchanged(_ cycle: VaultCycleState<Key>) {
+    public mutating func unchanged(_ cycle: VaultRowDigests<Key>) {
         guard known != nil, cycle.bulk?.generation != knownBulk?.generation else { return }
         known = cycle.rows
         knownBulk = cycle.bulk

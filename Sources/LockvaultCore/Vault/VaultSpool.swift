@@ -1,6 +1,6 @@
 /// What the spool on disk must hold so a restart during a vault outage loses nothing: the
-/// buffered cycle records, one file each, as a contiguous run from the oldest — decided here,
-/// written by a thin file adapter (``next(for:)`` asks, the adapter reports back).
+/// buffered cycles, one file each, as a contiguous run from the oldest. ``VaultStateMachine``
+/// asks it (``next(for:)``) and turns its answers into actions for the file adapter.
 ///
 /// - A record is spooled once it is still buffered after a cycle's flush (the vault did not
 ///   take it), and its file removed as soon as the vault has it, before the next is written:
@@ -46,7 +46,7 @@ public struct VaultSpool: Sendable {
     }
 
     /// The next thing to do to make the spool match `buffer`; nil when it does.
-    public mutating func next<Record>(for buffer: VaultBuffer<Record>) -> Action? {
+    public mutating func next<Rows, Key>(for buffer: VaultBuffer<Rows, Key>) -> Action? {
         let buffered = Set(buffer.records.map(\.sequence))
         if let gone = stored.keys.filter({ !buffered.contains($0) }).min() { return .remove(sequence: gone) }
         if buffer.isEmpty { suspended = nil; return nil }
@@ -60,15 +60,17 @@ public struct VaultSpool: Sendable {
         return nil
     }
 
-    /// Whether a file of `bytes` for `sequence` fits within ``maxBytes``; when it doesn't,
-    /// spooling is suspended (the record stays in memory).
-    public mutating func admit(sequence: UInt64, bytes: Int) -> Bool {
-        let after = totalBytes - (stored[sequence]?.bytes ?? 0) + bytes
-        guard after <= maxBytes else {
-            if suspended == nil { suspended = "the spool is full (\(totalBytes) of \(maxBytes) bytes)" }
-            return false
-        }
-        return true
+    /// How many bytes the file of `sequence` may take within ``maxBytes``.
+    public func room(for sequence: UInt64) -> Int {
+        maxBytes - totalBytes + (stored[sequence]?.bytes ?? 0)
+    }
+
+    /// The file of `sequence` would not fit (``room(for:)``): spooling is suspended (the record
+    /// stays in memory). Returns true when this suspends it (so it is reported once).
+    @discardableResult
+    public mutating func full() -> Bool {
+        defer { if suspended == nil { suspended = "the spool is full (\(totalBytes) of \(maxBytes) bytes)" } }
+        return suspended == nil
     }
 
     /// The file of `sequence` is written and synced.
@@ -77,10 +79,10 @@ public struct VaultSpool: Sendable {
         stored[sequence] = Entry(lost: lost, bytes: bytes)
     }
 
-    /// Writing the file of `sequence` failed: spooling is suspended. Returns true when this
-    /// suspends it (so the adapter logs it once, not every cycle).
+    /// Writing a file failed: spooling is suspended. Returns true when this suspends it (so it
+    /// is reported once, not every cycle).
     @discardableResult
-    public mutating func storeFailed(sequence: UInt64, reason: String) -> Bool {
+    public mutating func storeFailed(reason: String) -> Bool {
         defer { if suspended == nil { suspended = "the spool is unwritable: \(reason)" } }
         return suspended == nil
     }
