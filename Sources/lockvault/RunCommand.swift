@@ -39,10 +39,10 @@ struct RunCommand: AsyncParsableCommand {
         let notifier = SystemdNotifier()
         logger.info("lockvault starting", metadata: ["version": "\(Lockvault.version)", "config": "\(config)",
                                                      "interval_s": "\(settings.intervalSeconds)", "under_systemd": "\(notifier.isUnderSystemd)"])
-        let engine = DaemonEngine(config: settings, configPath: config, logger: logger)
+        let daemon = Daemon(config: settings, configPath: config, logger: logger)
         var metricsServer: MetricsEndpoint?
         if let listen = settings.metricsListen, let address = ListenAddress(listen) {
-            let metrics = engine.metrics
+            let metrics = daemon.metrics
             let server = MetricsEndpoint(address: address) { metrics.exposition() }
             do {
                 let port = try await server.start()
@@ -55,9 +55,9 @@ struct RunCommand: AsyncParsableCommand {
             metricsServer = server
         }
         defer { metricsServer?.stop() }
-        let service = SamplingService(engine: engine, interval: settings.interval, notifier: notifier, logger: logger)
+        let service = SamplingService(runner: daemon, interval: settings.interval, notifier: notifier, logger: logger)
         let group = ServiceGroup(configuration: ServiceGroupConfiguration(
-            services: [.init(service: service), .init(service: engine.alertDispatcher)],
+            services: [.init(service: service), .init(service: daemon.alertDispatcher)],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
         do {

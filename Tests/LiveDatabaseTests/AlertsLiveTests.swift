@@ -180,7 +180,7 @@ extension LiveDatabaseSuite {
         }
 
         /// The default: CRITICAL only. One CRITICAL blocker, many cycles: exactly one alert at each
-        /// sink. (In-process DaemonEngine: the same code `lockvault run` drives.)
+        /// sink. (In-process Daemon: the same code `lockvault run` drives.)
         @Test func aCriticalBlockerAlertsExactlyOncePerSink() async throws {
             try await LiveDatabase.withTemporaryDatabase { db in
                 let admin = try LiveDatabase.connect(database: db)
@@ -200,7 +200,7 @@ extension LiveDatabaseSuite {
                 webhook.url = hook.url
                 config.alerts.sinks = [file, webhook]
                 #expect(config.alerts.policy.minSeverity == .critical)
-                let engine = DaemonEngine(config: config, configPath: "/nonexistent", logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() })
+                let engine = Daemon(config: config, configPath: "/nonexistent", logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() })
                 let delivering = Task { try await engine.alertDispatcher.run() }
                 defer { delivering.cancel() }
 

@@ -7,7 +7,7 @@ import Synchronization
 import UnixSignals
 
 /// What the service loop drives: one cycle at a time, and a config reload on SIGHUP.
-public protocol SamplingEngine: Sendable {
+public protocol CycleRunner: Sendable {
     /// Before the first cycle: waits (while it may help) until the vault and the monitored
     /// cluster can be used; throws when waiting cannot help (the daemon then exits).
     func prepare() async throws
@@ -20,7 +20,7 @@ public protocol SamplingEngine: Sendable {
     func shutdown() async
 }
 
-extension SamplingEngine {
+extension CycleRunner {
     public func prepare() async throws {}
 }
 
@@ -51,7 +51,7 @@ public struct CycleProgress: Sendable, Equatable {
 /// pings the watchdog while cycles complete, reloads on SIGHUP, and stops cleanly on
 /// SIGTERM/SIGINT (through the ServiceGroup's graceful shutdown).
 public final class SamplingService: Service {
-    private let engine: any SamplingEngine
+    private let runner: any CycleRunner
     private let notifier: any LifecycleNotifier
     private let logger: Logger
     private let state: Mutex<State>
@@ -63,8 +63,8 @@ public final class SamplingService: Service {
         var scheduleChanged = false
     }
 
-    public init(engine: any SamplingEngine, interval: Duration, notifier: any LifecycleNotifier, logger: Logger) {
-        self.engine = engine
+    public init(runner: any CycleRunner, interval: Duration, notifier: any LifecycleNotifier, logger: Logger) {
+        self.runner = runner
         self.notifier = notifier
         self.logger = logger
         self.state = Mutex(State(interval: interval))
@@ -75,10 +75,10 @@ public final class SamplingService: Service {
         // database stops cleanly; a failure that waiting can't fix ends the group with its error.
         notifier.status("checking the vault and the monitored cluster")
         do {
-            try await cancelWhenGracefulShutdown { try await self.engine.prepare() }
+            try await cancelWhenGracefulShutdown { try await self.runner.prepare() }
         } catch is CancellationError {
             notifier.stopping()
-            await engine.shutdown()
+            await runner.shutdown()
             logger.info("lockvault stopped before it was ready")
             return
         }
@@ -91,7 +91,7 @@ public final class SamplingService: Service {
             notifier.stopping()
             group.cancelAll()
         }
-        await engine.shutdown()
+        await runner.shutdown()
         logger.info("lockvault stopped")
     }
 
@@ -101,7 +101,7 @@ public final class SamplingService: Service {
         while !Task.isCancelled {
             let began = clock.now
             state.withLock { $0.progress.cycleStarted() }
-            let outcome = await engine.runCycle()
+            let outcome = await runner.runCycle()
             state.withLock { $0.progress.cycleFinished() }
             notifier.status(outcome.statusLine)
             if outcome.succeeded {
@@ -133,7 +133,7 @@ public final class SamplingService: Service {
         for await _ in signals {
             notifier.reloading()
             do {
-                let interval = try await engine.reload()
+                let interval = try await runner.reload()
                 state.withLock { s in
                     s.interval = interval
                     s.scheduleChanged = true

@@ -1,6 +1,6 @@
 import Foundation
 public import Logging
-public import LockvaultCore
+import LockvaultCore
 public import LockvaultEngine
 import PostgresClient
 import SystemdSupport
@@ -8,65 +8,10 @@ import Synchronization
 
 extension SystemdNotifier: LifecycleNotifier {}
 
-/// Why the daemon can't start. Its ``Kind`` says what went wrong; the command line maps it
-/// to an exit code (one table, in the `lockvault` executable).
-public struct StartupError: Error, CustomStringConvertible, Sendable {
-    public enum Kind: Sendable, Equatable {
-        /// The configuration is wrong (a malformed DSN comes from the configuration too).
-        case invalidConfiguration
-        /// The cluster or vault refused in a way waiting can't fix.
-        case failure(MonitorFailure.Kind)
-    }
-
-    public var kind: Kind
-    public var message: String
-    public var description: String { message }
-
-    public init(kind: Kind, message: String) {
-        self.kind = kind
-        self.message = message
-    }
-
-    init(_ failure: MonitorFailure) {
-        if failure.kind == .invalidConnectionString {
-            self.init(kind: .invalidConfiguration, message: "invalid configuration: \(failure.message)")
-        } else {
-            self.init(kind: .failure(failure.kind), message: failure.message)
-        }
-    }
-}
-
-extension LockvaultConfig {
-    /// The engine's view of this configuration: the sections' own types, passed whole.
-    public var monitorConfiguration: MonitorConfiguration {
-        monitorConfiguration(environment: ProcessInfo.processInfo.environment)
-    }
-
-    /// The spool: `vault.spool_directory`, else `$STATE_DIRECTORY/spool` (the first of
-    /// systemd's StateDirectory= paths), else none.
-    public func spoolDirectory(environment: [String: String]) -> String? {
-        if let spoolDirectory, !spoolDirectory.isEmpty { return spoolDirectory }
-        guard let state = environment["STATE_DIRECTORY"]?.split(separator: ":").first, !state.isEmpty else { return nil }
-        return "\(state)/spool"
-    }
-
-    func monitorConfiguration(environment: [String: String]) -> MonitorConfiguration {
-        var configuration = MonitorConfiguration(
-            targetDSN: targetDSN, vaultDSN: vaultDSN, clusterName: clusterName, snapshot: snapshot, severity: severity,
-            session: session, serverLogPath: serverLogPath, serverLogFormat: serverLogFormat,
-            maxBufferedCycles: maxBufferedCycles, resolve: resolve, decidedBy: "daemon@\(ProcessInfo.processInfo.hostName)")
-        configuration.spoolDirectory = spoolDirectory(environment: environment)
-        configuration.spoolMaxBytes = spoolMaxMB << 20
-        return configuration
-    }
-
-    public var interval: Duration { .milliseconds(Int64((intervalSeconds * 1000).rounded())) }
-}
-
-/// The daemon's ``SamplingEngine``: runs the Monitor's cycles, logs what a person must know
+/// The daemon's ``CycleRunner``: runs the Monitor's cycles, logs what a person must know
 /// (new CRITICAL blockers, deadlocks, lost connections), and runs the scheduled analysis and
 /// retention on the same thread as the cycles, so they never overlap a cycle's transaction.
-public actor DaemonEngine: SamplingEngine {
+public actor Daemon: CycleRunner {
     private let monitor: Monitor
     private let configPath: String
     private var config: LockvaultConfig
