@@ -36,7 +36,7 @@ public actor Monitor {
         self.serverLog = configuration.serverLogPath.map { ServerLogReader(path: $0, format: configuration.serverLogFormat) }
         let host = ProcessInfo.processInfo.hostName
         self.recordSource = "lockvault@\(host)" + (configuration.clusterName.isEmpty ? "" : "/\(configuration.clusterName)")
-        self.writer = VaultWriter(configuration: configuration.vault, logger: logger, clock: clock)
+        self.writer = VaultWriter(configuration: configuration.vault(recordSource: recordSource), logger: logger, clock: clock)
     }
 
     deinit {
@@ -51,7 +51,7 @@ public actor Monitor {
             reader.close()
             reader = SnapshotReader(options: new.snapshot, conninfo: new.targetDSN, settings: new.session)
         }
-        writer.reconfigure(new.vault)
+        writer.reconfigure(new.vault(recordSource: recordSource))
         if new.serverLogPath != configuration.serverLogPath || new.serverLogFormat != configuration.serverLogFormat {
             serverLog = new.serverLogPath.map { ServerLogReader(path: $0, format: new.serverLogFormat) }
         }
@@ -110,15 +110,10 @@ public actor Monitor {
         let gap = machine.sampled(at: snapshot.capturedAt, lastRecordedCycle: lastRecorded)
         outcome.cycleMilliseconds = milliseconds(since: started)
         if write {
-            writer.add(outcome, graph: graph, context: recordContext, gap: gap)
+            writer.add(outcome, graph: graph, gap: gap)
             outcome.vaultFailure = writer.flush()
         }
         return finished(outcome, started: started)
-    }
-
-    private var recordContext: CycleRecord.Context {
-        CycleRecord.Context(clusterName: configuration.clusterName, recordSource: recordSource, decidedBy: configuration.decidedBy,
-                            killThresholdSeconds: configuration.resolve.killThresholdSeconds, heartbeatSeconds: configuration.heartbeatSeconds)
     }
 
     /// This cycle's deadlocks, from the wait graph and the server log. The first cycle of a
@@ -225,10 +220,11 @@ public actor Monitor {
 
 extension MonitorConfiguration {
     /// What the Monitor's vault writer works with.
-    var vault: VaultWriter.Configuration {
+    func vault(recordSource: String) -> VaultWriter.Configuration {
         VaultWriter.Configuration(dsn: vaultDSN ?? targetDSN, session: session,
                                   limits: VaultLimits(maxBufferedCycles: maxBufferedCycles, flushBudget: .milliseconds(max(1, flushBudgetMs)),
                                                       heartbeatSeconds: heartbeatSeconds),
-                                  spoolDirectory: spoolDirectory, spoolMaxBytes: spoolMaxBytes)
+                                  spoolDirectory: spoolDirectory, spoolMaxBytes: spoolMaxBytes, clusterName: clusterName, recordSource: recordSource,
+                                  decidedBy: decidedBy, killThresholdSeconds: resolve.killThresholdSeconds)
     }
 }

@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 import LockvaultCore
 import PostgresClient
 
@@ -12,21 +12,21 @@ enum VaultRowKey: Hashable, Sendable {
 /// One cycle's findings as the document `lock_monitoring.record_cycle(jsonb)` writes, in one
 /// call: a list of rows per entity family (Vault/Rows/, one type per family, each computing
 /// its own hash diff), whose keys are the columns they fill.
-public struct CycleRecord: Encodable, Sendable {
+struct CycleRecord: Encodable, Sendable {
     /// Who records the cycle and under which rules: the same for every cycle of a monitor.
-    public struct Context: Sendable, Equatable {
+    struct Context: Sendable, Equatable {
         /// The cluster's label (the summary's cluster_name).
-        public var clusterName: String
+        var clusterName: String
         /// `lockvault@host[/cluster]`: the record_source of everything written.
-        public var recordSource: String
+        var recordSource: String
         /// Who decided, for the resolve audit ("daemon@host" or "cli@host").
-        public var decidedBy: String
+        var decidedBy: String
         /// The kill rule's threshold, shown with each blocker.
-        public var killThresholdSeconds: Double
+        var killThresholdSeconds: Double
         /// The vault writes a summary row at least this often.
-        public var heartbeatSeconds: Double
+        var heartbeatSeconds: Double
 
-        public init(clusterName: String, recordSource: String, decidedBy: String = "", killThresholdSeconds: Double = 300,
+        init(clusterName: String, recordSource: String, decidedBy: String = "", killThresholdSeconds: Double = 300,
                     heartbeatSeconds: Double = 60) {
             self.clusterName = clusterName
             self.recordSource = recordSource
@@ -57,13 +57,6 @@ public struct CycleRecord: Encodable, Sendable {
     /// With mode "changes": the locks and blockers that ended.
     var ended_locks: [LockKey]?
     var ended_blockers: [SessionKey]?
-
-    /// The cycle the daemon records for `outcome` (nil when nothing was sampled): for tools
-    /// that write real cycles through ``VaultWriter`` (the fleet bench).
-    public init?(_ outcome: CycleOutcome, context: Context) {
-        guard let snapshot = outcome.snapshot else { return nil }
-        self.init(snapshot: snapshot, outcome: outcome, graph: WaitGraph(snapshot), context: context)
-    }
 
     /// The rows of `outcome`, sampled as `snapshot`.
     init(snapshot: LockSnapshot, outcome: CycleOutcome, graph: WaitGraph, context: Context,
@@ -251,18 +244,5 @@ public struct CycleRecord: Encodable, Sendable {
             try c.encode(PostgresTimestamp.format(date))
         }
         return String(decoding: try encoder.encode(self), as: UTF8.self)
-    }
-
-    /// The same cycle as cluster `systemIdentifier` would record it at `capturedAt`. Its
-    /// deadlocks get `eventSuffix` on their event keys, so that a replayed deadlock is a new one.
-    public func replayed(systemIdentifier: String, clusterName: String, recordSource: String, capturedAt: Date, eventSuffix: String) -> CycleRecord {
-        var copy = self
-        copy.system_identifier = systemIdentifier
-        copy.record_source = recordSource
-        copy.captured_at = capturedAt
-        copy.summary.cluster_name = clusterName
-        for i in copy.deadlocks.indices { copy.deadlocks[i].deadlock_event.event_key += eventSuffix }
-        for i in copy.deadlock_participants.indices { copy.deadlock_participants[i].deadlock_event.event_key += eventSuffix }
-        return copy
     }
 }

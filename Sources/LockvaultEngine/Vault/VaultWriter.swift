@@ -22,14 +22,33 @@ public final class VaultWriter {
         public var spoolDirectory: String?
         /// The spool's bound in bytes; beyond it cycles stay in memory only.
         public var spoolMaxBytes: Int
+        /// The cluster's label (the summary's cluster_name).
+        public var clusterName: String
+        /// `lockvault@host[/cluster]`: the record_source of everything written.
+        public var recordSource: String
+        /// Who decided, for the resolve audit ("daemon@host" or "cli@host").
+        public var decidedBy: String
+        /// The kill rule's threshold, shown with each blocker.
+        public var killThresholdSeconds: Double
 
         public init(dsn: String, session: SessionSettings, limits: VaultLimits = VaultLimits(), spoolDirectory: String? = nil,
-                    spoolMaxBytes: Int = 256 << 20) {
+                    spoolMaxBytes: Int = 256 << 20, clusterName: String, recordSource: String, decidedBy: String = "daemon",
+                    killThresholdSeconds: Double = 300) {
             self.dsn = dsn
             self.session = session
             self.limits = limits
             self.spoolDirectory = spoolDirectory
             self.spoolMaxBytes = spoolMaxBytes
+            self.clusterName = clusterName
+            self.recordSource = recordSource
+            self.decidedBy = decidedBy
+            self.killThresholdSeconds = killThresholdSeconds
+        }
+
+        /// Who records the cycles, under which rules.
+        var context: CycleRecord.Context {
+            CycleRecord.Context(clusterName: clusterName, recordSource: recordSource, decidedBy: decidedBy,
+                                killThresholdSeconds: killThresholdSeconds, heartbeatSeconds: limits.heartbeatSeconds)
         }
     }
 
@@ -70,9 +89,9 @@ public final class VaultWriter {
     /// connection, and the next write is whole. The spool directory is read at start only.
     public func reconfigure(_ new: Configuration) {
         let vaultChanged = new.dsn != configuration.dsn || new.session != configuration.session
-        configuration.dsn = new.dsn
-        configuration.session = new.session
-        configuration.limits = new.limits
+        let spool = (configuration.spoolDirectory, configuration.spoolMaxBytes)
+        configuration = new
+        (configuration.spoolDirectory, configuration.spoolMaxBytes) = spool
         machine.limits = new.limits
         if vaultChanged { run(machine.vaultChanged(at: clock.now())) }
     }
@@ -90,27 +109,22 @@ public final class VaultWriter {
     /// The backend pid of the vault connection (0: none open).
     public var backendPID: Int32 { connection.map(\.backendPID) ?? 0 }
 
-    /// Adds a cycle, with the gap it reports itself. Returns how many of the oldest cycles
-    /// were dropped to stay within the buffer's bound.
+    /// Builds the vault's rows of `outcome` (a cycle like the last one reuses its lock rows)
+    /// and adds them, with the gap the cycle reports itself. Returns how many of the oldest
+    /// cycles were dropped to stay within the buffer's bound. A cycle that sampled nothing adds nothing.
     @discardableResult
-    public func add(_ record: CycleRecord, gap: ObservationGap?) -> Int {
-        add(record, digests: record.changeState(), gap: gap)
+    public func add(_ outcome: CycleOutcome, gap: ObservationGap? = nil) -> Int {
+        add(outcome, graph: nil, gap: gap)
     }
 
-    /// Builds the vault's rows of `outcome` (carried locks from the previous cycle's rows)
-    /// and adds them.
-    @discardableResult
-    func add(_ outcome: CycleOutcome, graph: WaitGraph, context: CycleRecord.Context, gap: ObservationGap?) -> Int {
+    /// The same, with the wait graph the Monitor built for the cycle already.
+    func add(_ outcome: CycleOutcome, graph: WaitGraph?, gap: ObservationGap?) -> Int {
         guard let snapshot = outcome.snapshot else { return 0 }
-        let record = CycleRecord(snapshot: snapshot, outcome: outcome, graph: graph, context: context,
+        let record = CycleRecord(snapshot: snapshot, outcome: outcome, graph: graph ?? WaitGraph(snapshot), context: configuration.context,
                                  bufferedCycles: pending, spooledCycles: spooled, memo: lockRowMemo)
         lockRowMemo.cycleEnded()
         let bulk = lockRowMemo.currentGeneration.map { lockRowMemo.bulk(record.locks, generation: $0) }
-        return add(record, digests: record.changeState(lockBulk: bulk), gap: gap)
-    }
-
-    private func add(_ record: CycleRecord, digests: VaultRowDigests<VaultRowKey>, gap: ObservationGap?) -> Int {
-        let dropped = machine.cycleBuilt(record, digests: digests, capturedAt: record.captured_at, gap: gap)
+        let dropped = machine.cycleBuilt(record, digests: record.changeState(lockBulk: bulk), capturedAt: record.captured_at, gap: gap)
         logNotices()
         return dropped
     }

@@ -14,10 +14,10 @@ import LockvaultEngine
 import Logging
 import PostgresClient
 
-/// One recorded stream: cycles as the daemon would record them, in order.
+/// One recorded stream: cycles as the Monitor found them, in order.
 struct FleetStream {
     var name: String
-    var cycles: [CycleRecord]
+    var cycles: [CycleOutcome]
 }
 
 /// Hands a value to a worker thread that alone uses it from then on.
@@ -55,14 +55,12 @@ func fleetRecord(workDB: String, vaultDB: String) async throws -> [FleetStream] 
                                       session: SessionSettings(applicationName: "lockvault"))
     config.severity = SeverityPolicy(mediumAfterSeconds: 1, highAfterSeconds: 3, criticalAfterSeconds: 6)
     let monitor = Monitor(configuration: config, logger: Logger(label: "bench") { _ in SwiftLogNoOpLogHandler() })
-    func sample(_ n: Int, every: Double = 0.2) async throws -> [CycleRecord] {
-        var cycles: [CycleRecord] = []
+    func sample(_ n: Int, every: Double = 0.2) async throws -> [CycleOutcome] {
+        var cycles: [CycleOutcome] = []
         for _ in 0..<n {
             let outcome = await monitor.runCycle(write: false)
             if let e = outcome.targetError { throw FleetError(message: e) }
-            if let c = CycleRecord(outcome, context: CycleRecord.Context(clusterName: "recorded", recordSource: "lockvault@bench/recorded", decidedBy: "bench")) {
-                cycles.append(c)
-            }
+            if outcome.snapshot != nil { cycles.append(outcome) }
             pause(every)
         }
         return cycles
@@ -84,7 +82,7 @@ func fleetRecord(workDB: String, vaultDB: String) async throws -> [FleetStream] 
     w.join()
 
     // Blockers coming and going: a new holder and waiter every 3 samples.
-    var churn: [CycleRecord] = []
+    var churn: [CycleOutcome] = []
     for _ in 0..<10 {
         let h = try PostgresConnection(conninfo: "dbname=\(workDB)", settings: settings)
         try h.execute("BEGIN")
@@ -102,7 +100,7 @@ func fleetRecord(workDB: String, vaultDB: String) async throws -> [FleetStream] 
     streams.append(FleetStream(name: "blockers coming and going", cycles: churn))
 
     // Deadlocks: two sessions update two rows in opposite order, once every 5 samples.
-    var deadlocks: [CycleRecord] = []
+    var deadlocks: [CycleOutcome] = []
     for _ in 0..<4 {
         let a = try PostgresConnection(conninfo: "dbname=\(workDB)", settings: settings)
         let b = try PostgresConnection(conninfo: "dbname=\(workDB)", settings: settings)
@@ -140,11 +138,16 @@ func fleetMix(_ i: Int) -> Int {
     }
 }
 
-/// Stream cycle `cycle` as cluster `i` records it now (loop `loop`: a replayed deadlock is a new one).
-func fleetCycle(_ cycle: CycleRecord, cluster i: Int, loop: Int, at: Date) -> CycleRecord {
-    let name = String(format: "db%04d", i)
-    return cycle.replayed(systemIdentifier: String(format: "fleet-%04d", i), clusterName: name, recordSource: "lockvault@bench/\(name)",
-                          capturedAt: at, eventSuffix: "-\(loop)")
+/// Stream cycle `cycle` as cluster `i` samples it now (loop `loop`: a replayed deadlock is a new one).
+func fleetCycle(_ cycle: CycleOutcome, cluster i: Int, loop: Int, at: Date) -> CycleOutcome {
+    var copy = cycle
+    copy.snapshot?.systemIdentifier = String(format: "fleet-%04d", i)
+    copy.snapshot?.capturedAt = at
+    copy.deadlocks = cycle.deadlocks.map { d in
+        DeadlockEvent(eventKey: d.eventKey + "-\(loop)", database: d.database, detectedAt: d.detectedAt, sources: d.sources,
+                      participants: d.participants, victimPid: d.victimPid, details: d.details)
+    }
+    return copy
 }
 
 /// CPU seconds (user + system) of these server processes so far.
@@ -172,18 +175,19 @@ final class LatencyBox: @unchecked Sendable {
 /// A cluster's writer, kept from cycle to cycle as a daemon keeps it (with its vault connection).
 final class FleetCluster: @unchecked Sendable {
     let writer: VaultWriter
-    let stream: [CycleRecord]
-    init(writer: VaultWriter, stream: [CycleRecord]) {
+    let stream: [CycleOutcome]
+    init(writer: VaultWriter, stream: [CycleOutcome]) {
         self.writer = writer
         self.stream = stream
     }
 
-    /// Writes `cycle` as the daemon does. Returns whether the vault was called, or why it failed.
-    func write(_ cycle: CycleRecord) -> (called: Bool, failure: String?) {
-        let before = writer.statementsRun
-        writer.add(cycle, gap: nil)
+    /// Hands `cycle` to the writer (its rows are built here, as the Monitor's are), and returns
+    /// the write, timed: whether the vault was called, and why it failed.
+    func write(_ cycle: CycleOutcome) -> (called: Bool, milliseconds: Double, failure: String?) {
+        writer.add(cycle)
+        let before = writer.statementsRun, began = ContinuousClock.now
         let failure = writer.flush()
-        return (writer.statementsRun > before, failure.map(\.message))
+        return (writer.statementsRun > before, ms(ContinuousClock.now - began), failure.map(\.message))
     }
 }
 
@@ -198,7 +202,10 @@ func fleet(workDB: String, vaultDB: String, clusters: Int, seconds: Double) asyn
     var members: [FleetCluster] = []
     let quiet = Logger(label: "bench") { _ in SwiftLogNoOpLogHandler() }
     for i in 0..<clusters {
-        let writer = VaultWriter(configuration: VaultWriter.Configuration(dsn: "dbname=\(vaultDB)", session: settings), logger: quiet)
+        let name = String(format: "db%04d", i)
+        let writer = VaultWriter(configuration: VaultWriter.Configuration(dsn: "dbname=\(vaultDB)", session: settings, clusterName: name,
+                                                                          recordSource: "lockvault@bench/\(name)", decidedBy: "bench"),
+                                 logger: quiet)
         _ = try writer.vault()
         members.append(FleetCluster(writer: writer, stream: streams[fleetMix(i)].cycles))
     }
@@ -273,9 +280,8 @@ func fleet(workDB: String, vaultDB: String, clusters: Int, seconds: Double) asyn
                 // Each cluster at its own point of its stream: clusters are not in step.
                 let k = (tick + 1 + i) % member.stream.count, loop = 1 + (tick + 1 + i) / member.stream.count
                 let cycle = fleetCycle(member.stream[k], cluster: i, loop: loop, at: Date())
-                let began = ContinuousClock.now
-                let (called, failure) = member.write(cycle)
-                if called { latencies.append(ms(ContinuousClock.now - began)) }
+                let (called, milliseconds, failure) = member.write(cycle)
+                if called { latencies.append(milliseconds) }
                 if let failure { failures.append(failure) }
                 tick += 1
             }
