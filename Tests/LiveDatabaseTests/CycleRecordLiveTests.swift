@@ -1,5 +1,5 @@
 import Foundation
-import LockvaultCore
+@testable import LockvaultCore
 @testable import LockvaultEngine
 import PostgresClient
 import Testing

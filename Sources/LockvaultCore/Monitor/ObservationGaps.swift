@@ -41,3 +41,10 @@ public struct ObservationGaps: Sendable {
         return ObservationGap(start: min(since, capturedAt), end: capturedAt, reason: reason)
     }
 }
+
+/// A nothing-observed period, written with the cycle record that ends it.
+public struct ObservationGap: Sendable, Hashable, Codable {
+    public var start: Date
+    public var end: Date
+    public var reason: String
+}

@@ -1,18 +1,5 @@
 public import Foundation
 
-/// A nothing-observed period, written with the cycle record that ends it.
-public struct ObservationGap: Sendable, Hashable, Codable {
-    public var start: Date
-    public var end: Date
-    public var reason: String
-
-    public init(start: Date, end: Date, reason: String) {
-        self.start = start
-        self.end = end
-        self.reason = reason
-    }
-}
-
 /// Cycle records that will never reach the vault, to be reported as one gap by the record
 /// written after them.
 public struct LostStretch: Sendable, Hashable, Codable {
