@@ -91,64 +91,9 @@ struct CycleRecord: Encodable, Sendable {
         self.gap = gap.map { GapRow(start: $0.start, end: $0.end, reason: $0.reason) }
 
         var named = NamedSessions(snapshot)
-        if let memo, let same = memo.rows(for: snapshot) {
-            // The same locks, sessions and waits as the cycle before: the same rows.
-            locks = same.locks
-            waits = same.waits
-            named = same.named
-            for i in same.sinceIsCaptureTime { locks[i].lock_since = snapshot.capturedAt }
-        } else {
-            let prepared = PreparedGids(snapshot)
-            for lock in snapshot.locks {
-                let holder: SessionKey
-                var backend: BackendActivity?
-                if let pid = lock.pid {
-                    guard let key = named.session(pid: pid) else { continue }
-                    holder = key
-                    backend = named.backend(pid)
-                } else {
-                    holder = named.prepared(prepared.gid(forVirtualTransaction: lock.virtualTransaction) ?? "unknown", database: lock.databaseName)
-                }
-                let firstBlocker = lock.granted ? nil : backend.flatMap { b in b.blockedBy.min().map { (waiter: b.sessionPid, pid: $0) } }
-                let kind = firstBlocker.map { first in
-                    first.pid == 0 ? BlockKind.hard : graph.kind(waiter: .session(first.waiter), blocker: .session(named.backend(first.pid)?.sessionPid ?? first.pid))
-                }
-                let row = LockActivityRow(lock, holder: holder, backend: backend, prepared: prepared, capturedAt: snapshot.capturedAt,
-                                          blockKind: kind, memo: memo)
-                locks.append(row)
-                // Waiting lock → each blocker it waits for.
-                if !lock.granted, let waiter = backend?.sessionPid {
-                    for blocker in graph.blockers(of: .session(waiter)) {
-                        let blocking: SessionKey
-                        switch blocker {
-                        case .session(let bpid):
-                            guard let key = named.session(pid: bpid) else { continue }
-                            blocking = key
-                        case .prepared(let gid):
-                            blocking = named.prepared(gid, database: lock.databaseName)
-                        }
-                        waits.append(LockWaitRow(lock_activity: row.lock_activity, blocked_session: holder, blocking_session: blocking,
-                                                 block_kind: graph.kind(waiter: .session(waiter), blocker: blocker).rawValue))
-                    }
-                }
-            }
-            memo?.remember(snapshot, locks: locks, waits: waits, named: named)
-        }
-
-        // The kill rule's answer per blocker (ResolvePolicy.decide): what the vault shows as auto_kill_eligible/_reason.
-        let eligibility = Dictionary(rulings.map { ($0.assessment.participant, $0.eligibility) }, uniquingKeysWith: { a, _ in a })
-        for a in assessments {
-            let key: SessionKey
-            switch a.participant {
-            case .session(let pid):
-                guard let k = named.session(pid: pid) else { continue }
-                key = k
-            case .prepared(let gid):
-                key = named.prepared(gid, database: a.preparedTransaction?.database)
-            }
-            blockers.append(BlockerRow(a, key: key, eligibility: eligibility[a.participant] ?? .ineligible(.resolverOff),
-                                       killThresholdSeconds: killThresholdSeconds, capturedAt: snapshot.capturedAt))
-        }
+        (locks, waits) = Self.lockRows(snapshot, graph: graph, named: &named, memo: memo)
+        blockers = Self.blockerRows(assessments, rulings: rulings, named: &named, killThresholdSeconds: killThresholdSeconds,
+                                    capturedAt: snapshot.capturedAt)
 
         // By severity, the blocker rows written (what blocking_session_s holds as current), not the assessments.
         summary = CycleSummaryRow(
@@ -178,6 +123,78 @@ struct CycleRecord: Encodable, Sendable {
             self.decisions.append(ResolveDecisionRow(d, session: key))
         }
         sessions = named.rows
+    }
+
+    /// The lock and wait rows: the previous cycle's when the memo has them for the same
+    /// locks, sessions and waits, else built (each lock's key and hash from the memo).
+    private static func lockRows(_ snapshot: LockSnapshot, graph: WaitGraph, named: inout NamedSessions,
+                                 memo: LockRowMemo?) -> (locks: [LockActivityRow], waits: [LockWaitRow]) {
+        if let memo, let same = memo.rows(for: snapshot) {
+            // The same locks, sessions and waits as the cycle before: the same rows.
+            var locks = same.locks
+            named = same.named
+            for i in same.sinceIsCaptureTime { locks[i].lock_since = snapshot.capturedAt }
+            return (locks, same.waits)
+        }
+        var locks: [LockActivityRow] = [], waits: [LockWaitRow] = []
+        let prepared = PreparedGids(snapshot)
+        for lock in snapshot.locks {
+            let holder: SessionKey
+            var backend: BackendActivity?
+            if let pid = lock.pid {
+                guard let key = named.session(pid: pid) else { continue }
+                holder = key
+                backend = named.backend(pid)
+            } else {
+                holder = named.prepared(prepared.gid(forVirtualTransaction: lock.virtualTransaction) ?? "unknown", database: lock.databaseName)
+            }
+            let firstBlocker = lock.granted ? nil : backend.flatMap { b in b.blockedBy.min().map { (waiter: b.sessionPid, pid: $0) } }
+            let kind = firstBlocker.map { first in
+                first.pid == 0 ? BlockKind.hard : graph.kind(waiter: .session(first.waiter), blocker: .session(named.backend(first.pid)?.sessionPid ?? first.pid))
+            }
+            let row = LockActivityRow(lock, holder: holder, backend: backend, prepared: prepared, capturedAt: snapshot.capturedAt,
+                                      blockKind: kind, memo: memo)
+            locks.append(row)
+            // Waiting lock → each blocker it waits for.
+            if !lock.granted, let waiter = backend?.sessionPid {
+                for blocker in graph.blockers(of: .session(waiter)) {
+                    let blocking: SessionKey
+                    switch blocker {
+                    case .session(let bpid):
+                        guard let key = named.session(pid: bpid) else { continue }
+                        blocking = key
+                    case .prepared(let gid):
+                        blocking = named.prepared(gid, database: lock.databaseName)
+                    }
+                    waits.append(LockWaitRow(lock_activity: row.lock_activity, blocked_session: holder, blocking_session: blocking,
+                                             block_kind: graph.kind(waiter: .session(waiter), blocker: blocker).rawValue))
+                }
+            }
+        }
+        memo?.remember(snapshot, locks: locks, waits: waits, named: named)
+        return (locks, waits)
+    }
+
+    /// A row per blocker, with the kill rule's answer for it (ResolvePolicy.decide): what the
+    /// vault shows as auto_kill_eligible and auto_kill_reason.
+    private static func blockerRows(_ assessments: [BlockerAssessment], rulings: [ResolveDecision], named: inout NamedSessions,
+                                    killThresholdSeconds: Double, capturedAt: Date) -> [BlockerRow] {
+        // The kill rule's answer per blocker (ResolvePolicy.decide): what the vault shows as auto_kill_eligible/_reason.
+        var blockers: [BlockerRow] = []
+        let eligibility = Dictionary(rulings.map { ($0.assessment.participant, $0.eligibility) }, uniquingKeysWith: { a, _ in a })
+        for a in assessments {
+            let key: SessionKey
+            switch a.participant {
+            case .session(let pid):
+                guard let k = named.session(pid: pid) else { continue }
+                key = k
+            case .prepared(let gid):
+                key = named.prepared(gid, database: a.preparedTransaction?.database)
+            }
+            blockers.append(BlockerRow(a, key: key, eligibility: eligibility[a.participant] ?? .ineligible(.resolverOff),
+                                       killThresholdSeconds: killThresholdSeconds, capturedAt: capturedAt))
+        }
+        return blockers
     }
 
     /// Its current-state rows as ``VaultChanges`` compares them: every lock, blocker and
