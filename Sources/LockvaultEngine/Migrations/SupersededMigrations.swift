@@ -26,7 +26,9 @@ extension Migration {
         "012_alerts.sql": ["54b0a54710a7df2dc74cac565e4fe436cd64a21578fb294fdbce593cb2283591"],
         // The reason column (kept); record_cycle's split and the recreated dashboard (moved to
         // sql/functions/record_blockers.sql and sql/views/blocking_sessions_dashboard.sql).
-        "013_kill_eligibility_reason.sql": ["e99215bb56d28a3516ee18c4cc341a23d0d68bcdc2e932470dfc582b3e73fbd5"],
+        // Then a text that differs in its header comment only.
+        "013_kill_eligibility_reason.sql": ["e99215bb56d28a3516ee18c4cc341a23d0d68bcdc2e932470dfc582b3e73fbd5",
+                                            "636618726275c0b9431f2c3fdebeee25df775398643c4407f2ecf8da2c32ef1c"],
         // A text that differs in its header comment only.
         "015_fewer_indexes.sql": ["526f3215715421d88226151f35f1dba6b53f5ea0abb6a1322ae2ca3bf6ffa37e"],
     ]
