@@ -1529,9 +1529,9 @@ GRANT EXECUTE ON FUNCTION lock_monitoring.analyze_lock_waits(timestamptz, timest
 -- (Sources/LockvaultEngine/Vault/Retention.swift).
 -- SECURITY DEFINER: dropping a partition needs the tables' owner.
 
--- Vaults migrated before the functions moved to sql/functions had the history part split off
--- as cleanup_old_history (migration 012 renamed it to add the alert trail); it is one function
--- again.
+-- A vault migrated before the functions moved to sql/functions may have the history part split
+-- off as cleanup_old_history (migration 012 renamed it to add the alert trail): this one function
+-- does both, so that one is dropped.
 DROP FUNCTION IF EXISTS lock_monitoring.cleanup_old_history(integer);
 -- retention_drop gained p_table (one table's days in a transaction of their own, as the daemon
 -- runs it): a new argument list is a new function.
@@ -2349,8 +2349,9 @@ GRANT EXECUTE ON FUNCTION lock_monitoring.record_blockers(text, text, timestampt
 -- ended (ended_locks, ended_blockers). The daemon decides which (LockvaultCore VaultChanges)
 -- and sends a whole cycle whenever it does not know for certain what the vault holds.
 
--- Vaults that applied migration 013 before it moved here had record_cycle split in two
--- (record_cycle_rows + a reason update); record_blockers writes the reason now.
+-- A vault that applied migration 013's first text has record_cycle split in two
+-- (record_cycle_rows + a reason update): record_blockers writes the reason, so the split-off
+-- half is dropped.
 DROP FUNCTION IF EXISTS lock_monitoring.record_cycle_rows(jsonb);
 
 CREATE OR REPLACE FUNCTION lock_monitoring.record_cycle(p jsonb)
