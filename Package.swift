@@ -150,7 +150,8 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
-        // Live-database tests: need the private cluster started by scripts/pg-cluster.sh.
+        // Live-database tests: need the private cluster started by scripts/pg-cluster.sh. HTTP
+        // (a webhook receiver, GET /metrics) through the libraries the daemon uses.
         .testTarget(
             name: "LiveDatabaseTests",
             dependencies: [
@@ -159,6 +160,11 @@ let package = Package(
                 "LockvaultDaemon",
                 "PostgresClient",
                 "TestSupport",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),

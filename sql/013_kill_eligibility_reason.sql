@@ -1,10 +1,10 @@
 -- Migration 013: auto_kill_eligible comes from the resolver's own rule, with its reason.
 --
--- Until now auto_kill_eligible was a second copy of the kill rule (CRITICAL, not superuser, …)
--- that ignored resolve.min_severity, root-ness and the exclusions, so the dashboard could
--- disagree with the resolver. lockvault now writes the resolver's answer for every blocker
--- (ResolvePolicy.decide, the rule `lockvault resolve` and the daemon act on) and the reason
--- beside it (sql/functions/record_blockers.sql; the dashboard: sql/views/blocking_sessions_dashboard.sql).
+-- lockvault writes the resolver's answer for every blocker (ResolvePolicy.decide, the rule
+-- `lockvault resolve` and the daemon act on) and the reason beside it
+-- (sql/functions/record_blockers.sql; the dashboard: sql/views/blocking_sessions_dashboard.sql),
+-- so the dashboard cannot disagree with the resolver: a second copy of the kill rule in SQL
+-- would miss resolve.min_severity, root-ness and the exclusions.
 -- Rows written before this migration keep their old value and a NULL reason.
 
 ALTER TABLE lock_monitoring.blocking_session_s ADD COLUMN IF NOT EXISTS auto_kill_reason text;

@@ -119,7 +119,7 @@ extension BlockerAssessment {
         if let prepared {
             preparedVXIDs = Set(snapshot.locks.filter { $0.pid == nil && $0.transactionID == prepared.transactionID }.compactMap(\.virtualTransaction))
         }
-        // The holder first (a pid test), the target after: hashing every lock's target was most
+        // The holder first (a pid test), the target after: hashing every lock's target is most
         // of the cost with thousands of carried locks and one blocker.
         let own = snapshot.locks.filter { lock in
             if let blockerPids { return lock.pid.map(blockerPids.contains) == true }

@@ -1,27 +1,14 @@
 public import Foundation
 
 /// `pg_locks.locktype`.
-public enum LockType: Sendable, Hashable, Codable, CustomStringConvertible {
+public enum LockType: CatalogWord {
     case relation, extend, frozenid, page, tuple, transactionid, virtualxid, spectoken, object, userlock, advisory, applyTransaction
     case unknown(String)
 
-    public init(_ text: String) {
-        switch text {
-        case "relation": self = .relation
-        case "extend": self = .extend
-        case "frozenid": self = .frozenid
-        case "page": self = .page
-        case "tuple": self = .tuple
-        case "transactionid": self = .transactionid
-        case "virtualxid": self = .virtualxid
-        case "spectoken": self = .spectoken
-        case "object": self = .object
-        case "userlock": self = .userlock
-        case "advisory": self = .advisory
-        case "applytransaction": self = .applyTransaction
-        default: self = .unknown(text)
-        }
-    }
+    static let known = byWord([.relation, .extend, .frozenid, .page, .tuple, .transactionid, .virtualxid, .spectoken, .object, .userlock,
+                               .advisory, .applyTransaction])
+
+    public init(_ text: String) { self = Self.known[text] ?? .unknown(text) }
 
     public var description: String {
         switch self {
@@ -40,33 +27,17 @@ public enum LockType: Sendable, Hashable, Codable, CustomStringConvertible {
         case .unknown(let t): t
         }
     }
-
-    public init(from decoder: any Decoder) throws { self.init(try decoder.singleValueContainer().decode(String.self)) }
-    public func encode(to encoder: any Encoder) throws {
-        var c = encoder.singleValueContainer()
-        try c.encode(description)
-    }
 }
 
 /// `pg_locks.mode`, ordered by strength (how much it conflicts with), weakest first.
-public enum LockMode: Sendable, Hashable, Codable, Comparable, CustomStringConvertible {
+public enum LockMode: CatalogWord, Comparable {
     case accessShare, rowShare, rowExclusive, shareUpdateExclusive, share, shareRowExclusive, exclusive, accessExclusive
     /// Modes of other lock kinds (e.g. SIReadLock for serializable predicate locks).
     case other(String)
 
-    public init(_ text: String) {
-        switch text {
-        case "AccessShareLock": self = .accessShare
-        case "RowShareLock": self = .rowShare
-        case "RowExclusiveLock": self = .rowExclusive
-        case "ShareUpdateExclusiveLock": self = .shareUpdateExclusive
-        case "ShareLock": self = .share
-        case "ShareRowExclusiveLock": self = .shareRowExclusive
-        case "ExclusiveLock": self = .exclusive
-        case "AccessExclusiveLock": self = .accessExclusive
-        default: self = .other(text)
-        }
-    }
+    static let known = byWord([.accessShare, .rowShare, .rowExclusive, .shareUpdateExclusive, .share, .shareRowExclusive, .exclusive, .accessExclusive])
+
+    public init(_ text: String) { self = Self.known[text] ?? .other(text) }
 
     public var description: String {
         switch self {
@@ -98,12 +69,6 @@ public enum LockMode: Sendable, Hashable, Codable, Comparable, CustomStringConve
 
     public static func < (lhs: LockMode, rhs: LockMode) -> Bool {
         lhs.strength != rhs.strength ? lhs.strength < rhs.strength : lhs.description < rhs.description
-    }
-
-    public init(from decoder: any Decoder) throws { self.init(try decoder.singleValueContainer().decode(String.self)) }
-    public func encode(to encoder: any Encoder) throws {
-        var c = encoder.singleValueContainer()
-        try c.encode(description)
     }
 }
 

@@ -13,21 +13,13 @@ public struct SessionID: Sendable, Hashable, Codable {
 }
 
 /// `pg_stat_activity.state`.
-public enum BackendState: Sendable, Hashable, Codable, CustomStringConvertible {
+public enum BackendState: CatalogWord {
     case active, idle, idleInTransaction, idleInTransactionAborted, fastpathFunctionCall, disabled
     case unknown(String)
 
-    public init(_ text: String) {
-        switch text {
-        case "active": self = .active
-        case "idle": self = .idle
-        case "idle in transaction": self = .idleInTransaction
-        case "idle in transaction (aborted)": self = .idleInTransactionAborted
-        case "fastpath function call": self = .fastpathFunctionCall
-        case "disabled": self = .disabled
-        default: self = .unknown(text)
-        }
-    }
+    static let known = byWord([.active, .idle, .idleInTransaction, .idleInTransactionAborted, .fastpathFunctionCall, .disabled])
+
+    public init(_ text: String) { self = Self.known[text] ?? .unknown(text) }
 
     /// PostgreSQL's own text for the state.
     public var description: String {
@@ -45,12 +37,6 @@ public enum BackendState: Sendable, Hashable, Codable, CustomStringConvertible {
     /// Holding locks while doing nothing: the worst kind of blocker, since nothing will
     /// release the locks until the client (or a timeout) acts.
     public var isIdleInTransaction: Bool { self == .idleInTransaction || self == .idleInTransactionAborted }
-
-    public init(from decoder: any Decoder) throws { self.init(try decoder.singleValueContainer().decode(String.self)) }
-    public func encode(to encoder: any Encoder) throws {
-        var c = encoder.singleValueContainer()
-        try c.encode(description)
-    }
 }
 
 /// One row of `pg_stat_activity`, with what `pg_blocking_pids()` said about it.

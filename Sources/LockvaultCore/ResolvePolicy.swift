@@ -38,6 +38,7 @@ public struct ResolvePolicy: Sendable, Hashable, Codable {
 /// the dashboard's auto_kill_eligible and its reason are ``eligibility`` — and every decision
 /// about a candidate is recorded, acted on or not, so a DBA can always answer "why did (or
 /// didn't) lockvault end this session?".
+/// Made by ``ResolvePolicy`` only (its memberwise init).
 public struct ResolveDecision: Sendable, Hashable, Codable {
     public enum Action: String, Sendable, Codable { case cancel, terminate }
     public enum Verdict: String, Sendable, Codable {
@@ -56,12 +57,6 @@ public struct ResolveDecision: Sendable, Hashable, Codable {
     /// The rule's answer: eligible (and how to act), or the reason not.
     public var eligibility: KillEligibility
     public var dryRun: Bool
-
-    public init(assessment: BlockerAssessment, eligibility: KillEligibility, dryRun: Bool) {
-        self.assessment = assessment
-        self.eligibility = eligibility
-        self.dryRun = dryRun
-    }
 
     public var verdict: Verdict {
         switch eligibility {

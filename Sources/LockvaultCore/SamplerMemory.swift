@@ -5,7 +5,7 @@ public import Foundation
 ///
 /// Why: at 200 backends, turning every pg_stat_activity row into JSON every second cost 6× a
 /// read of pg_locks although only waiters, blockers, long transactions and prepared
-/// transactions are used. The statement now returns a backend only when it matters *and* is
+/// transactions are used. So the statement returns a backend only when it matters *and* is
 /// not already known unchanged; this value carries the rest:
 /// - a long transaction's backend row, read when it crossed the hold threshold (or its state
 ///   last changed), is valid while `(pid, xact_start)` is the same and its `state_change` is

@@ -214,15 +214,10 @@ public struct WaitGraph: Sendable, Equatable {
     }
 }
 
-/// One waiter → blocker edge of the ``WaitGraph``.
+/// One waiter → blocker edge of the ``WaitGraph`` (made only by the graph: its memberwise init).
 public struct WaitEdge: Sendable, Hashable {
     public var waiter: Participant
     public var blocker: Participant
-
-    public init(waiter: Participant, blocker: Participant) {
-        self.waiter = waiter
-        self.blocker = blocker
-    }
 }
 
 /// One node of the blocking forest: a participant and those waiting for it.

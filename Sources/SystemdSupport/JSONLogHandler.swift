@@ -6,14 +6,9 @@ public import Logging
 /// Every string is escaped (quotes, backslashes, control characters; invalid UTF-8 was already
 /// replaced when it became a Swift String), so `tail -f | jq` never meets a broken line,
 /// whatever application names or queries contain. Each line is written with one `write(2)`.
-public struct JSONLogHandler: LogHandler {
+public struct JSONLogHandler: SharedLevelLogHandler {
     public var metadata: Logger.Metadata = [:]
-    /// Read through a shared ``LogLevelSetting`` so a reload can change every logger's level.
-    public var logLevel: Logger.Level {
-        get { level.value }
-        set { level = LogLevelSetting(newValue) }
-    }
-    private var level: LogLevelSetting
+    public var levelSetting: LogLevelSetting
     public let label: String
     private let fd: Int32
 
@@ -23,20 +18,14 @@ public struct JSONLogHandler: LogHandler {
 
     public init(label: String, level: LogLevelSetting, fileDescriptor: Int32 = 1) {
         self.label = label
-        self.level = level
+        self.levelSetting = level
         self.fd = fileDescriptor
-    }
-
-    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { metadata[key] }
-        set { metadata[key] = newValue }
     }
 
     public func log(event: LogEvent) {
         var line = "{\"ts\":" + Self.quote(Self.timestamp(Date())) + ",\"level\":" + Self.quote(event.level.rawValue)
             + ",\"label\":" + Self.quote(label) + ",\"msg\":" + Self.quote(event.message.description)
-        var all = metadata
-        if let extra = event.metadata { all.merge(extra) { _, new in new } }
+        let all = metadata(with: event.metadata)
         for (key, value) in all.sorted(by: { $0.key < $1.key }) where !["ts", "level", "label", "msg"].contains(key) {
             line += "," + Self.quote(key) + ":" + Self.quote(Self.flatten(value))
         }

@@ -1,20 +1,14 @@
 internal import CSystemd
 import Foundation
-import Synchronization
 public import Logging
 
 /// Native journald entries through `sd_journal_sendv`: PRIORITY, MESSAGE, SYSLOG_IDENTIFIER and
 /// every metadata key as a `LOCKVAULT_*` field, so
 /// `journalctl -u lockvault LOCKVAULT_SEVERITY=CRITICAL -f` finds exactly the events it names.
 /// Values travel as length-delimited iovecs: newlines and any bytes are safe.
-public struct JournalLogHandler: LogHandler {
+public struct JournalLogHandler: SharedLevelLogHandler {
     public var metadata: Logger.Metadata = [:]
-    /// Read through a shared ``LogLevelSetting`` so a reload can change every logger's level.
-    public var logLevel: Logger.Level {
-        get { level.value }
-        set { level = LogLevelSetting(newValue) }
-    }
-    private var level: LogLevelSetting
+    public var levelSetting: LogLevelSetting
     public let label: String
     public let identifier: String
 
@@ -24,18 +18,12 @@ public struct JournalLogHandler: LogHandler {
 
     public init(label: String, level: LogLevelSetting, identifier: String = "lockvault") {
         self.label = label
-        self.level = level
+        self.levelSetting = level
         self.identifier = identifier
     }
 
-    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { metadata[key] }
-        set { metadata[key] = newValue }
-    }
-
     public func log(event: LogEvent) {
-        var all = metadata
-        if let extra = event.metadata { all.merge(extra) { _, new in new } }
+        let all = metadata(with: event.metadata)
         _ = Self.send(fields(level: event.level, message: event.message.description, metadata: all))
     }
 
@@ -122,18 +110,5 @@ public enum LoggingSetup {
             default: return JSONLogHandler(label: label, level: Self.level)
             }
         }
-    }
-}
-
-/// A log level shared by handlers: swift-log bootstraps once per process, so this is how a
-/// reload changes the level of loggers that already exist.
-public final class LogLevelSetting: Sendable {
-    private let storage: Mutex<Logger.Level>
-
-    public init(_ level: Logger.Level) { storage = Mutex(level) }
-
-    public var value: Logger.Level {
-        get { storage.withLock { $0 } }
-        set { storage.withLock { $0 = newValue } }
     }
 }

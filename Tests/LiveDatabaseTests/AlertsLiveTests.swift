@@ -31,8 +31,8 @@ extension LiveDatabaseSuite {
             }
         }
 
-        static func scrape(_ port: UInt16) throws -> PrometheusText {
-            let (status, body) = try HTTPWire.get(port: port, path: "/metrics")
+        static func scrape(_ port: UInt16) async throws -> PrometheusText {
+            let (status, body) = try await LoopbackHTTP.get(port: port, path: "/metrics")
             guard status == 200 else { throw PrometheusText.Invalid(description: "GET /metrics answered \(status)") }
             return try PrometheusText(body)
         }
@@ -44,11 +44,11 @@ extension LiveDatabaseSuite {
                 try Migrator().apply(on: admin)
                 try admin.executeScript("CREATE TABLE orders (id int PRIMARY KEY, v int); INSERT INTO orders VALUES (1, 0), (2, 0)")
 
-                let hook = try WebhookReceiver(.ok), broken = try WebhookReceiver(.status(500)), stuck = try WebhookReceiver(.hang)
+                let hook = try await WebhookReceiver(.ok), broken = try await WebhookReceiver(.status(500)), stuck = try await WebhookReceiver(.hang)
                 defer { hook.stop(); broken.stop(); stuck.stop() }
                 let alertFile = FileManager.default.temporaryDirectory.appendingPathComponent("lv-alerts-\(UUID().uuidString.prefix(8)).jsonl").path
                 defer { unlink(alertFile) }
-                let metricsPort = try WebhookReceiver.freePort()
+                let metricsPort = try await LoopbackHTTP.freePort()
                 let configPath = try writeTemporaryConfig("""
                     target: { dsn: "dbname=\(db)" }
                     sampling: { interval_seconds: 0.5, lock_timeout_ms: 600000, statement_timeout_ms: 600000 }
@@ -69,7 +69,7 @@ extension LiveDatabaseSuite {
                 let daemon = try await ChildProcess(lockvault: ["run", "--config", configPath], environment: ["NOTIFY_SOCKET": listener.path], combinedOutput: true)
                 var log: [String] = []
                 _ = try DaemonLiveTests.expect(listener, "READY=1", into: &log) { $0 == "READY=1" }
-                let quiet = try Self.scrape(metricsPort)
+                let quiet = try await Self.scrape(metricsPort)
                 #expect(quiet.types["lockvault_cycle_duration_seconds"] == "histogram")
                 #expect(quiet.value("lockvault_blockers", ["severity": "CRITICAL"]) == 0)
                 #expect(quiet.value("lockvault_alert_deliveries_total", ["sink": "stuck", "outcome": "failed"]) == 0)
@@ -90,7 +90,7 @@ extension LiveDatabaseSuite {
                     throw error
                 }
                 // The metrics describe the same situation.
-                let during = try Self.scrape(metricsPort)
+                let during = try await Self.scrape(metricsPort)
                 #expect(during.value("lockvault_blockers", ["severity": "CRITICAL"]) == 1)
                 #expect(during.value("lockvault_blockers", ["severity": "HIGH"]) == 0)
                 #expect(during.value("lockvault_blocked_sessions") == 1)
@@ -143,12 +143,12 @@ extension LiveDatabaseSuite {
                 // hanging sink holds each alert 10 s, so a cycle that waited for it would leave a gap of
                 // 10 s or more; a loaded machine can stretch a 0.5 s cycle to a few seconds, not that.
                 try await waitUntil("failures are counted", timeout: .seconds(30)) {
-                    let m = try Self.scrape(metricsPort)
+                    let m = try await Self.scrape(metricsPort)
                     return (m.value("lockvault_alert_deliveries_total", ["sink": "broken", "outcome": "failed"]) ?? 0) >= 4
                         && (m.value("lockvault_alert_deliveries_total", ["sink": "stuck", "outcome": "failed"]) ?? 0) >= 1
                 }
                 #expect(broken.bodies.count == 8, "4 alerts × (1 attempt + 1 retry)")
-                let after = try Self.scrape(metricsPort)
+                let after = try await Self.scrape(metricsPort)
                 #expect(after.value("lockvault_alert_deliveries_total", ["sink": "file", "outcome": "delivered"]) == 4)
                 #expect(after.value("lockvault_alert_deliveries_total", ["sink": "hook", "outcome": "delivered"]) == 4)
                 #expect((after.value("lockvault_deadlocks_total") ?? 0) >= 1)
@@ -187,7 +187,7 @@ extension LiveDatabaseSuite {
                 defer { admin.close() }
                 try Migrator().apply(on: admin)
                 try admin.executeScript("CREATE TABLE orders (id int)")
-                let hook = try WebhookReceiver(.ok)
+                let hook = try await WebhookReceiver(.ok)
                 defer { hook.stop() }
                 let alertFile = FileManager.default.temporaryDirectory.appendingPathComponent("lv-alerts-\(UUID().uuidString.prefix(8)).jsonl").path
                 defer { unlink(alertFile) }

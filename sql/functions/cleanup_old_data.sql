@@ -39,9 +39,9 @@
 -- (Sources/LockvaultEngine/Vault/Retention.swift).
 -- SECURITY DEFINER: dropping a partition needs the tables' owner.
 
--- Vaults migrated before the functions moved to sql/functions had the history part split off
--- as cleanup_old_history (migration 012 renamed it to add the alert trail); it is one function
--- again.
+-- A vault migrated before the functions moved to sql/functions may have the history part split
+-- off as cleanup_old_history (migration 012 renamed it to add the alert trail): this one function
+-- does both, so that one is dropped.
 DROP FUNCTION IF EXISTS lock_monitoring.cleanup_old_history(integer);
 -- retention_drop gained p_table (one table's days in a transaction of their own, as the daemon
 -- runs it): a new argument list is a new function.

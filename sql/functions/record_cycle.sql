@@ -21,8 +21,9 @@
 -- ended (ended_locks, ended_blockers). The daemon decides which (LockvaultCore VaultChanges)
 -- and sends a whole cycle whenever it does not know for certain what the vault holds.
 
--- Vaults that applied migration 013 before it moved here had record_cycle split in two
--- (record_cycle_rows + a reason update); record_blockers writes the reason now.
+-- A vault that applied migration 013's first text has record_cycle split in two
+-- (record_cycle_rows + a reason update): record_blockers writes the reason, so the split-off
+-- half is dropped.
 DROP FUNCTION IF EXISTS lock_monitoring.record_cycle_rows(jsonb);
 
 CREATE OR REPLACE FUNCTION lock_monitoring.record_cycle(p jsonb)

@@ -16,32 +16,22 @@ public struct DeadlockEvent: Sendable, Hashable {
     public var participants: [DeadlockParticipant]
     public var victimPid: Int32?
     public var details: String?
+    /// Matched to a `pg_stat_database.deadlocks` increment.
+    var counted: Bool
     /// Set when the deadlock happened while nobody was sampling (lockvault not running, e.g.
     /// between two `lockvault sample --once`): the counter rose some time after this moment
     /// and before ``detectedAt``. nil when it was seen within one cycle.
     public var occurredAfter: Date?
-    /// Matched to a `pg_stat_database.deadlocks` increment.
-    var counted: Bool
 
     public var pids: Set<Int32> { Set(participants.map(\.pid)) }
+}
 
+extension DeadlockEvent {
+    /// The tracker's own events use the memberwise init (``counted`` as matched so far).
     public init(eventKey: String, database: String, detectedAt: Date, sources: Set<Source>, participants: [DeadlockParticipant],
                 victimPid: Int32? = nil, details: String? = nil) {
         self.init(eventKey: eventKey, database: database, detectedAt: detectedAt, sources: sources, participants: participants,
                   victimPid: victimPid, details: details, counted: sources.contains(.counter))
-    }
-
-    init(eventKey: String, database: String, detectedAt: Date, sources: Set<Source>, participants: [DeadlockParticipant],
-         victimPid: Int32?, details: String?, counted: Bool, occurredAfter: Date? = nil) {
-        self.occurredAfter = occurredAfter
-        self.eventKey = eventKey
-        self.database = database
-        self.detectedAt = detectedAt
-        self.sources = sources
-        self.participants = participants
-        self.victimPid = victimPid
-        self.details = details
-        self.counted = counted
     }
 }
 

@@ -506,11 +506,11 @@ GRANT INSERT, DELETE ON lock_monitoring.alert_h, lock_monitoring.alert_event_s, 
         Migration(name: "013_kill_eligibility_reason.sql", sql: ####"""
 -- Migration 013: auto_kill_eligible comes from the resolver's own rule, with its reason.
 --
--- Until now auto_kill_eligible was a second copy of the kill rule (CRITICAL, not superuser, …)
--- that ignored resolve.min_severity, root-ness and the exclusions, so the dashboard could
--- disagree with the resolver. lockvault now writes the resolver's answer for every blocker
--- (ResolvePolicy.decide, the rule `lockvault resolve` and the daemon act on) and the reason
--- beside it (sql/functions/record_blockers.sql; the dashboard: sql/views/blocking_sessions_dashboard.sql).
+-- lockvault writes the resolver's answer for every blocker (ResolvePolicy.decide, the rule
+-- `lockvault resolve` and the daemon act on) and the reason beside it
+-- (sql/functions/record_blockers.sql; the dashboard: sql/views/blocking_sessions_dashboard.sql),
+-- so the dashboard cannot disagree with the resolver: a second copy of the kill rule in SQL
+-- would miss resolve.min_severity, root-ness and the exclusions.
 -- Rows written before this migration keep their old value and a NULL reason.
 
 ALTER TABLE lock_monitoring.blocking_session_s ADD COLUMN IF NOT EXISTS auto_kill_reason text;
@@ -531,12 +531,12 @@ COMMENT ON INDEX lock_monitoring.lock_wait_analysis_h_period IS
     'lock_wait_analysis_dashboard: newest periods first (its first page and time windows read only those).';
 """####),
         Migration(name: "015_fewer_indexes.sql", sql: ####"""
--- Migration 015: fewer index entries per row the daemon writes (issue 16: bytes and WAL per
--- blocking episode). Every satellite row is inserted and later end-dated, and an end-dating
+-- Migration 015: fewer index entries per row the daemon writes, so a blocking episode costs
+-- fewer bytes and less WAL. Every satellite row is inserted and later end-dated, and an end-dating
 -- UPDATE writes a new entry into every index of its table; these four served no per-cycle
 -- read:
 -- - lock_activity_s_closed, blocking_session_s_closed: closed rows by age, for retention
---   (cleanup_old_data), which runs once a day and now reads the table instead;
+--   (cleanup_old_data), which runs once a day and can afford to read the table;
 -- - blocking_session_s_current_severity: no query orders by it (blocking_sessions_dashboard
 --   sorts its few current rows in memory);
 -- - lock_activity_h_cluster: record_locks finds a cluster's current locks through
@@ -1529,9 +1529,9 @@ GRANT EXECUTE ON FUNCTION lock_monitoring.analyze_lock_waits(timestamptz, timest
 -- (Sources/LockvaultEngine/Vault/Retention.swift).
 -- SECURITY DEFINER: dropping a partition needs the tables' owner.
 
--- Vaults migrated before the functions moved to sql/functions had the history part split off
--- as cleanup_old_history (migration 012 renamed it to add the alert trail); it is one function
--- again.
+-- A vault migrated before the functions moved to sql/functions may have the history part split
+-- off as cleanup_old_history (migration 012 renamed it to add the alert trail): this one function
+-- does both, so that one is dropped.
 DROP FUNCTION IF EXISTS lock_monitoring.cleanup_old_history(integer);
 -- retention_drop gained p_table (one table's days in a transaction of their own, as the daemon
 -- runs it): a new argument list is a new function.
@@ -2349,8 +2349,9 @@ GRANT EXECUTE ON FUNCTION lock_monitoring.record_blockers(text, text, timestampt
 -- ended (ended_locks, ended_blockers). The daemon decides which (LockvaultCore VaultChanges)
 -- and sends a whole cycle whenever it does not know for certain what the vault holds.
 
--- Vaults that applied migration 013 before it moved here had record_cycle split in two
--- (record_cycle_rows + a reason update); record_blockers writes the reason now.
+-- A vault that applied migration 013's first text has record_cycle split in two
+-- (record_cycle_rows + a reason update): record_blockers writes the reason, so the split-off
+-- half is dropped.
 DROP FUNCTION IF EXISTS lock_monitoring.record_cycle_rows(jsonb);
 
 CREATE OR REPLACE FUNCTION lock_monitoring.record_cycle(p jsonb)

@@ -1,14 +1,15 @@
 extension Migration {
     /// Checksums of earlier texts of numbered migrations that vaults may have recorded, by
     /// migration name. A vault that applied one of these texts is as migrated as one that
-    /// applied today's file: the only difference is functions and views, which the repeatable
-    /// set (sql/functions, sql/views) now owns and re-creates on top.
+    /// applied today's file: the only difference is comments, or functions and views, which the
+    /// repeatable set (sql/functions, sql/views) now owns and re-creates on top.
     ///
-    /// Rewriting an applied migration is allowed only this way, and only when the removed part is
-    /// re-created by the repeatable set or made sure of by the roles step (``VaultRoleStep``,
-    /// before every migrate); a live test (VaultUpgradeLiveTests) builds a vault from the old
-    /// texts (Tests/Fixtures/vault-v1) and checks it migrates to the same schema as a fresh
-    /// vault, with every row kept.
+    /// Rewriting an applied migration is allowed only this way, and only when the texts differ in
+    /// comments alone or the removed part is re-created by the repeatable set or made sure of by
+    /// the roles step (``VaultRoleStep``, before every migrate); a live test
+    /// (VaultUpgradeLiveTests) builds a vault from the old texts (Tests/Fixtures/vault-v1) and
+    /// checks it migrates to the same schema as a fresh vault, with every row kept, and another
+    /// (VaultMigrationLiveTests) that a vault recording any of these checksums is taken as migrated.
     public static let superseded: [String: Set<String>] = [
         // Created the three roles (a DO block, CREATEROLE needed when absent): the roles step's now.
         "001_schema_and_hashing.sql": ["18e4f300bc64fc769ef4c7be9ef5e9bc5fe43780744ed512e2a16eb72bbea4f9"],
@@ -25,6 +26,10 @@ extension Migration {
         "012_alerts.sql": ["54b0a54710a7df2dc74cac565e4fe436cd64a21578fb294fdbce593cb2283591"],
         // The reason column (kept); record_cycle's split and the recreated dashboard (moved to
         // sql/functions/record_blockers.sql and sql/views/blocking_sessions_dashboard.sql).
-        "013_kill_eligibility_reason.sql": ["e99215bb56d28a3516ee18c4cc341a23d0d68bcdc2e932470dfc582b3e73fbd5"],
+        // Then a text that differs in its header comment only.
+        "013_kill_eligibility_reason.sql": ["e99215bb56d28a3516ee18c4cc341a23d0d68bcdc2e932470dfc582b3e73fbd5",
+                                            "636618726275c0b9431f2c3fdebeee25df775398643c4407f2ecf8da2c32ef1c"],
+        // A text that differs in its header comment only.
+        "015_fewer_indexes.sql": ["526f3215715421d88226151f35f1dba6b53f5ea0abb6a1322ae2ca3bf6ffa37e"],
     ]
 }

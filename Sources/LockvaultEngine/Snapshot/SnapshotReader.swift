@@ -207,7 +207,7 @@ public final class SnapshotReader {
     }
 
     /// ``knownJSON(_:)`` of the remembered long transactions, encoded again only when they changed
-    /// (with 150 of them, encoding every second was a twentieth of the daemon's cycle).
+    /// (with 150 of them, encoding every second would cost a twentieth of the daemon's cycle).
     private func knownLongTransactionsJSON() -> String {
         let identity = longTransactionLocks.map { KnownLongTransaction(pid: $0.key, xactStart: $0.value.xactStart, fingerprint: $0.value.fingerprint) }
         let asSet = Set(identity)

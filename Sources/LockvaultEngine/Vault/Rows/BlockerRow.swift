@@ -68,8 +68,9 @@ struct BlockerRow: Encodable, Sendable {
         xact_start = s?.transactionStart
         query = s?.query
         // Not the live duration or the running query: a steady blocker writes nothing.
-        // How it blocks only when not as a plain holder: a holder's hash stays what it was before
-        // lockvault told holders from queued requests, so an upgrade rewrites no steady row.
+        // How it blocks only when not as a plain holder: a holder hashes as it does without those
+        // parts, so a vault written by a lockvault that did not tell holders from queued requests
+        // gets no new row for a steady holder after an upgrade.
         let queueParts: [String?] = a.blocksAs == .holder && a.queuedForMode == nil ? [] : [a.blocksAs.rawValue, a.queuedForMode?.description]
         hash_diff = HashDiff([
             a.severity.rawValue, a.transitivelyBlocked.map(String.init).joined(separator: ","), String(a.directlyBlocked.count),

@@ -60,7 +60,8 @@ struct LockActivityRow: Encodable, Sendable {
 
     /// Not the query text or durations: a steady lock writes nothing.
     static func hashDiff(_ lock: LockRecord, blockedBy: [Int32], blockKind: BlockKind?) -> HashDiff {
-        // The kind only when soft: rows of hard waits keep the hash they had before kinds were told apart.
+        // The kind only when soft: a hard wait hashes as it does without kinds, so a vault written by a
+        // lockvault that did not record kinds gets no new row for a steady hard wait after an upgrade.
         var parts: [String?] = [
             HashDiff.flag(lock.granted), lock.waitStart.map(VaultHash.timestamp), blockedBy.map(String.init).joined(separator: ","), lock.relationName,
         ]

@@ -32,7 +32,8 @@ struct ResolveDecisionRow: Encodable, Sendable {
     }
 }
 
-/// A resolve decision to be written to the audit satellite.
+/// A resolve decision to be written to the audit satellite (made by ``ExecutedDecision``: its
+/// memberwise init).
 public struct ResolveDecisionRecord: Sendable, Hashable {
     public var pid: Int32?
     public var backendStart: Date?
@@ -48,22 +49,4 @@ public struct ResolveDecisionRecord: Sendable, Hashable {
     public var blockedCount: Int
     public var blockingSeconds: Double
     public var decidedBy: String
-
-    public init(pid: Int32?, backendStart: Date?, preparedGid: String?, database: String?, decidedAt: Date, decision: String, reason: String,
-                dryRun: Bool, action: String?, outcome: String?, severity: String, blockedCount: Int, blockingSeconds: Double, decidedBy: String) {
-        self.pid = pid
-        self.backendStart = backendStart
-        self.preparedGid = preparedGid
-        self.database = database
-        self.decidedAt = decidedAt
-        self.decision = decision
-        self.reason = reason
-        self.dryRun = dryRun
-        self.action = action
-        self.outcome = outcome
-        self.severity = severity
-        self.blockedCount = blockedCount
-        self.blockingSeconds = blockingSeconds
-        self.decidedBy = decidedBy
-    }
 }
