@@ -18,22 +18,6 @@ struct StormRun {
     var passes: Int
 }
 
-/// Two-sided 95 % Student t for `df` degrees of freedom.
-func t95(_ df: Int) -> Double {
-    let table = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
-                 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042]
-    return df < 1 ? .nan : df <= table.count ? table[df - 1] : 1.96
-}
-
-/// Mean and the half width of its 95 % confidence interval.
-func meanCI(_ xs: [Double]) -> (mean: Double, half: Double) {
-    guard !xs.isEmpty else { return (.nan, .nan) }
-    let m = xs.reduce(0, +) / Double(xs.count)
-    guard xs.count > 1 else { return (m, .nan) }
-    let sd = (xs.map { ($0 - m) * ($0 - m) }.reduce(0, +) / Double(xs.count - 1)).squareRoot()
-    return (m, t95(xs.count - 1) * sd / Double(xs.count).squareRoot())
-}
-
 func stormReport(path: String) throws -> String {
     let text = try String(contentsOfFile: path, encoding: .utf8)
     var runs: [StormRun] = []
