@@ -13,6 +13,7 @@
 //   lockvault-bench storm-report FILE   (bench/storm.sh's runs: the five arms side by side)
 //   lockvault-bench run-report DIR      (bench/run.sh's measurements → docs/benchmarks.md)
 //   lockvault-bench history-rates DIR   (part 3's daily rates per table, as psql -v arguments for bench/history.sql)
+//   lockvault-bench fleet-report DIR    (bench/fleet.sh's measurements → the fleet section)
 //   lockvault-bench t-quantile P DF     (Student's t: the P quantile for DF degrees of freedom)
 import Foundation
 
@@ -44,12 +45,14 @@ case "run-report":
     print(try runReport(dir: args.count > 2 ? args[2] : "."))
 case "history-rates":
     print(try HistoryRates(Measurements(dir: args.count > 2 ? args[2] : ".")).psqlArguments)
+case "fleet-report":
+    print(try fleetReport(dir: args.count > 2 ? args[2] : "."))
 case "t-quantile":
     guard args.count > 3, let p = Double(args[2]), let df = Double(args[3]) else { exit(2) }
     print(String(format: "%.6f", studentTQuantile(p, df: df)))
 case "retention":
     print(try fleetRetention(vaultDB: option("--vault-db", "lv_fleet"), days: Int(option("--days", "29"))!))
 default:
-    FileHandle.standardError.write(Data("usage: lockvault-bench snapshot|latency|dashboards|worstcase|fleet-dashboard|fleet|retention|storm-report|run-report|history-rates|t-quantile ...\n".utf8))
+    FileHandle.standardError.write(Data("usage: lockvault-bench snapshot|latency|dashboards|worstcase|fleet-dashboard|fleet|retention|storm-report|run-report|history-rates|fleet-report|t-quantile ...\n".utf8))
     exit(2)
 }
