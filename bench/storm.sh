@@ -65,7 +65,10 @@ JOIN pg_catalog.pg_locks blocking_locks ON blocking_locks.locktype = blocked_loc
 JOIN pg_catalog.pg_stat_activity blocking_activity ON blocking_activity.pid = blocking_locks.pid
 WHERE NOT blocked_locks.granted;"
 
-ticks() { [[ -r /proc/$1/stat ]] && awk '{ print $14 + $15 }' "/proc/$1/stat" || echo 0; }
+ticks() {   # PID → utime + stime (fields 14 and 15 of /proc/PID/stat, counted after the command's ")"); 0 when gone
+    local s f; s=$(cat "/proc/$1/stat" 2>/dev/null) || { echo 0; return; }
+    s=${s##*) }; read -r -a f <<<"$s"; echo $(( f[11] + f[12] ))
+}
 # CPU ticks of the server sessions with this application_name, on both clusters.
 session_ticks() {
     local t=0 p
