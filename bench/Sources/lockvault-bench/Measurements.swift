@@ -35,9 +35,7 @@ struct Measurements {
     }
     /// The last value of `key` as numbers (space-separated).
     func numbers(_ key: String) throws -> [Double] { try numbers(of: string(key), key) }
-    func numbers(of value: String, _ key: String) throws -> [Double] {
-        try value.split(separator: " ").map { try number(String($0), key) }
-    }
+    func numbers(of value: String, _ key: String) throws -> [Double] { try parseNumbers(value, key) }
 
     /// A file the script left in `dir` (another subcommand's markdown), without its last newline.
     func text(_ file: String) throws -> String {
@@ -72,6 +70,11 @@ struct Measurements {
     }
     func cycleTimes(_ file: String) throws -> [Double] { try cycleTimeTexts(file).compactMap(Double.init) }
     func firstCycleTime(_ file: String) throws -> String { try cycleTimeTexts(file).first ?? "" }
+}
+
+/// Space-separated numbers.
+func parseNumbers(_ value: String, _ what: String) throws -> [Double] {
+    try value.split(separator: " ").map { try number(String($0), what) }
 }
 
 func number(_ s: String, _ what: String) throws -> Double {

@@ -10,7 +10,8 @@
 //   lockvault-bench fleet-dashboard --vault-db DB --rounds N
 //   lockvault-bench fleet --work-db DB --vault-db DB --clusters N --seconds S
 //   lockvault-bench retention --vault-db DB --days N   (retention as the daemon runs it, timed)
-//   lockvault-bench storm-report FILE   (bench/storm.sh's runs: the five arms side by side)
+//   lockvault-bench storm-report FILE --clk N   (bench/storm.sh's runs: the five arms side by side)
+//   lockvault-bench storm-worst --clk N --readings "…"   (bench/storm.sh's worst-case window: CPU and verdict)
 //   lockvault-bench run-report DIR      (bench/run.sh's measurements → docs/benchmarks.md)
 //   lockvault-bench history-rates DIR   (part 3's daily rates per table, as psql -v arguments for bench/history.sql)
 //   lockvault-bench fleet-report DIR    (bench/fleet.sh's measurements → the fleet section)
@@ -40,7 +41,9 @@ case "fleet":
     print(try await fleet(workDB: option("--work-db", "lv_work"), vaultDB: option("--vault-db", "lv_fleet"),
                           clusters: Int(option("--clusters", "200"))!, seconds: Double(option("--seconds", "60"))!))
 case "storm-report":
-    print(try stormReport(path: args.count > 2 ? args[2] : "storm.tsv"))
+    print(try stormReport(path: args.count > 2 ? args[2] : "storm.tsv", clk: Double(option("--clk", "100"))!))
+case "storm-worst":
+    print(try stormWorstCase(clk: Double(option("--clk", "100"))!, readings: parseNumbers(option("--readings", ""), "--readings")))
 case "run-report":
     print(try runReport(dir: args.count > 2 ? args[2] : "."))
 case "history-rates":
@@ -53,6 +56,6 @@ case "t-quantile":
 case "retention":
     print(try fleetRetention(vaultDB: option("--vault-db", "lv_fleet"), days: Int(option("--days", "29"))!))
 default:
-    FileHandle.standardError.write(Data("usage: lockvault-bench snapshot|latency|dashboards|worstcase|fleet-dashboard|fleet|retention|storm-report|run-report|history-rates|fleet-report|t-quantile ...\n".utf8))
+    FileHandle.standardError.write(Data("usage: lockvault-bench snapshot|latency|dashboards|worstcase|fleet-dashboard|fleet|retention|storm-report|storm-worst|run-report|history-rates|fleet-report|t-quantile ...\n".utf8))
     exit(2)
 }
