@@ -119,6 +119,14 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // The bench's statistics and report arithmetic on known inputs: no server needed.
+        .testTarget(
+            name: "LockvaultBenchTests",
+            dependencies: ["lockvault-bench"],
+            path: "bench/Tests/LockvaultBenchTests",
+            swiftSettings: swiftSettings
+        ),
+
         // What more than one test target uses: a stand-in for systemd's notification socket, and
         // the one way tests start a program (swift-subprocess).
         .target(

@@ -65,7 +65,10 @@ JOIN pg_catalog.pg_locks blocking_locks ON blocking_locks.locktype = blocked_loc
 JOIN pg_catalog.pg_stat_activity blocking_activity ON blocking_activity.pid = blocking_locks.pid
 WHERE NOT blocked_locks.granted;"
 
-ticks() { [[ -r /proc/$1/stat ]] && awk '{ print $14 + $15 }' "/proc/$1/stat" || echo 0; }
+ticks() {   # PID → utime + stime (fields 14 and 15 of /proc/PID/stat, counted after the command's ")"); 0 when gone
+    local s f; s=$(cat "/proc/$1/stat" 2>/dev/null) || { echo 0; return; }
+    s=${s##*) }; read -r -a f <<<"$s"; echo $(( f[11] + f[12] ))
+}
 # CPU ticks of the server sessions with this application_name, on both clusters.
 session_ticks() {
     local t=0 p
@@ -96,8 +99,13 @@ stop_arm() {
     q -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'bench-sampler'" >/dev/null
 }
 cycle_lines() { grep '"msg":"cycle"' "$work/daemon.log" 2>/dev/null || true; }
+passes() {   # cycle lines → the lock-manager passes they made, added up
+    local t=0 p
+    for p in $(grep -o '"lock_manager_passes":"[0-9]*"' <<<"$1" | tr -dc '0-9\n'); do t=$(( t + p )); done
+    echo "$t"
+}
 
-echo "# round	arm	tps	wall_s	client_cpu_s	server_cpu_s	cycles	passes" >"$work/storm.tsv"
+echo "# round	arm	tps	t0	t1	client_ticks	server_ticks	cycles	passes" >"$work/storm.tsv"
 echo "==> $rounds rounds × 5 arms × $seconds s, shuffled" >&2
 for round in $(seq 1 "$rounds"); do
     for arm in $(printf '%s\n' off B wiki lockvault lockvault-remote | shuf); do
@@ -107,12 +115,12 @@ for round in $(seq 1 "$rounds"); do
         out=$("$pgbench" -n -f "$work/hot.sql" -c 100 -j 2 -T "$seconds" lv_work 2>&1)
         c1=$(ticks "${client_pid:-0}"); s1=$(session_ticks "$app"); t1=$(date +%s.%N)
         lines=$(cycle_lines | tail -n +$(( n0 + 1 )))
-        cycles=$(grep -c . <<<"$lines" || true) passes=$(sed -n 's/.*"lock_manager_passes":"\([0-9]*\)".*/\1/p' <<<"$lines" | paste -sd+ | bc 2>/dev/null || echo 0)
+        cycles=$(grep -c . <<<"$lines" || true) arm_passes=$(passes "$lines")
         stop_arm
         tps=$(sed -n 's/^tps = \([0-9.]*\) (without initial connection time)/\1/p' <<<"$out")
         [[ -n $tps ]] || { echo "pgbench failed: $out" >&2; exit 1; }
-        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$arm" "$tps" "$(bc -l <<<"$t1 - $t0")" "$(bc -l <<<"($c1 - $c0) / $clk")" \
-            "$(bc -l <<<"($s1 - $s0) / $clk")" "${cycles:-0}" "${passes:-0}" >>"$work/storm.tsv"
+        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$arm" "$tps" "$t0" "$t1" "$(( c1 - c0 ))" "$(( s1 - s0 ))" \
+            "${cycles:-0}" "${arm_passes:-0}" >>"$work/storm.tsv"
         echo "    round $round $arm: $tps tps" >&2
     done
 done
@@ -132,8 +140,7 @@ c1=$(ticks "$daemon_pid"); s1=$(session_ticks lockvault); t1=$(date +%s.%N)
 worst_lines=$(cycle_lines | tail -n +$(( n0 + 1 )))
 stop_arm
 worst_cycles=$(grep -c . <<<"$worst_lines" || true)
-worst_passes=$(sed -n 's/.*"lock_manager_passes":"\([0-9]*\)".*/\1/p' <<<"$worst_lines" | paste -sd+ | bc)
-read -r worst_client worst_server <<<"$(bc -l <<<"100 * ($c1 - $c0) / $clk / ($t1 - $t0); 100 * ($s1 - $s0) / $clk / ($t1 - $t0)" | xargs printf '%.2f ')"
+worst_md=$("$bin/lockvault-bench" storm-worst --clk "$clk" --readings "$c0 $c1 $s0 $s1 $t0 $t1 $worst_cycles $(passes "$worst_lines")")
 
 echo "==> profile: the daemon's steady cycle with $worst_locks locks (perf, 30 s)" >&2
 # callgrind would count instructions, but valgrind 3.19 cannot run this toolchain's binaries
@@ -162,12 +169,11 @@ cat <<EOF
 TPS cost = 1 − arm / off of the same round, mean over the rounds with its 95 % CI; CPU from /proc (utime + stime), % of one core
 over the arms' pgbench windows.
 
-$("$bin/lockvault-bench" storm-report "$work/storm.tsv")
+$("$bin/lockvault-bench" storm-report "$work/storm.tsv" --clk "$clk")
 
 ### Worst case: 150 idle in transaction × 20 ACCESS SHARE, 40 idle, 1 row blocker + 10 waiters ($worst_locks locks)
 
-60 s, $worst_cycles cycles, $worst_passes of them read pg_locks: the daemon $worst_client % of a core, its server sessions
-$worst_server % (target: together ≤ 0.5 %: $(bc -l <<<"$worst_client + $worst_server <= 0.5" | sed 's/1/met/;s/0/MISSED/')).
+$worst_md
 
 ### Profile: the daemon's steady cycle in the worst case (perf, CPU clock, 30 s, about $profile_cycles cycles; self time, ≥ 1.5 %)
 

@@ -15,7 +15,7 @@ func dashboardQueries(vaultDB: String, rounds: Int, budgetSeconds: Double = 30) 
     let views = [("blocking_sessions_dashboard", "recorded_at"), ("lock_activity_dashboard", "recorded_at"),
                  ("lock_wait_analysis_dashboard", "period_start"), ("deadlock_events_dashboard", "detected_at"),
                  ("alerts_dashboard", "event_at")]
-    // (label, SQL, target ms): issue 16's targets.
+    // (label, SQL, target ms): each query's p99 target.
     let queries: [(String, String, Double)] = views.flatMap { v, column in
         [("`SELECT * FROM \(v)`", "SELECT * FROM lock_monitoring.\(v)", v == "deadlock_events_dashboard" ? 200 : 50),
          ("`… LIMIT 50`", "SELECT * FROM lock_monitoring.\(v) LIMIT 50", 10),

@@ -296,23 +296,21 @@ func fleet(workDB: String, vaultDB: String, clusters: Int, seconds: Double) asyn
     let wal = try probe.query("SELECT pg_wal_lsn_diff($1::pg_lsn, $2::pg_lsn)::int8 AS d", [after.wal, before.wal])[0].decode("d", as: Int64.self)
     let (latencies, failures, cycles) = box.all
     let perClusterDay = 86_400 / elapsed / Double(clusters)
-    var line = "cycles=\(cycles) writes=\(latencies.count) failures=\(failures.count + warm.all.1.count) seconds=\(String(format: "%.1f", elapsed))"
-    line += " calls_per_cycle=\(String(format: "%.3f", Double(latencies.count) / Double(max(1, cycles))))"
-    line += " p50=\(String(format: "%.2f", percentile(latencies, 0.5))) p99=\(String(format: "%.2f", percentile(latencies, 0.99)))"
-    line += " max=\(String(format: "%.2f", latencies.max() ?? .nan))"
-    line += " vault_cpu_cores=\(String(format: "%.4f", cpu / elapsed))"
-    line += " cpu_pct_per_cluster=\(String(format: "%.4f", 100 * cpu / elapsed / Double(clusters)))"
-    line += " cpu_ms_per_call=\(String(format: "%.2f", 1000 * cpu / Double(max(1, latencies.count))))"
-    line += " wal_mb_per_cluster_day=\(String(format: "%.2f", Double(wal) * perClusterDay / 1_048_576))"
-    line += " size_mb_per_cluster_day=\(String(format: "%.2f", Double(after.bytes - before.bytes) * perClusterDay / 1_048_576))"
-    line += " current_mb_before=\(String(format: "%.2f", Double(before.current) / 1_048_576)) current_mb_after=\(String(format: "%.2f", Double(after.current) / 1_048_576))"
-    if let f = (failures + warm.all.1).first { line += " first_failure=\"\(f.prefix(200).replacingOccurrences(of: "\"", with: "'"))\"" }
-    line += " recorded=\"\(recorded)\""
-    return line
+    var out = [("cycles", "\(cycles)"), ("writes", "\(latencies.count)"), ("failures", "\(failures.count + warm.all.1.count)"),
+               ("seconds", fixed(elapsed, 1)), ("calls_per_cycle", fixed(Double(latencies.count) / Double(max(1, cycles)), 3)),
+               ("p50", fixed(percentile(latencies, 0.5), 2)), ("p99", fixed(percentile(latencies, 0.99), 2)), ("max", fixed(latencies.max() ?? .nan, 2)),
+               ("vault_cpu_cores", fixed(cpu / elapsed, 4)), ("cpu_pct_per_cluster", fixed(100 * cpu / elapsed / Double(clusters), 4)),
+               ("cpu_ms_per_call", fixed(1000 * cpu / Double(max(1, latencies.count)), 2)),
+               ("wal_mb_per_cluster_day", fixed(Double(wal) * perClusterDay / 1_048_576, 2)),
+               ("size_mb_per_cluster_day", fixed(Double(after.bytes - before.bytes) * perClusterDay / 1_048_576, 2)),
+               ("current_mb_before", fixed(Double(before.current) / 1_048_576, 2)), ("current_mb_after", fixed(Double(after.current) / 1_048_576, 2))]
+    if let f = (failures + warm.all.1).first { out.append(("first_failure", String(f.prefix(200)))) }
+    out.append(("recorded", recorded))
+    return keyValueLines(out)
 }
 
 /// fleet_dashboard, read whole as `lockvault status` reads it (FleetStatusRow.read), `rounds`
-/// times after one warm-up read. Prints one markdown table row.
+/// times after one warm-up read. Prints `key value` lines for the fleet report.
 func fleetDashboardQuery(vaultDB: String, rounds: Int) throws -> String {
     let conn = try PostgresConnection(conninfo: "dbname=\(vaultDB)", settings: SessionSettings(applicationName: "lv-bench-fleet-dashboard", statementTimeoutMs: 0, lockTimeoutMs: 0))
     defer { conn.close() }
@@ -323,17 +321,17 @@ func fleetDashboardQuery(vaultDB: String, rounds: Int) throws -> String {
         rows = try FleetStatusRow.read(on: conn).count
         times.append(ms(ContinuousClock.now - start))
     }
-    let p99 = percentile(times, 0.99)
-    return "| `SELECT * FROM fleet_dashboard` (as `lockvault status`) | \(rows) | \(String(format: "%.2f", percentile(times, 0.5))) | \(String(format: "%.2f", p99)) | < 50 ms | \(p99 < 50 ? "met" : "MISSED") |"
+    return keyValueLines([("rows", "\(rows)"), ("median", fixed(percentile(times, 0.5), 2)), ("p99", fixed(percentile(times, 0.99), 2))])
 }
 
 /// Retention as the daemon runs it (RetentionRun: the drop, sweep batches, VACUUM), as the
-/// vault's owner. Prints one line of key=value pairs for bench/fleet.sh.
+/// vault's owner. Prints `key value` lines for the fleet report.
 func fleetRetention(vaultDB: String, days: Int) throws -> String {
     let conn = try PostgresConnection(conninfo: "dbname=\(vaultDB)", settings: SessionSettings(applicationName: "lv-bench-retention", statementTimeoutMs: 0, lockTimeoutMs: 0))
     defer { conn.close() }
     let run = try RetentionRun.run(days: days, on: conn)
-    return String(format: "rows=%lld partitions=%d batches=%d batch_size=%d drop_ms=%.0f sweep_ms=%.0f longest_batch_ms=%.0f vacuum_ms=%.0f vacuumed=%d not_vacuumed=%d",
-                  run.rowsRemoved, run.partitionsDropped, run.sweepBatches, RetentionRun.sweepBatchSize, run.dropMilliseconds, run.sweepMilliseconds,
-                  run.longestBatchMilliseconds, run.vacuumMilliseconds, run.vacuumed.count, run.notVacuumed.count)
+    return keyValueLines([("rows", "\(run.rowsRemoved)"), ("partitions", "\(run.partitionsDropped)"), ("batches", "\(run.sweepBatches)"),
+                          ("batch_size", "\(RetentionRun.sweepBatchSize)"), ("drop_ms", fixed(run.dropMilliseconds, 0)),
+                          ("sweep_ms", fixed(run.sweepMilliseconds, 0)), ("longest_batch_ms", fixed(run.longestBatchMilliseconds, 0)),
+                          ("vacuum_ms", fixed(run.vacuumMilliseconds, 0)), ("vacuumed", "\(run.vacuumed.count)"), ("not_vacuumed", "\(run.notVacuumed.count)")])
 }

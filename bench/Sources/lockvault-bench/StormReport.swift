@@ -18,31 +18,36 @@ struct StormRun {
     var passes: Int
 }
 
-/// Two-sided 95 % Student t for `df` degrees of freedom.
-func t95(_ df: Int) -> Double {
-    let table = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
-                 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042]
-    return df < 1 ? .nan : df <= table.count ? table[df - 1] : 1.96
-}
-
-/// Mean and the half width of its 95 % confidence interval.
-func meanCI(_ xs: [Double]) -> (mean: Double, half: Double) {
-    guard !xs.isEmpty else { return (.nan, .nan) }
-    let m = xs.reduce(0, +) / Double(xs.count)
-    guard xs.count > 1 else { return (m, .nan) }
-    let sd = (xs.map { ($0 - m) * ($0 - m) }.reduce(0, +) / Double(xs.count - 1)).squareRoot()
-    return (m, t95(xs.count - 1) * sd / Double(xs.count).squareRoot())
-}
-
-func stormReport(path: String) throws -> String {
-    let text = try String(contentsOfFile: path, encoding: .utf8)
+/// bench/storm.sh's file: one line per arm and round, tab-separated: round, arm, TPS, the pgbench
+/// window's clock times (start, end), CPU ticks of the client and of its server sessions over it,
+/// the daemon's cycles and lock-manager passes in it.
+func stormRuns(path: String, clk: Double) throws -> [StormRun] {
     var runs: [StormRun] = []
-    for line in text.split(separator: "\n") where !line.hasPrefix("#") {
+    for line in try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n") where !line.hasPrefix("#") {
         let f = line.split(separator: "\t").map(String.init)
-        guard f.count == 8, let round = Int(f[0]), let tps = Double(f[2]), let wall = Double(f[3]), let c = Double(f[4]), let s = Double(f[5]),
-              let cycles = Int(f[6]), let passes = Int(f[7]) else { continue }
-        runs.append(StormRun(round: round, arm: f[1], tps: tps, wallSeconds: wall, clientCPU: c, serverCPU: s, cycles: cycles, passes: passes))
+        guard f.count == 9, let round = Int(f[0]), let tps = Double(f[2]), let t0 = Double(f[3]), let t1 = Double(f[4]),
+              let c = Double(f[5]), let s = Double(f[6]), let cycles = Int(f[7]), let passes = Int(f[8]) else {
+            throw BenchError("\(path): not a storm run: \(line)")
+        }
+        runs.append(StormRun(round: round, arm: f[1], tps: tps, wallSeconds: t1 - t0, clientCPU: c / clk, serverCPU: s / clk, cycles: cycles, passes: passes))
     }
+    return runs
+}
+
+/// The worst case's paragraph: `readings` are the daemon's ticks, its sessions' ticks and the
+/// clock, each before and after, then the cycles and lock-manager passes in the window.
+func stormWorstCase(clk: Double, readings: [Double]) throws -> String {
+    guard readings.count == 8 else { throw BenchError("storm-worst: 8 readings, got \(readings.count)") }
+    let seconds = readings[5] - readings[4]
+    let daemon = rounded(100 * (readings[1] - readings[0]) / clk / seconds, 2), sessions = rounded(100 * (readings[3] - readings[2]) / clk / seconds, 2)
+    return """
+        60 s, \(Int(readings[6])) cycles, \(Int(readings[7])) of them read pg_locks: the daemon \(fixed(daemon, 2)) % of a core, its server sessions
+        \(fixed(sessions, 2)) % (target: together ≤ 0.5 %: \(verdict(daemon + sessions <= 0.5))).
+        """
+}
+
+func stormReport(path: String, clk: Double) throws -> String {
+    let runs = try stormRuns(path: path, clk: clk)
     let arms = ["off", "B", "wiki", "lockvault", "lockvault-remote"]
     let names = ["off": "off (no sampler)", "B": "B: `pid, pg_blocking_pids(pid)` of every Lock waiter, 1 Hz",
                  "wiki": "the PostgreSQL wiki's pg_locks self-join, 1 Hz", "lockvault": "lockvault, vault in the monitored cluster",
@@ -70,7 +75,6 @@ func stormReport(path: String) throws -> String {
             : arm == "B" ? "one per waiter" : arm == "wiki" ? "1 (two pg_locks scans in one statement)" : "—"
         out += "| \(names[arm] ?? arm) | \(mine.count) | \(String(format: "%.0f", tps)) | \(costText) | \(String(format: "%.2f", client)) | \(String(format: "%.2f", server)) | \(String(format: "%.2f", client + server)) | \(passText) |\n"
     }
-    func verdict(_ ok: Bool) -> String { ok ? "met" : "MISSED" }
     out += "\n| target | measured | verdict |\n|---|---|---|\n"
     if let c = cpu["lockvault"] {
         out += "| CPU, daemon + its sessions, 100 hot clients (vault in the monitored cluster) ≤ 0.5 % of a core | \(String(format: "%.2f", c)) % | \(verdict(c <= 0.5)) |\n"

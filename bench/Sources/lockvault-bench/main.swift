@@ -1,14 +1,21 @@
 // lockvault-bench: the measuring parts of bench/run.sh (which starts a private cluster, runs the
-// daemon and pgbench, and writes docs/benchmarks.md). Each subcommand prints markdown.
+// daemon and pgbench, and writes docs/benchmarks.md). The measuring subcommands print markdown or
+// `key value` lines; the report subcommands read the raw measurements a script left in its work
+// folder (see Measurements) and print the report's markdown.
 //
 //   lockvault-bench snapshot [--smoke]
 //   lockvault-bench latency --work-db DB --vault-db DB --blocking N --deadlocks N [--min-wait S]
 //   lockvault-bench dashboards --vault-db DB --rounds N
-//   lockvault-bench worstcase --db DB [--backends 200] [--waiters 10]   (holds issue 16's worst case until stdin closes)
+//   lockvault-bench worstcase --db DB [--backends 200] [--waiters 10]   (holds the sampler's worst case until stdin closes)
 //   lockvault-bench fleet-dashboard --vault-db DB --rounds N
 //   lockvault-bench fleet --work-db DB --vault-db DB --clusters N --seconds S
 //   lockvault-bench retention --vault-db DB --days N   (retention as the daemon runs it, timed)
-//   lockvault-bench storm-report FILE   (bench/storm.sh's runs: the five arms side by side)
+//   lockvault-bench storm-report FILE --clk N   (bench/storm.sh's runs: the five arms side by side)
+//   lockvault-bench storm-worst --clk N --readings "…"   (bench/storm.sh's worst-case window: CPU and verdict)
+//   lockvault-bench run-report DIR      (bench/run.sh's measurements → docs/benchmarks.md)
+//   lockvault-bench history-rates DIR   (part 3's daily rates per table, as psql -v arguments for bench/history.sql)
+//   lockvault-bench fleet-report DIR    (bench/fleet.sh's measurements → the fleet section)
+//   lockvault-bench t-quantile P DF     (Student's t: the P quantile for DF degrees of freedom)
 import Foundation
 
 let args = CommandLine.arguments
@@ -34,10 +41,21 @@ case "fleet":
     print(try await fleet(workDB: option("--work-db", "lv_work"), vaultDB: option("--vault-db", "lv_fleet"),
                           clusters: Int(option("--clusters", "200"))!, seconds: Double(option("--seconds", "60"))!))
 case "storm-report":
-    print(try stormReport(path: args.count > 2 ? args[2] : "storm.tsv"))
+    print(try stormReport(path: args.count > 2 ? args[2] : "storm.tsv", clk: Double(option("--clk", "100"))!))
+case "storm-worst":
+    print(try stormWorstCase(clk: Double(option("--clk", "100"))!, readings: parseNumbers(option("--readings", ""), "--readings")))
+case "run-report":
+    print(try runReport(dir: args.count > 2 ? args[2] : "."))
+case "history-rates":
+    print(try HistoryRates(Measurements(dir: args.count > 2 ? args[2] : ".")).psqlArguments)
+case "fleet-report":
+    print(try fleetReport(dir: args.count > 2 ? args[2] : "."))
+case "t-quantile":
+    guard args.count > 3, let p = Double(args[2]), let df = Double(args[3]) else { exit(2) }
+    print(String(format: "%.6f", studentTQuantile(p, df: df)))
 case "retention":
     print(try fleetRetention(vaultDB: option("--vault-db", "lv_fleet"), days: Int(option("--days", "29"))!))
 default:
-    FileHandle.standardError.write(Data("usage: lockvault-bench snapshot|latency|dashboards|worstcase|fleet-dashboard|fleet|retention|storm-report ...\n".utf8))
+    FileHandle.standardError.write(Data("usage: lockvault-bench snapshot|latency|dashboards|worstcase|fleet-dashboard|fleet|retention|storm-report|storm-worst|run-report|history-rates|fleet-report|t-quantile ...\n".utf8))
     exit(2)
 }
