@@ -10,7 +10,7 @@
 #
 # 1. real cycles recorded by lockvault's Monitor in lv_fleet_work (quiet, a steady blocker,
 #    blockers coming and going, deadlocks); 2. FLEET_CLUSTERS threads replay them at 1 Hz into
-#    one vault (lv_fleet), each on its own connection, through CycleWriter (record_cycle); write
+#    one vault (lv_fleet), each through its own VaultWriter (the daemon's, record_cycle); write
 #    latency, the vault backends' CPU (/proc), WAL and bytes over the replay; 3. the replay's rows
 #    copied back over FLEET_DAYS days (bench/fleet-history.sql); every dashboard and
 #    fleet_dashboard timed over them; 4. retention of the oldest day: the DELETE of the

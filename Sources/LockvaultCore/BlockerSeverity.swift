@@ -34,21 +34,20 @@ public enum BlockerSeverity: String, Sendable, Hashable, Codable, Comparable, Ca
 /// 5 min — or sooner when it holds up many sessions, sits idle in a transaction, or holds
 /// ACCESS EXCLUSIVE (which blocks even plain reads).
 public struct SeverityPolicy: Sendable, Hashable, Codable {
-    public var mediumAfterSeconds: Double = 10
-    public var highAfterSeconds: Double = 60
-    public var criticalAfterSeconds: Double = 300
+    public var mediumAfterSeconds: Double
+    public var highAfterSeconds: Double
+    public var criticalAfterSeconds: Double
     /// Blocking at least this many sessions (transitively) is at least HIGH.
-    public var highBlockedSessions: Int = 5
+    public var highBlockedSessions: Int
     /// Blocking at least this many sessions (transitively) is CRITICAL.
-    public var criticalBlockedSessions: Int = 20
+    public var criticalBlockedSessions: Int
     /// An idle-in-transaction blocker (or prepared transaction) reaches each time threshold at
     /// this fraction of it: nothing it is doing will release the lock.
-    public var idleInTransactionFactor: Double = 0.5
+    public var idleInTransactionFactor: Double
     /// Holding AccessExclusiveLock on what others wait for raises the level by one.
-    public var exclusiveLockEscalates: Bool = true
+    public var exclusiveLockEscalates: Bool
 
-    public init() {}
-
+    /// The defaults described above are written once, here, as the parameters' defaults.
     public init(
         mediumAfterSeconds: Double = 10, highAfterSeconds: Double = 60, criticalAfterSeconds: Double = 300,
         highBlockedSessions: Int = 5, criticalBlockedSessions: Int = 20, idleInTransactionFactor: Double = 0.5,

@@ -50,7 +50,7 @@ extension LiveDatabaseSuite {
                 let record = CycleRecord(
                     snapshot: snapshot, assessments: outcome.assessments, graph: WaitGraph(snapshot), deadlocks: [deadlock],
                     decisions: outcome.decisions.map { $0.record(decidedBy: "test", at: snapshot.capturedAt) },
-                    rulings: outcome.rulings, context: CycleRecord.Context(clusterName: "test", recordSource: "test", killThresholdSeconds: 0, heartbeatSeconds: 60),
+                    rulings: outcome.rulings, context: RecordContext(clusterName: "test", recordSource: "test", killThresholdSeconds: 0), heartbeatSeconds: 60,
                     cycleMilliseconds: 1, gap: ObservationGap(start: snapshot.capturedAt.addingTimeInterval(-10), end: snapshot.capturedAt, reason: "test"))
                 let document = try #require(try JSONSerialization.jsonObject(with: Data(try record.encoded().utf8)) as? [String: Any])
 

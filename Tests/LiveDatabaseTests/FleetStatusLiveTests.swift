@@ -84,7 +84,7 @@ extension LiveDatabaseSuite {
                 let snapshot = try #require(outcome.snapshot)
                 let record = CycleRecord(
                     snapshot: snapshot, assessments: outcome.assessments, graph: WaitGraph(snapshot), deadlocks: [], decisions: [],
-                    rulings: outcome.rulings, context: CycleRecord.Context(clusterName: "older", recordSource: "test", killThresholdSeconds: 0, heartbeatSeconds: 3600),
+                    rulings: outcome.rulings, context: RecordContext(clusterName: "older", recordSource: "test", killThresholdSeconds: 0), heartbeatSeconds: 3600,
                     cycleMilliseconds: 1, gap: nil)
                 // As a lockvault from before migration 025 sends it: no counts by severity.
                 var document = try #require(try JSONSerialization.jsonObject(with: Data(try record.encoded().utf8)) as? [String: Any])

@@ -33,7 +33,7 @@ extension LiveDatabaseSuite {
             #expect(outcome.assessments.count == 1)
             let record = CycleRecord(
                 snapshot: snapshot, assessments: outcome.assessments, graph: WaitGraph(snapshot), deadlocks: [], decisions: [],
-                rulings: outcome.rulings, context: CycleRecord.Context(clusterName: "part", recordSource: "test", killThresholdSeconds: 0, heartbeatSeconds: 3600),
+                rulings: outcome.rulings, context: RecordContext(clusterName: "part", recordSource: "test", killThresholdSeconds: 0), heartbeatSeconds: 3600,
                     cycleMilliseconds: 1, gap: nil)
             let document = try #require(try JSONSerialization.jsonObject(with: Data(try record.encoded().utf8)) as? [String: Any])
             return Sampled(document: document, holderPid: holder.pid, systemIdentifier: snapshot.systemIdentifier)

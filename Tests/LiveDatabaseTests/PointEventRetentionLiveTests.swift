@@ -32,7 +32,7 @@ extension LiveDatabaseSuite {
                                DeadlockParticipant(pid: waiter.pid, waitsFor: "AccessShareLock on relation t", blockedBy: holder.pid, query: "SELECT count(*) FROM t")])
             let record = CycleRecord(
                 snapshot: snapshot, assessments: outcome.assessments, graph: WaitGraph(snapshot), deadlocks: [deadlock], decisions: [],
-                rulings: outcome.rulings, context: CycleRecord.Context(clusterName: "events", recordSource: "test", killThresholdSeconds: 0, heartbeatSeconds: 3600),
+                rulings: outcome.rulings, context: RecordContext(clusterName: "events", recordSource: "test", killThresholdSeconds: 0), heartbeatSeconds: 3600,
                     cycleMilliseconds: 1, gap: nil)
             let document = try #require(try JSONSerialization.jsonObject(with: Data(try record.encoded().utf8)) as? [String: Any])
             #expect((document["deadlocks"] as? [Any])?.count == 1 && (document["deadlock_participants"] as? [Any])?.count == 2, "\(document.keys)")

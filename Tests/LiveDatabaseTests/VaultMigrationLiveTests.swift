@@ -1,6 +1,6 @@
 import Foundation
 import LockvaultCore
-import LockvaultEngine
+@testable import LockvaultEngine
 import PostgresClient
 import Testing
 import TestSupport

@@ -18,11 +18,6 @@ public struct Migration: Sendable, Equatable {
     public struct File: Sendable, Equatable {
         public let path: String
         public let sql: String
-
-        public init(path: String, sql: String) {
-            self.path = path
-            self.sql = sql
-        }
     }
 
     public let name: String

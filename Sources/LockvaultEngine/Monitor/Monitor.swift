@@ -224,7 +224,8 @@ extension MonitorConfiguration {
         VaultWriter.Configuration(dsn: vaultDSN ?? targetDSN, session: session,
                                   limits: VaultLimits(maxBufferedCycles: maxBufferedCycles, flushBudget: .milliseconds(max(1, flushBudgetMs)),
                                                       heartbeatSeconds: heartbeatSeconds),
-                                  spoolDirectory: spoolDirectory, spoolMaxBytes: spoolMaxBytes, clusterName: clusterName, recordSource: recordSource,
-                                  decidedBy: decidedBy, killThresholdSeconds: resolve.killThresholdSeconds)
+                                  spoolDirectory: spoolDirectory, spoolMaxBytes: spoolMaxBytes,
+                                  context: RecordContext(clusterName: clusterName, recordSource: recordSource, decidedBy: decidedBy,
+                                                         killThresholdSeconds: resolve.killThresholdSeconds))
     }
 }

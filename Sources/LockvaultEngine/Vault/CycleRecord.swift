@@ -12,30 +12,26 @@ enum VaultRowKey: Hashable, Sendable {
 /// One cycle's findings as the document `lock_monitoring.record_cycle(jsonb)` writes, in one
 /// call: a list of rows per entity family (Vault/Rows/, one type per family, each computing
 /// its own hash diff), whose keys are the columns they fill.
-struct CycleRecord: Encodable, Sendable {
-    /// Who records the cycle and under which rules: the same for every cycle of a monitor.
-    struct Context: Sendable, Equatable {
-        /// The cluster's label (the summary's cluster_name).
-        var clusterName: String
-        /// `lockvault@host[/cluster]`: the record_source of everything written.
-        var recordSource: String
-        /// Who decided, for the resolve audit ("daemon@host" or "cli@host").
-        var decidedBy: String
-        /// The kill rule's threshold, shown with each blocker.
-        var killThresholdSeconds: Double
-        /// The vault writes a summary row at least this often.
-        var heartbeatSeconds: Double
+/// Who records a monitor's cycles and under which rules: the same for every cycle it records.
+public struct RecordContext: Sendable, Equatable {
+    /// The cluster's label (the summary's cluster_name).
+    public var clusterName: String
+    /// `lockvault@host[/cluster]`: the record_source of everything written.
+    public var recordSource: String
+    /// Who decided, for the resolve audit ("daemon@host" or "cli@host").
+    public var decidedBy: String
+    /// The kill rule's threshold, shown with each blocker.
+    public var killThresholdSeconds: Double
 
-        init(clusterName: String, recordSource: String, decidedBy: String = "", killThresholdSeconds: Double = 300,
-                    heartbeatSeconds: Double = 60) {
-            self.clusterName = clusterName
-            self.recordSource = recordSource
-            self.decidedBy = decidedBy
-            self.killThresholdSeconds = killThresholdSeconds
-            self.heartbeatSeconds = heartbeatSeconds
-        }
+    public init(clusterName: String, recordSource: String, decidedBy: String = "daemon", killThresholdSeconds: Double = 300) {
+        self.clusterName = clusterName
+        self.recordSource = recordSource
+        self.decidedBy = decidedBy
+        self.killThresholdSeconds = killThresholdSeconds
     }
+}
 
+struct CycleRecord: Encodable, Sendable {
     var system_identifier: String
     var record_source: String
     var captured_at: Date
@@ -59,11 +55,11 @@ struct CycleRecord: Encodable, Sendable {
     var ended_blockers: [SessionKey]?
 
     /// The rows of `outcome`, sampled as `snapshot`.
-    init(snapshot: LockSnapshot, outcome: CycleOutcome, graph: WaitGraph, context: Context,
+    init(snapshot: LockSnapshot, outcome: CycleOutcome, graph: WaitGraph, context: RecordContext, heartbeatSeconds: Double,
          bufferedCycles: Int = 0, spooledCycles: Int = 0, memo: LockRowMemo? = nil) {
         self.init(snapshot: snapshot, assessments: outcome.assessments, graph: graph, deadlocks: outcome.deadlocks,
                   decisions: outcome.decisions.map { $0.record(decidedBy: context.decidedBy, at: snapshot.capturedAt) },
-                  rulings: outcome.rulings, context: context, cycleMilliseconds: outcome.cycleMilliseconds,
+                  rulings: outcome.rulings, context: context, heartbeatSeconds: heartbeatSeconds, cycleMilliseconds: outcome.cycleMilliseconds,
                   bufferedCycles: bufferedCycles, spooledCycles: spooledCycles, memo: memo)
     }
 
@@ -74,7 +70,8 @@ struct CycleRecord: Encodable, Sendable {
         deadlocks: [DeadlockEvent] = [],
         decisions: [ResolveDecisionRecord] = [],
         rulings: [ResolveDecision] = [],
-        context: Context,
+        context: RecordContext,
+        heartbeatSeconds: Double = 60,
         cycleMilliseconds: Double = 0,
         gap: ObservationGap? = nil,
         bufferedCycles: Int = 0,
@@ -83,7 +80,7 @@ struct CycleRecord: Encodable, Sendable {
     ) {
         let graph = graph ?? WaitGraph(snapshot)
         let recordSource = context.recordSource, clusterName = context.clusterName
-        let killThresholdSeconds = context.killThresholdSeconds, heartbeatSeconds = context.heartbeatSeconds
+        let killThresholdSeconds = context.killThresholdSeconds
         system_identifier = snapshot.systemIdentifier
         record_source = recordSource
         captured_at = snapshot.capturedAt

@@ -31,7 +31,7 @@ extension PendingCycle where Rows == CycleRecord, Key == VaultRowKey {
     /// The `gap` object exactly as ``CycleRecord`` writes it (one place decides its keys):
     /// taken from an empty record carrying it.
     private static func gapObject(_ gap: ObservationGap) throws -> Any {
-        let carrier = CycleRecord(snapshot: LockSnapshot(capturedAt: gap.end), context: CycleRecord.Context(clusterName: "", recordSource: ""))
+        let carrier = CycleRecord(snapshot: LockSnapshot(capturedAt: gap.end), context: RecordContext(clusterName: "", recordSource: ""))
         guard let object = try JSONSerialization.jsonObject(with: Data(try carrier.document(carrying: gap).utf8)) as? [String: Any],
               let gapObject = object["gap"] else {
             throw SpoolError(message: "the cycle document has no gap object")

@@ -22,33 +22,17 @@ public final class VaultWriter {
         public var spoolDirectory: String?
         /// The spool's bound in bytes; beyond it cycles stay in memory only.
         public var spoolMaxBytes: Int
-        /// The cluster's label (the summary's cluster_name).
-        public var clusterName: String
-        /// `lockvault@host[/cluster]`: the record_source of everything written.
-        public var recordSource: String
-        /// Who decided, for the resolve audit ("daemon@host" or "cli@host").
-        public var decidedBy: String
-        /// The kill rule's threshold, shown with each blocker.
-        public var killThresholdSeconds: Double
+        /// Who records the cycles, under which rules.
+        public var context: RecordContext
 
         public init(dsn: String, session: SessionSettings, limits: VaultLimits = VaultLimits(), spoolDirectory: String? = nil,
-                    spoolMaxBytes: Int = 256 << 20, clusterName: String, recordSource: String, decidedBy: String = "daemon",
-                    killThresholdSeconds: Double = 300) {
+                    spoolMaxBytes: Int = 256 << 20, context: RecordContext) {
             self.dsn = dsn
             self.session = session
             self.limits = limits
             self.spoolDirectory = spoolDirectory
             self.spoolMaxBytes = spoolMaxBytes
-            self.clusterName = clusterName
-            self.recordSource = recordSource
-            self.decidedBy = decidedBy
-            self.killThresholdSeconds = killThresholdSeconds
-        }
-
-        /// Who records the cycles, under which rules.
-        var context: CycleRecord.Context {
-            CycleRecord.Context(clusterName: clusterName, recordSource: recordSource, decidedBy: decidedBy,
-                                killThresholdSeconds: killThresholdSeconds, heartbeatSeconds: limits.heartbeatSeconds)
+            self.context = context
         }
     }
 
@@ -121,6 +105,7 @@ public final class VaultWriter {
     func add(_ outcome: CycleOutcome, graph: WaitGraph?, gap: ObservationGap?) -> Int {
         guard let snapshot = outcome.snapshot else { return 0 }
         let record = CycleRecord(snapshot: snapshot, outcome: outcome, graph: graph ?? WaitGraph(snapshot), context: configuration.context,
+                                 heartbeatSeconds: configuration.limits.heartbeatSeconds,
                                  bufferedCycles: pending, spooledCycles: spooled, memo: lockRowMemo)
         lockRowMemo.cycleEnded()
         let bulk = lockRowMemo.currentGeneration.map { lockRowMemo.bulk(record.locks, generation: $0) }

@@ -203,8 +203,8 @@ func fleet(workDB: String, vaultDB: String, clusters: Int, seconds: Double) asyn
     let quiet = Logger(label: "bench") { _ in SwiftLogNoOpLogHandler() }
     for i in 0..<clusters {
         let name = String(format: "db%04d", i)
-        let writer = VaultWriter(configuration: VaultWriter.Configuration(dsn: "dbname=\(vaultDB)", session: settings, clusterName: name,
-                                                                          recordSource: "lockvault@bench/\(name)", decidedBy: "bench"),
+        let context = RecordContext(clusterName: name, recordSource: "lockvault@bench/\(name)", decidedBy: "bench")
+        let writer = VaultWriter(configuration: VaultWriter.Configuration(dsn: "dbname=\(vaultDB)", session: settings, context: context),
                                  logger: quiet)
         _ = try writer.vault()
         members.append(FleetCluster(writer: writer, stream: streams[fleetMix(i)].cycles))

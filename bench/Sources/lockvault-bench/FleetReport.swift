@@ -17,21 +17,21 @@ func fleetWritesSection(_ m: Measurements, _ r: Measurements) throws -> String {
         ## 7. Fleet: one vault, \(clusters) clusters
 
         `bench/fleet.sh` (\(try m.string("t_total")) s; the vault: \(try m.string("vault_server"))). \(clusters) synthetic clusters write into one vault (`lv_fleet`, on the benchmark cluster) at 1 Hz,
-        concurrently: one thread and one vault connection each, each cycle spread over the second, through lockvault's own
-        writer as the daemon runs it (`ChangeOnlyCycleWriter`: the cycle the daemon builds, only what changed since the
-        cluster's last successful write, `record_cycle` in its own transaction; a cycle where nothing changed and no
-        60 s heartbeat is due makes no vault call at all). The cycle streams are
+        concurrently: one thread each, each cycle spread over the second, through the daemon's own `VaultWriter` (its own
+        vault connection; the cycle's rows built as the daemon builds them, only what changed since the cluster's last
+        successful write sent, `record_cycle` in its own transaction; a cycle where nothing changed and no 60 s heartbeat
+        is due makes no vault call at all). The cycle streams are
         real cycles sampled by lockvault's Monitor from `lv_fleet_work` where real sessions held and waited for locks
         (\(try r.string("recorded"))); each cluster replays one under its own system_identifier, sampled now: of every 20 clusters, 12 quiet,
         3 with a steady blocker, 4 with blockers coming and going, 1 with deadlocks (a replayed deadlock is a new one).
-        Replayed sessions are the recorded ones, so hubs are created in a warm-up, not measured: each cluster's connection
-        writes its stream once whole (every writer function planned and every partition opened once on it, as on a running
-        daemon's connection), then once change-only, after which its writer knows what the vault holds; each cluster's
+        Replayed sessions are the recorded ones, so hubs are created in a warm-up, not measured: each cluster's writer
+        writes its stream twice (every writer function planned and every partition opened once on its connection, as on a
+        running daemon's), after which it knows what the vault holds; each cluster's
         stream is shifted back by up to a minute so that heartbeats spread over the minute. Hubs are reused after, so the
         numbers are the steady-state writes of satellites and links, a little below a real fleet's.
         Measured over \(try r.string("seconds")) s: \(try r.string("cycles")) cycles, of which \(try r.string("writes")) made a vault call (\(fixed(100 * (try r.double("calls_per_cycle")), 1)) %), \(try r.string("failures")) failed\(r.optional("first_failure").map { " (first: \($0))" } ?? "").
-        Latency is of the vault calls made (a cycle that makes none costs nothing and is not counted), from the call to its
-        commit's answer. The vault holds a partition a day for the \(days) days before the replay, as after \(days) days of running
+        Latency is of the writer's flush when it called the vault (a cycle that makes no call costs nothing and is not
+        counted), from the call to its commit's answer; building the cycle's rows comes before it, as in the daemon. The vault holds a partition a day for the \(days) days before the replay, as after \(days) days of running
         (created first; the history is copied into them below). The current rows are in a partition of their own (migration
         030), so a current row's read or end-dating opens that one, not every day's. WAL and size are read before and after
         the replay, each time after a VACUUM of the current partitions: ending a row moves it out of there and leaves a dead
