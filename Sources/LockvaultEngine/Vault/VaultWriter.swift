@@ -102,6 +102,7 @@ public final class VaultWriter {
     }
 
     /// The same, with the wait graph the Monitor built for the cycle already.
+    @discardableResult
     func add(_ outcome: CycleOutcome, graph: WaitGraph?, gap: ObservationGap?) -> Int {
         guard let snapshot = outcome.snapshot else { return 0 }
         let record = CycleRecord(snapshot: snapshot, outcome: outcome, graph: graph ?? WaitGraph(snapshot), context: configuration.context,
