@@ -69,8 +69,7 @@ public struct VaultSpool: Sendable {
     /// stays in memory). Returns true when this suspends it (so it is reported once).
     @discardableResult
     public mutating func full() -> Bool {
-        defer { if suspended == nil { suspended = "the spool is full (\(totalBytes) of \(maxBytes) bytes)" } }
-        return suspended == nil
+        suspend("the spool is full (\(totalBytes) of \(maxBytes) bytes)")
     }
 
     /// The file of `sequence` is written and synced.
@@ -83,8 +82,14 @@ public struct VaultSpool: Sendable {
     /// is reported once, not every cycle).
     @discardableResult
     public mutating func storeFailed(reason: String) -> Bool {
-        defer { if suspended == nil { suspended = "the spool is unwritable: \(reason)" } }
-        return suspended == nil
+        suspend("the spool is unwritable: \(reason)")
+    }
+
+    /// Suspends spooling for `reason` unless it is suspended already; true when this suspends it.
+    private mutating func suspend(_ reason: String) -> Bool {
+        guard suspended == nil else { return false }
+        suspended = reason
+        return true
     }
 
     /// The file of `sequence` is gone (or could not be removed: it is forgotten either way).

@@ -173,11 +173,7 @@ public struct VaultStateMachine<Rows, Key: Hashable & Sendable> {
             buffer.headRefused(reason: facts.message)
             return headDone(head.sequence, at: now)
         }
-        if facts?.connectionLost ?? true {
-            _ = backOff(failure, at: now)
-            return .disconnect
-        }
-        return backOff(failure, at: now)
+        return backOff(failure, at: now, disconnecting: facts?.connectionLost ?? true)
     }
 
     /// The cycle could not be encoded: like a refusal, it is dropped and becomes a gap.
@@ -272,12 +268,15 @@ public struct VaultStateMachine<Rows, Key: Hashable & Sendable> {
         return next(at: now)
     }
 
-    private mutating func backOff(_ failure: MonitorFailure, at now: ContinuousClock.Instant) -> Action {
+    /// The vault failed: no attempt before the backoff. A flush then only syncs the spool —
+    /// after closing the connection first, when `disconnecting` (its report resumes the sync).
+    private mutating func backOff(_ failure: MonitorFailure, at now: ContinuousClock.Instant, disconnecting: Bool = false) -> Action {
         schedule.failed(at: now, random: random())
         self.failure = failure
-        guard case .flushing = phase else { return .wait }
+        guard case .flushing = phase else { return disconnecting ? .disconnect : .wait }
         notices.append(.writeFailed(failure, buffered: buffer.count))
-        return startSpoolSync()
+        enterSpoolSync()
+        return disconnecting ? .disconnect : spoolNext()
     }
 
     private mutating func resume(at now: ContinuousClock.Instant) -> Action {
@@ -289,13 +288,17 @@ public struct VaultStateMachine<Rows, Key: Hashable & Sendable> {
     }
 
     private mutating func startSpoolSync() -> Action {
+        enterSpoolSync()
+        return spoolNext()
+    }
+
+    private mutating func enterSpoolSync() {
         // Replayed cycles dropped from the buffer (its bound) are not pending any more.
         if var replay = replaying {
             replay.pending.formIntersection(buffer.records.map(\.sequence))
             replaying = replay.pending.isEmpty ? nil : replay
         }
         phase = .syncingSpool
-        return spoolNext()
     }
 
     /// The next step that makes the spool hold the cycles the vault did not take: those still
