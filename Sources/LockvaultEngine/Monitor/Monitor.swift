@@ -166,13 +166,7 @@ public actor Monitor {
             throw PostgresError(code: .connectionFailed, message: "waiting up to \(ceiling) before reconnecting")
         }
         do {
-            let conn = try PostgresConnection(conninfo: configuration.targetDSN, settings: configuration.session)
-            do {
-                try MonitorFailure.checkTarget(conn)
-            } catch {
-                conn.close()
-                throw error
-            }
+            let conn = try MonitorFailure.connect(.target, conninfo: configuration.targetDSN, settings: configuration.session)
             target = conn
             logger.info("connected to the monitored cluster", metadata: ["dsn": "\(conn.redactedConninfo)", "pid": "\(conn.backendPID)"])
             return conn

@@ -25,6 +25,22 @@ extension MonitorFailure {
         return PostgresFailureFacts(pg).classify(side: side, role: role)
     }
 
+    /// A new connection to `side` that passed its check (``checkTarget(_:)`` or
+    /// ``checkVault(_:)``), closed again when it didn't; throws what failed.
+    static func connect(_ side: Side, conninfo: String, settings: SessionSettings) throws -> PostgresConnection {
+        let conn = try PostgresConnection(conninfo: conninfo, settings: settings)
+        do {
+            switch side {
+            case .target: try checkTarget(conn)
+            case .vault: try checkVault(conn)
+            }
+        } catch {
+            conn.close()
+            throw error
+        }
+        return conn
+    }
+
     /// Checks a fresh connection to the monitored cluster: PostgreSQL 13 or newer, and a role
     /// that sees every session (pg_monitor, or at least pg_read_all_stats). Without it other
     /// roles' sessions read as `<insufficient privilege>` with no state or wait information, and

@@ -219,13 +219,7 @@ public final class VaultWriter {
 
     private func open() -> Result<PostgresConnection, MonitorFailure> {
         do {
-            let conn = try PostgresConnection(conninfo: configuration.dsn, settings: configuration.session)
-            do {
-                try MonitorFailure.checkVault(conn)
-            } catch {
-                conn.close()
-                throw error
-            }
+            let conn = try MonitorFailure.connect(.vault, conninfo: configuration.dsn, settings: configuration.session)
             connection = conn
             return .success(conn)
         } catch {
