@@ -19,7 +19,7 @@ enum LockvaultExit {
     static let dataError: Int32 = 65
     /// A server can't be reached now (or `run` can't bind the metrics address).
     static let unavailable: Int32 = 69
-    /// PostgreSQL older than 13.
+    /// PostgreSQL older than 14 (``ServerCapabilities/minimumMajorVersion``).
     static let unsupportedServer: Int32 = 76
     /// Authentication failed, or a privilege is missing (pg_monitor, the vault roles); `migrate`:
     /// a vault role is missing and the migrating role may not create it (nothing was changed;
@@ -71,7 +71,7 @@ struct ExitMeaning {
     static let malformedDSN = ExitMeaning(LockvaultExit.usage, "malformed DSN")
     static let cannotConnect = ExitMeaning(LockvaultExit.unavailable, "cannot connect")
     static let notMigrated = ExitMeaning(LockvaultExit.dataError, "the vault is not migrated")
-    static let unsupportedServer = ExitMeaning(LockvaultExit.unsupportedServer, "PostgreSQL older than \(ServerRequirements.minimumMajorVersion)")
+    static let unsupportedServer = ExitMeaning(LockvaultExit.unsupportedServer, "PostgreSQL older than \(ServerCapabilities.minimumMajorVersion)")
     static let authenticationFailed = ExitMeaning(LockvaultExit.noPermission, "authentication failed")
     static let invalidConfiguration = ExitMeaning(LockvaultExit.config, "invalid configuration")
 }

@@ -15,7 +15,7 @@ public struct MonitorFailure: Error, Sendable, Equatable, CustomStringConvertibl
         case authenticationFailed
         /// Connected, but the role lacks a privilege lockvault needs (pg_monitor, the vault roles).
         case insufficientPrivilege
-        /// PostgreSQL older than 13.
+        /// PostgreSQL older than 14 (``ServerCapabilities/minimumMajorVersion``).
         case unsupportedServer
         /// The vault has no, or an older/newer, `lock_monitoring` schema.
         case vaultNotMigrated

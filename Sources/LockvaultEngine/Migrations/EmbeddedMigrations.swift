@@ -1384,6 +1384,50 @@ COMMENT ON COLUMN lock_monitoring.monitor_cycle_s.longest_wait_seconds IS
 COMMENT ON COLUMN lock_monitoring.monitor_cycle_s.waiting_sessions IS
     'Sessions waiting for a lock for at least sampling.min_wait_seconds (every waiting session when it is 0): the waits lockvault resolved. short_waits counts the others.';
 """####),
+        Migration(name: "034_server_capabilities.sql", sql: ####"""
+-- Migration 034: what the server the vault lives on can do, asked in one place. Where a function,
+-- a view or a later migration does something only some PostgreSQL majors can (GRANT MAINTAIN,
+-- from 17), it asks lock_monitoring.server_has('maintain') instead of comparing
+-- server_version_num itself. The list is the one ServerCapabilities has
+-- (Sources/LockvaultCore/ServerCapabilities.swift): the same names, the same first versions;
+-- ServerCapabilitiesLiveTests compares the two. A new major that changes something lockvault
+-- uses: a case there, and a new numbered migration that replaces server_capabilities() with the
+-- row added (this one, once applied, is never edited).
+
+CREATE OR REPLACE FUNCTION lock_monitoring.server_capabilities()
+RETURNS TABLE (capability text, since integer, present boolean)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog
+AS $fn$
+    SELECT c.capability, c.since, current_setting('server_version_num')::int >= c.since
+    FROM (VALUES ('waitstart', 140000), ('query_id', 140000),
+                 ('jsonlog', 150000), ('stat_force_next_flush', 150000),
+                 ('createrole_needs_admin_option', 160000),
+                 ('maintain', 170000), ('transaction_timeout', 170000)) AS c(capability, since)
+$fn$;
+COMMENT ON FUNCTION lock_monitoring.server_capabilities() IS
+    'What PostgreSQL majors differ in that lockvault uses: each capability, the server_version_num of the first release with it, and whether this server has it.';
+
+CREATE OR REPLACE FUNCTION lock_monitoring.server_has(p_capability text)
+RETURNS boolean
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog
+AS $fn$
+DECLARE
+    v_present boolean;
+BEGIN
+    SELECT c.present INTO v_present FROM lock_monitoring.server_capabilities() c WHERE c.capability = p_capability;
+    IF NOT FOUND THEN
+        -- A misspelt name must not read as "this server lacks it".
+        RAISE EXCEPTION 'lock_monitoring.server_has: unknown capability "%"', p_capability
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'SELECT capability FROM lock_monitoring.server_capabilities()';
+    END IF;
+    RETURN v_present;
+END
+$fn$;
+COMMENT ON FUNCTION lock_monitoring.server_has(text) IS
+    'Whether this server has the capability (a name from server_capabilities(), e.g. ''maintain''); an unknown name is an error.';
+"""####),
     ]
 
     /// The repeatable set: sql/functions/*.sql, then sql/views/*.sql.
@@ -2810,8 +2854,8 @@ GRANT EXECUTE ON FUNCTION lock_monitoring.record_sessions(text, text, timestampt
 -- (the daily partitions it drops leave none). VACUUM can't run inside a function, so the daemon runs
 -- these statements after a run that removed rows (Sources/LockvaultEngine/Vault/Retention.swift),
 -- as a DBA may: every ordinary table of the schema but the daily partitions, those this role may
--- vacuum (owner; MAINTAIN from PostgreSQL 17, migration 028). A table with nothing to reclaim
--- costs a visibility-map read. For the others, statement is NULL: autovacuum (migration 028 sets
+-- vacuum (owner; MAINTAIN where the server has it, server_has('maintain'): migration 028). A
+-- table with nothing to reclaim costs a visibility-map read. For the others, statement is NULL: autovacuum (migration 028 sets
 -- the hubs' and links' thresholds) or the DBA reclaims them.
 CREATE OR REPLACE FUNCTION lock_monitoring.retention_vacuum_statements()
 RETURNS TABLE (table_name text, statement text)
@@ -2820,7 +2864,7 @@ SET search_path = pg_catalog, lock_monitoring
 AS $fn$
     SELECT c.relname::text,
            CASE WHEN pg_has_role(current_user, c.relowner, 'USAGE')
-                     OR CASE WHEN current_setting('server_version_num')::int >= 170000
+                     OR CASE WHEN lock_monitoring.server_has('maintain')
                              THEN has_table_privilege(c.oid, 'MAINTAIN') ELSE false END
                 THEN format('VACUUM lock_monitoring.%I', c.relname) END
     FROM pg_class c

@@ -41,12 +41,12 @@ extension MonitorFailure {
         return conn
     }
 
-    /// Checks a fresh connection to the monitored cluster: PostgreSQL 13 or newer, and a role
+    /// Checks a fresh connection to the monitored cluster: PostgreSQL 14 or newer, and a role
     /// that sees every session (pg_monitor, or at least pg_read_all_stats). Without it other
     /// roles' sessions read as `<insufficient privilege>` with no state or wait information, and
     /// lockvault would report "no blocking" while there is.
     static func checkTarget(_ conn: PostgresConnection) throws {
-        if let reason = ServerRequirements.unsupportedReason(serverVersionNum: conn.serverVersion) {
+        if let reason = conn.capabilities.unsupportedReason {
             throw MonitorFailure(kind: .unsupportedServer, message: "the monitored cluster runs \(reason)")
         }
         let row = try conn.query("SELECT current_user AS role, pg_has_role('pg_read_all_stats', 'USAGE') AS sees_all")[0]

@@ -26,7 +26,7 @@ public struct RetentionRun: Sendable {
     public var sweepBatches: Int
     /// Tables vacuumed after the run.
     public var vacuumed: [String]
-    /// Tables not vacuumed: this role may not (PostgreSQL 15/16 when the daemon is not the
+    /// Tables not vacuumed: this role may not (PostgreSQL 14-16 when the daemon is not the
     /// owner), or the VACUUM failed (its lock wait ran past lock_timeout). Autovacuum reclaims
     /// them (migration 028 lowers the hubs' and links' thresholds).
     public var notVacuumed: [String]
@@ -97,7 +97,7 @@ public struct RetentionRun: Sendable {
         // 15+ holds them back up to a second); counted after the VACUUM, they would tell
         // autovacuum of dead tuples that are gone.
         start = clock.now
-        if conn.serverVersion >= 150000 { _ = try conn.query("SELECT pg_stat_force_next_flush()") }
+        if conn.capabilities.has(.statForceNextFlush) { _ = try conn.query("SELECT pg_stat_force_next_flush()") }
         for table in try conn.query("SELECT table_name, statement FROM lock_monitoring.retention_vacuum_statements()") {
             let name: String = try table.decode("table_name")
             guard let statement: String = try table.decode("statement") else {
