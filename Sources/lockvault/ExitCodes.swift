@@ -4,7 +4,7 @@ import LockvaultDaemon
 import LockvaultEngine
 
 /// Every exit code of every command (sysexits.h where one fits), and which failure gets which:
-/// the one table. The engine and the daemon only say what went wrong (``MonitorFailure/Kind``,
+/// the one table. The engine and the daemon only say what went wrong (``MonitorFailure/Code``,
 /// ``StartupError/Kind``, ``MigrationError``); this decides the number. Documented in the
 /// README's command table and docs/operations.md "Exit codes" — keep the three in step.
 enum LockvaultExit {
@@ -28,14 +28,14 @@ enum LockvaultExit {
     /// Invalid configuration (a malformed DSN in the config file included).
     static let config: Int32 = 78
 
-    static func code(for kind: MonitorFailure.Kind) -> Int32 {
-        switch kind {
+    static func code(for code: MonitorFailure.Code) -> Int32 {
+        switch code {
         case .unavailable: unavailable
         case .invalidConnectionString: usage
         case .authenticationFailed, .insufficientPrivilege: noPermission
         case .unsupportedServer: unsupportedServer
         case .vaultNotMigrated: dataError
-        case .failed: failure
+        default: failure   // .failed, and any code added later until it is given a number here
         }
     }
 
