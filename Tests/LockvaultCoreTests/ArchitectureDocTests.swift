@@ -48,9 +48,11 @@ import Testing
         return files.contains { contains($0, regex) }
     }
 
-    /// `struct Name`, `enum Name`, … anywhere in the package's Swift.
+    /// `struct Name`, `enum Name`, … anywhere in the package's Swift, or a Swift file of that
+    /// name (`SeverityTests`, `ExitCodes`).
     static func typeExists(_ name: String) -> Bool {
         external.contains(name) || contains(swift, "\\b(struct|class|enum|actor|protocol|typealias)\\s+\(escaped(name))\\b")
+            || files.contains { $0.hasSuffix("/\(name).swift") }
     }
 
     /// A `case`, `func`, `var` or `let` of that name (a case may be one of several on a line).
