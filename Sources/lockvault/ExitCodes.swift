@@ -4,7 +4,7 @@ import LockvaultDaemon
 import LockvaultEngine
 
 /// Every exit code of every command (sysexits.h where one fits), and which failure gets which:
-/// the one table. The engine and the daemon only say what went wrong (``MonitorFailure/Kind``,
+/// the one table. The engine and the daemon only say what went wrong (``MonitorFailure/Code``,
 /// ``StartupError/Kind``, ``MigrationError``); this decides the number. Documented in the
 /// README's command table and docs/operations.md "Exit codes" — keep the three in step.
 enum LockvaultExit {
@@ -19,7 +19,7 @@ enum LockvaultExit {
     static let dataError: Int32 = 65
     /// A server can't be reached now (or `run` can't bind the metrics address).
     static let unavailable: Int32 = 69
-    /// PostgreSQL older than 13.
+    /// PostgreSQL older than 14 (``ServerCapabilities/minimumMajorVersion``).
     static let unsupportedServer: Int32 = 76
     /// Authentication failed, or a privilege is missing (pg_monitor, the vault roles); `migrate`:
     /// a vault role is missing and the migrating role may not create it (nothing was changed;
@@ -28,14 +28,14 @@ enum LockvaultExit {
     /// Invalid configuration (a malformed DSN in the config file included).
     static let config: Int32 = 78
 
-    static func code(for kind: MonitorFailure.Kind) -> Int32 {
-        switch kind {
+    static func code(for code: MonitorFailure.Code) -> Int32 {
+        switch code {
         case .unavailable: unavailable
         case .invalidConnectionString: usage
         case .authenticationFailed, .insufficientPrivilege: noPermission
         case .unsupportedServer: unsupportedServer
         case .vaultNotMigrated: dataError
-        case .failed: failure
+        default: failure   // .failed, and any code added later until it is given a number here
         }
     }
 
@@ -71,7 +71,7 @@ struct ExitMeaning {
     static let malformedDSN = ExitMeaning(LockvaultExit.usage, "malformed DSN")
     static let cannotConnect = ExitMeaning(LockvaultExit.unavailable, "cannot connect")
     static let notMigrated = ExitMeaning(LockvaultExit.dataError, "the vault is not migrated")
-    static let unsupportedServer = ExitMeaning(LockvaultExit.unsupportedServer, "PostgreSQL older than \(ServerRequirements.minimumMajorVersion)")
+    static let unsupportedServer = ExitMeaning(LockvaultExit.unsupportedServer, "PostgreSQL older than \(ServerCapabilities.minimumMajorVersion)")
     static let authenticationFailed = ExitMeaning(LockvaultExit.noPermission, "authentication failed")
     static let invalidConfiguration = ExitMeaning(LockvaultExit.config, "invalid configuration")
 }

@@ -4,9 +4,9 @@ import LockvaultEngine
 
 extension MonitorFailure {
     /// Prints the failure as the command's one message on standard error and returns the exit
-    /// code for its kind (``LockvaultExit/code(for:)-(MonitorFailure.Kind)``).
+    /// code for its ``MonitorFailure/Code`` (``LockvaultExit/code(for:)-(MonitorFailure.Code)``).
     func exit(_ verb: String) -> ExitCode {
         printError("lockvault \(verb): \(message)")
-        return ExitCode(LockvaultExit.code(for: kind))
+        return ExitCode(LockvaultExit.code(for: code))
     }
 }

@@ -144,7 +144,7 @@ struct BlockingCommand: AsyncParsableCommand {
         repeat {
             let outcome = await monitor.runCycle(write: false)
             guard let snapshot = outcome.snapshot else {
-                throw (outcome.targetFailure ?? MonitorFailure(kind: .unavailable, message: "cannot sample")).exit("blocking")
+                throw (outcome.targetFailure ?? MonitorFailure(code: .unavailable, message: "cannot sample")).exit("blocking")
             }
             if json {
                 let report = BlockingReport(capturedAt: snapshot.capturedAt, blockers: outcome.assessments, forest: outcome.forest)

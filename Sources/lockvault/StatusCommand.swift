@@ -41,9 +41,9 @@ struct StatusCommand: ParsableCommand {
             let role = conn.user
             switch error.sqlState {
             case "3F000", "42883", SQLState.undefinedTable:
-                throw MonitorFailure(kind: .vaultNotMigrated, message: "the vault is not migrated (\(error.message)); run `lockvault migrate` first").exit("status")
+                throw MonitorFailure(code: .vaultNotMigrated, message: "the vault is not migrated (\(error.message)); run `lockvault migrate` first").exit("status")
             case SQLState.insufficientPrivilege:
-                throw MonitorFailure(kind: .insufficientPrivilege, message: "role \(role) may not read the vault (\(error.message)) — GRANT lock_monitoring_role TO \(role)").exit("status")
+                throw MonitorFailure(code: .insufficientPrivilege, message: "role \(role) may not read the vault (\(error.message)) — GRANT lock_monitoring_role TO \(role)").exit("status")
             default:
                 throw MonitorFailure.classify(error, side: .vault, role: role).exit("status")
             }

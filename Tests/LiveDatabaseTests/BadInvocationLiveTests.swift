@@ -11,6 +11,14 @@ extension LiveDatabaseSuite {
     @Suite struct BadInvocationLiveTests {
         static let secret = "Wr0ng-Horse-Battery-9"
 
+        /// The binary says which lockvault it is: the one version the package and the vault's
+        /// daemon_version carry too.
+        @Test func versionPrintsTheProjectsVersion() async throws {
+            let r = try await ChildProcess.lockvault(["--version"])
+            #expect(r.status == 0, "\(r)")
+            #expect(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == LockvaultVersion.current, "\(r)")
+        }
+
         /// lv_pw (password login, pg_monitor), lv_nomon (no pg_monitor), lv_nowriter
         /// (pg_monitor, but not lock_writer_role).
         static func ensureRoles() throws {

@@ -212,14 +212,18 @@ extension LiveDatabaseSuite {
         }
 
         /// csvlog and jsonlog need the logging collector, which takes a server restart: once
-        /// for both, and once more to put the test cluster's stderr log back.
+        /// for both, and once more to put the test cluster's stderr log back. jsonlog where the
+        /// server has it (15 on); csvlog everywhere.
         @Test func oneEventAndOneAlertFromCsvlogAndJsonlog() async throws {
             let data = try #require(ProcessInfo.processInfo.environment["LOCKVAULT_TEST_PGDATA"], "the test harness sets LOCKVAULT_TEST_PGDATA")
+            let probe = try LiveDatabase.connect()
+            let jsonLog = probe.capabilities.has(.jsonLog)
+            probe.close()
             func restart(collector: Bool) async throws {
                 let admin = try LiveDatabase.connect()
                 if collector {
                     try admin.execute("ALTER SYSTEM SET logging_collector = on")
-                    try admin.execute("ALTER SYSTEM SET log_destination = 'stderr,csvlog,jsonlog'")
+                    try admin.execute("ALTER SYSTEM SET log_destination = '\(jsonLog ? "stderr,csvlog,jsonlog" : "stderr,csvlog")'")
                 } else {
                     try admin.execute("ALTER SYSTEM RESET logging_collector")
                     try admin.execute("ALTER SYSTEM RESET log_destination")
@@ -234,9 +238,9 @@ extension LiveDatabaseSuite {
             do {
                 let admin = try LiveDatabase.connect()
                 let csv = try admin.query("SELECT pg_current_logfile('csvlog') AS f")[0].decode("f", as: String.self)
-                let json = try admin.query("SELECT pg_current_logfile('jsonlog') AS f")[0].decode("f", as: String.self)
+                let json = jsonLog ? try admin.query("SELECT pg_current_logfile('jsonlog') AS f")[0].decode("f", as: String.self) : nil
                 admin.close()
-                for file in [csv, json] {
+                for file in [csv] + (json.map { [$0] } ?? []) {
                     let path = file.hasPrefix("/") ? file : "\(data)/\(file)"
                     try await Self.expectOneEventAndOneAlert(log: path, kind: .rows)
                 }

@@ -51,14 +51,17 @@ import Testing
         f.serverVersionNum = 120000
         #expect(line(f, "server version")?.verdict == .fail)
         f.serverVersionNum = 130010
-        #expect(line(f, "server version")?.verdict == .warn)
-        f.serverVersionNum = 140011
+        #expect(line(f, "server version")?.verdict == .fail, "13 is below the floor")
+        #expect(line(f, "server version")?.detail.contains("needs PostgreSQL 14 or later") == true)
+        f.serverVersionNum = 190000
         #expect(line(f, "server version")?.verdict == .warn, "accepted, untested")
-        #expect(line(f, "server version")?.detail.contains("tests run on PostgreSQL 15-18") == true)
-        for tested in [150018, 160002, 170010, 180006] {
+        #expect(line(f, "server version")?.detail.contains("tests run on PostgreSQL 14-18") == true)
+        for tested in [140022, 150018, 160015, 170010, 180006] {
             f.serverVersionNum = tested
             #expect(line(f, "server version")?.verdict == .ok, "\(tested)")
         }
+        f.serverVersionNum = 140022
+        #expect(line(f, "server version")?.detail.contains("lacks (handled): jsonlog, stat_force_next_flush") == true, "14 says what it lacks")
 
         f = Self.healthy()
         f.locksInUse = 19_000   // of 64 × 100

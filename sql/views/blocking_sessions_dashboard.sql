@@ -68,6 +68,30 @@ COMMENT ON COLUMN lock_monitoring.blocking_sessions_dashboard.kill_threshold_sec
 COMMENT ON COLUMN lock_monitoring.blocking_sessions_dashboard.is_superuser IS 'Superuser sessions are never ended unless resolve.allow_superuser.';
 COMMENT ON COLUMN lock_monitoring.blocking_sessions_dashboard.last_decision IS 'Last resolve decision about it (would_terminate, terminated, skipped, …), NULL if none.';
 COMMENT ON COLUMN lock_monitoring.blocking_sessions_dashboard.query IS 'Its query text, whitespace folded, first 60 characters.';
+COMMENT ON COLUMN lock_monitoring.blocking_sessions_dashboard.session_state IS
+    'pg_stat_activity.state of the blocker when recorded: active, idle in transaction (holding locks while the application does something else), idle in transaction (aborted); prepared for a prepared transaction.';
+COMMENT ON COLUMN lock_monitoring.blocking_sessions_dashboard.user_name IS
+    'Role of the blocking session (the owner, for a prepared transaction).';
+COMMENT ON COLUMN lock_monitoring.blocking_sessions_dashboard.application_name IS
+    'application_name of the blocking session: which program to ask.';
+COMMENT ON COLUMN lock_monitoring.blocking_sessions_dashboard.database_name IS
+    'Database the blocking session is connected to.';
+COMMENT ON COLUMN lock_monitoring.blocking_sessions_dashboard.lock_target IS
+    'What its waiters want, e.g. "relation public.orders", "transaction 1234", "advisory key 42".';
+COMMENT ON COLUMN lock_monitoring.blocking_sessions_dashboard.is_root_blocker IS
+    'Blocks others and waits for no one: the head of a chain, where acting helps.';
+COMMENT ON COLUMN lock_monitoring.blocking_sessions_dashboard.last_decision_reason IS
+    'Why the resolver decided last_decision (NULL when it never decided about this blocker).';
+COMMENT ON COLUMN lock_monitoring.blocking_sessions_dashboard.prepared_gid IS
+    'For a prepared transaction: its gid (pg_prepared_xacts), for COMMIT PREPARED or ROLLBACK PREPARED; NULL for a session.';
+COMMENT ON COLUMN lock_monitoring.blocking_sessions_dashboard.session_start IS
+    'pg_stat_activity.backend_start: with session_pid, the session''s identity (a reused pid is another session).';
+COMMENT ON COLUMN lock_monitoring.blocking_sessions_dashboard.blocked_pids IS
+    'pids of every session it holds up, directly or through chains.';
+COMMENT ON COLUMN lock_monitoring.blocking_sessions_dashboard.system_identifier IS
+    'pg_control_system().system_identifier of the monitored cluster: tells the clusters of a fleet apart.';
+COMMENT ON COLUMN lock_monitoring.blocking_sessions_dashboard.recorded_at IS
+    'When lockvault recorded this state of the blocker (a new row whenever its severity, waiters or verdict change).';
 
 -- Read-only: SELECT for readers (lock_admin_role through lock_monitoring_role) and the daemon.
 REVOKE ALL ON lock_monitoring.blocking_sessions_dashboard FROM PUBLIC, lock_writer_role;

@@ -23,6 +23,18 @@ COMMENT ON VIEW lock_monitoring.deadlock_events_dashboard IS 'Deadlocks, newest 
 COMMENT ON COLUMN lock_monitoring.deadlock_events_dashboard.sources IS 'counter / graph / server_log: who saw it.';
 COMMENT ON COLUMN lock_monitoring.deadlock_events_dashboard.details IS 'What each participant waited for (first 100 characters, line breaks shown as spaces; full text in deadlock_event_s.details).';
 COMMENT ON COLUMN lock_monitoring.deadlock_events_dashboard.victim_pid IS 'Session PostgreSQL cancelled to break it, when the server log was read.';
+COMMENT ON COLUMN lock_monitoring.deadlock_events_dashboard.detected_at IS
+    'When it was detected: the server log''s time when the log was read, else the sample that saw it.';
+COMMENT ON COLUMN lock_monitoring.deadlock_events_dashboard.database_name IS
+    'Database the deadlock happened in.';
+COMMENT ON COLUMN lock_monitoring.deadlock_events_dashboard.participant_count IS
+    'Sessions in the cycle (0 when only pg_stat_database.deadlocks counted it).';
+COMMENT ON COLUMN lock_monitoring.deadlock_events_dashboard.participant_pids IS
+    'pids of the sessions in the cycle, when known.';
+COMMENT ON COLUMN lock_monitoring.deadlock_events_dashboard.system_identifier IS
+    'pg_control_system().system_identifier of the monitored cluster: tells the clusters of a fleet apart.';
+COMMENT ON COLUMN lock_monitoring.deadlock_events_dashboard.event_key IS
+    'lockvault''s identifier of the event within cluster and database (deadlock_event_h).';
 
 -- Read-only: SELECT for readers (lock_admin_role through lock_monitoring_role) and the daemon.
 REVOKE ALL ON lock_monitoring.deadlock_events_dashboard FROM PUBLIC, lock_writer_role;

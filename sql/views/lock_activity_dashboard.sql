@@ -33,6 +33,32 @@ COMMENT ON COLUMN lock_monitoring.lock_activity_dashboard.blocking_pid IS 'For a
 COMMENT ON COLUMN lock_monitoring.lock_activity_dashboard.block_kind IS
     'For a waiting lock: hard = blocking_pid holds the lock it wants; soft = blocking_pid holds nothing it needs and is only queued ahead of it (cancelling that queued request lets it through).';
 COMMENT ON COLUMN lock_monitoring.lock_activity_dashboard.advisory_key IS 'Advisory lock key as the application passed it.';
+COMMENT ON COLUMN lock_monitoring.lock_activity_dashboard.session_pid IS
+    'pid of the session holding or waiting for the lock; NULL for a prepared transaction (prepared_gid).';
+COMMENT ON COLUMN lock_monitoring.lock_activity_dashboard.lock_mode IS
+    'pg_locks.mode, e.g. AccessExclusiveLock.';
+COMMENT ON COLUMN lock_monitoring.lock_activity_dashboard.lock_type IS
+    'pg_locks.locktype: relation, tuple, transactionid, advisory, …';
+COMMENT ON COLUMN lock_monitoring.lock_activity_dashboard.lock_target IS
+    'What is locked, for people: "relation public.orders", "advisory key 42", "transaction 1234".';
+COMMENT ON COLUMN lock_monitoring.lock_activity_dashboard.relation_name IS
+    'Schema-qualified relation, resolved in the lock''s own database; NULL when unknown or not a relation lock.';
+COMMENT ON COLUMN lock_monitoring.lock_activity_dashboard.database_name IS
+    'Database the lock belongs to (pg_locks.database); NULL for cluster-wide targets such as a transaction ID.';
+COMMENT ON COLUMN lock_monitoring.lock_activity_dashboard.user_name IS
+    'Role of the session holding or waiting for the lock (the owner, for a prepared transaction).';
+COMMENT ON COLUMN lock_monitoring.lock_activity_dashboard.application_name IS
+    'application_name of that session: which program to ask.';
+COMMENT ON COLUMN lock_monitoring.lock_activity_dashboard.session_state IS
+    'pg_stat_activity.state of that session when recorded (active, idle in transaction, …); prepared for a prepared transaction.';
+COMMENT ON COLUMN lock_monitoring.lock_activity_dashboard.prepared_gid IS
+    'For a prepared transaction''s lock: its gid (pg_prepared_xacts); NULL for a session''s.';
+COMMENT ON COLUMN lock_monitoring.lock_activity_dashboard.query IS
+    'The session''s query text, whitespace folded, first 60 characters (full text in lock_activity_s.query).';
+COMMENT ON COLUMN lock_monitoring.lock_activity_dashboard.system_identifier IS
+    'pg_control_system().system_identifier of the monitored cluster: tells the clusters of a fleet apart.';
+COMMENT ON COLUMN lock_monitoring.lock_activity_dashboard.recorded_at IS
+    'When lockvault recorded this state of the lock.';
 
 -- Read-only: SELECT for readers (lock_admin_role through lock_monitoring_role) and the daemon.
 REVOKE ALL ON lock_monitoring.lock_activity_dashboard FROM PUBLIC, lock_writer_role;

@@ -21,6 +21,30 @@ JOIN lock_monitoring.lock_wait_analysis_h h USING (lock_wait_analysis_hk)
 WHERE s.load_end_date IS NULL
 ORDER BY h.period_start DESC, s.total_wait_seconds DESC;
 COMMENT ON VIEW lock_monitoring.lock_wait_analysis_dashboard IS 'Where time went waiting for locks, per period (newest first) and target (most total wait first). Filled by analyze_lock_waits().';
+COMMENT ON COLUMN lock_monitoring.lock_wait_analysis_dashboard.period_start IS
+    'Start of the analysed period (analyze_lock_waits: the previous hour by default).';
+COMMENT ON COLUMN lock_monitoring.lock_wait_analysis_dashboard.period_end IS
+    'End of the analysed period (exclusive).';
+COMMENT ON COLUMN lock_monitoring.lock_wait_analysis_dashboard.database_name IS
+    'Database of the lock waited for (empty for cluster-wide targets such as a transaction ID).';
+COMMENT ON COLUMN lock_monitoring.lock_wait_analysis_dashboard.lock_target IS
+    'What sessions waited for, e.g. "relation public.orders".';
+COMMENT ON COLUMN lock_monitoring.lock_wait_analysis_dashboard.lock_mode IS
+    'The mode they asked for, e.g. AccessExclusiveLock.';
+COMMENT ON COLUMN lock_monitoring.lock_wait_analysis_dashboard.wait_count IS
+    'Waits for this target and mode in the period (one per waiting lock seen).';
+COMMENT ON COLUMN lock_monitoring.lock_wait_analysis_dashboard.avg_wait_s IS
+    'Average wait, in seconds (a wait still running counts up to the period end).';
+COMMENT ON COLUMN lock_monitoring.lock_wait_analysis_dashboard.p95_wait_s IS
+    '95th percentile wait, in seconds.';
+COMMENT ON COLUMN lock_monitoring.lock_wait_analysis_dashboard.max_wait_s IS
+    'Longest wait, in seconds.';
+COMMENT ON COLUMN lock_monitoring.lock_wait_analysis_dashboard.top_blockers IS
+    'Who held them up most often: "user/application" labels, most frequent first.';
+COMMENT ON COLUMN lock_monitoring.lock_wait_analysis_dashboard.recommendation IS
+    'What to look at, e.g. lock_timeout for DDL, shorter transactions.';
+COMMENT ON COLUMN lock_monitoring.lock_wait_analysis_dashboard.system_identifier IS
+    'pg_control_system().system_identifier of the monitored cluster: tells the clusters of a fleet apart.';
 
 -- Read-only: SELECT for readers (lock_admin_role through lock_monitoring_role) and the daemon.
 REVOKE ALL ON lock_monitoring.lock_wait_analysis_dashboard FROM PUBLIC, lock_writer_role;

@@ -35,6 +35,9 @@ public struct DoctorFacts: Sendable, Equatable {
 
     public init() {}
 
+    /// What the monitored server can do, from ``serverVersionNum``.
+    public var capabilities: ServerCapabilities { ServerCapabilities(serverVersionNum: serverVersionNum) }
+
     public var lockTableCapacity: Int { maxLocksPerTransaction * (maxConnections + maxPreparedTransactions) }
 }
 
@@ -67,19 +70,18 @@ public enum Diagnosis {
         let role = quoteIdent(f.role)
 
         // Server version and what it enables.
-        let minimum = ServerRequirements.minimumMajorVersion, waitStart = ServerRequirements.waitStartServerVersionNum / 10000
-        let tested = ServerRequirements.testedMajorVersions
-        if f.serverVersionNum < ServerRequirements.minimumServerVersionNum {
+        let server = f.capabilities, minimum = ServerCapabilities.minimumMajorVersion
+        let tested = ServerCapabilities.testedMajorVersions
+        if !server.isSupported {
             out.append(.init(.fail, "server version", "\(f.serverVersion): lockvault needs PostgreSQL \(minimum) or later", fix: "upgrade PostgreSQL"))
-        } else if f.serverVersionNum < ServerRequirements.waitStartServerVersionNum {
-            out.append(.init(.warn, "server version", "\(f.serverVersion): no pg_locks.waitstart (PostgreSQL \(waitStart)+), wait times are estimated from state_change; accepted, but lockvault's tests run on \(tested.first!)-\(tested.last!) only",
-                             fix: "upgrade to PostgreSQL \(waitStart) or later for exact wait times"))
-        } else if !ServerRequirements.isTested(serverVersionNum: f.serverVersionNum) {
+        } else if !server.isTested {
             // Accepted, and what it lacks is handled, but no test of lockvault ran on it (docs/operations.md, "PostgreSQL versions").
             out.append(.init(.warn, "server version", "\(f.serverVersion): accepted, but lockvault's tests run on PostgreSQL \(tested.first!)-\(tested.last!) only",
-                             fix: "expect to be the first to find what differs; PostgreSQL \(tested.first!) or later is tested"))
+                             fix: "expect to be the first to find what differs; PostgreSQL \(tested.first!)-\(tested.last!) are tested"))
         } else {
-            out.append(.init(.ok, "server version", "\(f.serverVersion): pg_locks.waitstart gives exact wait times"))
+            let lacks = ServerCapabilities.Capability.allCases.filter { !server.has($0) }.map(\.rawValue)
+            out.append(.init(.ok, "server version", "\(f.serverVersion): pg_locks.waitstart gives exact wait times"
+                             + (lacks.isEmpty ? "" : "; lacks (handled): \(lacks.joined(separator: ", "))")))
         }
 
         // Privileges on the monitored cluster.

@@ -5,23 +5,38 @@
 /// in README and docs/operations.md). Messages never contain a password: they are built from
 /// error descriptions and redacted conninfos.
 public struct MonitorFailure: Error, Sendable, Equatable, CustomStringConvertible {
-    public enum Kind: String, Sendable, Equatable {
+    /// What kind of failure, coarsely: what decides the exit code and whether to retry.
+    /// Extensible, as postgres-nio's `PSQLError.Code`: a new code is a new static member, and a
+    /// `switch` over codes has a `default`.
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        private enum Base: String, Sendable {
+            case unavailable, invalidConnectionString, authenticationFailed, insufficientPrivilege, unsupportedServer, vaultNotMigrated, failed
+        }
+        private let base: Base
+        private init(_ base: Base) { self.base = base }
+
         /// The server can't be reached now (down, restarting, refusing connections, network,
         /// a lock_timeout or statement_timeout): retrying may help.
-        case unavailable
+        public static let unavailable = Code(.unavailable)
         /// The connection string is malformed; nothing was attempted.
-        case invalidConnectionString
+        public static let invalidConnectionString = Code(.invalidConnectionString)
         /// The server refused the credentials (wrong password, no pg_hba.conf entry, no such role).
-        case authenticationFailed
+        public static let authenticationFailed = Code(.authenticationFailed)
         /// Connected, but the role lacks a privilege lockvault needs (pg_monitor, the vault roles).
-        case insufficientPrivilege
-        /// PostgreSQL older than 13.
-        case unsupportedServer
+        public static let insufficientPrivilege = Code(.insufficientPrivilege)
+        /// PostgreSQL older than 14 (``ServerCapabilities/minimumMajorVersion``).
+        public static let unsupportedServer = Code(.unsupportedServer)
         /// The vault has no, or an older/newer, `lock_monitoring` schema.
-        case vaultNotMigrated
+        public static let vaultNotMigrated = Code(.vaultNotMigrated)
         /// Anything else (an unexpected server error).
-        case failed
+        public static let failed = Code(.failed)
+
+        public var description: String { base.rawValue }
     }
+
+    /// The name ``Code`` had before the error convention; the daemon's `StartupError` and the
+    /// vault's state machine still say `kind`.
+    public typealias Kind = Code
 
     /// Which side failed.
     public enum Side: String, Sendable {
@@ -29,17 +44,26 @@ public struct MonitorFailure: Error, Sendable, Equatable, CustomStringConvertibl
         case vault = "the vault"
     }
 
-    public var kind: Kind
+    public var code: Code
+    /// The message for the person who has to fix it; never contains a password (it is built
+    /// from error descriptions and redacted conninfos).
     public var message: String
     public var description: String { message }
+    /// ``code``, by its earlier name.
+    public var kind: Code { code }
 
-    public init(kind: Kind, message: String) {
-        self.kind = kind
+    public init(code: Code, message: String) {
+        self.code = code
         self.message = message
     }
 
+    /// ``init(code:message:)``, by the earlier name of its code.
+    public init(kind: Code, message: String) {
+        self.init(code: kind, message: message)
+    }
+
     /// Waiting and retrying can fix it; everything else needs a person.
-    public var isTransient: Bool { kind == .unavailable }
+    public var isTransient: Bool { code == .unavailable }
 }
 
 /// What a failed PostgreSQL call tells about itself, as plain values: the adapter extracts
@@ -91,28 +115,28 @@ public struct PostgresFailureFacts: Sendable, Equatable {
         let who = role.map { "role \($0)" } ?? "the role"
         let state = sqlState ?? ""
         if stage == .conninfo {
-            return MonitorFailure(kind: .invalidConnectionString, message: "\(side.rawValue): \(message)")
+            return MonitorFailure(code: .invalidConnectionString, message: "\(side.rawValue): \(message)")
         }
         if isAuthenticationFailure {
-            return MonitorFailure(kind: .authenticationFailed,
+            return MonitorFailure(code: .authenticationFailed,
                                   message: "authentication to \(side.rawValue) failed: \(message) — check the user and password (DSN, PGPASSWORD, ~/.pgpass) and pg_hba.conf")
         }
         if state == "42501" {   // insufficient_privilege
             let grant = side == .target ? "GRANT pg_monitor TO \(role ?? "<role>")" : "GRANT lock_writer_role TO \(role ?? "<role>")"
-            return MonitorFailure(kind: .insufficientPrivilege, message: "\(who) lacks a privilege on \(side.rawValue): \(message) — \(grant)")
+            return MonitorFailure(code: .insufficientPrivilege, message: "\(who) lacks a privilege on \(side.rawValue): \(message) — \(grant)")
         }
         // invalid_schema_name, undefined_table, undefined_function
         if side == .vault, ["3F000", "42P01", "42883"].contains(state) {
-            return MonitorFailure(kind: .vaultNotMigrated, message: "the vault is not migrated (\(message)); run `lockvault migrate`")
+            return MonitorFailure(code: .vaultNotMigrated, message: "the vault is not migrated (\(message)); run `lockvault migrate`")
         }
         if stage == .connect {
-            return MonitorFailure(kind: .unavailable, message: "cannot reach \(side.rawValue): \(message)")
+            return MonitorFailure(code: .unavailable, message: "cannot reach \(side.rawValue): \(message)")
         }
         // lock_not_available (lock_timeout), query_canceled (statement_timeout), invalid_catalog_name,
         // class 53 (insufficient resources)
         if connectionLost || ["55P03", "57014", "3D000"].contains(state) || state.hasPrefix("53") {
-            return MonitorFailure(kind: .unavailable, message: "\(side.rawValue) is unavailable: \(description)")
+            return MonitorFailure(code: .unavailable, message: "\(side.rawValue) is unavailable: \(description)")
         }
-        return MonitorFailure(kind: .failed, message: "\(side.rawValue): \(description)")
+        return MonitorFailure(code: .failed, message: "\(side.rawValue): \(description)")
     }
 }

@@ -18,22 +18,30 @@ struct ServerLogReader {
     /// New deadlock reports since the last call.
     mutating func read(at now: Date, target: PostgresConnection?, logger: Logger) -> [DeadlockReport] {
         if settingsReadAt.map({ now.timeIntervalSince($0) >= 30 || now < $0 }) ?? true, let conn = target {
-            if let row = try? conn.query("SELECT current_setting('log_line_prefix') AS prefix, current_setting('log_destination') AS destination").first,
-               let prefix = try? row.decode("prefix", as: String.self) {
-                if prefix != tailer.linePrefix {
-                    logger.info("reading the server log with the server's log_line_prefix", metadata: ["log_line_prefix": "\(prefix)"])
-                }
-                tailer.use(linePrefix: prefix)
-                let destinations = ((try? row.decode("destination", as: String.self)) ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
-                if settingsReadAt == nil, !destinations.contains(tailer.format.rawValue) {
-                    logger.warning("the server does not write the configured server log format", metadata: [
-                        "format": "\(tailer.format.rawValue)", "log_destination": "\(destinations.joined(separator: ","))", "path": "\(tailer.path)",
-                    ])
-                }
+            do {
+                try readSettings(on: conn, logger: logger)
                 settingsReadAt = now
+            } catch {
+                // The log is still read, with the prefix last known; the next cycle asks again.
+                logger.warning("cannot read the server's log_line_prefix", metadata: ["error": "\(error.description)"])
             }
         }
         return tailer.poll()
+    }
+
+    private mutating func readSettings(on conn: PostgresConnection, logger: Logger) throws(PostgresError) {
+        let row = try conn.query("SELECT current_setting('log_line_prefix') AS prefix, current_setting('log_destination') AS destination")[0]
+        let prefix = try row.decode("prefix", as: String.self)
+        if prefix != tailer.linePrefix {
+            logger.info("reading the server log with the server's log_line_prefix", metadata: ["log_line_prefix": "\(prefix)"])
+        }
+        tailer.use(linePrefix: prefix)
+        let destinations = try row.decode("destination", as: String.self).split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        if settingsReadAt == nil, !destinations.contains(tailer.format.rawValue) {
+            logger.warning("the server does not write the configured server log format", metadata: [
+                "format": "\(tailer.format.rawValue)", "log_destination": "\(destinations.joined(separator: ","))", "path": "\(tailer.path)",
+            ])
+        }
     }
 
     /// Database OID → name on the monitored cluster, for `reports` without a database name

@@ -62,8 +62,9 @@ public enum DoctorProbe {
                 f.vaultPendingMigrations = nil
                 f.vaultError = error.description
             } catch {
+                // A PostgresError (the statements above), classified into words that carry no secret.
                 f.vaultPendingMigrations = nil
-                f.vaultError = "\(error)"
+                f.vaultError = MonitorFailure.classify(error, side: .vault, role: f.vaultRole.isEmpty ? nil : f.vaultRole).message
             }
         }
         if let path = serverLogPath {

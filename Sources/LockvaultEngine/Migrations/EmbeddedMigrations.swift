@@ -1384,6 +1384,50 @@ COMMENT ON COLUMN lock_monitoring.monitor_cycle_s.longest_wait_seconds IS
 COMMENT ON COLUMN lock_monitoring.monitor_cycle_s.waiting_sessions IS
     'Sessions waiting for a lock for at least sampling.min_wait_seconds (every waiting session when it is 0): the waits lockvault resolved. short_waits counts the others.';
 """####),
+        Migration(name: "034_server_capabilities.sql", sql: ####"""
+-- Migration 034: what the server the vault lives on can do, asked in one place. Where a function,
+-- a view or a later migration does something only some PostgreSQL majors can (GRANT MAINTAIN,
+-- from 17), it asks lock_monitoring.server_has('maintain') instead of comparing
+-- server_version_num itself. The list is the one ServerCapabilities has
+-- (Sources/LockvaultCore/ServerCapabilities.swift): the same names, the same first versions;
+-- ServerCapabilitiesLiveTests compares the two. A new major that changes something lockvault
+-- uses: a case there, and a new numbered migration that replaces server_capabilities() with the
+-- row added (this one, once applied, is never edited).
+
+CREATE OR REPLACE FUNCTION lock_monitoring.server_capabilities()
+RETURNS TABLE (capability text, since integer, present boolean)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog
+AS $fn$
+    SELECT c.capability, c.since, current_setting('server_version_num')::int >= c.since
+    FROM (VALUES ('waitstart', 140000), ('query_id', 140000),
+                 ('jsonlog', 150000), ('stat_force_next_flush', 150000),
+                 ('createrole_needs_admin_option', 160000),
+                 ('maintain', 170000), ('transaction_timeout', 170000)) AS c(capability, since)
+$fn$;
+COMMENT ON FUNCTION lock_monitoring.server_capabilities() IS
+    'What PostgreSQL majors differ in that lockvault uses: each capability, the server_version_num of the first release with it, and whether this server has it.';
+
+CREATE OR REPLACE FUNCTION lock_monitoring.server_has(p_capability text)
+RETURNS boolean
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog
+AS $fn$
+DECLARE
+    v_present boolean;
+BEGIN
+    SELECT c.present INTO v_present FROM lock_monitoring.server_capabilities() c WHERE c.capability = p_capability;
+    IF NOT FOUND THEN
+        -- A misspelt name must not read as "this server lacks it".
+        RAISE EXCEPTION 'lock_monitoring.server_has: unknown capability "%"', p_capability
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'SELECT capability FROM lock_monitoring.server_capabilities()';
+    END IF;
+    RETURN v_present;
+END
+$fn$;
+COMMENT ON FUNCTION lock_monitoring.server_has(text) IS
+    'Whether this server has the capability (a name from server_capabilities(), e.g. ''maintain''); an unknown name is an error.';
+"""####),
     ]
 
     /// The repeatable set: sql/functions/*.sql, then sql/views/*.sql.
@@ -2810,8 +2854,8 @@ GRANT EXECUTE ON FUNCTION lock_monitoring.record_sessions(text, text, timestampt
 -- (the daily partitions it drops leave none). VACUUM can't run inside a function, so the daemon runs
 -- these statements after a run that removed rows (Sources/LockvaultEngine/Vault/Retention.swift),
 -- as a DBA may: every ordinary table of the schema but the daily partitions, those this role may
--- vacuum (owner; MAINTAIN from PostgreSQL 17, migration 028). A table with nothing to reclaim
--- costs a visibility-map read. For the others, statement is NULL: autovacuum (migration 028 sets
+-- vacuum (owner; MAINTAIN where the server has it, server_has('maintain'): migration 028). A
+-- table with nothing to reclaim costs a visibility-map read. For the others, statement is NULL: autovacuum (migration 028 sets
 -- the hubs' and links' thresholds) or the DBA reclaims them.
 CREATE OR REPLACE FUNCTION lock_monitoring.retention_vacuum_statements()
 RETURNS TABLE (table_name text, statement text)
@@ -2820,7 +2864,7 @@ SET search_path = pg_catalog, lock_monitoring
 AS $fn$
     SELECT c.relname::text,
            CASE WHEN pg_has_role(current_user, c.relowner, 'USAGE')
-                     OR CASE WHEN current_setting('server_version_num')::int >= 170000
+                     OR CASE WHEN lock_monitoring.server_has('maintain')
                              THEN has_table_privilege(c.oid, 'MAINTAIN') ELSE false END
                 THEN format('VACUUM lock_monitoring.%I', c.relname) END
     FROM pg_class c
@@ -2852,6 +2896,16 @@ ORDER BY e.event_at DESC;
 COMMENT ON VIEW lock_monitoring.alerts_dashboard IS
     'Alerts lockvault sent, newest first, with each sink''s outcome: the answer to "were we paged?".';
 COMMENT ON COLUMN lock_monitoring.alerts_dashboard.deliveries IS 'Per sink: delivered / failed / dropped (with attempts when retried).';
+COMMENT ON COLUMN lock_monitoring.alerts_dashboard.event_at IS
+    'When lockvault saw the change this alert reports (the sample time), newest first.';
+COMMENT ON COLUMN lock_monitoring.alerts_dashboard.kind IS
+    'raised (a blocker first reached alerts.min_severity), escalated (it reached a higher severity), cleared (it stopped blocking, or fell below, for alerts.clear_after_seconds) or deadlock.';
+COMMENT ON COLUMN lock_monitoring.alerts_dashboard.severity IS
+    'LOW / MEDIUM / HIGH / CRITICAL: the severity the alert was sent with (the blocker''s at event_at).';
+COMMENT ON COLUMN lock_monitoring.alerts_dashboard.summary IS
+    'The one-line text every sink received, as a pager shows it.';
+COMMENT ON COLUMN lock_monitoring.alerts_dashboard.alert_id IS
+    'Stable id of the incident, the same in every alert about it: deduplicate pages on it; alert_h and alert_event_s hold the full payload.';
 
 -- Read-only: SELECT for readers (lock_admin_role through lock_monitoring_role) and the daemon.
 REVOKE ALL ON lock_monitoring.alerts_dashboard FROM PUBLIC, lock_writer_role;
@@ -2928,6 +2982,30 @@ COMMENT ON COLUMN lock_monitoring.blocking_sessions_dashboard.kill_threshold_sec
 COMMENT ON COLUMN lock_monitoring.blocking_sessions_dashboard.is_superuser IS 'Superuser sessions are never ended unless resolve.allow_superuser.';
 COMMENT ON COLUMN lock_monitoring.blocking_sessions_dashboard.last_decision IS 'Last resolve decision about it (would_terminate, terminated, skipped, …), NULL if none.';
 COMMENT ON COLUMN lock_monitoring.blocking_sessions_dashboard.query IS 'Its query text, whitespace folded, first 60 characters.';
+COMMENT ON COLUMN lock_monitoring.blocking_sessions_dashboard.session_state IS
+    'pg_stat_activity.state of the blocker when recorded: active, idle in transaction (holding locks while the application does something else), idle in transaction (aborted); prepared for a prepared transaction.';
+COMMENT ON COLUMN lock_monitoring.blocking_sessions_dashboard.user_name IS
+    'Role of the blocking session (the owner, for a prepared transaction).';
+COMMENT ON COLUMN lock_monitoring.blocking_sessions_dashboard.application_name IS
+    'application_name of the blocking session: which program to ask.';
+COMMENT ON COLUMN lock_monitoring.blocking_sessions_dashboard.database_name IS
+    'Database the blocking session is connected to.';
+COMMENT ON COLUMN lock_monitoring.blocking_sessions_dashboard.lock_target IS
+    'What its waiters want, e.g. "relation public.orders", "transaction 1234", "advisory key 42".';
+COMMENT ON COLUMN lock_monitoring.blocking_sessions_dashboard.is_root_blocker IS
+    'Blocks others and waits for no one: the head of a chain, where acting helps.';
+COMMENT ON COLUMN lock_monitoring.blocking_sessions_dashboard.last_decision_reason IS
+    'Why the resolver decided last_decision (NULL when it never decided about this blocker).';
+COMMENT ON COLUMN lock_monitoring.blocking_sessions_dashboard.prepared_gid IS
+    'For a prepared transaction: its gid (pg_prepared_xacts), for COMMIT PREPARED or ROLLBACK PREPARED; NULL for a session.';
+COMMENT ON COLUMN lock_monitoring.blocking_sessions_dashboard.session_start IS
+    'pg_stat_activity.backend_start: with session_pid, the session''s identity (a reused pid is another session).';
+COMMENT ON COLUMN lock_monitoring.blocking_sessions_dashboard.blocked_pids IS
+    'pids of every session it holds up, directly or through chains.';
+COMMENT ON COLUMN lock_monitoring.blocking_sessions_dashboard.system_identifier IS
+    'pg_control_system().system_identifier of the monitored cluster: tells the clusters of a fleet apart.';
+COMMENT ON COLUMN lock_monitoring.blocking_sessions_dashboard.recorded_at IS
+    'When lockvault recorded this state of the blocker (a new row whenever its severity, waiters or verdict change).';
 
 -- Read-only: SELECT for readers (lock_admin_role through lock_monitoring_role) and the daemon.
 REVOKE ALL ON lock_monitoring.blocking_sessions_dashboard FROM PUBLIC, lock_writer_role;
@@ -2959,6 +3037,18 @@ COMMENT ON VIEW lock_monitoring.deadlock_events_dashboard IS 'Deadlocks, newest 
 COMMENT ON COLUMN lock_monitoring.deadlock_events_dashboard.sources IS 'counter / graph / server_log: who saw it.';
 COMMENT ON COLUMN lock_monitoring.deadlock_events_dashboard.details IS 'What each participant waited for (first 100 characters, line breaks shown as spaces; full text in deadlock_event_s.details).';
 COMMENT ON COLUMN lock_monitoring.deadlock_events_dashboard.victim_pid IS 'Session PostgreSQL cancelled to break it, when the server log was read.';
+COMMENT ON COLUMN lock_monitoring.deadlock_events_dashboard.detected_at IS
+    'When it was detected: the server log''s time when the log was read, else the sample that saw it.';
+COMMENT ON COLUMN lock_monitoring.deadlock_events_dashboard.database_name IS
+    'Database the deadlock happened in.';
+COMMENT ON COLUMN lock_monitoring.deadlock_events_dashboard.participant_count IS
+    'Sessions in the cycle (0 when only pg_stat_database.deadlocks counted it).';
+COMMENT ON COLUMN lock_monitoring.deadlock_events_dashboard.participant_pids IS
+    'pids of the sessions in the cycle, when known.';
+COMMENT ON COLUMN lock_monitoring.deadlock_events_dashboard.system_identifier IS
+    'pg_control_system().system_identifier of the monitored cluster: tells the clusters of a fleet apart.';
+COMMENT ON COLUMN lock_monitoring.deadlock_events_dashboard.event_key IS
+    'lockvault''s identifier of the event within cluster and database (deadlock_event_h).';
 
 -- Read-only: SELECT for readers (lock_admin_role through lock_monitoring_role) and the daemon.
 REVOKE ALL ON lock_monitoring.deadlock_events_dashboard FROM PUBLIC, lock_writer_role;
@@ -3038,6 +3128,32 @@ COMMENT ON COLUMN lock_monitoring.lock_activity_dashboard.blocking_pid IS 'For a
 COMMENT ON COLUMN lock_monitoring.lock_activity_dashboard.block_kind IS
     'For a waiting lock: hard = blocking_pid holds the lock it wants; soft = blocking_pid holds nothing it needs and is only queued ahead of it (cancelling that queued request lets it through).';
 COMMENT ON COLUMN lock_monitoring.lock_activity_dashboard.advisory_key IS 'Advisory lock key as the application passed it.';
+COMMENT ON COLUMN lock_monitoring.lock_activity_dashboard.session_pid IS
+    'pid of the session holding or waiting for the lock; NULL for a prepared transaction (prepared_gid).';
+COMMENT ON COLUMN lock_monitoring.lock_activity_dashboard.lock_mode IS
+    'pg_locks.mode, e.g. AccessExclusiveLock.';
+COMMENT ON COLUMN lock_monitoring.lock_activity_dashboard.lock_type IS
+    'pg_locks.locktype: relation, tuple, transactionid, advisory, …';
+COMMENT ON COLUMN lock_monitoring.lock_activity_dashboard.lock_target IS
+    'What is locked, for people: "relation public.orders", "advisory key 42", "transaction 1234".';
+COMMENT ON COLUMN lock_monitoring.lock_activity_dashboard.relation_name IS
+    'Schema-qualified relation, resolved in the lock''s own database; NULL when unknown or not a relation lock.';
+COMMENT ON COLUMN lock_monitoring.lock_activity_dashboard.database_name IS
+    'Database the lock belongs to (pg_locks.database); NULL for cluster-wide targets such as a transaction ID.';
+COMMENT ON COLUMN lock_monitoring.lock_activity_dashboard.user_name IS
+    'Role of the session holding or waiting for the lock (the owner, for a prepared transaction).';
+COMMENT ON COLUMN lock_monitoring.lock_activity_dashboard.application_name IS
+    'application_name of that session: which program to ask.';
+COMMENT ON COLUMN lock_monitoring.lock_activity_dashboard.session_state IS
+    'pg_stat_activity.state of that session when recorded (active, idle in transaction, …); prepared for a prepared transaction.';
+COMMENT ON COLUMN lock_monitoring.lock_activity_dashboard.prepared_gid IS
+    'For a prepared transaction''s lock: its gid (pg_prepared_xacts); NULL for a session''s.';
+COMMENT ON COLUMN lock_monitoring.lock_activity_dashboard.query IS
+    'The session''s query text, whitespace folded, first 60 characters (full text in lock_activity_s.query).';
+COMMENT ON COLUMN lock_monitoring.lock_activity_dashboard.system_identifier IS
+    'pg_control_system().system_identifier of the monitored cluster: tells the clusters of a fleet apart.';
+COMMENT ON COLUMN lock_monitoring.lock_activity_dashboard.recorded_at IS
+    'When lockvault recorded this state of the lock.';
 
 -- Read-only: SELECT for readers (lock_admin_role through lock_monitoring_role) and the daemon.
 REVOKE ALL ON lock_monitoring.lock_activity_dashboard FROM PUBLIC, lock_writer_role;
@@ -3067,6 +3183,30 @@ JOIN lock_monitoring.lock_wait_analysis_h h USING (lock_wait_analysis_hk)
 WHERE s.load_end_date IS NULL
 ORDER BY h.period_start DESC, s.total_wait_seconds DESC;
 COMMENT ON VIEW lock_monitoring.lock_wait_analysis_dashboard IS 'Where time went waiting for locks, per period (newest first) and target (most total wait first). Filled by analyze_lock_waits().';
+COMMENT ON COLUMN lock_monitoring.lock_wait_analysis_dashboard.period_start IS
+    'Start of the analysed period (analyze_lock_waits: the previous hour by default).';
+COMMENT ON COLUMN lock_monitoring.lock_wait_analysis_dashboard.period_end IS
+    'End of the analysed period (exclusive).';
+COMMENT ON COLUMN lock_monitoring.lock_wait_analysis_dashboard.database_name IS
+    'Database of the lock waited for (empty for cluster-wide targets such as a transaction ID).';
+COMMENT ON COLUMN lock_monitoring.lock_wait_analysis_dashboard.lock_target IS
+    'What sessions waited for, e.g. "relation public.orders".';
+COMMENT ON COLUMN lock_monitoring.lock_wait_analysis_dashboard.lock_mode IS
+    'The mode they asked for, e.g. AccessExclusiveLock.';
+COMMENT ON COLUMN lock_monitoring.lock_wait_analysis_dashboard.wait_count IS
+    'Waits for this target and mode in the period (one per waiting lock seen).';
+COMMENT ON COLUMN lock_monitoring.lock_wait_analysis_dashboard.avg_wait_s IS
+    'Average wait, in seconds (a wait still running counts up to the period end).';
+COMMENT ON COLUMN lock_monitoring.lock_wait_analysis_dashboard.p95_wait_s IS
+    '95th percentile wait, in seconds.';
+COMMENT ON COLUMN lock_monitoring.lock_wait_analysis_dashboard.max_wait_s IS
+    'Longest wait, in seconds.';
+COMMENT ON COLUMN lock_monitoring.lock_wait_analysis_dashboard.top_blockers IS
+    'Who held them up most often: "user/application" labels, most frequent first.';
+COMMENT ON COLUMN lock_monitoring.lock_wait_analysis_dashboard.recommendation IS
+    'What to look at, e.g. lock_timeout for DDL, shorter transactions.';
+COMMENT ON COLUMN lock_monitoring.lock_wait_analysis_dashboard.system_identifier IS
+    'pg_control_system().system_identifier of the monitored cluster: tells the clusters of a fleet apart.';
 
 -- Read-only: SELECT for readers (lock_admin_role through lock_monitoring_role) and the daemon.
 REVOKE ALL ON lock_monitoring.lock_wait_analysis_dashboard FROM PUBLIC, lock_writer_role;

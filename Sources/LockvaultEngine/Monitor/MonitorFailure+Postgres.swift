@@ -19,9 +19,9 @@ extension MonitorFailure {
     public static func classify(_ error: any Error, side: Side, role: String? = nil) -> MonitorFailure {
         if let failure = error as? MonitorFailure { return failure }
         if let migration = error as? MigrationError {
-            return MonitorFailure(kind: .vaultNotMigrated, message: "the vault schema does not match this lockvault: \(migration)")
+            return MonitorFailure(code: .vaultNotMigrated, message: "the vault schema does not match this lockvault: \(migration)")
         }
-        guard let pg = error as? PostgresError else { return MonitorFailure(kind: .failed, message: "\(side.rawValue): \(error)") }
+        guard let pg = error as? PostgresError else { return MonitorFailure(code: .failed, message: "\(side.rawValue): \(error)") }
         return PostgresFailureFacts(pg).classify(side: side, role: role)
     }
 
@@ -41,18 +41,18 @@ extension MonitorFailure {
         return conn
     }
 
-    /// Checks a fresh connection to the monitored cluster: PostgreSQL 13 or newer, and a role
+    /// Checks a fresh connection to the monitored cluster: PostgreSQL 14 or newer, and a role
     /// that sees every session (pg_monitor, or at least pg_read_all_stats). Without it other
     /// roles' sessions read as `<insufficient privilege>` with no state or wait information, and
     /// lockvault would report "no blocking" while there is.
     static func checkTarget(_ conn: PostgresConnection) throws {
-        if let reason = ServerRequirements.unsupportedReason(serverVersionNum: conn.serverVersion) {
-            throw MonitorFailure(kind: .unsupportedServer, message: "the monitored cluster runs \(reason)")
+        if let reason = conn.capabilities.unsupportedReason {
+            throw MonitorFailure(code: .unsupportedServer, message: "the monitored cluster runs \(reason)")
         }
         let row = try conn.query("SELECT current_user AS role, pg_has_role('pg_read_all_stats', 'USAGE') AS sees_all")[0]
         let role = try row.decode("role", as: String.self)
         guard try row.decode("sees_all", as: Bool.self) else {
-            throw MonitorFailure(kind: .insufficientPrivilege, message: """
+            throw MonitorFailure(code: .insufficientPrivilege, message: """
                 role \(role) is not a member of pg_monitor: other roles' sessions would be hidden (<insufficient privilege>) \
                 and their blocking missed — GRANT pg_monitor TO \(role)
                 """)
@@ -70,28 +70,28 @@ extension MonitorFailure {
         let role = try row.decode("role", as: String.self)
         let database = try conn.query("SELECT current_database() AS d")[0].decode("d", as: String.self)
         guard try row.decode("has_schema", as: Bool.self) else {
-            throw MonitorFailure(kind: .vaultNotMigrated, message: """
+            throw MonitorFailure(code: .vaultNotMigrated, message: """
                 the vault (database \(database)) has no lock_monitoring schema: run `lockvault migrate` against it first
                 """)
         }
         guard try row.decode("usable", as: Bool.self) else {
-            throw MonitorFailure(kind: .insufficientPrivilege, message: "role \(role) may not use the vault schema lock_monitoring — GRANT lock_writer_role TO \(role)")
+            throw MonitorFailure(code: .insufficientPrivilege, message: "role \(role) may not use the vault schema lock_monitoring — GRANT lock_writer_role TO \(role)")
         }
         let pending: [Migration]
         do {
             pending = try Migrator().pending(on: conn)
         } catch let error as MigrationError {
-            throw MonitorFailure(kind: .vaultNotMigrated, message: "the vault schema does not match this lockvault: \(error)")
+            throw MonitorFailure(code: .vaultNotMigrated, message: "the vault schema does not match this lockvault: \(error)")
         }
         guard pending.isEmpty else {
-            throw MonitorFailure(kind: .vaultNotMigrated, message: """
+            throw MonitorFailure(code: .vaultNotMigrated, message: """
                 the vault (database \(database)) is not migrated: \(pending.count) migration\(pending.count == 1 ? "" : "s") pending \
                 (\(pending.map(\.name).joined(separator: ", "))); run `lockvault migrate` first
                 """)
         }
         let writable = try conn.query("SELECT has_table_privilege('lock_monitoring.monitor_cycle_s', 'INSERT') AS w")[0].decode("w", as: Bool.self)
         guard writable else {
-            throw MonitorFailure(kind: .insufficientPrivilege, message: "role \(role) may not write the vault — GRANT lock_writer_role TO \(role)")
+            throw MonitorFailure(code: .insufficientPrivilege, message: "role \(role) may not write the vault — GRANT lock_writer_role TO \(role)")
         }
     }
 }

@@ -10,9 +10,9 @@ import LockvaultCore
 /// Why it is shaped like this (docs/operations.md, "What a cycle reads"): reading `pg_locks` and
 /// calling `pg_blocking_pids()` each take all of the lock manager's partition locks, so a cycle
 /// takes them at most once, and only when it must:
-/// - `pg_blocking_pids()` is not called (but on PostgreSQL 13, see ``sql(serverVersion:)``): who
-///   blocks whom comes from the one `pg_locks` read, by ``LockQueue`` (holders of a conflicting
-///   lock, and waiters ahead in the queue by `waitstart`);
+/// - `pg_blocking_pids()` is not called: who blocks whom comes from the one `pg_locks` read, by
+///   ``LockQueue`` (holders of a conflicting lock, and waiters ahead in the queue by `waitstart`,
+///   which every supported server has: ``ServerCapabilities``);
 /// - a lock wait younger than `sampling.min_wait_seconds` is a short wait: counted (`waits`), not
 ///   resolved. A wait's age is known without pg_locks from the cycle that first saw it: `$7` lists
 ///   the waits seen before as `[[pid, backend_start, query_start, wait_event, first_seen], …]`
@@ -201,15 +201,6 @@ public enum SnapshotQuery {
             (SELECT json_agg(p) FROM (SELECT gid, transaction::text AS transaction, owner, database, prepared FROM pg_prepared_xacts) p) AS prepared,
             (SELECT json_object_agg(datname, deadlocks) FROM pg_stat_database WHERE datname IS NOT NULL) AS deadlocks
         """
-
-    /// The statement for a server version: `pg_locks.waitstart` exists from PostgreSQL 14. On 13
-    /// it reads as NULL (waits are then timed from the waiter's state_change), the queue's order
-    /// is unknown, and the long waiters' blockers come from `pg_blocking_pids()`, one call each.
-    public static func sql(serverVersion: Int) -> String {
-        guard serverVersion < ServerRequirements.waitStartServerVersionNum else { return sql }
-        return sql.replacingOccurrences(of: "l.fastpath, l.waitstart", with: "l.fastpath, NULL::timestamptz AS waitstart")
-            .replacingOccurrences(of: "NULL::int[] AS blocked_by", with: "CASE WHEN a.pid IN (SELECT pid FROM longw) THEN pg_blocking_pids(a.pid) END AS blocked_by")
-    }
 
     /// Capacity of the shared lock table: `max_locks_per_transaction × (max_connections +
     /// max_prepared_transactions)`. Settings that need a restart, so read once per connection.

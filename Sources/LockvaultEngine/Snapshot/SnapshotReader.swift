@@ -77,7 +77,7 @@ public final class SnapshotReader {
                                try f.decode("server_version_num", as: Int.self), try f.decode("capacity", as: Int.self))
         }
         let facts = connectionFacts!
-        let rows = try conn.queryPrepared("lockvault_snapshot", SnapshotQuery.sql(serverVersion: conn.serverVersion),
+        let rows = try conn.queryPrepared("lockvault_snapshot", SnapshotQuery.sql,
                                           [options.queryTextLength, options.lockHoldThresholdSeconds, forceLocks, known,
                                            options.readOnlyWhatChanged ? memory.previousCapture : nil,
                                            options.readOnlyWhatChanged ? Self.knownWaitsJSON(memory.knownWaits) : "[]",
@@ -108,7 +108,7 @@ public final class SnapshotReader {
         mergeLongTransactionLocks(&lockRows, backends: backends, read: longRead)
         var lockRecords = lockRows.map(Self.lock)
         let longestSeen = memory.sighted(waits.map(\.sighting), resolved: longWaiters, at: capturedAt)
-        findBlockers(&backends, longWaiters: longWaiters, locks: lockRecords, locksRead: locksRead, serverVersion: facts.serverVersionNum)
+        findBlockers(&backends, longWaiters: longWaiters, locks: lockRecords, locksRead: locksRead)
         if locksRead {
             // The statement returns the granted locks of everyone holding or queued for what a long
             // waiter wants; keep those of the ones that turned out to block (as a carried cycle
@@ -145,15 +145,14 @@ public final class SnapshotReader {
             shortWaits: waits.count - longWaiters.count,
             longestWaitSeconds: max(longestSeen, longestResolved)
         )
-        snapshot.lockManagerPasses = (locksRead ? 1 : 0) + (facts.serverVersionNum < ServerRequirements.waitStartServerVersionNum ? longWaiters.count : 0)
+        snapshot.lockManagerPasses = locksRead ? 1 : 0
         return snapshot
     }
 
     /// Each long waiter's blockers: from this cycle's one pg_locks read (``LockQueue``), or, when
-    /// the statement did not read it (every long wait known and unchanged), as remembered. On
-    /// PostgreSQL 13 (no `waitstart`, so no queue order) the statement asked `pg_blocking_pids()`.
-    private func findBlockers(_ backends: inout [BackendActivity], longWaiters: Set<Int32>, locks: [LockRecord], locksRead: Bool, serverVersion: Int) {
-        guard serverVersion >= ServerRequirements.waitStartServerVersionNum, !longWaiters.isEmpty else { return }
+    /// the statement did not read it (every long wait known and unchanged), as remembered.
+    private func findBlockers(_ backends: inout [BackendActivity], longWaiters: Set<Int32>, locks: [LockRecord], locksRead: Bool) {
+        guard !longWaiters.isEmpty else { return }
         var found: [Int32: [Int32]] = [:]
         if locksRead {
             let leaderOf = Dictionary(backends.map { ($0.pid, $0.sessionPid) }, uniquingKeysWith: { a, _ in a })

@@ -26,7 +26,7 @@ public struct RetentionRun: Sendable {
     public var sweepBatches: Int
     /// Tables vacuumed after the run.
     public var vacuumed: [String]
-    /// Tables not vacuumed: this role may not (PostgreSQL 15/16 when the daemon is not the
+    /// Tables not vacuumed: this role may not (PostgreSQL 14-16 when the daemon is not the
     /// owner), or the VACUUM failed (its lock wait ran past lock_timeout). Autovacuum reclaims
     /// them (migration 028 lowers the hubs' and links' thresholds).
     public var notVacuumed: [String]
@@ -95,9 +95,15 @@ public struct RetentionRun: Sendable {
         guard run.rowsRemoved > 0 else { return run }
         // The run's DELETEs counted as dead tuples reach the shared statistics first (PostgreSQL
         // 15+ holds them back up to a second); counted after the VACUUM, they would tell
-        // autovacuum of dead tuples that are gone.
+        // autovacuum of dead tuples that are gone. PostgreSQL 14 has no call for it: a backend
+        // sends its counts when it goes idle, at most every 500 ms (PGSTAT_STAT_INTERVAL), so a
+        // statement that outlasts that interval sends them when it ends, before the VACUUM's own.
         start = clock.now
-        if conn.serverVersion >= 150000 { _ = try conn.query("SELECT pg_stat_force_next_flush()") }
+        if conn.capabilities.has(.statForceNextFlush) {
+            _ = try conn.query("SELECT pg_stat_force_next_flush()")
+        } else {
+            _ = try conn.query("SELECT pg_sleep(0.6)")
+        }
         for table in try conn.query("SELECT table_name, statement FROM lock_monitoring.retention_vacuum_statements()") {
             let name: String = try table.decode("table_name")
             guard let statement: String = try table.decode("statement") else {

@@ -160,7 +160,7 @@ func snapshotCost(smoke: Bool) async throws -> String {
         // reads them as newly long, with pg_locks.
         if !scale.quiet && (newHolders || scale.waiters > 0) { try await Task.sleep(for: .milliseconds(5100)) }
 
-        let lockvaultSQL = SnapshotQuery.sql(serverVersion: monitor.serverVersion)
+        let lockvaultSQL = SnapshotQuery.sql
         // What SnapshotReader passes as $4 in a steady cycle: every long transaction, already read,
         // with the fingerprint of its locks.
         let known = try monitor.query("""
