@@ -85,18 +85,10 @@ final class DifferentialRunner {
             next[i] += 1
             issued.append("\(scenario.sessions[i].name): \(statements.joined(separator: "; "))")
             used[i].issue(statements)
-            if try await !settle(used) { tally.unsettled += 1; continue }
+            if try await !settle(used, scenario) { tally.unsettled += 1; continue }
             if let found = try await compare(scenario, reader: reader, issued: issued, tally: &tally) {
                 record(found, into: &tally)
                 break
-            }
-        }
-        // A short deadlock_timeout: the detector acts on each wait after it; compare once more
-        // when every wait has lived past it (a victim's cancel or a queue's reordering).
-        if scenario.deadlockTimeoutMs < 1000, !tally.differences.contains(where: { $0.seed == seed }) {
-            if try await waitPastDeadlockTimeout(scenario, used), try await settle(used),
-               let found = try await compare(scenario, reader: reader, issued: issued + ["(every wait older than deadlock_timeout)"], tally: &tally) {
-                record(found, into: &tally)
             }
         }
         try await cleanUp(used, scenario)
@@ -107,11 +99,19 @@ final class DifferentialRunner {
         for k in Set(d.kinds) { tally.kinds[k, default: 0] += 1 }
     }
 
-    /// Waits until every busy session waits on a lock (itself or through a parallel worker).
-    private func settle(_ used: [DifferentialSession]) async throws -> Bool {
+    /// Waits until every busy session waits on a lock (itself or through a parallel worker) and,
+    /// with a short deadlock_timeout, until every wait has lived past it: the detector has then
+    /// acted on each (cancelled a victim, or reordered a queue) and the point is the same in
+    /// every replay of the seed.
+    private func settle(_ used: [DifferentialSession], _ scenario: DifferentialScenario) async throws -> Bool {
         let deadline = ContinuousClock.now + Self.settleTimeout
         while true {
             if !used.contains(where: \.isBusy) { return true }
+            if scenario.deadlockTimeoutMs < 1000, try !waitsPastDeadlockTimeout(scenario) {
+                if ContinuousClock.now >= deadline { return false }
+                try await Task.sleep(for: .milliseconds(5))
+                continue
+            }
             let waiting = Set(try admin.query("SELECT coalesce(leader_pid, pid) AS grp FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
                 .map { try $0.decode("grp", as: Int32.self) })
             // Busy read after the server's answer: a step that finished meanwhile is not waited for.
@@ -121,19 +121,14 @@ final class DifferentialRunner {
         }
     }
 
-    private func waitPastDeadlockTimeout(_ scenario: DifferentialScenario, _ used: [DifferentialSession]) async throws -> Bool {
-        let deadline = ContinuousClock.now + .seconds(5)
-        let margin = "\(scenario.deadlockTimeoutMs + 150) ms"
-        while ContinuousClock.now < deadline {
-            let young = try admin.query("""
-                SELECT count(*) AS n FROM pg_locks l JOIN pg_stat_activity a USING (pid)
-                WHERE NOT l.granted AND coalesce(a.leader_pid, a.pid) = ANY($1::int[])
-                  AND (l.waitstart IS NULL OR l.waitstart > clock_timestamp() - $2::interval)
-                """, ["{" + pids.map(String.init).joined(separator: ",") + "}", margin])[0].decode("n", as: Int.self)
-            if young == 0 { return true }
-            try await Task.sleep(for: .milliseconds(20))
-        }
-        return false
+    /// Whether every ungranted lock of the scenario's sessions (and their workers) is older
+    /// than deadlock_timeout and a margin for the detector's run.
+    private func waitsPastDeadlockTimeout(_ scenario: DifferentialScenario) throws -> Bool {
+        try admin.query("""
+            SELECT count(*) AS n FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+            WHERE NOT l.granted AND coalesce(a.leader_pid, a.pid) = ANY($1::int[])
+              AND (l.waitstart IS NULL OR l.waitstart > clock_timestamp() - $2::interval)
+            """, ["{" + pids.map(String.init).joined(separator: ",") + "}", "\(scenario.deadlockTimeoutMs + 100) ms"])[0].decode("n", as: Int.self) == 0
     }
 
     /// Reads the server, lockvault, the server again, until the two server readings agree (and
@@ -151,11 +146,26 @@ final class DifferentialRunner {
                 tally.preparedEdges += before.edges.filter { $0.blocker == 0 }.count
                 if before.workers.values.contains(where: before.waiters.contains) { tally.pointsWithWorkers += 1 }
                 let lockvault = LockvaultWaits(snapshot, sessions: Set(pids), workers: before.workers)
-                return difference(scenario, server: before, lockvault: lockvault, issued: issued)
+                guard var found = difference(scenario, server: before, lockvault: lockvault, issued: issued) else { return nil }
+                found.report += "\n" + (try freshReading(server: before))
+                return found
             }
             if ContinuousClock.now >= deadline { tally.pointsUnstable += 1; return nil }
             try await Task.sleep(for: .milliseconds(3))
         }
+    }
+
+    /// What a reader with no memory, reading everything, says of the same moment: tells a
+    /// difference of the queue rule from one of what the carrying reader remembered.
+    private func freshReading(server: ServerWaits) throws -> String {
+        let fresh = SnapshotReader(options: SnapshotOptions(lockTableCheckIntervalSeconds: 3600, readOnlyWhatChanged: false, minWaitSeconds: 0),
+                                   conninfo: conninfo, settings: SessionSettings(applicationName: "lockvault"))
+        defer { fresh.close() }
+        let snapshot = try fresh.read(readerConn, monitorPids: [admin.backendPID])
+        guard try ServerWaits.read(admin, sessions: pids) == server else { return "a fresh reader: not compared (the waits moved)" }
+        let edges = LockvaultWaits(snapshot, sessions: Set(pids), workers: server.workers).edges
+        return Set(edges) == Set(server.edges) ? "a fresh reader (no memory, reading everything) agrees with the server: the difference is in what was carried"
+            : "a fresh reader (no memory, reading everything) differs too"
     }
 
     private func difference(_ scenario: DifferentialScenario, server: ServerWaits, lockvault: LockvaultWaits, issued: [String]) -> DifferentialTally.Difference? {

@@ -45,7 +45,7 @@ struct DifferentialScenario {
         self.seed = seed
         var g = SplitMix64(seed: seed)
         interleaving = SplitMix64(seed: g.next())
-        deadlockTimeoutMs = g.chance(0.25) ? 100 : 20_000
+        deadlockTimeoutMs = g.chance(0.2) ? 50 : 20_000
         let count = g.int(3...8)
         var sessions: [Session] = []
         var hasPrepared = false
