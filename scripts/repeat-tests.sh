@@ -6,6 +6,9 @@
 #   scripts/repeat-tests.sh            100 runs
 #   scripts/repeat-tests.sh 20         20 runs
 #   scripts/repeat-tests.sh 5 --filter ResolveLiveTests    other tests (a `swift test --filter` regex)
+#   LOCKVAULT_TEST_DIFFERENTIAL_SCENARIOS=500 scripts/repeat-tests.sh 4 --filter DifferentialLiveTests
+#                                      2,000 differential scenarios: each run starts at the seed after
+#                                      the previous run's last (from LOCKVAULT_TEST_DIFFERENTIAL_SEED, 1)
 #
 # Uses the same private cluster as scripts/test.sh ($LOCKVAULT_PGDATA, $LOCKVAULT_PGPORT); starts it
 # if needed and stops it again at the end if this script started it. Builds once.
@@ -37,9 +40,16 @@ eval "$(scripts/pg-cluster.sh env)"
 [[ ${LOCKVAULT_TEST_BUILT:-} == 1 ]] || swift build --build-tests   # .ci/run built already
 export LOCKVAULT_TEST_BINARY="$(swift build --show-bin-path)/lockvault"
 
+# The differential suite draws its scenarios from a seed: each run gets seeds of its own.
+first_seed=${LOCKVAULT_TEST_DIFFERENTIAL_SEED:-1}
+per_run=${LOCKVAULT_TEST_DIFFERENTIAL_SCENARIOS:-200}
+[[ $first_seed =~ ^[0-9]+$ && $per_run =~ ^[0-9]+$ ]] \
+    || { echo "$0: LOCKVAULT_TEST_DIFFERENTIAL_SEED and LOCKVAULT_TEST_DIFFERENTIAL_SCENARIOS take whole numbers" >&2; exit 2; }
+
 begin=$(date +%s)
 for ((i = 1; i <= runs; i++)); do
     t0=$(date +%s)
+    export LOCKVAULT_TEST_DIFFERENTIAL_SEED=$((first_seed + (i - 1) * per_run))
     if ! swift test --skip-build --filter "$filter" >"$log" 2>&1; then
         echo "run $i of $runs FAILED after $(( $(date +%s) - t0 )) s; its output:"
         grep -E '✘|recorded an issue|Expectation failed|error:' "$log" | head -40 || true
@@ -49,5 +59,6 @@ for ((i = 1; i <= runs; i++)); do
     fi
     tests=$(grep -Eo 'Test run with [0-9]+ tests' "$log" | grep -Eo '[0-9]+' || echo "?")
     echo "run $i of $runs: $tests tests passed in $(( $(date +%s) - t0 )) s"
+    grep -E '^differential: ' "$log" || true
 done
 echo "all $runs runs passed in $(( $(date +%s) - begin )) s"

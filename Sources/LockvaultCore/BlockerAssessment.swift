@@ -40,6 +40,8 @@ public struct BlockerAssessment: Sendable, Hashable, Codable {
     public var isSuperuser: Bool
     /// Blocks others while waiting for no one: where acting helps.
     public var isRoot: Bool
+    /// For a blocker that is not a root: the roots it waits behind (``WaitGraph/roots(above:)``).
+    public var roots: [Participant] = []
     /// Part of a wait cycle (a deadlock in progress).
     public var inCycle: Bool
 
@@ -89,6 +91,7 @@ extension BlockerAssessment {
                 severity: severity, recommendedAction: "", isSuperuser: session?.isSuperuser ?? false,
                 isRoot: roots.contains(blocker), inCycle: cycleMembers.contains(blocker)
             )
+            if !assessment.isRoot { assessment.roots = graph.roots(above: blocker) }
             assessment.recommendedAction = RecommendedAction.text(for: assessment)
             return assessment
         }

@@ -80,8 +80,9 @@ public enum KillIneligibility: Sendable, Hashable, Codable, CustomStringConverti
     case belowMinSeverity(BlockerSeverity)
     /// No backend_start: lockvault could not be sure it signals the session it saw.
     case identityUnknown
-    /// It waits for another blocker itself.
-    case notRoot
+    /// It waits itself, behind the roots given: it is not where its chain starts. Ending it
+    /// may free a waiter of a lock it holds, but the chain goes on until its root ends.
+    case notRoot(roots: [Participant])
     /// Blocking for less than `resolve.kill_threshold_seconds` (the threshold is given).
     case belowKillThreshold(Double)
     /// One of the sessions lockvault never signals.
@@ -111,7 +112,13 @@ public enum KillIneligibility: Sendable, Hashable, Codable, CustomStringConverti
             "prepared transaction '\(gid)': COMMIT PREPARED or ROLLBACK PREPARED it; lockvault never ends prepared transactions"
         case .belowMinSeverity(let minimum): "below resolve.min_severity (\(minimum))"
         case .identityUnknown: "session identity unknown"
-        case .notRoot: "waits for another blocker itself; ending it would not free its waiters"
+        case .notRoot(let roots):
+            switch roots.count {
+            case 0: "not the root: it waits for another blocker itself; ending the root of its chain ends the chain"
+            case 1: "not the root: it waits itself, behind \(roots[0]), the root; ending \(roots[0]) ends the chain"
+            default:
+                "not the root: it waits itself, behind \(roots.map(\.description).joined(separator: ", ")), the roots; ending them ends the chain"
+            }
         case .belowKillThreshold(let threshold): "below kill_threshold_seconds (\(seconds(threshold)))"
         case .protected(let protection): protection.description
         case .excluded(let kind, let pattern): "excluded \(kind.rawValue) (\(pattern))"

@@ -25,8 +25,10 @@ public enum LockQueue {
     ///   - waiters: the backends whose blockers are wanted.
     ///   - locks: the granted and waiting locks on the objects they wait for (others are ignored).
     ///   - leaderOf: a parallel worker's leader, by pid (a backend missing is its own group).
-    /// - Returns: each waiter's blockers, sorted, like `pg_blocking_pids()` (0 = a prepared
-    ///   transaction); a waiter with none found is absent.
+    /// - Returns: each waiter's blockers, sorted, named by their lock group's leader like
+    ///   `pg_blocking_pids()` (0 = a prepared transaction); a waiter with none found is absent.
+    ///   A worker's blockers are keyed by the worker: ``LockGroups/fold(backends:locks:)`` moves
+    ///   them to its leader.
     public static func blockers(of waiters: some Sequence<Int32>, locks: [LockRecord], leaderOf: [Int32: Int32] = [:]) -> [Int32: [Int32]] {
         var onTarget: [LockTarget: [LockRecord]] = [:]
         var waitingBy: [Int32: [LockRecord]] = [:]
@@ -43,8 +45,8 @@ public enum LockQueue {
                 let queuedAt = request.waitStart ?? .distantFuture
                 for other in onTarget[request.target] ?? [] where other.pid == nil || group(other.pid) != own {
                     if other.granted {
-                        if other.lockType.isTransactionIdentity || other.mode.conflicts(with: request.mode) { found.insert(other.pid ?? 0) }
-                    } else if let start = other.waitStart, start < queuedAt, other.mode.conflicts(with: request.mode), let pid = other.pid {
+                        if other.lockType.isTransactionIdentity || other.mode.conflicts(with: request.mode) { found.insert(group(other.pid) ?? 0) }
+                    } else if let start = other.waitStart, start < queuedAt, other.mode.conflicts(with: request.mode), let pid = group(other.pid) {
                         found.insert(pid)
                     }
                 }

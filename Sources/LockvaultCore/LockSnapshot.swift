@@ -166,6 +166,11 @@ public struct LockSnapshot: Sendable, Hashable, Codable {
     /// How often the cycle took the lock manager's partition locks: 1 when it read pg_locks, 0
     /// when it did not.
     public var lockManagerPasses: Int = 0
+    /// Of the long waits, those pg_locks could not order (``AmbiguousWaits``), whose blockers
+    /// the server gave (`pg_blocking_pids()`, one call each).
+    public var serverConfirmedWaits: Int = 0
+    /// How this cycle learnt its edges: reads by way (``LockRead``).
+    public var lockReads: [LockRead: Int] = [:]
 
     public init(
         capturedAt: Date, systemIdentifier: String = "0", serverVersionNum: Int = 150000, backends: [BackendActivity] = [],
@@ -193,4 +198,14 @@ public struct LockSnapshot: Sendable, Hashable, Codable {
     }
 
     public func backend(_ pid: Int32) -> BackendActivity? { backends.first { $0.pid == pid } }
+}
+
+/// A way a cycle learns who blocks whom (the metric `lockvault_lock_reads_total{way}`).
+public enum LockRead: String, Sendable, Hashable, Codable, CaseIterable {
+    /// One pass over pg_locks (all 16 lock-manager partition locks once).
+    case pgLocks = "pg_locks"
+    /// One `pg_blocking_pids()` call, for a wait pg_locks cannot order.
+    case blockingPids = "blocking_pids"
+    /// Every long wait known and unchanged: the waits' blockers carried, nothing read.
+    case carried
 }

@@ -159,7 +159,7 @@ extension ResolvePolicy {
             guard (a.ownWaitSeconds ?? 0) >= after else { return .ineligible(.queuedRequestWaitedLess(after)) }
             return spared(s, scope: scope).map(KillEligibility.ineligible) ?? .eligible(.cancelQueuedRequest)
         }
-        guard a.isRoot else { return .ineligible(.notRoot) }
+        guard a.isRoot else { return .ineligible(.notRoot(roots: a.roots)) }
         guard a.blockingDurationSeconds >= killThresholdSeconds else { return .ineligible(.belowKillThreshold(killThresholdSeconds)) }
         if let why = spared(s, scope: scope) { return .ineligible(why) }
         guard s.state == .active else { return .eligible(.terminateIdle(s.state)) }

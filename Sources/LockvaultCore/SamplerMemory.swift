@@ -114,23 +114,30 @@ public struct SamplerMemory: Sendable {
     /// to `locks` (those of pids already in `locks`, e.g. long transactions, are not repeated).
     /// - Returns: the cycle's locks.
     ///
-    /// `longWaiters`: the waits old enough to resolve (nil: every waiter of `backends`).
+    /// `longWaiters`: the waits old enough to resolve (nil: every waiter of `backends`). Blockers
+    /// are lock groups, named by their leader (``LockGroups``): a blocker's locks are its group's.
     public mutating func absorbLocks(backends: [BackendActivity], locks: [LockRecord], locksRead: Bool, longWaiters: Set<Int32>? = nil) -> [LockRecord] {
         let waiters = backends.filter { $0.isWaitingOnLock && longWaiters?.contains($0.pid) != false }.sorted { $0.pid < $1.pid }
         let blockers = Set(waiters.flatMap(\.blockedBy))
+        let leaderOf = LockGroups.leaders(backends)
+        func group(_ pid: Int32?) -> Int32 { pid.map { leaderOf[$0] ?? $0 } ?? 0 }
         var result = locks
         if locksRead {
             var byPid: [Int32: [LockRecord]] = [:]
-            for l in locks { byPid[l.pid ?? 0, default: []].append(l) }
-            let waiting = Set(backends.filter(\.isWaitingOnLock).map(\.pid))
+            var byGroup: [Int32: [LockRecord]] = [:]
+            for l in locks {
+                byPid[l.pid ?? 0, default: []].append(l)
+                byGroup[group(l.pid), default: []].append(l)
+            }
+            let waiting = Set(backends.filter(\.isWaitingOnLock).map { group($0.pid) })
             waits = Dictionary(waiters.map { w in (w.pid, (WaitKey(w, waitingBlockers: waiting), (byPid[w.pid] ?? []).filter { !$0.granted })) },
                                uniquingKeysWith: { a, _ in a })
-            blockerLocks = Dictionary(blockers.map { ($0, byPid[$0] ?? []) }, uniquingKeysWith: { a, _ in a })
+            blockerLocks = Dictionary(blockers.map { ($0, byGroup[$0] ?? []) }, uniquingKeysWith: { a, _ in a })
             return result
         }
         // Present already (e.g. a long transaction's granted locks, carried by the reader): not repeated.
         let waitingPresent = Set(locks.filter { !$0.granted }.map { $0.pid ?? 0 })
-        let grantedPresent = Set(locks.filter(\.granted).map { $0.pid ?? 0 })
+        let grantedPresent = Set(locks.filter(\.granted).map { group($0.pid) })
         var keptWaits: [Int32: (key: WaitKey, locks: [LockRecord])] = [:]
         for w in waiters {
             guard let known = waits[w.pid] else { continue }

@@ -150,6 +150,21 @@ public struct WaitGraph: Sendable, Equatable {
         return roots.sorted()
     }
 
+    /// The root blockers `participant` waits behind, directly or through a chain (sorted; empty
+    /// for a root): ending them ends the chain it is part of.
+    public func roots(above participant: Participant) -> [Participant] {
+        let roots = Set(rootBlockers)
+        var seen: Set<Participant> = [participant]
+        var found: Set<Participant> = []
+        var stack = Array(blockers(of: participant))
+        while let next = stack.popLast() {
+            guard seen.insert(next).inserted else { continue }
+            if roots.contains(next) { found.insert(next) }
+            stack.append(contentsOf: blockers(of: next))
+        }
+        return found.sorted()
+    }
+
     /// Longest time anyone under `blocker` has been waiting, in seconds.
     public func longestWait(under blocker: Participant, now: Date) -> Double {
         transitivelyBlocked(by: blocker).compactMap { waitStarts[$0] }.map { max(0, now.timeIntervalSince($0)) }.max() ?? 0

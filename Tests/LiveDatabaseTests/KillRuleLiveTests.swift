@@ -106,7 +106,8 @@ extension LiveDatabaseSuite {
                 try await s.waitForWaiters(3)
                 let shown = try await Self.expectDashboardEqualsDryRun(s, ["--threshold", "0", "--max", "5"])
                 #expect(shown["\(root.pid)"] == Verdict(eligible: true, reason: "idle in transaction blocker holding locks"))
-                #expect(shown["\(middle.pid)"] == Verdict(eligible: false, reason: KillIneligibility.notRoot.description))
+                #expect(shown["\(middle.pid)"] == Verdict(eligible: false, reason: KillIneligibility.notRoot(roots: [.session(root.pid)]).description))
+                #expect(shown["\(middle.pid)"]?.reason == "not the root: it waits itself, behind pid \(root.pid), the root; ending pid \(root.pid) ends the chain")
                 try await Self.release(s, [w1, w2, w3])
             }
         }

@@ -31,7 +31,8 @@ import Testing
         let answers = Self.rule(Self.on(), Self.chain())
         #expect(answers.keys.sorted() == [1, 3])
         #expect(answers[1] == .eligible(.terminateIdle(.idleInTransaction)))
-        #expect(answers[3] == .ineligible(.notRoot))
+        #expect(answers[3] == .ineligible(.notRoot(roots: [.session(1)])))
+        #expect(answers[3]?.description.contains("not the root") == true)
     }
 
     @Test func theResolverOffMeansNothingIsEligible() {

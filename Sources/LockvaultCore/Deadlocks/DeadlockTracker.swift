@@ -22,8 +22,16 @@ public struct DeadlockEvent: Sendable, Hashable {
     /// between two `lockvault sample --once`): the counter rose some time after this moment
     /// and before ``detectedAt``. nil when it was seen within one cycle.
     public var occurredAfter: Date?
+    /// For a cycle seen in the graph: the last cycle that still saw it.
+    var graphSeenAt: Date? = nil
 
     public var pids: Set<Int32> { Set(participants.map(\.pid)) }
+
+    /// The server said so: its counter moved for it, or its log reported it. A cycle in
+    /// lockvault's graph alone is not a deadlock: the server's queue may not be what pg_locks
+    /// suggests, and its detector may resolve a soft deadlock by reordering the queue, with no
+    /// one cancelled.
+    public var isConfirmed: Bool { sources.contains(.counter) || sources.contains(.server_log) }
 }
 
 extension DeadlockEvent {
@@ -59,6 +67,11 @@ public struct RecordedDeadlockCount: Sendable, Hashable {
 /// `window`) enriches it; each counter increment is matched to one not-yet-counted event of its
 /// database, oldest first, and only unmatched increments become counter-only events. So no
 /// deadlock is recorded twice, and none is lost.
+///
+/// A deadlock is a deadlock when the server says so: a cycle seen only in the graph is kept,
+/// unreported, until a counter increment or a log report confirms it (it is then reported with
+/// the graph among its sources); until then it is a blocking situation like any other, and if
+/// nothing confirms it within the window it is forgotten.
 ///
 /// A new process (a cron job's `lockvault sample --once`, a restarted daemon) has no counts of
 /// its own: it resumes from the vault's (``RecordedDeadlockCount``), and what the counters
@@ -119,7 +132,8 @@ public struct DeadlockTracker: Sendable {
     /// used only on the first call (see ``wantsRecordedBaseline``).
     public mutating func observe(counts: [String: Int64], cycles: [(database: String, pids: [Int32])], reports: [DeadlockReport], at now: Date,
                                  recorded: [String: RecordedDeadlockCount]? = nil) -> [DeadlockEvent] {
-        recent.removeAll { now.timeIntervalSince($0.detectedAt) > window * 2 }
+        // An unconfirmed cycle no longer seen for a window was never a deadlock the server knew.
+        recent.removeAll { now.timeIntervalSince($0.detectedAt) > window * 2 || (!$0.isConfirmed && now.timeIntervalSince($0.graphSeenAt ?? now) > window) }
         var changed: Set<String> = []
 
         for report in reports {
@@ -144,6 +158,7 @@ public struct DeadlockTracker: Sendable {
         for cycle in cycles {
             let pids = Set(cycle.pids)
             if let i = match(database: cycle.database, pids: pids, near: now) {
+                recent[i].graphSeenAt = now
                 if !recent[i].sources.contains(.graph) {
                     recent[i].sources.insert(.graph)
                     if recent[i].participants.isEmpty {
@@ -155,7 +170,7 @@ public struct DeadlockTracker: Sendable {
                 let event = DeadlockEvent(eventKey: "graph:\(VaultHash.timestamp(now)):\(cycle.pids.sorted().map(String.init).joined(separator: ","))",
                                           database: cycle.database, detectedAt: now, sources: [.graph],
                                           participants: cycle.pids.sorted().map { DeadlockParticipant(pid: $0, waitsFor: "", blockedBy: nil, query: nil) },
-                                          victimPid: nil, details: nil, counted: false)
+                                          victimPid: nil, details: nil, counted: false, graphSeenAt: now)
                 recent.append(event)
                 changed.insert(event.eventKey)
             }
@@ -169,7 +184,15 @@ public struct DeadlockTracker: Sendable {
                 var remaining = count - before
                 // Log reports whose database is unknown (no %d, no OID, participants gone) are
                 // still one deadlock each: an increment anywhere may be theirs.
-                for i in recent.indices where remaining > 0 && (recent[i].database == db || recent[i].database.isEmpty) && !recent[i].counted {
+                // Reported deadlocks first (oldest first), then cycles seen only in the graph, the
+                // one seen last first: the detector breaks a real one within deadlock_timeout.
+                let candidates = recent.indices.filter { (recent[$0].database == db || recent[$0].database.isEmpty) && !recent[$0].counted }
+                    .sorted { a, b in
+                        let (ra, rb) = (recent[a].isConfirmed, recent[b].isConfirmed)
+                        if ra != rb { return ra }
+                        return ra ? a < b : (recent[a].graphSeenAt ?? .distantPast) > (recent[b].graphSeenAt ?? .distantPast)
+                    }
+                for i in candidates where remaining > 0 {
                     recent[i].counted = true
                     recent[i].sources.insert(.counter)
                     changed.insert(recent[i].eventKey)
@@ -192,7 +215,7 @@ public struct DeadlockTracker: Sendable {
             }
         }
         lastCounts = counts
-        return recent.filter { changed.contains($0.eventKey) }
+        return recent.filter { changed.contains($0.eventKey) && $0.isConfirmed }
     }
 
     /// A recent event in `database` that is the same deadlock: overlapping pids, or one with no

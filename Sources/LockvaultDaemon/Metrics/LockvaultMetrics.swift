@@ -64,6 +64,12 @@ public final class LockvaultMetrics: Sendable {
         for outcome in ["ok", "target_error", "vault_error"] { cycles(outcome).increment(by: 0) }
         deadlocks.increment(by: 0)
         suppressedAlerts.increment(by: 0)
+        for way in LockRead.allCases { lockReads(way).increment(by: 0) }
+    }
+
+    /// How cycles learnt who blocks whom (``LockRead``).
+    private func lockReads(_ way: LockRead) -> Counter {
+        Counter(label: "lockvault_lock_reads_total", dimensions: [("way", way.rawValue)], factory: factory)
     }
 
     private func cycles(_ outcome: String) -> Counter {
@@ -99,6 +105,7 @@ public final class LockvaultMetrics: Sendable {
             lockTableLocks.record(Double(table.locksInUse))
         }
         if !outcome.deadlocks.isEmpty { deadlocks.increment(by: Int64(outcome.deadlocks.count)) }
+        for (way, n) in snapshot.lockReads where n > 0 { lockReads(way).increment(by: Int64(n)) }
         for d in outcome.decisions {
             Counter(label: "lockvault_resolve_decisions_total", dimensions: [("decision", d.decisionName)], factory: factory).increment()
         }

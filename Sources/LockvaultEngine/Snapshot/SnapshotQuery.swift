@@ -100,11 +100,13 @@ public enum SnapshotQuery {
               AND w.backend_start IS NOT DISTINCT FROM a.backend_start AND w.query_start IS NOT DISTINCT FROM a.query_start
               AND w.wait_event IS NOT DISTINCT FROM a.wait_event
               -- Its blockers as they were: still there, no statement or state change since the
-              -- previous capture, and waiting (queued ahead) or not as before.
+              -- previous capture, and waiting (queued ahead) or not as before. A blocker is a lock
+              -- group named by its leader: it waits when any member waits.
               AND NOT EXISTS (SELECT 1 FROM jsonb_array_elements(w.blockers) b LEFT JOIN act x ON x.pid = (b->>0)::int
                               WHERE (b->>0)::int <> 0
                                 AND (x.pid IS NULL OR x.state_change >= $5::timestamptz
-                                     OR (x.wait_event_type IS NOT DISTINCT FROM 'Lock') <> (b->>1)::bool))
+                                     OR EXISTS (SELECT 1 FROM act y WHERE (y.pid = x.pid OR y.leader_pid = x.pid)
+                                                AND y.wait_event_type = 'Lock') <> (b->>1)::bool))
         ),
         longx0 AS MATERIALIZED (
             SELECT a.pid FROM act a
@@ -179,7 +181,7 @@ public enum SnapshotQuery {
                    OR a.leader_pid IN (SELECT pid FROM core)
             ) b) AS backends,
             (SELECT count(*) FROM act) AS backend_count,
-            (SELECT json_agg(json_build_array(pid, backend_start, query_start, wait_event)) FROM act WHERE wait_event_type = 'Lock') AS waits,
+            (SELECT json_agg(json_build_array(pid, backend_start, query_start, wait_event, coalesce(leader_pid, pid))) FROM act WHERE wait_event_type = 'Lock') AS waits,
             (SELECT json_agg(pid) FROM longw) AS long_waits,
             (SELECT json_agg(k.pid) FROM known k JOIN act a ON a.pid = k.pid AND a.xact_start = k.xact_start) AS long_kept,
             (SELECT json_agg(json_build_array(pid, datname, backend_start)) FROM act
@@ -202,6 +204,14 @@ public enum SnapshotQuery {
             (SELECT json_object_agg(datname, deadlocks) FROM pg_stat_database WHERE datname IS NOT NULL) AS deadlocks
         """
 
+    /// The server's own answer for the waits pg_locks cannot order (``AmbiguousWaits``): `$1` is
+    /// their pids (int4[]). Each call takes the lock manager's partition locks, so it is made
+    /// only for those, and only in cycles that read pg_locks. pg_blocking_pids() names lock
+    /// group leaders and reports a prepared transaction as 0, as ``LockQueue`` does.
+    public static let blockingPidsSQL = """
+        SELECT w AS pid, to_json(pg_blocking_pids(w))::text AS blocked_by FROM unnest($1::int4[]) w
+        """
+
     /// Capacity of the shared lock table: `max_locks_per_transaction × (max_connections +
     /// max_prepared_transactions)`. Settings that need a restart, so read once per connection.
     /// With what else never changes on a connection: the cluster's identity and version.
@@ -209,6 +219,7 @@ public enum SnapshotQuery {
         SELECT (SELECT system_identifier::text FROM pg_control_system()) AS system_identifier,
                current_setting('server_version_num')::int AS server_version_num,
                current_setting('max_locks_per_transaction')::bigint
-               * (current_setting('max_connections')::bigint + current_setting('max_prepared_transactions')::bigint) AS capacity
+               * (current_setting('max_connections')::bigint + current_setting('max_prepared_transactions')::bigint) AS capacity,
+               (SELECT setting::float8 / 1000 FROM pg_settings WHERE name = 'deadlock_timeout') AS deadlock_timeout_seconds
         """
 }

@@ -40,7 +40,7 @@ public struct SnapshotOptions: Sendable, Equatable {
 public final class SnapshotReader {
     public var options: SnapshotOptions
     /// Facts that never change on a connection, read once per server backend pid.
-    private var connectionFacts: (pid: Int32, systemIdentifier: String, serverVersionNum: Int, capacity: Int)?
+    private var connectionFacts: (pid: Int32, systemIdentifier: String, serverVersionNum: Int, capacity: Int, deadlockTimeout: Double)?
     /// Backends and session databases carried between cycles (see ``SamplerMemory``).
     private var memory = SamplerMemory()
     private var lastLockTableReading: Date?
@@ -74,7 +74,8 @@ public final class SnapshotReader {
         if connectionFacts?.pid != conn.backendPID {
             let f = try conn.query(SnapshotQuery.connectionFactsSQL)[0]
             connectionFacts = (conn.backendPID, try f.decode("system_identifier", as: String?.self) ?? "unknown",
-                               try f.decode("server_version_num", as: Int.self), try f.decode("capacity", as: Int.self))
+                               try f.decode("server_version_num", as: Int.self), try f.decode("capacity", as: Int.self),
+                               try f.decode("deadlock_timeout_seconds", as: Double?.self) ?? 1)
         }
         let facts = connectionFacts!
         let rows = try conn.queryPrepared("lockvault_snapshot", SnapshotQuery.sql,
@@ -108,15 +109,18 @@ public final class SnapshotReader {
         mergeLongTransactionLocks(&lockRows, backends: backends, read: longRead)
         var lockRecords = lockRows.map(Self.lock)
         let longestSeen = memory.sighted(waits.map(\.sighting), resolved: longWaiters, at: capturedAt)
-        findBlockers(&backends, longWaiters: longWaiters, locks: lockRecords, locksRead: locksRead)
+        let confirmed = try findBlockers(&backends, longWaiters: longWaiters, locks: lockRecords, locksRead: locksRead,
+                                         on: conn, at: capturedAt, deadlockTimeout: facts.deadlockTimeout)
         if locksRead {
             // The statement returns the granted locks of everyone holding or queued for what a long
             // waiter wants; keep those of the ones that turned out to block (as a carried cycle
             // would), of prepared transactions and of long transactions.
+            // A blocker is a lock group (named by its leader): its workers' locks are its own.
             let blockers = Set(backends.flatMap(\.blockedBy))
+            let leaderOf = LockGroups.leaders(backends)
             lockRecords.removeAll { lock in
                 guard lock.granted, let pid = lock.pid else { return false }
-                return !blockers.contains(pid) && longTransactionLocks[pid] == nil
+                return !blockers.contains(leaderOf[pid] ?? pid) && longTransactionLocks[pid] == nil
             }
         }
 
@@ -126,7 +130,10 @@ public final class SnapshotReader {
             lastLockTableReading = now
         }
 
-        let locks = memory.absorbLocks(backends: backends, locks: lockRecords, locksRead: locksRead, longWaiters: longWaiters)
+        let unfolded = memory.absorbLocks(backends: backends, locks: lockRecords, locksRead: locksRead, longWaiters: longWaiters)
+        // From here on a parallel worker's waits and holds are its leader's, as the server reports them.
+        let (grouped, locks) = LockGroups.fold(backends: backends, locks: unfolded)
+        backends = grouped
         let longestResolved = locks.filter { !$0.granted }.compactMap(\.waitStart).min().map { max(0, capturedAt.timeIntervalSince($0)) } ?? 0
         var snapshot = LockSnapshot(
             capturedAt: capturedAt,
@@ -141,26 +148,48 @@ public final class SnapshotReader {
             lockTable: lockTable,
             deadlockCounts: deadlocks,
             monitorPids: monitorPids.union([conn.backendPID]),
-            lockWaiters: waits.count,
-            shortWaits: waits.count - longWaiters.count,
+            // Sessions, not processes: a parallel query whose workers wait is one waiting session.
+            lockWaiters: Set(waits.map(\.group)).count,
+            shortWaits: Set(waits.filter { !longWaiters.contains($0.sighting.pid) }.map(\.group))
+                .subtracting(waits.filter { longWaiters.contains($0.sighting.pid) }.map(\.group)).count,
             longestWaitSeconds: max(longestSeen, longestResolved)
         )
-        snapshot.lockManagerPasses = locksRead ? 1 : 0
+        snapshot.lockManagerPasses = (locksRead ? 1 : 0) + confirmed
+        snapshot.serverConfirmedWaits = confirmed
+        if locksRead { snapshot.lockReads[.pgLocks] = 1 } else if !longWaiters.isEmpty { snapshot.lockReads[.carried] = 1 }
+        if confirmed > 0 { snapshot.lockReads[.blockingPids] = confirmed }
         return snapshot
     }
 
     /// Each long waiter's blockers: from this cycle's one pg_locks read (``LockQueue``), or, when
-    /// the statement did not read it (every long wait known and unchanged), as remembered.
-    private func findBlockers(_ backends: inout [BackendActivity], longWaiters: Set<Int32>, locks: [LockRecord], locksRead: Bool) {
-        guard !longWaiters.isEmpty else { return }
+    /// the statement did not read it (every long wait known and unchanged), as remembered. The
+    /// waits pg_locks cannot order (``AmbiguousWaits``) are asked of the server itself,
+    /// `pg_blocking_pids()`, one call each, right after.
+    /// - Returns: how many waits the server was asked about.
+    private func findBlockers(_ backends: inout [BackendActivity], longWaiters: Set<Int32>, locks: [LockRecord], locksRead: Bool,
+                              on conn: PostgresConnection, at capturedAt: Date, deadlockTimeout: Double) throws -> Int {
+        guard !longWaiters.isEmpty else { return 0 }
         var found: [Int32: [Int32]] = [:]
+        var asked = 0
         if locksRead {
-            let leaderOf = Dictionary(backends.map { ($0.pid, $0.sessionPid) }, uniquingKeysWith: { a, _ in a })
+            let leaderOf = LockGroups.leaders(backends)
             found = LockQueue.blockers(of: longWaiters, locks: locks, leaderOf: leaderOf)
+            let ambiguous = AmbiguousWaits.find(waiters: longWaiters, locks: locks, leaderOf: leaderOf, now: capturedAt, deadlockTimeout: deadlockTimeout)
+            if !ambiguous.isEmpty {
+                let pids = ambiguous.keys.sorted()
+                asked = pids.count
+                let rows = try conn.queryPrepared("lockvault_blocking_pids", SnapshotQuery.blockingPidsSQL, ["{" + pids.map(String.init).joined(separator: ",") + "}"])
+                for row in rows {
+                    let pid = try row.decode("pid", as: Int32.self)
+                    let blockers = try SnapshotJSON.decode([Int32].self, from: row.decode("blocked_by", as: String?.self)) ?? []
+                    found[pid] = blockers.isEmpty ? nil : Array(Set(blockers)).sorted()
+                }
+            }
         }
         for i in backends.indices where longWaiters.contains(backends[i].pid) {
             backends[i].blockedBy = locksRead ? found[backends[i].pid] ?? [] : memory.carriedBlockers(of: backends[i].pid) ?? []
         }
+        return asked
     }
 
     /// What the statement compares the age of a wait with (`$8`; 0 in a first cycle, which knows no

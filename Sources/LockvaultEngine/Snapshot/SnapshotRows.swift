@@ -45,14 +45,18 @@ struct LockRow: Decodable {
     var relation_name: String?
 }
 
-/// `[pid, backend_start, query_start, wait_event]` of a session waiting for a lock.
+/// `[pid, backend_start, query_start, wait_event, group]` of a backend waiting for a lock
+/// (`group`: its lock group's leader, itself when it has none).
 struct WaitRow: Decodable {
     var sighting: SamplerMemory.WaitSighting
+    var group: Int32
 
     init(from decoder: any Decoder) throws {
         var c = try decoder.unkeyedContainer()
-        sighting = SamplerMemory.WaitSighting(pid: try c.decode(Int32.self), backendStart: SnapshotJSON.date(try c.decodeIfPresent(String.self)),
+        let pid = try c.decode(Int32.self)
+        sighting = SamplerMemory.WaitSighting(pid: pid, backendStart: SnapshotJSON.date(try c.decodeIfPresent(String.self)),
                                               queryStart: SnapshotJSON.date(try c.decodeIfPresent(String.self)), waitEvent: try c.decodeIfPresent(String.self))
+        group = c.isAtEnd ? pid : try c.decodeIfPresent(Int32.self) ?? pid
     }
 }
 

@@ -12,6 +12,8 @@
 //   lockvault-bench retention --vault-db DB --days N   (retention as the daemon runs it, timed)
 //   lockvault-bench storm-report FILE --clk N   (bench/storm.sh's runs: the five arms side by side)
 //   lockvault-bench storm-worst --clk N --readings "…"   (bench/storm.sh's worst-case window: CPU and verdict)
+//   lockvault-bench scale-load --db DB [--backends 200] [--partitions 2000] [--wait-seconds 2]   (bench/scale.sh's load; commands on stdin)
+//   lockvault-bench scale-report FILE --clk N   (bench/scale.sh's windows: each arm's cost against the locks held)
 //   lockvault-bench run-report DIR      (bench/run.sh's measurements → docs/benchmarks.md)
 //   lockvault-bench history-rates DIR   (part 3's daily rates per table, as psql -v arguments for bench/history.sql)
 //   lockvault-bench fleet-report DIR    (bench/fleet.sh's measurements → the fleet section)
@@ -44,6 +46,11 @@ case "storm-report":
     print(try stormReport(path: args.count > 2 ? args[2] : "storm.tsv", clk: Double(option("--clk", "100"))!))
 case "storm-worst":
     print(try stormWorstCase(clk: Double(option("--clk", "100"))!, readings: parseNumbers(option("--readings", ""), "--readings")))
+case "scale-load":
+    try await scaleLoad(db: option("--db", "lv_work"), backends: Int(option("--backends", "200"))!, partitions: Int(option("--partitions", "2000"))!,
+                        waitSeconds: Double(option("--wait-seconds", "2"))!)
+case "scale-report":
+    print(try scaleReport(path: args.count > 2 ? args[2] : "scale.tsv", clk: Double(option("--clk", "100"))!))
 case "run-report":
     print(try runReport(dir: args.count > 2 ? args[2] : "."))
 case "history-rates":
@@ -56,6 +63,6 @@ case "t-quantile":
 case "retention":
     print(try fleetRetention(vaultDB: option("--vault-db", "lv_fleet"), days: Int(option("--days", "29"))!))
 default:
-    FileHandle.standardError.write(Data("usage: lockvault-bench snapshot|latency|dashboards|worstcase|fleet-dashboard|fleet|retention|storm-report|storm-worst|run-report|history-rates|fleet-report|t-quantile ...\n".utf8))
+    FileHandle.standardError.write(Data("usage: lockvault-bench snapshot|latency|dashboards|worstcase|fleet-dashboard|fleet|retention|storm-report|storm-worst|scale-load|scale-report|run-report|history-rates|fleet-report|t-quantile ...\n".utf8))
     exit(2)
 }
