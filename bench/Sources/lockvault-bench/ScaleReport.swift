@@ -59,8 +59,9 @@ func scaleReport(path: String, clk: Double) throws -> String {
         let lv = mine.filter { $0.arm == "lockvault" }
         let inUse = mine.map(\.locksInUse).max() ?? 0
         let ratio = (cpu["lockvault"] ?? .nan) / (cpu["B"] ?? .nan)
-        lockvaultCPU[stage[1], default: [:]][Int(stage[0])] = cpu["lockvault"]
-        bCPU[stage[1], default: [:]][Int(stage[0])] = cpu["B"]
+        // Only what was measured: a stage a run did not finish has no figure to compare.
+        if let c = cpu["lockvault"], c.isFinite { lockvaultCPU[stage[1], default: [:]][Int(stage[0])] = c }
+        if let c = cpu["B"], c.isFinite { bCPU[stage[1], default: [:]][Int(stage[0])] = c }
         let rss = lv.map(\.clientRSSKiB).max().map { fixed(Double($0) / 1024, 1) } ?? "—"
         let srss = lv.map(\.serverRSSKiB).max().map { fixed(Double($0) / 1024, 1) } ?? "—"
         out += "| \(Int(stage[0])) | \(inUse) | \(fixed(stage[1], 0)) | " + arms.map { cell(cpu[$0] ?? .nan, 2) }.joined(separator: " | ")

@@ -44,6 +44,18 @@ import Testing
         #expect(throws: BenchError.self) { try scaleRuns(path: bad, clk: 100) }
     }
 
+    @Test func aStageWithoutLockvaultIsLeftOutOfTheVerdicts() throws {
+        let path = try Self.file([
+            "20\t0\tB\t0\t10\t4\t6\t9000\t20480\t4100",
+            "20\t0\tlockvault\t0\t10\t6\t4\t30720\t10240\t4100",
+            "2000\t0\tB\t0\t10\t4\t6\t9000\t20480\t400300",
+        ])
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let report = try scaleReport(path: path, clk: 100)
+        #expect(report.contains("| lockvault ≤ 1.5 × B at 20 locks per backend, 0 new waits/s | 1.00× | met |"), "\(report)")
+        #expect(!report.contains("at 2000 locks per backend"), "\(report)")
+    }
+
     @Test func holdersLockTheirOwnRunOfPartitions() {
         #expect(scaleLockStatement(locks: 3, holder: 0, partitions: 2000) == "LOCK TABLE sc_p1, sc_p2, sc_p3 IN ACCESS SHARE MODE")
         // Wraps around the partitions.
