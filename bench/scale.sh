@@ -5,7 +5,7 @@
 # waits a second (each lasts 2 s). In every stage four arms run side by side, in a shuffled order:
 # off; B, `pid, pg_blocking_pids(pid)` of every Lock waiter at 1 Hz; L, `count(*) FROM pg_locks`
 # at 1 Hz; lockvault (`lockvault run`, default configuration, vault in the monitored cluster).
-# For each: CPU of the client process and of its server sessions (/proc ticks), and RSS.
+# For each: CPU of the client process and of its server sessions (/proc/PID/schedstat), and RSS.
 # Prints the markdown for docs/benchmarks.md (lockvault-bench scale-report computes it).
 #
 #   bench/scale.sh [SECONDS]     SECONDS per arm and stage (default 30; about 15 minutes)
@@ -25,7 +25,6 @@ swift build -c release --scratch-path "$scratch" --product lockvault-bench 2>&1 
 bin=$(swift build -c release --scratch-path "$scratch" --show-bin-path)
 read -r -a lockvault <<<"env $(compgen -e | sed -n 's/^\(LOCKVAULT_.*\)/-u \1/p' | tr '\n' ' ') $bin/lockvault"
 work=$(mktemp -d /tmp/lockvault-scale.XXXXXX)
-clk=$(getconf CLK_TCK)
 largest=0; for s in $sizes; do (( s > largest )) && largest=$s; done
 
 cluster() { env LOCKVAULT_PGDATA="$(pwd)/.pgdata-scale" LOCKVAULT_PGPORT=54346 LOCKVAULT_PG_MAX_CONNECTIONS=400 scripts/pg-cluster.sh "$@"; }
@@ -53,15 +52,18 @@ printf 'target:\n  dsn: "host=%s port=%s dbname=lv_vault"\nvault:\n  dsn: "host=
 B_SQL="SELECT pid, pg_blocking_pids(pid) FROM pg_stat_activity WHERE wait_event_type = 'Lock';"
 L_SQL="SELECT count(*) FROM pg_locks;"
 
-ticks() {   # PID → utime + stime (fields 14 and 15 of /proc/PID/stat, counted after the command's ")"); 0 when gone
-    local s f; s=$(cat "/proc/$1/stat" 2>/dev/null) || { echo 0; return; }
-    s=${s##*) }; read -r -a f <<<"$s"; echo $(( f[11] + f[12] ))
+cpu_ns() {  # PID → nanoseconds its threads have run on a CPU (/proc/PID/task/*/schedstat, first field: the 10 ms
+            # ticks of /proc/PID/stat cannot tell a 1 Hz sampler from nothing in a short window; the daemon
+            # works on threads of its own); 0 when gone
+    local t=0 f s
+    for f in /proc/"$1"/task/*/schedstat; do s=$(cat "$f" 2>/dev/null) || continue; t=$(( t + ${s%% *} )); done
+    echo "$t"
 }
 rss() {     # PID → VmRSS in KiB; 0 when gone
     local r; r=$(sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$1/status" 2>/dev/null) || true; echo "${r:-0}"
 }
 app_pids() { q -c "SELECT pid FROM pg_stat_activity WHERE application_name = '$1'"; }
-session_ticks() { local t=0 p; for p in $(app_pids "$1"); do t=$(( t + $(ticks "$p") )); done; echo "$t"; }
+session_ns() { local t=0 p; for p in $(app_pids "$1"); do t=$(( t + $(cpu_ns "$p") )); done; echo "$t"; }
 session_rss() { local t=0 p; for p in $(app_pids "$1"); do t=$(( t + $(rss "$p") )); done; echo "$t"; }
 start_arm() {   # sets client_pid and app
     case $1 in
@@ -96,7 +98,7 @@ send() {    # a command to the load; returns once it stands
     until [[ $(grep -c '^ready' "$work/load.out") -ge $commands ]]; do kill -0 "$load_pid" || { cat "$work/load.out" >&2; exit 1; }; sleep 0.2; done
 }
 
-echo "# locks	waits	arm	t0	t1	client_ticks	server_ticks	client_rss_kib	server_rss_kib	locks_in_use" >"$work/scale.tsv"
+echo "# locks	waits	arm	t0	t1	client_cpu_ns	server_cpu_ns	client_rss_kib	server_rss_kib	locks_in_use" >"$work/scale.tsv"
 for size in $sizes; do
     send "locks $size"
     for rate in $rates; do
@@ -105,14 +107,14 @@ for size in $sizes; do
         for arm in $(printf '%s\n' off B L lockvault | shuf); do
             start_arm "$arm"
             in_use=$(q -c "SELECT count(*) FROM pg_locks")
-            c0=$(ticks "${client_pid:-0}"); s0=$(session_ticks "$app"); t0=$(date +%s.%N)
+            c0=$(cpu_ns "${client_pid:-0}"); s0=$(session_ns "$app"); t0=$(date +%s.%N)
             sleep "$seconds"
-            c1=$(ticks "${client_pid:-0}"); s1=$(session_ticks "$app"); t1=$(date +%s.%N)
+            c1=$(cpu_ns "${client_pid:-0}"); s1=$(session_ns "$app"); t1=$(date +%s.%N)
             crss=$(rss "${client_pid:-0}"); srss=$(session_rss "$app")
             stop_arm
             printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$size" "$rate" "$arm" "$t0" "$t1" "$(( c1 - c0 ))" "$(( s1 - s0 ))" \
                 "$crss" "$srss" "$in_use" >>"$work/scale.tsv"
-            echo "    $size locks × $backends, $rate waits/s, $arm: $(( c1 - c0 + s1 - s0 )) ticks, $in_use locks" >&2
+            echo "    $size locks × $backends, $rate waits/s, $arm: $(( (c1 - c0 + s1 - s0) / 1000000 )) ms CPU, $in_use locks" >&2
         done
     done
 done
@@ -129,5 +131,5 @@ cat <<EOF
 $(echo "$sizes" | sed 's/ /, /g') partitions of a $partitions-partition table; new waits are row-lock waits that give up after 2 s.
 Arms shuffled within each stage, $seconds s each; lockvault measured after a 6 s warm-up.
 
-$("$bin/lockvault-bench" scale-report "$work/scale.tsv" --clk "$clk")
+$("$bin/lockvault-bench" scale-report "$work/scale.tsv" --clk 1000000000)
 EOF

@@ -86,9 +86,13 @@ struct DifferentialScenario {
         case 73..<79: return ["CREATE INDEX ON \(table) (v)"]
         case 79..<90:
             // The worker runs the function and locks the table it reads, which the leader never
-            // locked: the worker waits on the relation lock while the leader waits on IPC.
+            // locked: the worker waits on the relation lock while the leader waits on IPC. With
+            // two functions (a third of them, from the row drawn) the worker may hold the first
+            // table's lock while it waits for the second: others then wait for a worker.
             let other = g.pick(tables)
-            return ["SET LOCAL \(parallelSetting) = on", "SELECT count(*) FROM \(table) WHERE \(other)_peek() >= 0",
+            var condition = "\(other)_peek() >= 0"
+            if row == rows.upperBound { condition += " AND \(tables[(tables.firstIndex(of: other)! + 1) % tables.count])_peek() >= 0" }
+            return ["SET LOCAL \(parallelSetting) = on", "SELECT count(*) FROM \(table) WHERE \(condition)",
                     "SET LOCAL \(parallelSetting) = off"]
         default: return ["SELECT count(*) FROM \(table)"]
         }

@@ -54,18 +54,20 @@ func scaleLoad(db: String, backends: Int, partitions: Int, waitSeconds: Double) 
             try? await Task.sleep(for: .milliseconds(Int(1000 / r)))
         }
     }
+    var holding = false
     while let line = readLine() {
         let words = line.split(separator: " ").map(String.init)
         guard words.count == 2, let n = Double(words[1]) else { throw BenchError("scale-load: unknown command '\(line)'") }
         switch words[0] {
         case "locks":
             for (i, h) in holders.enumerated() {
-                try h.execute("ROLLBACK")
+                if holding { try h.execute("ROLLBACK") }
                 if n > 0 {
                     try h.execute("BEGIN")
                     try h.execute(scaleLockStatement(locks: Int(n), holder: i, partitions: partitions))
                 }
             }
+            holding = n > 0
         case "waits":
             await rate.set(n)
         default:
@@ -77,6 +79,7 @@ func scaleLoad(db: String, backends: Int, partitions: Int, waitSeconds: Double) 
     stream.cancel()
     _ = await stream.value
     try blocker.execute("ROLLBACK")
+    if holding { for h in holders { try h.execute("ROLLBACK") } }
     for s in pool { await s.close() }
     for h in holders { h.close() }
     blocker.close()

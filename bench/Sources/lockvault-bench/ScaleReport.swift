@@ -1,6 +1,6 @@
 // bench/scale.sh's report (the script measures, this computes): each arm's CPU and memory against
 // the locks the cluster holds. The arms ran side by side, shuffled within each stage, so the
-// machine's drift falls on all of them alike. CPU is from /proc (utime + stime): the client
+// machine's drift falls on all of them alike. CPU is from /proc (schedstat's run time): the client
 // process (lockvault, or the sampler's psql) and its server sessions; RSS is VmRSS at the end of
 // the window.
 import Foundation
@@ -22,8 +22,9 @@ struct ScaleRun: Equatable {
 }
 
 /// The script's file: one tab-separated line per window: locks per backend, new waits a second,
-/// arm, clock before and after, client ticks, server ticks, client RSS (KiB), its server sessions'
-/// RSS (KiB), locks in pg_locks.
+/// arm, clock before and after, client CPU and its server sessions' CPU (in units of which `clk`
+/// make a second: nanoseconds from schedstat), client RSS (KiB), its server sessions' RSS (KiB),
+/// locks in pg_locks.
 func scaleRuns(path: String, clk: Double) throws -> [ScaleRun] {
     var runs: [ScaleRun] = []
     for line in try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n") where !line.hasPrefix("#") {
@@ -58,8 +59,9 @@ func scaleReport(path: String, clk: Double) throws -> String {
         let lv = mine.filter { $0.arm == "lockvault" }
         let inUse = mine.map(\.locksInUse).max() ?? 0
         let ratio = (cpu["lockvault"] ?? .nan) / (cpu["B"] ?? .nan)
-        lockvaultCPU[stage[1], default: [:]][Int(stage[0])] = cpu["lockvault"]
-        bCPU[stage[1], default: [:]][Int(stage[0])] = cpu["B"]
+        // Only what was measured: a stage a run did not finish has no figure to compare.
+        if let c = cpu["lockvault"], c.isFinite { lockvaultCPU[stage[1], default: [:]][Int(stage[0])] = c }
+        if let c = cpu["B"], c.isFinite { bCPU[stage[1], default: [:]][Int(stage[0])] = c }
         let rss = lv.map(\.clientRSSKiB).max().map { fixed(Double($0) / 1024, 1) } ?? "—"
         let srss = lv.map(\.serverRSSKiB).max().map { fixed(Double($0) / 1024, 1) } ?? "—"
         out += "| \(Int(stage[0])) | \(inUse) | \(fixed(stage[1], 0)) | " + arms.map { cell(cpu[$0] ?? .nan, 2) }.joined(separator: " | ")
@@ -70,9 +72,11 @@ func scaleReport(path: String, clk: Double) throws -> String {
     for waits in lockvaultCPU.keys.sorted() {
         let lv = lockvaultCPU[waits] ?? [:], b = bCPU[waits] ?? [:]
         guard let top = lv.keys.max(), let bottom = lv.keys.min(), let atTop = lv[top], let bAtTop = b[top] else { continue }
-        out += "| lockvault ≤ 1.5 × B at \(top) locks per backend, \(fixed(waits, 0)) new waits/s | \(cell(atTop / bAtTop, 2))× | \(verdict(atTop <= 1.5 * bAtTop)) |\n"
+        let vsB = atTop / bAtTop
+        out += "| lockvault ≤ 1.5 × B at \(top) locks per backend, \(fixed(waits, 0)) new waits/s | \(vsB.isFinite ? cell(vsB, 2) + "×" : "B measured 0") | \(vsB.isFinite ? verdict(vsB <= 1.5) : "not measurable") |\n"
         if top != bottom, let atBottom = lv[bottom] {
-            out += "| lockvault flat from \(bottom) to \(top) locks per backend (within 1.5×), \(fixed(waits, 0)) new waits/s | \(cell(atTop / atBottom, 2))× | \(verdict(atTop <= 1.5 * atBottom)) |\n"
+            let flat = atTop / atBottom
+            out += "| lockvault flat from \(bottom) to \(top) locks per backend (within 1.5×), \(fixed(waits, 0)) new waits/s | \(flat.isFinite ? cell(flat, 2) + "×" : "0 at \(bottom)") | \(flat.isFinite ? verdict(flat <= 1.5) : "not measurable") |\n"
         }
     }
     return out

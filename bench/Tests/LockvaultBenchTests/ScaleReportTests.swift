@@ -36,10 +36,24 @@ import Testing
     @Test func aMissingArmIsADashAndABadLineIsRefused() throws {
         let path = try Self.file(["200\t0\tlockvault\t0\t10\t1\t1\t1024\t1024\t40000"])
         defer { try? FileManager.default.removeItem(atPath: path) }
-        #expect(try scaleReport(path: path, clk: 100).contains("| 200 | 40000 | 0 | — | — | — | 0.20 | — | 1.0 | 1.0 |"))
+        let report = try scaleReport(path: path, clk: 100)
+        #expect(report.contains("| 200 | 40000 | 0 | — | — | — | 0.20 | — | 1.0 | 1.0 |"), "\(report)")
+        #expect(!report.contains("MISSED"), "no verdict without B to compare with: \(report)")
         let bad = try Self.file(["200\t0\tlockvault\t0"])
         defer { try? FileManager.default.removeItem(atPath: bad) }
         #expect(throws: BenchError.self) { try scaleRuns(path: bad, clk: 100) }
+    }
+
+    @Test func aStageWithoutLockvaultIsLeftOutOfTheVerdicts() throws {
+        let path = try Self.file([
+            "20\t0\tB\t0\t10\t4\t6\t9000\t20480\t4100",
+            "20\t0\tlockvault\t0\t10\t6\t4\t30720\t10240\t4100",
+            "2000\t0\tB\t0\t10\t4\t6\t9000\t20480\t400300",
+        ])
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let report = try scaleReport(path: path, clk: 100)
+        #expect(report.contains("| lockvault ≤ 1.5 × B at 20 locks per backend, 0 new waits/s | 1.00× | met |"), "\(report)")
+        #expect(!report.contains("at 2000 locks per backend"), "\(report)")
     }
 
     @Test func holdersLockTheirOwnRunOfPartitions() {
