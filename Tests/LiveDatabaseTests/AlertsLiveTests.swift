@@ -201,7 +201,7 @@ extension LiveDatabaseSuite {
                 config.alerts.sinks = [file, webhook]
                 #expect(config.alerts.policy.minSeverity == .critical)
                 let engine = Daemon(config: config, configPath: "/nonexistent", logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() })
-                let delivering = Task { try await engine.alertDispatcher.run() }
+                let delivering = Task { try await engine.alerts.run() }
                 defer { delivering.cancel() }
 
                 let blocker = try await BackgroundSession(database: db, applicationName: "lv-crit-blocker")

@@ -24,11 +24,14 @@ public actor Monitor {
     private var deadlocks = DeadlockTracker()
     private var serverLog: ServerLogReader?
     private var resolver = Resolver()
+    /// Who raises alerts (the daemon's alert service): asked before a sampled cycle is recorded.
+    private let alerting: (any CycleAlerting)?
     /// `lockvault@host[/cluster]`: the record_source of everything this monitor writes.
     public nonisolated let recordSource: String
 
-    public init(configuration: MonitorConfiguration, logger: Logger, clock: MonitorClock = .system) {
+    public init(configuration: MonitorConfiguration, logger: Logger, clock: MonitorClock = .system, alerting: (any CycleAlerting)? = nil) {
         self.configuration = configuration
+        self.alerting = alerting
         self.logger = logger
         self.clock = clock
         self.machine = TargetStateMachine(heartbeatSeconds: configuration.heartbeatSeconds, random: clock.random)
@@ -102,7 +105,10 @@ public actor Monitor {
         (outcome.rulings, outcome.decisions) = resolver.run(outcome.assessments, policy: configuration.resolve, scope: scope, target: target,
                                                             at: snapshot.capturedAt, logger: logger)
 
-        // 4. Record it, with the gap this sample ends (an outage, or this process's own start
+        // 4. Alerts, so the alert trail goes into this cycle's record (one write path).
+        if let alerting { (outcome.alerts, outcome.alertDeliveries) = alerting.alerts(for: outcome) }
+
+        // 5. Record it, with the gap this sample ends (an outage, or this process's own start
         //    after downtime: only then is the vault asked when it last heard of the cluster).
         //    Cycles spooled before a restart are part of the record: the downtime starts after them.
         let lastRecorded = write && machine.wantsLastRecordedCycle
