@@ -129,3 +129,55 @@ enum ConfigSchema {
         "LOCKVAULT_PG_MAX_CONNECTIONS",
     ]
 }
+
+/// One key of an `alerts.sinks` entry: the sinks' rows of the schema, read by the same
+/// loader (`ConfigLoader.parseSink`), so a sink's key is accepted, checked and named in errors
+/// like every other key. A new sink's keys go here.
+// Key paths are immutable values; the table is built once and only read.
+struct SinkField: @unchecked Sendable {
+    enum Kind {
+        /// Required: letters, digits, '_' or '-' (at most 64); labels metrics and audit rows.
+        case name
+        /// Required: one of ``AlertSinkSettings/Kind``.
+        case type
+        case int(WritableKeyPath<AlertSinkSettings, Int>, ClosedRange<Int>)
+        /// `[program, args…]`, the program an absolute path.
+        case argv(WritableKeyPath<AlertSinkSettings, [String]>)
+        /// An http(s) URL.
+        case url(WritableKeyPath<AlertSinkSettings, String?>)
+        /// Header name → value (never logged).
+        case headers(WritableKeyPath<AlertSinkSettings, [String: String]>)
+    }
+
+    let key: String
+    let kind: Kind
+    /// The sink type the key belongs to (nil: every type); on another type it is refused.
+    let only: AlertSinkSettings.Kind?
+    /// Whether a sink of type `only` must have it.
+    let required: Bool
+    /// What the key is, for the error that says it is missing.
+    let help: String
+
+    init(_ key: String, _ kind: Kind, only: AlertSinkSettings.Kind? = nil, required: Bool = false, help: String = "") {
+        self.key = key
+        self.kind = kind
+        self.only = only
+        self.required = required
+        self.help = help
+    }
+}
+
+extension ConfigSchema {
+    /// The keys of an `alerts.sinks` entry, in the order they are checked.
+    static let sinkFields: [SinkField] = [
+        .init("name", .name),
+        .init("type", .type),
+        .init("timeout_ms", .int(\.timeoutMs, 100...300_000)),
+        .init("retries", .int(\.retries, 0...20)),
+        .init("queue_capacity", .int(\.queueCapacity, 1...100_000)),
+        .init("command", .argv(\.command), only: .command, required: true,
+              help: "a command sink needs command: a list [program, args…] (no shell; the alert JSON arrives on stdin)"),
+        .init("url", .url(\.url), only: .webhook, required: true, help: "a webhook sink needs url: http(s)://…"),
+        .init("headers", .headers(\.headers), only: .webhook),
+    ]
+}
