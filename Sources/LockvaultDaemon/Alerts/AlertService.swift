@@ -40,10 +40,10 @@ public final class AlertService: CycleAlerting, Service {
         try await dispatcher.run()
     }
 
-    /// This cycle's alerts: logged as one event each (journal fields LOCKVAULT_ALERT_*; a
-    /// raise, escalation or deadlock at CRITICAL level, the daemon's one CRITICAL line per
-    /// incident), counted, queued for the sinks (never awaited), and returned with the
-    /// deliveries finished since the last sampled cycle, for the cycle's record.
+    /// This cycle's alerts, for the cycle's record, with the deliveries finished since the last
+    /// sampled cycle. Nothing leaves for the sinks yet: ``publish(_:)`` does that once the
+    /// cycle is done, so the metrics describe the situation an alert is about before any sink
+    /// hears of it.
     public func alerts(for outcome: CycleOutcome) -> (raised: [Alert], deliveries: [AlertDeliveryRecord]) {
         guard let snapshot = outcome.snapshot else { return ([], []) }   // blind cycles change nothing
         let (raised, suppressed) = tracker.withLock { t in
@@ -55,12 +55,18 @@ public final class AlertService: CycleAlerting, Service {
         if suppressed > 0 {
             logger.notice("alerts suppressed for a flapping blocker", metadata: ["suppressed": "\(suppressed)"])
         }
+        return (raised, finished.take())
+    }
+
+    /// A finished cycle's alerts: logged as one event each (journal fields LOCKVAULT_ALERT_*; a
+    /// raise, escalation or deadlock at CRITICAL level, the daemon's one CRITICAL line per
+    /// incident), counted, and queued for the sinks (never awaited).
+    public func publish(_ raised: [Alert]) {
         for alert in raised {
             log(alert)
             metrics.alertEmitted(alert.kind)
             dispatcher.submit(alert)
         }
-        return (raised, finished.take())
     }
 
     /// One line per alert, keyed by the incident's alert.id (what the sinks, the vault and the

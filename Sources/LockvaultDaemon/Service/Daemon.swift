@@ -69,6 +69,7 @@ public actor Daemon: CycleRunner {
         let outcome = await monitor.runCycle()
         metrics.record(outcome, at: clock.date())
         report(outcome)
+        alerts.publish(outcome.alerts)
         await scheduledWork()
         return outcome
     }

@@ -5,7 +5,8 @@ public import LockvaultCore
 /// one. Asking before the record is built puts the alert trail into the cycle's own document,
 /// so it takes the cycles' one write path (buffered, spooled, replayed exactly once).
 ///
-/// Called on the Monitor's thread: it must not block (hand slow work, like a sink, elsewhere).
+/// Called on the Monitor's thread: it must not block. It only decides: handing the alerts to
+/// the sinks is the caller's, once the cycle is done.
 public protocol CycleAlerting: Sendable {
     func alerts(for outcome: CycleOutcome) -> (raised: [Alert], deliveries: [AlertDeliveryRecord])
 }
