@@ -106,7 +106,7 @@ public actor Daemon: CycleRunner {
         }
     }
 
-    public func reload() async throws -> Duration {
+    public func reload() async throws(ConfigError) -> Duration {
         let new = try ConfigLoader.load(path: configPath)
         await monitor.reconfigure(new.monitorConfiguration)
         alerts.reload(policy: new.alerts.policy)
