@@ -82,7 +82,7 @@ struct CheckConfigCommand: ParsableCommand {
     func run() throws {
         do {
             let c = try ConfigLoader.load(path: config)
-            print("ok: \(config) (interval \(c.intervalSeconds) s, resolve \(c.resolve.enabled ? (c.resolve.dryRun ? "enabled, dry run" : "ENABLED") : "off"))")
+            print("ok: \(config) (interval \(c.intervalSeconds) s, resolve \(c.monitor.resolve.enabled ? (c.monitor.resolve.dryRun ? "enabled, dry run" : "ENABLED") : "off"))")
         } catch {
             printError("lockvault check-config: \(error)")
             throw ExitCode(LockvaultExit.config)

@@ -192,8 +192,8 @@ extension LiveDatabaseSuite {
                 let alertFile = FileManager.default.temporaryDirectory.appendingPathComponent("lv-alerts-\(UUID().uuidString.prefix(8)).jsonl").path
                 defer { unlink(alertFile) }
                 var config = LockvaultConfig()
-                config.targetDSN = "dbname=\(db)"
-                config.severity = SeverityPolicy(mediumAfterSeconds: 0.2, highAfterSeconds: 0.4, criticalAfterSeconds: 1, idleInTransactionFactor: 1, exclusiveLockEscalates: false)
+                config.monitor.sampling.targetDSN = "dbname=\(db)"
+                config.monitor.severity = SeverityPolicy(mediumAfterSeconds: 0.2, highAfterSeconds: 0.4, criticalAfterSeconds: 1, idleInTransactionFactor: 1, exclusiveLockEscalates: false)
                 var file = AlertSinkSettings(name: "file", kind: .command)
                 file.command = ["/bin/sh", "-c", "cat >> '\(alertFile)'"]
                 var webhook = AlertSinkSettings(name: "hook", kind: .webhook)

@@ -37,7 +37,7 @@ extension LiveDatabaseSuite {
                 let clock = MonitorClock(now: { .now }, date: { wall.date }, random: { 0.5 })
                 let box = RecordingBox()
                 var config = LockvaultConfig()
-                config.targetDSN = "dbname=\(db)"
+                config.monitor.sampling.targetDSN = "dbname=\(db)"
                 config.analyzeIntervalSeconds = 3600
                 let daemon = Daemon(config: config, configPath: "/nonexistent", logger: Logger(label: "test") { _ in box.handler }, clock: clock)
                 let first = await daemon.runCycle()

@@ -304,7 +304,7 @@ public enum ConfigLoader {
     }
 
     static func checkConsistency(_ c: LockvaultConfig, source: String) throws(ConfigError) {
-        let s = c.severity
+        let s = c.monitor.severity
         guard s.mediumAfterSeconds < s.highAfterSeconds, s.highAfterSeconds < s.criticalAfterSeconds else {
             throw ConfigError(code: .inconsistent, source: source, keyPath: "severity",
                               message: "medium_after_seconds < high_after_seconds < critical_after_seconds must hold (got \(format(s.mediumAfterSeconds)), \(format(s.highAfterSeconds)), \(format(s.criticalAfterSeconds)))")
@@ -313,7 +313,7 @@ public enum ConfigLoader {
             throw ConfigError(code: .inconsistent, source: source, keyPath: "severity",
                               message: "high_blocked_sessions must be less than critical_blocked_sessions (got \(s.highBlockedSessions) and \(s.criticalBlockedSessions))")
         }
-        if c.resolve.enabled && !c.resolve.dryRun && c.resolve.maxTerminationsPerMinute == 0 {
+        if c.monitor.resolve.enabled && !c.monitor.resolve.dryRun && c.monitor.resolve.maxTerminationsPerMinute == 0 {
             throw ConfigError(code: .inconsistent, source: source, keyPath: "resolve.max_terminations_per_minute",
                               message: "is 0 while resolve is enabled and not a dry run: nothing could ever be resolved; set dry_run: true or a limit ≥ 1")
         }

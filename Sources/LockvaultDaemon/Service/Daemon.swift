@@ -33,10 +33,10 @@ public actor Daemon: CycleRunner {
         maintenance = VaultMaintenance(settings: .init(config), start: clock.date())
         let metrics = LockvaultMetrics()
         self.metrics = metrics
-        let alerts = AlertService(settings: config.alerts, cluster: config.clusterName, metrics: metrics, logger: logger, retryBase: alertRetryBase,
+        let alerts = AlertService(settings: config.alerts, cluster: config.monitor.clusterName, metrics: metrics, logger: logger, retryBase: alertRetryBase,
                                   clock: clock)
         self.alerts = alerts
-        self.monitor = Monitor(configuration: config.monitorConfiguration, logger: logger, clock: clock, alerting: alerts)
+        self.monitor = Monitor(settings: config.monitorSettings, decidedBy: "daemon@\(ProcessInfo.processInfo.hostName)", logger: logger, clock: clock, alerting: alerts)
     }
 
     /// Before READY: the vault must be reachable, migrated to this lockvault's schema and
@@ -108,7 +108,7 @@ public actor Daemon: CycleRunner {
 
     public func reload() async throws(ConfigError) -> Duration {
         let new = try ConfigLoader.load(path: configPath)
-        await monitor.reconfigure(new.monitorConfiguration)
+        await monitor.reconfigure(new.monitorSettings)
         alerts.reload(policy: new.alerts.policy)
         maintenance.settings = .init(new)
         if new.logLevel != LoggingSetup.level.value {
@@ -121,7 +121,7 @@ public actor Daemon: CycleRunner {
         if new.alerts.sinks != config.alerts.sinks || new.metricsListen != config.metricsListen {
             logger.warning("alerts.sinks and metrics.listen take effect at the next restart; the running ones stay")
         }
-        if new.spoolDirectory != config.spoolDirectory || new.spoolMaxMB != config.spoolMaxMB {
+        if new.monitor.vault.spoolDirectory != config.monitor.vault.spoolDirectory || new.monitor.vault.spoolMaxMB != config.monitor.vault.spoolMaxMB {
             logger.warning("vault.spool_directory and vault.spool_max_mb take effect at the next restart; the running spool stays")
         }
         config = new
