@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import LockvaultCore
 import LockvaultDaemon
 import Logging
 import ServiceLifecycle
@@ -34,7 +35,7 @@ struct RunCommand: AsyncParsableCommand {
             printError("lockvault run: invalid configuration: \(error)")
             throw ExitCode(LockvaultExit.config)
         }
-        LoggingSetup.bootstrap(destination: settings.logDestination, level: settings.logLevel)
+        LoggingSetup.bootstrap(destination: settings.logDestination, level: settings.logLevel, now: MonitorClock.system.date)
         let logger = Logger(label: "lockvault")
         let notifier = SystemdNotifier()
         logger.info("lockvault starting", metadata: ["version": "\(Lockvault.version)", "config": "\(config)",
