@@ -60,7 +60,7 @@ struct RunCommand: AsyncParsableCommand {
         } catch let error as StartupError {
             logger.critical("cannot start", metadata: ["error": "\(error.message)"])
             printError("lockvault run: \(error.message)")
-            throw ExitCode(LockvaultExit.code(for: error.kind))
+            throw ExitCode(LockvaultExit.code(for: error))
         } catch let error as MetricsServerError {
             logger.critical("cannot start", metadata: ["error": "\(error.description)"])
             printError("lockvault run: \(error.description)")

@@ -64,7 +64,8 @@ public enum ConfigLoader {
         } catch let error as YamlError {
             throw syntaxError(error, source: source)
         } catch {
-            throw ConfigError(code: .syntax, source: source, keyPath: "", message: "\(error)")
+            // Not echoed: a parser's message may quote the file, and the file may hold a DSN.
+            throw ConfigError(code: .syntax, source: source, keyPath: "", message: "YAML syntax error (\(type(of: error)))")
         }
         guard let root else { return config }   // empty file: all defaults
         if case .scalar(let s) = root, s.string.isEmpty || s.tag.description.hasSuffix("null") { return config }

@@ -1,3 +1,4 @@
+import Foundation
 import Hummingbird
 import Logging
 import NIOCore
@@ -86,7 +87,9 @@ public struct MetricsEndpoint: Service {
         } catch is CancellationError {
             return
         } catch {
-            throw MetricsServerError(code: .cannotListen, description: "metrics.listen \(address): cannot listen (\(String(describing: error)))")
+            // The system's reason (address in use, permission denied), never the error's own text.
+            let reason = (error as? IOError).map { String(cString: strerror($0.errnoCode)) } ?? "\(type(of: error))"
+            throw MetricsServerError(code: .cannotListen, description: "metrics.listen \(address): cannot listen (\(reason))")
         }
     }
 }
