@@ -38,7 +38,7 @@ extension LiveDatabaseSuite {
                 let box = RecordingBox()
                 var config = LockvaultConfig()
                 config.monitor.sampling.targetDSN = "dbname=\(db)"
-                config.analyzeIntervalSeconds = 3600
+                config.schedule.analyzeIntervalSeconds = 3600
                 let daemon = Daemon(config: config, configPath: "/nonexistent", logger: Logger(label: "test") { _ in box.handler }, clock: clock)
                 let first = await daemon.runCycle()
                 #expect(first.succeeded, "\(first.statusLine)")

@@ -7,12 +7,12 @@ import Testing
     static let t0 = Date(timeIntervalSince1970: 1_800_000_000)
 
     static func settings(analyze: Double = 3600, cleanup: Double = 86_400) -> VaultMaintenance.Settings {
-        var config = LockvaultConfig()
-        config.analyzeIntervalSeconds = analyze
-        config.cleanupIntervalSeconds = cleanup
-        config.retentionDays = 7
-        config.retentionStatementTimeoutMs = 1000
-        return VaultMaintenance.Settings(config)
+        var settings = VaultMaintenance.Settings()
+        settings.analyzeIntervalSeconds = analyze
+        settings.cleanupIntervalSeconds = cleanup
+        settings.retentionDays = 7
+        settings.retentionStatementTimeoutMs = 1000
+        return settings
     }
 
     @Test func partitionsAtTheFirstCycleThenEachJobAtItsInterval() {

@@ -25,12 +25,8 @@ public struct LockvaultConfig: Sendable, Equatable {
 
     public var intervalSeconds = 1.0
 
-    public var analyzeIntervalSeconds = 3600.0
-    public var cleanupIntervalSeconds = 86400.0
-    public var retentionDays = 30
-    /// statement_timeout of the daemon's retention runs (0 = none): a day of a fleet's history
-    /// takes longer to drop than the sampling timeout allows a cycle's write.
-    public var retentionStatementTimeoutMs = 600_000
+    /// `schedule:`: the vault's maintenance, handed to it whole.
+    public var schedule = VaultMaintenance.Settings()
 
     public var logLevel = Logger.Level.info
     public var logDestination = LogDestination.auto

@@ -12,19 +12,21 @@ public import PostgresClient
 /// Runs after a cycle, on the Monitor's thread (``Monitor/withVault(_:)``), so a job never
 /// overlaps a cycle's transaction; the daemon's clock decides what is due, so a test can move it.
 public struct VaultMaintenance: Sendable {
-    /// The `schedule:` section's slice of ``LockvaultConfig``.
+    /// The config file's `schedule:` section (``LockvaultConfig/schedule``), which the loader
+    /// writes into and the daemon hands over whole.
     public struct Settings: Sendable, Equatable {
-        public var analyzeIntervalSeconds: Double
-        public var cleanupIntervalSeconds: Double
-        public var retentionDays: Int
-        public var retentionStatementTimeoutMs: Int
+        /// `schedule.analyze_interval_seconds` (0 = never).
+        public var analyzeIntervalSeconds = 3600.0
+        /// `schedule.cleanup_interval_seconds` (0 = never).
+        public var cleanupIntervalSeconds = 86400.0
+        /// `schedule.retention_days`.
+        public var retentionDays = 30
+        /// `schedule.retention_statement_timeout_ms`: statement_timeout of the retention runs
+        /// (0 = none): a day of a fleet's history takes longer to drop than the sampling timeout
+        /// allows a cycle's write.
+        public var retentionStatementTimeoutMs = 600_000
 
-        public init(_ config: LockvaultConfig) {
-            analyzeIntervalSeconds = config.analyzeIntervalSeconds
-            cleanupIntervalSeconds = config.cleanupIntervalSeconds
-            retentionDays = config.retentionDays
-            retentionStatementTimeoutMs = config.retentionStatementTimeoutMs
-        }
+        public init() {}
     }
 
     /// One job that is due now.

@@ -30,7 +30,7 @@ public actor Daemon: CycleRunner {
         self.configPath = configPath
         self.logger = logger
         self.clock = clock
-        maintenance = VaultMaintenance(settings: .init(config), start: clock.date())
+        maintenance = VaultMaintenance(settings: config.schedule, start: clock.date())
         let metrics = LockvaultMetrics()
         self.metrics = metrics
         let alerts = AlertService(settings: config.alerts, cluster: config.monitor.clusterName, metrics: metrics, logger: logger, retryBase: alertRetryBase,
@@ -110,7 +110,7 @@ public actor Daemon: CycleRunner {
         let new = try ConfigLoader.load(path: configPath)
         await monitor.reconfigure(new.monitorSettings)
         alerts.reload(policy: new.alerts.policy)
-        maintenance.settings = .init(new)
+        maintenance.settings = new.schedule
         if new.logLevel != LoggingSetup.level.value {
             logger.notice("log level changed", metadata: ["from": "\(LoggingSetup.level.value)", "to": "\(new.logLevel)"])
             LoggingSetup.level.value = new.logLevel
