@@ -302,6 +302,9 @@ extension LiveDatabaseSuite {
                     #expect(daemon.isRunning)
                     let failures = daemon.stdout.components(separatedBy: "cannot spool buffered cycle records").count - 1
                     #expect(failures == 1, "said once, not every cycle")
+                    // The line names what failed, where, and the system's reason (SpoolError's description).
+                    let line = daemon.stdout.split(separator: "\n").first { $0.contains("cannot spool buffered cycle records") } ?? ""
+                    #expect(line.contains("cannot create \(blocker)/spool: ") && !line.contains("Error"), "\(line)")
                     try await holder.run("ROLLBACK")
                     if case .failure(let e) = await waiting.value { Issue.record("waiter failed: \(e)") }
                     daemon.signal(SIGTERM)

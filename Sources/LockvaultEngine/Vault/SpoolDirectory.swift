@@ -147,10 +147,12 @@ final class SpoolDirectory {
             guard (st.st_mode & S_IFMT) == S_IFDIR else { throw SpoolError(code: .notADirectory, path: path, reason: "") }
             return
         }
-        do {
-            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        } catch {
-            throw SpoolError(code: .cannotCreate, path: path, reason: (error as NSError).localizedFailureReason ?? "\(type(of: error))")
+        // mkdir -p, one component at a time, so a failure carries the system's own reason
+        // (Foundation's error names neither it nor the errno on every platform).
+        var prefix = path.hasPrefix("/") ? "" : "."
+        for part in path.split(separator: "/") {
+            prefix += "/" + part
+            if mkdir(prefix, 0o700) != 0 && errno != EEXIST { throw failure(.cannotCreate, path) }
         }
     }
 
