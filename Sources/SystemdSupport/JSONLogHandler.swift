@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 public import Logging
 
 /// One JSON object per line: `{"ts":"2026-11-23T03:11:48.123Z","level":"info","label":"lockvault","msg":"…",…metadata}`.
@@ -11,19 +11,24 @@ public struct JSONLogHandler: SharedLevelLogHandler {
     public var levelSetting: LogLevelSetting
     public let label: String
     private let fd: Int32
+    /// The wall clock the `ts` field reads: whoever builds the handler passes the process's one
+    /// clock (Core's `MonitorClock`, which this target can't see), so a test that moves that
+    /// clock moves the log's timestamps too.
+    private let now: @Sendable () -> Date
 
-    public init(label: String, level: Logger.Level = .info, fileDescriptor: Int32 = 1) {
-        self.init(label: label, level: LogLevelSetting(level), fileDescriptor: fileDescriptor)
+    public init(label: String, level: Logger.Level = .info, fileDescriptor: Int32 = 1, now: @escaping @Sendable () -> Date) {
+        self.init(label: label, level: LogLevelSetting(level), fileDescriptor: fileDescriptor, now: now)
     }
 
-    public init(label: String, level: LogLevelSetting, fileDescriptor: Int32 = 1) {
+    public init(label: String, level: LogLevelSetting, fileDescriptor: Int32 = 1, now: @escaping @Sendable () -> Date) {
         self.label = label
         self.levelSetting = level
         self.fd = fileDescriptor
+        self.now = now
     }
 
     public func log(event: LogEvent) {
-        var line = "{\"ts\":" + Self.quote(Self.timestamp(Date())) + ",\"level\":" + Self.quote(event.level.rawValue)
+        var line = "{\"ts\":" + Self.quote(Self.timestamp(now())) + ",\"level\":" + Self.quote(event.level.rawValue)
             + ",\"label\":" + Self.quote(label) + ",\"msg\":" + Self.quote(event.message.description)
         let all = metadata(with: event.metadata)
         for (key, value) in all.sorted(by: { $0.key < $1.key }) where !["ts", "level", "label", "msg"].contains(key) {

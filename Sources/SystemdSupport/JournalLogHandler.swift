@@ -1,5 +1,5 @@
 internal import CSystemd
-import Foundation
+public import Foundation
 public import Logging
 
 /// Native journald entries through `sd_journal_sendv`: PRIORITY, MESSAGE, SYSLOG_IDENTIFIER and
@@ -100,14 +100,15 @@ public enum LoggingSetup {
     public static let level = LogLevelSetting(.info)
 
     /// Bootstraps swift-log once for the process. The destination is fixed from then on; the
-    /// level can change (``level``), e.g. on a configuration reload.
-    public static func bootstrap(destination: LogDestination, level: Logger.Level) {
+    /// level can change (``level``), e.g. on a configuration reload. `now` is the process's
+    /// wall clock, for the JSON lines' timestamps (the journal stamps its own).
+    public static func bootstrap(destination: LogDestination, level: Logger.Level, now: @escaping @Sendable () -> Date) {
         let resolved = destination.resolved()
         self.level.value = level
         LoggingSystem.bootstrap { label in
             switch resolved {
             case .journal: return JournalLogHandler(label: label, level: Self.level)
-            default: return JSONLogHandler(label: label, level: Self.level)
+            default: return JSONLogHandler(label: label, level: Self.level, now: now)
             }
         }
     }

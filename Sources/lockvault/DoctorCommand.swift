@@ -44,11 +44,11 @@ struct DoctorCommand: ParsableCommand {
                 printError("lockvault doctor: invalid configuration: \(error)")
                 throw ExitCode(LockvaultExit.config)
             }
-            targetDSN = c.targetDSN
-            vault = c.vaultDSN
-            log = c.serverLogPath
-            resolveActs = c.resolve.enabled && !c.resolve.dryRun
-            session = c.session
+            targetDSN = c.monitor.sampling.targetDSN
+            vault = c.monitor.vault.dsn
+            log = c.monitor.sampling.serverLogPath
+            resolveActs = c.monitor.resolve.enabled && !c.monitor.resolve.dryRun
+            session = c.monitor.sampling.session
             session.applicationName = "lockvault doctor"
         }
         let target: PostgresConnection

@@ -5,7 +5,7 @@ import LockvaultEngine
 
 /// Every exit code of every command (sysexits.h where one fits), and which failure gets which:
 /// the one table. The engine and the daemon only say what went wrong (``MonitorFailure/Code``,
-/// ``StartupError/Kind``, ``MigrationError``); this decides the number. Documented in the
+/// ``StartupError/Code``, ``MigrationError``); this decides the number. Documented in the
 /// README's command table and docs/operations.md "Exit codes" — keep the three in step.
 enum LockvaultExit {
     /// An error no other code describes (`status`: stale or nothing recorded; `migrate`: a
@@ -40,11 +40,9 @@ enum LockvaultExit {
     }
 
     /// `lockvault run` before READY.
-    static func code(for kind: StartupError.Kind) -> Int32 {
-        switch kind {
-        case .invalidConfiguration: config
-        case .failure(let failure): code(for: failure)
-        }
+    static func code(for error: StartupError) -> Int32 {
+        if error.code == .invalidConfiguration { return config }
+        return error.failure.map { code(for: $0) } ?? failure
     }
 
     /// `lockvault migrate`.

@@ -69,7 +69,7 @@ struct ResolveCommand: AsyncParsableCommand {
         if let after = cancelQueuedAfter, !(after.isFinite && after >= 0) {
             throw ValidationError("--cancel-queued-after must be a number of seconds ≥ 0, not '\(after)'")
         }
-        var config = try connection.monitorConfiguration()
+        var settings = try connection.monitorSettings()
         var policy = ResolvePolicy()
         policy.enabled = true
         policy.dryRun = !execute
@@ -83,9 +83,8 @@ struct ResolveCommand: AsyncParsableCommand {
         policy.excludeClientAddresses = try patterns(excludeClientAddress, "exclude-client-address")
         policy.maxActionsPerCycle = max
         policy.maxTerminationsPerMinute = Swift.max(max, 1)
-        config.resolve = policy
-        config.decidedBy = "cli@\(ProcessInfo.processInfo.hostName)"
-        let monitor = Monitor(configuration: config, logger: Logger(label: "lockvault.resolve") { _ in SwiftLogNoOpLogHandler() })
+        settings.resolve = policy
+        let monitor = Monitor(settings: settings, decidedBy: "cli@\(ProcessInfo.processInfo.hostName)", logger: Logger(label: "lockvault.resolve") { _ in SwiftLogNoOpLogHandler() })
         do {
             try await monitor.checkTarget()
             try await monitor.checkVault()

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import LockvaultCore
 import LockvaultDaemon
 import Logging
 import ServiceLifecycle
@@ -34,38 +35,36 @@ struct RunCommand: AsyncParsableCommand {
             printError("lockvault run: invalid configuration: \(error)")
             throw ExitCode(LockvaultExit.config)
         }
-        LoggingSetup.bootstrap(destination: settings.logDestination, level: settings.logLevel)
+        LoggingSetup.bootstrap(destination: settings.logDestination, level: settings.logLevel, now: MonitorClock.system.date)
         let logger = Logger(label: "lockvault")
         let notifier = SystemdNotifier()
         logger.info("lockvault starting", metadata: ["version": "\(Lockvault.version)", "config": "\(config)",
                                                      "interval_s": "\(settings.intervalSeconds)", "under_systemd": "\(notifier.isUnderSystemd)"])
         let daemon = Daemon(config: settings, configPath: config, logger: logger)
-        var metricsServer: MetricsEndpoint?
+        // The group shuts its services down in reverse order, each after the one before has
+        // stopped: sampling first (its last step flushes the vault writer's buffer, or leaves it
+        // in the spool), then the alerts (the sinks get a bounded time for what is queued), and
+        // the metrics endpoint last, so it answers until everything else has stopped.
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         if let listen = settings.metricsListen, let address = ListenAddress(listen) {
             let metrics = daemon.metrics
-            let server = MetricsEndpoint(address: address) { metrics.exposition() }
-            do {
-                let port = try await server.start()
+            services.append(.init(service: MetricsEndpoint(address: address, render: { metrics.exposition() }, onListening: { port in
                 logger.info("metrics endpoint listening", metadata: ["listen": "\(address.host):\(port)", "path": "/metrics"])
-            } catch {
-                logger.critical("cannot start", metadata: ["error": "\(error)"])
-                printError("lockvault run: \(error)")
-                throw ExitCode(LockvaultExit.unavailable)
-            }
-            metricsServer = server
+            })))
         }
-        defer { metricsServer?.stop() }
-        let service = SamplingService(runner: daemon, interval: settings.interval, notifier: notifier, logger: logger)
-        let group = ServiceGroup(configuration: ServiceGroupConfiguration(
-            services: [.init(service: service), .init(service: daemon.alertDispatcher)],
-            gracefulShutdownSignals: [.sigterm, .sigint],
-            logger: logger))
+        services.append(.init(service: daemon.alerts))
+        services.append(.init(service: SamplingService(runner: daemon, interval: settings.interval, notifier: notifier, logger: logger)))
+        let group = ServiceGroup(configuration: ServiceGroupConfiguration(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         do {
             try await group.run()
         } catch let error as StartupError {
             logger.critical("cannot start", metadata: ["error": "\(error.message)"])
             printError("lockvault run: \(error.message)")
-            throw ExitCode(LockvaultExit.code(for: error.kind))
+            throw ExitCode(LockvaultExit.code(for: error))
+        } catch let error as MetricsServerError {
+            logger.critical("cannot start", metadata: ["error": "\(error.description)"])
+            printError("lockvault run: \(error.description)")
+            throw ExitCode(LockvaultExit.unavailable)
         }
     }
 }
@@ -84,7 +83,7 @@ struct CheckConfigCommand: ParsableCommand {
     func run() throws {
         do {
             let c = try ConfigLoader.load(path: config)
-            print("ok: \(config) (interval \(c.intervalSeconds) s, resolve \(c.resolve.enabled ? (c.resolve.dryRun ? "enabled, dry run" : "ENABLED") : "off"))")
+            print("ok: \(config) (interval \(c.intervalSeconds) s, resolve \(c.monitor.resolve.enabled ? (c.monitor.resolve.dryRun ? "enabled, dry run" : "ENABLED") : "off"))")
         } catch {
             printError("lockvault check-config: \(error)")
             throw ExitCode(LockvaultExit.config)

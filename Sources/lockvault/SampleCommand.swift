@@ -22,13 +22,14 @@ struct ConnectionOptions: ParsableArguments {
     @Option(name: .long, help: "Format of --server-log: auto (by its name: .csv csvlog, .json jsonlog, else stderr), stderr, csvlog or jsonlog.")
     var serverLogFormat: String = "auto"
 
-    func monitorConfiguration() throws -> MonitorConfiguration {
+    func monitorSettings() throws -> MonitorSettings {
         let format = ServerLogFormat(rawValue: serverLogFormat)
         guard format != nil || serverLogFormat == "auto" else {
             throw ValidationError("--server-log-format must be auto, stderr, csvlog or jsonlog, not '\(serverLogFormat)'")
         }
-        return MonitorConfiguration(targetDSN: dsn, vaultDSN: vaultDSN, snapshot: SnapshotOptions(queryTextLength: queryTextLength),
-                                    serverLogPath: serverLog, serverLogFormat: format)
+        return MonitorSettings(sampling: SamplingSettings(targetDSN: dsn, snapshot: SnapshotOptions(queryTextLength: queryTextLength),
+                                                          serverLogPath: serverLog, serverLogFormat: format),
+                               vault: VaultSettings(dsn: vaultDSN))
     }
 }
 
@@ -67,9 +68,9 @@ struct SampleCommand: AsyncParsableCommand {
 
     func run() async throws {
         guard minWait.isFinite, (0...3600).contains(minWait) else { throw ValidationError("--min-wait must be between 0 and 3600 seconds, not '\(minWait)'") }
-        var configuration = try connection.monitorConfiguration()
-        configuration.snapshot.minWaitSeconds = minWait
-        let monitor = Monitor(configuration: configuration, logger: Logger(label: "lockvault.sample") { _ in SwiftLogNoOpLogHandler() })
+        var settings = try connection.monitorSettings()
+        settings.sampling.snapshot.minWaitSeconds = minWait
+        let monitor = Monitor(settings: settings, logger: Logger(label: "lockvault.sample") { _ in SwiftLogNoOpLogHandler() })
         do {
             try await monitor.checkTarget()
             if !noWrite { try await monitor.checkVault() }
@@ -129,7 +130,7 @@ struct BlockingCommand: AsyncParsableCommand {
     var interval: Double = 2
 
     func run() async throws {
-        let monitor = Monitor(configuration: try connection.monitorConfiguration(), logger: Logger(label: "lockvault.blocking") { _ in SwiftLogNoOpLogHandler() })
+        let monitor = Monitor(settings: try connection.monitorSettings(), logger: Logger(label: "lockvault.blocking") { _ in SwiftLogNoOpLogHandler() })
         do {
             try await show(monitor)
         } catch {

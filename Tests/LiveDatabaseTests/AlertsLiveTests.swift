@@ -192,8 +192,8 @@ extension LiveDatabaseSuite {
                 let alertFile = FileManager.default.temporaryDirectory.appendingPathComponent("lv-alerts-\(UUID().uuidString.prefix(8)).jsonl").path
                 defer { unlink(alertFile) }
                 var config = LockvaultConfig()
-                config.targetDSN = "dbname=\(db)"
-                config.severity = SeverityPolicy(mediumAfterSeconds: 0.2, highAfterSeconds: 0.4, criticalAfterSeconds: 1, idleInTransactionFactor: 1, exclusiveLockEscalates: false)
+                config.monitor.sampling.targetDSN = "dbname=\(db)"
+                config.monitor.severity = SeverityPolicy(mediumAfterSeconds: 0.2, highAfterSeconds: 0.4, criticalAfterSeconds: 1, idleInTransactionFactor: 1, exclusiveLockEscalates: false)
                 var file = AlertSinkSettings(name: "file", kind: .command)
                 file.command = ["/bin/sh", "-c", "cat >> '\(alertFile)'"]
                 var webhook = AlertSinkSettings(name: "hook", kind: .webhook)
@@ -201,7 +201,7 @@ extension LiveDatabaseSuite {
                 config.alerts.sinks = [file, webhook]
                 #expect(config.alerts.policy.minSeverity == .critical)
                 let engine = Daemon(config: config, configPath: "/nonexistent", logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() })
-                let delivering = Task { try await engine.alertDispatcher.run() }
+                let delivering = Task { try await engine.alerts.run() }
                 defer { delivering.cancel() }
 
                 let blocker = try await BackgroundSession(database: db, applicationName: "lv-crit-blocker")

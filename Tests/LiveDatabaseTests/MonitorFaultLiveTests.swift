@@ -89,7 +89,7 @@ extension LiveDatabaseSuite {
         }
 
         @Test func aVaultTableLockedExclusivelyDelaysWritesButNotSampling() async throws {
-            try await EngineScenario.run(configure: { $0.session.lockTimeoutMs = 200 }) { s in
+            try await EngineScenario.run(configure: { $0.sampling.session.lockTimeoutMs = 200 }) { s in
                 let c = try await Contention(s)
                 let first = try await s.cycle()
                 var captured = [(try #require(first.snapshot).capturedAt, 0)]
@@ -127,8 +127,8 @@ extension LiveDatabaseSuite {
         @Test func aUserTableLockedExclusivelyDoesNotStopTheSnapshot() async throws {
             try await LiveDatabase.withTemporaryDatabase { other in
                 try await EngineScenario.run(configure: {
-                    $0.session.statementTimeoutMs = 2000
-                    $0.session.lockTimeoutMs = 200
+                    $0.sampling.session.statementTimeoutMs = 2000
+                    $0.sampling.session.lockTimeoutMs = 200
                 }) { s in
                     let c = try await Contention(s)
                     try await c.addWaiter()
@@ -166,8 +166,8 @@ extension LiveDatabaseSuite {
                     try Migrator().apply(on: admin)
                 }
                 try await EngineScenario.run(configure: {
-                    $0.vaultDSN = try LiveDatabase.conninfo(database: vaultDB, user: EngineScenario.leastPrivilegedRole)
-                    $0.maxBufferedCycles = maxBuffered
+                    $0.vault.dsn = try LiveDatabase.conninfo(database: vaultDB, user: EngineScenario.leastPrivilegedRole)
+                    $0.vault.maxBufferedCycles = maxBuffered
                 }) { s in
                     do {
                         try await body(s, vaultDB)
@@ -263,7 +263,7 @@ extension LiveDatabaseSuite {
 
         @Test func ownVaultSessionTerminatedMidWriteLosesNothing() async throws {
             // A long lock_timeout: the write really waits, and is killed while it does.
-            try await EngineScenario.run(configure: { $0.session.lockTimeoutMs = 60_000 }) { s in
+            try await EngineScenario.run(configure: { $0.sampling.session.lockTimeoutMs = 60_000 }) { s in
                 let c = try await Contention(s)
                 try await c.addWaiter()
                 let first = try await s.cycle()
@@ -346,8 +346,8 @@ extension LiveDatabaseSuite {
         /// pg_roles lookup of the snapshot) in ACCESS EXCLUSIVE, as `VACUUM FULL pg_authid` would.
         @Test func aSnapshotHittingStatementTimeoutFailsOneCycleAndRecordsTheGap() async throws {
             try await EngineScenario.run(configure: {
-                $0.session.statementTimeoutMs = 300
-                $0.session.lockTimeoutMs = 10_000
+                $0.sampling.session.statementTimeoutMs = 300
+                $0.sampling.session.lockTimeoutMs = 10_000
             }) { s in
                 let c = try await Contention(s)
                 try await c.addWaiter()
@@ -378,7 +378,7 @@ extension LiveDatabaseSuite {
         }
 
         @Test func aStatementTimeoutMidWriteIsRetriedExactlyOnce() async throws {
-            try await EngineScenario.run(configure: { $0.session.statementTimeoutMs = 300 }) { s in
+            try await EngineScenario.run(configure: { $0.sampling.session.statementTimeoutMs = 300 }) { s in
                 // A test-only trigger that makes the vault write slower than statement_timeout
                 // while `slow_vault` has a row.
                 try s.admin.executeScript("""
@@ -417,7 +417,7 @@ extension LiveDatabaseSuite {
                 // As if that lockvault had stopped two hours ago (longer than a heartbeat: 1 h here).
                 try s.admin.execute("UPDATE lock_monitoring.monitor_cycle_s SET last_cycle_at = last_cycle_at - interval '2 hours'")
                 let stoppedAt = try s.admin.query("SELECT max(last_cycle_at) AS t FROM lock_monitoring.monitor_cycle_s")[0].decode("t", as: Date.self)
-                let restarted = Monitor(configuration: s.configuration, logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() })
+                let restarted = Monitor(settings: s.configuration, decidedBy: "test", logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() })
                 let first = await restarted.runCycle()
                 #expect(first.targetFailure == nil && first.vaultFailure == nil)
                 _ = await restarted.runCycle()

@@ -6,7 +6,7 @@ import Testing
 @Suite struct MonitorShutdownTests {
     /// Every command-line run and every test makes a Monitor: closing it must end its thread.
     @Test func closeEndsTheMonitorsThread() async {
-        let monitor = Monitor(configuration: MonitorConfiguration(targetDSN: "host=/nonexistent"), logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() })
+        let monitor = Monitor(settings: MonitorSettings(sampling: SamplingSettings(targetDSN: "host=/nonexistent")), logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() })
         #expect(monitor.threadIsRunning)
         await monitor.close()
         let deadline = Date().addingTimeInterval(10)

@@ -66,7 +66,7 @@ extension LiveDatabaseSuite {
             return Part.Sampled(document: d, holderPid: sampled.holderPid, systemIdentifier: sampled.systemIdentifier)
         }
 
-        /// A blocker's alert, raised at `at`, as AlertAudit writes it (the hub first seen then).
+        /// A blocker's alert, raised at `at`, as record_alerts writes it (the hub first seen then).
         static func writeAlert(_ id: String, at: Date, systemIdentifier: String, on conn: PostgresConnection) throws {
             _ = try conn.transaction { tx in
                 _ = try tx.query("""

@@ -174,7 +174,7 @@ extension LiveDatabaseSuite {
             // loaded machine: no severity step (MEDIUM is 10 s by default), and the waiter's own
             // transaction never becomes a long one whose granted locks are captured (5 s).
             try await EngineScenario.run(severity: SeverityPolicy(mediumAfterSeconds: 3600, highAfterSeconds: 7200, criticalAfterSeconds: 10800),
-                                         configure: { $0.snapshot.lockHoldThresholdSeconds = 3600 }) { s in
+                                         configure: { $0.sampling.snapshot.lockHoldThresholdSeconds = 3600 }) { s in
                 try s.admin.execute("CREATE TABLE t (id int)")
                 let a = try await s.session("lv-a"), b = try await s.session("lv-b")
                 try await a.run("BEGIN", "LOCK TABLE t IN ACCESS EXCLUSIVE MODE")

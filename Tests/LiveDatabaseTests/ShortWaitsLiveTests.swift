@@ -10,7 +10,7 @@ extension LiveDatabaseSuite {
     /// while a longer one is recorded with its blocker and its real `waitstart`.
     @Suite struct ShortWaitsLiveTests {
         static func scenario(minWait: Double, _ body: (EngineScenario) async throws -> Void) async throws {
-            try await EngineScenario.run(configure: { $0.snapshot.minWaitSeconds = minWait }) { s in
+            try await EngineScenario.run(configure: { $0.sampling.snapshot.minWaitSeconds = minWait }) { s in
                 try s.admin.executeScript("CREATE TABLE t (id int); CREATE TABLE t2 (id int)")
                 // A running daemon's cycle: the first one knows no wait's age, and resolves every wait.
                 try await s.cycle()

@@ -105,7 +105,7 @@ extension LiveDatabaseSuite {
 
         /// The engine's scenarios on the path before issue 16 too: the dashboard rows are the same.
         @Test(arguments: [true, false]) func aChainOfThreeIsShownTheSameOnEitherPath(readOnlyWhatChanged: Bool) async throws {
-            try await EngineScenario.run(configure: { $0.snapshot.readOnlyWhatChanged = readOnlyWhatChanged }) { s in
+            try await EngineScenario.run(configure: { $0.sampling.snapshot.readOnlyWhatChanged = readOnlyWhatChanged }) { s in
                 try s.admin.executeScript("CREATE TABLE t1 (id int); CREATE TABLE t2 (id int)")
                 let a = try await s.session("lv-a"), b = try await s.session("lv-b"), c = try await s.session("lv-c")
                 try await a.run("BEGIN", "LOCK TABLE t1 IN ACCESS EXCLUSIVE MODE")

@@ -156,6 +156,105 @@ extension LiveDatabaseSuite {
             }
         }
 
+        /// The alert trail takes the cycles' write path: an alert raised while the vault is
+        /// away, delivered to a command sink, then kill -9 and a restart, then the vault
+        /// returns: its event and its delivery are in the vault exactly once.
+        @Test func anAlertAndItsDeliveryDuringAVaultOutageSurviveAKillMinus9Once() async throws {
+            try await LiveDatabase.withTemporaryDatabase { target in
+                try await LiveDatabase.withTemporaryDatabase { vaultDB in
+                    do {
+                        let admin = try LiveDatabase.connect(database: vaultDB)
+                        defer { admin.close() }
+                        try Migrator().apply(on: admin)
+                    }
+                    try EngineScenario.ensureLeastPrivilegedRole()
+                    let role = EngineScenario.leastPrivilegedRole
+                    let targetAdmin = try LiveDatabase.connect(database: target)
+                    defer { targetAdmin.close() }
+                    try targetAdmin.executeScript("CREATE TABLE t (id int); GRANT ALL ON t TO PUBLIC;")
+                    let state = FileManager.default.temporaryDirectory.appendingPathComponent("lv-state-\(UUID().uuidString.prefix(8))").path
+                    try FileManager.default.createDirectory(atPath: state, withIntermediateDirectories: true)
+                    defer { try? FileManager.default.removeItem(atPath: state) }
+                    let spool = "\(state)/spool", sinkFile = "\(state)/alerts.jsonl"
+                    let configPath = try writeTemporaryConfig("""
+                        target: { dsn: "dbname=\(target) user=\(role)" }
+                        vault: { dsn: "dbname=\(vaultDB) user=\(role)" }
+                        sampling: { interval_seconds: 0.2 }
+                        severity: { medium_after_seconds: 0.2, high_after_seconds: 0.4, critical_after_seconds: 1, idle_in_transaction_factor: 1, exclusive_lock_escalates: false }
+                        alerts:
+                          clear_after_seconds: 3600
+                          sinks:
+                            - {name: file, type: command, command: ["/bin/sh", "-c", "cat >> '\(sinkFile)'"]}
+                        """)
+                    defer { unlink(configPath) }
+                    let environment = ["STATE_DIRECTORY": state]
+                    func vaultRows(_ sql: String) throws -> [String] {
+                        let conn = try LiveDatabase.connect(database: vaultDB)
+                        defer { conn.close() }
+                        return try conn.query(sql).map { try $0.decode("r", as: String.self) }
+                    }
+                    func spooledParts(_ key: String) -> [[String: Any]] {
+                        Self.spooled(spool).flatMap { cycle -> [[String: Any]] in
+                            let object = try? JSONSerialization.jsonObject(with: Data(cycle.document.utf8)) as? [String: Any]
+                            return object?[key] as? [[String: Any]] ?? []
+                        }
+                    }
+
+                    let first = try await ChildProcess(lockvault: ["run", "--config", configPath], environment: environment)
+                    try await waitUntil("the first daemon records a cycle", timeout: .seconds(30), every: .milliseconds(100)) {
+                        try !vaultRows("SELECT load_date::text AS r FROM lock_monitoring.monitor_cycle_s").isEmpty
+                    }
+                    try MonitorFaultLiveTests.setVault(vaultDB, reachable: false)
+
+                    // A CRITICAL blocker while the vault is away: raised, delivered, both spooled.
+                    let holder = try await BackgroundSession(database: target, applicationName: "spool-alert-holder")
+                    defer { Task { await holder.close() } }
+                    try await holder.run("BEGIN", "LOCK TABLE t IN ACCESS EXCLUSIVE MODE")
+                    let waiter = try await BackgroundSession(database: target, applicationName: "spool-alert-waiter")
+                    defer { Task { await waiter.close() } }
+                    let waiting = waiter.start("SELECT count(*) FROM t")
+                    try await waitUntil("the command sink gets the alert", timeout: .seconds(30), every: .milliseconds(100)) {
+                        AlertsLiveTests.kinds(AlertsLiveTests.lines(sinkFile)) == ["raised"]
+                    }
+                    try await waitUntil("the alert and its delivery are spooled", timeout: .seconds(30), every: .milliseconds(100)) {
+                        spooledParts("alerts").count == 1 && spooledParts("alert_deliveries").count == 1
+                    }
+                    let alertID = try #require(spooledParts("alerts").first?["alert_id"] as? String)
+                    #expect(spooledParts("alert_deliveries").first?["outcome"] as? String == "delivered")
+                    first.signal(SIGKILL)
+                    #expect(try await first.waitForExit().status == 128 + SIGKILL)
+
+                    // The blocker ends while nobody watches: the restarted daemon raises nothing new.
+                    try await holder.run("ROLLBACK")
+                    if case .failure(let e) = await waiting.value { Issue.record("waiter failed: \(e)") }
+
+                    let second = try await ChildProcess(lockvault: ["run", "--config", configPath], environment: environment)
+                    try await waitUntil("the restarted daemon finds the spool", timeout: .seconds(30)) {
+                        second.stdout.contains("found spooled cycle records")
+                    }
+                    try MonitorFaultLiveTests.setVault(vaultDB, reachable: true)
+                    try await waitUntil("the replay is logged", timeout: .seconds(60), every: .milliseconds(100)) {
+                        second.stdout.contains("replayed the spooled cycle records")
+                    }
+                    second.signal(SIGTERM)
+                    #expect(try await second.waitForExit().status == 0, "\(second.stdout.suffix(2000))")
+                    #expect(Self.spooled(spool).isEmpty)
+
+                    let events = try vaultRows("""
+                        SELECT e.kind || ' ' || e.severity AS r FROM lock_monitoring.alert_event_s e
+                        JOIN lock_monitoring.alert_h h USING (alert_hk) WHERE h.alert_id = '\(alertID)'
+                        """)
+                    #expect(events == ["raised CRITICAL"], "the alert, once: \(events)")
+                    let deliveries = try vaultRows("""
+                        SELECT d.sink || ' ' || d.outcome || ' ' || d.attempts AS r FROM lock_monitoring.alert_delivery_s d
+                        JOIN lock_monitoring.alert_h h USING (alert_hk) WHERE h.alert_id = '\(alertID)'
+                        """)
+                    #expect(deliveries == ["file delivered 1"], "its delivery, once: \(deliveries)")
+                    #expect(try vaultRows("SELECT count(*)::text AS r FROM lock_monitoring.alert_h") == ["1"])
+                }
+            }
+        }
+
         /// A spool that can't be written (its path is a file) never stops the daemon: it keeps
         /// sampling and buffering in memory, and says so once. A steady daemon doesn't call the
         /// vault (only what changed is sent, docs/operations.md), so the outage is met by the
@@ -203,6 +302,9 @@ extension LiveDatabaseSuite {
                     #expect(daemon.isRunning)
                     let failures = daemon.stdout.components(separatedBy: "cannot spool buffered cycle records").count - 1
                     #expect(failures == 1, "said once, not every cycle")
+                    // The line names what failed, where, and the system's reason (SpoolError's description).
+                    let line = daemon.stdout.split(separator: "\n").first { $0.contains("cannot spool buffered cycle records") } ?? ""
+                    #expect(line.contains("cannot create \(blocker)/spool: ") && !line.contains("Error"), "\(line)")
                     try await holder.run("ROLLBACK")
                     if case .failure(let e) = await waiting.value { Issue.record("waiter failed: \(e)") }
                     daemon.signal(SIGTERM)

@@ -62,7 +62,7 @@ extension LiveDatabaseSuite {
         /// moves on once a heartbeat, so `lockvault status` keeps a steady daemon alive (the
         /// stale rule allows 90 s against the 60 s heartbeat; here the heartbeat is 2 s).
         @Test func aSteadyMonitorStillWritesItsHeartbeat() async throws {
-            try await EngineScenario.run(configure: { $0.heartbeatSeconds = 2 }) { s in
+            try await EngineScenario.run(configure: { $0.vault.heartbeatSeconds = 2 }) { s in
                 let c = try await Faults.Contention(s)
                 try await c.addWaiter()
                 let t0 = try #require(try await s.cycle().snapshot).capturedAt
@@ -103,7 +103,7 @@ extension LiveDatabaseSuite {
                     try await s.cycle()
                     try await s.cycle()
                     var config = s.configuration
-                    config.vaultDSN = try LiveDatabase.conninfo(database: secondVault, user: EngineScenario.leastPrivilegedRole)
+                    config.vault.dsn = try LiveDatabase.conninfo(database: secondVault, user: EngineScenario.leastPrivilegedRole)
                     await s.monitor.reconfigure(config)
                     let steady = try await s.cycle()
                     #expect(steady.pendingWrites == 0 && steady.assessments.first?.blockedCount == 1)

@@ -58,6 +58,30 @@ extension LiveDatabaseSuite {
             return out
         }
 
+        /// The alert trail as the old daemon wrote it: its own INSERTs, one transaction.
+        static func writeV1Alerts(_ alerts: [(Alert, systemIdentifier: String)], deliveries: [AlertDeliveryRecord], recordSource: String,
+                                  on conn: PostgresConnection) throws {
+            _ = try conn.transaction { tx in
+                for (alert, sysid) in alerts {
+                    _ = try tx.query("""
+                        INSERT INTO lock_monitoring.alert_h (alert_hk, alert_id, cluster_hk, load_date, record_source)
+                        VALUES (lock_monitoring.hash_key($1), $1, lock_monitoring.hash_key($2), now(), $3) ON CONFLICT DO NOTHING
+                        """, [alert.alertID, sysid, recordSource])
+                    _ = try tx.query("""
+                        INSERT INTO lock_monitoring.alert_event_s (alert_hk, event_at, kind, load_date, record_source, severity, previous_severity, summary, payload)
+                        VALUES (lock_monitoring.hash_key($1), $2, $3, now(), $4, $5, $6, $7, $8::jsonb) ON CONFLICT DO NOTHING
+                        """, [alert.alertID, alert.at, alert.kind.rawValue, recordSource, alert.severity.rawValue, alert.previousSeverity?.rawValue,
+                              alert.summary, alert.json()])
+                }
+                for d in deliveries {
+                    _ = try tx.query("""
+                        INSERT INTO lock_monitoring.alert_delivery_s (alert_hk, event_at, kind, sink, load_date, record_source, outcome, attempts, error, finished_at)
+                        VALUES (lock_monitoring.hash_key($1), $2, $3, $4, now(), $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING
+                        """, [d.alert.alertID, d.alert.at, d.alert.kind.rawValue, d.sink, recordSource, d.outcome.rawValue, d.attempts, d.error, d.finishedAt])
+                }
+            }
+        }
+
         static func count(_ conn: PostgresConnection, _ table: String, _ params: [(any PostgresEncodable)?] = []) throws -> Int {
             try conn.query("SELECT count(*) AS n FROM lock_monitoring.\(table)", params)[0].decode("n", as: Int.self)
         }
@@ -152,12 +176,8 @@ extension LiveDatabaseSuite {
             #expect(outcome.decisions.count == 2, "dry-run decisions for both blockers")
             let deliveries = alertRows.map { AlertDeliveryRecord(alert: $0.0, sink: "mail", outcome: .delivered, attempts: 1, error: nil, finishedAt: Date()) }
             #expect(!alertRows.isEmpty, "CRITICAL blockers raised alerts")
-            // Today's alert writer takes the hub lock (sql/functions/hub_lock.sql), whose key this
-            // old vault gets only with its upgrade: lent to it here (the upgrade replaces it).
-            try admin.executeScript("""
-                CREATE FUNCTION lock_monitoring.hub_lock_key() RETURNS bigint LANGUAGE sql IMMUTABLE AS 'SELECT 1819697270023::bigint'
-                """)
-            try AlertAudit.write(alerts: alertRows, deliveries: deliveries, recordSource: s.monitor.recordSource, on: admin)
+            // The old daemon wrote its alert trail with statements of its own, outside the cycle.
+            try Self.writeV1Alerts(alertRows, deliveries: deliveries, recordSource: s.monitor.recordSource, on: admin)
 
             for table in ["blocking_session_s", "lock_activity_s", "lock_blocking_l", "deadlock_event_s", "deadlock_involvement_s", "resolve_decision_s",
                           "deadlock_counter_s", "monitor_cycle_s", "alert_event_s", "alert_delivery_s"] {

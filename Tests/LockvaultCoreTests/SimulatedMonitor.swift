@@ -2,13 +2,12 @@ import Foundation
 @testable import LockvaultCore
 
 /// Drives ``TargetStateMachine`` and ``VaultStateMachine`` the way the Monitor and the
-/// VaultWriter do — one cycle a second, doing whatever the vault side asks against a simulated
+/// VaultWriter do (the writer's loop itself, ``VaultDriver/drive(_:)``) — one cycle a second, doing whatever the vault side asks against a simulated
 /// vault and spool directory — with both clocks in the test's hands.
 ///
 /// A cycle is its number; its rows are `rows(cycle)` (by default one row that changes every
 /// cycle, so every cycle is written). A spooled cycle's document is its number as text.
-struct SimulatedMonitor {
-    typealias Machine = VaultStateMachine<Int, String>
+struct SimulatedMonitor: VaultDriver {
     var target: TargetStateMachine
     var vault: Machine
     /// Monotonic time (backoff, flush budget).
@@ -22,6 +21,9 @@ struct SimulatedMonitor {
     var unencodable: Set<Int> = []
     /// The rows of each cycle, by key (what the vault keys and compares).
     var rows: (Int) -> [String: UInt8] = { ["lock": UInt8($0 % 256)] }
+    /// Cycles that carry events (an alert raised, a delivery finished, a deadlock): the vault
+    /// must get them even when none of their rows changed.
+    var events: Set<Int> = []
     /// What one vault call costs (monotonic time).
     var writeCost: Duration = .milliseconds(10)
     /// What the vault holds, in order: the cycle, the gap and the plan it was written with.
@@ -52,7 +54,7 @@ struct SimulatedMonitor {
     mutating func sampled(_ cycle: Int, lastRecordedCycle: Date? = nil) -> MonitorFailure? {
         capturedAt[cycle] = wall
         let gap = target.sampled(at: wall, lastRecordedCycle: lastRecordedCycle)
-        let digests = VaultRowDigests(rows: rows(cycle).mapValues { [$0] }, summary: [0], capturedAt: wall, hasEvents: false)
+        let digests = VaultRowDigests(rows: rows(cycle).mapValues { [$0] }, summary: [0], capturedAt: wall, hasEvents: events.contains(cycle))
         vault.cycleBuilt(cycle, digests: digests, capturedAt: wall, gap: gap)
         let failure = flush()
         tick()
@@ -78,55 +80,10 @@ struct SimulatedMonitor {
         return vault.failure
     }
 
-    /// Does what the vault side asks until it waits, as the VaultWriter does.
+    /// Does what the vault side asks until it waits: the VaultWriter's own loop
+    /// (``VaultDriver/drive(_:)``), against the simulated vault and spool below.
     mutating func run(_ first: Machine.Action) {
-        var action = first
-        while true {
-            switch action {
-            case .wait:
-                notices += vault.takeNotices()
-                return
-            case .connect:
-                vaultCalls += 1
-                now += writeCost
-                trace.append("connect")
-                action = vaultUp ? vault.connected(at: now) : vault.connectFailed(Self.unavailable, at: now)
-            case .write(let pending, let plan, let gap):
-                let cycle = Self.cycle(of: pending)
-                if unencodable.contains(cycle) {
-                    action = vault.unencodable(reason: "NaN", at: now)
-                    continue
-                }
-                vaultCalls += 1
-                now += writeCost
-                trace.append("write \(cycle)")
-                if !vaultUp {
-                    action = vault.writeFailed(Self.unavailable, facts: Self.refusedFacts, connectionHealthy: false, at: now)
-                } else if refused.contains(cycle) {
-                    action = vault.writeFailed(Self.checkFacts.classify(side: .vault), facts: Self.checkFacts, connectionHealthy: true, at: now)
-                } else {
-                    written.append((cycle, gap, plan))
-                    action = vault.written(summaryAt: pending.capturedAt, at: now)
-                }
-            case .spool(let pending, let room):
-                if !spoolWritable {
-                    action = vault.spoolFailed(reason: "EROFS")
-                } else if fileBytes > room {
-                    action = vault.spoolFull()
-                } else {
-                    files[pending.sequence] = Self.cycle(of: pending)
-                    trace.append("spool \(pending.sequence)")
-                    action = vault.spooled(sequence: pending.sequence, bytes: fileBytes)
-                }
-            case .unspool(let sequence):
-                files[sequence] = nil
-                trace.append("unspool \(sequence)")
-                action = vault.unspooled(sequence: sequence, at: now)
-            case .disconnect:
-                trace.append("disconnect")
-                action = vault.disconnected(at: now)
-            }
-        }
+        drive(first)
     }
 
     /// A new process after a kill -9: a fresh machine that finds this one's spool files.
@@ -135,6 +92,8 @@ struct SimulatedMonitor {
                                     spoolMaxBytes: vault.spool?.maxBytes)
         next.now = now
         next.wall = wall
+        next.rows = rows
+        next.events = events
         let spooled = vault.buffer.records.filter { files[$0.sequence] != nil }
         let cycles = spooled.map { Machine.Cycle(content: .spooled(document: "\(Self.cycle(of: $0))"), capturedAt: $0.capturedAt, gap: $0.gap,
                                                   lost: $0.lost, sequence: $0.sequence) }
@@ -154,4 +113,58 @@ struct SimulatedMonitor {
 
     var writtenCycles: [Int] { written.map(\.cycle) }
     var gaps: [(cycle: Int, gap: ObservationGap)] { written.compactMap { w in w.gap.map { (w.cycle, $0) } } }
+}
+
+/// The simulated vault and spool directory: the I/O of ``VaultDriver``.
+extension SimulatedMonitor {
+    typealias Rows = Int
+    typealias Key = String
+
+    var machine: Machine {
+        get { vault }
+        set { vault = newValue }
+        _modify { yield &vault }
+    }
+
+    var driverNow: ContinuousClock.Instant { now }
+
+    mutating func openVault() -> MonitorFailure? {
+        vaultCalls += 1
+        now += writeCost
+        trace.append("connect")
+        return vaultUp ? nil : Self.unavailable
+    }
+
+    mutating func writeVault(_ pending: Machine.Cycle, plan: VaultChanges<String>.Plan, gap: ObservationGap?) -> VaultWriteOutcome {
+        let cycle = Self.cycle(of: pending)
+        if unencodable.contains(cycle) { return .unencodable(reason: "NaN") }
+        vaultCalls += 1
+        now += writeCost
+        trace.append("write \(cycle)")
+        if !vaultUp { return .failed(Self.unavailable, facts: Self.refusedFacts, connectionHealthy: false) }
+        if refused.contains(cycle) { return .failed(Self.checkFacts.classify(side: .vault), facts: Self.checkFacts, connectionHealthy: true) }
+        written.append((cycle, gap, plan))
+        return .written(summaryAt: pending.capturedAt)
+    }
+
+    mutating func spoolCycle(_ pending: Machine.Cycle, room: Int) -> VaultSpoolOutcome {
+        if !spoolWritable { return .failed(reason: "EROFS") }
+        if fileBytes > room { return .full }
+        files[pending.sequence] = Self.cycle(of: pending)
+        trace.append("spool \(pending.sequence)")
+        return .spooled(bytes: fileBytes)
+    }
+
+    mutating func removeSpooled(sequence: UInt64) {
+        files[sequence] = nil
+        trace.append("unspool \(sequence)")
+    }
+
+    mutating func closeVault() {
+        trace.append("disconnect")
+    }
+
+    mutating func report(_ notices: [VaultNotice]) {
+        self.notices += notices
+    }
 }

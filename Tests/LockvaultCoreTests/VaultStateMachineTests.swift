@@ -272,6 +272,37 @@ import Testing
         #expect(after.vault.buffer.nextSequence == 8, "numbering continues after the spool's")
     }
 
+    /// The alert trail rides in the cycle that raised an alert (and the next one that finds
+    /// its deliveries finished): a cycle whose rows are all unchanged is still written when it
+    /// carries one, and, during an outage, spooled with the rest and replayed after a kill -9
+    /// in order, once.
+    @Test func cyclesCarryingAlertsAreNeverSkippedAndSurviveAKillMinus9Once() {
+        var before = SimulatedMonitor(spoolMaxBytes: 10_000)
+        before.rows = { _ in ["lock": 1] }   // a steady cluster: nothing changes
+        before.events = [3, 4]               // 3 raises an alert, 4 carries its delivery
+        before.sampled(0)
+        before.sampled(1)
+        #expect(before.writtenCycles == [0], "a steady cycle without events is not written")
+        before.vaultUp = false
+        for cycle in 2...5 { before.sampled(cycle) }
+        let onDisk = Set(before.files.values)
+        #expect(onDisk.isSuperset(of: [3, 4]), "the alert's cycle and its delivery's wait for the vault on disk: \(onDisk.sorted())")
+        #expect(!onDisk.contains(2), "a steady cycle the vault holds already waits for nothing")
+
+        var after = before.restarted()   // kill -9
+        after.vaultUp = true
+        after.now += .seconds(15)
+        after.sampled(6)
+        after.sampled(7)
+        #expect(after.writtenCycles.first == 3, "the spool first")
+        #expect(after.writtenCycles == after.writtenCycles.sorted(), "in order")
+        #expect(after.writtenCycles.filter { $0 == 3 || $0 == 4 } == [3, 4], "the alert and its delivery, once each")
+        #expect(after.files.isEmpty)
+        let written = after.writtenCycles
+        after.sampled(8)
+        #expect(after.writtenCycles == written, "a steady cycle after the replay writes nothing again")
+    }
+
     @Test func droppedCyclesLeaveTheSpoolAndTheNewHeadIsRewrittenWithItsGap() throws {
         var m = SimulatedMonitor(maxBufferedCycles: 2, spoolMaxBytes: 10_000)
         m.vaultUp = false

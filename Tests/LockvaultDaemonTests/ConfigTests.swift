@@ -11,7 +11,7 @@ import TestSupport
     @Test func theDocumentedFileLoadsAndEqualsTheDefaults() throws {
         let config = try ConfigLoader.load(path: Self.etcFile, environment: [:])
         #expect(config == LockvaultConfig())
-        #expect(config.resolve.enabled == false && config.resolve.dryRun == true)
+        #expect(config.monitor.resolve.enabled == false && config.monitor.resolve.dryRun == true)
     }
 
     @Test func theDocumentedFileMentionsEveryKey() throws {
@@ -58,14 +58,14 @@ import TestSupport
               enabled: true
               exclude: { roles: [replicator, "/^etl_/"] }
             """)
-        #expect(c.clusterName == "prod-eu")
-        #expect(c.targetDSN == "service=prod")
-        #expect(c.vaultDSN == "host=vault dbname=history")
+        #expect(c.monitor.clusterName == "prod-eu")
+        #expect(c.monitor.sampling.targetDSN == "service=prod")
+        #expect(c.monitor.vault.dsn == "host=vault dbname=history")
         #expect(c.intervalSeconds == 2)
-        #expect(c.serverLogFormat == .csvlog)
-        #expect(c.severity.criticalAfterSeconds == 120)
-        #expect(c.resolve.enabled && c.resolve.dryRun)
-        #expect(c.resolve.excludeRoles == ["replicator", "/^etl_/"])
+        #expect(c.monitor.sampling.serverLogFormat == .csvlog)
+        #expect(c.monitor.severity.criticalAfterSeconds == 120)
+        #expect(c.monitor.resolve.enabled && c.monitor.resolve.dryRun)
+        #expect(c.monitor.resolve.excludeRoles == ["replicator", "/^etl_/"])
     }
 
     /// Each section lands in the type that uses it, whole: what the resolver, the monitor and
@@ -91,12 +91,13 @@ import TestSupport
         resolve.terminateTimeoutMs = 1500
         resolve.excludeApplications = ["/^batch-/"]
         resolve.excludeClientAddresses = ["10.0.0.9"]
-        #expect(c.resolve == resolve)
-        #expect(c.resolve.excludeApplications[0].matches("batch-7") && !c.resolve.excludeApplications[0].matches("/^batch-/"), "compiled when loaded")
-        let monitor = c.monitorConfiguration
+        #expect(c.monitor.resolve == resolve)
+        #expect(c.monitor.resolve.excludeApplications[0].matches("batch-7") && !c.monitor.resolve.excludeApplications[0].matches("/^batch-/"), "compiled when loaded")
+        let monitor = c.monitorSettings
         #expect(monitor.resolve == resolve, "the kill threshold reaches the engine in one piece")
-        #expect(monitor.snapshot.queryTextLength == 99 && monitor.snapshot.lockHoldThresholdSeconds == 7)
-        #expect(monitor.session.statementTimeoutMs == 4000 && monitor.session.lockTimeoutMs == 300 && monitor.session.applicationName == "lockvault")
+        #expect(monitor.sampling.snapshot.queryTextLength == 99 && monitor.sampling.snapshot.lockHoldThresholdSeconds == 7)
+        let session = monitor.sampling.session
+        #expect(session.statementTimeoutMs == 4000 && session.lockTimeoutMs == 300 && session.applicationName == "lockvault")
         #expect(c.alerts.policy.minSeverity == .medium && c.alerts.policy.queryTextLength == 50)
         #expect(c.logLevel == .debug && c.logDestination == .json)
     }
@@ -112,8 +113,8 @@ import TestSupport
             "LOCKVAULT_TEST_SERVER_LOG": "/ignored", "LOCKVAULT_PGPORT": "1", "PATH": "/bin",
         ])
         #expect(c.intervalSeconds == 5)
-        #expect(c.resolve.enabled)
-        #expect(c.targetDSN == "service=x")
+        #expect(c.monitor.resolve.enabled)
+        #expect(c.monitor.sampling.targetDSN == "service=x")
         let error = try #require(throws: ConfigError.self) {
             try ConfigLoader.load(path: path, environment: ["LOCKVAULT_SAMPLING_INTERVAL": "5"])
         }
@@ -173,6 +174,10 @@ import TestSupport
         Bad(yaml: "alerts:\n  sinks:\n    - name: a\n      type: webhook\n      url: http://x/\n      timeout: 5\n", code: .unknownKey, key: "alerts.sinks[0].timeout", line: 6),
         Bad(yaml: "alerts:\n  sinks:\n    - {name: a, type: webhook, url: \"http://x/\"}\n    - {name: a, type: webhook, url: \"http://y/\"}\n", code: .duplicateKey, key: "alerts.sinks[1].name", line: 4),
         Bad(yaml: "alerts:\n  sinks:\n    - name: a b\n      type: webhook\n      url: http://x/\n", code: .wrongType, key: "alerts.sinks[0].name", line: 3),
+        Bad(yaml: "alerts:\n  sinks:\n    - name: a\n      type: command\n      command: [/bin/true]\n      headers: {X: y}\n", code: .inconsistent,
+            key: "alerts.sinks[0].headers", line: 6),
+        Bad(yaml: "alerts:\n  sinks:\n    - name: a\n      type: command\n      command: [/bin/true]\n      url: http://x/\n", code: .inconsistent,
+            key: "alerts.sinks[0].url", line: 6),
         Bad(yaml: "metrics:\n  listen: 99999\n", code: .wrongType, key: "metrics.listen", line: 2),
         Bad(yaml: "metrics:\n  listen: \"127.0.0.1:0\"\n", code: .wrongType, key: "metrics.listen", line: 2),
         Bad(yaml: "metrics:\n  listen: \"localhost:http\"\n", code: .wrongType, key: "metrics.listen", line: 2),
@@ -217,12 +222,12 @@ import TestSupport
     }
 
     @Test func cancellingQueuedRequestsIsOffUntilANumberIsGiven() throws {
-        #expect(try ConfigLoader.parse("", source: "t.yaml").resolve.cancelQueuedAfterSeconds == nil)
-        #expect(try ConfigLoader.parse("resolve:\n  cancel_queued_after_seconds: null\n", source: "t.yaml").resolve.cancelQueuedAfterSeconds == nil)
-        #expect(try ConfigLoader.parse("resolve:\n  cancel_queued_after_seconds: 2.5\n", source: "t.yaml").resolve.cancelQueuedAfterSeconds == 2.5)
+        #expect(try ConfigLoader.parse("", source: "t.yaml").monitor.resolve.cancelQueuedAfterSeconds == nil)
+        #expect(try ConfigLoader.parse("resolve:\n  cancel_queued_after_seconds: null\n", source: "t.yaml").monitor.resolve.cancelQueuedAfterSeconds == nil)
+        #expect(try ConfigLoader.parse("resolve:\n  cancel_queued_after_seconds: 2.5\n", source: "t.yaml").monitor.resolve.cancelQueuedAfterSeconds == 2.5)
         var config = LockvaultConfig()
         try ConfigLoader.applyEnvironment(["LOCKVAULT_RESOLVE_CANCEL_QUEUED_AFTER_SECONDS": "10"], to: &config)
-        #expect(config.resolve.cancelQueuedAfterSeconds == 10)
+        #expect(config.monitor.resolve.cancelQueuedAfterSeconds == 10)
         for (value, code) in [("yes", ConfigError.Code.wrongType), ("-1", .outOfRange), ("\"soon\"", .wrongType)] {
             let error = try #require(throws: ConfigError.self) {
                 try ConfigLoader.parse("resolve:\n  cancel_queued_after_seconds: \(value)\n", source: "t.yaml")
@@ -236,7 +241,7 @@ import TestSupport
         let error = try #require(throws: ConfigError.self) {
             var c = try ConfigLoader.parse(bad.yaml, source: "test.yaml")
             try ConfigLoader.checkConsistency(c, source: "test.yaml")
-            c.clusterName = ""
+            c.monitor.clusterName = ""
         }
         #expect(error.code == bad.code, "\(error)")
         #expect(error.keyPath == bad.key, "\(error)")
@@ -295,8 +300,8 @@ import TestSupport
         #expect(defaults.spoolDirectory(environment: [:]) == nil, "neither: memory only")
         let set = try ConfigLoader.parse("vault: { spool_directory: /srv/lockvault-spool, spool_max_mb: 16 }")
         #expect(set.spoolDirectory(environment: ["STATE_DIRECTORY": "/var/lib/lockvault"]) == "/srv/lockvault-spool")
-        let monitor = set.monitorConfiguration(environment: [:])
-        #expect(monitor.spoolDirectory == "/srv/lockvault-spool" && monitor.spoolMaxBytes == 16 << 20)
+        let monitor = set.monitorSettings(environment: [:])
+        #expect(monitor.vault.spoolDirectory == "/srv/lockvault-spool" && monitor.vault.spoolMaxMB == 16)
         #expect(throws: ConfigError.self) { try ConfigLoader.parse("vault: { spool_max_mb: 0 }") }
     }
 }
@@ -304,11 +309,11 @@ import TestSupport
 /// `sampling.server_log.format`: `auto` (the default) leaves the format to the log file's name.
 @Suite struct ServerLogFormatConfigTests {
     @Test func autoDecidesByTheFileNameAndANamedFormatIsKept() throws {
-        #expect(LockvaultConfig().serverLogFormat == nil, "the default is auto")
+        #expect(LockvaultConfig().monitor.sampling.serverLogFormat == nil, "the default is auto")
         let auto = try ConfigLoader.parse("sampling: { server_log: { path: /var/log/pg.csv, format: auto } }")
-        #expect(auto.serverLogFormat == nil && auto.monitorConfiguration(environment: [:]).serverLogFormat == nil)
+        #expect(auto.monitor.sampling.serverLogFormat == nil && auto.monitorSettings(environment: [:]).sampling.serverLogFormat == nil)
         let stderr = try ConfigLoader.parse("sampling: { server_log: { path: /var/log/pg.csv, format: stderr } }")
-        #expect(stderr.monitorConfiguration(environment: [:]).serverLogFormat == .stderr)
+        #expect(stderr.monitorSettings(environment: [:]).sampling.serverLogFormat == .stderr)
         let error = try #require(throws: ConfigError.self) { try ConfigLoader.parse("sampling: { server_log: { format: syslog } }") }
         #expect(error.keyPath == "sampling.server_log.format" && error.description.contains("auto, stderr, csvlog, jsonlog"), "\(error)")
     }

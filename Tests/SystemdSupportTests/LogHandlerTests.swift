@@ -5,12 +5,12 @@ import Testing
 
 @Suite struct JSONLogHandlerTests {
     /// Logs into a temporary file and parses every line back.
-    func capture(_ body: (inout Logger) -> Void) throws -> [[String: Any]] {
+    func capture(now: Date = Date(timeIntervalSince1970: 1_795_000_000.5), _ body: (inout Logger) -> Void) throws -> [[String: Any]] {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("lv-log-\(UUID()).jsonl").path
         let fd = open(path, O_CREAT | O_WRONLY | O_TRUNC, 0o600)
         #expect(fd >= 0)
         defer { unlink(path) }
-        var logger = Logger(label: "lockvault.test") { JSONLogHandler(label: $0, level: .debug, fileDescriptor: fd) }
+        var logger = Logger(label: "lockvault.test") { JSONLogHandler(label: $0, level: .debug, fileDescriptor: fd, now: { now }) }
         body(&logger)
         close(fd)
         let data = try Data(contentsOf: URL(fileURLWithPath: path))
@@ -33,7 +33,7 @@ import Testing
         #expect(lines[0]["level"] as? String == "info")
         #expect(lines[1]["blocker.pid"] as? String == "4711")
         let ts = try #require(lines[0]["ts"] as? String)
-        #expect(ts.hasSuffix("Z") && ts.contains("T") && ts.count == 24, "RFC 3339 UTC with milliseconds: \(ts)")
+        #expect(ts == "2026-11-18T11:06:40.500Z", "RFC 3339 UTC with milliseconds, read from the injected clock: \(ts)")
     }
 
     @Test func levelFilteringDropsBelowTheThreshold() throws {

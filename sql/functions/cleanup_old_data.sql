@@ -347,7 +347,7 @@ BEGIN
         AND NOT EXISTS (SELECT 1 FROM deadlock_involvement_l l WHERE l.blocking_session_hk = h.blocking_session_hk);
     GET DIAGNOSTICS v_n = ROW_COUNT; table_name := 'blocking_session_h'; rows_deleted := v_n; RETURN NEXT;
     -- An alert incident whose events are all gone (the alert writer takes the hub lock shared,
-    -- Sources/LockvaultEngine/Vault/AlertAudit.swift: none is writing one now).
+    -- record_cycle, which writes the alert trail through record_alerts.sql: none is writing one now).
     DELETE FROM alert_h h
     WHERE h.alert_hk IN (SELECT r.hk FROM pg_temp.lv_retired_keys r WHERE r.key_column = 'alert_hk') AND h.load_date < v_cutoff
         AND NOT EXISTS (SELECT 1 FROM alert_event_s e WHERE e.alert_hk = h.alert_hk);

@@ -20,6 +20,10 @@
 -- daemon's last successful write: new and changed rows, and the keys of locks and blockers that
 -- ended (ended_locks, ended_blockers). The daemon decides which (LockvaultCore VaultChanges)
 -- and sends a whole cycle whenever it does not know for certain what the vault holds.
+--
+-- The alert trail rides along in both modes (alerts: those raised this cycle; alert_deliveries:
+-- the sinks' outcomes finished since the last cycle), so it is buffered, spooled and replayed
+-- with the cycles: the daemon has one write path (record_alerts.sql).
 
 -- A vault that applied migration 013's first text has record_cycle split in two
 -- (record_cycle_rows + a reason update): record_blockers writes the reason, so the split-off
@@ -87,6 +91,9 @@ BEGIN
     END IF;
     IF coalesce(p->'decisions', '[]') <> '[]' THEN
         PERFORM record_resolve_decisions(v_sysid, v_src, v_at, p->'decisions');
+    END IF;
+    IF coalesce(p->'alerts', '[]') <> '[]' OR coalesce(p->'alert_deliveries', '[]') <> '[]' THEN
+        v_stats := v_stats || record_alerts(v_sysid, v_src, p->'alerts', p->'alert_deliveries');
     END IF;
     PERFORM record_monitor_gap(v_sysid, v_src, p->'gap');
     PERFORM record_cycle_summary(v_sysid, v_src, v_at, coalesce((p->>'heartbeat_seconds')::float8, 60), p->'summary');

@@ -25,9 +25,13 @@ public final class AlertDispatcher: Service, Sendable {
     private let onDelivery: @Sendable (AlertDeliveryRecord) -> Void
     /// Base of the retry backoff (tests shorten it).
     private let retryBase: Duration
+    /// When a delivery finished (the vault's finished_at).
+    private let clock: MonitorClock
 
-    public init(sinks: [AlertSinkSettings], logger: Logger, retryBase: Duration = .seconds(1), onDelivery: @escaping @Sendable (AlertDeliveryRecord) -> Void) {
+    public init(sinks: [AlertSinkSettings], logger: Logger, retryBase: Duration = .seconds(1), clock: MonitorClock = .system,
+                onDelivery: @escaping @Sendable (AlertDeliveryRecord) -> Void) {
         self.logger = logger
+        self.clock = clock
         self.onDelivery = onDelivery
         self.retryBase = retryBase
         self.lanes = sinks.map { settings in
@@ -49,7 +53,7 @@ public final class AlertDispatcher: Service, Sendable {
                 logger.error("alert queue full: dropped the oldest alert", metadata: [
                     "sink": "\(lane.settings.name)", "alert.id": "\(old.alertID)", "alert.kind": "\(old.kind.rawValue)",
                 ])
-                onDelivery(AlertDeliveryRecord(alert: old, sink: lane.settings.name, outcome: .dropped, attempts: 0, error: "queue full", finishedAt: Date()))
+                onDelivery(AlertDeliveryRecord(alert: old, sink: lane.settings.name, outcome: .dropped, attempts: 0, error: "queue full", finishedAt: clock.date()))
             }
         }
     }
@@ -90,7 +94,7 @@ public final class AlertDispatcher: Service, Sendable {
                 guard attempts <= lane.settings.retries, !Task.isCancelled else { break }
                 do { try await Task.sleep(for: backoff.nextDelay()) } catch { break }
             }
-            let delivery = AlertDeliveryRecord(alert: alert, sink: lane.settings.name, outcome: outcome, attempts: attempts, error: lastError, finishedAt: Date())
+            let delivery = AlertDeliveryRecord(alert: alert, sink: lane.settings.name, outcome: outcome, attempts: attempts, error: lastError, finishedAt: clock.date())
             if outcome == .delivered {
                 logger.info("alert delivered", metadata: ["sink": "\(lane.settings.name)", "alert.id": "\(alert.alertID)", "alert.kind": "\(alert.kind.rawValue)", "attempts": "\(attempts)"])
             } else {

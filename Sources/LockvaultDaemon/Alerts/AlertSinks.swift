@@ -83,8 +83,12 @@ struct WebhookSink: AlertSink {
         }
     }
 
+    /// A failed request as the log and the vault show it: async-http-client's own error by its
+    /// case (its description is the case's name), a system call's by errno's reason, anything
+    /// else by its type only, since its text could carry the URL and with it a token.
     static func describe(_ error: any Error) -> String {
-        if let error = error as? HTTPClientError { return "\(error)" }
-        return String(describing: type(of: error)) + ": " + "\(error)"
+        if let error = error as? HTTPClientError { return error.description }
+        if let error = error as? IOError { return "I/O error: \(String(cString: strerror(error.errnoCode)))" }
+        return String(describing: type(of: error))
     }
 }

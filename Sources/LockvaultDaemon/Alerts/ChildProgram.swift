@@ -44,9 +44,11 @@ public struct ChildProgram: Sendable {
                 } catch is CancellationError {
                     return nil
                 } catch let error as SubprocessError {
-                    return Task.isCancelled ? nil : .cannotStart("cannot run \(path): \(error)")
+                    // swift-subprocess names the executable and errno, never the arguments
+                    // (which may carry a token).
+                    return Task.isCancelled ? nil : .cannotStart("cannot run \(path): \(error.description)")
                 } catch {
-                    return Task.isCancelled ? nil : .cannotStart("cannot run \(path): \(error)")
+                    return Task.isCancelled ? nil : .cannotStart("cannot run \(path): \(type(of: error))")
                 }
             }
             group.addTask {

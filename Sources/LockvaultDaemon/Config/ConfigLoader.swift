@@ -64,7 +64,8 @@ public enum ConfigLoader {
         } catch let error as YamlError {
             throw syntaxError(error, source: source)
         } catch {
-            throw ConfigError(code: .syntax, source: source, keyPath: "", message: "\(error)")
+            // Not echoed: a parser's message may quote the file, and the file may hold a DSN.
+            throw ConfigError(code: .syntax, source: source, keyPath: "", message: "YAML syntax error (\(type(of: error)))")
         }
         guard let root else { return config }   // empty file: all defaults
         if case .scalar(let s) = root, s.string.isEmpty || s.tag.description.hasSuffix("null") { return config }
@@ -188,14 +189,15 @@ public enum ConfigLoader {
         }
     }
 
-    /// One `alerts.sinks` entry: `{name, type: command, command: [argv…]}` or
-    /// `{name, type: webhook, url, headers}`, plus `timeout_ms`, `retries`, `queue_capacity`.
+    /// One `alerts.sinks` entry, key by key as ``ConfigSchema/sinkFields`` lists them:
+    /// `{name, type: command, command: [argv…]}` or `{name, type: webhook, url, headers}`, plus
+    /// `timeout_ms`, `retries`, `queue_capacity`.
     private static func parseSink(_ node: Node, path: String, source: String) throws(ConfigError) -> AlertSinkSettings {
         func fail(_ code: ConfigError.Code, _ key: String, _ n: Node, _ message: String) -> ConfigError {
             ConfigError(code: code, source: source, keyPath: key.isEmpty ? path : "\(path).\(key)", line: n.mark?.line, column: n.mark?.column, message: message)
         }
         guard case .mapping(let m) = node else { throw fail(.wrongType, "", node, "each sink must be a mapping with name and type, got \(describe(node))") }
-        let known = ["name", "type", "command", "url", "headers", "timeout_ms", "retries", "queue_capacity"]
+        let known = ConfigSchema.sinkFields.map(\.key)
         var values: [String: Node] = [:]
         for (k, v) in m {
             guard let key = k.scalar?.string else { throw fail(.wrongType, "", k, "keys must be plain names") }
@@ -208,58 +210,68 @@ public enum ConfigLoader {
         guard let nameNode = values["name"], let name = nameNode.scalar?.string, !name.isEmpty else {
             throw fail(.wrongType, "name", values["name"] ?? node, "is required: a short name for logs, metrics and the audit trail")
         }
-        guard name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") }), name.count <= 64 else {
-            throw fail(.wrongType, "name", nameNode, "must be letters, digits, '_' or '-' (at most 64), got '\(name)'")
-        }
         guard let typeNode = values["type"], let typeName = typeNode.scalar?.string else {
-            throw fail(.wrongType, "type", values["type"] ?? node, "is required: command or webhook")
+            throw fail(.wrongType, "type", values["type"] ?? node, "is required: \(AlertSinkSettings.Kind.allCases.map(\.rawValue).joined(separator: " or "))")
         }
         guard let kind = AlertSinkSettings.Kind(rawValue: typeName) else {
-            throw fail(.invalidChoice, "type", typeNode, "must be one of command, webhook, got '\(typeName)'")
+            throw fail(.invalidChoice, "type", typeNode, "must be one of \(AlertSinkSettings.Kind.allCases.map(\.rawValue).joined(separator: ", ")), got '\(typeName)'")
         }
         var sink = AlertSinkSettings(name: name, kind: kind)
-        func int(_ key: String, _ range: ClosedRange<Int>) throws(ConfigError) -> Int? {
-            guard let n = values[key] else { return nil }
-            guard n.scalar != nil, n.bool == nil, let v = n.int else { throw fail(.wrongType, key, n, "must be a whole number, got \(describe(n))") }
-            guard range.contains(v) else { throw fail(.outOfRange, key, n, "must be between \(range.lowerBound) and \(range.upperBound), got \(v)") }
-            return v
-        }
-        sink.timeoutMs = try int("timeout_ms", 100...300_000) ?? sink.timeoutMs
-        sink.retries = try int("retries", 0...20) ?? sink.retries
-        sink.queueCapacity = try int("queue_capacity", 1...100_000) ?? sink.queueCapacity
-        switch kind {
-        case .command:
-            guard let c = values["command"], case .sequence(let argv) = c, !argv.isEmpty else {
-                throw fail(.wrongType, "command", values["command"] ?? node, "a command sink needs command: a list [program, args…] (no shell; the alert JSON arrives on stdin)")
+        for field in ConfigSchema.sinkFields {
+            guard let n = values[field.key] else {
+                if field.required, field.only == kind { throw fail(.wrongType, field.key, node, field.help) }
+                continue
             }
-            for item in argv {
-                guard let arg = item.scalar?.string else { throw fail(.wrongType, "command", item, "each argument must be a string, got \(describe(item))") }
-                sink.command.append(arg)
+            if let only = field.only, only != kind {
+                throw fail(.inconsistent, field.key, n, "is for \(only.rawValue) sinks; this sink's type is \(kind.rawValue)")
             }
-            guard sink.command[0].hasPrefix("/") else {
-                throw fail(.wrongType, "command", c, "the program must be an absolute path (the daemon has no PATH to search), got '\(sink.command[0])'")
-            }
-            if let u = values["url"] { throw fail(.inconsistent, "url", u, "is for webhook sinks; this sink's type is command") }
-        case .webhook:
-            guard let u = values["url"], let text = u.scalar?.string else {
-                throw fail(.wrongType, "url", values["url"] ?? node, "a webhook sink needs url: http(s)://…")
-            }
-            guard let url = URL(string: text), let scheme = url.scheme?.lowercased(), scheme == "http" || scheme == "https", url.host != nil else {
-                throw fail(.wrongType, "url", u, "must be an http:// or https:// URL")
-            }
-            sink.url = text
-            if let h = values["headers"], h.null == nil {
-                guard case .mapping(let headers) = h else { throw fail(.wrongType, "headers", h, "must be a mapping of header names to values") }
-                for (k, v) in headers {
-                    guard let key = k.scalar?.string, !key.isEmpty, let value = v.scalar?.string else {
-                        throw fail(.wrongType, "headers", k, "each header must be name: value (strings)")
-                    }
-                    sink.headers[key] = value
-                }
-            }
-            if let c = values["command"] { throw fail(.inconsistent, "command", c, "is for command sinks; this sink's type is webhook") }
+            try parseSinkValue(n, field: field, into: &sink) { code, message, at in fail(code, field.key, at, message) }
         }
         return sink
+    }
+
+    /// One key of a sink, checked as its ``SinkField/Kind`` says.
+    private static func parseSinkValue(_ n: Node, field: SinkField, into sink: inout AlertSinkSettings,
+                                       fail: (ConfigError.Code, String, Node) -> ConfigError) throws(ConfigError) {
+        switch field.kind {
+        case .name:
+            let name = sink.name
+            guard name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-") }), name.count <= 64 else {
+                throw fail(.wrongType, "must be letters, digits, '_' or '-' (at most 64), got '\(name)'", n)
+            }
+        case .type:
+            break   // read above: the other keys depend on it
+        case .int(let kp, let range):
+            guard n.scalar != nil, n.bool == nil, let v = n.int else { throw fail(.wrongType, "must be a whole number, got \(describe(n))", n) }
+            guard range.contains(v) else { throw fail(.outOfRange, "must be between \(range.lowerBound) and \(range.upperBound), got \(v)", n) }
+            sink[keyPath: kp] = v
+        case .argv(let kp):
+            guard case .sequence(let argv) = n, !argv.isEmpty else { throw fail(.wrongType, field.help, n) }
+            var args: [String] = []
+            for item in argv {
+                guard let arg = item.scalar?.string else { throw fail(.wrongType, "each argument must be a string, got \(describe(item))", item) }
+                args.append(arg)
+            }
+            guard args[0].hasPrefix("/") else {
+                throw fail(.wrongType, "the program must be an absolute path (the daemon has no PATH to search), got '\(args[0])'", n)
+            }
+            sink[keyPath: kp] = args
+        case .url(let kp):
+            guard let text = n.scalar?.string else { throw fail(.wrongType, field.help, n) }
+            guard let url = URL(string: text), let scheme = url.scheme?.lowercased(), scheme == "http" || scheme == "https", url.host != nil else {
+                throw fail(.wrongType, "must be an http:// or https:// URL", n)
+            }
+            sink[keyPath: kp] = text
+        case .headers(let kp):
+            if n.null != nil { return }
+            guard case .mapping(let headers) = n else { throw fail(.wrongType, "must be a mapping of header names to values", n) }
+            for (k, v) in headers {
+                guard let key = k.scalar?.string, !key.isEmpty, let value = v.scalar?.string else {
+                    throw fail(.wrongType, "each header must be name: value (strings)", k)
+                }
+                sink[keyPath: kp][key] = value
+            }
+        }
     }
 
     /// `LOCKVAULT_SECTION_KEY=value` overrides, validated like the file.
@@ -293,7 +305,7 @@ public enum ConfigLoader {
     }
 
     static func checkConsistency(_ c: LockvaultConfig, source: String) throws(ConfigError) {
-        let s = c.severity
+        let s = c.monitor.severity
         guard s.mediumAfterSeconds < s.highAfterSeconds, s.highAfterSeconds < s.criticalAfterSeconds else {
             throw ConfigError(code: .inconsistent, source: source, keyPath: "severity",
                               message: "medium_after_seconds < high_after_seconds < critical_after_seconds must hold (got \(format(s.mediumAfterSeconds)), \(format(s.highAfterSeconds)), \(format(s.criticalAfterSeconds)))")
@@ -302,7 +314,7 @@ public enum ConfigLoader {
             throw ConfigError(code: .inconsistent, source: source, keyPath: "severity",
                               message: "high_blocked_sessions must be less than critical_blocked_sessions (got \(s.highBlockedSessions) and \(s.criticalBlockedSessions))")
         }
-        if c.resolve.enabled && !c.resolve.dryRun && c.resolve.maxTerminationsPerMinute == 0 {
+        if c.monitor.resolve.enabled && !c.monitor.resolve.dryRun && c.monitor.resolve.maxTerminationsPerMinute == 0 {
             throw ConfigError(code: .inconsistent, source: source, keyPath: "resolve.max_terminations_per_minute",
                               message: "is 0 while resolve is enabled and not a dry run: nothing could ever be resolved; set dry_run: true or a limit ≥ 1")
         }

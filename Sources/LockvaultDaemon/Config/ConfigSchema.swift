@@ -48,45 +48,45 @@ struct ConfigField: @unchecked Sendable {
 
 enum ConfigSchema {
     static let fields: [ConfigField] = [
-        .init(path: "cluster_name", kind: .string(\.clusterName)),
-        .init(path: "target.dsn", kind: .string(\.targetDSN)),
-        .init(path: "vault.dsn", kind: .optionalString(\.vaultDSN)),
-        .init(path: "vault.max_buffered_cycles", kind: .int(\.maxBufferedCycles, 1...1_000_000)),
-        .init(path: "vault.spool_directory", kind: .optionalString(\.spoolDirectory)),
-        .init(path: "vault.spool_max_mb", kind: .int(\.spoolMaxMB, 1...1_048_576)),
+        .init(path: "cluster_name", kind: .string(\.monitor.clusterName)),
+        .init(path: "target.dsn", kind: .string(\.monitor.sampling.targetDSN)),
+        .init(path: "vault.dsn", kind: .optionalString(\.monitor.vault.dsn)),
+        .init(path: "vault.max_buffered_cycles", kind: .int(\.monitor.vault.maxBufferedCycles, 1...1_000_000)),
+        .init(path: "vault.spool_directory", kind: .optionalString(\.monitor.vault.spoolDirectory)),
+        .init(path: "vault.spool_max_mb", kind: .int(\.monitor.vault.spoolMaxMB, 1...1_048_576)),
         .init(path: "sampling.interval_seconds", kind: .double(\.intervalSeconds, 0.1...3600)),
-        .init(path: "sampling.query_text_length", kind: .int(\.snapshot.queryTextLength, 0...1_048_576)),
-        .init(path: "sampling.min_wait_seconds", kind: .double(\.snapshot.minWaitSeconds, 0...3600)),
-        .init(path: "sampling.lock_hold_threshold_seconds", kind: .double(\.snapshot.lockHoldThresholdSeconds, 0...86400)),
-        .init(path: "sampling.statement_timeout_ms", kind: .int(\.session.statementTimeoutMs, 100...600_000)),
-        .init(path: "sampling.lock_timeout_ms", kind: .int(\.session.lockTimeoutMs, 10...600_000)),
-        .init(path: "sampling.server_log.path", kind: .optionalString(\.serverLogPath)),
-        .init(path: "sampling.server_log.format", kind: .choice(\.serverLogFormat, none: "auto")),
-        .init(path: "severity.medium_after_seconds", kind: .double(\.severity.mediumAfterSeconds, 0...604_800)),
-        .init(path: "severity.high_after_seconds", kind: .double(\.severity.highAfterSeconds, 0...604_800)),
-        .init(path: "severity.critical_after_seconds", kind: .double(\.severity.criticalAfterSeconds, 0...604_800)),
-        .init(path: "severity.high_blocked_sessions", kind: .int(\.severity.highBlockedSessions, 1...100_000)),
-        .init(path: "severity.critical_blocked_sessions", kind: .int(\.severity.criticalBlockedSessions, 1...100_000)),
-        .init(path: "severity.idle_in_transaction_factor", kind: .double(\.severity.idleInTransactionFactor, 0.001...1)),
-        .init(path: "severity.exclusive_lock_escalates", kind: .bool(\.severity.exclusiveLockEscalates)),
-        .init(path: "resolve.enabled", kind: .bool(\.resolve.enabled)),
-        .init(path: "resolve.dry_run", kind: .bool(\.resolve.dryRun)),
-        .init(path: "resolve.min_severity", kind: .choice(\.resolve.minSeverity)),
-        .init(path: "resolve.kill_threshold_seconds", kind: .double(\.resolve.killThresholdSeconds, 1...86400)),
-        .init(path: "resolve.cancel_grace_seconds", kind: .double(\.resolve.cancelGraceSeconds, 0...3600)),
-        .init(path: "resolve.cancel_queued_after_seconds", kind: .optionalDouble(\.resolve.cancelQueuedAfterSeconds, 0...86400)),
-        .init(path: "resolve.terminate_timeout_ms", kind: .int(\.resolve.terminateTimeoutMs, 100...60_000)),
-        .init(path: "resolve.max_terminations_per_minute", kind: .int(\.resolve.maxTerminationsPerMinute, 0...1000)),
-        .init(path: "resolve.max_actions_per_cycle", kind: .int(\.resolve.maxActionsPerCycle, 0...100)),
-        .init(path: "resolve.allow_superuser", kind: .bool(\.resolve.allowSuperuser)),
-        .init(path: "resolve.exclude.roles", kind: .patterns(\.resolve.excludeRoles)),
-        .init(path: "resolve.exclude.applications", kind: .patterns(\.resolve.excludeApplications)),
-        .init(path: "resolve.exclude.databases", kind: .patterns(\.resolve.excludeDatabases)),
-        .init(path: "resolve.exclude.client_addresses", kind: .patterns(\.resolve.excludeClientAddresses)),
-        .init(path: "schedule.analyze_interval_seconds", kind: .double(\.analyzeIntervalSeconds, 0...604_800)),
-        .init(path: "schedule.cleanup_interval_seconds", kind: .double(\.cleanupIntervalSeconds, 0...604_800)),
-        .init(path: "schedule.retention_days", kind: .int(\.retentionDays, 1...3650)),
-        .init(path: "schedule.retention_statement_timeout_ms", kind: .int(\.retentionStatementTimeoutMs, 0...86_400_000)),
+        .init(path: "sampling.query_text_length", kind: .int(\.monitor.sampling.snapshot.queryTextLength, 0...1_048_576)),
+        .init(path: "sampling.min_wait_seconds", kind: .double(\.monitor.sampling.snapshot.minWaitSeconds, 0...3600)),
+        .init(path: "sampling.lock_hold_threshold_seconds", kind: .double(\.monitor.sampling.snapshot.lockHoldThresholdSeconds, 0...86400)),
+        .init(path: "sampling.statement_timeout_ms", kind: .int(\.monitor.sampling.session.statementTimeoutMs, 100...600_000)),
+        .init(path: "sampling.lock_timeout_ms", kind: .int(\.monitor.sampling.session.lockTimeoutMs, 10...600_000)),
+        .init(path: "sampling.server_log.path", kind: .optionalString(\.monitor.sampling.serverLogPath)),
+        .init(path: "sampling.server_log.format", kind: .choice(\.monitor.sampling.serverLogFormat, none: "auto")),
+        .init(path: "severity.medium_after_seconds", kind: .double(\.monitor.severity.mediumAfterSeconds, 0...604_800)),
+        .init(path: "severity.high_after_seconds", kind: .double(\.monitor.severity.highAfterSeconds, 0...604_800)),
+        .init(path: "severity.critical_after_seconds", kind: .double(\.monitor.severity.criticalAfterSeconds, 0...604_800)),
+        .init(path: "severity.high_blocked_sessions", kind: .int(\.monitor.severity.highBlockedSessions, 1...100_000)),
+        .init(path: "severity.critical_blocked_sessions", kind: .int(\.monitor.severity.criticalBlockedSessions, 1...100_000)),
+        .init(path: "severity.idle_in_transaction_factor", kind: .double(\.monitor.severity.idleInTransactionFactor, 0.001...1)),
+        .init(path: "severity.exclusive_lock_escalates", kind: .bool(\.monitor.severity.exclusiveLockEscalates)),
+        .init(path: "resolve.enabled", kind: .bool(\.monitor.resolve.enabled)),
+        .init(path: "resolve.dry_run", kind: .bool(\.monitor.resolve.dryRun)),
+        .init(path: "resolve.min_severity", kind: .choice(\.monitor.resolve.minSeverity)),
+        .init(path: "resolve.kill_threshold_seconds", kind: .double(\.monitor.resolve.killThresholdSeconds, 1...86400)),
+        .init(path: "resolve.cancel_grace_seconds", kind: .double(\.monitor.resolve.cancelGraceSeconds, 0...3600)),
+        .init(path: "resolve.cancel_queued_after_seconds", kind: .optionalDouble(\.monitor.resolve.cancelQueuedAfterSeconds, 0...86400)),
+        .init(path: "resolve.terminate_timeout_ms", kind: .int(\.monitor.resolve.terminateTimeoutMs, 100...60_000)),
+        .init(path: "resolve.max_terminations_per_minute", kind: .int(\.monitor.resolve.maxTerminationsPerMinute, 0...1000)),
+        .init(path: "resolve.max_actions_per_cycle", kind: .int(\.monitor.resolve.maxActionsPerCycle, 0...100)),
+        .init(path: "resolve.allow_superuser", kind: .bool(\.monitor.resolve.allowSuperuser)),
+        .init(path: "resolve.exclude.roles", kind: .patterns(\.monitor.resolve.excludeRoles)),
+        .init(path: "resolve.exclude.applications", kind: .patterns(\.monitor.resolve.excludeApplications)),
+        .init(path: "resolve.exclude.databases", kind: .patterns(\.monitor.resolve.excludeDatabases)),
+        .init(path: "resolve.exclude.client_addresses", kind: .patterns(\.monitor.resolve.excludeClientAddresses)),
+        .init(path: "schedule.analyze_interval_seconds", kind: .double(\.schedule.analyzeIntervalSeconds, 0...604_800)),
+        .init(path: "schedule.cleanup_interval_seconds", kind: .double(\.schedule.cleanupIntervalSeconds, 0...604_800)),
+        .init(path: "schedule.retention_days", kind: .int(\.schedule.retentionDays, 1...3650)),
+        .init(path: "schedule.retention_statement_timeout_ms", kind: .int(\.schedule.retentionStatementTimeoutMs, 0...86_400_000)),
         .init(path: "logging.level", kind: .choice(\.logLevel)),
         .init(path: "logging.destination", kind: .choice(\.logDestination)),
         .init(path: "alerts.min_severity", kind: .choice(\.alerts.policy.minSeverity)),
@@ -127,5 +127,57 @@ enum ConfigSchema {
     static let nonConfigEnvironment: Set<String> = [
         "LOCKVAULT_CONFIG", "LOCKVAULT_PGDATA", "LOCKVAULT_PGPORT", "LOCKVAULT_PGBIN", "LOCKVAULT_SWIFT_FLAGS",
         "LOCKVAULT_PG_MAX_CONNECTIONS",
+    ]
+}
+
+/// One key of an `alerts.sinks` entry: the sinks' rows of the schema, read by the same
+/// loader (`ConfigLoader.parseSink`), so a sink's key is accepted, checked and named in errors
+/// like every other key. A new sink's keys go here.
+// Key paths are immutable values; the table is built once and only read.
+struct SinkField: @unchecked Sendable {
+    enum Kind {
+        /// Required: letters, digits, '_' or '-' (at most 64); labels metrics and audit rows.
+        case name
+        /// Required: one of ``AlertSinkSettings/Kind``.
+        case type
+        case int(WritableKeyPath<AlertSinkSettings, Int>, ClosedRange<Int>)
+        /// `[program, args…]`, the program an absolute path.
+        case argv(WritableKeyPath<AlertSinkSettings, [String]>)
+        /// An http(s) URL.
+        case url(WritableKeyPath<AlertSinkSettings, String?>)
+        /// Header name → value (never logged).
+        case headers(WritableKeyPath<AlertSinkSettings, [String: String]>)
+    }
+
+    let key: String
+    let kind: Kind
+    /// The sink type the key belongs to (nil: every type); on another type it is refused.
+    let only: AlertSinkSettings.Kind?
+    /// Whether a sink of type `only` must have it.
+    let required: Bool
+    /// What the key is, for the error that says it is missing.
+    let help: String
+
+    init(_ key: String, _ kind: Kind, only: AlertSinkSettings.Kind? = nil, required: Bool = false, help: String = "") {
+        self.key = key
+        self.kind = kind
+        self.only = only
+        self.required = required
+        self.help = help
+    }
+}
+
+extension ConfigSchema {
+    /// The keys of an `alerts.sinks` entry, in the order they are checked.
+    static let sinkFields: [SinkField] = [
+        .init("name", .name),
+        .init("type", .type),
+        .init("timeout_ms", .int(\.timeoutMs, 100...300_000)),
+        .init("retries", .int(\.retries, 0...20)),
+        .init("queue_capacity", .int(\.queueCapacity, 1...100_000)),
+        .init("command", .argv(\.command), only: .command, required: true,
+              help: "a command sink needs command: a list [program, args…] (no shell; the alert JSON arrives on stdin)"),
+        .init("url", .url(\.url), only: .webhook, required: true, help: "a webhook sink needs url: http(s)://…"),
+        .init("headers", .headers(\.headers), only: .webhook),
     ]
 }

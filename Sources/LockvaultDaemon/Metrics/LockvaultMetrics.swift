@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 public import LockvaultCore
 public import LockvaultEngine
 import CoreMetrics
@@ -76,13 +76,12 @@ public final class LockvaultMetrics: Sendable {
         Counter(label: "lockvault_cycles_total", dimensions: [("outcome", outcome)], factory: factory)
     }
 
-    /// Everything one cycle tells.
-    public func record(_ outcome: CycleOutcome) {
+    /// Everything one cycle tells; `now` (the daemon's clock) times the vault's lag.
+    public func record(_ outcome: CycleOutcome, at now: Date) {
         cycleDuration.recordNanoseconds(Int64(outcome.cycleMilliseconds * 1_000_000))
         cycles(outcome.targetError != nil ? "target_error" : outcome.vaultError != nil ? "vault_error" : "ok").increment()
         connectionUp["target"]?.record(outcome.targetError == nil ? 1 : 0)
         vaultBuffered.record(Double(outcome.pendingWrites))
-        let now = Date()
         let lag: Double = lagStart.withLock { start in
             if outcome.pendingWrites == 0 { start = nil; return 0 }
             if start == nil { start = outcome.snapshot?.capturedAt ?? now }

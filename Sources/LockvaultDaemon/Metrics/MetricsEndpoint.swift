@@ -1,7 +1,8 @@
+import Foundation
 import Hummingbird
-import Synchronization
 import Logging
 import NIOCore
+public import ServiceLifecycle
 
 /// `host:port` for a listening socket: `127.0.0.1:9187`, `[::1]:9187`, `localhost:9187`; a bare
 /// port (`9187`) means loopback (`127.0.0.1`): exposing the endpoint further must be explicit.
@@ -33,29 +34,41 @@ public struct ListenAddress: Sendable, Equatable, CustomStringConvertible {
     public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
 }
 
-/// Why the metrics endpoint could not start.
+/// Why the metrics endpoint could not serve. Its description names the address and the
+/// system's reason (an address in use, a host that does not resolve), nothing else.
 public struct MetricsServerError: Error, CustomStringConvertible, Sendable {
+    /// What went wrong, extensible without breaking a `switch` (postgres-nio's PSQLError style).
+    public struct Code: Sendable, Hashable, CustomStringConvertible {
+        private let name: String
+        public var description: String { name }
+        /// The address could not be bound.
+        public static let cannotListen = Code(name: "cannotListen")
+    }
+
+    public var code: Code
     public var description: String
 }
 
-/// `GET /metrics` (the Prometheus text exposition) and `GET /` on Hummingbird.
+/// `GET /metrics` (the Prometheus text exposition) and `GET /` on Hummingbird: the
+/// Application, run as a service of the daemon's group.
 ///
-/// ``start()`` binds before it returns, so a busy port is a start-up error (exit 69), not a
-/// silent background failure; serving goes on in a task of its own until ``stop()``.
-public final class MetricsEndpoint: Sendable {
+/// A port that cannot be bound ends ``run()`` at once with ``MetricsServerError`` (the group
+/// stops, `lockvault run` exits 69) rather than failing silently in the background. It is the
+/// last service the group shuts down: metrics are served until everything else has stopped.
+public struct MetricsEndpoint: Service {
     private let address: ListenAddress
     private let render: @Sendable () -> [UInt8]
-    private let serving = Mutex<Task<Void, Never>?>(nil)
+    private let onListening: @Sendable (UInt16) -> Void
 
-    public init(address: ListenAddress, render: @escaping @Sendable () -> [UInt8]) {
+    /// `onListening`: told the bound port once the server listens (the kernel's pick for port 0).
+    public init(address: ListenAddress, render: @escaping @Sendable () -> [UInt8], onListening: @escaping @Sendable (UInt16) -> Void = { _ in }) {
         self.address = address
         self.render = render
+        self.onListening = onListening
     }
 
-    /// Binds and starts serving; returns the bound port (the kernel's pick for port 0).
-    @discardableResult
-    public func start() async throws(MetricsServerError) -> UInt16 {
-        let render = self.render
+    public func run() async throws {
+        let render = self.render, onListening = self.onListening
         let router = Router()
         router.get("/metrics") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
@@ -64,29 +77,19 @@ public final class MetricsEndpoint: Sendable {
         router.get("/") { _, _ in "lockvault: metrics at /metrics\n" }
         var logger = Logger(label: "lockvault.metrics")
         logger.logLevel = .warning
-        let (bound, report) = AsyncStream<Result<UInt16, any Error>>.makeStream()
         let app = Application(
             router: router,
             configuration: .init(address: .hostname(address.host, port: Int(address.port)), serverName: nil),
-            onServerRunning: { channel in report.yield(.success(UInt16(channel.localAddress?.port ?? 0))) },
+            onServerRunning: { channel in onListening(UInt16(channel.localAddress?.port ?? 0)) },
             logger: logger)
-        let task = Task {
-            do { try await app.run() } catch { report.yield(.failure(error)) }
-            report.finish()
+        do {
+            try await app.run()
+        } catch is CancellationError {
+            return
+        } catch {
+            // The system's reason (address in use, permission denied), never the error's own text.
+            let reason = (error as? IOError).map { String(cString: strerror($0.errnoCode)) } ?? "\(type(of: error))"
+            throw MetricsServerError(code: .cannotListen, description: "metrics.listen \(address): cannot listen (\(reason))")
         }
-        serving.withLock { $0 = task }
-        for await outcome in bound {
-            switch outcome {
-            case .success(let port): return port
-            case .failure(let error):
-                throw MetricsServerError(description: "metrics.listen \(address): cannot listen (\(error))")
-            }
-        }
-        throw MetricsServerError(description: "metrics.listen \(address): the server stopped before it listened")
-    }
-
-    /// Stops serving (the task ends once open requests are answered).
-    public func stop() {
-        serving.withLock { $0?.cancel(); $0 = nil }
     }
 }

@@ -15,7 +15,7 @@ public protocol CycleRunner: Sendable {
     func runCycle() async -> CycleOutcome
     /// Re-reads the configuration. Returns the new cycle interval; throws — keeping the old
     /// configuration in force — when the new one is invalid.
-    func reload() async throws -> Duration
+    func reload() async throws(ConfigError) -> Duration
     /// Closes connections; called once when the service stops.
     func shutdown() async
 }
@@ -140,7 +140,7 @@ public final class SamplingService: Service {
                 }
                 logger.notice("configuration reloaded", metadata: ["interval_ms": "\(interval.wholeMilliseconds)"])
             } catch {
-                logger.error("configuration reload rejected; the previous configuration stays in force", metadata: ["error": "\(error)"])
+                logger.error("configuration reload rejected; the previous configuration stays in force", metadata: ["error": "\(error.description)"])
             }
             notifier.ready()
         }

@@ -1,16 +1,24 @@
 public import LockvaultCore
 
-/// Why the daemon can't start. Its ``Kind`` says what went wrong; the command line maps it
-/// to an exit code (one table, in the `lockvault` executable).
+/// Why the daemon can't start. Its ``Code`` says what went wrong and, for a refusal,
+/// ``failure`` which one; the command line maps them to an exit code (one table, in the
+/// `lockvault` executable). The description is the classified failure's message, which names
+/// the side and the server's reason and never a DSN's password.
 public struct StartupError: Error, CustomStringConvertible, Sendable {
-    public enum Kind: Sendable, Equatable {
+    /// What went wrong, extensible without breaking a `switch` (postgres-nio's PSQLError style).
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        private let raw: String
+        private init(_ raw: String) { self.raw = raw }
         /// The configuration is wrong (a malformed DSN comes from the configuration too).
-        case invalidConfiguration
-        /// The cluster or vault refused in a way waiting can't fix.
-        case failure(MonitorFailure.Kind)
+        public static let invalidConfiguration = Code("invalidConfiguration")
+        /// The cluster or vault refused in a way waiting can't fix (``failure`` says how).
+        public static let refused = Code("refused")
+        public var description: String { raw }
     }
 
-    public var kind: Kind
+    public var code: Code
+    /// The classified failure's kind, when the cluster or vault refused.
+    public var failure: MonitorFailure.Kind?
     public var message: String
     public var description: String { message }
 }
@@ -19,9 +27,9 @@ extension StartupError {
     /// A failure waiting can't fix, found while the daemon starts.
     init(_ failure: MonitorFailure) {
         if failure.kind == .invalidConnectionString {
-            self.init(kind: .invalidConfiguration, message: "invalid configuration: \(failure.message)")
+            self.init(code: .invalidConfiguration, failure: nil, message: "invalid configuration: \(failure.message)")
         } else {
-            self.init(kind: .failure(failure.kind), message: failure.message)
+            self.init(code: .refused, failure: failure.kind, message: failure.message)
         }
     }
 }

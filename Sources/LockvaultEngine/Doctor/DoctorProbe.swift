@@ -6,11 +6,11 @@ public import PostgresClient
 /// `pg_settings` only, nothing that takes a lock stronger than AccessShare.
 public enum DoctorProbe {
     public static func gather(target: PostgresConnection, vault: Result<PostgresConnection, PostgresError>,
-                              serverLogPath: String?, resolveActs: Bool) throws(PostgresError) -> DoctorFacts {
+                              serverLogPath: String?, resolveActs: Bool, clock: MonitorClock = .system) throws(PostgresError) -> DoctorFacts {
         var f = DoctorFacts()
         f.serverLogPath = serverLogPath
         f.resolveActs = resolveActs
-        let before = Date()
+        let before = clock.date()
         let row = try target.query("""
             SELECT current_setting('server_version_num')::int AS num, current_setting('server_version') AS version,
                    current_user::text AS role, (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) AS superuser,
@@ -27,7 +27,7 @@ public enum DoctorProbe {
                    current_setting('logging_collector') = 'on' AS collector,
                    clock_timestamp() AS server_now
             """)[0]
-        let after = Date()
+        let after = clock.date()
         f.serverVersionNum = try row.decode("num", as: Int.self)
         f.serverVersion = "PostgreSQL " + (try row.decode("version", as: String.self))
         f.role = try row.decode("role", as: String.self)

@@ -12,6 +12,10 @@ public struct CycleOutcome: Sendable {
     /// The kill rule's answer for every blocker (worst first), resolver on or off: what the
     /// vault records as auto_kill_eligible and auto_kill_reason.
     public var rulings: [ResolveDecision] = []
+    /// The alerts this cycle raised (``CycleAlerting``), recorded with the cycle.
+    public var alerts: [Alert] = []
+    /// The sinks' outcomes that finished since the last sampled cycle, recorded with this one.
+    public var alertDeliveries: [AlertDeliveryRecord] = []
     public var cycleMilliseconds: Double
     /// Cycles waiting for the vault (0 when everything is written).
     public var pendingWrites: Int

@@ -14,7 +14,9 @@ public actor Monitor {
     private let executor = ThreadExecutor(name: "lockvault-monitor")
     public nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
 
-    public private(set) var configuration: MonitorConfiguration
+    public private(set) var settings: MonitorSettings
+    /// Who decided, for the audit ("daemon@host" or "cli@host").
+    public nonisolated let decidedBy: String
     private let logger: Logger
     private let clock: MonitorClock
     private var machine: TargetStateMachine
@@ -24,19 +26,25 @@ public actor Monitor {
     private var deadlocks = DeadlockTracker()
     private var serverLog: ServerLogReader?
     private var resolver = Resolver()
+    /// Who raises alerts (the daemon's alert service): asked before a sampled cycle is recorded.
+    private let alerting: (any CycleAlerting)?
     /// `lockvault@host[/cluster]`: the record_source of everything this monitor writes.
     public nonisolated let recordSource: String
 
-    public init(configuration: MonitorConfiguration, logger: Logger, clock: MonitorClock = .system) {
-        self.configuration = configuration
+    public init(settings: MonitorSettings, decidedBy: String = "daemon", logger: Logger, clock: MonitorClock = .system,
+                alerting: (any CycleAlerting)? = nil) {
+        self.settings = settings
+        self.decidedBy = decidedBy
+        self.alerting = alerting
         self.logger = logger
         self.clock = clock
-        self.machine = TargetStateMachine(heartbeatSeconds: configuration.heartbeatSeconds, random: clock.random)
-        self.reader = SnapshotReader(options: configuration.snapshot, conninfo: configuration.targetDSN, settings: configuration.session)
-        self.serverLog = configuration.serverLogPath.map { ServerLogReader(path: $0, format: configuration.serverLogFormat) }
+        self.machine = TargetStateMachine(heartbeatSeconds: settings.vault.heartbeatSeconds, random: clock.random)
+        let sampling = settings.sampling
+        self.reader = SnapshotReader(options: sampling.snapshot, conninfo: sampling.targetDSN, settings: sampling.session)
+        self.serverLog = sampling.serverLogPath.map { ServerLogReader(path: $0, format: sampling.serverLogFormat) }
         let host = ProcessInfo.processInfo.hostName
-        self.recordSource = "lockvault@\(host)" + (configuration.clusterName.isEmpty ? "" : "/\(configuration.clusterName)")
-        self.writer = VaultWriter(configuration: configuration.vault(recordSource: recordSource), logger: logger, clock: clock)
+        self.recordSource = "lockvault@\(host)" + (settings.clusterName.isEmpty ? "" : "/\(settings.clusterName)")
+        self.writer = VaultWriter(configuration: settings.writer(recordSource: recordSource, decidedBy: decidedBy), logger: logger, clock: clock)
     }
 
     deinit {
@@ -45,19 +53,20 @@ public actor Monitor {
 
     /// Applies a new configuration from the next cycle on. Connections are reopened only when
     /// the DSNs or session settings changed.
-    public func reconfigure(_ new: MonitorConfiguration) {
-        if new.targetDSN != configuration.targetDSN || new.session != configuration.session {
+    public func reconfigure(_ new: MonitorSettings) {
+        let sampling = new.sampling, old = settings.sampling
+        if sampling.targetDSN != old.targetDSN || sampling.session != old.session {
             target?.close(); target = nil
             reader.close()
-            reader = SnapshotReader(options: new.snapshot, conninfo: new.targetDSN, settings: new.session)
+            reader = SnapshotReader(options: sampling.snapshot, conninfo: sampling.targetDSN, settings: sampling.session)
         }
-        writer.reconfigure(new.vault(recordSource: recordSource))
-        if new.serverLogPath != configuration.serverLogPath || new.serverLogFormat != configuration.serverLogFormat {
-            serverLog = new.serverLogPath.map { ServerLogReader(path: $0, format: new.serverLogFormat) }
+        writer.reconfigure(new.writer(recordSource: recordSource, decidedBy: decidedBy))
+        if sampling.serverLogPath != old.serverLogPath || sampling.serverLogFormat != old.serverLogFormat {
+            serverLog = sampling.serverLogPath.map { ServerLogReader(path: $0, format: sampling.serverLogFormat) }
         }
-        reader.options = new.snapshot
-        machine.heartbeatSeconds = new.heartbeatSeconds
-        configuration = new
+        reader.options = sampling.snapshot
+        machine.heartbeatSeconds = new.vault.heartbeatSeconds
+        settings = new
     }
 
     /// The pids of lockvault's own connections (never blockers to act on).
@@ -91,18 +100,21 @@ public actor Monitor {
         // 2. Understand it.
         let graph = WaitGraph(snapshot)
         outcome.snapshot = snapshot
-        outcome.assessments = BlockerAssessment.assess(snapshot, policy: configuration.severity, graph: graph)
+        outcome.assessments = BlockerAssessment.assess(snapshot, policy: settings.severity, graph: graph)
         outcome.forest = graph.forest
         outcome.deadlocks = observeDeadlocks(snapshot, graph: graph, write: write)
 
         // 3. The kill rule for every blocker (the vault shows it); the resolver acts on its
         //    candidates, if configured.
-        let scope = SignalScope(ownPids: snapshot.monitorPids.union(ownPids()), ownApplicationName: configuration.session.applicationName,
-                                allowSuperuser: configuration.resolve.allowSuperuser)
-        (outcome.rulings, outcome.decisions) = resolver.run(outcome.assessments, policy: configuration.resolve, scope: scope, target: target,
+        let scope = SignalScope(ownPids: snapshot.monitorPids.union(ownPids()), ownApplicationName: settings.sampling.session.applicationName,
+                                allowSuperuser: settings.resolve.allowSuperuser)
+        (outcome.rulings, outcome.decisions) = resolver.run(outcome.assessments, policy: settings.resolve, scope: scope, target: target,
                                                             at: snapshot.capturedAt, logger: logger)
 
-        // 4. Record it, with the gap this sample ends (an outage, or this process's own start
+        // 4. Alerts, so the alert trail goes into this cycle's record (one write path).
+        if let alerting { (outcome.alerts, outcome.alertDeliveries) = alerting.alerts(for: outcome) }
+
+        // 5. Record it, with the gap this sample ends (an outage, or this process's own start
         //    after downtime: only then is the vault asked when it last heard of the cluster).
         //    Cycles spooled before a restart are part of the record: the downtime starts after them.
         let lastRecorded = write && machine.wantsLastRecordedCycle
@@ -166,7 +178,7 @@ public actor Monitor {
             throw PostgresError(code: .connectionFailed, message: "waiting up to \(ceiling) before reconnecting")
         }
         do {
-            let conn = try MonitorFailure.connect(.target, conninfo: configuration.targetDSN, settings: configuration.session)
+            let conn = try MonitorFailure.connect(.target, conninfo: settings.sampling.targetDSN, settings: settings.sampling.session)
             target = conn
             logger.info("connected to the monitored cluster", metadata: ["dsn": "\(conn.redactedConninfo)", "pid": "\(conn.backendPID)"])
             return conn
@@ -212,13 +224,11 @@ public actor Monitor {
     }
 }
 
-extension MonitorConfiguration {
+extension MonitorSettings {
     /// What the Monitor's vault writer works with.
-    func vault(recordSource: String) -> VaultWriter.Configuration {
-        VaultWriter.Configuration(dsn: vaultDSN ?? targetDSN, session: session,
-                                  limits: VaultLimits(maxBufferedCycles: maxBufferedCycles, flushBudget: .milliseconds(max(1, flushBudgetMs)),
-                                                      heartbeatSeconds: heartbeatSeconds),
-                                  spoolDirectory: spoolDirectory, spoolMaxBytes: spoolMaxBytes,
+    func writer(recordSource: String, decidedBy: String) -> VaultWriter.Configuration {
+        VaultWriter.Configuration(dsn: vault.dsn ?? sampling.targetDSN, session: sampling.session, limits: vault.limits,
+                                  spoolDirectory: vault.spoolDirectory, spoolMaxBytes: vault.spoolMaxMB << 20,
                                   context: RecordContext(clusterName: clusterName, recordSource: recordSource, decidedBy: decidedBy,
                                                          killThresholdSeconds: resolve.killThresholdSeconds))
     }

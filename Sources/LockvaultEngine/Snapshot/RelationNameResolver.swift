@@ -1,4 +1,5 @@
 import Foundation
+import LockvaultCore
 import PostgresClient
 
 /// Names relations whose OIDs belong to another database than the monitor's.
@@ -14,12 +15,15 @@ final class RelationNameResolver {
     private var connections: [String: PostgresConnection] = [:]
     private var failedAt: [String: Date] = [:]
     private var cache: [Key: String] = [:]
+    /// When a database last refused (it is not asked again for 30 s).
+    private let clock: MonitorClock
 
     private struct Key: Hashable { var database: String; var oid: UInt32 }
 
-    init(conninfo: String, settings: SessionSettings) {
+    init(conninfo: String, settings: SessionSettings, clock: MonitorClock = .system) {
         self.conninfo = conninfo
         self.settings = settings
+        self.clock = clock
     }
 
     func resolve(_ locks: inout [LockRow], currentDatabase: String) {
@@ -37,7 +41,7 @@ final class RelationNameResolver {
     }
 
     private func lookUp(_ database: String, oids: [UInt32]) {
-        if let failed = failedAt[database], Date().timeIntervalSince(failed) < 30 { return }
+        if let failed = failedAt[database], clock.date().timeIntervalSince(failed) < 30 { return }
         do {
             let conn: PostgresConnection
             if let existing = connections[database], !existing.isClosed {
@@ -57,7 +61,7 @@ final class RelationNameResolver {
         } catch {
             connections[database]?.close()
             connections[database] = nil
-            failedAt[database] = Date()
+            failedAt[database] = clock.date()
         }
     }
 

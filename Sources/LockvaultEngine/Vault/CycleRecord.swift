@@ -44,6 +44,10 @@ struct CycleRecord: Encodable, Sendable {
     var deadlocks: [DeadlockRow] = []
     var deadlock_participants: [DeadlockParticipantRow] = []
     var decisions: [ResolveDecisionRow] = []
+    /// The alerts raised this cycle and the sinks' outcomes finished since the last one: the
+    /// alert trail takes the cycles' write path (buffer, spool, replay), record_alerts.sql.
+    var alerts: [AlertEventRow] = []
+    var alert_deliveries: [AlertDeliveryRow] = []
     var summary: CycleSummaryRow
     /// A period before this cycle that went unobserved.
     var gap: GapRow?
@@ -61,6 +65,8 @@ struct CycleRecord: Encodable, Sendable {
                   decisions: outcome.decisions.map { $0.record(decidedBy: context.decidedBy, at: snapshot.capturedAt) },
                   rulings: outcome.rulings, context: context, heartbeatSeconds: heartbeatSeconds, cycleMilliseconds: outcome.cycleMilliseconds,
                   bufferedCycles: bufferedCycles, spooledCycles: spooledCycles, memo: memo)
+        alerts = outcome.alerts.map(AlertEventRow.init)
+        alert_deliveries = outcome.alertDeliveries.map(AlertDeliveryRow.init)
     }
 
     init(
@@ -195,8 +201,8 @@ struct CycleRecord: Encodable, Sendable {
     }
 
     /// Its current-state rows as ``VaultChanges`` compares them: every lock, blocker and
-    /// deadlock counter by key with its hash diff; deadlocks, participants and decisions are
-    /// events (always sent).
+    /// deadlock counter by key with its hash diff; deadlocks, participants, decisions and the
+    /// alert trail are events (always sent).
     /// - Parameter lockBulk: the locks' rows already keyed (``LockRowMemo/bulk(_:generation:)``):
     ///   they are then the state's bulk, not compared row by row while their generation holds.
     func changeState(lockBulk: VaultRowDigests<VaultRowKey>.Bulk? = nil) -> VaultRowDigests<VaultRowKey> {
@@ -205,7 +211,8 @@ struct CycleRecord: Encodable, Sendable {
         for b in blockers { rows[.blocker(b.blocking_session)] = rows[.blocker(b.blocking_session)] ?? b.hash_diff.bytes }
         for c in deadlock_counters { rows[.deadlockCounter(c.database_name)] = c.hash_diff.bytes }
         return VaultRowDigests(rows: rows, bulk: lockBulk, summary: summary.hash_diff.bytes, capturedAt: captured_at,
-                               hasEvents: !deadlocks.isEmpty || !deadlock_participants.isEmpty || !decisions.isEmpty || gap != nil)
+                               hasEvents: !deadlocks.isEmpty || !deadlock_participants.isEmpty || !decisions.isEmpty || gap != nil
+                                   || !alerts.isEmpty || !alert_deliveries.isEmpty)
     }
 
     /// Lock rows by key with their hash diff (the first of a key wins).

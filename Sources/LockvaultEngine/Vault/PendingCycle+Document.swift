@@ -16,7 +16,7 @@ extension PendingCycle where Rows == CycleRecord, Key == VaultRowKey {
         case .spooled(let text):
             guard let gap else { return text }
             guard var object = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else {
-                throw SpoolError(message: "the cycle document is not a JSON object")
+                throw SpoolError(code: .unencodable, path: "", reason: "the spooled cycle document is not a JSON object")
             }
             object["gap"] = try Self.gapObject(gap)
             return String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self)
@@ -34,7 +34,7 @@ extension PendingCycle where Rows == CycleRecord, Key == VaultRowKey {
         let carrier = CycleRecord(snapshot: LockSnapshot(capturedAt: gap.end), context: RecordContext(clusterName: "", recordSource: ""))
         guard let object = try JSONSerialization.jsonObject(with: Data(try carrier.document(carrying: gap).utf8)) as? [String: Any],
               let gapObject = object["gap"] else {
-            throw SpoolError(message: "the cycle document has no gap object")
+            throw SpoolError(code: .unencodable, path: "", reason: "the cycle document has no gap object")
         }
         return gapObject
     }

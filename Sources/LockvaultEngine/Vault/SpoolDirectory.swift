@@ -2,9 +2,47 @@ import Foundation
 import LockvaultCore
 import PostgresClient
 
-struct SpoolError: Error, CustomStringConvertible {
-    var message: String
-    var description: String { message }
+/// Why a cycle could not be spooled or a spooled one removed: what was done, to which path
+/// (the operator's own configured directory), and the system's reason (strerror), never the
+/// record's contents, which carry query texts.
+struct SpoolError: Error, CustomStringConvertible, Sendable, Equatable {
+    /// What went wrong, extensible without breaking a `switch` (postgres-nio's PSQLError style).
+    struct Code: Hashable, Sendable, CustomStringConvertible {
+        private let raw: String
+        private init(_ raw: String) { self.raw = raw }
+        /// The cycle could not be encoded as its document.
+        static let unencodable = Code("unencodable")
+        /// The spool's path exists and is not a directory.
+        static let notADirectory = Code("notADirectory")
+        /// The directory or a file could not be created or opened.
+        static let cannotCreate = Code("cannotCreate")
+        /// A file could not be written, fsync'd or renamed into place.
+        static let cannotWrite = Code("cannotWrite")
+        /// A replayed cycle's file could not be removed.
+        static let cannotRemove = Code("cannotRemove")
+        /// The directory could not be fsync'd.
+        static let cannotSync = Code("cannotSync")
+        var description: String { raw }
+    }
+
+    var code: Code
+    /// The file or directory concerned ("" when none is).
+    var path: String
+    /// The system's reason (strerror), or what failed to encode (a type name).
+    var reason: String
+
+    var description: String {
+        let what: String = switch code {
+        case .unencodable: "the record could not be encoded"
+        case .notADirectory: "\(path) is not a directory"
+        case .cannotCreate: "cannot create \(path)"
+        case .cannotWrite: "cannot write \(path)"
+        case .cannotRemove: "cannot remove \(path)"
+        case .cannotSync: "cannot fsync \(path)"
+        default: "spool failure (\(code)) at \(path)"
+        }
+        return reason.isEmpty ? what : "\(what): \(reason)"
+    }
 }
 
 /// The spool's files (the I/O half of ``VaultSpool``, whose steps ``VaultStateMachine`` hands
@@ -59,7 +97,7 @@ final class SpoolDirectory {
     /// The file content for a buffered record.
     func encode(_ pending: PendingCycle<CycleRecord, VaultRowKey>) throws -> Data {
         let text: String
-        do { text = try pending.wholeDocument() } catch { throw SpoolError(message: "the record could not be encoded: \(error)") }
+        do { text = try pending.wholeDocument() } catch { throw SpoolError(code: .unencodable, path: "", reason: "\(type(of: error))") }
         return try JSONEncoder().encode(SpoolFile(sequence: pending.sequence, capturedAt: pending.capturedAt, gap: pending.gap,
                                                      lost: pending.lost, document: text))
     }
@@ -70,7 +108,7 @@ final class SpoolDirectory {
         let final = "\(path)/\(fileName(sequence))"
         let temporary = "\(path)/.\(fileName(sequence)).tmp"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw failure("cannot create \(temporary)") }
+        guard fd >= 0 else { throw failure(.cannotCreate, temporary) }
         var ok = true
         data.withUnsafeBytes { raw in
             var offset = 0
@@ -85,11 +123,11 @@ final class SpoolDirectory {
             let e = ok ? errno : error
             close(fd)
             unlink(temporary)
-            throw SpoolError(message: "cannot write \(temporary): \(String(cString: strerror(e)))")
+            throw SpoolError(code: .cannotWrite, path: temporary, reason: String(cString: strerror(e)))
         }
         close(fd)
         guard rename(temporary, final) == 0 else {
-            let e = failure("cannot rename \(temporary)")
+            let e = failure(.cannotWrite, final)
             unlink(temporary)
             throw e
         }
@@ -99,31 +137,34 @@ final class SpoolDirectory {
     /// Removes the file of `sequence`, durably.
     func remove(sequence: UInt64) throws {
         let file = "\(path)/\(fileName(sequence))"
-        guard unlink(file) == 0 || errno == ENOENT else { throw failure("cannot remove \(file)") }
+        guard unlink(file) == 0 || errno == ENOENT else { throw failure(.cannotRemove, file) }
         try syncDirectory()
     }
 
     private func makeDirectory() throws {
         var st = stat()
         if stat(path, &st) == 0 {
-            guard (st.st_mode & S_IFMT) == S_IFDIR else { throw SpoolError(message: "\(path) is not a directory") }
+            guard (st.st_mode & S_IFMT) == S_IFDIR else { throw SpoolError(code: .notADirectory, path: path, reason: "") }
             return
         }
-        do {
-            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        } catch {
-            throw SpoolError(message: "cannot create \(path): \(error.localizedDescription)")
+        // mkdir -p, one component at a time, so a failure carries the system's own reason
+        // (Foundation's error names neither it nor the errno on every platform).
+        var prefix = path.hasPrefix("/") ? "" : "."
+        for part in path.split(separator: "/") {
+            prefix += "/" + part
+            if mkdir(prefix, 0o700) != 0 && errno != EEXIST { throw failure(.cannotCreate, path) }
         }
     }
 
     private func syncDirectory() throws {
         let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        guard fd >= 0 else { throw failure("cannot open \(path)") }
+        guard fd >= 0 else { throw failure(.cannotSync, path) }
         defer { close(fd) }
-        guard fsync(fd) == 0 else { throw failure("cannot fsync \(path)") }
+        guard fsync(fd) == 0 else { throw failure(.cannotSync, path) }
     }
 
-    private func failure(_ what: String) -> SpoolError {
-        SpoolError(message: "\(what): \(String(cString: strerror(errno)))")
+    /// The failure of `code` at `path`, with errno's reason (read at once, before anything resets it).
+    private func failure(_ code: SpoolError.Code, _ path: String) -> SpoolError {
+        SpoolError(code: code, path: path, reason: String(cString: strerror(errno)))
     }
 }

@@ -37,7 +37,7 @@ public final class VaultWriter {
     }
 
     public private(set) var configuration: Configuration
-    private var machine: VaultStateMachine<CycleRecord, VaultRowKey>
+    fileprivate var machine: VaultStateMachine<CycleRecord, VaultRowKey>
     private let spoolFiles: SpoolDirectory?
     /// Lock rows' keys and hash diffs from the previous cycle (most locks are carried unchanged).
     let lockRowMemo = LockRowMemo()
@@ -151,69 +151,88 @@ public final class VaultWriter {
         if machine.isConnected { _ = machine.disconnected(at: clock.now()) }
     }
 
-    /// Does what the state machine asks until it waits.
+    /// Does what the state machine asks until it waits (``VaultDriver/drive(_:)``: the one loop,
+    /// which the Core's tests run against a simulated vault).
     private func run(_ first: VaultStateMachine<CycleRecord, VaultRowKey>.Action) {
-        var action = first
-        while true {
-            let now = clock.now()
-            switch action {
-            case .wait:
-                logNotices()
-                return
-            case .connect:
-                switch open() {
-                case .success: action = machine.connected(at: now)
-                case .failure(let failure): action = machine.connectFailed(failure, at: now)
-                }
-            case .write(let cycle, let plan, let gap):
-                action = write(cycle, plan: plan, gap: gap)
-            case .spool(let cycle, let room):
-                action = spool(cycle, room: room)
-            case .unspool(let sequence):
-                do { try spoolFiles?.remove(sequence: sequence) } catch {
-                    logger.error("could not remove a cycle record from the spool", metadata: ["error": "\(error)"])
-                }
-                action = machine.unspooled(sequence: sequence, at: now)
-            case .disconnect:
-                connection?.close()
-                connection = nil
-                action = machine.disconnected(at: now)
+        var driver = Driver(writer: self)
+        driver.drive(first)
+    }
+
+    /// A spool failure as the log shows it: the spool's own errors name the path and the
+    /// system's reason; anything else only its type (it may carry a record's contents).
+    static func describe(_ error: any Error) -> String {
+        (error as? SpoolError)?.description ?? "\(type(of: error))"
+    }
+
+    /// The writer's I/O as the state machine's actions need it.
+    private struct Driver: VaultDriver {
+        typealias Rows = CycleRecord
+        typealias Key = VaultRowKey
+        let writer: VaultWriter
+
+        var machine: VaultStateMachine<CycleRecord, VaultRowKey> {
+            get { writer.machine }
+            set { writer.machine = newValue }
+            _modify { yield &writer.machine }
+        }
+
+        var driverNow: ContinuousClock.Instant { writer.clock.now() }
+
+        func openVault() -> MonitorFailure? {
+            if case .failure(let failure) = writer.open() { return failure }
+            return nil
+        }
+
+        func writeVault(_ cycle: Machine.Cycle, plan: VaultChanges<VaultRowKey>.Plan, gap: ObservationGap?) -> VaultWriteOutcome {
+            writer.write(cycle, plan: plan, gap: gap)
+        }
+
+        func spoolCycle(_ cycle: Machine.Cycle, room: Int) -> VaultSpoolOutcome {
+            guard let spoolFiles = writer.spoolFiles else { return .failed(reason: "no spool directory") }
+            do {
+                let data = try spoolFiles.encode(cycle)
+                guard data.count <= room else { return .full }
+                try spoolFiles.write(data, sequence: cycle.sequence)
+                return .spooled(bytes: data.count)
+            } catch {
+                return .failed(reason: VaultWriter.describe(error))
             }
+        }
+
+        func removeSpooled(sequence: UInt64) {
+            do { try writer.spoolFiles?.remove(sequence: sequence) } catch {
+                writer.logger.error("could not remove a cycle record from the spool", metadata: ["error": "\(VaultWriter.describe(error))"])
+            }
+        }
+
+        func closeVault() {
+            writer.connection?.close()
+            writer.connection = nil
+        }
+
+        func report(_ notices: [VaultNotice]) {
+            writer.log(notices)
         }
     }
 
     private func write(_ cycle: VaultStateMachine<CycleRecord, VaultRowKey>.Cycle, plan: VaultChanges<VaultRowKey>.Plan,
-                       gap: ObservationGap?) -> VaultStateMachine<CycleRecord, VaultRowKey>.Action {
+                       gap: ObservationGap?) -> VaultWriteOutcome {
         let document: String
         do {
             document = try cycle.document(plan, carrying: gap)
         } catch {
-            return machine.unencodable(reason: "\(error)", at: clock.now())
+            return .unencodable(reason: "\(type(of: error)): the cycle's rows cannot be encoded as JSON")
         }
         guard let conn = connection else {
-            return machine.writeFailed(MonitorFailure(kind: .unavailable, message: "the vault connection is closed"), facts: nil,
-                                       connectionHealthy: false, at: clock.now())
+            return .failed(MonitorFailure(kind: .unavailable, message: "the vault connection is closed"), facts: nil, connectionHealthy: false)
         }
         statementsRun += 1
         do {
-            let summaryAt = try Self.record(document, on: conn)
-            return machine.written(summaryAt: summaryAt, at: clock.now())
+            return .written(summaryAt: try Self.record(document, on: conn))
         } catch {
             let facts = (error as? PostgresError).map(PostgresFailureFacts.init)
-            return machine.writeFailed(MonitorFailure.classify(error, side: .vault, role: conn.user), facts: facts,
-                                       connectionHealthy: facts?.refusesRecord == true && conn.isHealthy(), at: clock.now())
-        }
-    }
-
-    private func spool(_ cycle: VaultStateMachine<CycleRecord, VaultRowKey>.Cycle, room: Int) -> VaultStateMachine<CycleRecord, VaultRowKey>.Action {
-        guard let spoolFiles else { return machine.spoolFailed(reason: "no spool directory") }
-        do {
-            let data = try spoolFiles.encode(cycle)
-            guard data.count <= room else { return machine.spoolFull() }
-            try spoolFiles.write(data, sequence: cycle.sequence)
-            return machine.spooled(sequence: cycle.sequence, bytes: data.count)
-        } catch {
-            return machine.spoolFailed(reason: "\(error)")
+            return .failed(MonitorFailure.classify(error, side: .vault, role: conn.user), facts: facts,
+                           connectionHealthy: facts?.refusesRecord == true && conn.isHealthy())
         }
     }
 
@@ -239,7 +258,11 @@ public final class VaultWriter {
     }
 
     private func logNotices() {
-        for notice in machine.takeNotices() {
+        log(machine.takeNotices())
+    }
+
+    private func log(_ notices: [VaultNotice]) {
+        for notice in notices {
             switch notice {
             case .dropped(let count, let total, let limit):
                 logger.error("vault buffer full: dropped the oldest cycle records; a gap is recorded for them", metadata: [

@@ -22,23 +22,24 @@ final class EngineScenario: @unchecked Sendable {
     let monitor: Monitor
     private(set) var sessions: [BackgroundSession] = []
 
-    let configuration: MonitorConfiguration
+    let configuration: MonitorSettings
 
     init(database: String, severity: SeverityPolicy = SeverityPolicy(), serverLog: String? = nil, resolve: ResolvePolicy = ResolvePolicy(),
          monitorUser: String? = EngineScenario.leastPrivilegedRole, migrator: Migrator? = Migrator(),
-         configure: (inout MonitorConfiguration) throws -> Void = { _ in }) throws {
+         configure: (inout MonitorSettings) throws -> Void = { _ in }) throws {
         self.database = database
         admin = try LiveDatabase.connect(database: database, applicationName: "lv-test-admin")
         // nil: the test builds the vault itself (VaultUpgradeLiveTests: with older migrations).
         try migrator?.apply(on: admin)
         if monitorUser == Self.leastPrivilegedRole { try Self.ensureLeastPrivilegedRole() }
-        var config = MonitorConfiguration(
-            targetDSN: try LiveDatabase.conninfo(database: database, user: monitorUser), clusterName: "test", severity: severity,
-            session: SessionSettings(applicationName: "lockvault"), serverLogPath: serverLog, heartbeatSeconds: 3600,
-            resolve: resolve, decidedBy: "test")
+        var config = MonitorSettings(
+            clusterName: "test",
+            sampling: SamplingSettings(targetDSN: try LiveDatabase.conninfo(database: database, user: monitorUser),
+                                       session: SessionSettings(applicationName: "lockvault"), serverLogPath: serverLog),
+            vault: VaultSettings(heartbeatSeconds: 3600), severity: severity, resolve: resolve)
         try configure(&config)
         configuration = config
-        monitor = Monitor(configuration: config, logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() })
+        monitor = Monitor(settings: config, decidedBy: "test", logger: Logger(label: "test") { _ in SwiftLogNoOpLogHandler() })
     }
 
     /// Creates ``leastPrivilegedRole`` (LOGIN, nothing else) and grants it exactly
@@ -109,7 +110,7 @@ final class EngineScenario: @unchecked Sendable {
 
     /// Runs `body` on a fresh scenario and always cleans up.
     static func run(severity: SeverityPolicy = SeverityPolicy(), serverLog: String? = nil, resolve: ResolvePolicy = ResolvePolicy(),
-                    monitorUser: String? = EngineScenario.leastPrivilegedRole, configure: (inout MonitorConfiguration) throws -> Void = { _ in },
+                    monitorUser: String? = EngineScenario.leastPrivilegedRole, configure: (inout MonitorSettings) throws -> Void = { _ in },
                     _ body: (EngineScenario) async throws -> Void) async throws {
         try await LiveDatabase.withTemporaryDatabase { db in
             let scenario = try EngineScenario(database: db, severity: severity, serverLog: serverLog, resolve: resolve, monitorUser: monitorUser,

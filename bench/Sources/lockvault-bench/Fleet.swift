@@ -51,10 +51,11 @@ func fleetRecord(workDB: String, vaultDB: String) async throws -> [FleetStream] 
             pause(0.02)
         }
     }
-    var config = MonitorConfiguration(targetDSN: "dbname=\(workDB)", vaultDSN: "dbname=\(vaultDB)", clusterName: "recorded",
-                                      session: SessionSettings(applicationName: "lockvault"))
-    config.severity = SeverityPolicy(mediumAfterSeconds: 1, highAfterSeconds: 3, criticalAfterSeconds: 6)
-    let monitor = Monitor(configuration: config, logger: Logger(label: "bench") { _ in SwiftLogNoOpLogHandler() })
+    let monitorSettings = MonitorSettings(clusterName: "recorded",
+                                   sampling: SamplingSettings(targetDSN: "dbname=\(workDB)", session: SessionSettings(applicationName: "lockvault")),
+                                   vault: VaultSettings(dsn: "dbname=\(vaultDB)"),
+                                   severity: SeverityPolicy(mediumAfterSeconds: 1, highAfterSeconds: 3, criticalAfterSeconds: 6))
+    let monitor = Monitor(settings: monitorSettings, logger: Logger(label: "bench") { _ in SwiftLogNoOpLogHandler() })
     func sample(_ n: Int, every: Double = 0.2) async throws -> [CycleOutcome] {
         var cycles: [CycleOutcome] = []
         for _ in 0..<n {
