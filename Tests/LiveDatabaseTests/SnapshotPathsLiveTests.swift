@@ -133,5 +133,24 @@ extension LiveDatabaseSuite {
                 try s.assertVaultConsistent()
             }
         }
+
+        /// The lock-table reading (utilisation, fingerprints) is due by the reader's injected
+        /// clock: held, it stays skipped however long the test takes; moved past the interval,
+        /// the next cycle reads the lock table again.
+        @Test func theLockTableReadingFollowsTheInjectedClock() throws {
+            let conninfo = try LiveDatabase.conninfo()
+            let conn = try LiveDatabase.connect(applicationName: "lockvault")
+            defer { conn.close() }
+            let wall = MovableWall(Date(timeIntervalSince1970: 1_800_000_000))
+            let clock = MonitorClock(now: { .now }, date: { wall.date }, random: { 0.5 })
+            let reader = SnapshotReader(options: SnapshotOptions(lockTableCheckIntervalSeconds: 60), conninfo: conninfo,
+                                        settings: SessionSettings(applicationName: "lockvault"), clock: clock)
+            defer { reader.close() }
+            #expect(try reader.read(conn).lockTable != nil)   // the first cycle always reads it
+            wall.move(59)
+            #expect(try reader.read(conn).lockTable == nil)
+            wall.move(2)
+            #expect(try reader.read(conn).lockTable != nil)
+        }
     }
 }

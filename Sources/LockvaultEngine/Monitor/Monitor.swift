@@ -40,7 +40,7 @@ public actor Monitor {
         self.clock = clock
         self.machine = TargetStateMachine(heartbeatSeconds: settings.vault.heartbeatSeconds, random: clock.random)
         let sampling = settings.sampling
-        self.reader = SnapshotReader(options: sampling.snapshot, conninfo: sampling.targetDSN, settings: sampling.session)
+        self.reader = SnapshotReader(options: sampling.snapshot, conninfo: sampling.targetDSN, settings: sampling.session, clock: clock)
         self.serverLog = sampling.serverLogPath.map { ServerLogReader(path: $0, format: sampling.serverLogFormat) }
         let host = ProcessInfo.processInfo.hostName
         self.recordSource = "lockvault@\(host)" + (settings.clusterName.isEmpty ? "" : "/\(settings.clusterName)")
@@ -58,7 +58,7 @@ public actor Monitor {
         if sampling.targetDSN != old.targetDSN || sampling.session != old.session {
             target?.close(); target = nil
             reader.close()
-            reader = SnapshotReader(options: sampling.snapshot, conninfo: sampling.targetDSN, settings: sampling.session)
+            reader = SnapshotReader(options: sampling.snapshot, conninfo: sampling.targetDSN, settings: sampling.session, clock: clock)
         }
         writer.reconfigure(new.writer(recordSource: recordSource, decidedBy: decidedBy))
         if sampling.serverLogPath != old.serverLogPath || sampling.serverLogFormat != old.serverLogFormat {

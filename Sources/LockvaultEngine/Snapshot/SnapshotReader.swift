@@ -45,6 +45,7 @@ public final class SnapshotReader {
     private var memory = SamplerMemory()
     private var lastLockTableReading: Date?
     private let relationNames: RelationNameResolver
+    private let clock: MonitorClock
     /// Granted locks of long transactions, read when each crossed the hold threshold (or when
     /// its fingerprint last moved), by pid; valid while that pid's `xact_start` (the JSON text,
     /// exact) is the same. Carried into cycles that don't re-read them (see ``SnapshotQuery``).
@@ -60,13 +61,15 @@ public final class SnapshotReader {
     ///   - conninfo: the monitored cluster's conninfo; used (with another database name) to
     ///     resolve relation OIDs that belong to other databases.
     ///   - settings: session settings for those extra connections.
-    public init(options: SnapshotOptions = .init(), conninfo: String, settings: SessionSettings) {
+    ///   - clock: when the lock-table reading is due (the injected clock, so a test can move it).
+    public init(options: SnapshotOptions = .init(), conninfo: String, settings: SessionSettings, clock: MonitorClock = .system) {
         self.options = options
-        self.relationNames = RelationNameResolver(conninfo: conninfo, settings: settings)
+        self.clock = clock
+        self.relationNames = RelationNameResolver(conninfo: conninfo, settings: settings, clock: clock)
     }
 
     public func read(_ conn: PostgresConnection, monitorPids: Set<Int32> = []) throws -> LockSnapshot {
-        let now = Date()
+        let now = clock.date()
         let forceLocks = lastLockTableReading.map { now.timeIntervalSince($0) >= options.lockTableCheckIntervalSeconds } ?? true
         // Long transactions' locks are read when first seen, and again when the lock-table
         // reading finds their fingerprint moved.
