@@ -105,7 +105,7 @@ extension LiveDatabaseSuite {
                     #expect(o.assessments.map(\.pid) == [c.holder.pid], "blocking is still detected")
                     #expect(o.assessments.first?.blockedCount == n)
                     let failure = try #require(o.vaultFailure)
-                    #expect(failure.kind == .unavailable)
+                    #expect(failure.code == .unavailable)
                     #expect(o.pendingWrites == n, "the cycle is buffered")
                     captured.append((try #require(o.snapshot).capturedAt, n))
                     // The write gave up (lock_timeout) instead of queueing behind the lock.
@@ -201,7 +201,7 @@ extension LiveDatabaseSuite {
                     let o = await s.monitor.runCycle()
                     #expect(o.targetFailure == nil)
                     #expect(o.assessments.first?.blockedCount == n, "sampling goes on without the vault")
-                    #expect(o.vaultFailure?.kind == .unavailable, "\(o.vaultError ?? "")")
+                    #expect(o.vaultFailure?.code == .unavailable, "\(o.vaultError ?? "")")
                     #expect(o.pendingWrites == n)
                     #expect(o.droppedRecords == 0)
                     captured.append((try #require(o.snapshot).capturedAt, n))
@@ -284,7 +284,7 @@ extension LiveDatabaseSuite {
                 let o = await cycle.value
                 #expect(o.targetFailure == nil)
                 #expect(o.assessments.first?.blockedCount == 2, "the cycle's sample survived its vault session")
-                #expect(o.vaultFailure?.kind == .unavailable, "\(o.vaultError ?? "")")
+                #expect(o.vaultFailure?.code == .unavailable, "\(o.vaultError ?? "")")
                 #expect(o.pendingWrites == 1)
                 captured.append((try #require(o.snapshot).capturedAt, 2))
                 try locker.execute("ROLLBACK")
@@ -296,7 +296,7 @@ extension LiveDatabaseSuite {
                 }
                 var lost = await s.monitor.runCycle()
                 if lost.targetFailure == nil { lost = await s.monitor.runCycle() }
-                #expect(lost.targetFailure?.kind == .unavailable, "\(lost.targetError ?? "none")")
+                #expect(lost.targetFailure?.code == .unavailable, "\(lost.targetError ?? "none")")
                 #expect(lost.snapshot == nil)
                 try await waitUntil("the monitor samples again", timeout: .seconds(30), every: .milliseconds(100)) {
                     await s.monitor.runCycle().snapshot != nil
@@ -360,7 +360,7 @@ extension LiveDatabaseSuite {
                 let stuck = await s.monitor.runCycle()
                 try s.admin.execute("ROLLBACK")
                 let failure = try #require(stuck.targetFailure)
-                #expect(failure.kind == .unavailable)
+                #expect(failure.code == .unavailable)
                 #expect(failure.message.contains("statement timeout"), "\(failure.message)")
                 #expect(stuck.snapshot == nil)
 
@@ -396,7 +396,7 @@ extension LiveDatabaseSuite {
                     let o = await s.monitor.runCycle()
                     #expect(o.targetFailure == nil)
                     #expect(o.assessments.first?.blockedCount == n)
-                    #expect(o.vaultFailure?.kind == .unavailable)
+                    #expect(o.vaultFailure?.code == .unavailable)
                     captured.append((try #require(o.snapshot).capturedAt, n))
                 }
                 #expect(try Self.cycleRows(s.admin).count == 1, "the timed-out writes were rolled back")

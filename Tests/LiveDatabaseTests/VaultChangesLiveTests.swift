@@ -136,7 +136,7 @@ extension LiveDatabaseSuite {
                 try await c.release()
                 let ended = await s.monitor.runCycle()
                 #expect(ended.assessments.isEmpty, "nobody blocks any more")
-                #expect(ended.vaultFailure?.kind == .unavailable && ended.pendingWrites == 1, "\(ended.vaultError ?? "")")
+                #expect(ended.vaultFailure?.code == .unavailable && ended.pendingWrites == 1, "\(ended.vaultError ?? "")")
                 let endedAt = try #require(ended.snapshot).capturedAt
                 let steady = await s.monitor.runCycle()
                 #expect(steady.pendingWrites == 2)

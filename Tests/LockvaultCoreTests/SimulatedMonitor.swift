@@ -39,7 +39,7 @@ struct SimulatedMonitor: VaultDriver {
     var notices: [VaultNotice] = []
     var capturedAt: [Int: Date] = [:]
 
-    static let unavailable = MonitorFailure(kind: .unavailable, message: "cannot reach the vault: connection refused")
+    static let unavailable = MonitorFailure(code: .unavailable, message: "cannot reach the vault: connection refused")
     static let refusedFacts = PostgresFailureFacts(stage: .connect, connectionLost: true, message: "connection refused")
     static let checkFacts = PostgresFailureFacts(stage: .statement, sqlState: "23514", message: "new row violates check constraint")
 
@@ -64,7 +64,7 @@ struct SimulatedMonitor: VaultDriver {
     /// One cycle that could not sample the target.
     @discardableResult
     mutating func targetDown(reason: String = "connection refused") -> MonitorFailure? {
-        _ = target.sampleFailed(MonitorFailure(kind: .unavailable, message: reason), facts: Self.refusedFacts, connectionHealthy: false, at: wall)
+        _ = target.sampleFailed(MonitorFailure(code: .unavailable, message: reason), facts: Self.refusedFacts, connectionHealthy: false, at: wall)
         let failure = flush()
         tick()
         return failure

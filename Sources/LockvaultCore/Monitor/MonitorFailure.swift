@@ -34,10 +34,6 @@ public struct MonitorFailure: Error, Sendable, Equatable, CustomStringConvertibl
         public var description: String { base.rawValue }
     }
 
-    /// The name ``Code`` had before the error convention; the daemon's `StartupError` and the
-    /// vault's state machine still say `kind`.
-    public typealias Kind = Code
-
     /// Which side failed.
     public enum Side: String, Sendable {
         case target = "the monitored cluster"
@@ -49,17 +45,10 @@ public struct MonitorFailure: Error, Sendable, Equatable, CustomStringConvertibl
     /// from error descriptions and redacted conninfos).
     public var message: String
     public var description: String { message }
-    /// ``code``, by its earlier name.
-    public var kind: Code { code }
 
     public init(code: Code, message: String) {
         self.code = code
         self.message = message
-    }
-
-    /// ``init(code:message:)``, by the earlier name of its code.
-    public init(kind: Code, message: String) {
-        self.init(code: kind, message: message)
     }
 
     /// Waiting and retrying can fix it; everything else needs a person.

@@ -40,7 +40,7 @@ public actor Daemon: CycleRunner {
     }
 
     /// Before READY: the vault must be reachable, migrated to this lockvault's schema and
-    /// writable, and the monitored cluster must be PostgreSQL 13+ seen through a pg_monitor
+    /// writable, and the monitored cluster must be PostgreSQL 14+ seen through a pg_monitor
     /// role. Waits (with backoff) while the vault is unreachable; an unreachable target is left
     /// to the cycles (they retry and report degraded). Throws ``StartupError`` for what waiting
     /// can't fix: bad DSN, wrong password, missing privilege, old server, unmigrated vault.

@@ -18,7 +18,7 @@ public struct StartupError: Error, CustomStringConvertible, Sendable {
 
     public var code: Code
     /// The classified failure's kind, when the cluster or vault refused.
-    public var failure: MonitorFailure.Kind?
+    public var failure: MonitorFailure.Code?
     public var message: String
     public var description: String { message }
 }
@@ -26,10 +26,10 @@ public struct StartupError: Error, CustomStringConvertible, Sendable {
 extension StartupError {
     /// A failure waiting can't fix, found while the daemon starts.
     init(_ failure: MonitorFailure) {
-        if failure.kind == .invalidConnectionString {
+        if failure.code == .invalidConnectionString {
             self.init(code: .invalidConfiguration, failure: nil, message: "invalid configuration: \(failure.message)")
         } else {
-            self.init(code: .refused, failure: failure.kind, message: failure.message)
+            self.init(code: .refused, failure: failure.code, message: failure.message)
         }
     }
 }

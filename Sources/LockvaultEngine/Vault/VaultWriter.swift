@@ -224,7 +224,7 @@ public final class VaultWriter {
             return .unencodable(reason: "\(type(of: error)): the cycle's rows cannot be encoded as JSON")
         }
         guard let conn = connection else {
-            return .failed(MonitorFailure(kind: .unavailable, message: "the vault connection is closed"), facts: nil, connectionHealthy: false)
+            return .failed(MonitorFailure(code: .unavailable, message: "the vault connection is closed"), facts: nil, connectionHealthy: false)
         }
         statementsRun += 1
         do {
