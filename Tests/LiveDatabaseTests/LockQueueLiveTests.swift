@@ -32,11 +32,13 @@ extension LiveDatabaseSuite {
         static let resolveFlags = ["--threshold", "1", "--min-severity", "LOW", "--cancel-queued-after", "1"]
 
         /// Waits until `waiters` sessions wait and every wait is at least 1.2 s old (the flags'
-        /// thresholds are 1 s), then asks every surface.
+        /// thresholds are 1 s), then asks every surface. A wait's age is its `waitstart`, or its
+        /// statement's when that is NULL: PostgreSQL 14 leaves it NULL for a waiter whose queue
+        /// the deadlock detector rearranged.
         static func observe(_ s: EngineScenario, waiters: Int, execute: Bool = false) async throws -> Seen {
             try await s.waitForWaiters(waiters)
             try await waitUntil("every wait is older than the 1 s thresholds") {
-                try s.rows("SELECT count(*) AS n FROM pg_locks l JOIN pg_stat_activity a USING (pid) WHERE a.datname = current_database() AND NOT l.granted AND l.waitstart < now() - interval '1200 ms'")[0]
+                try s.rows("SELECT count(*) AS n FROM pg_locks l JOIN pg_stat_activity a USING (pid) WHERE a.datname = current_database() AND NOT l.granted AND coalesce(l.waitstart, a.query_start) < now() - interval '1200 ms'")[0]
                     .decode("n", as: Int64.self) >= waiters
             }
             let dsn = try LiveDatabase.conninfo(database: s.database, user: EngineScenario.leastPrivilegedRole)

@@ -119,6 +119,9 @@ final class EngineScenario: @unchecked Sendable {
                 try await body(scenario)
                 await scenario.close()
             } catch {
+                // A failed body may leave sessions blocked for good (nobody will release their
+                // blockers): end them from the server side first, or closing them waits forever.
+                _ = try? scenario.admin.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
                 await scenario.close()
                 throw error
             }
