@@ -111,6 +111,8 @@ import TestSupport
         let c = try ConfigLoader.load(path: path, environment: [
             "LOCKVAULT_SAMPLING_INTERVAL_SECONDS": "5", "LOCKVAULT_RESOLVE_ENABLED": "true", "LOCKVAULT_TARGET_DSN": "service=x",
             "LOCKVAULT_TEST_SERVER_LOG": "/ignored", "LOCKVAULT_PGPORT": "1", "PATH": "/bin",
+            // The scripts' own settings, which a user may have exported for them.
+            "LOCKVAULT_PG_CACHE_ROOT": "/srv/pg", "LOCKVAULT_BENCH_PORT": "1", "LOCKVAULT_SWIFT_DIR": "/opt/swift",
         ])
         #expect(c.intervalSeconds == 5)
         #expect(c.monitor.resolve.enabled)

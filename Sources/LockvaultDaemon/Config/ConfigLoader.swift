@@ -278,7 +278,7 @@ public enum ConfigLoader {
     static func applyEnvironment(_ environment: [String: String], to config: inout LockvaultConfig) throws(ConfigError) {
         let byName = Dictionary(uniqueKeysWithValues: ConfigSchema.fields.map { ($0.environmentName, $0) })
         for (name, value) in environment.sorted(by: { $0.key < $1.key }) where name.hasPrefix("LOCKVAULT_") {
-            if ConfigSchema.nonConfigEnvironment.contains(name) || name.hasPrefix("LOCKVAULT_TEST_") { continue }
+            if ConfigSchema.nonConfigEnvironment.contains(name) || ConfigSchema.nonConfigPrefixes.contains(where: name.hasPrefix) { continue }
             guard let field = byName[name] else {
                 let hint = closest(name, in: Array(byName.keys)).map { " — did you mean \($0)?" } ?? ""
                 throw ConfigError(code: .unknownEnvironment, source: name, keyPath: "", message: "not a lockvault setting\(hint)")

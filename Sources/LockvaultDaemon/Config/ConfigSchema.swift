@@ -123,11 +123,16 @@ enum ConfigSchema {
         return names.sorted()
     }
 
-    /// `LOCKVAULT_*` variables that are not config keys (scripts, tests).
+    /// `LOCKVAULT_*` variables that are not config keys: the scripts' settings (scripts/, bench/, .ci/),
+    /// which a user may have exported for them while running the daemon; `LOCKVAULT_TEST_*` and
+    /// `LOCKVAULT_BENCH_*` are the harnesses' (``nonConfigPrefixes``).
     static let nonConfigEnvironment: Set<String> = [
         "LOCKVAULT_CONFIG", "LOCKVAULT_PGDATA", "LOCKVAULT_PGPORT", "LOCKVAULT_PGBIN", "LOCKVAULT_SWIFT_FLAGS",
-        "LOCKVAULT_PG_MAX_CONNECTIONS",
+        "LOCKVAULT_PG_MAX_CONNECTIONS", "LOCKVAULT_PG_CACHE_ROOT", "LOCKVAULT_SWIFT_DIR", "LOCKVAULT_SWIFT_MIN",
+        "LOCKVAULT_SWIFT_PACKAGES", "LOCKVAULT_MINBASE_CACHE", "LOCKVAULT_ROOTFS_CACHE", "LOCKVAULT_SYSTEMD_PGDATA",
+        "LOCKVAULT_SYSTEMD_PGPORT", "LOCKVAULT_COMPARE_PGDATA", "LOCKVAULT_MAX_EXPOSURE",
     ]
+    static let nonConfigPrefixes = ["LOCKVAULT_TEST_", "LOCKVAULT_BENCH_"]
 }
 
 /// One key of an `alerts.sinks` entry: the sinks' rows of the schema, read by the same
