@@ -322,4 +322,28 @@ extension [EpisodeEvent] {
         for t in 4...8 { _ = tracker.observe(S.cycle(S.pileUp(Double(t)), decisions: [dry])) }
         #expect(tracker.open.first?.decisions.count == 1)
     }
+
+    @Test func theClearedAlertCarriesTheEpisodeOfItsBlocker() throws {
+        var tracker = EpisodeTracker()
+        var policy = AlertPolicy()
+        policy.minSeverity = .low
+        policy.clearAfterSeconds = 0
+        var alerts = AlertTracker(policy: policy, cluster: "prod")
+        func run(_ c: EpisodeCycle) -> [Alert] {
+            _ = tracker.observe(c)
+            return alerts.observe(c.snapshot, assessments: c.assessments, deadlocks: [], episodes: tracker.known)
+        }
+        #expect(run(S.cycle(S.pileUp(4))).contains { $0.kind == .raised && $0.blocker?.pid == 1 })
+        let cleared = run(S.cycle(S.quiet(5, [S.session(1, app: "report", state: .idle, xact: nil, changed: 4.5)])))
+        let h = try #require(cleared.first { $0.kind == .cleared && $0.blocker?.pid == 1 })
+        let episode = try #require(h.episode)
+        #expect(episode.endedBy == "root_finished" && episode.waitingSessions == 3 && abs(episode.durationSeconds - 3.5) < 1e-6)
+        #expect(episode.waiters.first?.pid == 2, "the longest wait first")
+        #expect(h.summary.contains("episode \(episode.id): 3 sessions waited"))
+        let m = try #require(cleared.first { $0.kind == .cleared && $0.blocker?.pid == 2 })
+        #expect(m.episode?.id == episode.id, "the queued request's alert names the episode it waited in")
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(h.json().utf8)) as? [String: Any])
+        let object = try #require(json["episode"] as? [String: Any])
+        #expect(object["ended_by"] as? String == "root_finished" && object["id"] as? String == episode.id)
+    }
 }

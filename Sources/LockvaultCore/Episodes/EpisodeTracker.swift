@@ -166,12 +166,15 @@ public struct EpisodeTracker: Sendable {
         let now = facts.now
         var events: [EpisodeEvent] = []
         var present: Set<Int> = []
+        // A long episode gathers many waiters: look them up by session, not by scanning.
+        var index: [Int32: [Int]] = [:]
+        for (i, w) in e.waiters.enumerated() { index[w.pid, default: []].append(i) }
         for (member, joined) in members.sorted(by: { ($0.value, $0.key) < ($1.value, $1.key) }) {
             guard case .session(let pid) = member else { continue }   // prepared transactions never wait
             let backend = facts.backends[pid]
             let lockWait = facts.graph.waitStarts[member] ?? joined
             let edges = facts.graph.blockers(of: member).map { EpisodeEdge(pid: $0.pid ?? 0, kind: facts.graph.kind(waiter: member, blocker: $0)) }
-            if let i = e.waiters.firstIndex(where: { $0.pid == pid && $0.backendStart == backend?.backendStart }) {
+            if let i = index[pid]?.first(where: { e.waiters[$0].backendStart == backend?.backendStart }) {
                 var w = e.waiters[i]
                 if w.stretchStart != nil, w.lockWaitStart != lockWait { w.close(at: w.lastWaitAt) }
                 if w.stretchStart == nil {
@@ -194,6 +197,7 @@ public struct EpisodeTracker: Sendable {
                 w.stretchStart = joined
                 w.lockWaitStart = lockWait
                 e.waiters.append(w)
+                index[pid, default: []].append(e.waiters.count - 1)
                 present.insert(e.waiters.count - 1)
                 if !isNew { events.append(.joined(episodeID: e.id, startedAt: e.startedAt, waiter: w)) }
             }
@@ -203,6 +207,14 @@ public struct EpisodeTracker: Sendable {
             e.waiters[i].close(at: e.waiters[i].lastWaitAt)
         }
 
+        accumulate(&e, members: members, facts: facts)
+        return events
+    }
+
+    /// The episode-wide facts of one cycle: peak, severity, depth, targets, queued request,
+    /// decisions, and the root as seen now.
+    private func accumulate(_ e: inout Episode, members: [Participant: Date], facts: CycleFacts) {
+        let now = facts.now
         let participants = Set(members.keys).union([e.root.participant])
         e.waitingNow = members.count
         if members.count > e.peakWaiting {
@@ -230,7 +242,6 @@ public struct EpisodeTracker: Sendable {
         }
         e.lastSeenAt = now
         e.rootSeen = facts.rootFacts(e.root, members: Set(members.keys))
-        return events
     }
 }
 
