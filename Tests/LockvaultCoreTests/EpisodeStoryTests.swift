@@ -36,8 +36,8 @@ enum StoryFixture {
     static func story(root: EpisodeStory.Root, waiters: [EpisodeStory.Waiter], endedBy: String? = "root_finished", duration: Double = 10,
                       targets: [String] = ["relation public.orders"], decisions: [EpisodeStory.Decision] = [], gaps: [EpisodeStory.Gap] = []) -> EpisodeStory {
         EpisodeStory(id: "e1", cluster: "main", startedAt: t0, endedAt: endedBy == nil ? nil : at(duration), durationSeconds: duration, endedBy: endedBy,
-                     gaps: gaps, root: root, waiters: waiters, peakWaiting: waiters.count, peakAt: at(1), waitSecondsTotal: waiters.reduce(0) { $0 + $1.waitedSeconds },
-                     longestWaitSeconds: waiters.map(\.waitedSeconds).max() ?? 0, maxSeverity: "MEDIUM", lockTargets: targets, decisions: decisions)
+                     gaps: gaps, root: root, waiters: waiters, peakWaiting: waiters.count, peakAt: at(1), waitSecondsTotal: waiters.reduce(0) { $0 + ($1.waitedSeconds ?? 0) },
+                     longestWaitSeconds: waiters.compactMap(\.waitedSeconds).max() ?? 0, maxSeverity: "MEDIUM", lockTargets: targets, decisions: decisions)
     }
 
     static func waiter(_ pid: Int32, behind blocker: Int32, _ kind: BlockKind = .hard, from: Double = 0, to: Double = 10, app: String = "web") -> EpisodeStory.Waiter {
@@ -128,6 +128,36 @@ enum StoryFixture {
         let text = EpisodeStoryRenderer(zone: StoryFixture.utc).render(s)
         #expect(text.contains("lockvault stops watching (gap until 03:12:09, 2.0 s)"), "\(text)")
         #expect(text.contains("lockvault was not watching for 2.0 s inside it."))
+    }
+
+    /// A waiter that stopped waiting while lockvault was down has no end (CORE's story: null);
+    /// an open episode's waiters are known only by when they joined.
+    @Test func unknownEndsAreSaidNotGuessed() throws {
+        var w = StoryFixture.waiter(3, behind: 1, from: 1, to: 4)
+        w.lastWaitAt = nil
+        w.waitedSeconds = nil
+        let closed = StoryFixture.story(root: .init(pid: 1, state: "active"), waiters: [StoryFixture.waiter(2, behind: 1), w])
+        let text = EpisodeStoryRenderer(zone: StoryFixture.utc).render(closed)
+        #expect(text.contains("pid 3 (web): end of its wait unknown (lockvault was not watching)"), "\(text)")
+        #expect(text.contains("└─ pid 3 (web)  waits (hard) for RowExclusiveLock on relation public.orders  end of its wait unknown"), "\(text)")
+        let json = try EpisodeStory.json(closed)
+        #expect(json.contains("\"waitedSeconds\" : null") && json.contains("\"lastWaitAt\" : null"), "\(json)")
+
+        let openJSON = """
+            {"id": "o1", "cluster": "-", "startedAt": "2025-06-01T03:12:04+00:00", "endedAt": null, "durationSeconds": 3.5, "endedBy": null,
+             "gaps": [], "root": {"pid": 1, "backendStart": null, "gid": null, "user": "app", "application": "job", "client": null, "state": "active",
+             "xactStart": null, "query": "UPDATE t SET x = 1", "queryId": "-123"},
+             "waiters": [{"pid": 2, "backendStart": "2025-06-01T03:00:00+00:00", "user": null, "application": null, "firstWaitAt": "2025-06-01T03:12:04+00:00",
+                          "lastWaitAt": null, "waitedSeconds": null, "blockedBy": [], "lockTarget": null, "mode": null, "query": null}],
+             "peakWaiting": 1, "peakAt": "2025-06-01T03:12:04+00:00", "waitSecondsTotal": 0.6, "longestWaitSeconds": 0.6, "maxSeverity": "LOW",
+             "deepestChain": 1, "lockTargets": ["relation public.t"], "queuedRequest": false, "decisions": []}
+            """
+        let open = try EpisodeStory.decode(Data(openJSON.utf8))
+        #expect(open.isOpen && open.waiters[0].lastWaitAt == nil)
+        let openText = EpisodeStoryRenderer(zone: StoryFixture.utc).render(open)
+        #expect(openText.contains("still open") && openText.contains("└─ pid 2  waits (hard)  still waiting"), "\(openText)")
+        let svg = EpisodeTimelineDrawing(zone: StoryFixture.utc).svg(open)
+        #expect(svg.contains("url(#fade-hard)") && svg.contains("still waiting") && svg.contains("still open (last seen)"), "\(svg)")
     }
 
     @Test func theTreeHangsAWaiterWhoseBlockerIsNotInItUnderTheRoot() {

@@ -41,7 +41,7 @@ public struct EpisodeAdvice: Sendable, Equatable {
             let role = q.user.map { "ALTER ROLE \(ident($0)) SET lock_timeout = '5s';" }
             advice.append(EpisodeAdvice(
                 setting: "lock_timeout",
-                why: "\(name(pid: q.pid, application: q.application))\(statement) queued\(what)\(on) behind \(rootName) for \(TimeText.seconds(q.waitedSeconds)), "
+                why: "\(name(pid: q.pid, application: q.application))\(statement) queued\(what)\(on) behind \(rootName)\(q.waitedSeconds.map { " for " + TimeText.seconds($0) } ?? ""), "
                     + "and \(behind) session\(behind == 1 ? "" : "s") queued behind its request: a statement waiting for a strong lock shuts out everyone after it.",
                 fix: "Run such statements with a lock timeout and retry them: SET lock_timeout = '5s'; before the DDL"
                     + (role.map { " (or for the role that runs migrations: \($0))" } ?? "") + "."))

@@ -112,15 +112,20 @@ public struct EpisodeStory: Codable, Sendable, Equatable {
         public var user: String?
         public var application: String?
         public var firstWaitAt: Date
-        public var lastWaitAt: Date
-        public var waitedSeconds: Double
+        /// nil when its end is not known: it stopped waiting while lockvault was not watching,
+        /// or the episode is still open (the vault holds an open episode's waiters as they joined).
+        public var lastWaitAt: Date?
+        public var waitedSeconds: Double?
+        /// Its longest single wait within the episode, when it waited more than once.
+        public var longestWaitSeconds: Double?
         public var blockedBy: [Blocker]
         public var lockTarget: String?
         public var mode: String?
         public var query: String?
 
-        public init(pid: Int32, backendStart: Date? = nil, user: String? = nil, application: String? = nil, firstWaitAt: Date, lastWaitAt: Date,
-                    waitedSeconds: Double, blockedBy: [Blocker], lockTarget: String? = nil, mode: String? = nil, query: String? = nil) {
+        public init(pid: Int32, backendStart: Date? = nil, user: String? = nil, application: String? = nil, firstWaitAt: Date, lastWaitAt: Date?,
+                    waitedSeconds: Double?, longestWaitSeconds: Double? = nil, blockedBy: [Blocker], lockTarget: String? = nil, mode: String? = nil,
+                    query: String? = nil) {
             self.pid = pid
             self.backendStart = backendStart
             self.user = user
@@ -128,6 +133,7 @@ public struct EpisodeStory: Codable, Sendable, Equatable {
             self.firstWaitAt = firstWaitAt
             self.lastWaitAt = lastWaitAt
             self.waitedSeconds = waitedSeconds
+            self.longestWaitSeconds = longestWaitSeconds
             self.blockedBy = blockedBy
             self.lockTarget = lockTarget
             self.mode = mode
@@ -172,6 +178,16 @@ public struct EpisodeStory: Codable, Sendable, Equatable {
     public var isOpen: Bool { endedAt == nil }
     /// The last moment the story covers: its end, or while open its start plus its duration.
     public var lastMoment: Date { endedAt ?? startedAt.addingTimeInterval(durationSeconds) }
+
+    /// Until when `w` waited as far as the picture and the tree go: its last wait, or when that
+    /// is unknown the story's last moment.
+    public func waitEnd(_ w: Waiter) -> Date { w.lastWaitAt ?? lastMoment }
+
+    /// How long `w` waited, for people: "waited 7.2 s", or why that is not known.
+    public func waited(_ w: Waiter) -> String {
+        if let s = w.waitedSeconds { return "waited " + TimeText.seconds(s) }
+        return isOpen ? "still waiting" : "end of its wait unknown (lockvault was not watching)"
+    }
 
     /// The waiter with this pid.
     public func waiter(_ pid: Int32) -> Waiter? { waiters.first { $0.pid == pid } }
@@ -245,7 +261,7 @@ extension EpisodeStory {
 
 extension EpisodeStory.Waiter {
     enum CodingKeys: String, CodingKey {
-        case pid, backendStart, user, application, firstWaitAt, lastWaitAt, waitedSeconds, blockedBy, lockTarget, mode, query
+        case pid, backendStart, user, application, firstWaitAt, lastWaitAt, waitedSeconds, longestWaitSeconds, blockedBy, lockTarget, mode, query
     }
 
     public init(from decoder: any Decoder) throws {
@@ -255,8 +271,9 @@ extension EpisodeStory.Waiter {
         user = try c.decodeIfPresent(String.self, forKey: .user)
         application = try c.decodeIfPresent(String.self, forKey: .application)
         firstWaitAt = try c.decode(Date.self, forKey: .firstWaitAt)
-        lastWaitAt = try c.decode(Date.self, forKey: .lastWaitAt)
-        waitedSeconds = try c.decodeIfPresent(Double.self, forKey: .waitedSeconds) ?? lastWaitAt.timeIntervalSince(firstWaitAt)
+        lastWaitAt = try c.decodeIfPresent(Date.self, forKey: .lastWaitAt)
+        waitedSeconds = try c.decodeIfPresent(Double.self, forKey: .waitedSeconds)
+        longestWaitSeconds = try c.decodeIfPresent(Double.self, forKey: .longestWaitSeconds)
         blockedBy = try c.decodeIfPresent([EpisodeStory.Blocker].self, forKey: .blockedBy) ?? []
         lockTarget = try c.decodeIfPresent(String.self, forKey: .lockTarget)
         mode = try c.decodeIfPresent(String.self, forKey: .mode)
@@ -316,6 +333,7 @@ extension EpisodeStory.Waiter {
         try c.encode(firstWaitAt, forKey: .firstWaitAt)
         try c.encode(lastWaitAt, forKey: .lastWaitAt)
         try c.encode(waitedSeconds, forKey: .waitedSeconds)
+        try c.encode(longestWaitSeconds, forKey: .longestWaitSeconds)
         try c.encode(blockedBy, forKey: .blockedBy)
         try c.encode(lockTarget, forKey: .lockTarget)
         try c.encode(mode, forKey: .mode)

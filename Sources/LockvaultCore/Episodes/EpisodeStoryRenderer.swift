@@ -73,7 +73,11 @@ public struct EpisodeStoryRenderer: Sendable {
             let what = [w.mode, w.lockTarget.map { "on " + clean($0, 60) }].compactMap { $0 }.joined(separator: " ")
             events.append((w.firstWaitAt, 1, "\(Self.who(pid: w.pid, application: w.application)) starts waiting\(what.isEmpty ? "" : " for " + what)"
                            + (blockers.isEmpty ? "" : " — \(how) \(blockers.joined(separator: ", "))")))
-            events.append((w.lastWaitAt, 0, "\(Self.who(pid: w.pid, application: w.application)) stops waiting (waited \(TimeText.seconds(w.waitedSeconds)))"))
+            if let last = w.lastWaitAt {
+                events.append((last, 0, "\(Self.who(pid: w.pid, application: w.application)) stops waiting (\(s.waited(w)))"))
+            } else if !s.isOpen {
+                events.append((s.lastMoment, 0, "\(Self.who(pid: w.pid, application: w.application)): end of its wait unknown (lockvault was not watching)"))
+            }
         }
         for d in s.decisions {
             events.append((d.at, 2, "resolver: \(clean(d.action, 30)) pid \(d.pid)\(d.executed ? "" : " (not executed)")\(d.outcome.map { " — \(clean($0, 60))" } ?? "")"))
@@ -100,7 +104,7 @@ public struct EpisodeStoryRenderer: Sendable {
                 let kind = w.blockedBy.first { $0.pid == pid }?.kind ?? w.kind
                 let what = [w.mode, w.lockTarget.map { "on " + clean($0, 50) }].compactMap { $0 }.joined(separator: " ")
                 lines.append(prefix + (last ? "└─ " : "├─ ") + Self.who(pid: w.pid, application: w.application)
-                             + "  \(kind == .soft ? "queued (soft)" : "waits (hard)")\(what.isEmpty ? "" : " for " + what)  waited \(TimeText.seconds(w.waitedSeconds))"
+                             + "  \(kind == .soft ? "queued (soft)" : "waits (hard)")\(what.isEmpty ? "" : " for " + what)  \(s.waited(w))"
                              + (w.query.map { "  » " + clean($0, queryWidth) } ?? ""))
                 walk(w.pid, prefix: prefix + (last ? "   " : "│  "))
             }
@@ -164,7 +168,7 @@ public struct EpisodeTree: Sendable {
         rootPid = story.root.gid == nil ? story.root.pid : 0
         let waiters = story.waiters.filter { w in
             guard let moment else { return true }
-            return w.firstWaitAt <= moment.addingTimeInterval(0.0005) && w.lastWaitAt >= moment.addingTimeInterval(-0.0005)
+            return w.firstWaitAt <= moment.addingTimeInterval(0.0005) && story.waitEnd(w) >= moment.addingTimeInterval(-0.0005)
         }
         let present = Set(waiters.map(\.pid))
         var children: [Int32: [EpisodeStory.Waiter]] = [:]

@@ -91,7 +91,7 @@ public struct EpisodeTimelineDrawing: Sendable {
             <?xml version="1.0" encoding="UTF-8"?>
             <svg xmlns="http://www.w3.org/2000/svg" width="\(f(width))" height="\(f(height))" viewBox="0 0 \(f(width)) \(f(height))" role="img" aria-label="\(Self.escape(title))" font-family="\(Self.font)">
             <title>\(Self.escape(title))</title>
-            <defs><pattern id="gap" width="8" height="8" patternUnits="userSpaceOnUse" patternTransform="rotate(45)"><rect width="8" height="8" fill="#f3f4f6"/><line x1="0" y1="0" x2="0" y2="8" stroke="#9ca3af" stroke-width="2"/></pattern></defs>
+            <defs><linearGradient id="fade-hard"><stop offset="0" stop-color="\(Self.hard)"/><stop offset="1" stop-color="\(Self.hard)" stop-opacity="0.15"/></linearGradient><linearGradient id="fade-soft"><stop offset="0" stop-color="\(Self.soft)"/><stop offset="1" stop-color="\(Self.soft)" stop-opacity="0.15"/></linearGradient><pattern id="gap" width="8" height="8" patternUnits="userSpaceOnUse" patternTransform="rotate(45)"><rect width="8" height="8" fill="#f3f4f6"/><line x1="0" y1="0" x2="0" y2="8" stroke="#9ca3af" stroke-width="2"/></pattern></defs>
             <rect width="100%" height="100%" fill="#ffffff"/>
             \(body.joined(separator: "\n"))
             </svg>
@@ -133,9 +133,11 @@ public struct EpisodeTimelineDrawing: Sendable {
     func bar(_ row: Lanes.Row, story: EpisodeStory, scale: TimeScale, y: Double) -> [String] {
         var out: [String] = []
         if let w = row.waiter {
-            let x0 = scale.x(w.firstWaitAt), x1 = max(scale.x(w.lastWaitAt), x0 + 2)
-            out.append(rect(x0, y, x1 - x0, barHeight, fill: row.kind == .soft ? Self.soft : Self.hard, radius: 3))
-            let words = "waited \(TimeText.seconds(w.waitedSeconds))" + (w.mode.map { " for \($0)" } ?? "")
+            let x0 = scale.x(w.firstWaitAt), x1 = max(scale.x(story.waitEnd(w)), x0 + 2)
+            // A wait whose end is not known fades out where the story stops.
+            let fill = row.kind == .soft ? Self.soft : Self.hard
+            out.append(rect(x0, y, x1 - x0, barHeight, fill: w.lastWaitAt == nil ? "url(#fade-\(row.kind))" : fill, radius: 3))
+            let words = (w.waitedSeconds == nil ? (story.isOpen ? "still waiting" : "end unknown") : story.waited(w)) + (w.mode.map { " for \($0)" } ?? "")
             out.append(barText([w.query.map { words + " · " + $0 }, words].compactMap { $0 }, x0: x0, x1: x1, y: y, limit: scale.x1))
         } else {
             // The root holds from before the first wait (its transaction's start, when within view) to the end.
@@ -345,7 +347,7 @@ extension EpisodeTimelineDrawing {
             var first = s.startedAt, last = s.lastMoment
             for w in s.waiters {
                 first = min(first, w.firstWaitAt)
-                last = max(last, w.lastWaitAt)
+                last = max(last, w.lastWaitAt ?? last)
             }
             for d in s.decisions { last = max(last, d.at) }
             let span = max(last.timeIntervalSince(first), 1)
