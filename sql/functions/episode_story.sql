@@ -16,7 +16,8 @@ AS $fn$
     WITH h AS (
         SELECT h.*, c.cluster_name, c.last_cycle_at
         FROM blocking_episode_h h
-        LEFT JOIN monitor_cycle_s c ON c.cluster_hk = h.cluster_hk AND c.load_end_date IS NULL
+        LEFT JOIN LATERAL (SELECT c.cluster_name, c.last_cycle_at FROM monitor_cycle_s c WHERE c.cluster_hk = h.cluster_hk AND c.load_end_date IS NULL
+                           ORDER BY c.last_cycle_at DESC LIMIT 1) c ON true
         WHERE h.episode_hk = hash_key(p_episode_id)
     ),
     st AS (SELECT s.* FROM blocking_episode_s s JOIN h USING (episode_hk) WHERE s.started_at = h.started_at AND s.phase = 'started'),

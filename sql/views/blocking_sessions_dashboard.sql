@@ -45,8 +45,8 @@ SELECT s.session_pid,
        round(extract(epoch FROM now() - f.last_cycle_at)::numeric, 1)::double precision AS lag_seconds
 FROM lock_monitoring.blocking_session_s s
 JOIN lock_monitoring.blocking_session_h h USING (blocking_session_hk)
-LEFT JOIN (SELECT mh.system_identifier, c.last_cycle_at FROM lock_monitoring.monitor_cycle_s c
-           JOIN lock_monitoring.monitored_cluster_h mh USING (cluster_hk) WHERE c.load_end_date IS NULL) f
+LEFT JOIN (SELECT mh.system_identifier, max(c.last_cycle_at) AS last_cycle_at FROM lock_monitoring.monitor_cycle_s c
+           JOIN lock_monitoring.monitored_cluster_h mh USING (cluster_hk) WHERE c.load_end_date IS NULL GROUP BY 1) f
        ON f.system_identifier = h.system_identifier
 LEFT JOIN LATERAL (
     SELECT r.decision, r.reason FROM lock_monitoring.resolve_decision_s r

@@ -19,8 +19,8 @@ SELECT h.period_start,
        round(extract(epoch FROM now() - f.last_cycle_at)::numeric, 1)::double precision AS lag_seconds
 FROM lock_monitoring.lock_wait_analysis_s s
 JOIN lock_monitoring.lock_wait_analysis_h h USING (lock_wait_analysis_hk)
-LEFT JOIN (SELECT mh.system_identifier, c.last_cycle_at FROM lock_monitoring.monitor_cycle_s c
-           JOIN lock_monitoring.monitored_cluster_h mh USING (cluster_hk) WHERE c.load_end_date IS NULL) f
+LEFT JOIN (SELECT mh.system_identifier, max(c.last_cycle_at) AS last_cycle_at FROM lock_monitoring.monitor_cycle_s c
+           JOIN lock_monitoring.monitored_cluster_h mh USING (cluster_hk) WHERE c.load_end_date IS NULL GROUP BY 1) f
        ON f.system_identifier = h.system_identifier
 WHERE s.load_end_date IS NULL
 ORDER BY h.period_start DESC, s.total_wait_seconds DESC;
