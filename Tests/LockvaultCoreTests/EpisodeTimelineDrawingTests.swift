@@ -65,7 +65,7 @@ import Testing
         #expect(svg.contains("prepared &apos;tx-&lt;42&gt;&apos;"), "escaped")
         #expect(svg.contains("pid 2 · a&amp;b"))
         #expect(svg.contains(">not watching</text>") && svg.contains("url(#gap)"))
-        #expect(svg.contains("lockvault: recommend_only (dry run)"))
+        #expect(svg.contains("lockvault: recommend_only"))
         #expect(svg.contains("stroke-dasharray=\"6,4\""), "an unobserved end is dashed")
     }
 

@@ -38,12 +38,12 @@ public struct EpisodeAdvice: Sendable, Equatable {
             let what = q.mode.map { " for \($0)" } ?? ""
             let on = q.lockTarget.map { " on \(clean($0))" } ?? ""
             let statement = q.query.map { ", running \(clean($0, 60))," } ?? ""
-            let role = q.user.map { "ALTER ROLE \(ident($0)) SET lock_timeout = '5s';" }
+            let role = q.user.map { "ALTER ROLE \(ident($0)) SET lock_timeout = '2s';" }
             advice.append(EpisodeAdvice(
                 setting: "lock_timeout",
                 why: "\(name(pid: q.pid, application: q.application))\(statement) queued\(what)\(on) behind \(rootName)\(q.waitedSeconds.map { " for " + TimeText.seconds($0) } ?? ""), "
                     + "and \(behind) session\(behind == 1 ? "" : "s") queued behind its request: a statement waiting for a strong lock shuts out everyone after it.",
-                fix: "Run such statements with a lock timeout and retry them: SET lock_timeout = '5s'; before the DDL"
+                fix: "Run such statements with a short lock timeout and retry them: SET lock_timeout = '2s'; before the DDL"
                     + (role.map { " (or for the role that runs migrations: \($0))" } ?? "") + "."))
         }
 
@@ -70,7 +70,7 @@ public struct EpisodeAdvice: Sendable, Equatable {
             advice.append(EpisodeAdvice(
                 setting: "lock_timeout",
                 why: "\(rootName) ran DDL (\(clean(query, 60))) that held a strong lock while the others waited.",
-                fix: "Run DDL with SET lock_timeout = '5s' and retries, and prefer the forms that don't block: CREATE INDEX CONCURRENTLY, REINDEX CONCURRENTLY, "
+                fix: "Run DDL with SET lock_timeout = '2s' and retries, and prefer the forms that don't block: CREATE INDEX CONCURRENTLY, REINDEX CONCURRENTLY, "
                     + "ALTER TABLE … ADD CONSTRAINT … NOT VALID then VALIDATE CONSTRAINT."))
         } else if root.state == "active" {
             let value = timeoutBelow(story.durationSeconds)

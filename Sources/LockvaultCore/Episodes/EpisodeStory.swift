@@ -175,6 +175,8 @@ public struct EpisodeStory: Codable, Sendable, Equatable {
     }
 
     public var ending: Ending? { endedBy.flatMap(Ending.init(rawValue:)) }
+    /// The cluster's name, when it has one (the vault writes "-" for a cluster without a name).
+    public var clusterName: String? { cluster.flatMap { $0.isEmpty || $0 == "-" ? nil : $0 } }
     public var isOpen: Bool { endedAt == nil }
     /// The last moment the story covers: its end, or while open its start plus its duration.
     public var lastMoment: Date { endedAt ?? startedAt.addingTimeInterval(durationSeconds) }

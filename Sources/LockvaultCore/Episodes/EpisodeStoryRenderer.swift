@@ -42,7 +42,7 @@ public struct EpisodeStoryRenderer: Sendable {
         let ended = s.endedBy.map { Self.endingWords($0) } ?? "still open"
         let n = s.waiters.count
         return [
-            "Episode \(clean(s.id, 40))\(s.cluster.map { " on cluster \(clean($0, 40))" } ?? "") — \(ended)",
+            "Episode \(clean(s.id, 40))\(s.clusterName.map { " on cluster \(clean($0, 40))" } ?? "") — \(ended)",
             "  \(TimeText.format(s.startedAt, zone: zone)) → \(end), \(TimeText.seconds(s.durationSeconds)); "
                 + "\(n) session\(n == 1 ? "" : "s") waited \(String(format: "%.1f", s.waitSecondsTotal)) session-seconds in all, "
                 + "longest \(TimeText.seconds(s.longestWaitSeconds)); at most \(s.peakWaiting) at once; chain depth \(s.deepestChain); max severity \(clean(s.maxSeverity, 10))",
@@ -80,7 +80,8 @@ public struct EpisodeStoryRenderer: Sendable {
             }
         }
         for d in s.decisions {
-            events.append((d.at, 2, "resolver: \(clean(d.action, 30)) pid \(d.pid)\(d.executed ? "" : " (not executed)")\(d.outcome.map { " — \(clean($0, 60))" } ?? "")"))
+            let whom = d.pid == 0 ? s.root.gid.map { "prepared transaction '\(clean($0, 40))'" } ?? "a prepared transaction" : "pid \(d.pid)"
+            events.append((d.at, 2, "resolver: \(clean(d.action, 30)) \(whom)\(d.executed ? "" : " (not executed)")\(d.outcome.map { " — \(clean($0, 60))" } ?? "")"))
         }
         for g in s.gaps {
             events.append((g.from, 3, "lockvault stops watching (gap until \(TimeText.clock(g.to, zone: zone)), \(TimeText.seconds(g.to.timeIntervalSince(g.from))))"))

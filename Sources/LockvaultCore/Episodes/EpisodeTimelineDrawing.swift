@@ -20,78 +20,34 @@ public struct EpisodeTimelineDrawing: Sendable {
 
     static let hard = "#dc2626", soft = "#f59e0b", hold = "#475569", ink = "#111827", muted = "#6b7280", grid = "#e5e7eb"
     static let decision = "#7c3aed", font = "DejaVu Sans, Verdana, Arial, sans-serif"
-    let margin = 24.0, labelWidth = 300.0, laneHeight = 46.0, barHeight = 18.0, headerHeight = 104.0
+    let margin = 24.0, labelWidth = 300.0, laneHeight = 46.0, barHeight = 18.0
 
     public func svg(_ story: EpisodeStory) -> String {
+        let (head, headerHeight) = header(story)
         let lanes = Lanes(story)
-        let chart0 = margin + labelWidth + 14, chart1 = width - margin - 12
-        let scale = TimeScale(story, x0: chart0, x1: chart1)
+        let scale = TimeScale(story, x0: margin + labelWidth + 14, x1: width - margin - 12)
         let laneTop = headerHeight + 30
-        let lanesBottom = laneTop + Double(lanes.rows.count) * laneHeight
-        var body: [String] = []
+        var body = head + chart(story, lanes: lanes, scale: scale, top: laneTop, headerHeight: headerHeight)
 
-        body += header(story)
-        // Lanes: band, label, grid under the bars.
-        for (i, row) in lanes.rows.enumerated() {
-            let y = laneTop + Double(i) * laneHeight
-            if i % 2 == 0 { body.append(rect(margin, y, width - 2 * margin, laneHeight, fill: "#f8fafc")) }
-            body += label(row, y: y)
-        }
-        for tick in scale.ticks {
-            body.append(line(tick.x, laneTop - 4, tick.x, lanesBottom, stroke: Self.grid, width: 1))
-        }
-        for gap in story.gaps {
-            let x0 = scale.x(gap.from), x1 = scale.x(gap.to)
-            body.append(rect(x0, laneTop, max(2, x1 - x0), lanesBottom - laneTop, fill: "url(#gap)", stroke: Self.muted, dash: "3,3"))
-            body.append(text(x0 + 3, lanesBottom - 6, "not watching", size: 10, fill: Self.muted))
-        }
-        // The peak under the bars (its line must not cross their words), then the bars, the arrows
-        // from each wait to the lane it waited for, and the markers on top.
-        if let peak = story.peakAt {
-            let x = scale.x(peak)
-            body.append(line(x, laneTop - 14, x, lanesBottom, stroke: Self.muted, width: 1.2, dash: "2,3"))
-            body.append(text(x, laneTop - 18, "peak: \(story.peakWaiting) waiting", size: 11, fill: Self.muted, anchor: scale.anchor(x)))
-        }
-        for (i, row) in lanes.rows.enumerated() {
-            body += bar(row, story: story, scale: scale, y: laneTop + Double(i) * laneHeight + 14)
-        }
-        for (i, row) in lanes.rows.enumerated() {
-            guard let w = row.waiter, let target = lanes.index(of: row.blocker) else { continue }
-            let x = scale.x(w.firstWaitAt)
-            let from = laneTop + Double(i) * laneHeight + 14
-            let to = laneTop + Double(target) * laneHeight + 14 + barHeight
-            let colour = row.kind == .soft ? Self.soft : Self.hard
-            body.append(line(x, from, x, to + 5, stroke: colour, width: 1.5))
-            body.append("<path d=\"M \(f(x - 4)) \(f(to + 6)) L \(f(x)) \(f(to)) L \(f(x + 4)) \(f(to + 6)) Z\" fill=\"\(colour)\"/>")
-        }
-        for d in story.decisions {
-            guard let lane = lanes.index(of: d.pid) else { continue }
-            let x = scale.x(d.at), y = laneTop + Double(lane) * laneHeight + 14 + barHeight / 2
-            body.append("<path d=\"M \(f(x)) \(f(y - 8)) L \(f(x + 8)) \(f(y)) L \(f(x)) \(f(y + 8)) L \(f(x - 8)) \(f(y)) Z\" fill=\"\(Self.decision)\" stroke=\"#fff\" stroke-width=\"1.5\"/>")
-            body.append(text(x, y - 11, "lockvault: \(d.action)\(d.executed ? "" : " (dry run)")", size: 11, fill: Self.decision, anchor: "middle", weight: "bold"))
-        }
-        let endX = scale.x(story.lastMoment)
-        let endLabel = story.endedBy.map { EpisodeStoryRenderer.endingWords($0) } ?? "still open (last seen)"
-        body.append(line(endX, headerHeight + 2, endX, lanesBottom + 4, stroke: Self.ink, width: 2, dash: story.ending == .unobserved || story.isOpen ? "6,4" : nil))
-        body.append(text(endX, headerHeight - 2, endLabel + " · " + TimeText.clock(story.lastMoment, zone: zone), size: 12, fill: Self.ink,
-                         anchor: scale.anchor(endX), weight: "bold"))
-
-        var y = lanesBottom + 10
+        var y = laneTop + Double(lanes.rows.count) * laneHeight + 10
         body += axis(scale, story: story, y: y)
         y += 52
-        let (legendLines, legendHeight) = legend(y: y)
+        let (legendLines, legendHeight) = legend(story, lanes: lanes, y: y)
         body += legendLines
-        y += legendHeight + 14
+        y += legendHeight + 20
         let (caption, captionHeight) = self.caption(story, y: y)
         body += caption
         let height = (y + captionHeight + margin).rounded()
 
         let title = "Blocking episode \(story.id): \(EpisodeStoryRenderer.who(pid: story.root.pid, application: story.root.application, gid: story.root.gid)) held up \(story.waiters.count) sessions"
+        let fades = [("hard", Self.hard), ("soft", Self.soft)].map { id, colour in
+            "<linearGradient id=\"fade-\(id)\"><stop offset=\"0\" stop-color=\"\(colour)\"/><stop offset=\"1\" stop-color=\"\(colour)\" stop-opacity=\"0.15\"/></linearGradient>"
+        }.joined()
         return """
             <?xml version="1.0" encoding="UTF-8"?>
             <svg xmlns="http://www.w3.org/2000/svg" width="\(f(width))" height="\(f(height))" viewBox="0 0 \(f(width)) \(f(height))" role="img" aria-label="\(Self.escape(title))" font-family="\(Self.font)">
             <title>\(Self.escape(title))</title>
-            <defs><linearGradient id="fade-hard"><stop offset="0" stop-color="\(Self.hard)"/><stop offset="1" stop-color="\(Self.hard)" stop-opacity="0.15"/></linearGradient><linearGradient id="fade-soft"><stop offset="0" stop-color="\(Self.soft)"/><stop offset="1" stop-color="\(Self.soft)" stop-opacity="0.15"/></linearGradient><pattern id="gap" width="8" height="8" patternUnits="userSpaceOnUse" patternTransform="rotate(45)"><rect width="8" height="8" fill="#f3f4f6"/><line x1="0" y1="0" x2="0" y2="8" stroke="#9ca3af" stroke-width="2"/></pattern></defs>
+            <defs>\(fades)<pattern id="gap" width="8" height="8" patternUnits="userSpaceOnUse" patternTransform="rotate(45)"><line x1="0" y1="0" x2="0" y2="8" stroke="#6b7280" stroke-width="1.5"/></pattern></defs>
             <rect width="100%" height="100%" fill="#ffffff"/>
             \(body.joined(separator: "\n"))
             </svg>
@@ -99,21 +55,76 @@ public struct EpisodeTimelineDrawing: Sendable {
             """
     }
 
+    /// The lanes and everything on them, bottom layer first: bands and labels, the time grid, the
+    /// peak, the arrows from each wait to the lane it waited for (under the bars, so they never
+    /// cross their words), the bars, the gaps in observation (over the bars: nothing is known
+    /// there), the resolver's decisions, the end.
+    func chart(_ story: EpisodeStory, lanes: Lanes, scale: TimeScale, top: Double, headerHeight: Double) -> [String] {
+        var body: [String] = []
+        let bottom = top + Double(lanes.rows.count) * laneHeight
+        func barTop(_ lane: Int) -> Double { top + Double(lane) * laneHeight + 14 }
+        for (i, row) in lanes.rows.enumerated() {
+            let y = top + Double(i) * laneHeight
+            if i % 2 == 0 { body.append(rect(margin, y, width - 2 * margin, laneHeight, fill: "#f8fafc")) }
+            body += label(row, y: y)
+        }
+        for tick in scale.ticks {
+            body.append(line(tick.x, top - 4, tick.x, bottom, stroke: Self.grid, width: 1))
+        }
+        if let peak = story.peakAt {
+            let x = scale.x(peak)
+            body.append(line(x, top - 14, x, bottom, stroke: Self.muted, width: 1.2, dash: "2,3"))
+            body.append(text(x, top - 18, "peak: \(story.peakWaiting) waiting", size: 11, fill: Self.muted, anchor: scale.anchor(x)))
+        }
+        for (i, row) in lanes.rows.enumerated() {
+            guard let w = row.waiter, let target = lanes.index(of: row.blocker) else { continue }
+            let x = scale.x(w.firstWaitAt), to = barTop(target) + barHeight
+            let colour = row.kind == .soft ? Self.soft : Self.hard
+            body.append(line(x, barTop(i), x, to + 5, stroke: colour, width: 1.5))
+            body.append("<path d=\"M \(f(x - 4)) \(f(to + 6)) L \(f(x)) \(f(to)) L \(f(x + 4)) \(f(to + 6)) Z\" fill=\"\(colour)\"/>")
+        }
+        for (i, row) in lanes.rows.enumerated() {
+            body += bar(row, story: story, scale: scale, y: barTop(i))
+        }
+        for gap in story.gaps {
+            let x0 = scale.x(gap.from), w = max(2, scale.x(gap.to) - x0)
+            body.append(rect(x0, top, w, bottom - top, fill: "#ffffff", opacity: 0.6))
+            body.append(rect(x0, top, w, bottom - top, fill: "url(#gap)", stroke: Self.muted, dash: "3,3"))
+            body.append(text(x0 + w / 2, bottom + 14, "not watching", size: 10, fill: Self.muted, anchor: "middle"))
+        }
+        for d in story.decisions {
+            guard let lane = lanes.index(of: d.pid) else { continue }
+            let x = scale.x(d.at), y = barTop(lane) + barHeight / 2
+            body.append("<path d=\"M \(f(x)) \(f(y - 8)) L \(f(x + 8)) \(f(y)) L \(f(x)) \(f(y + 8)) L \(f(x - 8)) \(f(y)) Z\" fill=\"\(Self.decision)\" stroke=\"#fff\" stroke-width=\"1.5\"/>")
+            body.append(text(x, y - 11, "lockvault: \(d.action)", size: 11, fill: Self.decision, anchor: scale.anchor(x), weight: "bold"))
+        }
+        let endX = scale.x(story.lastMoment)
+        let endLabel = story.endedBy.map { EpisodeStoryRenderer.endingWords($0) } ?? "still open (last seen)"
+        body.append(line(endX, headerHeight + 2, endX, bottom + 4, stroke: Self.ink, width: 2, dash: story.ending == .unobserved || story.isOpen ? "6,4" : nil))
+        body.append(text(endX, headerHeight - 2, endLabel + " · " + TimeText.clock(story.lastMoment, zone: zone), size: 12, fill: Self.ink,
+                         anchor: scale.anchor(endX), weight: "bold"))
+        return body
+    }
+
     // MARK: parts
 
-    func header(_ s: EpisodeStory) -> [String] {
+    /// Title, what it cost (wrapped to at most two lines), on what; and how tall that is.
+    func header(_ s: EpisodeStory) -> ([String], Double) {
         let root = EpisodeStoryRenderer.who(pid: s.root.pid, application: s.root.application, gid: s.root.gid)
         let n = s.waiters.count
-        let title = "Blocking episode \(s.id)" + (s.cluster.map { " · cluster \($0)" } ?? "") + " · " + TimeText.format(s.startedAt, zone: zone)
+        let title = "Blocking episode \(s.id)" + (s.clusterName.map { " · cluster \($0)" } ?? "") + " · " + TimeText.format(s.startedAt, zone: zone)
         let summary = "\(root) held up \(n) session\(n == 1 ? "" : "s") for \(TimeText.seconds(s.durationSeconds)): \(String(format: "%.1f", s.waitSecondsTotal)) session-seconds lost, "
             + "longest wait \(TimeText.seconds(s.longestWaitSeconds)), \(s.peakWaiting) waiting at most, severity \(s.maxSeverity)"
         let on = "on " + (s.lockTargets.isEmpty ? "(no target recorded)" : s.lockTargets.joined(separator: ", "))
             + (s.root.query.map { " · root's query: " + $0 } ?? "")
-        return [
-            text(margin, 32, fit(title, width - 2 * margin, size: 18, bold: true), size: 18, fill: Self.ink, weight: "bold"),
-            text(margin, 56, fit(summary, width - 2 * margin, size: 13), size: 13, fill: Self.ink),
-            text(margin, 76, fit(on, width - 2 * margin, size: 12), size: 12, fill: Self.muted),
-        ]
+        var out = [text(margin, 32, fit(title, width - 2 * margin, size: 18, bold: true), size: 18, fill: Self.ink, weight: "bold")]
+        var y = 56.0
+        for line in Self.wrap(summary, width: width - 2 * margin, size: 13).prefix(2) {
+            out.append(text(margin, y, line, size: 13, fill: Self.ink))
+            y += 18
+        }
+        out.append(text(margin, y + 2, fit(on, width - 2 * margin, size: 12), size: 12, fill: Self.muted))
+        return (out, y + 28)
     }
 
     func label(_ row: Lanes.Row, y: Double) -> [String] {
@@ -184,15 +195,15 @@ public struct EpisodeTimelineDrawing: Sendable {
         return out
     }
 
-    func legend(y: Double) -> ([String], Double) {
-        let items: [(String, String)] = [
-            ("swatch:" + Self.hold, "root: holds what the others wait for"),
-            ("swatch:" + Self.hard, "waits for a lock someone holds (hard)"),
-            ("swatch:" + Self.soft, "queued behind another's request (soft)"),
-            ("gap", "lockvault not watching"),
-            ("diamond", "resolver decision"),
-            ("end", "end of the episode"),
-        ]
+    /// What the picture's marks mean: only those it shows.
+    func legend(_ s: EpisodeStory, lanes: Lanes, y: Double) -> ([String], Double) {
+        let kinds = Set(lanes.rows.dropFirst().map(\.kind))
+        var items: [(String, String)] = [("swatch:" + Self.hold, s.root.gid == nil ? "root: holds what the others wait for" : "root: a prepared transaction's locks")]
+        if kinds.contains(.hard) { items.append(("swatch:" + Self.hard, "waits for a lock someone holds (hard)")) }
+        if kinds.contains(.soft) { items.append(("swatch:" + Self.soft, "queued behind another's request (soft)")) }
+        if !s.gaps.isEmpty { items.append(("gap", "lockvault not watching")) }
+        if !s.decisions.isEmpty { items.append(("diamond", "lockvault's resolver decided")) }
+        items.append(("end", s.isOpen ? "last seen (still open)" : "end of the episode"))
         var out: [String] = [], x = margin, row = 0.0
         for (kind, words) in items {
             let w = 22 + Self.textWidth(words, size: 11) + 22
@@ -235,9 +246,10 @@ public struct EpisodeTimelineDrawing: Sendable {
             + (weight.map { " font-weight=\"\($0)\"" } ?? "") + ">\(Self.escape(words))</text>"
     }
 
-    func rect(_ x: Double, _ y: Double, _ w: Double, _ h: Double, fill: String, stroke: String? = nil, dash: String? = nil, radius: Double = 0) -> String {
+    func rect(_ x: Double, _ y: Double, _ w: Double, _ h: Double, fill: String, stroke: String? = nil, dash: String? = nil, radius: Double = 0,
+              opacity: Double? = nil) -> String {
         "<rect x=\"\(f(x))\" y=\"\(f(y))\" width=\"\(f(max(0, w)))\" height=\"\(f(h))\"" + (radius > 0 ? " rx=\"\(f(radius))\"" : "")
-            + " fill=\"\(fill)\"" + (stroke.map { " stroke=\"\($0)\"" } ?? "") + (dash.map { " stroke-dasharray=\"\($0)\"" } ?? "") + "/>"
+            + " fill=\"\(fill)\"" + (opacity.map { " fill-opacity=\"\(f($0))\"" } ?? "") + (stroke.map { " stroke=\"\($0)\"" } ?? "") + (dash.map { " stroke-dasharray=\"\($0)\"" } ?? "") + "/>"
     }
 
     func line(_ x0: Double, _ y0: Double, _ x1: Double, _ y1: Double, stroke: String, width: Double, dash: String? = nil) -> String {
