@@ -47,6 +47,10 @@ struct EpisodesCommand: ParsableCommand {
         let zone = TimeZone.current
         try VaultRead.run("episodes", dsn: dsn) { conn in
             let rows = try EpisodeVault.episodes(on: conn, filter)
+            if rows.isEmpty, let cluster, case let names = try EpisodeVault.clusterNames(on: conn), !names.contains(cluster) {
+                let known = names.isEmpty ? "none yet" : names.map { "'\(BlockingForestRenderer.clean($0, 40))'" }.joined(separator: ", ")
+                throw usage("episodes", "no cluster '\(BlockingForestRenderer.clean(cluster, 40))' in this vault (it records: \(known))")
+            }
             if json {
                 print(try EpisodeStory.json(try EpisodeVault.stories(on: conn, ids: rows.map(\.episodeID))))
                 return

@@ -77,6 +77,7 @@ extension LiveDatabaseSuite {
                 try await Self.expectEpisodes(dsn: dsn, h: h.pid, waiters: [m.pid, r1.pid, r2.pid])
                 try await Self.expectBlockingAt(try #require(inside), dsn: dsn, h: h.pid, m: m.pid)
                 try await Self.expectBadInputRefused(dsn: dsn)
+                try await Self.expectUnwatchedMomentSaid(s, dsn: dsn)
             }
         }
 
@@ -138,6 +139,20 @@ extension LiveDatabaseSuite {
             #expect(mj["blocksAs"] as? String == "queued" && mj["queuedForMode"] as? String == "AccessExclusiveLock", "\(mj)")
             #expect((mj["roots"] as? [[String: Any]])?.first?["session"] as? [String: Int] == ["_0": Int(h)], "\(mj)")
             #expect((report["forest"] as? [Any])?.count == 1)
+        }
+
+        /// A moment inside a gap in observation is said to be one (exit 1), not drawn as an empty
+        /// tree. The gap is written as the daemon writes one after a restart.
+        static func expectUnwatchedMomentSaid(_ s: EngineScenario, dsn: String) async throws {
+            let sysid = try s.rows("SELECT system_identifier FROM lock_monitoring.monitored_cluster_h")[0].decode("system_identifier", as: String.self)
+            let at = try s.rows("SELECT now() - interval '100 ms' AS t")[0].decode("t", as: Date.self)
+            _ = try s.rows("""
+                SELECT lock_monitoring.record_monitor_gap($1, 'test', jsonb_build_object('gap_start', $2::timestamptz - interval '1 s',
+                    'gap_end', $2::timestamptz + interval '1 ms', 'reason', 'daemon restarted', 'hash_diff', '\\x00'))
+                """, [sysid, at])
+            let r = try await ChildProcess.lockvault(["blocking", "--at", PostgresTimestamp.format(at), "--dsn", dsn])
+            BadInvocationLiveTests.expectOneLine(r, exit: 1, mentioning: ["lockvault blocking:", "lockvault was not watching cluster \"test\"", "daemon restarted"],
+                                                 "blocking --at inside a gap")
         }
 
         /// What a DBA gets wrong at 3 a.m.: one line naming it, exit 64, nothing else.

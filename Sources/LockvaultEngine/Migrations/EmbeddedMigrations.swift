@@ -1758,7 +1758,8 @@ BEGIN
     FROM monitored_cluster_h h
     LEFT JOIN LATERAL (SELECT m.cluster_name AS name FROM monitor_cycle_s m WHERE m.cluster_hk = h.cluster_hk
                        ORDER BY m.load_date DESC LIMIT 1) c ON true
-    WHERE p_cluster IS NULL OR c.name = p_cluster OR h.system_identifier = p_cluster
+    -- An unnamed cluster is '-', as blocking_episodes_dashboard and fleet_status show it.
+    WHERE p_cluster IS NULL OR coalesce(nullif(c.name, ''), '-') = p_cluster OR h.system_identifier = p_cluster
     ORDER BY c.name
     LIMIT 2;
     GET DIAGNOSTICS v_n = ROW_COUNT;

@@ -52,6 +52,12 @@ public enum EpisodeVault {
         }
     }
 
+    /// The names of the clusters the vault records (fleet_status), for saying that a --cluster
+    /// matches none.
+    public static func clusterNames(on conn: PostgresConnection) throws -> [String] {
+        try conn.query("SELECT DISTINCT cluster_name FROM lock_monitoring.fleet_status() ORDER BY 1").compactMap { try $0.decode("cluster_name", as: String?.self) }
+    }
+
     /// One episode's story; nil when the vault has no episode with that id.
     public static func story(on conn: PostgresConnection, id: String) throws -> EpisodeStory? {
         guard let json = try conn.query("SELECT lock_monitoring.episode_story($1::text)::text AS story", [id]).first?.decode("story", as: String?.self) else {
