@@ -130,7 +130,7 @@ enum StoryFixture {
         #expect(text.contains("lockvault was not watching for 2.0 s inside it."))
     }
 
-    /// A waiter that stopped waiting while lockvault was down has no end (CORE's story: null);
+    /// A waiter that stopped waiting while lockvault was down has no end (episode_story gives null);
     /// an open episode's waiters are known only by when they joined.
     @Test func unknownEndsAreSaidNotGuessed() throws {
         var w = StoryFixture.waiter(3, behind: 1, from: 1, to: 4)
