@@ -8,6 +8,10 @@
 # cycle in it, and the detection latency of 3 s waits. Prints the markdown for docs/benchmarks.md.
 #
 #   bench/storm.sh [ROUNDS [SECONDS]]      default 10 rounds, 10 s per arm (about 12 minutes)
+#   LOCKVAULT_STORM_BEFORE=/path/to/an/earlier/lockvault bench/storm.sh …
+#                                          adds a sixth arm, that binary with its own vault in the monitored
+#                                          cluster (migrated by it), and its worst-case window after this one's:
+#                                          the cost of a change, side by side
 #
 # Two private clusters (.pgdata-storm on port 54342, .pgdata-storm2 on 54344), removed at the end.
 # The daemon runs with its default configuration (sampling.min_wait_seconds 1) but debug logging,
@@ -38,15 +42,23 @@ eval "$(cluster "" env)"
 host_a=$PGHOST port_a=$PGPORT
 host_b=$(cluster 2 env | sed -n "s/.*PGHOST='\([^']*\)'.*/\1/p")
 q() { psql -XAtq -v ON_ERROR_STOP=1 "$@"; }
-q -c "CREATE DATABASE lv_work" -c "CREATE DATABASE lv_vault"
+q -c "CREATE DATABASE lv_work" -c "CREATE DATABASE lv_vault" -c "CREATE DATABASE lv_vault_before"
+before=${LOCKVAULT_STORM_BEFORE:-}
+arms=(off B wiki lockvault lockvault-remote)
+if [[ -n $before ]]; then
+    read -r -a lockvault_before <<<"env $(compgen -e | sed -n 's/^\(LOCKVAULT_.*\)/-u \1/p' | tr '\n' ' ') $before"
+    "${lockvault_before[@]}" migrate --dsn "host=$host_a port=$port_a dbname=lv_vault_before" >/dev/null
+    arms+=(lockvault-before)
+fi
 q -h "$host_b" -p 54344 -c "CREATE DATABASE lv_vault"
 "${lockvault[@]}" migrate --dsn "host=$host_a port=$port_a dbname=lv_vault" >/dev/null
 "${lockvault[@]}" migrate --dsn "host=$host_b port=54344 dbname=lv_vault" >/dev/null
 q -d lv_work -c "CREATE TABLE bench_hot (id int PRIMARY KEY, n int)" -c "INSERT INTO bench_hot SELECT g, 0 FROM generate_series(1, 4) g"
 printf '%s\n' '\set id random(1, 4)' 'BEGIN;' 'UPDATE bench_hot SET n = n + 1 WHERE id = :id;' 'SELECT pg_sleep(0.001);' 'END;' >"$work/hot.sql"
-for arm in lockvault lockvault-remote; do
+for arm in lockvault lockvault-remote ${before:+lockvault-before}; do
     vault="host=$host_a port=$port_a dbname=lv_vault"
     [[ $arm == lockvault-remote ]] && vault="host=$host_b port=54344 dbname=lv_vault"
+    [[ $arm == lockvault-before ]] && vault="host=$host_a port=$port_a dbname=lv_vault_before"
     printf 'target:\n  dsn: "host=%s port=%s dbname=lv_vault"\nvault:\n  dsn: "%s"\nlogging:\n  level: debug\n  destination: json\n' \
         "$host_a" "$port_a" "$vault" >"$work/$arm.yaml"
     "${lockvault[@]}" check-config --config "$work/$arm.yaml" >/dev/null
@@ -87,7 +99,8 @@ start_arm() {   # sets client_pid and app
             until [[ -n $(q -c "SELECT 1 FROM pg_stat_activity WHERE application_name = 'bench-sampler'") ]]; do sleep 0.1; done ;;
         lockvault*)
             : >"$work/daemon.log"
-            "${lockvault[@]}" run --config "$work/$1.yaml" >>"$work/daemon.log" 2>&1 &
+            local binary=("${lockvault[@]}"); [[ $1 == lockvault-before ]] && binary=("${lockvault_before[@]}")
+            "${binary[@]}" run --config "$work/$1.yaml" >>"$work/daemon.log" 2>&1 &
             daemon_pid=$! client_pid=$! app=lockvault
             until grep -q '"lockvault ready"' "$work/daemon.log"; do kill -0 "$daemon_pid" || { cat "$work/daemon.log" >&2; exit 1; }; sleep 0.1; done
             sleep 1 ;;   # past the first cycle
@@ -106,9 +119,9 @@ passes() {   # cycle lines → the lock-manager passes they made, added up
 }
 
 echo "# round	arm	tps	t0	t1	client_ticks	server_ticks	cycles	passes" >"$work/storm.tsv"
-echo "==> $rounds rounds × 5 arms × $seconds s, shuffled" >&2
+echo "==> $rounds rounds × ${#arms[@]} arms × $seconds s, shuffled" >&2
 for round in $(seq 1 "$rounds"); do
-    for arm in $(printf '%s\n' off B wiki lockvault lockvault-remote | shuf); do
+    for arm in $(printf '%s\n' "${arms[@]}" | shuf); do
         q -d lv_work -c "VACUUM ANALYZE bench_hot" -c "CHECKPOINT"
         start_arm "$arm"
         c0=$(ticks "${client_pid:-0}"); s0=$(session_ticks "$app"); n0=$(cycle_lines | wc -l); t0=$(date +%s.%N)
@@ -132,15 +145,21 @@ worst_pid=$!
 exec {worst_fd}>"$work/worst.in"
 until grep -q '^ready' "$work/worst.out"; do kill -0 "$worst_pid" || { cat "$work/worst.out" >&2; exit 1; }; sleep 0.2; done
 worst_locks=$(q -c "SELECT count(*) FROM pg_locks")
-start_arm lockvault
-sleep 6   # past the 5 s hold threshold: every long transaction's locks read once, then carried
-c0=$(ticks "$daemon_pid"); s0=$(session_ticks lockvault); n0=$(cycle_lines | wc -l); t0=$(date +%s.%N)
-sleep 60
-c1=$(ticks "$daemon_pid"); s1=$(session_ticks lockvault); t1=$(date +%s.%N)
-worst_lines=$(cycle_lines | tail -n +$(( n0 + 1 )))
-stop_arm
-worst_cycles=$(grep -c . <<<"$worst_lines" || true)
-worst_md=$("$bin/lockvault-bench" storm-worst --clk "$clk" --readings "$c0 $c1 $s0 $s1 $t0 $t1 $worst_cycles $(passes "$worst_lines")")
+worst_window() {   # arm → the window's paragraph
+    start_arm "$1"
+    sleep 6   # past the 5 s hold threshold: every long transaction's locks read once, then carried
+    c0=$(ticks "$daemon_pid"); s0=$(session_ticks lockvault); n0=$(cycle_lines | wc -l); t0=$(date +%s.%N)
+    sleep 60
+    c1=$(ticks "$daemon_pid"); s1=$(session_ticks lockvault); t1=$(date +%s.%N)
+    worst_lines=$(cycle_lines | tail -n +$(( n0 + 1 )))
+    stop_arm
+    worst_cycles=$(grep -c . <<<"$worst_lines" || true)
+    "$bin/lockvault-bench" storm-worst --clk "$clk" --readings "$c0 $c1 $s0 $s1 $t0 $t1 $worst_cycles $(passes "$worst_lines")"
+}
+worst_md=$(worst_window lockvault)
+[[ -n $before ]] && worst_md="$worst_md
+
+The binary before ($("${lockvault_before[@]}" --version | head -1)), the same load right after: $(worst_window lockvault-before)"
 
 echo "==> profile: the daemon's steady cycle with $worst_locks locks (perf, 30 s)" >&2
 # callgrind would count instructions, but valgrind 3.19 cannot run this toolchain's binaries

@@ -3,8 +3,9 @@
 # (.pgdata/, unix socket only), migrates a demo vault, provokes real contention — a blocking
 # chain, an idle-in-transaction blocker, an advisory-lock queue, a migration queued behind a long
 # transaction with the application queued behind it, and a deadlock — samples it, and
-# prints the blocking tree and the dashboards. Run it again any time; stop the cluster with
-# scripts/pg-cluster.sh stop.
+# prints the blocking tree and the dashboards; then ends the contention and tells the morning
+# after: the blocking episodes it recorded, one of them as a story and a picture. Run it again any
+# time; stop the cluster with scripts/pg-cluster.sh stop.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -44,8 +45,10 @@ INSERT INTO products VALUES (1, 'lamp');
 ALTER TABLE products OWNER TO demo_app;
 SQL
 
-pids=()
+pids=() sampler=''
 cleanup() {
+    [[ -n $sampler ]] && kill "$sampler" 2>/dev/null
+    exec 7>&- 2>/dev/null || true
     psql -XqAt -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE 'demo-%'" >/dev/null 2>&1 || true
     for p in "${pids[@]}"; do pkill -P "$p" 2>/dev/null || true; kill "$p" 2>/dev/null || true; done
 }
@@ -56,6 +59,8 @@ hold() { local app=$1 sql=$2; { (echo "$sql"; exec sleep 60) 2>/dev/null | PGAPP
 wait_on() { local app=$1 sql=$2; PGAPPNAME=$app psql -Xq -c "$sql" >/dev/null 2>&1 & pids+=($!); }
 waiters() { psql -XAt -c "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND application_name LIKE 'demo-%'"; }
 until_waiters() { for _ in $(seq 1 100); do [[ $(waiters) -ge $1 ]] && return 0; sleep 0.1; done; echo "demo: expected $1 waiting sessions" >&2; return 1; }
+# Waits (up to 30 s) until the query's answer is t.
+until_true() { local what=$1 sql=$2; for _ in $(seq 1 300); do [[ $(psql -XAt -c "$sql") == t ]] && return 0; sleep 0.1; done; echo "demo: gave up waiting for $what" >&2; return 1; }
 
 step "provoking contention with real sessions"
 echo "  • idle in transaction: demo-billing updates account 1 and goes quiet; demo-web waits for the row"
@@ -79,7 +84,13 @@ wait_on demo-worker-2 "SELECT pg_advisory_lock(hashtext('invoice:42'))"
 until_waiters 5
 echo "  • lock-queue pile-up: demo-analytics reads products in an open transaction; demo-deploy's ALTER TABLE queues"
 echo "    for ACCESS EXCLUSIVE behind it; demo-shop-1 and demo-shop-2 queue behind the ALTER TABLE"
-PGUSER=demo_app hold demo-analytics "BEGIN; SELECT count(*) FROM products;"
+# demo-analytics reads from a pipe the demo keeps open (descriptor 7), so that it can COMMIT later.
+fifo=$(mktemp -u "${TMPDIR:-/tmp}/lockvault-demo.XXXXXX")
+mkfifo "$fifo"
+PGUSER=demo_app PGAPPNAME=demo-analytics psql -Xq <"$fifo" >/dev/null 2>&1 & pids+=($!)
+exec 7>"$fifo"
+rm -f "$fifo"
+echo "BEGIN; SELECT count(*) FROM products;" >&7
 sleep 0.3
 PGUSER=demo_app wait_on demo-deploy "ALTER TABLE products ADD COLUMN sku text"
 until_waiters 6
@@ -90,8 +101,9 @@ echo "  • deadlock: demo-dl-a and demo-dl-b update two rows in opposite order"
 PGAPPNAME=demo-dl-a psql -Xq -c "BEGIN; UPDATE dl SET v = 1 WHERE id = 1; SELECT pg_sleep(0.5); UPDATE dl SET v = 1 WHERE id = 2; COMMIT;" >/dev/null 2>&1 & pids+=($!)
 PGAPPNAME=demo-dl-b psql -Xq -c "BEGIN; UPDATE dl SET v = 2 WHERE id = 2; SELECT pg_sleep(0.5); UPDATE dl SET v = 2 WHERE id = 1; COMMIT;" >/dev/null 2>&1 & pids+=($!)
 
-step "lockvault sample — 4 cycles, 1 s apart, recording into the vault (server log read for deadlock details)"
-"$bin" sample --cycles 4 --interval 1 --server-log "$LOCKVAULT_TEST_SERVER_LOG"
+step "lockvault sample — a cycle every 0.5 s, in the background until the contention is over, recording into the vault (server log read for deadlock details)"
+"$bin" sample --cycles 1000000 --interval 0.5 --min-wait 0.5 --server-log "$LOCKVAULT_TEST_SERVER_LOG" >/dev/null 2>&1 & sampler=$!
+until_true "the blockers in the vault" "SELECT count(*) >= 7 FROM lock_monitoring.blocking_sessions_dashboard"
 
 step "lockvault blocking — the live blocking tree"
 "$bin" blocking
@@ -109,6 +121,22 @@ step "lockvault resolve --threshold 1 --min-severity LOW --cancel-queued-after 1
 "$bin" resolve --threshold 1 --min-severity LOW --cancel-queued-after 1 --max 5 || [[ $? -eq 2 ]]
 
 step "lock_monitoring.deadlock_events_dashboard"
+until_true "the deadlock in the vault" "SELECT count(*) > 0 FROM lock_monitoring.deadlock_events_dashboard"
 psql -X -P pager=off -c "SELECT detected_at, database_name, participant_pids, victim_pid, sources FROM lock_monitoring.deadlock_events_dashboard"
+
+step "the morning after: demo-analytics commits, the other blockers are disconnected, and the sampler records how each episode ended"
+echo "COMMIT;" >&7
+psql -XqAt -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name IN ('demo-billing', 'demo-migration', 'demo-report', 'demo-worker-1')" >/dev/null
+until_true "every episode to end" "SELECT count(*) > 0 AND count(*) FILTER (WHERE ended_by IS NULL) = 0 FROM lock_monitoring.blocking_episodes_dashboard"
+kill "$sampler" 2>/dev/null; wait "$sampler" 2>/dev/null || true
+sampler=''
+
+step "lockvault episodes — every blocking episode the demo caused, newest first"
+"$bin" episodes
+
+picture="${TMPDIR:-/tmp}/lockvault-demo-episode.svg"
+step "lockvault episode ID --svg $picture — the migration queued behind demo-analytics, told and drawn"
+id=$(psql -XAt -c "SELECT episode_id FROM lock_monitoring.blocking_episodes_dashboard WHERE root_application_name = 'demo-analytics' ORDER BY started_at DESC LIMIT 1")
+"$bin" episode "$id" --svg "$picture"
 
 step "done — explore with: psql -h $PGHOST -p $PGPORT -U postgres lockvault_demo"

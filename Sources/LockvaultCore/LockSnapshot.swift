@@ -55,6 +55,9 @@ public struct BackendActivity: Sendable, Hashable, Codable {
     public var waitEventType: String?
     public var waitEvent: String?
     public var query: String?
+    /// `pg_stat_activity.query_id` as text: set only where the server computes one
+    /// (`compute_query_id`), the same for every run of the same normalised statement.
+    public var queryID: String? = nil
     /// For a parallel worker, its leader's pid.
     public var leaderPid: Int32?
     public var isSuperuser: Bool
@@ -171,6 +174,10 @@ public struct LockSnapshot: Sendable, Hashable, Codable {
     public var serverConfirmedWaits: Int = 0
     /// How this cycle learnt its edges: reads by way (``LockRead``).
     public var lockReads: [LockRead: Int] = [:]
+    /// The sessions the caller asked to follow (the roots of open blocking episodes), as they
+    /// are now, by pid; a pid missing here has no session any more. nil when nobody asked:
+    /// whether a root finished, still holds or disconnected is then not known.
+    public var watchedSessions: [Int32: WatchedSession]? = nil
 
     public init(
         capturedAt: Date, systemIdentifier: String = "0", serverVersionNum: Int = 150000, backends: [BackendActivity] = [],
@@ -198,6 +205,24 @@ public struct LockSnapshot: Sendable, Hashable, Codable {
     }
 
     public func backend(_ pid: Int32) -> BackendActivity? { backends.first { $0.pid == pid } }
+}
+
+/// A session followed from one cycle to the next whatever it does (``LockSnapshot/watchedSessions``):
+/// enough to tell whether it still runs the transaction it blocked others in.
+public struct WatchedSession: Sendable, Hashable, Codable {
+    public var pid: Int32
+    public var backendStart: Date?
+    public var transactionStart: Date?
+    public var state: BackendState
+    public var stateChange: Date?
+
+    public init(pid: Int32, backendStart: Date?, transactionStart: Date?, state: BackendState, stateChange: Date?) {
+        self.pid = pid
+        self.backendStart = backendStart
+        self.transactionStart = transactionStart
+        self.state = state
+        self.stateChange = stateChange
+    }
 }
 
 /// A way a cycle learns who blocks whom (the metric `lockvault_lock_reads_total{way}`).

@@ -9,14 +9,19 @@ import LockvaultEngine
 /// README's command table and docs/operations.md "Exit codes" — keep the three in step.
 enum LockvaultExit {
     /// An error no other code describes (`status`: stale or nothing recorded; `migrate`: a
-    /// migration failed and was rolled back; `doctor`: a check failed).
+    /// migration failed and was rolled back; `doctor`: a check failed; `blocking --at`: lockvault
+    /// was not watching at that moment).
     static let failure: Int32 = 1
     /// `resolve`: there are blockers it would end (dry run) or did end.
     static let wouldAct: Int32 = 2
-    /// A malformed DSN on the command line (nothing was attempted).
+    /// A malformed DSN on the command line (nothing was attempted), or an option that is wrong:
+    /// a time or duration that doesn't parse, `--from` later than `--to`, an episode id the vault
+    /// doesn't have, a moment before the retained history.
     static let usage: Int32 = 64
     /// The vault is not migrated, or an applied migration was changed.
     static let dataError: Int32 = 65
+    /// `episode --svg`: the picture's file cannot be written.
+    static let cannotCreate: Int32 = 73
     /// A server can't be reached now (or `run` can't bind the metrics address).
     static let unavailable: Int32 = 69
     /// PostgreSQL older than 14 (``ServerCapabilities/minimumMajorVersion``).

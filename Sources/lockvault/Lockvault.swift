@@ -14,6 +14,6 @@ struct Lockvault: AsyncParsableCommand {
             environment variables, ~/.pgpass and service files work as in psql.
             """,
         version: version,
-        subcommands: [RunCommand.self, SampleCommand.self, BlockingCommand.self, ResolveCommand.self, MigrateCommand.self, CheckConfigCommand.self, StatusCommand.self, PingCommand.self, DoctorCommand.self, ReloadCommand.self]
+        subcommands: [RunCommand.self, SampleCommand.self, BlockingCommand.self, EpisodesCommand.self, EpisodeCommand.self, ResolveCommand.self, MigrateCommand.self, CheckConfigCommand.self, StatusCommand.self, PingCommand.self, DoctorCommand.self, ReloadCommand.self]
     )
 }

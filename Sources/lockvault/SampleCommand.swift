@@ -113,9 +113,17 @@ struct SampleCommand: AsyncParsableCommand {
 struct BlockingCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "blocking",
-        abstract: "Show who blocks whom right now, as a tree (read-only; nothing is written).",
-        discussion: LockvaultExit.help(success: "shown", .malformedDSN, .init(LockvaultExit.unavailable, "the cluster is unreachable"), .unsupportedServer,
-                                       .init(LockvaultExit.noPermission, "authentication failed or no pg_monitor"))
+        abstract: "Show who blocks whom right now, as a tree (read-only; nothing is written); --at: as the vault recorded it at a past moment.",
+        discussion: """
+            With --at TIMESTAMP the tree comes from the vault (--vault-dsn, else --dsn), as recorded at that moment \
+            (lock_monitoring.blocking_at), in the same text and JSON; a time without a zone is this machine's local \
+            time. A moment before the retained history, or in the future, is refused (64); one at which lockvault was \
+            not watching is said so (1). \
+            \(LockvaultExit.help(success: "shown", .init(LockvaultExit.failure, "--at: lockvault was not watching at that moment"),
+                                 .init(LockvaultExit.usage, "malformed DSN; --at: not a timestamp, before the retained history, in the future, or an unknown --cluster"),
+                                 .notMigrated, .init(LockvaultExit.unavailable, "the cluster (or vault) is unreachable"), .unsupportedServer,
+                                 .init(LockvaultExit.noPermission, "authentication failed, no pg_monitor, or (--at) the role may not read the vault")))
+            """
     )
 
     @OptionGroup var connection: ConnectionOptions
@@ -129,7 +137,20 @@ struct BlockingCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Seconds between refreshes with --watch.")
     var interval: Double = 2
 
+    @Option(name: .long, help: "Show the tree the vault recorded at this moment: '2025-06-01 03:12' (local time) or with a zone, '2025-06-01 03:12:00+00'.")
+    var at: String?
+
+    @Option(name: .long, help: "With --at: the monitored cluster (its cluster_name or system_identifier), when the vault holds several.")
+    var cluster: String?
+
     func run() async throws {
+        if let at {
+            guard !watch else { throw usage("blocking", "--at shows one recorded moment; --watch goes not with it") }
+            let moment = try timestamp(at, option: "--at", verb: "blocking", zone: .current)
+            try showRecorded(at: moment)
+            return
+        }
+        guard cluster == nil else { throw usage("blocking", "--cluster needs --at (the live tree is the --dsn cluster's)") }
         let monitor = Monitor(settings: try connection.monitorSettings(), logger: Logger(label: "lockvault.blocking") { _ in SwiftLogNoOpLogHandler() })
         do {
             try await show(monitor)
@@ -140,6 +161,28 @@ struct BlockingCommand: AsyncParsableCommand {
         await monitor.close()
     }
 
+    /// The forest as the vault recorded it at `moment`, printed like the live one.
+    private func showRecorded(at moment: Date) throws {
+        let zone = TimeZone.current
+        try VaultRead.run("blocking", dsn: connection.vaultDSN ?? connection.dsn) { conn in
+            let (recorded, clusterName) = try EpisodeVault.moment(on: conn, at: moment, cluster: cluster)
+            if json {
+                try printJSON(BlockingReport(capturedAt: moment, blockers: recorded.assessments, forest: recorded.forest))
+            } else {
+                print("lockvault blocking at \(TimeText.format(moment, zone: zone)), as the vault recorded it\(clusterName.flatMap { $0.isEmpty ? nil : " (cluster \($0))" } ?? "")"
+                      + " — \(recorded.snapshot.lockWaiters) waiting for locks")
+                print(BlockingForestRenderer().render(recorded.snapshot, forest: recorded.forest, assessments: recorded.assessments))
+            }
+        }
+    }
+
+    private func printJSON(_ report: BlockingReport) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        encoder.dateEncodingStrategy = .iso8601
+        print(String(decoding: try encoder.encode(report), as: UTF8.self))
+    }
+
     private func show(_ monitor: Monitor) async throws {
         do { try await monitor.checkTarget() } catch { throw error.exit("blocking") }
         repeat {
@@ -148,11 +191,7 @@ struct BlockingCommand: AsyncParsableCommand {
                 throw (outcome.targetFailure ?? MonitorFailure(code: .unavailable, message: "cannot sample")).exit("blocking")
             }
             if json {
-                let report = BlockingReport(capturedAt: snapshot.capturedAt, blockers: outcome.assessments, forest: outcome.forest)
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.sortedKeys]
-                encoder.dateEncodingStrategy = .iso8601
-                print(String(decoding: try encoder.encode(report), as: UTF8.self))
+                try printJSON(BlockingReport(capturedAt: snapshot.capturedAt, blockers: outcome.assessments, forest: outcome.forest))
             } else {
                 if watch { print("\u{1B}[2J\u{1B}[H", terminator: "") }
                 print("lockvault blocking — \(snapshot.backendCount) backends, \(snapshot.lockWaiters) waiting for locks")

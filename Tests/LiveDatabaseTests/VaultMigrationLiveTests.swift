@@ -34,7 +34,7 @@ extension LiveDatabaseSuite {
                 }
                 let views = Set(try conn.query("SELECT viewname FROM pg_views WHERE schemaname = 'lock_monitoring'").map { try $0.decode("viewname", as: String.self) })
                 #expect(views == ["lock_activity_dashboard", "blocking_sessions_dashboard", "lock_wait_analysis_dashboard", "deadlock_events_dashboard", "alerts_dashboard",
-                                  "fleet_dashboard"])
+                                  "fleet_dashboard", "blocking_episodes_dashboard"])
                 let functions = Set(try conn.query("SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'lock_monitoring'").map { try $0.decode("proname", as: String.self) })
                 #expect(functions.isSuperset(of: ["analyze_lock_waits", "cleanup_old_data", "hash_key", "bk_timestamp", "record_cycle"]))
                 let indexes = try conn.query("SELECT count(*) AS n FROM pg_indexes WHERE schemaname = 'lock_monitoring' AND indexname NOT LIKE '%_pkey' AND indexname NOT LIKE '%_key'")[0].decode("n", as: Int.self)

@@ -1,6 +1,6 @@
 -- Retention: removes history and alerts older than the retention — closed satellite rows
 -- (load_end_date older than the cutoff), point events (deadlocks, alerts, gaps, resolve
--- decisions) by their day, then hubs and links nothing references any more. Current rows are never removed, whatever their age, and neither are
+-- decisions) by their day, blocking episodes by the day they started, then hubs and links nothing references any more. Current rows are never removed, whatever their age, and neither are
 -- the hubs they point to. The daemon runs it (retention.days); DBAs may too.
 --
 -- Partitioned history loses whole days, so that retention leaves no dead rows and no vacuum
@@ -257,6 +257,8 @@ DECLARE
     v_event_kept bytea[];
     v_session bytea[];
     v_session_kept bytea[];
+    v_episode bytea[];
+    v_episode_kept bytea[];
 BEGIN
     IF batch_size IS NULL OR batch_size < 1 THEN
         RAISE EXCEPTION 'retention_sweep: batch_size must be at least 1, got %', batch_size USING ERRCODE = '22023';
@@ -270,7 +272,8 @@ BEGIN
     END IF;
     IF NOT EXISTS (SELECT 1 FROM retention_retired_key) THEN
         FOREACH table_name IN ARRAY ARRAY['lock_blocking_l', 'deadlock_involvement_l', 'lock_activity_h', 'deadlock_event_h',
-                                          'blocking_session_h', 'alert_h', 'retention_retired_key'] LOOP
+                                          'blocking_episode_session_l', 'blocking_episode_h', 'blocking_session_h', 'alert_h',
+                                          'retention_retired_key'] LOOP
             rows_deleted := 0; RETURN NEXT;
         END LOOP;
         RETURN;
@@ -337,6 +340,21 @@ BEGIN
     WHERE h.deadlock_event_hk = ANY (v_event) AND h.deadlock_event_hk <> ALL (v_event_kept) AND h.load_date < v_cutoff
         AND NOT EXISTS (SELECT 1 FROM deadlock_involvement_l l WHERE l.deadlock_event_hk = h.deadlock_event_hk);
     GET DIAGNOSTICS v_n = ROW_COUNT; table_name := 'deadlock_event_h'; rows_deleted := v_n; RETURN NEXT;
+    -- Blocking episodes whose rows are all gone (they leave with the day they started): their
+    -- links, retiring the sessions those name (for the session hubs below), then their hubs.
+    v_episode := ARRAY(SELECT r.hk FROM pg_temp.lv_retired_keys r WHERE r.key_column = 'episode_hk');
+    v_episode_kept := history_references('blocking_episode_s', 'episode_hk', v_episode);
+    WITH d AS (
+        DELETE FROM blocking_episode_session_l l
+        WHERE l.episode_hk = ANY (v_episode) AND l.episode_hk <> ALL (v_episode_kept)
+        RETURNING l.blocking_session_hk),
+    k AS (
+        INSERT INTO pg_temp.lv_retired_keys SELECT DISTINCT 'blocking_session_hk', d.blocking_session_hk FROM d ON CONFLICT DO NOTHING)
+    SELECT count(*) INTO v_n FROM d;
+    table_name := 'blocking_episode_session_l'; rows_deleted := v_n; RETURN NEXT;
+    DELETE FROM blocking_episode_h h
+    WHERE h.episode_hk = ANY (v_episode) AND h.episode_hk <> ALL (v_episode_kept) AND h.started_at < v_cutoff;
+    GET DIAGNOSTICS v_n = ROW_COUNT; table_name := 'blocking_episode_h'; rows_deleted := v_n; RETURN NEXT;
     v_session := ARRAY(SELECT r.hk FROM pg_temp.lv_retired_keys r WHERE r.key_column = 'blocking_session_hk');
     v_session_kept := history_references('blocking_session_s', 'blocking_session_hk', v_session)
                       || history_references('resolve_decision_s', 'blocking_session_hk', v_session);
@@ -344,7 +362,8 @@ BEGIN
     WHERE h.blocking_session_hk = ANY (v_session) AND h.blocking_session_hk <> ALL (v_session_kept) AND h.load_date < v_cutoff
         AND NOT EXISTS (SELECT 1 FROM lock_blocking_l l WHERE l.blocking_session_hk = h.blocking_session_hk)
         AND NOT EXISTS (SELECT 1 FROM lock_blocking_l l WHERE l.blocked_session_hk = h.blocking_session_hk)
-        AND NOT EXISTS (SELECT 1 FROM deadlock_involvement_l l WHERE l.blocking_session_hk = h.blocking_session_hk);
+        AND NOT EXISTS (SELECT 1 FROM deadlock_involvement_l l WHERE l.blocking_session_hk = h.blocking_session_hk)
+        AND NOT EXISTS (SELECT 1 FROM blocking_episode_session_l l WHERE l.blocking_session_hk = h.blocking_session_hk);
     GET DIAGNOSTICS v_n = ROW_COUNT; table_name := 'blocking_session_h'; rows_deleted := v_n; RETURN NEXT;
     -- An alert incident whose events are all gone (the alert writer takes the hub lock shared,
     -- record_cycle, which writes the alert trail through record_alerts.sql: none is writing one now).

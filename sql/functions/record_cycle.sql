@@ -23,7 +23,8 @@
 --
 -- The alert trail rides along in both modes (alerts: those raised this cycle; alert_deliveries:
 -- the sinks' outcomes finished since the last cycle), so it is buffered, spooled and replayed
--- with the cycles: the daemon has one write path (record_alerts.sql).
+-- with the cycles: the daemon has one write path (record_alerts.sql). So do the blocking
+-- episodes (episodes: what started, who joined, what ended; record_episodes.sql).
 
 -- A vault that applied migration 013's first text has record_cycle split in two
 -- (record_cycle_rows + a reason update): record_blockers writes the reason, so the split-off
@@ -91,6 +92,12 @@ BEGIN
     END IF;
     IF coalesce(p->'decisions', '[]') <> '[]' THEN
         PERFORM record_resolve_decisions(v_sysid, v_src, v_at, p->'decisions');
+    END IF;
+    -- (No episode tables: a vault built with today's functions over a schema before migration
+    -- 035, as the upgrade tests build one; `lockvault migrate` applies 035 before any daemon writes.)
+    IF (coalesce(p->'episodes'->'started', '[]') <> '[]' OR coalesce(p->'episodes'->'joined', '[]') <> '[]'
+        OR coalesce(p->'episodes'->'ended', '[]') <> '[]') AND to_regclass('lock_monitoring.blocking_episode_h') IS NOT NULL THEN
+        v_stats := v_stats || record_episodes(v_sysid, v_src, v_at, p->'episodes');
     END IF;
     IF coalesce(p->'alerts', '[]') <> '[]' OR coalesce(p->'alert_deliveries', '[]') <> '[]' THEN
         v_stats := v_stats || record_alerts(v_sysid, v_src, p->'alerts', p->'alert_deliveries');

@@ -41,9 +41,13 @@ SELECT s.session_pid,
        h.system_identifier,
        s.load_date AS recorded_at,
        s.blocks_as,
-       s.queued_for_mode
+       s.queued_for_mode,
+       round(extract(epoch FROM now() - f.last_cycle_at)::numeric, 1)::double precision AS lag_seconds
 FROM lock_monitoring.blocking_session_s s
 JOIN lock_monitoring.blocking_session_h h USING (blocking_session_hk)
+LEFT JOIN (SELECT mh.system_identifier, max(c.last_cycle_at) AS last_cycle_at FROM lock_monitoring.monitor_cycle_s c
+           JOIN lock_monitoring.monitored_cluster_h mh USING (cluster_hk) WHERE c.load_end_date IS NULL GROUP BY 1) f
+       ON f.system_identifier = h.system_identifier
 LEFT JOIN LATERAL (
     SELECT r.decision, r.reason FROM lock_monitoring.resolve_decision_s r
     WHERE r.blocking_session_hk = s.blocking_session_hk ORDER BY r.load_date DESC LIMIT 1) d ON true
@@ -92,6 +96,9 @@ COMMENT ON COLUMN lock_monitoring.blocking_sessions_dashboard.system_identifier 
     'pg_control_system().system_identifier of the monitored cluster: tells the clusters of a fleet apart.';
 COMMENT ON COLUMN lock_monitoring.blocking_sessions_dashboard.recorded_at IS
     'When lockvault recorded this state of the blocker (a new row whenever its severity, waiters or verdict change).';
+
+COMMENT ON COLUMN lock_monitoring.blocking_sessions_dashboard.lag_seconds IS
+    'How fresh this row is: seconds since the last cycle lockvault recorded for its cluster (monitor_cycle_s), which still saw it so. Up to vault.heartbeat_seconds (60) is normal for a quiet cluster; more means lockvault stopped recording it (stopped, or cannot reach the vault: fleet_dashboard says which) and the row may no longer be true. NULL when no cycle of its cluster is recorded.';
 
 -- Read-only: SELECT for readers (lock_admin_role through lock_monitoring_role) and the daemon.
 REVOKE ALL ON lock_monitoring.blocking_sessions_dashboard FROM PUBLIC, lock_writer_role;

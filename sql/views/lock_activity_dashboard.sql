@@ -21,9 +21,13 @@ SELECT s.session_pid,
        left(regexp_replace(s.query, '\s+', ' ', 'g'), 60) AS query,
        h.system_identifier,
        s.load_date AS recorded_at,
-       s.block_kind
+       s.block_kind,
+       round(extract(epoch FROM now() - f.last_cycle_at)::numeric, 1)::double precision AS lag_seconds
 FROM lock_monitoring.lock_activity_s s
 JOIN lock_monitoring.lock_activity_h h USING (lock_activity_hk)
+LEFT JOIN (SELECT mh.system_identifier, max(c.last_cycle_at) AS last_cycle_at FROM lock_monitoring.monitor_cycle_s c
+           JOIN lock_monitoring.monitored_cluster_h mh USING (cluster_hk) WHERE c.load_end_date IS NULL GROUP BY 1) f
+       ON f.system_identifier = h.system_identifier
 WHERE s.load_end_date IS NULL
 ORDER BY s.lock_granted, s.lock_since, s.session_pid;
 COMMENT ON VIEW lock_monitoring.lock_activity_dashboard IS 'Locks captured right now: waiting ones first, oldest first.';
@@ -59,6 +63,9 @@ COMMENT ON COLUMN lock_monitoring.lock_activity_dashboard.system_identifier IS
     'pg_control_system().system_identifier of the monitored cluster: tells the clusters of a fleet apart.';
 COMMENT ON COLUMN lock_monitoring.lock_activity_dashboard.recorded_at IS
     'When lockvault recorded this state of the lock.';
+
+COMMENT ON COLUMN lock_monitoring.lock_activity_dashboard.lag_seconds IS
+    'How fresh this row is: seconds since the last cycle lockvault recorded for its cluster (monitor_cycle_s), which still saw it so. Up to vault.heartbeat_seconds (60) is normal for a quiet cluster; more means lockvault stopped recording it (stopped, or cannot reach the vault: fleet_dashboard says which) and the row may no longer be true. NULL when no cycle of its cluster is recorded.';
 
 -- Read-only: SELECT for readers (lock_admin_role through lock_monitoring_role) and the daemon.
 REVOKE ALL ON lock_monitoring.lock_activity_dashboard FROM PUBLIC, lock_writer_role;

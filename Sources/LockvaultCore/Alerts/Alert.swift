@@ -40,11 +40,14 @@ public struct Alert: Sendable, Hashable, Codable {
     public var blocksAs: String? = nil
     public var recommendedAction: String?
     public var deadlock: AlertDeadlock?
+    /// For a cleared alert: the blocking episode it was part of (rooted at its blocker, or, for a
+    /// blocker that was not a root, the one it waited in), as known when the alert cleared.
+    public var episode: AlertEpisode? = nil
 
     enum CodingKeys: String, CodingKey {
         case alertID = "alert_id", kind, severity, previousSeverity = "previous_severity", at, cluster, summary, blocker
         case blockedCount = "blocked_count", blockedSessions = "blocked_sessions", blockingSeconds = "blocking_seconds"
-        case relation, lockMode = "lock_mode", blocksAs = "blocks_as", recommendedAction = "recommended_action", deadlock
+        case relation, lockMode = "lock_mode", blocksAs = "blocks_as", recommendedAction = "recommended_action", deadlock, episode
     }
 
     /// One line of JSON (no newlines inside; timestamps ISO 8601 UTC with fractional seconds).
@@ -90,6 +93,55 @@ public struct AlertBlockedSession: Sendable, Hashable, Codable {
 
     enum CodingKeys: String, CodingKey {
         case pid, user, applicationName = "application_name", waitingSeconds = "waiting_seconds", query
+    }
+}
+
+/// A blocking episode as a cleared alert carries it (``EpisodeTracker``).
+public struct AlertEpisode: Sendable, Hashable, Codable {
+    public var id: String
+    public var startedAt: Date
+    /// nil while it is open (or its end awaits the server's word on a deadlock).
+    public var endedAt: Date?
+    public var durationSeconds: Double
+    /// root_finished, root_terminated, … (``EpisodeEndedBy``); nil while open.
+    public var endedBy: String?
+    public var waitingSessions: Int
+    public var peakWaiting: Int
+    public var waitSecondsTotal: Double
+    public var longestWaitSeconds: Double
+    /// At most ``AlertPolicy/maxListedSessions``, longest wait first.
+    public var waiters: [AlertEpisodeWaiter]
+
+    enum CodingKeys: String, CodingKey {
+        case id, startedAt = "started_at", endedAt = "ended_at", durationSeconds = "duration_seconds", endedBy = "ended_by"
+        case waitingSessions = "waiting_sessions", peakWaiting = "peak_waiting", waitSecondsTotal = "wait_seconds_total"
+        case longestWaitSeconds = "longest_wait_seconds", waiters
+    }
+
+    public init(_ e: Episode) {
+        id = e.id
+        startedAt = e.startedAt
+        endedAt = e.endedBy == nil ? nil : e.endedAt
+        durationSeconds = e.durationSeconds
+        endedBy = e.endedBy?.rawValue
+        waitingSessions = e.waiters.count
+        peakWaiting = e.peakWaiting
+        waitSecondsTotal = e.waitSecondsTotal
+        longestWaitSeconds = e.longestWaitSeconds
+        let until = e.endedAt ?? e.lastSeenAt
+        waiters = e.waiters.sorted { $0.waited(upTo: until) > $1.waited(upTo: until) }.prefix(AlertPolicy.maxListedSessions).map {
+            AlertEpisodeWaiter(pid: $0.pid, applicationName: $0.application, waitedSeconds: $0.waited(upTo: until))
+        }
+    }
+}
+
+public struct AlertEpisodeWaiter: Sendable, Hashable, Codable {
+    public var pid: Int32
+    public var applicationName: String?
+    public var waitedSeconds: Double
+
+    enum CodingKeys: String, CodingKey {
+        case pid, applicationName = "application_name", waitedSeconds = "waited_seconds"
     }
 }
 

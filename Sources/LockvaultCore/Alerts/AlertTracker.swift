@@ -55,8 +55,10 @@ public struct AlertTracker: Sendable {
     }
 
     /// Feeds one sampled cycle; returns the alerts to send, raises and escalations first (worst
-    /// first), then clears, then deadlocks.
-    public mutating func observe(_ snapshot: LockSnapshot, assessments: [BlockerAssessment], deadlocks: [DeadlockEvent]) -> [Alert] {
+    /// first), then clears, then deadlocks. `episodes` are the blocking episodes open or ended
+    /// recently (``EpisodeTracker/known``): a clear carries the one its blocker was part of.
+    public mutating func observe(_ snapshot: LockSnapshot, assessments: [BlockerAssessment], deadlocks: [DeadlockEvent],
+                                 episodes: [Episode] = []) -> [Alert] {
         let now = snapshot.capturedAt
         var out: [Alert] = []
         var present: Set<Subject> = []
@@ -92,6 +94,13 @@ public struct AlertTracker: Sendable {
                 alert.at = now
                 alert.previousSeverity = incident.severity
                 alert.summary = "cleared: " + Self.who(alert.blocker) + " no longer blocks at \(policy.minSeverity) or above"
+                if let e = Self.episode(of: subject, in: episodes) {
+                    let episode = AlertEpisode(e)
+                    alert.episode = episode
+                    alert.summary += "; episode \(e.id): \(episode.waitingSessions) session\(episode.waitingSessions == 1 ? "" : "s") waited "
+                        + "\(Int(episode.waitSecondsTotal.rounded())) s in all over \(Int(episode.durationSeconds.rounded())) s"
+                        + (episode.endedBy.map { ", \($0)" } ?? ", still open")
+                }
                 if incident.suppressed { suppressedCount += 1 } else { out.append(alert) }
             } else {
                 incident.goneSince = since
@@ -105,6 +114,18 @@ public struct AlertTracker: Sendable {
             out.append(deadlockAlert(d, snapshot: snapshot))
         }
         return out
+    }
+
+    /// The episode `subject` was part of: the latest rooted at it, else the latest it waited in.
+    static func episode(of subject: Subject, in episodes: [Episode]) -> Episode? {
+        let latest = { (a: Episode, b: Episode) in a.startedAt < b.startedAt }
+        switch subject {
+        case .prepared(let gid):
+            return episodes.filter { $0.root.gid == gid }.max(by: latest)
+        case .session(let pid, let start):
+            if let e = episodes.filter({ $0.root.pid == pid && EpisodeRoot.sameInstant($0.root.backendStart, start) }).max(by: latest) { return e }
+            return episodes.filter { $0.waiters.contains { $0.pid == pid && EpisodeRoot.sameInstant($0.backendStart, start) } }.max(by: latest)
+        }
     }
 
     private mutating func remember(deadlock key: String) {

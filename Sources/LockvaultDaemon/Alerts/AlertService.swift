@@ -48,7 +48,7 @@ public final class AlertService: CycleAlerting, Service {
         guard let snapshot = outcome.snapshot else { return ([], []) }   // blind cycles change nothing
         let (raised, suppressed) = tracker.withLock { t in
             let before = t.suppressedCount
-            let raised = t.observe(snapshot, assessments: outcome.assessments, deadlocks: outcome.deadlocks)
+            let raised = t.observe(snapshot, assessments: outcome.assessments, deadlocks: outcome.deadlocks, episodes: outcome.episodes)
             return (raised, t.suppressedCount - before)
         }
         metrics.alertsSuppressed(suppressed)

@@ -36,6 +36,9 @@ public final class LockvaultMetrics: Sendable {
     private let vaultBuffered: Gauge
     private let connectionUp: [String: Gauge]
     private let suppressedAlerts: Counter
+    /// Blocking episodes open now, and the session-seconds lost in those that ended.
+    private let openEpisodes: Gauge
+    private let episodeWaitSeconds: CoreMetrics.FloatingPointCounter
     private let lockWaitGauges = Mutex<[String: Gauge]>([:])
     private let lagStart = Mutex<Date?>(nil)
 
@@ -60,11 +63,21 @@ public final class LockvaultMetrics: Sendable {
             ($0, Gauge(label: "lockvault_connection_up", dimensions: [("connection", $0)], factory: factory))
         })
         suppressedAlerts = Counter(label: "lockvault_alerts_suppressed_total", factory: factory)
+        openEpisodes = Gauge(label: "lockvault_episodes_open", factory: factory)
+        episodeWaitSeconds = CoreMetrics.FloatingPointCounter(label: "lockvault_episode_wait_seconds_total", factory: factory)
         // Series that must exist from the first scrape, so rate() and absent() behave.
         for outcome in ["ok", "target_error", "vault_error"] { cycles(outcome).increment(by: 0) }
         deadlocks.increment(by: 0)
         suppressedAlerts.increment(by: 0)
         for way in LockRead.allCases { lockReads(way).increment(by: 0) }
+        for how in EpisodeEndedBy.allCases { episodes(how).increment(by: 0) }
+        episodeWaitSeconds.increment(by: 0.0)
+        openEpisodes.record(0)
+    }
+
+    /// Blocking episodes ended, by how (``EpisodeEndedBy``).
+    private func episodes(_ endedBy: EpisodeEndedBy) -> Counter {
+        Counter(label: "lockvault_episodes_total", dimensions: [("ended_by", endedBy.rawValue)], factory: factory)
     }
 
     /// How cycles learnt who blocks whom (``LockRead``).
@@ -91,6 +104,11 @@ public final class LockvaultMetrics: Sendable {
         if outcome.targetError == nil { connectionUp["vault"]?.record(outcome.vaultError == nil ? 1 : 0) }
 
         guard let snapshot = outcome.snapshot else { return }
+        openEpisodes.record(Double(outcome.openEpisodes))
+        for case .ended(let e) in outcome.episodeEvents {
+            if let how = e.endedBy { episodes(how).increment() }
+            episodeWaitSeconds.increment(by: e.waitSecondsTotal)
+        }
         for severity in BlockerSeverity.allCases {
             blockers[severity]?.record(Double(outcome.assessments.filter { $0.severity == severity }.count))
         }

@@ -1428,6 +1428,168 @@ $fn$;
 COMMENT ON FUNCTION lock_monitoring.server_has(text) IS
     'Whether this server has the capability (a name from server_capabilities(), e.g. ''maintain''); an unknown name is an error.';
 """####),
+        Migration(name: "035_blocking_episodes.sql", sql: ####"""
+-- Migration 035: blocking episodes — one root blocker's incident, from the first wait behind it
+-- to the moment nobody waits behind it any more (LockvaultCore EpisodeTracker; the definition
+-- and its cases are in docs/operations.md, "Blocking episodes").
+--
+-- Written through the cycles' one write path (record_cycle's `episodes` part,
+-- sql/functions/record_episodes.sql): change-only — a hub and a satellite row when an episode
+-- starts, a link when a session joins it, a satellite row when it ends; never a row per cycle.
+-- Every row is keyed by what it is and inserted only if new, so a replayed document adds
+-- nothing. Read through blocking_episodes_dashboard, episode_story() and top_blockers().
+--
+-- The satellite is partitioned by the UTC day of the episode's start (history_partitioning,
+-- partition_column started_at, keep_when false): both rows of an episode share a partition and
+-- leave together with retention; its hub and links are swept when nothing refers to them
+-- (retention_sweep). An episode still open when its start day leaves the retention loses its
+-- start row; its end row, written later, carries what the start row would have.
+
+-- Hub: one episode. Its business key is the id the daemon derives from the cluster, the root's
+-- identity and transaction, and the start (EpisodeTracker.id): the same in any process, so a
+-- restart in the middle of an episode finds it again. started_at is the satellite's partition key.
+CREATE TABLE IF NOT EXISTS lock_monitoring.blocking_episode_h (
+    episode_hk    bytea PRIMARY KEY,
+    episode_id    text NOT NULL,
+    cluster_hk    bytea NOT NULL REFERENCES lock_monitoring.monitored_cluster_h,
+    started_at    timestamptz NOT NULL,
+    load_date     timestamptz NOT NULL,
+    record_source text NOT NULL
+);
+COMMENT ON TABLE lock_monitoring.blocking_episode_h IS
+    'Hub (lockvault): one blocking episode — a root blocker''s incident from the first wait behind it until nobody waits behind it. episode_hk = hash_key(episode_id).';
+COMMENT ON COLUMN lock_monitoring.blocking_episode_h.episode_hk IS 'hash_key(episode_id).';
+COMMENT ON COLUMN lock_monitoring.blocking_episode_h.episode_id IS
+    'The episode''s id (16 hex digits), derived from the cluster, the root''s identity and transaction and the start: what lockvault episode ID, the alerts and the metrics name.';
+COMMENT ON COLUMN lock_monitoring.blocking_episode_h.cluster_hk IS 'The monitored cluster (monitored_cluster_h).';
+COMMENT ON COLUMN lock_monitoring.blocking_episode_h.started_at IS 'When the first wait behind the root began (its waitstart): the start of the episode, and its satellite rows'' partition key.';
+COMMENT ON COLUMN lock_monitoring.blocking_episode_h.load_date IS 'When the vault first recorded the episode (the sample time of the cycle that saw it start).';
+COMMENT ON COLUMN lock_monitoring.blocking_episode_h.record_source IS 'lockvault@host[/cluster] that recorded it.';
+
+-- Satellite: two rows at most per episode — phase started (the root as first seen, and the
+-- episode as of its first cycle) and phase ended (everything it accumulated, its waiters and
+-- the resolver's decisions). The root's columns are filled in the ended row only when there is
+-- no started row (its start was never recorded: a buffer lost while the vault was away, or
+-- retention took it).
+CREATE TABLE IF NOT EXISTS lock_monitoring.blocking_episode_s (
+    episode_hk            bytea NOT NULL,
+    started_at            timestamptz NOT NULL,
+    phase                 text NOT NULL CHECK (phase IN ('started', 'ended')),
+    load_date             timestamptz NOT NULL,
+    record_source         text NOT NULL,
+    ended_at              timestamptz,
+    ended_by              text CHECK (ended_by IN ('root_finished', 'root_disconnected', 'root_cancelled', 'root_terminated',
+                                                   'queue_cancelled', 'waiters_gave_up', 'deadlock', 'unobserved')),
+    root_pid              integer,
+    root_backend_start    timestamptz,
+    root_gid              text,
+    root_user_name        text,
+    root_application_name text,
+    root_client_addr      text,
+    root_database_name    text,
+    root_state            text,
+    root_xact_start       timestamptz,
+    root_query            text,
+    root_query_id         bigint,
+    waiting_sessions      integer NOT NULL,
+    peak_waiting          integer NOT NULL,
+    peak_at               timestamptz,
+    wait_seconds_total    double precision NOT NULL,
+    longest_wait_seconds  double precision NOT NULL,
+    max_severity          text NOT NULL CHECK (max_severity IN ('LOW', 'MEDIUM', 'HIGH', 'CRITICAL')),
+    deepest_chain         integer NOT NULL,
+    lock_targets          text[] NOT NULL,
+    queued_request        boolean NOT NULL,
+    waiters               jsonb,
+    decisions             jsonb,
+    PRIMARY KEY (episode_hk, started_at, phase)
+) PARTITION BY RANGE (started_at);
+CREATE TABLE IF NOT EXISTS lock_monitoring.blocking_episode_s_default PARTITION OF lock_monitoring.blocking_episode_s DEFAULT;
+DO $days$
+DECLARE
+    v_day date;
+BEGIN
+    FOR v_day IN SELECT generate_series((now() AT TIME ZONE 'UTC')::date - 1, (now() AT TIME ZONE 'UTC')::date + 7, interval '1 day')::date LOOP
+        EXECUTE format('CREATE TABLE IF NOT EXISTS lock_monitoring.%I PARTITION OF lock_monitoring.blocking_episode_s FOR VALUES FROM (%L) TO (%L)',
+                       'blocking_episode_s_p' || to_char(v_day, 'YYYYMMDD'), v_day::timestamp AT TIME ZONE 'UTC', (v_day + 1)::timestamp AT TIME ZONE 'UTC');
+    END LOOP;
+END
+$days$;
+INSERT INTO lock_monitoring.history_partitioning (table_name, keep_when, partition_options, range_table, partition_column)
+VALUES ('blocking_episode_s', 'false', NULL, 'blocking_episode_s', 'started_at')
+ON CONFLICT (table_name) DO NOTHING;
+
+COMMENT ON TABLE lock_monitoring.blocking_episode_s IS
+    'Satellite (lockvault): a blocking episode when it started and when it ended — two rows at most, never one per cycle. One partition a UTC day of started_at; an episode leaves with its start day.';
+COMMENT ON COLUMN lock_monitoring.blocking_episode_s.episode_hk IS 'The episode (blocking_episode_h).';
+COMMENT ON COLUMN lock_monitoring.blocking_episode_s.started_at IS 'The episode''s start (blocking_episode_h.started_at): the partition key.';
+COMMENT ON COLUMN lock_monitoring.blocking_episode_s.phase IS 'started: as of the cycle that saw it start; ended: everything it accumulated until it ended.';
+COMMENT ON COLUMN lock_monitoring.blocking_episode_s.load_date IS 'The sample time of the cycle that wrote the row.';
+COMMENT ON COLUMN lock_monitoring.blocking_episode_s.record_source IS 'lockvault@host[/cluster] that wrote it.';
+COMMENT ON COLUMN lock_monitoring.blocking_episode_s.ended_at IS
+    'When nobody waited behind the root any more (the root''s commit when its state_change says so; else the last moment lockvault saw someone wait). NULL in the started row.';
+COMMENT ON COLUMN lock_monitoring.blocking_episode_s.ended_by IS
+    'root_finished, root_disconnected, root_cancelled / root_terminated (by lockvault''s resolver), queue_cancelled (the resolver cancelled a queued request), waiters_gave_up (the root still held), deadlock (the server''s detector), unobserved (lockvault was not watching: ended_at is the last moment seen). NULL in the started row.';
+COMMENT ON COLUMN lock_monitoring.blocking_episode_s.root_pid IS 'The root session''s pid, as first seen (NULL for a prepared transaction, see root_gid).';
+COMMENT ON COLUMN lock_monitoring.blocking_episode_s.root_backend_start IS 'The root session''s backend_start: with root_pid, its identity.';
+COMMENT ON COLUMN lock_monitoring.blocking_episode_s.root_gid IS 'For a prepared transaction root: its gid.';
+COMMENT ON COLUMN lock_monitoring.blocking_episode_s.root_user_name IS 'The root''s role (a prepared transaction''s owner).';
+COMMENT ON COLUMN lock_monitoring.blocking_episode_s.root_application_name IS 'The root''s application_name, as first seen blocking.';
+COMMENT ON COLUMN lock_monitoring.blocking_episode_s.root_client_addr IS 'The root''s client address.';
+COMMENT ON COLUMN lock_monitoring.blocking_episode_s.root_database_name IS 'The root''s database.';
+COMMENT ON COLUMN lock_monitoring.blocking_episode_s.root_state IS 'The root''s pg_stat_activity.state when first seen blocking (prepared for a prepared transaction).';
+COMMENT ON COLUMN lock_monitoring.blocking_episode_s.root_xact_start IS 'The root''s transaction start (for a prepared transaction: when it was prepared).';
+COMMENT ON COLUMN lock_monitoring.blocking_episode_s.root_query IS 'The root''s query text when first seen blocking (cut to sampling.query_text_length).';
+COMMENT ON COLUMN lock_monitoring.blocking_episode_s.root_query_id IS 'pg_stat_activity.query_id of that query, where the server computes one (compute_query_id); else NULL.';
+COMMENT ON COLUMN lock_monitoring.blocking_episode_s.waiting_sessions IS 'Sessions that waited behind the root (in the started row: those waiting in its first cycle).';
+COMMENT ON COLUMN lock_monitoring.blocking_episode_s.peak_waiting IS 'Most sessions waiting behind the root at once, in any cycle.';
+COMMENT ON COLUMN lock_monitoring.blocking_episode_s.peak_at IS 'The first cycle that saw the peak.';
+COMMENT ON COLUMN lock_monitoring.blocking_episode_s.wait_seconds_total IS 'Session-seconds lost: the sum over waiters of their time waiting within the episode.';
+COMMENT ON COLUMN lock_monitoring.blocking_episode_s.longest_wait_seconds IS 'The longest single wait within the episode, in seconds.';
+COMMENT ON COLUMN lock_monitoring.blocking_episode_s.max_severity IS 'The highest severity of the root or any blocker within the episode (LOW … CRITICAL).';
+COMMENT ON COLUMN lock_monitoring.blocking_episode_s.deepest_chain IS 'The longest chain of waits below the root (1: everyone waited for the root directly).';
+COMMENT ON COLUMN lock_monitoring.blocking_episode_s.lock_targets IS 'What the waiters waited for, e.g. {"relation public.orders"} (at most 20).';
+COMMENT ON COLUMN lock_monitoring.blocking_episode_s.queued_request IS 'A queued request (DDL, LOCK TABLE … waiting, with sessions queued behind it) was part of the episode.';
+COMMENT ON COLUMN lock_monitoring.blocking_episode_s.waiters IS
+    'Ended row: each waiter as episode_story shows it ({pid, backendStart, user, application, firstWaitAt, lastWaitAt, waitedSeconds, blockedBy [{pid, kind}], lockTarget, mode, query}); NULL in the started row (blocking_episode_session_l lists who joined).';
+COMMENT ON COLUMN lock_monitoring.blocking_episode_s.decisions IS
+    'Ended row: the resolver''s decisions on the episode''s sessions ({at, action, pid, executed, outcome}), one per change; NULL when none.';
+
+-- Link: the episode's root (role root) and every session that waited in it (role waiter), with
+-- when it joined. Keyed by the pair and the role; no hash key of its own (narrow rows: an
+-- episode is a few of them).
+CREATE TABLE IF NOT EXISTS lock_monitoring.blocking_episode_session_l (
+    episode_hk          bytea NOT NULL,
+    blocking_session_hk bytea NOT NULL,
+    role                text NOT NULL CHECK (role IN ('root', 'waiter')),
+    load_date           timestamptz NOT NULL,
+    record_source       text NOT NULL,
+    PRIMARY KEY (episode_hk, blocking_session_hk, role)
+) WITH (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 1000);
+CREATE INDEX IF NOT EXISTS blocking_episode_session_l_session ON lock_monitoring.blocking_episode_session_l (blocking_session_hk);
+ALTER TABLE lock_monitoring.blocking_episode_h SET (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 1000);
+COMMENT ON TABLE lock_monitoring.blocking_episode_session_l IS
+    'Link (lockvault): a session (blocking_session_h) in a blocking episode — its root, or a session that waited behind it.';
+COMMENT ON COLUMN lock_monitoring.blocking_episode_session_l.episode_hk IS 'The episode (blocking_episode_h).';
+COMMENT ON COLUMN lock_monitoring.blocking_episode_session_l.blocking_session_hk IS 'The session or prepared transaction (blocking_session_h).';
+COMMENT ON COLUMN lock_monitoring.blocking_episode_session_l.role IS 'root, or waiter.';
+COMMENT ON COLUMN lock_monitoring.blocking_episode_session_l.load_date IS 'For a waiter: when it began to wait behind the root; for the root: the episode''s start.';
+COMMENT ON COLUMN lock_monitoring.blocking_episode_session_l.record_source IS 'lockvault@host[/cluster] that recorded it.';
+COMMENT ON INDEX lock_monitoring.blocking_episode_session_l_session IS 'The episodes a session took part in; retention''s check before it removes a session hub.';
+
+GRANT SELECT ON lock_monitoring.blocking_episode_h, lock_monitoring.blocking_episode_s, lock_monitoring.blocking_episode_session_l
+    TO lock_monitoring_role, lock_writer_role;
+GRANT INSERT, DELETE ON lock_monitoring.blocking_episode_h, lock_monitoring.blocking_episode_s, lock_monitoring.blocking_episode_session_l
+    TO lock_writer_role;
+DO $maintain$
+BEGIN
+    IF lock_monitoring.server_has('maintain') THEN
+        EXECUTE 'GRANT MAINTAIN ON lock_monitoring.blocking_episode_h, lock_monitoring.blocking_episode_session_l, '
+                'lock_monitoring.blocking_episode_s_default TO lock_writer_role';
+    END IF;
+END
+$maintain$;
+"""####),
     ]
 
     /// The repeatable set: sql/functions/*.sql, then sql/views/*.sql.
@@ -1531,10 +1693,179 @@ COMMENT ON FUNCTION lock_monitoring.analyze_lock_waits(timestamptz, timestamptz)
     'Aggregates recorded lock waits in [p_from, p_to) per database x target x mode into lock_wait_analysis_h/_s; default: the last full hour.';
 GRANT EXECUTE ON FUNCTION lock_monitoring.analyze_lock_waits(timestamptz, timestamptz) TO lock_writer_role;
 """####),
+        Migration.File(path: "functions/blocking_at.sql", sql: ####"""
+-- The blocking forest as the vault recorded it at a past moment: `lockvault blocking --at TS`,
+-- or in psql `SELECT * FROM lock_monitoring.blocking_at('2025-06-01 03:12')`.
+--
+-- The history is change-only: a satellite row holds from its load_date until its load_end_date
+-- (NULL while current), so the state at p_at is every row with load_date <= p_at < load_end_date.
+-- One row per session (or prepared transaction) that waited, blocked, or was waited for at that
+-- moment: its waiting lock and whom it waited for (lock_activity_s), its blocker state if it
+-- blocked (blocking_session_s), and every lock of it then current, in `locks`, from which
+-- lockvault rebuilds the tree exactly as the live `blocking` draws it.
+--
+-- A moment the vault can't speak for is refused rather than shown as an empty tree:
+-- - before the retained history (SQLSTATE 22023): the cluster's first cycle summary still kept;
+--   when retention has removed the beginning, from the end of the oldest summary row kept, since
+--   lock rows that ended before the retention's cutoff are gone;
+-- - in the future, or for a cluster the vault does not hold (22023);
+-- - while lockvault was not watching (P0002): inside a recorded gap (monitor_gap_s), or after the
+--   cluster's last record when its daemon has gone quiet (the fleet's rule: no record for 90 s).
+--
+-- What it reads: every partition of lock_activity_s and blocking_session_s up to p_at (a row
+-- current at p_at may have been written any day before). It runs when a DBA asks, not per cycle.
+
+CREATE OR REPLACE FUNCTION lock_monitoring.blocking_at(p_at timestamptz, p_cluster text DEFAULT NULL)
+RETURNS TABLE (cluster_name text, system_identifier text, session_pid integer, prepared_gid text, backend_start timestamptz,
+               user_name text, application_name text, client_addr text, database_name text, backend_type text, session_state text,
+               is_superuser boolean, xact_start timestamptz, query text,
+               waiting_for integer[], block_kind text, wait_mode text, wait_target text, wait_start timestamptz,
+               blocking_severity text, blocked_sessions_count integer, blocked_pids integer[], blocking_started timestamptz,
+               is_root_blocker boolean, in_deadlock_cycle boolean, blocks_as text, held_lock_mode text, queued_for_mode text,
+               lock_target text, recommended_action text, locks jsonb, recorded_at timestamptz)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, lock_monitoring
+AS $fn$
+#variable_conflict use_column
+DECLARE
+    v_cluster  record;
+    v_n        integer;
+    v_names    text;
+    v_first    timestamptz;
+    v_from     timestamptz;
+    v_last     timestamptz;
+    v_gap      record;
+    v_label    text;
+BEGIN
+    IF p_at IS NULL THEN
+        RAISE EXCEPTION 'blocking_at: the moment is required' USING ERRCODE = '22023';
+    END IF;
+    IF p_at > now() THEN
+        RAISE EXCEPTION 'the moment % is in the future (now is %)', p_at, now() USING ERRCODE = '22023';
+    END IF;
+
+    -- The cluster: named (its cluster_name or system_identifier), or the vault's only one.
+    SELECT count(*), string_agg(CASE WHEN coalesce(c.name, '') = '' THEN h.system_identifier ELSE format('%s (%s)', c.name, h.system_identifier) END,
+                                ', ' ORDER BY c.name)
+    INTO v_n, v_names
+    FROM monitored_cluster_h h
+    LEFT JOIN LATERAL (SELECT m.cluster_name AS name FROM monitor_cycle_s m WHERE m.cluster_hk = h.cluster_hk
+                       ORDER BY m.load_date DESC LIMIT 1) c ON true;
+    IF v_n = 0 THEN
+        RAISE EXCEPTION 'nothing is recorded in this vault yet' USING ERRCODE = 'P0002';
+    END IF;
+    SELECT h.cluster_hk, h.system_identifier AS sysid, h.load_date, c.name INTO v_cluster
+    FROM monitored_cluster_h h
+    LEFT JOIN LATERAL (SELECT m.cluster_name AS name FROM monitor_cycle_s m WHERE m.cluster_hk = h.cluster_hk
+                       ORDER BY m.load_date DESC LIMIT 1) c ON true
+    -- An unnamed cluster is '-', as blocking_episodes_dashboard and fleet_status show it.
+    WHERE p_cluster IS NULL OR coalesce(nullif(c.name, ''), '-') = p_cluster OR h.system_identifier = p_cluster
+    ORDER BY c.name
+    LIMIT 2;
+    GET DIAGNOSTICS v_n = ROW_COUNT;
+    IF v_n = 0 THEN
+        RAISE EXCEPTION 'no cluster "%" in this vault; it holds %', p_cluster, v_names USING ERRCODE = '22023';
+    ELSIF p_cluster IS NULL AND (SELECT count(*) FROM monitored_cluster_h) > 1 THEN
+        RAISE EXCEPTION 'this vault holds several clusters: %; name one', v_names USING ERRCODE = '22023';
+    END IF;
+    v_label := CASE WHEN coalesce(v_cluster.name, '') = '' THEN v_cluster.sysid ELSE format('"%s"', v_cluster.name) END;
+
+    -- Where its retained history begins.
+    SELECT min(m.load_date) INTO v_first FROM monitor_cycle_s m WHERE m.cluster_hk = v_cluster.cluster_hk;
+    IF v_first IS NULL THEN
+        RAISE EXCEPTION 'nothing is recorded for cluster % yet', v_label USING ERRCODE = 'P0002';
+    END IF;
+    v_from := v_first;
+    IF v_first > v_cluster.load_date THEN
+        -- Retention removed the beginning: complete only from the end of the oldest summary row kept.
+        SELECT coalesce(m.load_end_date, m.load_date) INTO v_from FROM monitor_cycle_s m
+        WHERE m.cluster_hk = v_cluster.cluster_hk AND m.load_date = v_first;
+    END IF;
+    IF p_at < v_from THEN
+        RAISE EXCEPTION 'the moment % is before the retained history of cluster %, which begins at %', p_at, v_label, v_from
+            USING ERRCODE = '22023';
+    END IF;
+
+    -- Was lockvault watching?
+    SELECT g.gap_start, g.gap_end, g.reason INTO v_gap FROM monitor_gap_s g
+    WHERE g.cluster_hk = v_cluster.cluster_hk AND g.gap_start <= p_at AND g.gap_end > p_at
+    ORDER BY g.gap_start LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'lockvault was not watching cluster % at %: nothing was observed from % to % (%)',
+            v_label, p_at, v_gap.gap_start, v_gap.gap_end, v_gap.reason USING ERRCODE = 'P0002';
+    END IF;
+    SELECT max(m.last_cycle_at) INTO v_last FROM monitor_cycle_s m WHERE m.cluster_hk = v_cluster.cluster_hk AND m.load_end_date IS NULL;
+    IF v_last IS NOT NULL AND v_last < now() - interval '90 seconds' AND p_at > v_last + interval '90 seconds' THEN
+        RAISE EXCEPTION 'lockvault was not watching cluster % at %: its last record is from %, and nothing came after it',
+            v_label, p_at, v_last USING ERRCODE = 'P0002';
+    END IF;
+
+    RETURN QUERY
+    WITH l AS (
+        SELECT session_hk(h.system_identifier, h.holder_kind, h.session_pid, h.session_start, h.prepared_gid) AS hk,
+               h.holder_kind, h.session_pid AS pid, h.session_start, h.prepared_gid AS gid, h.lock_type, h.database_oid,
+               h.lock_target_key, h.lock_mode, s.lock_granted, s.database_name, s.relation_name, s.lock_target, s.wait_start, s.lock_since,
+               s.blocked_by_pids, s.block_kind, s.user_name, s.application_name, s.client_addr, s.session_state, s.query, s.load_date
+        FROM lock_activity_s s JOIN lock_activity_h h USING (lock_activity_hk)
+        WHERE h.system_identifier = v_cluster.sysid AND s.load_date <= p_at AND (s.load_end_date IS NULL OR s.load_end_date > p_at)
+    ),
+    b AS (
+        SELECT h.blocking_session_hk AS hk, h.session_kind, h.session_pid AS pid, h.session_start, h.prepared_gid AS gid,
+               s.user_name, s.application_name, s.client_addr, s.database_name, s.backend_type, s.session_state, s.is_superuser, s.xact_start,
+               s.query, s.blocking_severity, s.blocked_sessions_count, s.blocked_pids, s.blocking_started, s.is_root_blocker, s.in_deadlock_cycle,
+               s.blocks_as, s.held_lock_mode, s.queued_for_mode, s.lock_target, s.recommended_action, s.load_date
+        FROM blocking_session_s s JOIN blocking_session_h h USING (blocking_session_hk)
+        WHERE h.system_identifier = v_cluster.sysid AND s.load_date <= p_at AND (s.load_end_date IS NULL OR s.load_end_date > p_at)
+    ),
+    -- Whom the waiting locks waited for (0: a prepared transaction).
+    awaited AS (SELECT DISTINCT unnest(l.blocked_by_pids) AS pid FROM l WHERE NOT l.lock_granted),
+    who AS (
+        SELECT DISTINCT ON (w.hk) w.hk, w.kind, w.pid, w.session_start, w.gid
+        FROM (SELECT l.hk, l.holder_kind AS kind, l.pid, l.session_start, l.gid FROM l
+              WHERE NOT l.lock_granted OR l.pid IN (SELECT a.pid FROM awaited a)
+                 OR (l.holder_kind = 'prepared' AND 0 IN (SELECT a.pid FROM awaited a))
+              UNION ALL
+              SELECT b.hk, b.session_kind, b.pid, b.session_start, b.gid FROM b) w
+    )
+    SELECT v_cluster.name, v_cluster.sysid, w.pid, w.gid, w.session_start,
+           coalesce(bb.user_name, lw.user_name, la.user_name), coalesce(bb.application_name, lw.application_name, la.application_name),
+           coalesce(bb.client_addr, lw.client_addr, la.client_addr), coalesce(bb.database_name, lw.database_name, la.database_name),
+           bb.backend_type, coalesce(bb.session_state, lw.session_state, la.session_state), bb.is_superuser, bb.xact_start,
+           coalesce(bb.query, lw.query, la.query),
+           lw.blocked_by_pids, lw.block_kind, lw.lock_mode, lw.lock_target, lw.wait_start,
+           bb.blocking_severity, bb.blocked_sessions_count, bb.blocked_pids, bb.blocking_started, bb.is_root_blocker, bb.in_deadlock_cycle,
+           bb.blocks_as, bb.held_lock_mode, bb.queued_for_mode, bb.lock_target, bb.recommended_action,
+           la.locks, greatest(bb.load_date, la.recorded_at)
+    FROM who w
+    LEFT JOIN b bb ON bb.hk = w.hk
+    -- Its waiting lock (the oldest, if it waited for several).
+    LEFT JOIN LATERAL (SELECT * FROM l WHERE l.hk = w.hk AND NOT l.lock_granted ORDER BY l.wait_start NULLS LAST, l.lock_target LIMIT 1) lw ON true
+    LEFT JOIN LATERAL (
+        -- The session's attributes as its newest lock row has them.
+        SELECT (array_agg(l.user_name ORDER BY l.load_date DESC))[1] AS user_name,
+               (array_agg(l.application_name ORDER BY l.load_date DESC))[1] AS application_name,
+               (array_agg(l.client_addr ORDER BY l.load_date DESC))[1] AS client_addr,
+               (array_agg(l.database_name ORDER BY l.load_date DESC))[1] AS database_name,
+               (array_agg(l.session_state ORDER BY l.load_date DESC))[1] AS session_state,
+               (array_agg(l.query ORDER BY l.load_date DESC))[1] AS query, max(l.load_date) AS recorded_at,
+               jsonb_agg(jsonb_build_object(
+                   'lock_type', l.lock_type, 'lock_mode', l.lock_mode, 'granted', l.lock_granted, 'database_oid', l.database_oid::bigint,
+                   'lock_target_key', l.lock_target_key, 'database_name', l.database_name, 'relation_name', l.relation_name,
+                   'lock_target', l.lock_target, 'wait_start', l.wait_start, 'lock_since', l.lock_since,
+                   'blocked_by_pids', l.blocked_by_pids, 'block_kind', l.block_kind) ORDER BY l.lock_granted DESC, l.lock_target, l.lock_mode) AS locks
+        FROM l WHERE l.hk = w.hk) la ON true
+    ORDER BY w.pid NULLS LAST, w.gid;
+END
+$fn$;
+COMMENT ON FUNCTION lock_monitoring.blocking_at(timestamptz, text) IS
+    'The blocking forest as recorded at a past moment (lockvault blocking --at): one row per session or prepared transaction that waited, blocked or was waited for, with its waiting lock, its blocker state and every lock of it then current (locks). p_cluster: cluster_name or system_identifier, needed when the vault holds several. Refuses a moment before the retained history, in the future (22023) or while lockvault was not watching (P0002).';
+REVOKE ALL ON FUNCTION lock_monitoring.blocking_at(timestamptz, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION lock_monitoring.blocking_at(timestamptz, text) TO lock_monitoring_role, lock_writer_role;
+"""####),
         Migration.File(path: "functions/cleanup_old_data.sql", sql: ####"""
 -- Retention: removes history and alerts older than the retention — closed satellite rows
 -- (load_end_date older than the cutoff), point events (deadlocks, alerts, gaps, resolve
--- decisions) by their day, then hubs and links nothing references any more. Current rows are never removed, whatever their age, and neither are
+-- decisions) by their day, blocking episodes by the day they started, then hubs and links nothing references any more. Current rows are never removed, whatever their age, and neither are
 -- the hubs they point to. The daemon runs it (retention.days); DBAs may too.
 --
 -- Partitioned history loses whole days, so that retention leaves no dead rows and no vacuum
@@ -1791,6 +2122,8 @@ DECLARE
     v_event_kept bytea[];
     v_session bytea[];
     v_session_kept bytea[];
+    v_episode bytea[];
+    v_episode_kept bytea[];
 BEGIN
     IF batch_size IS NULL OR batch_size < 1 THEN
         RAISE EXCEPTION 'retention_sweep: batch_size must be at least 1, got %', batch_size USING ERRCODE = '22023';
@@ -1804,7 +2137,8 @@ BEGIN
     END IF;
     IF NOT EXISTS (SELECT 1 FROM retention_retired_key) THEN
         FOREACH table_name IN ARRAY ARRAY['lock_blocking_l', 'deadlock_involvement_l', 'lock_activity_h', 'deadlock_event_h',
-                                          'blocking_session_h', 'alert_h', 'retention_retired_key'] LOOP
+                                          'blocking_episode_session_l', 'blocking_episode_h', 'blocking_session_h', 'alert_h',
+                                          'retention_retired_key'] LOOP
             rows_deleted := 0; RETURN NEXT;
         END LOOP;
         RETURN;
@@ -1871,6 +2205,21 @@ BEGIN
     WHERE h.deadlock_event_hk = ANY (v_event) AND h.deadlock_event_hk <> ALL (v_event_kept) AND h.load_date < v_cutoff
         AND NOT EXISTS (SELECT 1 FROM deadlock_involvement_l l WHERE l.deadlock_event_hk = h.deadlock_event_hk);
     GET DIAGNOSTICS v_n = ROW_COUNT; table_name := 'deadlock_event_h'; rows_deleted := v_n; RETURN NEXT;
+    -- Blocking episodes whose rows are all gone (they leave with the day they started): their
+    -- links, retiring the sessions those name (for the session hubs below), then their hubs.
+    v_episode := ARRAY(SELECT r.hk FROM pg_temp.lv_retired_keys r WHERE r.key_column = 'episode_hk');
+    v_episode_kept := history_references('blocking_episode_s', 'episode_hk', v_episode);
+    WITH d AS (
+        DELETE FROM blocking_episode_session_l l
+        WHERE l.episode_hk = ANY (v_episode) AND l.episode_hk <> ALL (v_episode_kept)
+        RETURNING l.blocking_session_hk),
+    k AS (
+        INSERT INTO pg_temp.lv_retired_keys SELECT DISTINCT 'blocking_session_hk', d.blocking_session_hk FROM d ON CONFLICT DO NOTHING)
+    SELECT count(*) INTO v_n FROM d;
+    table_name := 'blocking_episode_session_l'; rows_deleted := v_n; RETURN NEXT;
+    DELETE FROM blocking_episode_h h
+    WHERE h.episode_hk = ANY (v_episode) AND h.episode_hk <> ALL (v_episode_kept) AND h.started_at < v_cutoff;
+    GET DIAGNOSTICS v_n = ROW_COUNT; table_name := 'blocking_episode_h'; rows_deleted := v_n; RETURN NEXT;
     v_session := ARRAY(SELECT r.hk FROM pg_temp.lv_retired_keys r WHERE r.key_column = 'blocking_session_hk');
     v_session_kept := history_references('blocking_session_s', 'blocking_session_hk', v_session)
                       || history_references('resolve_decision_s', 'blocking_session_hk', v_session);
@@ -1878,7 +2227,8 @@ BEGIN
     WHERE h.blocking_session_hk = ANY (v_session) AND h.blocking_session_hk <> ALL (v_session_kept) AND h.load_date < v_cutoff
         AND NOT EXISTS (SELECT 1 FROM lock_blocking_l l WHERE l.blocking_session_hk = h.blocking_session_hk)
         AND NOT EXISTS (SELECT 1 FROM lock_blocking_l l WHERE l.blocked_session_hk = h.blocking_session_hk)
-        AND NOT EXISTS (SELECT 1 FROM deadlock_involvement_l l WHERE l.blocking_session_hk = h.blocking_session_hk);
+        AND NOT EXISTS (SELECT 1 FROM deadlock_involvement_l l WHERE l.blocking_session_hk = h.blocking_session_hk)
+        AND NOT EXISTS (SELECT 1 FROM blocking_episode_session_l l WHERE l.blocking_session_hk = h.blocking_session_hk);
     GET DIAGNOSTICS v_n = ROW_COUNT; table_name := 'blocking_session_h'; rows_deleted := v_n; RETURN NEXT;
     -- An alert incident whose events are all gone (the alert writer takes the hub lock shared,
     -- record_cycle, which writes the alert trail through record_alerts.sql: none is writing one now).
@@ -1934,6 +2284,84 @@ COMMENT ON FUNCTION lock_monitoring.cleanup_old_data(integer) IS
     'Removes closed history and alerts older than retention_days (never current rows, nor the hubs they point to; hubs/links only when unreferenced): partitioned history by dropping whole days, the rest by DELETE; retention_drop then retention_sweep, in one transaction. Writes wait for a run that drops or deletes anything (it holds the hub lock, hub_lock_key()). Returns rows removed and partitions dropped per table.';
 REVOKE ALL ON FUNCTION lock_monitoring.cleanup_old_data(integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION lock_monitoring.cleanup_old_data(integer) TO lock_writer_role;
+"""####),
+        Migration.File(path: "functions/episode_story.sql", sql: ####"""
+-- The story of one blocking episode, as one JSON document (what `lockvault episode ID` tells
+-- and draws): when it started and ended and how, the gaps lockvault did not observe inside it,
+-- its root as first seen, every waiter (from when to when, behind whom, hard or soft, on what),
+-- what it cost, and the resolver's decisions. Keys are camelCase; timestamps ISO 8601 text
+-- (to_json of timestamptz); unknown values null. NULL when there is no such episode.
+--
+-- While an episode is open the vault holds its start (change-only writes): its waiters are then
+-- the sessions that joined it (when they began to wait; the rest comes with its end), its
+-- numbers are as of its first cycle, and its duration runs to its cluster's last recorded cycle.
+
+CREATE OR REPLACE FUNCTION lock_monitoring.episode_story(p_episode_id text)
+RETURNS jsonb
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, lock_monitoring
+AS $fn$
+    WITH h AS (
+        SELECT h.*, c.cluster_name, c.last_cycle_at
+        FROM blocking_episode_h h
+        LEFT JOIN LATERAL (SELECT c.cluster_name, c.last_cycle_at FROM monitor_cycle_s c WHERE c.cluster_hk = h.cluster_hk AND c.load_end_date IS NULL
+                           ORDER BY c.last_cycle_at DESC LIMIT 1) c ON true
+        WHERE h.episode_hk = hash_key(p_episode_id)
+    ),
+    st AS (SELECT s.* FROM blocking_episode_s s JOIN h USING (episode_hk) WHERE s.started_at = h.started_at AND s.phase = 'started'),
+    en AS (SELECT s.* FROM blocking_episode_s s JOIN h USING (episode_hk) WHERE s.started_at = h.started_at AND s.phase = 'ended'),
+    e AS (
+        SELECT h.episode_id, h.cluster_hk, h.cluster_name, h.started_at, en.ended_at, en.ended_by, en.waiters, en.decisions,
+               coalesce(en.ended_at, greatest(h.started_at, least(h.last_cycle_at, now()))) AS until,
+               coalesce(st.root_pid, en.root_pid) AS root_pid, coalesce(st.root_backend_start, en.root_backend_start) AS root_backend_start,
+               coalesce(st.root_gid, en.root_gid) AS root_gid, coalesce(st.root_user_name, en.root_user_name) AS root_user_name,
+               coalesce(st.root_application_name, en.root_application_name) AS root_application_name,
+               coalesce(st.root_client_addr, en.root_client_addr) AS root_client_addr, coalesce(st.root_state, en.root_state) AS root_state,
+               coalesce(st.root_xact_start, en.root_xact_start) AS root_xact_start, coalesce(st.root_query, en.root_query) AS root_query,
+               coalesce(st.root_query_id, en.root_query_id) AS root_query_id,
+               coalesce(en.peak_waiting, st.peak_waiting) AS peak_waiting, coalesce(en.peak_at, st.peak_at) AS peak_at,
+               coalesce(en.wait_seconds_total, st.wait_seconds_total) AS wait_seconds_total,
+               coalesce(en.longest_wait_seconds, st.longest_wait_seconds) AS longest_wait_seconds,
+               coalesce(en.max_severity, st.max_severity) AS max_severity, coalesce(en.deepest_chain, st.deepest_chain) AS deepest_chain,
+               coalesce(en.lock_targets, st.lock_targets) AS lock_targets, coalesce(en.queued_request, st.queued_request) AS queued_request,
+               h.episode_hk
+        FROM h LEFT JOIN st ON true LEFT JOIN en ON true
+        WHERE st.episode_hk IS NOT NULL OR en.episode_hk IS NOT NULL
+    )
+    SELECT jsonb_build_object(
+        'id', e.episode_id,
+        'cluster', coalesce(nullif(e.cluster_name, ''), '-'),
+        'startedAt', to_jsonb(e.started_at),
+        'endedAt', to_jsonb(e.ended_at),
+        'durationSeconds', extract(epoch FROM e.until - e.started_at)::float8,
+        'endedBy', e.ended_by,
+        'gaps', (SELECT coalesce(jsonb_agg(jsonb_build_object('from', to_jsonb(g.gap_start), 'to', to_jsonb(g.gap_end)) ORDER BY g.gap_start), '[]')
+                 FROM monitor_gap_s g WHERE g.cluster_hk = e.cluster_hk AND g.gap_end > e.started_at AND g.gap_start < e.until),
+        'root', jsonb_build_object('pid', e.root_pid, 'backendStart', to_jsonb(e.root_backend_start), 'gid', e.root_gid, 'user', e.root_user_name,
+                                   'application', e.root_application_name, 'client', e.root_client_addr, 'state', e.root_state,
+                                   'xactStart', to_jsonb(e.root_xact_start), 'query', e.root_query, 'queryId', e.root_query_id::text),
+        'waiters', coalesce(e.waiters, (
+            SELECT coalesce(jsonb_agg(jsonb_build_object('pid', sh.session_pid, 'backendStart', to_jsonb(sh.session_start), 'user', NULL,
+                                                         'application', NULL, 'firstWaitAt', to_jsonb(l.load_date), 'lastWaitAt', NULL,
+                                                         'waitedSeconds', NULL, 'blockedBy', '[]'::jsonb, 'lockTarget', NULL, 'mode', NULL,
+                                                         'query', NULL) ORDER BY l.load_date, sh.session_pid), '[]')
+            FROM blocking_episode_session_l l JOIN blocking_session_h sh USING (blocking_session_hk)
+            WHERE l.episode_hk = e.episode_hk AND l.role = 'waiter')),
+        'peakWaiting', e.peak_waiting,
+        'peakAt', to_jsonb(e.peak_at),
+        'waitSecondsTotal', e.wait_seconds_total,
+        'longestWaitSeconds', e.longest_wait_seconds,
+        'maxSeverity', e.max_severity,
+        'deepestChain', e.deepest_chain,
+        'lockTargets', to_jsonb(e.lock_targets),
+        'queuedRequest', e.queued_request,
+        'decisions', coalesce(e.decisions, '[]'))
+    FROM e
+$fn$;
+COMMENT ON FUNCTION lock_monitoring.episode_story(text) IS
+    'The story of one blocking episode as JSON (id, cluster, startedAt, endedAt, durationSeconds, endedBy, gaps, root, waiters, peakWaiting, peakAt, waitSecondsTotal, longestWaitSeconds, maxSeverity, deepestChain, lockTargets, queuedRequest, decisions); NULL when there is no such episode. What lockvault episode ID shows and draws.';
+REVOKE ALL ON FUNCTION lock_monitoring.episode_story(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION lock_monitoring.episode_story(text) TO lock_monitoring_role, lock_writer_role;
 """####),
         Migration.File(path: "functions/fleet_status.sql", sql: ####"""
 -- The fleet at a glance: one row per monitored cluster in this vault (many lockvault@NAME
@@ -2445,7 +2873,8 @@ GRANT EXECUTE ON FUNCTION lock_monitoring.record_blockers(text, text, timestampt
 --
 -- The alert trail rides along in both modes (alerts: those raised this cycle; alert_deliveries:
 -- the sinks' outcomes finished since the last cycle), so it is buffered, spooled and replayed
--- with the cycles: the daemon has one write path (record_alerts.sql).
+-- with the cycles: the daemon has one write path (record_alerts.sql). So do the blocking
+-- episodes (episodes: what started, who joined, what ended; record_episodes.sql).
 
 -- A vault that applied migration 013's first text has record_cycle split in two
 -- (record_cycle_rows + a reason update): record_blockers writes the reason, so the split-off
@@ -2513,6 +2942,12 @@ BEGIN
     END IF;
     IF coalesce(p->'decisions', '[]') <> '[]' THEN
         PERFORM record_resolve_decisions(v_sysid, v_src, v_at, p->'decisions');
+    END IF;
+    -- (No episode tables: a vault built with today's functions over a schema before migration
+    -- 035, as the upgrade tests build one; `lockvault migrate` applies 035 before any daemon writes.)
+    IF (coalesce(p->'episodes'->'started', '[]') <> '[]' OR coalesce(p->'episodes'->'joined', '[]') <> '[]'
+        OR coalesce(p->'episodes'->'ended', '[]') <> '[]') AND to_regclass('lock_monitoring.blocking_episode_h') IS NOT NULL THEN
+        v_stats := v_stats || record_episodes(v_sysid, v_src, v_at, p->'episodes');
     END IF;
     IF coalesce(p->'alerts', '[]') <> '[]' OR coalesce(p->'alert_deliveries', '[]') <> '[]' THEN
         v_stats := v_stats || record_alerts(v_sysid, v_src, p->'alerts', p->'alert_deliveries');
@@ -2708,6 +3143,162 @@ $fn$;
 COMMENT ON FUNCTION lock_monitoring.record_deadlocks(text, text, timestamptz, jsonb) IS
     'record_cycle part: deadlock_event_h/_s. Returns {deadlock_rows}.';
 GRANT EXECUTE ON FUNCTION lock_monitoring.record_deadlocks(text, text, timestamptz, jsonb) TO lock_writer_role;
+"""####),
+        Migration.File(path: "functions/record_episodes.sql", sql: ####"""
+-- Blocking episodes (migration 035): the `episodes` part of a cycle document, written by
+-- record_cycle with the rest of the cycle — buffered, spooled and replayed like it.
+-- Part: {started: [row], joined: [{episode_id, started_at, blocking_session, first_wait_at}], ended: [row]}.
+-- Row: {episode_id, started_at, root_session: {session key}, waiter_sessions: [{blocking_session, first_wait_at}],
+--       <blocking_episode_s columns>} (waiters and decisions only when ended). The sessions they
+-- name are in the document's sessions part (their hubs are written first).
+--
+-- Change-only and idempotent, keyed by what each row is:
+-- - the hub by the episode id; a started row only with a hub new in this call, so a restarted
+--   daemon that finds an open episode again (the same id) or a replayed document adds nothing;
+-- - links by (episode, session, role);
+-- - the ended row by (episode, its start, 'ended'). Its start is the hub's (the first one
+--   recorded wins), so both rows share a partition. It is merged with the started row, if any:
+--   the root as first seen stays there; peak, severity, depth, targets and queued request are
+--   the greater of both; a session the vault knows joined (a link) but this document's process
+--   never saw (a restart in the middle) is listed with an unknown end (lastWaitAt and
+--   waitedSeconds null).
+-- Timestamps inside waiters and decisions are stored as to_jsonb(timestamptz) renders them.
+
+CREATE OR REPLACE FUNCTION lock_monitoring.severity_max(a text, b text)
+RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $fn$
+    SELECT (ARRAY['LOW', 'MEDIUM', 'HIGH', 'CRITICAL'])[greatest(coalesce(array_position(ARRAY['LOW', 'MEDIUM', 'HIGH', 'CRITICAL'], a), 1),
+                                                              coalesce(array_position(ARRAY['LOW', 'MEDIUM', 'HIGH', 'CRITICAL'], b), 1))]
+$fn$;
+COMMENT ON FUNCTION lock_monitoring.severity_max(text, text) IS 'The higher of two severities (LOW < MEDIUM < HIGH < CRITICAL; NULL counts as LOW).';
+
+CREATE OR REPLACE FUNCTION lock_monitoring.record_episodes(p_sysid text, p_src text, p_at timestamptz, p jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql
+SET search_path = pg_catalog, lock_monitoring
+SET plan_cache_mode = force_generic_plan
+AS $fn$
+DECLARE
+    v_new bytea[];
+    v_started integer;
+    v_ended integer;
+BEGIN
+    WITH h AS (
+        INSERT INTO blocking_episode_h (episode_hk, episode_id, cluster_hk, started_at, load_date, record_source)
+        SELECT DISTINCT ON (hash_key(e.j->>'episode_id')) hash_key(e.j->>'episode_id'), e.j->>'episode_id', cluster_hk(p_sysid),
+               (e.j->>'started_at')::timestamptz, p_at, p_src
+        FROM (SELECT j FROM jsonb_array_elements(coalesce(p->'started', '[]')) j
+              UNION ALL SELECT j FROM jsonb_array_elements(coalesce(p->'joined', '[]')) j
+              UNION ALL SELECT j FROM jsonb_array_elements(coalesce(p->'ended', '[]')) j) e
+        ORDER BY hash_key(e.j->>'episode_id'), (e.j->>'started_at')::timestamptz
+        ON CONFLICT DO NOTHING
+        RETURNING episode_hk)
+    SELECT coalesce(array_agg(episode_hk), '{}') INTO v_new FROM h;
+
+    INSERT INTO blocking_episode_s (episode_hk, started_at, phase, load_date, record_source, root_pid, root_backend_start, root_gid,
+                                    root_user_name, root_application_name, root_client_addr, root_database_name, root_state, root_xact_start,
+                                    root_query, root_query_id, waiting_sessions, peak_waiting, peak_at, wait_seconds_total, longest_wait_seconds,
+                                    max_severity, deepest_chain, lock_targets, queued_request)
+    SELECT hk, r.started_at, 'started', p_at, p_src, r.root_pid, r.root_backend_start, r.root_gid, r.root_user_name, r.root_application_name,
+           r.root_client_addr, r.root_database_name, r.root_state, r.root_xact_start, r.root_query, r.root_query_id, r.waiting_sessions,
+           r.peak_waiting, r.peak_at, r.wait_seconds_total, r.longest_wait_seconds, r.max_severity, r.deepest_chain, r.lock_targets, r.queued_request
+    FROM jsonb_array_elements(coalesce(p->'started', '[]')) AS e(j)
+    CROSS JOIN LATERAL hash_key(e.j->>'episode_id') AS hk
+    CROSS JOIN LATERAL jsonb_populate_record(NULL::blocking_episode_s, e.j) AS r
+    WHERE hk = ANY (v_new)
+    ON CONFLICT DO NOTHING;
+    GET DIAGNOSTICS v_started = ROW_COUNT;
+
+    INSERT INTO blocking_episode_s (episode_hk, started_at, phase, load_date, record_source, ended_at, ended_by, root_pid, root_backend_start,
+                                    root_gid, root_user_name, root_application_name, root_client_addr, root_database_name, root_state,
+                                    root_xact_start, root_query, root_query_id, waiting_sessions, peak_waiting, peak_at, wait_seconds_total,
+                                    longest_wait_seconds, max_severity, deepest_chain, lock_targets, queued_request, waiters, decisions)
+    SELECT h.episode_hk, h.started_at, 'ended', p_at, p_src, r.ended_at, r.ended_by,
+           CASE WHEN st.episode_hk IS NULL THEN r.root_pid END, CASE WHEN st.episode_hk IS NULL THEN r.root_backend_start END,
+           CASE WHEN st.episode_hk IS NULL THEN r.root_gid END, CASE WHEN st.episode_hk IS NULL THEN r.root_user_name END,
+           CASE WHEN st.episode_hk IS NULL THEN r.root_application_name END, CASE WHEN st.episode_hk IS NULL THEN r.root_client_addr END,
+           CASE WHEN st.episode_hk IS NULL THEN r.root_database_name END, CASE WHEN st.episode_hk IS NULL THEN r.root_state END,
+           CASE WHEN st.episode_hk IS NULL THEN r.root_xact_start END, CASE WHEN st.episode_hk IS NULL THEN r.root_query END,
+           CASE WHEN st.episode_hk IS NULL THEN r.root_query_id END,
+           jsonb_array_length(w.waiters), greatest(r.peak_waiting, st.peak_waiting),
+           CASE WHEN st.peak_waiting > r.peak_waiting THEN st.peak_at ELSE r.peak_at END,
+           r.wait_seconds_total, greatest(r.longest_wait_seconds, st.longest_wait_seconds), severity_max(r.max_severity, st.max_severity),
+           greatest(r.deepest_chain, st.deepest_chain),
+           ARRAY(SELECT DISTINCT t FROM unnest(r.lock_targets || coalesce(st.lock_targets, '{}')) t ORDER BY t),
+           r.queued_request OR coalesce(st.queued_request, false), w.waiters, d.decisions
+    FROM jsonb_array_elements(coalesce(p->'ended', '[]')) AS e(j)
+    JOIN blocking_episode_h h ON h.episode_hk = hash_key(e.j->>'episode_id')
+    CROSS JOIN LATERAL jsonb_populate_record(NULL::blocking_episode_s, e.j) AS r
+    LEFT JOIN blocking_episode_s st ON st.episode_hk = h.episode_hk AND st.started_at = h.started_at AND st.phase = 'started'
+    CROSS JOIN LATERAL (
+        SELECT coalesce(jsonb_agg(x.w ORDER BY x.ord), '[]') AS waiters FROM (
+            SELECT o.ord, o.w || jsonb_build_object('backendStart', to_jsonb((o.w->>'backendStart')::timestamptz),
+                                                    'firstWaitAt', to_jsonb((o.w->>'firstWaitAt')::timestamptz),
+                                                    'lastWaitAt', to_jsonb((o.w->>'lastWaitAt')::timestamptz)) AS w
+            FROM jsonb_array_elements(coalesce(e.j->'waiters', '[]')) WITH ORDINALITY AS o(w, ord)
+            UNION ALL
+            -- Joined before this process knew the episode (a restart in the middle): its end is unknown.
+            SELECT 1000000 + row_number() OVER (ORDER BY l.load_date, sh.session_pid),
+                   jsonb_build_object('pid', sh.session_pid, 'backendStart', to_jsonb(sh.session_start), 'user', NULL, 'application', NULL,
+                                      'firstWaitAt', to_jsonb(l.load_date), 'lastWaitAt', NULL, 'waitedSeconds', NULL, 'blockedBy', '[]'::jsonb,
+                                      'lockTarget', NULL, 'mode', NULL, 'query', NULL)
+            FROM blocking_episode_session_l l JOIN blocking_session_h sh USING (blocking_session_hk)
+            WHERE l.episode_hk = h.episode_hk AND l.role = 'waiter'
+              AND l.blocking_session_hk NOT IN (SELECT session_hk(p_sysid, s.j->'blocking_session')
+                                                FROM jsonb_array_elements(coalesce(e.j->'waiter_sessions', '[]')) AS s(j))) x) w
+    CROSS JOIN LATERAL (
+        SELECT jsonb_agg(o.d || jsonb_build_object('at', to_jsonb((o.d->>'at')::timestamptz)) ORDER BY o.ord) AS decisions
+        FROM jsonb_array_elements(coalesce(e.j->'decisions', '[]')) WITH ORDINALITY AS o(d, ord)) d
+    ON CONFLICT DO NOTHING;
+    GET DIAGNOSTICS v_ended = ROW_COUNT;
+
+    -- Links: the root at the start, each waiter from its first wait.
+    INSERT INTO blocking_episode_session_l (episode_hk, blocking_session_hk, role, load_date, record_source)
+    SELECT DISTINCT ON (x.hk, x.shk, x.role) x.hk, x.shk, x.role, x.at, p_src
+    FROM (
+        SELECT hash_key(e.j->>'episode_id') AS hk, session_hk(p_sysid, e.j->'root_session') AS shk, 'root' AS role,
+               (e.j->>'started_at')::timestamptz AS at
+        FROM (SELECT j FROM jsonb_array_elements(coalesce(p->'started', '[]')) j
+              UNION ALL SELECT j FROM jsonb_array_elements(coalesce(p->'ended', '[]')) j) e
+        WHERE e.j->'root_session' IS NOT NULL
+        UNION ALL
+        SELECT hash_key(e.j->>'episode_id'), session_hk(p_sysid, s.j->'blocking_session'), 'waiter', (s.j->>'first_wait_at')::timestamptz
+        FROM (SELECT j FROM jsonb_array_elements(coalesce(p->'started', '[]')) j
+              UNION ALL SELECT j FROM jsonb_array_elements(coalesce(p->'ended', '[]')) j) e
+        CROSS JOIN LATERAL jsonb_array_elements(coalesce(e.j->'waiter_sessions', '[]')) AS s(j)
+        UNION ALL
+        SELECT hash_key(j->>'episode_id'), session_hk(p_sysid, j->'blocking_session'), 'waiter', (j->>'first_wait_at')::timestamptz
+        FROM jsonb_array_elements(coalesce(p->'joined', '[]')) j) x
+    ORDER BY x.hk, x.shk, x.role, x.at
+    ON CONFLICT DO NOTHING;
+
+    RETURN jsonb_build_object('episodes_started', v_started, 'episodes_ended', v_ended);
+END
+$fn$;
+COMMENT ON FUNCTION lock_monitoring.record_episodes(text, text, timestamptz, jsonb) IS
+    'record_cycle part: blocking episodes (blocking_episode_h, blocking_episode_s, blocking_episode_session_l), change-only — a hub and a row when one starts, a link when a session joins, a row when it ends; idempotent. Returns episode rows added.';
+GRANT EXECUTE ON FUNCTION lock_monitoring.record_episodes(text, text, timestamptz, jsonb) TO lock_writer_role;
+
+-- What a restarted daemon asks once, before its first cycle is recorded: the episodes the vault
+-- holds open for its cluster (a started row and no ended row), with the root's identity and
+-- transaction, so an episode in the middle of a restart goes on under its id (EpisodeTracker.adopt).
+CREATE OR REPLACE FUNCTION lock_monitoring.open_episodes(p_system_identifier text)
+RETURNS TABLE (episode_id text, started_at timestamptz, root_pid integer, root_backend_start timestamptz, root_gid text,
+               root_xact_start timestamptz, last_seen_at timestamptz)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, lock_monitoring
+AS $fn$
+    SELECT h.episode_id, h.started_at, s.root_pid, s.root_backend_start, s.root_gid, s.root_xact_start,
+           greatest(h.started_at, (SELECT max(c.last_cycle_at) FROM monitor_cycle_s c WHERE c.cluster_hk = h.cluster_hk AND c.load_end_date IS NULL))
+    FROM blocking_episode_h h
+    JOIN blocking_episode_s s ON s.episode_hk = h.episode_hk AND s.started_at = h.started_at AND s.phase = 'started'
+    WHERE h.cluster_hk = cluster_hk(p_system_identifier)
+      AND NOT EXISTS (SELECT 1 FROM blocking_episode_s x WHERE x.episode_hk = h.episode_hk AND x.started_at = h.started_at AND x.phase = 'ended')
+    ORDER BY h.started_at
+$fn$;
+COMMENT ON FUNCTION lock_monitoring.open_episodes(text) IS
+    'The blocking episodes the vault holds open for a cluster (started, not ended), with the root''s identity and transaction and the cluster''s last recorded cycle: what a restarted daemon continues or ends as unobserved.';
+REVOKE ALL ON FUNCTION lock_monitoring.open_episodes(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION lock_monitoring.open_episodes(text) TO lock_writer_role, lock_monitoring_role;
 """####),
         Migration.File(path: "functions/record_lock_waits.sql", sql: ####"""
 -- Which waiting lock waited for which blocker, and how (block_kind hard or soft): lock_blocking_l,
@@ -2932,6 +3523,64 @@ $fn$;
 COMMENT ON FUNCTION lock_monitoring.retention_vacuum_statements() IS
     'The VACUUM to run after cleanup_old_data for each table it may DELETE from (every ordinary table but the daily partitions, which it drops whole); statement is NULL where the current role may not vacuum the table.';
 """####),
+        Migration.File(path: "functions/top_blockers.sql", sql: ####"""
+-- "Which job does this to us every week?": blocking episodes grouped by their root's
+-- application, user and query — the server's query_id where it computes one, else the query
+-- text normalised (literals and numbers as ?, whitespace folded, lower case) — most
+-- session-seconds caused first.
+
+CREATE OR REPLACE FUNCTION lock_monitoring.normalised_query(p_query text)
+RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $fn$
+    SELECT left(btrim(regexp_replace(regexp_replace(regexp_replace(lower(p_query), '''(?:[^'']|'''')*''', '?', 'g'),
+                                                    '\m\d+(\.\d+)?\M', '?', 'g'), '\s+', ' ', 'g')), 500)
+$fn$;
+COMMENT ON FUNCTION lock_monitoring.normalised_query(text) IS
+    'A query''s text with string literals and numbers as ?, whitespace folded, lower case, at most 500 characters: one key for every run of the same statement (top_blockers, when the server computes no query_id).';
+
+CREATE OR REPLACE FUNCTION lock_monitoring.top_blockers(p_from timestamptz, p_to timestamptz)
+RETURNS TABLE (root_application_name text, root_user_name text, query_key text, sample_query text, episodes bigint,
+               wait_seconds_total double precision, longest_wait_seconds double precision, ended_by jsonb)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, lock_monitoring
+AS $fn$
+#variable_conflict use_column
+BEGIN
+    IF p_from IS NULL OR p_to IS NULL OR p_from > p_to THEN
+        RAISE EXCEPTION 'top_blockers: p_from (%) must be a time no later than p_to (%)', p_from, p_to USING ERRCODE = '22023';
+    END IF;
+    RETURN QUERY
+    WITH ep AS (
+        SELECT coalesce(st.root_application_name, en.root_application_name, '') AS app,
+               coalesce(st.root_user_name, en.root_user_name, '') AS usr,
+               coalesce(coalesce(st.root_query_id, en.root_query_id)::text,
+                        normalised_query(coalesce(st.root_query, en.root_query, coalesce('prepared transaction ' || coalesce(st.root_gid, en.root_gid), '')))) AS qkey,
+               coalesce(st.root_query, en.root_query) AS query,
+               h.started_at,
+               coalesce(en.wait_seconds_total, st.wait_seconds_total) AS ws,
+               coalesce(en.longest_wait_seconds, st.longest_wait_seconds) AS longest,
+               coalesce(en.ended_by, 'open') AS how
+        FROM blocking_episode_h h
+        LEFT JOIN blocking_episode_s st ON st.episode_hk = h.episode_hk AND st.started_at = h.started_at AND st.phase = 'started'
+        LEFT JOIN blocking_episode_s en ON en.episode_hk = h.episode_hk AND en.started_at = h.started_at AND en.phase = 'ended'
+        WHERE h.started_at >= p_from AND h.started_at < p_to AND (st.episode_hk IS NOT NULL OR en.episode_hk IS NOT NULL)
+    ),
+    by_end AS (
+        SELECT ep.app, ep.usr, ep.qkey, ep.how, count(*) AS n, sum(ep.ws) AS ws, max(ep.longest) AS longest,
+               (array_agg(ep.query ORDER BY ep.started_at DESC))[1] AS query, max(ep.started_at) AS latest
+        FROM ep GROUP BY 1, 2, 3, 4
+    )
+    SELECT b.app, b.usr, b.qkey, left((array_agg(b.query ORDER BY b.latest DESC))[1], 1000), sum(b.n)::bigint, sum(b.ws)::float8,
+           max(b.longest)::float8, jsonb_object_agg(b.how, b.n)
+    FROM by_end b
+    GROUP BY 1, 2, 3
+    ORDER BY 6 DESC, 5 DESC, 1, 2, 3;
+END
+$fn$;
+COMMENT ON FUNCTION lock_monitoring.top_blockers(timestamptz, timestamptz) IS
+    'Blocking episodes that started in [p_from, p_to), grouped by the root''s application, user and query (query_key: query_id as text where the server computes one, else normalised_query of its text): episodes, session-seconds of waiting caused, the longest wait, and how they ended ({ended_by: count}; open ones as "open"). Most wait-seconds first: which job does this to us every week.';
+REVOKE ALL ON FUNCTION lock_monitoring.top_blockers(timestamptz, timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION lock_monitoring.top_blockers(timestamptz, timestamptz) TO lock_monitoring_role, lock_writer_role;
+"""####),
         Migration.File(path: "views/alerts_dashboard.sql", sql: ####"""
 -- What DBAs read in psql: current state first, worst first; long text cut so rows stay
 -- readable (full text is in the satellites). CREATE OR REPLACE VIEW may only add columns at
@@ -2967,6 +3616,83 @@ COMMENT ON COLUMN lock_monitoring.alerts_dashboard.alert_id IS
 -- Read-only: SELECT for readers (lock_admin_role through lock_monitoring_role) and the daemon.
 REVOKE ALL ON lock_monitoring.alerts_dashboard FROM PUBLIC, lock_writer_role;
 GRANT SELECT ON lock_monitoring.alerts_dashboard TO lock_monitoring_role, lock_writer_role;
+"""####),
+        Migration.File(path: "views/blocking_episodes_dashboard.sql", sql: ####"""
+-- The morning after: every blocking episode, newest first, one row each (migration 035;
+-- episode_story() tells one in full, top_blockers() groups them by job). While an episode is
+-- open the vault holds its start (change-only writes): its numbers are then as of its first
+-- cycle, its waiting_sessions counts those that joined so far, and its duration runs to its
+-- cluster's last recorded cycle.
+
+-- Created once the tables exist (migration 035): `lockvault migrate` applies every numbered
+-- migration before this set, so only a vault built with today's functions over an older schema
+-- (the upgrade tests') lacks them; the set runs again after 035.
+DO $episodes$
+BEGIN
+    IF to_regclass('lock_monitoring.blocking_episode_h') IS NULL THEN
+        RETURN;
+    END IF;
+    CREATE OR REPLACE VIEW lock_monitoring.blocking_episodes_dashboard AS
+    WITH cur AS (
+        SELECT DISTINCT ON (c.cluster_hk) c.cluster_hk, c.cluster_name, c.last_cycle_at
+        FROM lock_monitoring.monitor_cycle_s c WHERE c.load_end_date IS NULL ORDER BY c.cluster_hk, c.last_cycle_at DESC
+    )
+    SELECT h.episode_id,
+           coalesce(nullif(cur.cluster_name, ''), '-') AS cluster_name,
+           h.started_at,
+           en.ended_at,
+           extract(epoch FROM coalesce(en.ended_at, greatest(h.started_at, least(cur.last_cycle_at, now()))) - h.started_at)::double precision
+               AS duration_seconds,
+           coalesce(st.root_pid, en.root_pid) AS root_pid,
+           coalesce(st.root_user_name, en.root_user_name) AS root_user_name,
+           coalesce(st.root_application_name, en.root_application_name) AS root_application_name,
+           coalesce(st.root_state, en.root_state) AS root_state,
+           left(regexp_replace(coalesce(st.root_query, en.root_query, 'prepared transaction ''' || coalesce(st.root_gid, en.root_gid) || ''''), '\s+', ' ', 'g'), 200)
+               AS root_query,
+           coalesce(en.waiting_sessions,
+                    (SELECT count(*)::integer FROM lock_monitoring.blocking_episode_session_l l WHERE l.episode_hk = h.episode_hk AND l.role = 'waiter'))
+               AS waiting_sessions,
+           coalesce(en.peak_waiting, st.peak_waiting) AS peak_waiting,
+           coalesce(en.wait_seconds_total, st.wait_seconds_total) AS wait_seconds_total,
+           coalesce(en.longest_wait_seconds, st.longest_wait_seconds) AS longest_wait_seconds,
+           coalesce(en.max_severity, st.max_severity) AS max_severity,
+           coalesce(en.lock_targets, st.lock_targets) AS lock_targets,
+           en.ended_by
+    FROM lock_monitoring.blocking_episode_h h
+    LEFT JOIN lock_monitoring.blocking_episode_s st ON st.episode_hk = h.episode_hk AND st.started_at = h.started_at AND st.phase = 'started'
+    LEFT JOIN lock_monitoring.blocking_episode_s en ON en.episode_hk = h.episode_hk AND en.started_at = h.started_at AND en.phase = 'ended'
+    LEFT JOIN cur ON cur.cluster_hk = h.cluster_hk
+    WHERE st.episode_hk IS NOT NULL OR en.episode_hk IS NOT NULL
+    ORDER BY h.started_at DESC, h.episode_id;
+    COMMENT ON VIEW lock_monitoring.blocking_episodes_dashboard IS
+        'Blocking episodes, newest first, one row each: a root blocker''s incident from the first wait behind it until nobody waited behind it — who the root was, how many waited, what it cost and how it ended. episode_story(episode_id) tells one in full.';
+    COMMENT ON COLUMN lock_monitoring.blocking_episodes_dashboard.episode_id IS 'The episode''s id (lockvault episode ID; the cleared alert''s episode.id).';
+    COMMENT ON COLUMN lock_monitoring.blocking_episodes_dashboard.cluster_name IS 'The daemon''s cluster_name (config) for the monitored cluster, ''-'' when unset.';
+    COMMENT ON COLUMN lock_monitoring.blocking_episodes_dashboard.started_at IS 'When the first wait behind the root began (its waitstart).';
+    COMMENT ON COLUMN lock_monitoring.blocking_episodes_dashboard.ended_at IS 'When nobody waited behind the root any more; NULL while the episode is open.';
+    COMMENT ON COLUMN lock_monitoring.blocking_episodes_dashboard.duration_seconds IS
+        'Seconds from started_at to ended_at, or, while open, to its cluster''s last recorded cycle (up to vault.heartbeat_seconds behind now).';
+    COMMENT ON COLUMN lock_monitoring.blocking_episodes_dashboard.root_pid IS 'pid of the root session (NULL for a prepared transaction: root_query names its gid).';
+    COMMENT ON COLUMN lock_monitoring.blocking_episodes_dashboard.root_user_name IS 'The root''s role (a prepared transaction''s owner).';
+    COMMENT ON COLUMN lock_monitoring.blocking_episodes_dashboard.root_application_name IS 'The root''s application_name: which program to ask.';
+    COMMENT ON COLUMN lock_monitoring.blocking_episodes_dashboard.root_state IS 'The root''s state when first seen blocking: active, idle in transaction, …; prepared for a prepared transaction.';
+    COMMENT ON COLUMN lock_monitoring.blocking_episodes_dashboard.root_query IS
+        'The root''s query when first seen blocking, whitespace folded, first 200 characters (episode_story has it whole).';
+    COMMENT ON COLUMN lock_monitoring.blocking_episodes_dashboard.waiting_sessions IS 'Sessions that waited behind the root, directly or through chains (while open: those that joined so far).';
+    COMMENT ON COLUMN lock_monitoring.blocking_episodes_dashboard.peak_waiting IS 'Most sessions waiting behind the root at once (while open: in its first cycle).';
+    COMMENT ON COLUMN lock_monitoring.blocking_episodes_dashboard.wait_seconds_total IS
+        'Session-seconds lost: the sum over waiters of their time waiting within the episode (while open: as of its first cycle).';
+    COMMENT ON COLUMN lock_monitoring.blocking_episodes_dashboard.longest_wait_seconds IS 'The longest single wait within the episode, in seconds.';
+    COMMENT ON COLUMN lock_monitoring.blocking_episodes_dashboard.max_severity IS 'The highest severity the root or a blocker within the episode reached: LOW, MEDIUM, HIGH or CRITICAL.';
+    COMMENT ON COLUMN lock_monitoring.blocking_episodes_dashboard.lock_targets IS 'What the waiters waited for, e.g. {"relation public.orders"}.';
+    COMMENT ON COLUMN lock_monitoring.blocking_episodes_dashboard.ended_by IS
+        'How it ended: root_finished, root_disconnected, root_cancelled, root_terminated, queue_cancelled, waiters_gave_up, deadlock or unobserved (lockvault was not watching; ended_at is the last moment seen). NULL while open.';
+
+    -- Read-only: SELECT for readers (lock_admin_role through lock_monitoring_role) and the daemon.
+    REVOKE ALL ON lock_monitoring.blocking_episodes_dashboard FROM PUBLIC, lock_writer_role;
+    GRANT SELECT ON lock_monitoring.blocking_episodes_dashboard TO lock_monitoring_role, lock_writer_role;
+END
+$episodes$;
 """####),
         Migration.File(path: "views/blocking_sessions_dashboard.sql", sql: ####"""
 -- What DBAs read in psql: current state first, worst first; long text cut so rows stay
@@ -3012,9 +3738,13 @@ SELECT s.session_pid,
        h.system_identifier,
        s.load_date AS recorded_at,
        s.blocks_as,
-       s.queued_for_mode
+       s.queued_for_mode,
+       round(extract(epoch FROM now() - f.last_cycle_at)::numeric, 1)::double precision AS lag_seconds
 FROM lock_monitoring.blocking_session_s s
 JOIN lock_monitoring.blocking_session_h h USING (blocking_session_hk)
+LEFT JOIN (SELECT mh.system_identifier, max(c.last_cycle_at) AS last_cycle_at FROM lock_monitoring.monitor_cycle_s c
+           JOIN lock_monitoring.monitored_cluster_h mh USING (cluster_hk) WHERE c.load_end_date IS NULL GROUP BY 1) f
+       ON f.system_identifier = h.system_identifier
 LEFT JOIN LATERAL (
     SELECT r.decision, r.reason FROM lock_monitoring.resolve_decision_s r
     WHERE r.blocking_session_hk = s.blocking_session_hk ORDER BY r.load_date DESC LIMIT 1) d ON true
@@ -3063,6 +3793,9 @@ COMMENT ON COLUMN lock_monitoring.blocking_sessions_dashboard.system_identifier 
     'pg_control_system().system_identifier of the monitored cluster: tells the clusters of a fleet apart.';
 COMMENT ON COLUMN lock_monitoring.blocking_sessions_dashboard.recorded_at IS
     'When lockvault recorded this state of the blocker (a new row whenever its severity, waiters or verdict change).';
+
+COMMENT ON COLUMN lock_monitoring.blocking_sessions_dashboard.lag_seconds IS
+    'How fresh this row is: seconds since the last cycle lockvault recorded for its cluster (monitor_cycle_s), which still saw it so. Up to vault.heartbeat_seconds (60) is normal for a quiet cluster; more means lockvault stopped recording it (stopped, or cannot reach the vault: fleet_dashboard says which) and the row may no longer be true. NULL when no cycle of its cluster is recorded.';
 
 -- Read-only: SELECT for readers (lock_admin_role through lock_monitoring_role) and the daemon.
 REVOKE ALL ON lock_monitoring.blocking_sessions_dashboard FROM PUBLIC, lock_writer_role;
@@ -3173,9 +3906,13 @@ SELECT s.session_pid,
        left(regexp_replace(s.query, '\s+', ' ', 'g'), 60) AS query,
        h.system_identifier,
        s.load_date AS recorded_at,
-       s.block_kind
+       s.block_kind,
+       round(extract(epoch FROM now() - f.last_cycle_at)::numeric, 1)::double precision AS lag_seconds
 FROM lock_monitoring.lock_activity_s s
 JOIN lock_monitoring.lock_activity_h h USING (lock_activity_hk)
+LEFT JOIN (SELECT mh.system_identifier, max(c.last_cycle_at) AS last_cycle_at FROM lock_monitoring.monitor_cycle_s c
+           JOIN lock_monitoring.monitored_cluster_h mh USING (cluster_hk) WHERE c.load_end_date IS NULL GROUP BY 1) f
+       ON f.system_identifier = h.system_identifier
 WHERE s.load_end_date IS NULL
 ORDER BY s.lock_granted, s.lock_since, s.session_pid;
 COMMENT ON VIEW lock_monitoring.lock_activity_dashboard IS 'Locks captured right now: waiting ones first, oldest first.';
@@ -3212,6 +3949,9 @@ COMMENT ON COLUMN lock_monitoring.lock_activity_dashboard.system_identifier IS
 COMMENT ON COLUMN lock_monitoring.lock_activity_dashboard.recorded_at IS
     'When lockvault recorded this state of the lock.';
 
+COMMENT ON COLUMN lock_monitoring.lock_activity_dashboard.lag_seconds IS
+    'How fresh this row is: seconds since the last cycle lockvault recorded for its cluster (monitor_cycle_s), which still saw it so. Up to vault.heartbeat_seconds (60) is normal for a quiet cluster; more means lockvault stopped recording it (stopped, or cannot reach the vault: fleet_dashboard says which) and the row may no longer be true. NULL when no cycle of its cluster is recorded.';
+
 -- Read-only: SELECT for readers (lock_admin_role through lock_monitoring_role) and the daemon.
 REVOKE ALL ON lock_monitoring.lock_activity_dashboard FROM PUBLIC, lock_writer_role;
 GRANT SELECT ON lock_monitoring.lock_activity_dashboard TO lock_monitoring_role, lock_writer_role;
@@ -3234,9 +3974,13 @@ SELECT h.period_start,
        round(s.max_wait_seconds::numeric, 2)::double precision AS max_wait_s,
        s.top_blockers,
        s.recommendation,
-       h.system_identifier
+       h.system_identifier,
+       round(extract(epoch FROM now() - f.last_cycle_at)::numeric, 1)::double precision AS lag_seconds
 FROM lock_monitoring.lock_wait_analysis_s s
 JOIN lock_monitoring.lock_wait_analysis_h h USING (lock_wait_analysis_hk)
+LEFT JOIN (SELECT mh.system_identifier, max(c.last_cycle_at) AS last_cycle_at FROM lock_monitoring.monitor_cycle_s c
+           JOIN lock_monitoring.monitored_cluster_h mh USING (cluster_hk) WHERE c.load_end_date IS NULL GROUP BY 1) f
+       ON f.system_identifier = h.system_identifier
 WHERE s.load_end_date IS NULL
 ORDER BY h.period_start DESC, s.total_wait_seconds DESC;
 COMMENT ON VIEW lock_monitoring.lock_wait_analysis_dashboard IS 'Where time went waiting for locks, per period (newest first) and target (most total wait first). Filled by analyze_lock_waits().';
@@ -3264,6 +4008,9 @@ COMMENT ON COLUMN lock_monitoring.lock_wait_analysis_dashboard.recommendation IS
     'What to look at, e.g. lock_timeout for DDL, shorter transactions.';
 COMMENT ON COLUMN lock_monitoring.lock_wait_analysis_dashboard.system_identifier IS
     'pg_control_system().system_identifier of the monitored cluster: tells the clusters of a fleet apart.';
+
+COMMENT ON COLUMN lock_monitoring.lock_wait_analysis_dashboard.lag_seconds IS
+    'How fresh this row is: seconds since the last cycle lockvault recorded for its cluster (monitor_cycle_s), which still saw it so. Up to vault.heartbeat_seconds (60) is normal for a quiet cluster; more means lockvault stopped recording it (stopped, or cannot reach the vault: fleet_dashboard says which) and the row may no longer be true. NULL when no cycle of its cluster is recorded.';
 
 -- Read-only: SELECT for readers (lock_admin_role through lock_monitoring_role) and the daemon.
 REVOKE ALL ON lock_monitoring.lock_wait_analysis_dashboard FROM PUBLIC, lock_writer_role;

@@ -12,6 +12,13 @@ public struct CycleOutcome: Sendable {
     /// The kill rule's answer for every blocker (worst first), resolver on or off: what the
     /// vault records as auto_kill_eligible and auto_kill_reason.
     public var rulings: [ResolveDecision] = []
+    /// What happened to blocking episodes this cycle (``EpisodeTracker``): started, joined, ended.
+    public var episodeEvents: [EpisodeEvent] = []
+    /// The episodes open, awaiting a deadlock's confirmation or ended recently: what a cleared
+    /// alert names its episode from.
+    public var episodes: [Episode] = []
+    /// Episodes open after this cycle.
+    public var openEpisodes = 0
     /// The alerts this cycle raised (``CycleAlerting``), recorded with the cycle.
     public var alerts: [Alert] = []
     /// The sinks' outcomes that finished since the last sampled cycle, recorded with this one.

@@ -24,6 +24,7 @@ public actor Monitor {
     private var reader: SnapshotReader
     private let writer: VaultWriter
     private var deadlocks = DeadlockTracker()
+    private var episodes = EpisodeTracker()
     private var serverLog: ServerLogReader?
     private var resolver = Resolver()
     /// Who raises alerts (the daemon's alert service): asked before a sampled cycle is recorded.
@@ -83,7 +84,7 @@ public actor Monitor {
         // 1. Sample the target.
         let snapshot: LockSnapshot
         do {
-            snapshot = try reader.read(try targetConnection(), monitorPids: ownPids())
+            snapshot = try reader.read(try targetConnection(), monitorPids: ownPids(), watch: episodes.watchedPids)
         } catch {
             let failure = MonitorFailure.classify(error, side: .target, role: target?.user)
             if target != nil { logger.warning("lost the monitored cluster", metadata: ["error": "\(failure.message)"]) }
@@ -111,15 +112,20 @@ public actor Monitor {
         (outcome.rulings, outcome.decisions) = resolver.run(outcome.assessments, policy: settings.resolve, scope: scope, target: target,
                                                             at: snapshot.capturedAt, logger: logger)
 
-        // 4. Alerts, so the alert trail goes into this cycle's record (one write path).
-        if let alerting { (outcome.alerts, outcome.alertDeliveries) = alerting.alerts(for: outcome) }
-
-        // 5. Record it, with the gap this sample ends (an outage, or this process's own start
-        //    after downtime: only then is the vault asked when it last heard of the cluster).
-        //    Cycles spooled before a restart are part of the record: the downtime starts after them.
+        // 4. The gap this sample ends (an outage, or this process's own start after downtime:
+        //    only then is the vault asked when it last heard of the cluster). Cycles spooled
+        //    before a restart are part of the record: the downtime starts after them.
         let lastRecorded = write && machine.wantsLastRecordedCycle
             ? [writer.lastRecordedCycle(systemIdentifier: snapshot.systemIdentifier), writer.newestPending].compactMap { $0 }.max() : nil
         let gap = machine.sampled(at: snapshot.capturedAt, lastRecordedCycle: lastRecorded)
+
+        // 5. Blocking episodes (a cleared alert names its episode), across that gap.
+        observeEpisodes(&outcome, graph: graph, gap: gap, write: write)
+
+        // 6. Alerts, so the alert trail goes into this cycle's record (one write path).
+        if let alerting { (outcome.alerts, outcome.alertDeliveries) = alerting.alerts(for: outcome) }
+
+        // 7. Record it, with that gap.
         outcome.cycleMilliseconds = milliseconds(since: started)
         if write {
             writer.add(outcome, graph: graph, gap: gap)
@@ -151,6 +157,40 @@ public actor Monitor {
             ])
         }
         return events
+    }
+
+    /// This cycle's episode events. The first cycle of a process that writes continues the
+    /// episodes the vault holds open (after the spooled cycles of the process before it are
+    /// written, so that theirs are among them).
+    private func observeEpisodes(_ outcome: inout CycleOutcome, graph: WaitGraph, gap: ObservationGap?, write: Bool) {
+        guard let snapshot = outcome.snapshot else { return }
+        if write && episodes.wantsRecorded {
+            _ = writer.flush()
+            do {
+                episodes.adopt(try writer.openEpisodes(systemIdentifier: snapshot.systemIdentifier))
+            } catch {
+                // Then an episode open across the restart is found again by its id only when its
+                // first waiter still waits; else it starts anew.
+                logger.warning("could not read the vault's open blocking episodes; an episode in the middle of this restart may be recorded twice",
+                               metadata: ["error": "\(MonitorFailure.classify(error, side: .vault).message)"])
+            }
+        }
+        let decisions = outcome.decisions.map { d in
+            EpisodeDecision(participant: d.decision.assessment.participant, action: d.decisionName, executed: d.executedSignal, outcome: d.outcomeText)
+        }
+        outcome.episodeEvents = episodes.observe(EpisodeCycle(snapshot: snapshot, graph: graph, assessments: outcome.assessments, decisions: decisions,
+                                                              deadlocks: outcome.deadlocks, gap: gap))
+        outcome.episodes = episodes.known
+        outcome.openEpisodes = episodes.open.count
+        for event in outcome.episodeEvents {
+            if case .ended(let e) = event {
+                logger.info("blocking episode ended", metadata: [
+                    "episode.id": "\(e.id)", "episode.ended_by": "\(e.endedBy?.rawValue ?? "")", "root.pid": "\(e.root.pid.map(String.init) ?? "")",
+                    "waiting_sessions": "\(e.waiters.count)", "wait_seconds_total": "\(String(format: "%.1f", e.waitSecondsTotal))",
+                    "duration_seconds": "\(String(format: "%.1f", e.durationSeconds))",
+                ])
+            }
+        }
     }
 
     private func finished(_ outcome: CycleOutcome, started: ContinuousClock.Instant) -> CycleOutcome {

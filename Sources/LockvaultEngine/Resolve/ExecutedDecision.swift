@@ -17,6 +17,14 @@ public struct ExecutedDecision: Sendable {
         }
     }
 
+    /// The signal the server carried out (done, or a terminate sent and not yet confirmed):
+    /// what ends a blocking episode by lockvault's hand.
+    public var executedSignal: EpisodeDecision.Signal? {
+        guard let outcome, outcome == .done || outcome == .timedOut, let action = decision.action else { return nil }
+        if decision.eligibility == .eligible(.cancelQueuedRequest) { return .cancelQueued }
+        return action == .cancel ? .cancel : .terminate
+    }
+
     public var outcomeText: String? {
         guard let outcome else { return nil }
         switch outcome {

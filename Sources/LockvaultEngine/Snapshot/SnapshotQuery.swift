@@ -58,7 +58,10 @@ import LockvaultCore
 /// known (jsonb; NULL or `[]` = read them all), `$5` the previous cycle's `captured_at`
 /// (timestamptz; NULL = return every backend that matters), `$6` known waits (jsonb; NULL or
 /// `[]` = none known), `$7` waits seen before with when (jsonb), `$8` the age in seconds from which
-/// a wait is resolved (0 = every wait).
+/// a wait is resolved (0 = every wait), `$9` the pids whose sessions to follow whatever they do
+/// (int4[]; the roots of open blocking episodes): `watched` gives each one's `[pid, backend_start,
+/// xact_start, state, state_change]` while it exists, from the pg_stat_activity read already made.
+/// `query_id` is the server's (14+), NULL where `compute_query_id` computes none.
 public enum SnapshotQuery {
     /// A pid's locks in one text: their count and a sum over type, mode and target. Computed the
     /// same way over pg_locks (`scan`) and over the rows returned (`lk`), so equal text = same
@@ -69,7 +72,7 @@ public enum SnapshotQuery {
         WITH act AS MATERIALIZED (
             SELECT a.pid, a.backend_start, a.backend_type, a.datname, a.usename, a.application_name,
                    a.client_addr, a.state, a.xact_start, a.query_start, a.state_change,
-                   a.wait_event_type, a.wait_event, a.query, a.leader_pid, a.usesysid
+                   a.wait_event_type, a.wait_event, a.query, a.leader_pid, a.usesysid, a.query_id
             FROM pg_stat_activity a
         ),
         seen AS MATERIALIZED (
@@ -173,7 +176,7 @@ public enum SnapshotQuery {
             (SELECT json_agg(b ORDER BY b.pid) FROM (
                 SELECT a.pid, a.backend_start, a.backend_type, a.datname, a.usename, a.application_name,
                        host(a.client_addr) AS client_addr, a.state, a.xact_start, a.query_start, a.state_change,
-                       a.wait_event_type, a.wait_event, left(a.query, $1::int) AS query, a.leader_pid,
+                       a.wait_event_type, a.wait_event, left(a.query, $1::int) AS query, nullif(a.query_id, 0)::text AS query_id, a.leader_pid,
                        coalesce(r.rolsuper, a.usesysid IS NOT NULL) AS is_superuser,   -- role gone: counted as superuser, like the signalling guard
                        NULL::int[] AS blocked_by
                 FROM act a LEFT JOIN pg_roles r ON r.oid = a.usesysid
@@ -183,6 +186,8 @@ public enum SnapshotQuery {
             (SELECT count(*) FROM act) AS backend_count,
             (SELECT json_agg(json_build_array(pid, backend_start, query_start, wait_event, coalesce(leader_pid, pid))) FROM act WHERE wait_event_type = 'Lock') AS waits,
             (SELECT json_agg(pid) FROM longw) AS long_waits,
+            (SELECT json_agg(json_build_array(pid, backend_start, xact_start, state, state_change)) FROM act
+             WHERE pid = ANY (coalesce($9::int4[], '{}'))) AS watched,
             (SELECT json_agg(k.pid) FROM known k JOIN act a ON a.pid = k.pid AND a.xact_start = k.xact_start) AS long_kept,
             (SELECT json_agg(json_build_array(pid, datname, backend_start)) FROM act
              WHERE datname IS NOT NULL AND ($3::bool OR $5::timestamptz IS NULL OR backend_start >= $5::timestamptz)) AS sessions,

@@ -68,7 +68,9 @@ public final class SnapshotReader {
         self.relationNames = RelationNameResolver(conninfo: conninfo, settings: settings, clock: clock)
     }
 
-    public func read(_ conn: PostgresConnection, monitorPids: Set<Int32> = []) throws -> LockSnapshot {
+    /// - Parameter watch: pids whose sessions to follow whatever they do (the roots of open
+    ///   blocking episodes): the snapshot's ``LockSnapshot/watchedSessions`` says how each is now.
+    public func read(_ conn: PostgresConnection, monitorPids: Set<Int32> = [], watch: [Int32] = []) throws -> LockSnapshot {
         let now = clock.date()
         let forceLocks = lastLockTableReading.map { now.timeIntervalSince($0) >= options.lockTableCheckIntervalSeconds } ?? true
         // Long transactions' locks are read when first seen, and again when the lock-table
@@ -86,7 +88,8 @@ public final class SnapshotReader {
                                            options.readOnlyWhatChanged ? memory.previousCapture : nil,
                                            options.readOnlyWhatChanged ? Self.knownWaitsJSON(memory.knownWaits) : "[]",
                                            options.minWaitSeconds > 0 ? Self.seenWaitsJSON(memory.waitFirstSeen, resolved: memory.resolvedWaits) : "[]",
-                                           memory.previousCapture == nil ? 0 : Self.longWaitThreshold(options.minWaitSeconds)])
+                                           memory.previousCapture == nil ? 0 : Self.longWaitThreshold(options.minWaitSeconds),
+                                           "{" + watch.map(String.init).joined(separator: ",") + "}"])
         let row = rows[0]
         let capturedAt = try row.decode("captured_at", as: Date.self)
 
@@ -102,6 +105,7 @@ public final class SnapshotReader {
         let locksInUse = try row.decode("locks_in_use", as: Int?.self)
         let waits = try SnapshotJSON.decode([WaitRow].self, from: row.decode("waits", as: String?.self)) ?? []
         let longWaiters = Set(try SnapshotJSON.decode([Int32].self, from: row.decode("long_waits", as: String?.self)) ?? [])
+        let watched = try SnapshotJSON.decode([WatchedRow].self, from: row.decode("watched", as: String?.self)) ?? []
 
         // Names of relations in other databases: only this database's catalog was consulted.
         let currentDatabase = try row.decode("current_database", as: String.self)
@@ -157,6 +161,7 @@ public final class SnapshotReader {
                 .subtracting(waits.filter { longWaiters.contains($0.sighting.pid) }.map(\.group)).count,
             longestWaitSeconds: max(longestSeen, longestResolved)
         )
+        snapshot.watchedSessions = Dictionary(watched.map { ($0.session.pid, $0.session) }, uniquingKeysWith: { a, _ in a })
         snapshot.lockManagerPasses = (locksRead ? 1 : 0) + confirmed
         snapshot.serverConfirmedWaits = confirmed
         if locksRead { snapshot.lockReads[.pgLocks] = 1 } else if !longWaiters.isEmpty { snapshot.lockReads[.carried] = 1 }
@@ -276,7 +281,7 @@ public final class SnapshotReader {
     public func close() { relationNames.closeAll() }
 
     static func backend(_ r: BackendRow) -> BackendActivity {
-        BackendActivity(
+        var b = BackendActivity(
             pid: r.pid,
             backendStart: SnapshotJSON.date(r.backend_start),
             backendType: r.backend_type ?? "",
@@ -295,6 +300,8 @@ public final class SnapshotReader {
             isSuperuser: r.is_superuser ?? false,
             blockedBy: r.blocked_by ?? []
         )
+        b.queryID = r.query_id
+        return b
     }
 
     static func lock(_ r: LockRow) -> LockRecord {

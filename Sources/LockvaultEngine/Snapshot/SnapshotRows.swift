@@ -19,6 +19,7 @@ struct BackendRow: Decodable {
     var wait_event_type: String?
     var wait_event: String?
     var query: String?
+    var query_id: String?
     var leader_pid: Int32?
     var is_superuser: Bool?
     var blocked_by: [Int32]?
@@ -57,6 +58,21 @@ struct WaitRow: Decodable {
         sighting = SamplerMemory.WaitSighting(pid: pid, backendStart: SnapshotJSON.date(try c.decodeIfPresent(String.self)),
                                               queryStart: SnapshotJSON.date(try c.decodeIfPresent(String.self)), waitEvent: try c.decodeIfPresent(String.self))
         group = c.isAtEnd ? pid : try c.decodeIfPresent(Int32.self) ?? pid
+    }
+}
+
+/// `[pid, backend_start, xact_start, state, state_change]` of a followed session (`$9`).
+struct WatchedRow: Decodable {
+    var session: WatchedSession
+
+    init(from decoder: any Decoder) throws {
+        var c = try decoder.unkeyedContainer()
+        let pid = try c.decode(Int32.self)
+        let start = SnapshotJSON.date(try c.decodeIfPresent(String.self))
+        let xact = SnapshotJSON.date(try c.decodeIfPresent(String.self))
+        let state = BackendState(try c.decodeIfPresent(String.self) ?? "")
+        session = WatchedSession(pid: pid, backendStart: start, transactionStart: xact, state: state,
+                                 stateChange: SnapshotJSON.date(try c.decodeIfPresent(String.self)))
     }
 }
 

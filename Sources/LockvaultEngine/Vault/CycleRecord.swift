@@ -48,6 +48,8 @@ struct CycleRecord: Encodable, Sendable {
     /// alert trail takes the cycles' write path (buffer, spool, replay), record_alerts.sql.
     var alerts: [AlertEventRow] = []
     var alert_deliveries: [AlertDeliveryRow] = []
+    /// Blocking episodes started, joined and ended this cycle (record_episodes.sql); nil when none.
+    var episodes: EpisodePart?
     var summary: CycleSummaryRow
     /// A period before this cycle that went unobserved.
     var gap: GapRow?
@@ -64,7 +66,7 @@ struct CycleRecord: Encodable, Sendable {
         self.init(snapshot: snapshot, assessments: outcome.assessments, graph: graph, deadlocks: outcome.deadlocks,
                   decisions: outcome.decisions.map { $0.record(decidedBy: context.decidedBy, at: snapshot.capturedAt) },
                   rulings: outcome.rulings, context: context, heartbeatSeconds: heartbeatSeconds, cycleMilliseconds: outcome.cycleMilliseconds,
-                  bufferedCycles: bufferedCycles, spooledCycles: spooledCycles, memo: memo)
+                  bufferedCycles: bufferedCycles, spooledCycles: spooledCycles, memo: memo, episodeEvents: outcome.episodeEvents)
         alerts = outcome.alerts.map(AlertEventRow.init)
         alert_deliveries = outcome.alertDeliveries.map(AlertDeliveryRow.init)
     }
@@ -82,7 +84,8 @@ struct CycleRecord: Encodable, Sendable {
         gap: ObservationGap? = nil,
         bufferedCycles: Int = 0,
         spooledCycles: Int = 0,
-        memo: LockRowMemo? = nil
+        memo: LockRowMemo? = nil,
+        episodeEvents: [EpisodeEvent] = []
     ) {
         let graph = graph ?? WaitGraph(snapshot)
         let recordSource = context.recordSource, clusterName = context.clusterName
@@ -125,6 +128,8 @@ struct CycleRecord: Encodable, Sendable {
             } else { continue }
             self.decisions.append(ResolveDecisionRow(d, session: key))
         }
+        let part = EpisodePart(episodeEvents, named: &named)
+        episodes = part.isEmpty ? nil : part
         sessions = named.rows
     }
 
@@ -201,8 +206,8 @@ struct CycleRecord: Encodable, Sendable {
     }
 
     /// Its current-state rows as ``VaultChanges`` compares them: every lock, blocker and
-    /// deadlock counter by key with its hash diff; deadlocks, participants, decisions and the
-    /// alert trail are events (always sent).
+    /// deadlock counter by key with its hash diff; deadlocks, participants, decisions, the
+    /// alert trail and blocking episodes are events (always sent).
     /// - Parameter lockBulk: the locks' rows already keyed (``LockRowMemo/bulk(_:generation:)``):
     ///   they are then the state's bulk, not compared row by row while their generation holds.
     func changeState(lockBulk: VaultRowDigests<VaultRowKey>.Bulk? = nil) -> VaultRowDigests<VaultRowKey> {
@@ -212,7 +217,7 @@ struct CycleRecord: Encodable, Sendable {
         for c in deadlock_counters { rows[.deadlockCounter(c.database_name)] = c.hash_diff.bytes }
         return VaultRowDigests(rows: rows, bulk: lockBulk, summary: summary.hash_diff.bytes, capturedAt: captured_at,
                                hasEvents: !deadlocks.isEmpty || !deadlock_participants.isEmpty || !decisions.isEmpty || gap != nil
-                                   || !alerts.isEmpty || !alert_deliveries.isEmpty)
+                                   || !alerts.isEmpty || !alert_deliveries.isEmpty || episodes != nil)
     }
 
     /// Lock rows by key with their hash diff (the first of a key wins).
@@ -249,6 +254,7 @@ struct CycleRecord: Encodable, Sendable {
         for b in r.blockers { named.insert(b.blocking_session) }
         for p in r.deadlock_participants { named.insert(p.blocking_session) }
         for d in r.decisions { named.insert(d.blocking_session) }
+        for k in r.episodes?.sessions ?? [] { named.insert(k) }
         r.sessions = sessions.filter { named.contains($0.blocking_session) }
         return r
     }

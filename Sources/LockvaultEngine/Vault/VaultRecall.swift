@@ -3,8 +3,9 @@ import LockvaultCore
 import PostgresClient
 
 /// What the vault remembers of a cluster, asked on a monitor's first cycle: when it last
-/// recorded a cycle (the daemon's own downtime is a gap from there), and the deadlock counters
-/// it last recorded (deadlocks while nobody sampled are counted from them).
+/// recorded a cycle (the daemon's own downtime is a gap from there), the deadlock counters
+/// it last recorded (deadlocks while nobody sampled are counted from them), and the blocking
+/// episodes it holds open (a restart in the middle of one continues it under its id).
 extension VaultWriter {
     /// When the vault last recorded a cycle of this cluster (any lockvault), or nil when it
     /// never did or can't be asked now (then no gap is inferred: better none than a wrong one).
@@ -33,5 +34,19 @@ extension VaultWriter {
                 deadlocks: try row.decode("deadlocks", as: Int64.self), seenAt: try row.decode("seen_at", as: Date.self))
         }
         return counts
+    }
+
+    /// The blocking episodes the vault holds open for this cluster (`open_episodes()`), with
+    /// their roots' identity and transaction.
+    func openEpisodes(systemIdentifier: String) throws -> [RecordedEpisode] {
+        try vault().query("SELECT * FROM lock_monitoring.open_episodes($1)", [systemIdentifier]).map { row in
+            let pid = try row.decode("root_pid", as: Int32?.self)
+            let gid = try row.decode("root_gid", as: String?.self)
+            let root = EpisodeRoot(participant: pid.map(Participant.session) ?? .prepared(gid ?? "unknown"), pid: pid,
+                                   backendStart: try row.decode("root_backend_start", as: Date?.self), gid: gid,
+                                   transactionStart: try row.decode("root_xact_start", as: Date?.self))
+            return RecordedEpisode(id: try row.decode("episode_id", as: String.self), startedAt: try row.decode("started_at", as: Date.self),
+                                   root: root, lastSeenAt: try row.decode("last_seen_at", as: Date.self))
+        }
     }
 }

@@ -15,6 +15,7 @@ enum VaultConsistency {
         ("deadlock_counter_s", ["cluster_hk", "database_name"], "monitored_cluster_h", "cluster_hk", true),
         ("monitor_gap_s", ["cluster_hk"], "monitored_cluster_h", "cluster_hk", false),
         ("resolve_decision_s", ["blocking_session_hk"], "blocking_session_h", "blocking_session_hk", false),
+        ("blocking_episode_s", ["episode_hk"], "blocking_episode_h", "episode_hk", false),
     ]
 
     static let links: [(table: String, column: String, hub: String, hubKey: String)] = [
@@ -23,6 +24,8 @@ enum VaultConsistency {
         ("lock_blocking_l", "blocked_session_hk", "blocking_session_h", "blocking_session_hk"),
         ("deadlock_involvement_l", "deadlock_event_hk", "deadlock_event_h", "deadlock_event_hk"),
         ("deadlock_involvement_l", "blocking_session_hk", "blocking_session_h", "blocking_session_hk"),
+        ("blocking_episode_session_l", "episode_hk", "blocking_episode_h", "episode_hk"),
+        ("blocking_episode_session_l", "blocking_session_hk", "blocking_session_h", "blocking_session_hk"),
     ]
 
     static func expectConsistent(_ conn: PostgresConnection, sourceLocation: SourceLocation = #_sourceLocation) throws {

@@ -185,12 +185,12 @@ func snapshotCost(smoke: Bool) async throws -> String {
         // lockvault runs its statement prepared (planned once per connection), so measure it so.
         var queries: [(String, String, [(any PostgresEncodable)?])] = [
             ("L: count(*) FROM pg_locks (floor)", floorSQL, []),
-            ("lockvault, steady cycle", lockvaultSQL, [1024, 5.0, false, known, previousCapture, knownWaits, "[]", 0.0]),
-            ("lockvault, lock-table cycle (1 a minute)", lockvaultSQL, [1024, 5.0, true, known, previousCapture, knownWaits, "[]", 0.0]),
-            ("lockvault, first cycle (reads everything that matters)", lockvaultSQL, [1024, 5.0, false, String?.none, Date?.none, String?.none, "[]", 0.0]),
+            ("lockvault, steady cycle", lockvaultSQL, [1024, 5.0, false, known, previousCapture, knownWaits, "[]", 0.0, "{}"]),
+            ("lockvault, lock-table cycle (1 a minute)", lockvaultSQL, [1024, 5.0, true, known, previousCapture, knownWaits, "[]", 0.0, "{}"]),
+            ("lockvault, first cycle (reads everything that matters)", lockvaultSQL, [1024, 5.0, false, String?.none, Date?.none, String?.none, "[]", 0.0, "{}"]),
             ("A: count(*) of Lock waiters in pg_stat_activity", refA, []),
             ("B: pg_blocking_pids() of Lock waiters", refB, []),
-            ("lockvault, new waits (waiters not known yet)", lockvaultSQL, [1024, 5.0, false, known, previousCapture, "[]", "[]", 0.0]),
+            ("lockvault, new waits (waiters not known yet)", lockvaultSQL, [1024, 5.0, false, known, previousCapture, "[]", "[]", 0.0, "{}"]),
         ]
         if scale.selfJoins {
             queries += [("wiki self-join", wikiSQL, []), ("pg_activity-style", pgActivityStyleSQL, [])]

@@ -48,10 +48,11 @@ func stormWorstCase(clk: Double, readings: [Double]) throws -> String {
 
 func stormReport(path: String, clk: Double) throws -> String {
     let runs = try stormRuns(path: path, clk: clk)
-    let arms = ["off", "B", "wiki", "lockvault", "lockvault-remote"]
+    let arms = ["off", "B", "wiki", "lockvault", "lockvault-remote", "lockvault-before"]
     let names = ["off": "off (no sampler)", "B": "B: `pid, pg_blocking_pids(pid)` of every Lock waiter, 1 Hz",
                  "wiki": "the PostgreSQL wiki's pg_locks self-join, 1 Hz", "lockvault": "lockvault, vault in the monitored cluster",
-                 "lockvault-remote": "lockvault, vault in a second cluster"]
+                 "lockvault-remote": "lockvault, vault in a second cluster",
+                 "lockvault-before": "lockvault before (LOCKVAULT_STORM_BEFORE), vault in the monitored cluster"]
     let off = Dictionary(runs.filter { $0.arm == "off" }.map { ($0.round, $0.tps) }, uniquingKeysWith: { a, _ in a })
     var out = "| arm | rounds | TPS (mean) | TPS cost vs off, 95 % CI | client CPU, % of a core | its server sessions | together | lock-manager passes per cycle |\n"
     out += "|---|---:|---:|---:|---:|---:|---:|---:|\n"
@@ -82,7 +83,7 @@ func stormReport(path: String, clk: Double) throws -> String {
     if let c = cpu["lockvault-remote"] {
         out += "| the same, vault in a second cluster (its session there included) | \(String(format: "%.2f", c)) % | \(verdict(c <= 0.5)) |\n"
     }
-    for arm in ["lockvault", "lockvault-remote"] {
+    for arm in ["lockvault", "lockvault-remote", "lockvault-before"] {
         guard let p = passesPerCycle[arm] else { continue }
         out += "| lock-manager passes per cycle ≤ 1 (\(arm)) | \(String(format: "%.3f", p)) | \(verdict(p <= 1)) |\n"
     }
