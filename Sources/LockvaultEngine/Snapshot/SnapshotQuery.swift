@@ -8,11 +8,16 @@ import LockvaultCore
 /// allows and costs one network hop.
 ///
 /// Why it is shaped like this (docs/operations.md, "What a cycle reads"): reading `pg_locks` and
-/// calling `pg_blocking_pids()` each take all of the lock manager's partition locks, so a cycle
-/// takes them at most once, and only when it must:
-/// - `pg_blocking_pids()` is not called: who blocks whom comes from the one `pg_locks` read, by
-///   ``LockQueue`` (holders of a conflicting lock, and waiters ahead in the queue by `waitstart`,
-///   which every supported server has: ``ServerCapabilities``);
+/// calling `pg_blocking_pids()` each take all of the lock manager's partition locks, and a
+/// pg_locks pass copies the whole lock table, so a cycle reads only what it must, the way
+/// ``LockReadPlan`` chose (`$9`):
+/// - `pg_locks` way: who blocks whom comes from one `pg_locks` read, by ``LockQueue`` (holders of
+///   a conflicting lock, and waiters ahead in the queue by `waitstart`, which every supported
+///   server has: ``ServerCapabilities``);
+/// - `blocking_pids` way: `pg_blocking_pids()` of each new long wait's lock group (`bp`), with
+///   the lock types the group waits for; no pass, unless one of its edges' kinds only pg_locks
+///   can tell (``AnsweredWaits``; `undecided`), and no pass for a transaction newly past the hold
+///   threshold (its locks are read at the next pass). `answered` lists `[pid, group, blockers]`;
 /// - a lock wait younger than `sampling.min_wait_seconds` is a short wait: counted (`waits`), not
 ///   resolved. A wait's age is known without pg_locks from the cycle that first saw it: `$7` lists
 ///   the waits seen before as `[[pid, backend_start, query_start, wait_event, first_seen], …]`
@@ -23,7 +28,10 @@ import LockvaultCore
 ///   short waits the function scan is never executed;
 /// - of `pg_locks`, only rows that matter come back: the long waiters' waiting locks, and the
 ///   granted locks of prepared transactions (pid NULL), of the sessions holding or queued for
-///   what the long waiters want, and of transactions older than the hold threshold;
+///   what the long waiters want, and of transactions older than the hold threshold — of these,
+///   a session's locks on what the long waiters want, and of its others only the `$10`
+///   strongest (`held_counts` gives `[pid, granted locks]` of the sessions cut so). `locks_total`
+///   is the rows pg_locks had (what the next pass is expected to cost);
 /// - a long transaction's locks are read once, when it is first seen older than the threshold,
 ///   and again only when they changed: `$4` lists the long transactions whose locks the reader
 ///   already holds, as `[[pid, xact_start, fingerprint], …]`, and the statement skips them. In
@@ -58,11 +66,14 @@ import LockvaultCore
 /// known (jsonb; NULL or `[]` = read them all), `$5` the previous cycle's `captured_at`
 /// (timestamptz; NULL = return every backend that matters), `$6` known waits (jsonb; NULL or
 /// `[]` = none known), `$7` waits seen before with when (jsonb), `$8` the age in seconds from which
-/// a wait is resolved (0 = every wait).
+/// a wait is resolved (0 = every wait), `$9` how a new long wait is learnt (`pg_locks` or
+/// `blocking_pids`, ``LockReadPlan/Way``), `$10` the granted locks kept per session beyond
+/// those on what the long waiters want.
 public enum SnapshotQuery {
     /// A pid's locks in one text: their count and a sum over type, mode and target. Computed the
-    /// same way over pg_locks (`scan`) and over the rows returned (`lk`), so equal text = same
-    /// locks, barring a swap that keeps count and sum.
+    /// same way over all of pg_locks in the lock-table reading (`scan`) and when a long
+    /// transaction's locks are read (`long_read`), so equal text = same locks, barring a swap that
+    /// keeps count and sum.
     public static let fingerprint = "count(*)::text || '/' || sum(hashtext(locktype || ':' || mode)::int8 + coalesce(relation, objid, 0) + coalesce(page, 0) + coalesce(tuple, 0))::text"
 
     public static let sql = """
@@ -94,7 +105,7 @@ public enum SnapshotQuery {
                    k->>3 AS wait_event, coalesce(k->4, '[]') AS blockers
             FROM jsonb_array_elements(coalesce($6::jsonb, '[]')) k
         ),
-        carried AS MATERIALIZED (
+        carried0 AS MATERIALIZED (
             SELECT w.pid, w.blockers FROM known_waits w JOIN act a ON a.pid = w.pid
             WHERE a.pid IN (SELECT pid FROM longw) AND $5::timestamptz IS NOT NULL
               AND w.backend_start IS NOT DISTINCT FROM a.backend_start AND w.query_start IS NOT DISTINCT FROM a.query_start
@@ -108,14 +119,50 @@ public enum SnapshotQuery {
                                      OR EXISTS (SELECT 1 FROM act y WHERE (y.pid = x.pid OR y.leader_pid = x.pid)
                                                 AND y.wait_event_type = 'Lock') <> (b->>1)::bool))
         ),
+        -- A known wait queued behind a wait that is learnt again is learnt again too, and so on
+        -- down the queue: what changed ahead of it (a session there took a stronger lock at once,
+        -- holding one already) may block it now. A pass learns every wait anyway; this is for
+        -- the blocking_pids way, which asks only for the waits not carried.
+        relearnt AS MATERIALIZED (
+            WITH RECURSIVE r(grp) AS (
+                SELECT coalesce(a.leader_pid, a.pid) FROM act a WHERE a.pid IN (SELECT pid FROM longw) AND a.pid NOT IN (SELECT pid FROM carried0)
+                UNION
+                SELECT coalesce(a.leader_pid, a.pid) FROM r, carried0 c JOIN act a ON a.pid = c.pid
+                WHERE EXISTS (SELECT 1 FROM jsonb_array_elements(c.blockers) b WHERE (b->>0)::int = r.grp)
+            )
+            SELECT grp FROM r
+        ),
+        carried AS MATERIALIZED (
+            SELECT c.pid, c.blockers FROM carried0 c JOIN act a ON a.pid = c.pid
+            WHERE coalesce(a.leader_pid, a.pid) NOT IN (SELECT grp FROM relearnt)
+        ),
+        -- The blocking_pids way (LockReadPlan, $9): the server's blockers of each new long wait's
+        -- lock group, with the lock types the group waits for (AnsweredWaits). Not in a full pass ($3).
+        bp AS MATERIALIZED (
+            SELECT DISTINCT ON (w.grp) w.pid, w.grp, pg_blocking_pids(w.pid) AS blockers,
+                   ARRAY(SELECT DISTINCT y.wait_event FROM act y
+                         WHERE coalesce(y.leader_pid, y.pid) = w.grp AND y.wait_event_type = 'Lock' ORDER BY 1) AS types
+            FROM (SELECT a.pid, coalesce(a.leader_pid, a.pid) AS grp FROM act a
+                  WHERE a.pid IN (SELECT pid FROM longw) AND a.pid NOT IN (SELECT pid FROM carried)) w
+            WHERE $9::text = 'blocking_pids' AND NOT $3::bool
+            ORDER BY w.grp, w.pid
+        ),
         longx0 AS MATERIALIZED (
             SELECT a.pid FROM act a
             WHERE a.xact_start < now() - make_interval(secs => $2::float8)
               AND NOT EXISTS (SELECT 1 FROM known k WHERE k.pid = a.pid AND k.xact_start = a.xact_start)
         ),
         gate AS MATERIALIZED (
-            SELECT EXISTS (SELECT 1 FROM longw WHERE pid NOT IN (SELECT pid FROM carried)) AS someone_waits,
-                   EXISTS (SELECT 1 FROM longx0) AS long_xacts
+            SELECT $9::text = 'pg_locks' AND EXISTS (SELECT 1 FROM longw WHERE pid NOT IN (SELECT pid FROM carried)) AS someone_waits,
+                   $9::text = 'pg_locks' AND EXISTS (SELECT 1 FROM longx0) AS long_xacts,
+                   -- An answered edge whose kind only pg_locks can tell (AnsweredWaits: a prepared
+                   -- transaction, or a blocker waiting for a lock type the waiter waits for, but for
+                   -- tuple behind tuple and the types where every waiter asks ShareLock).
+                   EXISTS (SELECT 1 FROM bp, unnest(bp.blockers) b(pid)
+                           WHERE b.pid = 0
+                              OR (bp.types <> ARRAY['tuple'] AND EXISTS (
+                                  SELECT 1 FROM act y WHERE coalesce(y.leader_pid, y.pid) = b.pid AND y.wait_event_type = 'Lock'
+                                    AND y.wait_event = ANY (bp.types) AND y.wait_event NOT IN ('transactionid', 'virtualxid', 'spectoken')))) AS undecided
         ),
         pl AS MATERIALIZED (
             SELECT l.locktype, l.database::int8 AS database, l.relation::int8 AS relation, l.page, l.tuple, l.virtualxid, l.transactionid::text AS transactionid,
@@ -124,7 +171,7 @@ public enum SnapshotQuery {
                      || coalesce(l.tuple::text, '') || ':' || coalesce(l.virtualxid, '') || ':' || coalesce(l.transactionid::text, '') || ':'
                      || coalesce(l.classid::text, '') || ':' || coalesce(l.objid::text, '') || ':' || coalesce(l.objsubid::text, '') AS target
             FROM pg_locks l, gate
-            WHERE $3::bool OR gate.someone_waits OR gate.long_xacts
+            WHERE $3::bool OR gate.someone_waits OR gate.long_xacts OR gate.undecided
         ),
         scan AS MATERIALIZED (
             SELECT pid, count(*) FILTER (WHERE NOT fastpath) AS slow, \(fingerprint) AS fp FROM pl WHERE $3::bool GROUP BY pid
@@ -148,6 +195,7 @@ public enum SnapshotQuery {
         blockers AS MATERIALIZED (
             SELECT pid FROM holders
             UNION SELECT (b->>0)::int FROM carried c, jsonb_array_elements(c.blockers) b
+            UNION SELECT unnest(blockers) FROM bp
         ),
         core AS MATERIALIZED (
             SELECT a.pid, a.leader_pid FROM act a
@@ -158,12 +206,25 @@ public enum SnapshotQuery {
                    AND (NOT EXISTS (SELECT 1 FROM known k WHERE k.pid = a.pid AND k.xact_start = a.xact_start)
                         OR $5::timestamptz IS NULL OR a.state_change >= $5::timestamptz))
         ),
+        lk0 AS MATERIALIZED (
+            SELECT p.*, p.granted AND p.pid IS NOT NULL AND p.target NOT IN (SELECT target FROM wanted) AS other
+            FROM pl p
+            WHERE (NOT p.granted AND p.pid IN (SELECT pid FROM longw))
+               OR (p.granted AND (p.pid IS NULL OR p.pid IN (SELECT pid FROM holders) OR p.pid IN (SELECT pid FROM longx)))
+        ),
+        -- Of a session's granted locks on what no long waiter wants, the $10 strongest (a
+        -- session holding a lock on each of 2,000 partitions is not 2,000 rows; held_counts
+        -- says how many it holds).
         lk AS MATERIALIZED (
             SELECT locktype, database, relation, page, tuple, virtualxid, transactionid, classid, objid, objsubid, virtualtransaction,
                    pid, mode, granted, fastpath, waitstart
-            FROM pl
-            WHERE (NOT granted AND pid IN (SELECT pid FROM longw))
-               OR (granted AND (pid IS NULL OR pid IN (SELECT pid FROM holders) OR pid IN (SELECT pid FROM longx)))
+            FROM (SELECT l.*, CASE WHEN l.other THEN row_number() OVER (
+                                       PARTITION BY l.pid, l.other
+                                       ORDER BY array_position(ARRAY['AccessExclusiveLock', 'ExclusiveLock', 'ShareRowExclusiveLock', 'ShareLock',
+                                                                     'ShareUpdateExclusiveLock', 'RowExclusiveLock', 'RowShareLock', 'AccessShareLock'],
+                                                               l.mode) NULLS LAST, l.target) END AS rank
+                  FROM lk0 l) x
+            WHERE rank IS NULL OR rank <= $10::int
         )
         SELECT
             now() AS captured_at,
@@ -196,10 +257,19 @@ public enum SnapshotQuery {
                      AND (lk.database = 0 OR lk.database = (SELECT oid FROM pg_database WHERE datname = current_database()))
                 LEFT JOIN pg_namespace n ON n.oid = c.relnamespace
             ) x) AS locks,
-            (SELECT $3::bool OR someone_waits OR long_xacts FROM gate) AS locks_read,
+            (SELECT $3::bool OR someone_waits OR long_xacts OR undecided FROM gate) AS locks_read,
             (SELECT CASE WHEN $3::bool THEN coalesce(sum(slow), 0) END FROM scan) AS locks_in_use,
-            (SELECT json_agg(json_build_array(x.pid, f.fp)) FROM longx x LEFT JOIN (
-                SELECT pid, \(fingerprint) AS fp FROM lk WHERE pid IN (SELECT pid FROM longx) GROUP BY pid) f ON f.pid = x.pid) AS long_read,
+            (SELECT CASE WHEN $3::bool OR someone_waits OR long_xacts OR undecided THEN (SELECT count(*) FROM pl) END FROM gate) AS locks_total,
+            (SELECT json_agg(json_build_array(pid, grp, blockers)) FROM bp) AS answered,
+            (SELECT json_agg(json_build_array(pid, n)) FROM (
+                SELECT pid, count(*) FILTER (WHERE granted) AS n FROM lk0 WHERE pid IS NOT NULL GROUP BY pid
+                HAVING count(*) FILTER (WHERE other) > $10::int) c) AS held_counts,
+            -- Fingerprints of all of a long transaction's locks (pl), not only of those returned:
+            -- the lock-table reading's (scan), or computed here for these pids.
+            (SELECT json_agg(json_build_array(x.pid, coalesce(s.fp, f.fp))) FROM longx x
+             LEFT JOIN scan s ON s.pid = x.pid
+             LEFT JOIN (SELECT pid, \(fingerprint) AS fp FROM pl WHERE NOT $3::bool AND pid IN (SELECT pid FROM longx) GROUP BY pid) f
+                    ON f.pid = x.pid) AS long_read,
             (SELECT json_agg(p) FROM (SELECT gid, transaction::text AS transaction, owner, database, prepared FROM pg_prepared_xacts) p) AS prepared,
             (SELECT json_object_agg(datname, deadlocks) FROM pg_stat_database WHERE datname IS NOT NULL) AS deadlocks
         """
