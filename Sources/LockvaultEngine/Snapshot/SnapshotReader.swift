@@ -67,7 +67,8 @@ public final class SnapshotReader {
     struct RememberedLocks {
         var xactStart: Date
         var fingerprint: String?
-        var locks: [LockRow]
+        /// Converted once, when read: carried into every cycle as they are.
+        var locks: [LockRecord]
         /// How many granted locks it held when read (the fingerprint's count), of which `locks`
         /// may be only the strongest.
         var held: Int? { fingerprint.flatMap { $0.split(separator: "/").first.flatMap { Int($0) } } }
@@ -135,8 +136,8 @@ public final class SnapshotReader {
                                      sessions: sessions.map { ($0.pid, $0.database, $0.backendStart) }, allSessions: locksInUse != nil,
                                      holdThreshold: options.lockHoldThresholdSeconds)
         var heldLockCounts = Dictionary(heldCounts.map { ($0.pid, $0.count) }, uniquingKeysWith: { a, _ in a })
-        mergeLongTransactionLocks(&lockRows, backends: backends, read: longRead, heldLockCounts: &heldLockCounts)
         var lockRecords = lockRows.map(Self.lock)
+        mergeLongTransactionLocks(&lockRecords, backends: backends, read: longRead, heldLockCounts: &heldLockCounts)
         let longestSeen = memory.sighted(waits.map(\.sighting), resolved: longWaiters, at: capturedAt)
         let answers = Self.answers(answeredGroups, longWaiters: longWaiters, backends: backends)
         let confirmed = try findBlockers(&backends, longWaiters: longWaiters, answers: answers, locks: lockRecords, locksRead: locksRead,
@@ -266,13 +267,14 @@ public final class SnapshotReader {
 
     /// Adds the remembered locks of long transactions that this cycle didn't re-read, and
     /// remembers those it did. A pid whose granted locks came back anyway (it blocks someone)
-    /// had all of them read: those replace what was remembered (its fingerprint stays, so a
-    /// change is still caught by the next lock-table reading).
-    private func mergeLongTransactionLocks(_ lockRows: inout [LockRow], backends: [BackendActivity], read: [LongReadRow],
+    /// had them read again (those on what its waiters want, and its strongest others): those
+    /// replace what was remembered (its fingerprint stays, so a change is still caught by the next
+    /// lock-table reading). Sessions holding more than were kept get their count in `heldLockCounts`.
+    private func mergeLongTransactionLocks(_ locks: inout [LockRecord], backends: [BackendActivity], read: [LongReadRow],
                                            heldLockCounts: inout [Int32: Int]) {
         let xactStart = Dictionary(backends.compactMap { b in b.transactionStart.map { (b.pid, $0) } }, uniquingKeysWith: { a, _ in a })
-        var granted: [Int32: [LockRow]] = [:]
-        for l in lockRows where l.granted { if let pid = l.pid { granted[pid, default: []].append(l) } }
+        var granted: [Int32: [LockRecord]] = [:]
+        for l in locks where l.granted { if let pid = l.pid { granted[pid, default: []].append(l) } }
         var remembered: [Int32: RememberedLocks] = [:]
         for r in read {
             if let start = xactStart[r.pid] { remembered[r.pid] = RememberedLocks(xactStart: start, fingerprint: r.fingerprint, locks: granted[r.pid] ?? []) }
@@ -283,7 +285,7 @@ public final class SnapshotReader {
                 remembered[pid] = RememberedLocks(xactStart: entry.xactStart, fingerprint: entry.fingerprint, locks: fresh)
             } else {
                 remembered[pid] = entry
-                lockRows.append(contentsOf: entry.locks)
+                locks.append(contentsOf: entry.locks)
             }
         }
         longTransactionLocks = remembered
