@@ -4,8 +4,8 @@ public import Foundation
 /// from what the cycle already knows. Pure: the snapshot reader asks, then executes.
 ///
 /// Why: `pg_locks` (pg_lock_status) copies the whole lock table under all sixteen lock-manager
-/// partition locks, so its cost grows with the locks held: about 0.5 µs a lock on the bench
-/// machine, 200 ms at 400,000 locks (200 sessions × 2,000 partitions). `pg_blocking_pids(pid)`
+/// partition locks, so its cost grows with the locks held: about 1 µs a lock for the cycle's
+/// filtered pass on the bench machine, 0.4 s at 400,000 locks (200 sessions × 2,000 partitions). `pg_blocking_pids(pid)`
 /// takes the same partition locks but looks only at what its one waiter wants: its cost does
 /// not grow with the locks held. The three ways (``LockRead``):
 /// - **nothing** for waits already known and unchanged: the statement decides that itself,
@@ -81,18 +81,18 @@ public struct LockReadPlan: Sendable, Equatable, CustomStringConvertible {
 
     /// The constants of the rule, measured on the bench machine (docs/benchmarks.md, section 8).
     public struct Costs: Sendable, Equatable {
-        /// Server time of a pass, per row of pg_locks (0.5 µs: `count(*) FROM pg_locks` over
-        /// 400,000 locks took 22 % of a core at 1 Hz).
+        /// Server time of a pass, per row of pg_locks (1 µs: the cycle's statement spent 0.4–0.5 s
+        /// on a pass over 400,000 locks; `count(*) FROM pg_locks` alone, 0.2 s).
         public var lockSeconds: Double
         /// One `pg_blocking_pids()` call (0.1 ms: the B arm's 20 calls and pg_stat_activity scan
         /// a second took 0.1–0.25 % of a core).
         public var callSeconds: Double
-        /// A pass at most this dear is always worth its detail (2 ms: about 4,000 locks).
+        /// A pass at most this dear is always worth its detail (2 ms: about 2,000 locks).
         public var cheapPassSeconds: Double
         /// The share of one core that full passes may take when they are not cheap.
         public var passShare: Double
 
-        public init(lockSeconds: Double = 0.0000005, callSeconds: Double = 0.0001, cheapPassSeconds: Double = 0.002, passShare: Double = 0.001) {
+        public init(lockSeconds: Double = 0.000001, callSeconds: Double = 0.0001, cheapPassSeconds: Double = 0.002, passShare: Double = 0.001) {
             self.lockSeconds = lockSeconds
             self.callSeconds = callSeconds
             self.cheapPassSeconds = cheapPassSeconds

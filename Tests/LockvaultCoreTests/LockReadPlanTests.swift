@@ -19,36 +19,36 @@ import Testing
     }
 
     @Test func aCheapPassIsTakenForItsDetailAndTheReadingKeepsItsInterval() {
-        // 3,000 locks: 1.5 ms, under the 2 ms a pass may always cost.
-        let plan = LockReadPlan.choose(Self.facts(locks: 3_000))
+        // 1,500 locks: 1.5 ms, under the 2 ms a pass may always cost.
+        let plan = LockReadPlan.choose(Self.facts(locks: 1_500))
         #expect(plan == LockReadPlan(newWaits: .pgLocks, lockTableReading: false))
-        #expect(LockReadPlan.choose(Self.facts(locks: 3_000, now: 59)).lockTableReading == false)
-        #expect(LockReadPlan.choose(Self.facts(locks: 3_000, now: 60)).lockTableReading)
+        #expect(LockReadPlan.choose(Self.facts(locks: 1_500, now: 59)).lockTableReading == false)
+        #expect(LockReadPlan.choose(Self.facts(locks: 1_500, now: 60)).lockTableReading)
     }
 
     @Test func aPassDearerThanTheCallsItReplacesGivesWayToPgBlockingPids() {
-        // 400,000 locks: 200 ms a pass, against 0.1 ms a call.
+        // 400,000 locks: 0.4 s a pass, against 0.1 ms a call.
         #expect(LockReadPlan.choose(Self.facts(locks: 400_000, newWaits: 1)).newWaits == .blockingPids)
         #expect(LockReadPlan.choose(Self.facts(locks: 400_000, newWaits: 500)).newWaits == .blockingPids)
-        // 40,000 locks (20 ms) against 300 new waits (30 ms of calls): the pass is cheaper.
-        #expect(LockReadPlan.choose(Self.facts(locks: 40_000, newWaits: 300)).newWaits == .pgLocks)
+        // 40,000 locks (40 ms) against 500 new waits (50 ms of calls): the pass is cheaper.
+        #expect(LockReadPlan.choose(Self.facts(locks: 40_000, newWaits: 500)).newWaits == .pgLocks)
         #expect(LockReadPlan.choose(Self.facts(locks: 40_000, newWaits: 10)).newWaits == .blockingPids)
     }
 
     @Test func dearPassesAreSpacedByTheirCost() {
-        // 200 ms a pass at 0.1 % of a core: one every 200 s, not every minute.
+        // 0.4 s a pass at 0.1 % of a core: one every 400 s, not every minute.
         #expect(!LockReadPlan.choose(Self.facts(locks: 400_000, now: 60)).lockTableReading)
-        #expect(!LockReadPlan.choose(Self.facts(locks: 400_000, now: 199)).lockTableReading)
-        #expect(LockReadPlan.choose(Self.facts(locks: 400_000, now: 201)).lockTableReading)
-        // 40,000 locks (20 ms): the configured minute is the longer.
+        #expect(!LockReadPlan.choose(Self.facts(locks: 400_000, now: 399)).lockTableReading)
+        #expect(LockReadPlan.choose(Self.facts(locks: 400_000, now: 401)).lockTableReading)
+        // 40,000 locks (40 ms): the configured minute is the longer.
         #expect(!LockReadPlan.choose(Self.facts(locks: 40_000, now: 59)).lockTableReading)
         #expect(LockReadPlan.choose(Self.facts(locks: 40_000, now: 60)).lockTableReading)
     }
 
     @Test func waitsLackingTheirDetailsBringTheNextPassForwardWithinItsBudget() {
-        // 40,000 locks: a pass every 20 s while answered waits lack target and mode.
-        #expect(!LockReadPlan.choose(Self.facts(locks: 40_000, now: 19, unread: 2)).lockTableReading)
-        #expect(LockReadPlan.choose(Self.facts(locks: 40_000, now: 21, unread: 2)).lockTableReading)
+        // 40,000 locks: a pass every 40 s while answered waits lack target and mode.
+        #expect(!LockReadPlan.choose(Self.facts(locks: 40_000, now: 39, unread: 2)).lockTableReading)
+        #expect(LockReadPlan.choose(Self.facts(locks: 40_000, now: 41, unread: 2)).lockTableReading)
         // Cheap: at once.
         #expect(LockReadPlan.choose(Self.facts(locks: 1_000, now: 1, unread: 1)).lockTableReading)
         // A forced way keeps what it learnt until the configured reading.
