@@ -51,8 +51,10 @@ public struct BlockingForestRenderer: Sendable {
             }
             if let wait = snapshot.locks.filter({ $0.pid == pid && !$0.granted }).first {
                 let waited = wait.waitStart.map { " \(Int(max(0, snapshot.capturedAt.timeIntervalSince($0)))) s" } ?? ""
-                parts.append("waiting\(waited) for \(wait.mode) on \(Self.clean(wait.targetDescription, 60))")
+                parts.append(wait.isUnread ? "waiting\(waited) for a \(Self.clean(wait.targetDescription, 60))"
+                                           : "waiting\(waited) for \(wait.mode) on \(Self.clean(wait.targetDescription, 60))")
             }
+            if let held = snapshot.heldLockCounts[pid] { parts.append("holds \(held) locks (the strongest recorded)") }
             if let backend {
                 parts.append(backend.state.description)
                 parts.append("\(Self.clean(backend.user ?? "?", 32))/\(Self.clean(backend.applicationName.isEmpty ? "-" : backend.applicationName, 32))")

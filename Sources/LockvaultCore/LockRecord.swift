@@ -67,6 +67,9 @@ public enum LockMode: CatalogWord, Comparable {
         }
     }
 
+    /// The mode of a waiting lock not read yet (``LockRecord/unread(pid:waitEvent:)``).
+    public static let unread = LockMode.other("not read yet")
+
     public static func < (lhs: LockMode, rhs: LockMode) -> Bool {
         lhs.strength != rhs.strength ? lhs.strength < rhs.strength : lhs.description < rhs.description
     }
@@ -161,9 +164,20 @@ public struct LockRecord: Sendable, Hashable, Codable {
                    virtualXID: virtualXID, transactionID: transactionID, classID: classID, objID: objID, objSubID: objSubID)
     }
 
+    /// A waiting lock known only from pg_stat_activity, whose `wait_event` names its lock type:
+    /// what a wait learnt from `pg_blocking_pids()` shows until a pass over pg_locks reads it
+    /// (``LockReadPlan``). Mode ``LockMode/unread``, no target, no `waitstart`.
+    public static func unread(pid: Int32, waitEvent: String?) -> LockRecord {
+        LockRecord(pid: pid, lockType: LockType(waitEvent ?? "unknown"), mode: .unread, granted: false)
+    }
+
+    /// A waiting lock whose target and mode are not read yet (``unread(pid:waitEvent:)``).
+    public var isUnread: Bool { mode == .unread }
+
     /// For people: `relation public.orders`, `tuple (0,3) of public.t`, `transaction 1234`,
     /// `advisory key 42`.
     public var targetDescription: String {
+        if isUnread { return "\(lockType) lock (target not read yet)" }
         let relation = relationName ?? relationOID.map { "relation oid \($0)\(databaseName.map { " in \($0)" } ?? "")" } ?? "unknown relation"
         switch lockType {
         case .relation: return "relation \(relation)"

@@ -178,6 +178,15 @@ public struct LockSnapshot: Sendable, Hashable, Codable {
     /// are now, by pid; a pid missing here has no session any more. nil when nobody asked:
     /// whether a root finished, still holds or disconnected is then not known.
     public var watchedSessions: [Int32: WatchedSession]? = nil
+    /// Kinds of the edges `pg_blocking_pids()` gave without a pg_locks pass (``AnsweredWaits``),
+    /// by waiting session and blocker (lock group leaders): the locks of such a wait are not read
+    /// yet (``LockRecord/unread(pid:waitEvent:)``), so ``WaitGraph`` takes its kinds from here.
+    public var answeredKinds: [Int32: [Int32: BlockKind]] = [:]
+    /// How many granted locks a session holds, for the sessions whose granted locks ``locks``
+    /// holds only some of: those on what its waiters want and its strongest others, up to
+    /// `SnapshotOptions.locksKeptPerSession` (a session holding a lock on each of 2,000
+    /// partitions is shown with 20 of them, and this count).
+    public var heldLockCounts: [Int32: Int] = [:]
 
     public init(
         capturedAt: Date, systemIdentifier: String = "0", serverVersionNum: Int = 150000, backends: [BackendActivity] = [],
@@ -229,7 +238,8 @@ public struct WatchedSession: Sendable, Hashable, Codable {
 public enum LockRead: String, Sendable, Hashable, Codable, CaseIterable {
     /// One pass over pg_locks (all 16 lock-manager partition locks once).
     case pgLocks = "pg_locks"
-    /// One `pg_blocking_pids()` call, for a wait pg_locks cannot order.
+    /// One `pg_blocking_pids()` call: for a new long wait, when passes over pg_locks cost more
+    /// than the calls (``LockReadPlan``), or for a wait pg_locks cannot order (``AmbiguousWaits``).
     case blockingPids = "blocking_pids"
     /// Every long wait known and unchanged: the waits' blockers carried, nothing read.
     case carried

@@ -28,6 +28,9 @@ public struct SamplerMemory: Sendable {
     public private(set) var waits: [Int32: (key: WaitKey, locks: [LockRecord])] = [:]
     /// Blockers' locks as last read, by pid (0: the locks of prepared transactions, which have no pid).
     public private(set) var blockerLocks: [Int32: [LockRecord]] = [:]
+    /// The kinds of the known waits that `pg_blocking_pids()` answered (``AnsweredWaits``), by
+    /// waiting session and blocker: carried with the waits until a pass over pg_locks reads them.
+    public private(set) var answeredKinds: [Int32: [Int32: BlockKind]] = [:]
 
     /// What identifies one lock wait without reading pg_locks: the session, the statement, what it
     /// waits for in pg_stat_activity's words, and the blockers found when its locks were last read
@@ -108,6 +111,25 @@ public struct SamplerMemory: Sendable {
     /// is not among them).
     public var knownWaits: [WaitKey] { waits.values.map(\.key).sorted { $0.pid < $1.pid } }
 
+    /// The waiting locks a pass read for this same wait (the same session, statement and wait
+    /// event), if the wait is known: a wait learnt again only because something about its
+    /// blockers changed keeps what it waits for.
+    public func readLocks(ofTheSameWait b: BackendActivity) -> [LockRecord]? {
+        guard let known = waits[b.pid], known.key.backendStart == b.backendStart, known.key.queryStart == b.queryStart,
+              known.key.waitEvent == b.waitEvent, !known.locks.isEmpty, !known.locks.contains(where: \.isUnread) else { return nil }
+        return known.locks
+    }
+
+    /// Known waits whose target and mode no pass over pg_locks has read yet (they were answered
+    /// by `pg_blocking_pids()`).
+    public var unreadWaits: Int { waits.values.filter { $0.locks.contains(where: \.isUnread) }.count }
+
+    /// How many of the waits seen so far and not resolved yet are at least `age` seconds old at
+    /// `now`: those the next cycle will resolve, as far as it can tell beforehand (``LockReadPlan``).
+    public func waitsResolvedNext(at now: Date, age: Double) -> Int {
+        waitFirstSeen.filter { w, first in !resolvedWaits.contains(w) && now.timeIntervalSince(first) >= age }.count
+    }
+
     /// One cycle's locks. When the statement read pg_locks (`locksRead`), what it returned is
     /// remembered for the waiters and blockers of `backends`; when it didn't (every waiter was
     /// known and unchanged), the remembered locks of the current waiters and blockers are added
@@ -116,43 +138,68 @@ public struct SamplerMemory: Sendable {
     ///
     /// `longWaiters`: the waits old enough to resolve (nil: every waiter of `backends`). Blockers
     /// are lock groups, named by their leader (``LockGroups``): a blocker's locks are its group's.
-    public mutating func absorbLocks(backends: [BackendActivity], locks: [LockRecord], locksRead: Bool, longWaiters: Set<Int32>? = nil) -> [LockRecord] {
+    ///
+    /// `answered`: the waiters whose blockers `pg_blocking_pids()` gave this cycle, without a
+    /// pass (`locksRead` false): their waiting locks in `locks` (not read yet) and `kinds` (by
+    /// waiting session and blocker) are remembered as this cycle's; their blockers' locks are what
+    /// was remembered of them, or what `locks` holds of them.
+    public mutating func absorbLocks(backends: [BackendActivity], locks: [LockRecord], locksRead: Bool, longWaiters: Set<Int32>? = nil,
+                                     answered: Set<Int32> = [], kinds: [Int32: [Int32: BlockKind]] = [:]) -> [LockRecord] {
         let waiters = backends.filter { $0.isWaitingOnLock && longWaiters?.contains($0.pid) != false }.sorted { $0.pid < $1.pid }
         let blockers = Set(waiters.flatMap(\.blockedBy))
         let leaderOf = LockGroups.leaders(backends)
         func group(_ pid: Int32?) -> Int32 { pid.map { leaderOf[$0] ?? $0 } ?? 0 }
         var result = locks
-        if locksRead {
-            var byPid: [Int32: [LockRecord]] = [:]
-            var byGroup: [Int32: [LockRecord]] = [:]
+        // Indexed only when something is taken from this cycle's locks (a carried cycle with
+        // thousands of long-transaction locks takes nothing).
+        var byPid: [Int32: [LockRecord]] = [:]
+        var byGroup: [Int32: [LockRecord]] = [:]
+        if locksRead || !answered.isEmpty {
             for l in locks {
                 byPid[l.pid ?? 0, default: []].append(l)
                 byGroup[group(l.pid), default: []].append(l)
             }
-            let waiting = Set(backends.filter(\.isWaitingOnLock).map { group($0.pid) })
+        }
+        let waiting = Set(backends.filter(\.isWaitingOnLock).map { group($0.pid) })
+        if locksRead {
             waits = Dictionary(waiters.map { w in (w.pid, (WaitKey(w, waitingBlockers: waiting), (byPid[w.pid] ?? []).filter { !$0.granted })) },
                                uniquingKeysWith: { a, _ in a })
             blockerLocks = Dictionary(blockers.map { ($0, byGroup[$0] ?? []) }, uniquingKeysWith: { a, _ in a })
+            answeredKinds = [:]
             return result
         }
         // Present already (e.g. a long transaction's granted locks, carried by the reader): not repeated.
         let waitingPresent = Set(locks.filter { !$0.granted }.map { $0.pid ?? 0 })
         let grantedPresent = Set(locks.filter(\.granted).map { group($0.pid) })
         var keptWaits: [Int32: (key: WaitKey, locks: [LockRecord])] = [:]
+        var keptKinds: [Int32: [Int32: BlockKind]] = [:]
         for w in waiters {
+            let session = group(w.pid)
+            if answered.contains(w.pid) {
+                keptWaits[w.pid] = (WaitKey(w, waitingBlockers: waiting), (byPid[w.pid] ?? []).filter { !$0.granted })
+                if let k = kinds[session] { keptKinds[session] = k }
+                continue
+            }
             guard let known = waits[w.pid] else { continue }
             keptWaits[w.pid] = known
+            if let k = answeredKinds[session], keptKinds[session] == nil { keptKinds[session] = k }
             if !waitingPresent.contains(w.pid) { result += known.locks }
         }
         var keptBlockers: [Int32: [LockRecord]] = [:]
         for b in blockers.sorted() {
-            guard let known = blockerLocks[b] else { continue }
+            guard let known = blockerLocks[b] else {
+                // A blocker of an answered wait, new: only what this cycle has of it (a long
+                // transaction's remembered locks) until a pass reads it.
+                keptBlockers[b] = (byGroup[b] ?? []).filter(\.granted)
+                continue
+            }
             keptBlockers[b] = known
             // A blocker's waiting locks, if it waits itself, came with the waiters above.
             if !grantedPresent.contains(b) { result += known.filter(\.granted) }
         }
         waits = keptWaits
         blockerLocks = keptBlockers
+        answeredKinds = keptKinds
         return result
     }
 

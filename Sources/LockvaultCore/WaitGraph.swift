@@ -80,7 +80,10 @@ public struct WaitGraph: Sendable, Equatable {
                     let edge = WaitEdge(waiter: waiter, blocker: blocker)
                     if kinds[edge] != .hard {
                         // A prepared transaction never waits: whatever blocks through it holds.
-                        kinds[edge] = blocker.pid.map { BlockKind.of(waiting: waitingByBackend[backend.pid] ?? [], blockerLocks: locksBySession[$0] ?? []) } ?? .hard
+                        kinds[edge] = blocker.pid.map { pid in
+                            snapshot.answeredKinds[backend.sessionPid]?[pid]
+                                ?? BlockKind.of(waiting: waitingByBackend[backend.pid] ?? [], blockerLocks: locksBySession[pid] ?? [])
+                        } ?? .hard
                     }
                 }
             }

@@ -20,6 +20,10 @@ public final class PostgresConnection {
     /// The conninfo with its password masked: what to show in logs.
     public let redactedConninfo: String
 
+    /// Cancels this connection's running statement from another thread (``QueryCanceller``);
+    /// a new one after ``reset()``, and one that does nothing after ``close()``.
+    public private(set) var canceller: QueryCanceller?
+
     /// - Parameters:
     ///   - conninfo: a libpq conninfo string or URI ("" = libpq defaults and environment).
     ///   - database: connect to this database instead of the one the conninfo names (everything
@@ -35,6 +39,7 @@ public final class PostgresConnection {
     }
 
     deinit {
+        canceller?.invalidate()
         if let handle { PQfinish(handle) }
     }
 
@@ -71,10 +76,13 @@ public final class PostgresConnection {
                                 message: "could not connect (\(redactedConninfo)): \(message)")
         }
         handle = conn
+        canceller?.invalidate()
+        canceller = QueryCanceller(conn)
         preparedNames.removeAll()
         do {
             try applySettings()
         } catch {
+            canceller?.invalidate()
             PQfinish(conn)
             handle = nil
             throw error
@@ -173,6 +181,7 @@ public final class PostgresConnection {
     /// Drops the current connection (if any) and connects again with the same conninfo and
     /// settings.
     public func reset() throws(PostgresError) {
+        canceller?.invalidate()
         if let handle { PQfinish(handle) }
         handle = nil
         try open()
@@ -180,6 +189,7 @@ public final class PostgresConnection {
 
     /// Closes the connection; later calls fail with ``PostgresError/Code/closed``.
     public func close() {
+        canceller?.invalidate()
         if let handle { PQfinish(handle) }
         handle = nil
     }

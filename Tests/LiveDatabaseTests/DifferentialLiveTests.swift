@@ -6,7 +6,9 @@ extension LiveDatabaseSuite {
     /// lockvault against the server itself: random, seeded lock scenarios (row locks, LOCK TABLE
     /// in all eight modes, advisory locks, DDL, VACUUM FULL, parallel queries, a prepared
     /// transaction), and at every point where the waits are stable, lockvault's edges
-    /// `(waiter, blocker, kind)` must be `pg_blocking_pids()`'s, with the kinds pg_locks gives.
+    /// `(waiter, blocker, kind)` must be `pg_blocking_pids()`'s, with the kinds pg_locks gives —
+    /// for each way a cycle may learn a new wait (``LockReadPlan``): a reader forced to the
+    /// pg_locks pass and one forced to `pg_blocking_pids()` are compared at every point.
     ///
     /// `LOCKVAULT_TEST_DIFFERENTIAL_SCENARIOS` (default 200) scenarios from seed
     /// `LOCKVAULT_TEST_DIFFERENTIAL_SEED` (default 1) on; each difference is printed with its
@@ -42,6 +44,8 @@ extension LiveDatabaseSuite {
                     differential: PostgreSQL \(runner.serverVersion), seeds \(Self.firstSeed)…\(Self.firstSeed &+ UInt64(Self.scenarioCount) &- 1): \
                     \(tally.scenarios) scenarios, \(tally.pointsCompared) points compared (\(tally.edgesCompared) server edges, \(tally.softEdges) soft, \
                     \(tally.preparedEdges) to a prepared transaction; \(tally.pointsWithWorkers) points with a parallel query waiting), \
+                    both ways compared at each (the blocking_pids way answered \(tally.answeredWithoutPass) points without a pass, \
+                    \(tally.answeredWithPass) with one), \
                     \(tally.pointsUnstable) unstable points skipped, \
                     \(tally.unsettled) unsettled steps, \(tally.differences.count) scenarios with a difference, in \(elapsed)
                     """)

@@ -1,5 +1,6 @@
 import Foundation
 import PostgresClient
+import Synchronization
 import Testing
 
 extension LiveDatabaseSuite {
@@ -85,6 +86,34 @@ extension LiveDatabaseSuite {
                 #expect(waiter.isHealthy(), "a statement error leaves the connection usable")
                 try holder.execute("ROLLBACK")
             }
+        }
+
+        /// What a daemon told to stop does with a statement that would run on (a pass over a huge
+        /// lock table): cancels it from another thread; the blocked call returns at once.
+        @Test func aRunningStatementIsCancelledFromAnotherThread() async throws {
+            final class Handed: Sendable { let value = Mutex<(canceller: QueryCanceller, pid: Int32)?>(nil) }
+            let handed = Handed()
+            let sleeper = Task.detached { () -> String? in
+                guard let conn = try? LiveDatabase.connect(applicationName: "lv-cancel-test"), let canceller = conn.canceller else { return "no connection" }
+                defer { conn.close() }
+                handed.value.withLock { $0 = (canceller, conn.backendPID) }
+                do { _ = try conn.query("SELECT pg_sleep(60)"); return nil } catch { return (error as? PostgresError)?.sqlState }
+            }
+            let watcher = try LiveDatabase.connect()
+            defer { watcher.close() }
+            let deadline = ContinuousClock.now + .seconds(10)
+            while handed.value.withLock({ $0 == nil }) {
+                guard ContinuousClock.now < deadline else { Issue.record("no connection"); return }
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            let (canceller, pid) = handed.value.withLock { $0! }
+            while try watcher.query("SELECT 1 FROM pg_stat_activity WHERE pid = $1 AND wait_event = 'PgSleep'", [pid]).isEmpty {
+                guard ContinuousClock.now < deadline else { Issue.record("the statement never started"); break }
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            #expect(canceller.cancel())
+            #expect(await sleeper.value == "57014", "query_canceled")
+            #expect(!canceller.cancel(), "the connection closed: nothing to cancel")
         }
 
         @Test func errorsCarryDetailAndHint() throws {

@@ -98,6 +98,24 @@ import Testing
         #expect(w != SamplerMemory.WaitKey(waiter(9, blockedBy: [7, 8], queryStart: t0)), "another statement: read again")
     }
 
+    @Test func aWaitThePgBlockingPidsAnsweredIsCarriedWithItsKindsUntilAPassReadsIt() {
+        var memory = SamplerMemory()
+        let blocker = BackendActivity(pid: 7, backendStart: t0 - 100, state: .idleInTransaction, transactionStart: t0 - 60)
+        let w = waiter(9, blockedBy: [7], event: "tuple")
+        let unread = LockRecord.unread(pid: 9, waitEvent: "tuple")
+        let first = memory.absorbLocks(backends: [blocker, w], locks: [unread], locksRead: false, answered: [9], kinds: [9: [7: .hard]])
+        #expect(first == [unread])
+        #expect(memory.knownWaits == [SamplerMemory.WaitKey(w)], "known: the next statement carries it")
+        #expect(memory.unreadWaits == 1 && memory.answeredKinds == [9: [7: .hard]])
+        let carried = memory.absorbLocks(backends: [blocker, w], locks: [], locksRead: false)
+        #expect(carried == [unread], "carried as it was learnt")
+        #expect(memory.answeredKinds == [9: [7: .hard]])
+        // A pass reads the wait: its lock and kinds come from pg_locks from now on.
+        let read = LockRecord(pid: 9, lockType: .tuple, mode: .exclusive, granted: false, waitStart: t0 - 2, relationOID: 5, page: 0, tuple: 1)
+        _ = memory.absorbLocks(backends: [blocker, w], locks: [read], locksRead: true)
+        #expect(memory.unreadWaits == 0 && memory.answeredKinds.isEmpty)
+    }
+
     @Test func aBlockerThatWaitsItselfIsCarriedOnceAndLocksAlreadyReturnedAreNotRepeated() {
         var memory = SamplerMemory()
         // 9 waits for 8, which waits for 7.

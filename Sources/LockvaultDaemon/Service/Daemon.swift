@@ -128,6 +128,8 @@ public actor Daemon: CycleRunner {
         return new.interval
     }
 
+    public nonisolated func interrupt() { monitor.interrupt() }
+
     public func shutdown() async {
         let (pending, failure) = await monitor.writeBuffered()
         let spooled = await monitor.spooledRecords

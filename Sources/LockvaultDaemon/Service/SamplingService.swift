@@ -18,10 +18,14 @@ public protocol CycleRunner: Sendable {
     func reload() async throws(ConfigError) -> Duration
     /// Closes connections; called once when the service stops.
     func shutdown() async
+    /// Stops the running cycle now (from any thread): the service is stopping, and a cycle must
+    /// not hold it up however long its statements take.
+    func interrupt()
 }
 
 extension CycleRunner {
     public func prepare() async throws {}
+    public func interrupt() {}
 }
 
 /// Tracks whether cycles are making progress, for the watchdog.
@@ -101,7 +105,9 @@ public final class SamplingService: Service {
         while !Task.isCancelled {
             let began = clock.now
             state.withLock { $0.progress.cycleStarted() }
-            let outcome = await runner.runCycle()
+            // SIGTERM cancels this task: the cycle's statements are cancelled with it.
+            let runner = self.runner
+            let outcome = await withTaskCancellationHandler { await runner.runCycle() } onCancel: { runner.interrupt() }
             state.withLock { $0.progress.cycleFinished() }
             notifier.status(outcome.statusLine)
             if outcome.succeeded {

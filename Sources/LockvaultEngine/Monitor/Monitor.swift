@@ -31,6 +31,8 @@ public actor Monitor {
     private let alerting: (any CycleAlerting)?
     /// `lockvault@host[/cluster]`: the record_source of everything this monitor writes.
     public nonisolated let recordSource: String
+    /// Set by ``interrupt()``: the running cycle's statements are cancelled and it writes nothing more.
+    private nonisolated let stopping = Interruption()
 
     public init(settings: MonitorSettings, decidedBy: String = "daemon", logger: Logger, clock: MonitorClock = .system,
                 alerting: (any CycleAlerting)? = nil) {
@@ -75,8 +77,20 @@ public actor Monitor {
         Set([target?.backendPID ?? 0, writer.backendPID].filter { $0 != 0 })
     }
 
+    /// Stops the running cycle, from any thread (the daemon's SIGTERM): cancels the statement it
+    /// waits for on the monitored cluster or the vault, and keeps it from writing more. The
+    /// cycle returns at once with the cancelled step's failure; what it buffered is written (or
+    /// spooled) by ``writeBuffered()`` at shutdown. Cycles after this one run normally.
+    public nonisolated func interrupt() { stopping.interrupt() }
+
     /// Runs one cycle: never throws; problems are in the outcome (and the log).
     public func runCycle(write: Bool = true) -> CycleOutcome {
+        stopping.begin(target: target?.canceller, vault: writer.canceller)
+        defer { stopping.end() }
+        return cycle(write: write)
+    }
+
+    private func cycle(write: Bool) -> CycleOutcome {
         let started = clock.now()
         var outcome = CycleOutcome(snapshot: nil, assessments: [], forest: [], deadlocks: [], cycleMilliseconds: 0,
                                    pendingWrites: writer.pending, droppedRecords: writer.lost)
@@ -84,8 +98,12 @@ public actor Monitor {
         // 1. Sample the target.
         let snapshot: LockSnapshot
         do {
-            snapshot = try reader.read(try targetConnection(), monitorPids: ownPids(), watch: episodes.watchedPids)
+            let conn = try targetConnection()
+            stopping.watch(target: conn.canceller)
+            try stopping.check()
+            snapshot = try reader.read(conn, monitorPids: ownPids(), watch: episodes.watchedPids)
         } catch {
+            if stopping.isInterrupted { return finished(outcome, started: started) }
             let failure = MonitorFailure.classify(error, side: .target, role: target?.user)
             if target != nil { logger.warning("lost the monitored cluster", metadata: ["error": "\(failure.message)"]) }
             let facts = (error as? PostgresError).map(PostgresFailureFacts.init)
@@ -129,7 +147,11 @@ public actor Monitor {
         outcome.cycleMilliseconds = milliseconds(since: started)
         if write {
             writer.add(outcome, graph: graph, gap: gap)
-            outcome.vaultFailure = writer.flush()
+            // Stopping: the shutdown writes (or spools) it; a write cancelled half-way is rolled back.
+            if !stopping.isInterrupted {
+                stopping.watch(vault: writer.canceller)
+                outcome.vaultFailure = writer.flush()
+            }
         }
         return finished(outcome, started: started)
     }

@@ -8,11 +8,16 @@ import LockvaultCore
 /// allows and costs one network hop.
 ///
 /// Why it is shaped like this (docs/operations.md, "What a cycle reads"): reading `pg_locks` and
-/// calling `pg_blocking_pids()` each take all of the lock manager's partition locks, so a cycle
-/// takes them at most once, and only when it must:
-/// - `pg_blocking_pids()` is not called: who blocks whom comes from the one `pg_locks` read, by
-///   ``LockQueue`` (holders of a conflicting lock, and waiters ahead in the queue by `waitstart`,
-///   which every supported server has: ``ServerCapabilities``);
+/// calling `pg_blocking_pids()` each take all of the lock manager's partition locks, and a
+/// pg_locks pass copies the whole lock table, so a cycle reads only what it must, the way
+/// ``LockReadPlan`` chose (`$9`):
+/// - `pg_locks` way: who blocks whom comes from one `pg_locks` read, by ``LockQueue`` (holders of
+///   a conflicting lock, and waiters ahead in the queue by `waitstart`, which every supported
+///   server has: ``ServerCapabilities``);
+/// - `blocking_pids` way: `pg_blocking_pids()` of each new long wait's lock group (`bp`), with
+///   the lock types the group waits for; no pass, unless one of its edges' kinds only pg_locks
+///   can tell (``AnsweredWaits``; `undecided`), and no pass for a transaction newly past the hold
+///   threshold (its locks are read at the next pass). `answered` lists `[pid, group, blockers]`;
 /// - a lock wait younger than `sampling.min_wait_seconds` is a short wait: counted (`waits`), not
 ///   resolved. A wait's age is known without pg_locks from the cycle that first saw it: `$7` lists
 ///   the waits seen before as `[[pid, backend_start, query_start, wait_event, first_seen], …]`
@@ -23,7 +28,10 @@ import LockvaultCore
 ///   short waits the function scan is never executed;
 /// - of `pg_locks`, only rows that matter come back: the long waiters' waiting locks, and the
 ///   granted locks of prepared transactions (pid NULL), of the sessions holding or queued for
-///   what the long waiters want, and of transactions older than the hold threshold;
+///   what the long waiters want, and of transactions older than the hold threshold — of these,
+///   a session's locks on what the long waiters want, and of its others only the `$10`
+///   strongest (`held_counts` gives `[pid, granted locks]` of the sessions cut so). `locks_total`
+///   is the rows pg_locks had (what the next pass is expected to cost);
 /// - a long transaction's locks are read once, when it is first seen older than the threshold,
 ///   and again only when they changed: `$4` lists the long transactions whose locks the reader
 ///   already holds, as `[[pid, xact_start, fingerprint], …]`, and the statement skips them. In
@@ -58,15 +66,50 @@ import LockvaultCore
 /// known (jsonb; NULL or `[]` = read them all), `$5` the previous cycle's `captured_at`
 /// (timestamptz; NULL = return every backend that matters), `$6` known waits (jsonb; NULL or
 /// `[]` = none known), `$7` waits seen before with when (jsonb), `$8` the age in seconds from which
-/// a wait is resolved (0 = every wait), `$9` the pids whose sessions to follow whatever they do
+/// a wait is resolved (0 = every wait), `$9` how a new long wait is learnt (`pg_locks` or
+/// `blocking_pids`, ``LockReadPlan/Way``), `$10` the granted locks kept per session beyond
+/// those on what the long waiters want, `$11` the pids whose sessions to follow whatever they do
 /// (int4[]; the roots of open blocking episodes): `watched` gives each one's `[pid, backend_start,
 /// xact_start, state, state_change]` while it exists, from the pg_stat_activity read already made.
 /// `query_id` is the server's (14+), NULL where `compute_query_id` computes none.
 public enum SnapshotQuery {
     /// A pid's locks in one text: their count and a sum over type, mode and target. Computed the
-    /// same way over pg_locks (`scan`) and over the rows returned (`lk`), so equal text = same
-    /// locks, barring a swap that keeps count and sum.
+    /// same way over all of pg_locks in the lock-table reading (`scan`) and when a long
+    /// transaction's locks are read (`long_read`), so equal text = same locks, barring a swap that
+    /// keeps count and sum.
     public static let fingerprint = "count(*)::text || '/' || sum(hashtext(locktype || ':' || mode)::int8 + coalesce(relation, objid, 0) + coalesce(page, 0) + coalesce(tuple, 0))::text"
+
+    /// What a lock is on, as a row of its target fields (NULLs made comparable): whose lock is on
+    /// what a long waiter wants. A row, not a text: building a text for each of 400,000 locks
+    /// tripled the cost of a pass.
+    static let targetFields = ["locktype", "coalesce(%.database, -1)", "coalesce(%.relation, -1)", "coalesce(%.page, -1)", "coalesce(%.tuple, -1)",
+                               "coalesce(%.virtualxid, '')", "coalesce(%.transactionid, '')", "coalesce(%.classid, -1)", "coalesce(%.objid, -1)",
+                               "coalesce(%.objsubid, -1)"]
+
+    /// `alias`'s target fields, named `t0…t9` when `named`.
+    static func targetKey(_ alias: String, named: Bool = false) -> String {
+        targetFields.enumerated().map { i, f in
+            (f == "locktype" ? "\(alias).locktype" : f.replacingOccurrences(of: "%", with: alias)) + (named ? " AS t\(i)" : "")
+        }.joined(separator: ", ")
+    }
+
+    /// A lock's place among a session's locks, strongest first (lower is stronger): its mode's
+    /// strength, then what it is on (relation or object id, page and tuple), in one int8. Two
+    /// locks of a session rarely share it (the same mode on the same tuple of a relation,
+    /// say); when they do, both are kept.
+    static func strengthRank(_ l: String) -> String {
+        "((coalesce(array_position(ARRAY['AccessExclusiveLock', 'ExclusiveLock', 'ShareRowExclusiveLock', 'ShareLock', 'ShareUpdateExclusiveLock', "
+            + "'RowExclusiveLock', 'RowShareLock', 'AccessShareLock'], \(l).mode), 9)::int8 << 58) "
+            + "| ((coalesce(\(l).relation, \(l).objid, \(l).classid, 0) & 4294967295) << 24) "
+            + "| ((coalesce(\(l).page, 0)::int8 * 65536 + coalesce(\(l).tuple, 0)) & 16777215))"
+    }
+
+    /// `alias`'s target is `w`'s (a row of `wanted`): the join condition.
+    static func sameTarget(_ alias: String, _ w: String) -> String {
+        targetFields.enumerated().map { i, f in
+            "\(w).t\(i) = " + (f == "locktype" ? "\(alias).locktype" : f.replacingOccurrences(of: "%", with: alias))
+        }.joined(separator: " AND ")
+    }
 
     public static let sql = """
         WITH act AS MATERIALIZED (
@@ -97,7 +140,7 @@ public enum SnapshotQuery {
                    k->>3 AS wait_event, coalesce(k->4, '[]') AS blockers
             FROM jsonb_array_elements(coalesce($6::jsonb, '[]')) k
         ),
-        carried AS MATERIALIZED (
+        carried0 AS MATERIALIZED (
             SELECT w.pid, w.blockers FROM known_waits w JOIN act a ON a.pid = w.pid
             WHERE a.pid IN (SELECT pid FROM longw) AND $5::timestamptz IS NOT NULL
               AND w.backend_start IS NOT DISTINCT FROM a.backend_start AND w.query_start IS NOT DISTINCT FROM a.query_start
@@ -111,23 +154,56 @@ public enum SnapshotQuery {
                                      OR EXISTS (SELECT 1 FROM act y WHERE (y.pid = x.pid OR y.leader_pid = x.pid)
                                                 AND y.wait_event_type = 'Lock') <> (b->>1)::bool))
         ),
+        -- A known wait queued behind a wait that is learnt again is learnt again too, and so on
+        -- down the queue: what changed ahead of it (a session there took a stronger lock at once,
+        -- holding one already) may block it now. A pass learns every wait anyway; this is for
+        -- the blocking_pids way, which asks only for the waits not carried.
+        relearnt AS MATERIALIZED (
+            WITH RECURSIVE r(grp) AS (
+                SELECT coalesce(a.leader_pid, a.pid) FROM act a WHERE a.pid IN (SELECT pid FROM longw) AND a.pid NOT IN (SELECT pid FROM carried0)
+                UNION
+                SELECT coalesce(a.leader_pid, a.pid) FROM r, carried0 c JOIN act a ON a.pid = c.pid
+                WHERE EXISTS (SELECT 1 FROM jsonb_array_elements(c.blockers) b WHERE (b->>0)::int = r.grp)
+            )
+            SELECT grp FROM r
+        ),
+        carried AS MATERIALIZED (
+            SELECT c.pid, c.blockers FROM carried0 c JOIN act a ON a.pid = c.pid
+            WHERE coalesce(a.leader_pid, a.pid) NOT IN (SELECT grp FROM relearnt)
+        ),
+        -- The blocking_pids way (LockReadPlan, $9): the server's blockers of each new long wait's
+        -- lock group, with the lock types the group waits for (AnsweredWaits). Not in a full pass ($3).
+        bp AS MATERIALIZED (
+            SELECT DISTINCT ON (w.grp) w.pid, w.grp, pg_blocking_pids(w.pid) AS blockers,
+                   ARRAY(SELECT DISTINCT y.wait_event FROM act y
+                         WHERE coalesce(y.leader_pid, y.pid) = w.grp AND y.wait_event_type = 'Lock' ORDER BY 1) AS types
+            FROM (SELECT a.pid, coalesce(a.leader_pid, a.pid) AS grp FROM act a
+                  WHERE a.pid IN (SELECT pid FROM longw) AND a.pid NOT IN (SELECT pid FROM carried)) w
+            WHERE $9::text = 'blocking_pids' AND NOT $3::bool
+            ORDER BY w.grp, w.pid
+        ),
         longx0 AS MATERIALIZED (
             SELECT a.pid FROM act a
             WHERE a.xact_start < now() - make_interval(secs => $2::float8)
               AND NOT EXISTS (SELECT 1 FROM known k WHERE k.pid = a.pid AND k.xact_start = a.xact_start)
         ),
         gate AS MATERIALIZED (
-            SELECT EXISTS (SELECT 1 FROM longw WHERE pid NOT IN (SELECT pid FROM carried)) AS someone_waits,
-                   EXISTS (SELECT 1 FROM longx0) AS long_xacts
+            SELECT $9::text = 'pg_locks' AND EXISTS (SELECT 1 FROM longw WHERE pid NOT IN (SELECT pid FROM carried)) AS someone_waits,
+                   $9::text = 'pg_locks' AND EXISTS (SELECT 1 FROM longx0) AS long_xacts,
+                   -- An answered edge whose kind only pg_locks can tell (AnsweredWaits: a prepared
+                   -- transaction, or a blocker waiting for a lock type the waiter waits for, but for
+                   -- tuple behind tuple and the types where every waiter asks ShareLock).
+                   EXISTS (SELECT 1 FROM bp, unnest(bp.blockers) b(pid)
+                           WHERE b.pid = 0
+                              OR (bp.types <> ARRAY['tuple'] AND EXISTS (
+                                  SELECT 1 FROM act y WHERE coalesce(y.leader_pid, y.pid) = b.pid AND y.wait_event_type = 'Lock'
+                                    AND y.wait_event = ANY (bp.types) AND y.wait_event NOT IN ('transactionid', 'virtualxid', 'spectoken')))) AS undecided
         ),
         pl AS MATERIALIZED (
             SELECT l.locktype, l.database::int8 AS database, l.relation::int8 AS relation, l.page, l.tuple, l.virtualxid, l.transactionid::text AS transactionid,
-                   l.classid::int8 AS classid, l.objid::int8 AS objid, l.objsubid, l.virtualtransaction, l.pid, l.mode, l.granted, l.fastpath, l.waitstart,
-                   l.locktype || ':' || coalesce(l.database::text, '') || ':' || coalesce(l.relation::text, '') || ':' || coalesce(l.page::text, '') || ':'
-                     || coalesce(l.tuple::text, '') || ':' || coalesce(l.virtualxid, '') || ':' || coalesce(l.transactionid::text, '') || ':'
-                     || coalesce(l.classid::text, '') || ':' || coalesce(l.objid::text, '') || ':' || coalesce(l.objsubid::text, '') AS target
+                   l.classid::int8 AS classid, l.objid::int8 AS objid, l.objsubid, l.virtualtransaction, l.pid, l.mode, l.granted, l.fastpath, l.waitstart
             FROM pg_locks l, gate
-            WHERE $3::bool OR gate.someone_waits OR gate.long_xacts
+            WHERE $3::bool OR gate.someone_waits OR gate.long_xacts OR gate.undecided
         ),
         scan AS MATERIALIZED (
             SELECT pid, count(*) FILTER (WHERE NOT fastpath) AS slow, \(fingerprint) AS fp FROM pl WHERE $3::bool GROUP BY pid
@@ -142,15 +218,16 @@ public enum SnapshotQuery {
               AND NOT EXISTS (SELECT 1 FROM valid v WHERE v.pid = a.pid AND v.xact_start = a.xact_start)
         ),
         wanted AS MATERIALIZED (
-            SELECT DISTINCT target FROM pl WHERE NOT granted AND pid IN (SELECT pid FROM longw)
+            SELECT DISTINCT \(targetKey("pl", named: true)) FROM pl WHERE NOT granted AND pid IN (SELECT pid FROM longw)
         ),
         holders AS MATERIALIZED (
-            SELECT DISTINCT pid FROM pl
-            WHERE pid IS NOT NULL AND target IN (SELECT target FROM wanted) AND (granted OR pid IN (SELECT pid FROM longw))
+            SELECT DISTINCT p.pid FROM pl p JOIN wanted w ON \(sameTarget("p", "w"))
+            WHERE p.pid IS NOT NULL AND (p.granted OR p.pid IN (SELECT pid FROM longw))
         ),
         blockers AS MATERIALIZED (
             SELECT pid FROM holders
             UNION SELECT (b->>0)::int FROM carried c, jsonb_array_elements(c.blockers) b
+            UNION SELECT unnest(blockers) FROM bp
         ),
         core AS MATERIALIZED (
             SELECT a.pid, a.leader_pid FROM act a
@@ -161,12 +238,27 @@ public enum SnapshotQuery {
                    AND (NOT EXISTS (SELECT 1 FROM known k WHERE k.pid = a.pid AND k.xact_start = a.xact_start)
                         OR $5::timestamptz IS NULL OR a.state_change >= $5::timestamptz))
         ),
+        lk0 AS MATERIALIZED (
+            SELECT p.*, p.granted AND p.pid IS NOT NULL AND w.t0 IS NULL AS other
+            FROM pl p LEFT JOIN wanted w ON \(sameTarget("p", "w"))
+            WHERE (NOT p.granted AND p.pid IN (SELECT pid FROM longw))
+               OR (p.granted AND (p.pid IS NULL OR p.pid IN (SELECT pid FROM holders) OR p.pid IN (SELECT pid FROM longx)))
+        ),
+        -- Of a session's granted locks on what no long waiter wants, the $10 strongest (a
+        -- session holding a lock on each of 2,000 partitions is not 2,000 rows): `cut` has the
+        -- $10th strongest's rank of each session holding more, and how many it holds
+        -- (held_counts). Per session, not one sort of every lock: at 400,000 locks that sort
+        -- was most of a first cycle.
+        cut AS MATERIALIZED (
+            SELECT l.pid, (array_agg(\(strengthRank("l")) ORDER BY \(strengthRank("l"))) FILTER (WHERE l.other))[$10::int] AS kth,
+                   count(*) FILTER (WHERE l.granted) AS held
+            FROM lk0 l WHERE l.pid IS NOT NULL GROUP BY l.pid HAVING count(*) FILTER (WHERE l.other) > $10::int
+        ),
         lk AS MATERIALIZED (
-            SELECT locktype, database, relation, page, tuple, virtualxid, transactionid, classid, objid, objsubid, virtualtransaction,
-                   pid, mode, granted, fastpath, waitstart
-            FROM pl
-            WHERE (NOT granted AND pid IN (SELECT pid FROM longw))
-               OR (granted AND (pid IS NULL OR pid IN (SELECT pid FROM holders) OR pid IN (SELECT pid FROM longx)))
+            SELECT l.locktype, l.database, l.relation, l.page, l.tuple, l.virtualxid, l.transactionid, l.classid, l.objid, l.objsubid,
+                   l.virtualtransaction, l.pid, l.mode, l.granted, l.fastpath, l.waitstart
+            FROM lk0 l LEFT JOIN cut c ON c.pid = l.pid
+            WHERE NOT l.other OR c.kth IS NULL OR \(strengthRank("l")) <= c.kth
         )
         SELECT
             now() AS captured_at,
@@ -187,7 +279,7 @@ public enum SnapshotQuery {
             (SELECT json_agg(json_build_array(pid, backend_start, query_start, wait_event, coalesce(leader_pid, pid))) FROM act WHERE wait_event_type = 'Lock') AS waits,
             (SELECT json_agg(pid) FROM longw) AS long_waits,
             (SELECT json_agg(json_build_array(pid, backend_start, xact_start, state, state_change)) FROM act
-             WHERE pid = ANY (coalesce($9::int4[], '{}'))) AS watched,
+             WHERE pid = ANY (coalesce($11::int4[], '{}'))) AS watched,
             (SELECT json_agg(k.pid) FROM known k JOIN act a ON a.pid = k.pid AND a.xact_start = k.xact_start) AS long_kept,
             (SELECT json_agg(json_build_array(pid, datname, backend_start)) FROM act
              WHERE datname IS NOT NULL AND ($3::bool OR $5::timestamptz IS NULL OR backend_start >= $5::timestamptz)) AS sessions,
@@ -201,10 +293,17 @@ public enum SnapshotQuery {
                      AND (lk.database = 0 OR lk.database = (SELECT oid FROM pg_database WHERE datname = current_database()))
                 LEFT JOIN pg_namespace n ON n.oid = c.relnamespace
             ) x) AS locks,
-            (SELECT $3::bool OR someone_waits OR long_xacts FROM gate) AS locks_read,
+            (SELECT $3::bool OR someone_waits OR long_xacts OR undecided FROM gate) AS locks_read,
             (SELECT CASE WHEN $3::bool THEN coalesce(sum(slow), 0) END FROM scan) AS locks_in_use,
-            (SELECT json_agg(json_build_array(x.pid, f.fp)) FROM longx x LEFT JOIN (
-                SELECT pid, \(fingerprint) AS fp FROM lk WHERE pid IN (SELECT pid FROM longx) GROUP BY pid) f ON f.pid = x.pid) AS long_read,
+            (SELECT CASE WHEN $3::bool OR someone_waits OR long_xacts OR undecided THEN (SELECT count(*) FROM pl) END FROM gate) AS locks_total,
+            (SELECT json_agg(json_build_array(pid, grp, blockers)) FROM bp) AS answered,
+            (SELECT json_agg(json_build_array(pid, held)) FROM cut) AS held_counts,
+            -- Fingerprints of all of a long transaction's locks (pl), not only of those returned:
+            -- the lock-table reading's (scan), or computed here for these pids.
+            (SELECT json_agg(json_build_array(x.pid, coalesce(s.fp, f.fp))) FROM longx x
+             LEFT JOIN scan s ON s.pid = x.pid
+             LEFT JOIN (SELECT pid, \(fingerprint) AS fp FROM pl WHERE NOT $3::bool AND pid IN (SELECT pid FROM longx) GROUP BY pid) f
+                    ON f.pid = x.pid) AS long_read,
             (SELECT json_agg(p) FROM (SELECT gid, transaction::text AS transaction, owner, database, prepared FROM pg_prepared_xacts) p) AS prepared,
             (SELECT json_object_agg(datname, deadlocks) FROM pg_stat_database WHERE datname IS NOT NULL) AS deadlocks
         """

@@ -22,11 +22,20 @@ public struct SnapshotOptions: Sendable, Equatable {
     /// wait is resolved from the cycle after it is `minWaitSeconds` old, at most one sampling
     /// interval late, and any wait that lasts `minWaitSeconds` plus an interval is resolved.
     public var minWaitSeconds: Double
+    /// How a new long wait is learnt: nil chooses by cost each cycle (``LockReadPlan``); a way
+    /// forces it (tests compare each way with the server).
+    public var lockRead: LockReadPlan.Way?
+    /// Of a session's granted locks on what no long waiter wants, how many are kept (the
+    /// strongest): a long transaction over 2,000 partitions is 20 lock rows and a count
+    /// (``LockSnapshot/heldLockCounts``), not 2,000 rows in every cycle's memory and the vault.
+    public var locksKeptPerSession: Int
 
     public init(queryTextLength: Int = 1024, lockHoldThresholdSeconds: Double = 5, lockTableCheckIntervalSeconds: Double = 60,
-                readOnlyWhatChanged: Bool = true, minWaitSeconds: Double = 0) {
+                readOnlyWhatChanged: Bool = true, minWaitSeconds: Double = 0, lockRead: LockReadPlan.Way? = nil, locksKeptPerSession: Int = 20) {
         self.readOnlyWhatChanged = readOnlyWhatChanged
         self.minWaitSeconds = minWaitSeconds
+        self.lockRead = lockRead
+        self.locksKeptPerSession = locksKeptPerSession
         self.queryTextLength = queryTextLength
         self.lockHoldThresholdSeconds = lockHoldThresholdSeconds
         self.lockTableCheckIntervalSeconds = lockTableCheckIntervalSeconds
@@ -44,6 +53,10 @@ public final class SnapshotReader {
     /// Backends and session databases carried between cycles (see ``SamplerMemory``).
     private var memory = SamplerMemory()
     private var lastLockTableReading: Date?
+    /// Rows pg_locks had at the last pass: what the next pass is expected to cost (``LockReadPlan``).
+    private var locksAtLastCount: Int?
+    /// The plan of the last cycle (for logs and tests).
+    public private(set) var lastPlan: LockReadPlan?
     private let relationNames: RelationNameResolver
     private let clock: MonitorClock
     /// Granted locks of long transactions, read when each crossed the hold threshold (or when
@@ -54,7 +67,11 @@ public final class SnapshotReader {
     struct RememberedLocks {
         var xactStart: Date
         var fingerprint: String?
-        var locks: [LockRow]
+        /// Converted once, when read: carried into every cycle as they are.
+        var locks: [LockRecord]
+        /// How many granted locks it held when read (the fingerprint's count), of which `locks`
+        /// may be only the strongest.
+        var held: Int? { fingerprint.flatMap { $0.split(separator: "/").first.flatMap { Int($0) } } }
     }
 
     /// - Parameters:
@@ -72,10 +89,6 @@ public final class SnapshotReader {
     ///   blocking episodes): the snapshot's ``LockSnapshot/watchedSessions`` says how each is now.
     public func read(_ conn: PostgresConnection, monitorPids: Set<Int32> = [], watch: [Int32] = []) throws -> LockSnapshot {
         let now = clock.date()
-        let forceLocks = lastLockTableReading.map { now.timeIntervalSince($0) >= options.lockTableCheckIntervalSeconds } ?? true
-        // Long transactions' locks are read when first seen, and again when the lock-table
-        // reading finds their fingerprint moved.
-        let known = knownLongTransactionsJSON()
         if connectionFacts?.pid != conn.backendPID {
             let f = try conn.query(SnapshotQuery.connectionFactsSQL)[0]
             connectionFacts = (conn.backendPID, try f.decode("system_identifier", as: String?.self) ?? "unknown",
@@ -83,12 +96,22 @@ public final class SnapshotReader {
                                try f.decode("deadlock_timeout_seconds", as: Double?.self) ?? 1)
         }
         let facts = connectionFacts!
+        let plan = LockReadPlan.choose(LockReadPlan.Facts(
+            now: now, capabilities: ServerCapabilities(serverVersionNum: facts.serverVersionNum), locksAtLastCount: locksAtLastCount,
+            lastLockTableReading: lastLockTableReading, lockTableInterval: options.lockTableCheckIntervalSeconds,
+            expectedNewWaits: memory.waitsResolvedNext(at: now, age: Self.longWaitThreshold(options.minWaitSeconds)),
+            unreadWaits: memory.unreadWaits, forced: options.lockRead))
+        lastPlan = plan
+        // Long transactions' locks are read when first seen, and again when the lock-table
+        // reading finds their fingerprint moved.
+        let known = knownLongTransactionsJSON()
         let rows = try conn.queryPrepared("lockvault_snapshot", SnapshotQuery.sql,
-                                          [options.queryTextLength, options.lockHoldThresholdSeconds, forceLocks, known,
+                                          [options.queryTextLength, options.lockHoldThresholdSeconds, plan.lockTableReading, known,
                                            options.readOnlyWhatChanged ? memory.previousCapture : nil,
                                            options.readOnlyWhatChanged ? Self.knownWaitsJSON(memory.knownWaits) : "[]",
                                            options.minWaitSeconds > 0 ? Self.seenWaitsJSON(memory.waitFirstSeen, resolved: memory.resolvedWaits) : "[]",
                                            memory.previousCapture == nil ? 0 : Self.longWaitThreshold(options.minWaitSeconds),
+                                           plan.newWaits.rawValue, options.locksKeptPerSession,
                                            "{" + watch.map(String.init).joined(separator: ",") + "}"])
         let row = rows[0]
         let capturedAt = try row.decode("captured_at", as: Date.self)
@@ -106,6 +129,9 @@ public final class SnapshotReader {
         let waits = try SnapshotJSON.decode([WaitRow].self, from: row.decode("waits", as: String?.self)) ?? []
         let longWaiters = Set(try SnapshotJSON.decode([Int32].self, from: row.decode("long_waits", as: String?.self)) ?? [])
         let watched = try SnapshotJSON.decode([WatchedRow].self, from: row.decode("watched", as: String?.self)) ?? []
+        let answeredGroups = try SnapshotJSON.decode([AnsweredRow].self, from: row.decode("answered", as: String?.self)) ?? []
+        let heldCounts = try SnapshotJSON.decode([HeldCountRow].self, from: row.decode("held_counts", as: String?.self)) ?? []
+        if let total = try row.decode("locks_total", as: Int?.self) { locksAtLastCount = total }
 
         // Names of relations in other databases: only this database's catalog was consulted.
         let currentDatabase = try row.decode("current_database", as: String.self)
@@ -113,11 +139,14 @@ public final class SnapshotReader {
         var backends = memory.absorb(capturedAt: capturedAt, backends: returnedBackends.map(Self.backend), keptLongTransactions: Set(kept),
                                      sessions: sessions.map { ($0.pid, $0.database, $0.backendStart) }, allSessions: locksInUse != nil,
                                      holdThreshold: options.lockHoldThresholdSeconds)
-        mergeLongTransactionLocks(&lockRows, backends: backends, read: longRead)
+        var heldLockCounts = Dictionary(heldCounts.map { ($0.pid, $0.count) }, uniquingKeysWith: { a, _ in a })
         var lockRecords = lockRows.map(Self.lock)
+        mergeLongTransactionLocks(&lockRecords, backends: backends, read: longRead, heldLockCounts: &heldLockCounts)
         let longestSeen = memory.sighted(waits.map(\.sighting), resolved: longWaiters, at: capturedAt)
-        let confirmed = try findBlockers(&backends, longWaiters: longWaiters, locks: lockRecords, locksRead: locksRead,
+        let answers = Self.answers(answeredGroups, longWaiters: longWaiters, backends: backends)
+        let confirmed = try findBlockers(&backends, longWaiters: longWaiters, answers: answers, locks: lockRecords, locksRead: locksRead,
                                          on: conn, at: capturedAt, deadlockTimeout: facts.deadlockTimeout)
+        var kinds: [Int32: [Int32: BlockKind]] = [:]
         if locksRead {
             // The statement returns the granted locks of everyone holding or queued for what a long
             // waiter wants; keep those of the ones that turned out to block (as a carried cycle
@@ -129,6 +158,14 @@ public final class SnapshotReader {
                 guard lock.granted, let pid = lock.pid else { return false }
                 return !blockers.contains(leaderOf[pid] ?? pid) && longTransactionLocks[pid] == nil
             }
+        } else if !answers.isEmpty {
+            // Answered without a pass: the waited lock's target and mode are not read yet (a pass
+            // fills them in), unless a pass read this same wait before.
+            kinds = AnsweredWaits.kinds(of: answers, backends: backends)
+            for pid in answers.keys.sorted() {
+                let backend = backends.first { $0.pid == pid }
+                lockRecords += backend.flatMap(memory.readLocks(ofTheSameWait:)) ?? [LockRecord.unread(pid: pid, waitEvent: backend?.waitEvent)]
+            }
         }
 
         var lockTable: LockTableUsage?
@@ -137,7 +174,8 @@ public final class SnapshotReader {
             lastLockTableReading = now
         }
 
-        let unfolded = memory.absorbLocks(backends: backends, locks: lockRecords, locksRead: locksRead, longWaiters: longWaiters)
+        let unfolded = memory.absorbLocks(backends: backends, locks: lockRecords, locksRead: locksRead, longWaiters: longWaiters,
+                                          answered: locksRead ? [] : Set(answers.keys), kinds: kinds)
         // From here on a parallel worker's waits and holds are its leader's, as the server reports them.
         let (grouped, locks) = LockGroups.fold(backends: backends, locks: unfolded)
         backends = grouped
@@ -162,27 +200,50 @@ public final class SnapshotReader {
             longestWaitSeconds: max(longestSeen, longestResolved)
         )
         snapshot.watchedSessions = Dictionary(watched.map { ($0.session.pid, $0.session) }, uniquingKeysWith: { a, _ in a })
-        snapshot.lockManagerPasses = (locksRead ? 1 : 0) + confirmed
+        snapshot.answeredKinds = memory.answeredKinds
+        snapshot.heldLockCounts = heldLockCounts
+        // pg_blocking_pids() calls: one per new long wait's lock group in the statement, one per
+        // ambiguous wait after it.
+        let calls = answeredGroups.count + confirmed
+        snapshot.lockManagerPasses = (locksRead ? 1 : 0) + calls
         snapshot.serverConfirmedWaits = confirmed
-        if locksRead { snapshot.lockReads[.pgLocks] = 1 } else if !longWaiters.isEmpty { snapshot.lockReads[.carried] = 1 }
-        if confirmed > 0 { snapshot.lockReads[.blockingPids] = confirmed }
+        if locksRead { snapshot.lockReads[.pgLocks] = 1 } else if !longWaiters.isEmpty && answeredGroups.isEmpty { snapshot.lockReads[.carried] = 1 }
+        if calls > 0 { snapshot.lockReads[.blockingPids] = calls }
         return snapshot
     }
 
-    /// Each long waiter's blockers: from this cycle's one pg_locks read (``LockQueue``), or, when
-    /// the statement did not read it (every long wait known and unchanged), as remembered. The
-    /// waits pg_locks cannot order (``AmbiguousWaits``) are asked of the server itself,
+    /// `pg_blocking_pids()` of each new long wait's lock group, as the statement asked it, given
+    /// to every long waiter of the group (the server answers for the whole group).
+    static func answers(_ rows: [AnsweredRow], longWaiters: Set<Int32>, backends: [BackendActivity]) -> [Int32: [Int32]] {
+        guard !rows.isEmpty else { return [:] }
+        let byGroup = Dictionary(rows.map { ($0.group, Array(Set($0.blockers)).sorted()) }, uniquingKeysWith: { a, _ in a })
+        var result: [Int32: [Int32]] = [:]
+        for b in backends where longWaiters.contains(b.pid) {
+            if let blockers = byGroup[b.sessionPid] { result[b.pid] = blockers }
+        }
+        // A waiter not among the backends returned (it stopped waiting meanwhile) keeps its answer by pid.
+        for r in rows where result[r.pid] == nil && longWaiters.contains(r.pid) && !backends.contains(where: { $0.pid == r.pid }) {
+            result[r.pid] = byGroup[r.group]
+        }
+        return result
+    }
+
+    /// Each long waiter's blockers: from the server (`answers`, the blocking_pids way), from this
+    /// cycle's pg_locks pass (``LockQueue``), or, when the statement read neither for it (its wait
+    /// known and unchanged), as remembered. In a pass, the waits pg_locks cannot order
+    /// (``AmbiguousWaits``) and the server did not answer yet are asked of the server itself,
     /// `pg_blocking_pids()`, one call each, right after.
-    /// - Returns: how many waits the server was asked about.
-    private func findBlockers(_ backends: inout [BackendActivity], longWaiters: Set<Int32>, locks: [LockRecord], locksRead: Bool,
-                              on conn: PostgresConnection, at capturedAt: Date, deadlockTimeout: Double) throws -> Int {
+    /// - Returns: how many waits the server was asked about after the statement.
+    private func findBlockers(_ backends: inout [BackendActivity], longWaiters: Set<Int32>, answers: [Int32: [Int32]], locks: [LockRecord],
+                              locksRead: Bool, on conn: PostgresConnection, at capturedAt: Date, deadlockTimeout: Double) throws -> Int {
         guard !longWaiters.isEmpty else { return 0 }
         var found: [Int32: [Int32]] = [:]
         var asked = 0
         if locksRead {
             let leaderOf = LockGroups.leaders(backends)
             found = LockQueue.blockers(of: longWaiters, locks: locks, leaderOf: leaderOf)
-            let ambiguous = AmbiguousWaits.find(waiters: longWaiters, locks: locks, leaderOf: leaderOf, now: capturedAt, deadlockTimeout: deadlockTimeout)
+            let ambiguous = AmbiguousWaits.find(waiters: longWaiters.subtracting(answers.keys), locks: locks, leaderOf: leaderOf, now: capturedAt,
+                                                deadlockTimeout: deadlockTimeout)
             if !ambiguous.isEmpty {
                 let pids = ambiguous.keys.sorted()
                 asked = pids.count
@@ -194,8 +255,10 @@ public final class SnapshotReader {
                 }
             }
         }
+        for (pid, blockers) in answers { found[pid] = blockers.isEmpty ? nil : blockers }
         for i in backends.indices where longWaiters.contains(backends[i].pid) {
-            backends[i].blockedBy = locksRead ? found[backends[i].pid] ?? [] : memory.carriedBlockers(of: backends[i].pid) ?? []
+            let pid = backends[i].pid
+            backends[i].blockedBy = locksRead || answers[pid] != nil ? found[pid] ?? [] : memory.carriedBlockers(of: pid) ?? []
         }
         return asked
     }
@@ -207,25 +270,16 @@ public final class SnapshotReader {
     /// interval but the two captures may be a little less than an interval apart.
     static func longWaitThreshold(_ minWait: Double) -> Double { minWait > 0 ? minWait * 0.8 : 0 }
 
-    /// `[[pid, backend_start, query_start, wait_event, first_seen], …]` (`$7`); a wait resolved
-    /// before is `-infinity`, old enough whatever the threshold.
-    static func seenWaitsJSON(_ seen: [SamplerMemory.WaitSighting: Date], resolved: Set<SamplerMemory.WaitSighting>) -> String {
-        let entries: [[Any]] = seen.map { w, first in
-            [Int(w.pid), w.backendStart.map(PostgresTimestamp.format) ?? NSNull(), w.queryStart.map(PostgresTimestamp.format) ?? NSNull(),
-             w.waitEvent ?? NSNull(), resolved.contains(w) ? "-infinity" : PostgresTimestamp.format(first)]
-        }
-        guard let data = try? JSONSerialization.data(withJSONObject: entries) else { return "[]" }   // every wait counts as new
-        return String(decoding: data, as: UTF8.self)
-    }
-
     /// Adds the remembered locks of long transactions that this cycle didn't re-read, and
     /// remembers those it did. A pid whose granted locks came back anyway (it blocks someone)
-    /// had all of them read: those replace what was remembered (its fingerprint stays, so a
-    /// change is still caught by the next lock-table reading).
-    private func mergeLongTransactionLocks(_ lockRows: inout [LockRow], backends: [BackendActivity], read: [LongReadRow]) {
+    /// had them read again (those on what its waiters want, and its strongest others): those
+    /// replace what was remembered (its fingerprint stays, so a change is still caught by the next
+    /// lock-table reading). Sessions holding more than were kept get their count in `heldLockCounts`.
+    private func mergeLongTransactionLocks(_ locks: inout [LockRecord], backends: [BackendActivity], read: [LongReadRow],
+                                           heldLockCounts: inout [Int32: Int]) {
         let xactStart = Dictionary(backends.compactMap { b in b.transactionStart.map { (b.pid, $0) } }, uniquingKeysWith: { a, _ in a })
-        var granted: [Int32: [LockRow]] = [:]
-        for l in lockRows where l.granted { if let pid = l.pid { granted[pid, default: []].append(l) } }
+        var granted: [Int32: [LockRecord]] = [:]
+        for l in locks where l.granted { if let pid = l.pid { granted[pid, default: []].append(l) } }
         var remembered: [Int32: RememberedLocks] = [:]
         for r in read {
             if let start = xactStart[r.pid] { remembered[r.pid] = RememberedLocks(xactStart: start, fingerprint: r.fingerprint, locks: granted[r.pid] ?? []) }
@@ -236,10 +290,13 @@ public final class SnapshotReader {
                 remembered[pid] = RememberedLocks(xactStart: entry.xactStart, fingerprint: entry.fingerprint, locks: fresh)
             } else {
                 remembered[pid] = entry
-                lockRows.append(contentsOf: entry.locks)
+                locks.append(contentsOf: entry.locks)
             }
         }
         longTransactionLocks = remembered
+        for (pid, entry) in remembered where heldLockCounts[pid] == nil {
+            if let held = entry.held, held > entry.locks.count { heldLockCounts[pid] = held }
+        }
     }
 
     /// ``knownJSON(_:)`` of the remembered long transactions, encoded again only when they changed
@@ -260,75 +317,7 @@ public final class SnapshotReader {
     }
     private var knownJSONCache: (known: Set<KnownLongTransaction>, text: String)?
 
-    /// `[[pid, xact_start, fingerprint], …]` of the long transactions whose locks are remembered.
-    static func knownJSON(_ known: [Int32: RememberedLocks]) -> String {
-        let entries: [[Any]] = known.map { [Int($0.key), PostgresTimestamp.format($0.value.xactStart), $0.value.fingerprint ?? NSNull()] }
-        guard let data = try? JSONSerialization.data(withJSONObject: entries) else { return "[]" }   // re-read them all
-        return String(decoding: data, as: UTF8.self)
-    }
-
-    /// `[[pid, backend_start, query_start, wait_event, [[blocker, waiting], …]], …]` (see ``SnapshotQuery``).
-    static func knownWaitsJSON(_ waits: [SamplerMemory.WaitKey]) -> String {
-        let entries: [[Any]] = waits.map { w in
-            [Int(w.pid), w.backendStart.map(PostgresTimestamp.format) ?? NSNull(), w.queryStart.map(PostgresTimestamp.format) ?? NSNull(),
-             w.waitEvent ?? NSNull(), w.blockedBy.map { [Int($0), w.waitingBlockers.contains($0)] as [Any] }]
-        }
-        guard let data = try? JSONSerialization.data(withJSONObject: entries) else { return "[]" }   // read them all
-        return String(decoding: data, as: UTF8.self)
-    }
-
     /// Closes the extra per-database connections.
     public func close() { relationNames.closeAll() }
 
-    static func backend(_ r: BackendRow) -> BackendActivity {
-        var b = BackendActivity(
-            pid: r.pid,
-            backendStart: SnapshotJSON.date(r.backend_start),
-            backendType: r.backend_type ?? "",
-            database: r.datname,
-            user: r.usename,
-            applicationName: r.application_name ?? "",
-            clientAddress: r.client_addr,
-            state: BackendState(r.state ?? ""),
-            transactionStart: SnapshotJSON.date(r.xact_start),
-            queryStart: SnapshotJSON.date(r.query_start),
-            stateChange: SnapshotJSON.date(r.state_change),
-            waitEventType: r.wait_event_type,
-            waitEvent: r.wait_event,
-            query: r.query,
-            leaderPid: r.leader_pid,
-            isSuperuser: r.is_superuser ?? false,
-            blockedBy: r.blocked_by ?? []
-        )
-        b.queryID = r.query_id
-        return b
-    }
-
-    static func lock(_ r: LockRow) -> LockRecord {
-        LockRecord(
-            pid: r.pid,
-            lockType: LockType(r.locktype),
-            mode: LockMode(r.mode),
-            granted: r.granted,
-            fastpath: r.fastpath,
-            waitStart: SnapshotJSON.date(r.waitstart),
-            databaseOID: r.database,
-            databaseName: r.database_name,
-            relationOID: r.relation,
-            relationName: r.relation_name,
-            page: r.page,
-            tuple: r.tuple,
-            virtualXID: r.virtualxid,
-            transactionID: r.transactionid,
-            classID: r.classid,
-            objID: r.objid,
-            objSubID: r.objsubid,
-            virtualTransaction: r.virtualtransaction
-        )
-    }
-
-    static func prepared(_ r: PreparedRow) -> PreparedTransaction? {
-        guard let prepared = SnapshotJSON.date(r.prepared) else { return nil }
-        return PreparedTransaction(gid: r.gid, transactionID: r.transaction, owner: r.owner, database: r.database, prepared: prepared)
-    }
 }

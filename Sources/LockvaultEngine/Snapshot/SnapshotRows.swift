@@ -122,3 +122,31 @@ struct SessionDatabaseRow: Decodable {
         backendStart = try c.decodeIfPresent(String.self).flatMap(SnapshotJSON.date)
     }
 }
+
+/// `[pid, [blocker, …]]`: `pg_blocking_pids()` of a new long wait's lock group (`pid`, one of its
+/// waiting members; `group`, its leader), asked in the statement (the blocking_pids way).
+struct AnsweredRow: Decodable {
+    var pid: Int32
+    var group: Int32
+    var blockers: [Int32]
+
+    init(from decoder: any Decoder) throws {
+        var c = try decoder.unkeyedContainer()
+        pid = try c.decode(Int32.self)
+        group = try c.decode(Int32.self)
+        blockers = try c.decodeIfPresent([Int32].self) ?? []
+    }
+}
+
+/// `[pid, count]`: how many granted locks a session holds whose locks the statement returned
+/// only the strongest of.
+struct HeldCountRow: Decodable {
+    var pid: Int32
+    var count: Int
+
+    init(from decoder: any Decoder) throws {
+        var c = try decoder.unkeyedContainer()
+        pid = try c.decode(Int32.self)
+        count = try c.decode(Int.self)
+    }
+}

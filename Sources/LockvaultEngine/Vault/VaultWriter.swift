@@ -128,6 +128,9 @@ public final class VaultWriter {
         return machine.failure
     }
 
+    /// Cancels the statement running on the vault connection, from another thread (nil while unconnected).
+    public var canceller: QueryCanceller? { connection?.canceller }
+
     /// The vault connection, opened (and checked) now if need be, subject to the backoff.
     public func vault() throws -> PostgresConnection {
         if let connection, !connection.isClosed { return connection }

@@ -18,6 +18,11 @@ struct DifferentialTally {
     var pointsUnstable = 0
     /// Steps after which a session neither waited nor finished in time (not compared).
     var unsettled = 0
+    /// Of the points the blocking_pids reader compared, those where it asked `pg_blocking_pids()`
+    /// in its statement and read no pg_locks (the answer's kinds by ``AnsweredWaits``), and
+    /// those where it had to make the pass after all (a kind only pg_locks tells).
+    var answeredWithoutPass = 0
+    var answeredWithPass = 0
     var differences: [Difference] = []
     /// How often each kind of difference was seen (a scenario counts each kind once).
     var kinds: [String: Int] = [:]
@@ -71,9 +76,12 @@ final class DifferentialRunner {
                 _ = try conn.query("SELECT set_config('deadlock_timeout', $1, false)", [deadlockTimeout])
             }
         }
-        let reader = SnapshotReader(options: SnapshotOptions(lockTableCheckIntervalSeconds: 3600, minWaitSeconds: 0),
-                                    conninfo: conninfo, settings: SessionSettings(applicationName: "lockvault"))
-        defer { reader.close() }
+        // Each way of learning a new wait (LockReadPlan) has its own reader, compared at every point.
+        let readers = LockReadPlan.Way.allCases.map { way in
+            (way, SnapshotReader(options: SnapshotOptions(lockTableCheckIntervalSeconds: 3600, minWaitSeconds: 0, lockRead: way),
+                                 conninfo: conninfo, settings: SessionSettings(applicationName: "lockvault")))
+        }
+        defer { for (_, r) in readers { r.close() } }
         tally.scenarios += 1
         var next = Array(repeating: 0, count: used.count)
         var issued: [String] = []
@@ -86,7 +94,7 @@ final class DifferentialRunner {
             issued.append("\(scenario.sessions[i].name): \(statements.joined(separator: "; "))")
             used[i].issue(statements)
             if try await !settle(used, scenario) { tally.unsettled += 1; continue }
-            if let found = try await compare(scenario, reader: reader, issued: issued, tally: &tally) {
+            if let found = try await compare(scenario, readers: readers, issued: issued, tally: &tally) {
                 record(found, into: &tally)
                 break
             }
@@ -133,11 +141,12 @@ final class DifferentialRunner {
 
     /// Reads the server, lockvault, the server again, until the two server readings agree (and
     /// every wait has its waitstart); then compares. Returns the difference, if any.
-    private func compare(_ scenario: DifferentialScenario, reader: SnapshotReader, issued: [String], tally: inout DifferentialTally) async throws -> DifferentialTally.Difference? {
+    private func compare(_ scenario: DifferentialScenario, readers: [(LockReadPlan.Way, SnapshotReader)], issued: [String],
+                         tally: inout DifferentialTally) async throws -> DifferentialTally.Difference? {
         let deadline = ContinuousClock.now + Self.stableTimeout
         while true {
             let before = try ServerWaits.read(admin, sessions: pids)
-            let snapshot = try reader.read(readerConn, monitorPids: [admin.backendPID])
+            let snapshots = try readers.map { ($0.0, try $0.1.read(readerConn, monitorPids: [admin.backendPID])) }
             let after = try ServerWaits.read(admin, sessions: pids)
             if before == after, before.unstamped == 0 {
                 tally.pointsCompared += 1
@@ -145,10 +154,21 @@ final class DifferentialRunner {
                 tally.softEdges += before.edges.filter { $0.kind == "soft" }.count
                 tally.preparedEdges += before.edges.filter { $0.blocker == 0 }.count
                 if before.workers.values.contains(where: before.waiters.contains) { tally.pointsWithWorkers += 1 }
-                let lockvault = LockvaultWaits(snapshot, sessions: Set(pids), workers: before.workers)
-                guard var found = difference(scenario, server: before, lockvault: lockvault, issued: issued) else { return nil }
-                found.report += "\n" + (try freshReading(server: before))
-                return found
+                for (way, snapshot) in snapshots {
+                    if way == .blockingPids, snapshot.lockReads[.blockingPids] != nil {
+                        if snapshot.lockReads[.pgLocks] == nil { tally.answeredWithoutPass += 1 } else { tally.answeredWithPass += 1 }
+                    }
+                    let lockvault = LockvaultWaits(snapshot, sessions: Set(pids), workers: before.workers)
+                    guard var found = difference(scenario, server: before, lockvault: lockvault, issued: issued) else { continue }
+                    found.kinds = found.kinds.map { "\(way.rawValue) way: \($0)" }
+                    found.report = "the \(way.rawValue) way (LockReadPlan), this cycle: \(snapshot.lockReads.map { "\($0.key.rawValue) \($0.value)" }.sorted().joined(separator: ", "))\n"
+                        + found.report + "\n" + (try freshReading(server: before))
+                        + "\nthis reader's locks: " + snapshot.locks.filter { $0.pid.map(Set(pids).contains) ?? true }.map { "\($0.pid ?? 0) \($0.granted ? "holds" : "waits") \($0.mode) \($0.targetDescription)" }.joined(separator: "; ")
+                        + "\nits backends: " + snapshot.backends.map { "\($0.pid) \($0.waitEventType ?? "-")/\($0.waitEvent ?? "-") by \($0.blockedBy)" }.joined(separator: "; ")
+                        + "\nkinds pg_blocking_pids() answered: \(snapshot.answeredKinds)"
+                    return found
+                }
+                return nil
             }
             if ContinuousClock.now >= deadline { tally.pointsUnstable += 1; return nil }
             try await Task.sleep(for: .milliseconds(3))

@@ -1,0 +1,44 @@
+import Foundation
+@testable import LockvaultDaemon
+@testable import LockvaultEngine
+import Logging
+import Synchronization
+import Testing
+
+/// Stopping the service must not wait for the running cycle's statements.
+@Suite struct SamplingServiceTests {
+    /// A cycle blocked as a libpq call is (its thread held), until interrupted or 30 s have passed.
+    final class BlockedRunner: CycleRunner {
+        let state = Mutex((started: false, interrupted: false))
+
+        func runCycle() async -> CycleOutcome {
+            state.withLock { $0.started = true }
+            let deadline = ContinuousClock.now + .seconds(30)
+            while !state.withLock({ $0.interrupted }), ContinuousClock.now < deadline { usleep(5_000) }
+            return CycleOutcome(snapshot: nil, assessments: [], forest: [], deadlocks: [], cycleMilliseconds: 0, pendingWrites: 0)
+        }
+        func interrupt() { state.withLock { $0.interrupted = true } }
+        func reload() async throws(ConfigError) -> Duration { .seconds(1) }
+        func shutdown() async {}
+    }
+
+    struct Silent: LifecycleNotifier {
+        func ready() {}
+        func status(_ line: String) {}
+        func watchdog() {}
+        func reloading() {}
+        func stopping() {}
+        var watchdogInterval: Duration? { nil }
+    }
+
+    @Test func stoppingInterruptsTheRunningCycle() async throws {
+        let runner = BlockedRunner()
+        let service = SamplingService(runner: runner, interval: .seconds(1), notifier: Silent(), logger: Logger(label: "test"))
+        let running = Task { try await service.run() }
+        let deadline = ContinuousClock.now + .seconds(10)
+        while !runner.state.withLock({ $0.started }), ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
+        running.cancel()
+        try await running.value
+        #expect(runner.state.withLock { $0.interrupted }, "the cycle was told to stop, not waited for")
+    }
+}
