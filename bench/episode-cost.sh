@@ -50,6 +50,11 @@ for bin in "${binaries[@]}"; do
     has_episodes=$(q -c "SELECT to_regclass('lock_monitoring.blocking_episode_s') IS NOT NULL")
     q -c "VACUUM" -c "CHECKPOINT"
     before=$(q -c "$sizes"); before_ep=0
+    # Per episode table, heap and indexes, before (for where the bytes went).
+    per_table="SELECT t.n, sum(pg_relation_size(c.oid)), sum(pg_indexes_size(c.oid))
+               FROM pg_class c CROSS JOIN LATERAL (SELECT regexp_replace(c.relname, '_(p\d{8}|default)$', '') AS n) t
+               WHERE c.relnamespace = 'lock_monitoring'::regnamespace AND c.relkind = 'r' AND c.relname LIKE 'blocking\_episode\_%' GROUP BY 1 ORDER BY 1"
+    [[ $has_episodes == t ]] && q -F ' ' -c "$per_table" >"$work/tables.before"
     [[ $has_episodes == t ]] && before_ep=$(q -c "$episode_sizes")
     wal_before=$(q -c "SELECT pg_current_wal_lsn()")
     started=$SECONDS
@@ -87,11 +92,9 @@ for bin in "${binaries[@]}"; do
     if [[ $has_episodes == t ]]; then
         ep_bytes=$(( ($(q -c "$episode_sizes") - before_ep) / total ))
         recorded=$(q -c "SELECT count(*) FROM lock_monitoring.blocking_episodes_dashboard WHERE ended_by IS NOT NULL")
-        # Where they are (to stderr): per table, heap and indexes, per episode.
-        q -F ' ' -c "SELECT t.n, sum(pg_relation_size(c.oid)) / $total, sum(pg_indexes_size(c.oid)) / $total
-                     FROM pg_class c CROSS JOIN LATERAL (SELECT regexp_replace(c.relname, '_(p\d{8}|default)$', '') AS n) t
-                     WHERE c.relnamespace = 'lock_monitoring'::regnamespace AND c.relkind = 'r' AND c.relname LIKE 'blocking\_episode\_%'
-                     GROUP BY 1 ORDER BY 1" | sed 's/^/    heap and index bytes per episode: /' >&2
+        # Where they went (to stderr): per table, heap and index bytes added per episode.
+        q -F ' ' -c "$per_table" | join - "$work/tables.before" \
+            | awk -v n="$total" '{ printf "    %s: heap %d, indexes %d bytes per episode\n", $1, ($2 - $4) / n, ($3 - $5) / n }' >&2
         q -F ' ' -c "SELECT phase, avg(pg_column_size(s.*))::int, avg(pg_column_size(s.waiters))::int, avg(pg_column_size(s.root_query))::int
                      FROM lock_monitoring.blocking_episode_s s GROUP BY 1" | sed 's/^/    row bytes (phase, row, waiters, root_query): /' >&2
         rows=$(q -c "SELECT (SELECT count(*) FROM lock_monitoring.blocking_episode_h) + (SELECT count(*) FROM lock_monitoring.blocking_episode_s)

@@ -157,9 +157,13 @@ worst_window() {   # arm → the window's paragraph
     "$bin/lockvault-bench" storm-worst --clk "$clk" --readings "$c0 $c1 $s0 $s1 $t0 $t1 $worst_cycles $(passes "$worst_lines")"
 }
 worst_md=$(worst_window lockvault)
-[[ -n $before ]] && worst_md="$worst_md
+if [[ -n $before ]]; then
+    # Alternated, two windows each, so that the machine's drift falls on both alike.
+    b1=$(worst_window lockvault-before) a2=$(worst_window lockvault) b2=$(worst_window lockvault-before)
+    worst_md="Windows 1 and 3, this build: $worst_md $a2
 
-The binary before ($("${lockvault_before[@]}" --version | head -1)), the same load right after: $(worst_window lockvault-before)"
+Windows 2 and 4, the binary before (\`$before\`): $b1 $b2"
+fi
 
 echo "==> profile: the daemon's steady cycle with $worst_locks locks (perf, 30 s)" >&2
 # callgrind would count instructions, but valgrind 3.19 cannot run this toolchain's binaries
@@ -181,7 +185,7 @@ latency=$("$bin/lockvault-bench" latency --work-db lv_work --vault-db lv_vault -
 stop_arm
 
 cat <<EOF
-### Storm: five arms side by side ($rounds rounds, $seconds s each, shuffled per round)
+### Storm: ${#arms[@]} arms side by side ($rounds rounds, $seconds s each, shuffled per round)
 
 \`bench/storm.sh $rounds $seconds\` on $(date -u +%Y-%m-%d), PostgreSQL $(q -c "SHOW server_version"), $(nproc) cores; lockvault $(git rev-parse --short HEAD)
 (release build, default configuration: \`sampling.min_wait_seconds\` 1, 1 Hz; debug logging, one line a cycle).

@@ -91,7 +91,9 @@ public struct EpisodeTracker: Sendable {
         return VaultHash.hex(Array(key.prefix(8)))
     }
 
-    /// Feeds one sampled cycle; returns what happened to episodes, in order: ends, joins, starts.
+    /// Feeds one sampled cycle; returns what happened to episodes, in order: the adopted ones
+    /// that ended unobserved, the open ones' joins and ends, the new ones, then the ends that
+    /// waited for a deadlock's confirmation.
     public mutating func observe(_ cycle: EpisodeCycle) -> [EpisodeEvent] {
         let facts = CycleFacts(cycle)
         let now = facts.now
