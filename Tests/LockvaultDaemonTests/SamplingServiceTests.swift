@@ -7,14 +7,21 @@ import Testing
 
 /// Stopping the service must not wait for the running cycle's statements.
 @Suite struct SamplingServiceTests {
-    /// A cycle blocked as a libpq call is (its thread held), until interrupted or 30 s have passed.
+    /// A cycle blocked as a libpq call is, until interrupted or 30 s have passed: on a thread of
+    /// its own, as the daemon's libpq calls are (holding one of the few cooperative threads
+    /// instead could starve the test's own tasks on a loaded 2-core machine).
     final class BlockedRunner: CycleRunner {
         let state = Mutex((started: false, interrupted: false))
 
         func runCycle() async -> CycleOutcome {
             state.withLock { $0.started = true }
-            let deadline = ContinuousClock.now + .seconds(30)
-            while !state.withLock({ $0.interrupted }), ContinuousClock.now < deadline { usleep(5_000) }
+            await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+                Thread.detachNewThread { [self] in
+                    let deadline = ContinuousClock.now + .seconds(30)
+                    while !self.state.withLock({ $0.interrupted }), ContinuousClock.now < deadline { usleep(5_000) }
+                    done.resume()
+                }
+            }
             return CycleOutcome(snapshot: nil, assessments: [], forest: [], deadlocks: [], cycleMilliseconds: 0, pendingWrites: 0)
         }
         func interrupt() { state.withLock { $0.interrupted = true } }
