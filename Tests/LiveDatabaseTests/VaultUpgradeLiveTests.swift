@@ -171,6 +171,13 @@ extension LiveDatabaseSuite {
             try await waitUntil("both blockers recorded as CRITICAL", timeout: .seconds(10), every: .milliseconds(20)) {
                 try await v1Cycle().assessments.filter { $0.severity == .critical }.count == 2
             }
+            // Past the hold threshold too (5 s), so that the old writer has already recorded the
+            // holder's transaction as long (its other locks) when the new writer's cycle comes: on
+            // a loaded machine the threshold can otherwise pass between the two, and the new cycle
+            // would rightly record something new.
+            try await waitUntil("the holder's transaction is past the hold threshold", timeout: .seconds(30), every: .milliseconds(100)) {
+                try s.rows("SELECT 1 FROM pg_stat_activity WHERE pid = $1 AND xact_start < now() - interval '6 s'", [holder.pid]).count == 1
+            }
             let outcome = try await v1Cycle()   // a steady cycle: nothing new but decisions
             #expect(outcome.assessments.count == 2)
             #expect(outcome.decisions.count == 2, "dry-run decisions for both blockers")

@@ -42,8 +42,12 @@ import Testing
         let runner = BlockedRunner()
         let service = SamplingService(runner: runner, interval: .seconds(1), notifier: Silent(), logger: Logger(label: "test"))
         let running = Task { try await service.run() }
-        let deadline = ContinuousClock.now + .seconds(10)
+        // The cycle must be running before the stop, or there is nothing to interrupt. In a busy test
+        // process (every suite's tests side by side on two cores) the first cycle can take seconds
+        // to begin: a generous deadline, and no stop before it has begun.
+        let deadline = ContinuousClock.now + .seconds(120)
         while !runner.state.withLock({ $0.started }), ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
+        try #require(runner.state.withLock { $0.started }, "the first cycle began")
         running.cancel()
         try await running.value
         #expect(runner.state.withLock { $0.interrupted }, "the cycle was told to stop, not waited for")
